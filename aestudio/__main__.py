@@ -1,0 +1,5 @@
+import sys
+
+from aestudio.cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""The ``aestudio`` command: the GUI by default, plus headless subcommands.
+
+This module is the composition root: it parses arguments, dispatches to the
+subcommand modules (``cli_train``, ``cli_infer``), and turns expected errors
+into one line on stderr and exit code 2. It starts the GUI by module name so
+that the core never imports Qt (see docs/DESIGN-notes.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from aestudio import __version__
+from aestudio.cli_common import CliError, setup_logging
+
+_SUBCOMMAND_MODULES = ("aestudio.cli_train", "aestudio.cli_infer")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aestudio",
+        description="A studio for autoencoders on images. With no command (or `gui`), opens the app.",
+    )
+    parser.add_argument("--version", action="version", version=f"aestudio {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    gui = sub.add_parser("gui", help="open the desktop studio (the default)")
+    gui.add_argument("paths", nargs="*", help="images, folders, runs or bundles to open")
+    gui.set_defaults(func=_run_gui)
+    for name in _SUBCOMMAND_MODULES:
+        importlib.import_module(name).add_parsers(sub)
+    return parser
+
+
+def _run_gui(args: argparse.Namespace) -> int:
+    app = importlib.import_module("aestudio.gui.app")
+    return int(app.main(list(args.paths)) or 0)
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [CliError, FileNotFoundError, NotADirectoryError, PermissionError]
+    for mod, names in (
+        ("aestudio.data.io", ("ImageLoadError",)),
+        ("aestudio.training.runs", ("RunError",)),
+        ("aestudio.inference.bundle", ("BundleError",)),
+        ("aestudio.inference.export", ("ExportError",)),
+        ("aestudio.data.specs", ("DataError",)),
+    ):
+        try:
+            m = importlib.import_module(mod)
+        except ImportError:
+            continue
+        errors += [getattr(m, n) for n in names if hasattr(m, n)]
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    commands = {"gui", *parser._subparsers._group_actions[0].choices}  # type: ignore[union-attr]
+    # `aestudio` and `aestudio PATH...` open the app; anything else is a subcommand.
+    if not argv or (argv[0] not in commands and not argv[0].startswith("-")):
+        argv = ["gui", *argv]
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("aestudio: interrupted", file=sys.stderr)
+        return 130
+    except _known_errors() as exc:
+        msg = str(exc) if not isinstance(exc, (FileNotFoundError, NotADirectoryError)) or not exc.filename else f"{exc.strerror}: {exc.filename}"
+        print(f"aestudio: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

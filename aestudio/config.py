@@ -1,0 +1,195 @@
+"""Frozen configuration dataclasses shared by the CLI, the GUI and the engine.
+
+Every config round-trips through JSON (``to_dict`` / ``from_dict``) so a run
+folder's ``run.json`` fully describes how to rebuild its net, its data and its
+training. Per-family net configs live beside their nets (``aestudio.nets``) and
+subclass :class:`NetConfig`; this module holds only what every part needs.
+Each field's comment says why it exists or why its default is what it is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class Task(str, enum.Enum):
+    """What a net's main output means; the UI picks panels from it."""
+
+    RECONSTRUCT = "reconstruct"  # output `image`: a reconstruction of the input
+    DENOISE = "denoise"  # output `image`: a cleaned version of a (noisy) input
+    GENERATE = "generate"  # output `image`; the decoder also samples from a prior
+    SEGMENT = "segment"  # output `logits` [N, K, H, W]
+
+
+class ReconLoss(str, enum.Enum):
+    MSE = "mse"  # the default: matches the PSNR/MSE metrics people read
+    BCE = "bce"  # the classic choice for near-binary images such as digits
+
+
+class FinishReason(str, enum.Enum):
+    DONE = "done"
+    STOPPED = "stopped"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Fields every net has; each family subclasses this with its own."""
+
+    in_channels: int = 1  # 1 grayscale or 3 RGB; set from the data unless overridden
+    image_size: int = 28  # square side for fixed-size nets; fully convolutional nets accept any size
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """One corruption, as used by denoising training and the noise lab.
+
+    ``strength`` means sigma for gaussian/speckle, probability for salt-and-pepper
+    and masking, photons per unit intensity for poisson (lower is noisier), the
+    blur sigma in pixels for blur. With ``strength_max`` set, each image draws
+    its strength uniformly from [strength, strength_max], so one model learns a
+    range of noise levels. Spec strings: ``gaussian:0.1``, ``gaussian:0-0.2``,
+    ``saltpepper:0.05``, ``speckle:0.2``, ``poisson:30``, ``mask:0.3``,
+    ``block:0.25``, ``blur:1.5``, ``none``.
+    """
+
+    kind: str = "none"
+    strength: float = 0.0
+    strength_max: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; independent of which net is trained."""
+
+    epochs: int = 10  # short by default: the studio is interactive; resume adds more
+    batch_size: int = 64  # fits every built-in net in a few hundred MB
+    lr: float = 1e-3  # Adam's usual rate; stable for every family here
+    weight_decay: float = 0.0
+    recon_loss: ReconLoss = ReconLoss.MSE
+    noise: NoiseConfig = field(default_factory=NoiseConfig)  # input corruption (denoising)
+    kl_warmup_epochs: int = 0  # VAE: ramp beta from 0 over this many epochs (avoids posterior collapse)
+    val_fraction: float = 0.2  # deterministic split; validation metrics every epoch
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    amp: bool = True  # mixed precision, used on CUDA only
+    seed: int = 0  # seeds torch, numpy and the data split; CPU runs are deterministic
+    max_steps: int | None = None  # stop after this many optimizer steps (tests, quick looks)
+    num_workers: int = 0  # DataLoader workers; 0 keeps small data in-process and deterministic
+    checkpoint_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
+    preview_count: int = 8  # images in the per-epoch preview batch
+    max_oom_retries: int = 3  # CUDA OOM: halve the batch size at most this many times
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+# ---------------------------------------------------------------- JSON round trip
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (nested, with enums) as plain JSON-able data."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, enum.Enum):
+        return obj.value
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild dataclass ``cls`` from :func:`to_dict` output.
+
+    Unknown keys raise (a typo in a config must not pass silently); missing
+    keys take their defaults, so old run folders stay loadable.
+    """
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {sorted(unknown)}; known: {sorted(known)}")
+    kwargs: dict[str, Any] = {}
+    hints = _resolved_types(cls)
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints.get(name), value)
+    return cls(**kwargs)
+
+
+def _resolved_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # pragma: no cover - exotic annotations
+        return {}
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    import typing
+
+    if value is None or tp is None:
+        return value
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value)
+            except (TypeError, ValueError):
+                continue
+        return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return tp(value)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return from_dict(tp, value)
+    if tp is float and isinstance(value, int):
+        return float(value)
+    if origin in (tuple,) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+def parse_noise(spec: str | None) -> NoiseConfig:
+    """Parse ``kind:strength`` or ``kind:lo-hi`` (see :class:`NoiseConfig`)."""
+    if spec is None or spec.strip() in ("", "none"):
+        return NoiseConfig()
+    kind, _, amount = spec.strip().partition(":")
+    kind = kind.strip().lower().replace("-", "").replace("_", "")
+    aliases = {"sp": "saltpepper", "saltandpepper": "saltpepper", "gauss": "gaussian", "masking": "mask"}
+    kind = aliases.get(kind, kind)
+    valid = ("gaussian", "saltpepper", "speckle", "poisson", "mask", "block", "blur")
+    if kind not in valid:
+        raise ValueError(f"unknown noise {kind!r} in {spec!r}; use one of {', '.join(valid)} (e.g. gaussian:0.1)")
+    if not amount:
+        raise ValueError(f"noise {spec!r} needs a strength, e.g. {kind}:0.1")
+    lo, sep, hi = amount.partition("-") if not amount.startswith("-") else (amount, "", "")
+    try:
+        strength = float(lo)
+        strength_max = float(hi) if sep else None
+    except ValueError:
+        raise ValueError(f"noise strength in {spec!r} is not a number; e.g. {kind}:0.1 or {kind}:0-0.2") from None
+    if strength < 0 or (strength_max is not None and strength_max < strength):
+        raise ValueError(f"noise strength in {spec!r} must be >= 0 and lo <= hi")
+    return NoiseConfig(kind=kind, strength=strength, strength_max=strength_max)
+
+
+def noise_to_spec(cfg: NoiseConfig) -> str:
+    if cfg.kind == "none":
+        return "none"
+    if cfg.strength_max is not None:
+        return f"{cfg.kind}:{cfg.strength:g}-{cfg.strength_max:g}"
+    return f"{cfg.kind}:{cfg.strength:g}"

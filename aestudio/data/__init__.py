@@ -1,0 +1,1 @@
+"""Qt-free data: image IO, dataset specs, noise. Import submodules directly."""

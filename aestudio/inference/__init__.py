@@ -1,0 +1,1 @@
+"""Export and inference. Import submodules directly; this package must not import torch."""

@@ -1,0 +1,1 @@
+"""Training engine: fit() generator, losses, metrics, run folders."""
