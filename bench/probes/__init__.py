@@ -1,0 +1,1 @@
+"""Scripts the benchmarks run in a subprocess (``python -m bench.probes.NAME``), printing one JSON line."""
