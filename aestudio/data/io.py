@@ -1,0 +1,515 @@
+"""The one image loader and writer used everywhere (numpy, Pillow, tifffile; no torch).
+
+Reading is a whitelist: PNG, JPEG, TIFF (8/16-bit, float; the first page of a
+multi-page file) and BMP, recognised by their content, not their suffix.
+Everything else (GIF, WebP, PDF, EPS, FITS, ...) is refused with a message
+naming the file and what is supported. Every failure a user can meet (zero
+bytes, truncated data, decompression bombs, odd colour modes) raises
+:class:`ImageLoadError` naming the file and the fix.
+
+Images come back as float32 ``[H, W, C]`` in [0, 1] with C = 1 or 3, EXIF
+orientation applied, so the rest of the program never sees a Pillow mode.
+
+Colour modes are converted explicitly:
+
+* ``1``, ``L``: grey, C = 1. ``I;16*`` and ``I`` (16-bit PNG/TIFF): divided by
+  65535 (the real white level of 16-bit files), clipped. ``F``: taken as is
+  when already within [0, 1]; otherwise rescaled by its own min/max, because
+  a float image has no fixed white level.
+* ``RGBA``, ``LA``, ``P`` with transparency: composited on **white**. Dropping
+  alpha instead would expose whatever colour the encoder left under fully
+  transparent pixels (often black or garbage); white matches how viewers and
+  documents show transparent images.
+* ``P`` (palette): expanded to RGB. ``CMYK``, ``YCbCr``: converted to RGB.
+
+Writes are atomic (a temporary file in the same folder, fsync, ``os.replace``)
+and refuse to overwrite an existing file unless ``overwrite=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, NamedTuple
+
+import numpy as np
+import tifffile
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+log = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike[str]
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
+SUPPORTED_TEXT = "PNG, JPEG, TIFF (8/16-bit) or BMP"
+
+# Pillow's opener names we accept. (A JPEG carrying extra pictures, as many phone
+# cameras write, opens through "JPEG" and reports format "MPO"; frame 0 is the photo.)
+_ALLOWED_FORMATS = ("PNG", "JPEG", "TIFF", "BMP")
+_MASK_FORMATS = ("PNG", "TIFF", "BMP")  # lossless only: JPEG would smear class indices
+
+# Magic numbers of common refused formats, so the message can say what the file really is.
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF", "PDF"),
+    (b"%!PS", "EPS/PostScript"),
+    (b"\xc5\xd0\xd3\xc6", "EPS/PostScript"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"SIMPLE  =", "FITS"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"8BPS", "Photoshop PSD"),
+    (b"\x89HDF", "HDF5"),
+    (b"\x93NUMPY", "NumPy .npy"),
+)
+
+# Luminance weights of ITU-R BT.601, the ones Pillow uses for RGB -> L.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_UINT16_WHITE = 65535.0
+
+
+class ImageLoadError(ValueError):
+    """An image file could not be used; the message names the file and the fix."""
+
+
+class BitDepth(enum.IntEnum):
+    """Bits per sample when writing images."""
+
+    EIGHT = 8
+    SIXTEEN = 16
+
+
+class ImageInfo(NamedTuple):
+    """What the header says, without decoding pixels (see :func:`probe_image`)."""
+
+    format: str  # Pillow's format name, e.g. "PNG"
+    width: int
+    height: int
+    mode: str  # Pillow's mode, e.g. "RGB", "I;16"
+    channels: int  # what read_image returns by default: 1 or 3
+
+
+# ------------------------------------------------------------------ reading
+
+
+def probe_image(path: PathLike) -> ImageInfo:
+    """Read the header of a supported image (cheap: no pixel decoding)."""
+    path = Path(path)
+    with _open_checked(path) as img:
+        return ImageInfo(img.format or "?", img.width, img.height, img.mode, _native_channels(img.mode))
+
+
+def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
+    """Decode ``path`` to float32 ``[H, W, C]`` in [0, 1].
+
+    ``channels`` None keeps the file's nature (1 for grey, 3 for colour);
+    1 converts colour to luminance (BT.601), 3 repeats grey.
+    """
+    if channels not in (None, 1, 3):
+        raise ValueError(f"channels must be None, 1 or 3, not {channels!r}")
+    path = Path(path)
+    with _open_checked(path) as img:
+        try:
+            if img.format == "TIFF" and _is_deep_colour_tiff(img):
+                array = _read_deep_tiff(path, img)
+            else:
+                img.load()  # decode now so truncation errors surface inside this try
+                img = ImageOps.exif_transpose(img)
+                array = _to_float(img, path)
+        except ImageLoadError:
+            raise
+        except Exception as exc:  # any decoder failure is a bad file, not a crash
+            raise _decode_error(path, exc) from exc
+    return _convert_channels(array, channels)
+
+
+def read_mask(path: PathLike) -> np.ndarray:
+    """Decode an index mask (P or L mode PNG; also lossless TIFF/BMP) to int64 ``[H, W]``.
+
+    Pixel values are class indices; the palette of a P-mode file is ignored.
+    Colour (RGB) masks are refused: their colours would need a colour-to-class table.
+    """
+    path = Path(path)
+    with _open_checked(path) as img:
+        if img.format not in _MASK_FORMATS:
+            raise ImageLoadError(
+                f"{path}: masks must be lossless index images (PNG, TIFF or BMP), not {img.format}; "
+                "JPEG compression changes class indices. Save the mask as a P or L mode PNG."
+            )
+        if img.mode not in ("P", "L", "1", "I;16", "I;16B", "I;16L", "I;16N", "I"):
+            raise ImageLoadError(
+                f"{path}: mask is a {img.mode} image; masks must hold one class index per pixel "
+                "(P or L mode PNG). Convert colour masks to indices, e.g. "
+                "Image.fromarray(index_array.astype('uint8')).save('mask.png')."
+            )
+        try:
+            img.load()
+            img = ImageOps.exif_transpose(img)  # masks must rotate like their images
+            mask = np.asarray(img)
+        except Exception as exc:
+            raise _decode_error(path, exc) from exc
+    mask = mask.astype(np.int64)
+    if mask.ndim != 2:
+        raise ImageLoadError(f"{path}: mask must be a single-channel index image, got shape {mask.shape}")
+    if mask.min(initial=0) < 0:
+        raise ImageLoadError(f"{path}: mask has negative class indices; use 0 for background")
+    return mask
+
+
+@contextlib.contextmanager
+def _open_checked(path: Path) -> Iterator[Image.Image]:
+    """Open ``path`` with Pillow after every check that needs no decoding."""
+    if not path.exists():
+        raise ImageLoadError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise ImageLoadError(f"{path}: is a folder, not an image file; pass an image or use folder:{path}")
+    if path.stat().st_size == 0:
+        raise ImageLoadError(f"{path}: file is empty (0 bytes); re-export or re-copy the image")
+    # Never set ImageFile.LOAD_TRUNCATED_IMAGES: a truncated file must fail, not load half grey.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        log.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True (set elsewhere); truncated images may load")
+    Image.init()  # register the TIFF opener; `formats=` below fails on unregistered names
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; treat it as the error it is.
+            # (catch_warnings is process-global, but only this category is affected.)
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path, formats=_ALLOWED_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(
+            f"{path}: image is too large to decode safely ({exc}). If you trust the file, "
+            "raise PIL.Image.MAX_IMAGE_PIXELS, or downscale it first."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(
+            f"{path}: {_sniff(path)} is not supported; aestudio reads {SUPPORTED_TEXT}. "
+            "Convert the file to PNG (or 16-bit TIFF)."
+        ) from exc
+    except OSError as exc:
+        raise ImageLoadError(f"{path}: cannot read the file ({exc}); check permissions and the file") from exc
+    try:
+        yield img
+    finally:
+        img.close()
+
+
+def _sniff(path: Path) -> str:
+    """Name the real format of a refused file from its first bytes."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return "this file"
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return f"its content ({name})"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "its content (WebP)"
+    if head[:8] == b"\x89PNG\r\n\x1a\n" or head[:3] == b"\xff\xd8\xff":
+        return "its content (a damaged PNG/JPEG header)"
+    return f"its content (unknown format, suffix {path.suffix or 'none'!r})"
+
+
+def _decode_error(path: Path, exc: Exception) -> ImageLoadError:
+    text = str(exc)
+    if "truncated" in text or isinstance(exc, (EOFError, SyntaxError)) or "broken" in text:
+        return ImageLoadError(
+            f"{path}: file is truncated or corrupt ({text}); re-download or re-export it"
+        )
+    return ImageLoadError(f"{path}: cannot decode the image ({type(exc).__name__}: {text}); "
+                          f"re-save it as {SUPPORTED_TEXT}")
+
+
+def _native_channels(mode: str) -> int:
+    return 1 if mode in ("1", "L", "LA", "La", "F", "I") or mode.startswith("I;16") else 3
+
+
+def _to_float(img: Image.Image, path: Path) -> np.ndarray:
+    """Convert any accepted Pillow mode to float32 [H, W, C] in [0, 1]."""
+    mode = img.mode
+    if mode == "P":
+        # Palette transparency lives in info["transparency"]; RGBA keeps it for compositing.
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    elif mode == "PA":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode == "1":
+        array = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+    elif mode == "L":
+        array = np.asarray(img, dtype=np.float32) / 255.0
+    elif mode == "RGB":
+        array = np.asarray(img, dtype=np.float32) / 255.0
+    elif mode in ("RGBA", "RGBa", "LA", "La"):
+        array = _composite_on_white(img)
+    elif mode.startswith("I;16") or mode == "I":
+        array = np.clip(np.asarray(img).astype(np.float32) / _UINT16_WHITE, 0.0, 1.0)
+    elif mode == "F":
+        array = _float_to_unit(np.asarray(img, dtype=np.float32), path)
+    elif mode in ("CMYK", "YCbCr", "RGBX"):
+        array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    else:
+        raise ImageLoadError(f"{path}: colour mode {mode} is not supported; re-save the image as RGB or grey")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _composite_on_white(img: Image.Image) -> np.ndarray:
+    straight = img.convert("LA" if img.mode in ("LA", "La") else "RGBA")  # un-premultiply if needed
+    array = np.asarray(straight, dtype=np.float32) / 255.0
+    colour, alpha = array[..., :-1], array[..., -1:]
+    return colour * alpha + (1.0 - alpha)
+
+
+def _float_to_unit(array: np.ndarray, path: Path) -> np.ndarray:
+    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
+    lo, hi = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+    if lo >= 0.0 and hi <= 1.0:
+        return array
+    log.info("%s: float image spans [%g, %g]; rescaling to [0, 1] by its min/max", path, lo, hi)
+    return (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+
+
+def _is_deep_colour_tiff(img: Image.Image) -> bool:
+    """Pillow reduces 16-bit (and float) colour TIFFs to 8 bits; tifffile keeps them."""
+    bits = img.tag_v2.get(258, (8,))  # BitsPerSample
+    bits = bits if isinstance(bits, tuple) else (bits,)
+    samples = int(img.tag_v2.get(277, 1))  # SamplesPerPixel
+    return samples >= 3 and max(bits) > 8
+
+
+def _read_deep_tiff(path: Path, img: Image.Image) -> np.ndarray:
+    orientation = int(img.tag_v2.get(274, 1))
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        data = page.asarray()  # the first page only, like Pillow's frame 0
+    if data.ndim == 3 and data.shape[0] in (3, 4) and data.shape[-1] not in (3, 4):
+        data = np.moveaxis(data, 0, -1)  # planar (separate) configuration
+    if np.issubdtype(data.dtype, np.integer):
+        white = float(np.iinfo(data.dtype).max)
+        array = data.astype(np.float32) / white
+    else:
+        array = _float_to_unit(data.astype(np.float32), path)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4):
+        raise ImageLoadError(f"{path}: unexpected TIFF layout {data.shape}; save it as RGB or grey")
+    if array.shape[-1] == 4:
+        colour, alpha = array[..., :3], array[..., 3:]
+        array = colour * alpha + (1.0 - alpha)
+    return np.ascontiguousarray(_apply_orientation(array, orientation), dtype=np.float32)
+
+
+def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+    """The eight EXIF orientations as numpy flips/rotations (same as ImageOps.exif_transpose)."""
+    ops: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 1)[::-1],
+        8: lambda a: np.rot90(a, 1),
+    }
+    return ops.get(orientation, ops[1])(array)
+
+
+def _convert_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
+    if channels is None or array.shape[-1] == channels:
+        return array
+    if channels == 1:
+        return np.ascontiguousarray((array @ _LUMA)[..., None], dtype=np.float32)
+    return np.ascontiguousarray(np.repeat(array, 3, axis=-1))
+
+
+# ------------------------------------------------------------------ writing
+
+
+def write_image(
+    path: PathLike,
+    array: np.ndarray,
+    *,
+    bit_depth: BitDepth | int = BitDepth.EIGHT,
+    overwrite: bool = False,
+    quality: int = 95,
+) -> Path:
+    """Write float ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` in [0, 1] atomically.
+
+    The format follows the suffix (PNG, JPEG, BMP, TIFF). ``bit_depth=16`` is
+    available for TIFF (grey or RGB) and grey PNG. Values are clipped to [0, 1];
+    non-finite values are refused.
+    """
+    path = Path(path)
+    bit_depth = BitDepth(bit_depth)
+    image = np.asarray(array)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise ValueError(f"{path}: write_image needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}")
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f"{path}: image has NaN or infinite values; clean it before saving")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(f"{path}: cannot write {suffix or 'no suffix'}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    unit = np.clip(image.astype(np.float32), 0.0, 1.0)
+    if bit_depth is BitDepth.SIXTEEN:
+        if suffix in (".tif", ".tiff"):
+            data16 = np.round(unit * _UINT16_WHITE).astype(np.uint16)
+            _atomic_write(path, lambda fh: tifffile.imwrite(fh, data16, photometric=_photometric(data16)), overwrite)
+            return path
+        if suffix == ".png" and unit.ndim == 2:
+            pil = Image.fromarray(np.round(unit * _UINT16_WHITE).astype(np.uint16))
+            _atomic_write(path, lambda fh: pil.save(fh, format="PNG"), overwrite)
+            return path
+        raise ValueError(f"{path}: 16-bit output is available for TIFF and grey PNG only; use a .tif suffix")
+    data8 = np.round(unit * 255.0).astype(np.uint8)
+    if suffix in (".tif", ".tiff"):
+        _atomic_write(path, lambda fh: tifffile.imwrite(fh, data8, photometric=_photometric(data8)), overwrite)
+        return path
+    pil8 = Image.fromarray(data8)
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}[suffix]
+    options = {"quality": quality} if fmt == "JPEG" else {}
+    _atomic_write(path, lambda fh: pil8.save(fh, format=fmt, **options), overwrite)
+    return path
+
+
+def write_mask(
+    path: PathLike,
+    mask: np.ndarray,
+    palette: Iterable[tuple[int, int, int]] | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write an integer ``[H, W]`` class-index mask as a P-mode (palette) PNG, atomically.
+
+    ``palette`` gives an (r, g, b) colour per class; by default :func:`default_palette`.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"{path}: masks are written as index PNGs; use a .png suffix")
+    mask = np.asarray(mask)
+    if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"{path}: mask must be an integer [H, W] array, got {mask.dtype} {mask.shape}")
+    if mask.size and (mask.min() < 0 or mask.max() > 255):
+        raise ValueError(f"{path}: mask indices must be within 0..255 for an index PNG")
+    colours = list(palette) if palette is not None else default_palette(256)
+    flat = [int(c) for rgb in colours[:256] for c in rgb]
+    flat += [0] * (768 - len(flat))
+    pil = Image.fromarray(mask.astype(np.uint8), mode="L").convert("P")
+    pil.putpalette(flat)
+    _atomic_write(path, lambda fh: pil.save(fh, format="PNG"), overwrite)
+    return path
+
+
+def default_palette(n: int) -> list[tuple[int, int, int]]:
+    """``n`` distinct colours; class 0 (background) is black."""
+    base = [
+        (0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
+        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+        (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+    ]
+    out = base[:n]
+    golden = 0.618033988749895  # golden-ratio hue steps stay distinct for many classes
+    for i in range(len(out), n):
+        h = (i * golden) % 1.0
+        out.append(_hsv_to_rgb(h, 0.65, 0.95))
+    return out
+
+
+def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
+    import colorsys
+
+    r, g, b = colorsys.hsv_to_rgb(h, s, v)
+    return round(r * 255), round(g * 255), round(b * 255)
+
+
+def _photometric(data: np.ndarray) -> str:
+    return "rgb" if data.ndim == 3 else "minisblack"
+
+
+def _atomic_write(path: Path, writer: Callable[[IO[bytes]], None], overwrite: bool) -> None:
+    """Write via a temp file in the same folder, fsync, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path}: already exists; pass overwrite=True or choose another name")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        os.close(fd)
+        with open(tmp, "wb") as fh:  # by name: tifffile wants a named file object
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_no_clobber(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_no_clobber(tmp: Path, path: Path) -> None:
+    """Move ``tmp`` to ``path`` failing if ``path`` appeared meanwhile (hard link is atomic)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path}: already exists; pass overwrite=True or choose another name") from None
+    except OSError:  # filesystems without hard links: the exists() check above must do
+        if path.exists():
+            raise FileExistsError(f"{path}: already exists; pass overwrite=True or choose another name") from None
+        os.replace(tmp, path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------------ listing
+
+
+def is_supported_file(path: PathLike) -> bool:
+    """True when the suffix is one we read (hidden files, e.g. macOS '._x.png', are not)."""
+    p = Path(path)
+    return p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
+
+
+def iter_image_files(paths: PathLike | Iterable[PathLike], recursive: bool = True) -> Iterator[Path]:
+    """Yield supported image files from files and folders, sorted and without duplicates.
+
+    Folders are walked in sorted order (recursively by default), skipping
+    hidden files and folders. A path that does not exist raises FileNotFoundError.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    seen: set[Path] = set()
+    for raw in paths:
+        root = Path(raw).expanduser()
+        if not root.exists():
+            raise FileNotFoundError(f"{root}: no such file or folder")
+        found = [root] if root.is_file() else _walk(root, recursive)
+        for file in found:
+            if is_supported_file(file) and file not in seen:
+                seen.add(file)
+                yield file
+
+
+def _walk(root: Path, recursive: bool) -> list[Path]:
+    if not recursive:
+        return sorted(p for p in root.iterdir() if p.is_file())
+    files: list[Path] = []
+    for folder, dirs, names in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        files.extend(Path(folder) / n for n in names)
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())
