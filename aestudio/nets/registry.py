@@ -24,8 +24,15 @@ class NetSpec:
     config_cls: type[NetConfig]  # the family's config dataclass (the GUI builds its form from it)
     has_latent: bool = False  # True: the module has encode(x) / decode(z)
     fully_convolutional: bool = False  # True: any H and W (multiples of size_multiple) work
-    size_multiple: int = 1  # inputs are padded to a multiple of this (U-Net: 2**depth)
+    size_multiple: int = 1  # with the default config; use size_multiple(name, cfg) for a given config
     description: str = ""  # one line for menus and `aestudio info`
+
+
+class UnknownNetError(KeyError, ValueError):
+    """An unregistered net name. A KeyError for lookups, a ValueError for argument checks."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0]) if self.args else ""
 
 
 _REGISTRY: dict[str, tuple[NetSpec, Callable[[Any], nn.Module]]] = {}
@@ -51,7 +58,7 @@ def get_spec(name: str) -> NetSpec:
     try:
         return _REGISTRY[name][0]
     except KeyError:
-        raise KeyError(f"unknown net {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+        raise UnknownNetError(f"unknown net {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
 
 
 def default_config(name: str, **overrides: Any) -> NetConfig:
@@ -64,9 +71,17 @@ def build_net(name: str, cfg: NetConfig | None = None) -> nn.Module:
     spec = get_spec(name)
     if cfg is None:
         cfg = spec.config_cls()
-    if not isinstance(cfg, spec.config_cls):
+    # Exact type: sparse_ae's config subclasses conv_ae's, and a conv_ae built from
+    # it would silently drop the sparsity weight.
+    if type(cfg) is not spec.config_cls:
         raise TypeError(f"net {name!r} needs a {spec.config_cls.__name__}, got {type(cfg).__name__}")
     return _REGISTRY[name][1](cfg)
+
+
+def size_multiple(name: str, cfg: NetConfig | None = None) -> int:
+    """H and W of inputs must be multiples of this for net ``name`` built from ``cfg``."""
+    spec = get_spec(name)
+    return int(getattr(cfg, "size_multiple", spec.size_multiple)) if cfg is not None else spec.size_multiple
 
 
 def net_config_to_dict(name: str, cfg: NetConfig) -> dict[str, Any]:
