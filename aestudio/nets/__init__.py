@@ -4,13 +4,16 @@ Importing this package registers every family, in the order ``list_nets()`` repo
 """
 
 # The family imports register the nets; their order is list_nets()'s order.
-from aestudio.nets import dense_ae as _dense_ae  # noqa: F401  (isort: skip)
-from aestudio.nets import conv_ae as _conv_ae  # noqa: F401  (isort: skip)
-from aestudio.nets import denoising_ae as _denoising_ae  # noqa: F401  (isort: skip)
-from aestudio.nets import sparse_ae as _sparse_ae  # noqa: F401  (isort: skip)
-from aestudio.nets import contractive_ae as _contractive_ae  # noqa: F401  (isort: skip)
-from aestudio.nets import vae as _vae  # noqa: F401  (isort: skip)
-from aestudio.nets import unet as _unet  # noqa: F401  (isort: skip)
+# isort: off
+from aestudio.nets import dense_ae as _dense_ae  # noqa: F401
+from aestudio.nets import conv_ae as _conv_ae  # noqa: F401
+from aestudio.nets import denoising_ae as _denoising_ae  # noqa: F401
+from aestudio.nets import sparse_ae as _sparse_ae  # noqa: F401
+from aestudio.nets import contractive_ae as _contractive_ae  # noqa: F401
+from aestudio.nets import vae as _vae  # noqa: F401
+from aestudio.nets import unet as _unet  # noqa: F401
+
+# isort: on
 from aestudio.nets.registry import (  # noqa: F401
     NetSpec,
     UnknownNetError,

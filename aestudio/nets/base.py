@@ -30,7 +30,9 @@ class AutoencoderBase(nn.Module):
         z = self.encode(x)
         return {"output": self.decode(z), "z": z}
 
-    def extra_losses(self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0) -> dict[str, Tensor]:
+    def extra_losses(
+        self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0
+    ) -> dict[str, Tensor]:
         """The family's regularisers, already weighted; none by default."""
         return {}
 
@@ -58,7 +60,10 @@ class AutoencoderBase(nn.Module):
                 f"{name} expects a batch [N, {self.in_channels}, H, W], got shape {list(x.shape)}; "
                 f"convert images to {self.in_channels} channel(s) or rebuild with in_channels={x.shape[1] if x.dim() == 4 else '?'}"
             )
-        if self.image_size is not None and tuple(x.shape[-2:]) != (self.image_size, self.image_size):
+        if self.image_size is not None and tuple(x.shape[-2:]) != (
+            self.image_size,
+            self.image_size,
+        ):
             h, w = x.shape[-2:]
             raise ValueError(
                 f"{name} was built for {self.image_size}x{self.image_size} images, got {h}x{w}; "

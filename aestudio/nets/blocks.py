@@ -50,7 +50,13 @@ def fit_depth(image_size: int, depth: int, *, min_side: int = 2) -> int:
     while fitted > 0 and padded_size(image_size, 2**fitted) // 2**fitted < min_side:
         fitted -= 1
     if fitted != depth:
-        log.info("depth %d does not fit %dx%d images; using depth %d", depth, image_size, image_size, fitted)
+        log.info(
+            "depth %d does not fit %dx%d images; using depth %d",
+            depth,
+            image_size,
+            image_size,
+            fitted,
+        )
     return fitted
 
 
@@ -88,7 +94,9 @@ class ConvBlock(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, *, dilation: int = 1) -> None:
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False),
+            nn.Conv2d(
+                in_channels, out_channels, 3, padding=dilation, dilation=dilation, bias=False
+            ),
             nn.BatchNorm2d(out_channels),
             nn.ReLU(inplace=True),
         )
@@ -98,7 +106,9 @@ class DoubleConv(nn.Sequential):
     """Two :class:`ConvBlock`s, the U-Net unit."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(ConvBlock(in_channels, out_channels), ConvBlock(out_channels, out_channels))
+        super().__init__(
+            ConvBlock(in_channels, out_channels), ConvBlock(out_channels, out_channels)
+        )
 
 
 class EncoderStage(nn.Module):
@@ -175,7 +185,10 @@ class ConvDecoder(nn.Module):
         super().__init__()
         coarse_to_fine = list(reversed(tuple(channels)))
         self.stages = nn.Sequential(
-            *(UpStage(cin, cout) for cin, cout in zip(coarse_to_fine[:-1], coarse_to_fine[1:]))
+            *(
+                UpStage(cin, cout)
+                for cin, cout in zip(coarse_to_fine[:-1], coarse_to_fine[1:], strict=True)
+            )
         )
         self.head = nn.Conv2d(coarse_to_fine[-1], out_channels, 3, padding=1)
 

@@ -15,8 +15,12 @@ from aestudio.nets.registry import NetSpec, register_net
 
 @dataclass(frozen=True)
 class ContractiveAEConfig(ConvAEConfig):
-    contractive: float = 1e-4  # weight on ||dz/dx||_F^2 (a sum over C*H*W*latent entries, so it is small)
-    jacobian_probes: int = 1  # random probes per step; 1 is unbiased and cheapest, more only lower the noise
+    contractive: float = (
+        1e-4  # weight on ||dz/dx||_F^2 (a sum over C*H*W*latent entries, so it is small)
+    )
+    jacobian_probes: int = (
+        1  # random probes per step; 1 is unbiased and cheapest, more only lower the noise
+    )
 
 
 class ContractiveAutoencoder(ConvAutoencoder):
@@ -71,7 +75,9 @@ class ContractiveAutoencoder(ConvAutoencoder):
             total = total + vjp.pow(2).flatten(1).sum(1).mean()
         return total / self.jacobian_probes
 
-    def extra_losses(self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0) -> dict[str, Tensor]:
+    def extra_losses(
+        self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0
+    ) -> dict[str, Tensor]:
         if self.contractive == 0:
             return {"contractive": x.new_zeros(())}
         leaf = out.get("input")
@@ -101,6 +107,8 @@ def _contractive_ae(cfg: ContractiveAEConfig) -> ContractiveAutoencoder:
         description="Convolutional autoencoder penalising the encoder Jacobian (robust codes)",
     )
 )
-def contractive_ae(cfg: ContractiveAEConfig | None = None, /, **overrides: Any) -> ContractiveAutoencoder:
+def contractive_ae(
+    cfg: ContractiveAEConfig | None = None, /, **overrides: Any
+) -> ContractiveAutoencoder:
     """A contractive autoencoder from ``cfg`` (defaults when None), e.g. ``contractive_ae(contractive=1e-3)``."""
     return _contractive_ae(replace(cfg or ContractiveAEConfig(), **overrides))

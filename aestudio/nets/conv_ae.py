@@ -19,13 +19,22 @@ from torch.nn import functional as F
 
 from aestudio.config import NetConfig, Task
 from aestudio.nets.base import AutoencoderBase
-from aestudio.nets.blocks import CodeBottleneck, ConvDecoder, ConvEncoder, fit_depth, padded_size, stage_channels
+from aestudio.nets.blocks import (
+    CodeBottleneck,
+    ConvDecoder,
+    ConvEncoder,
+    fit_depth,
+    padded_size,
+    stage_channels,
+)
 from aestudio.nets.registry import NetSpec, register_net
 
 
 @dataclass(frozen=True)
 class ConvAEConfig(NetConfig):
-    latent_dim: int = 16  # 16 values beat 16-component PCA on digits (the benchmark); sliders stay manageable
+    latent_dim: int = (
+        16  # 16 values beat 16-component PCA on digits (the benchmark); sliders stay manageable
+    )
     base_channels: int = 16  # first-stage width, doubled per stage; small enough for CPU training
     depth: int = 3  # 2x downsamplings; same default as unet so its encoder can start from this one
 
@@ -36,10 +45,14 @@ class ConvAutoencoder(AutoencoderBase):
     has_code = True
     net_name = "conv_ae"  # used in error messages; subclasses override
 
-    def __init__(self, *, in_channels: int, image_size: int, latent_dim: int, base_channels: int, depth: int) -> None:
+    def __init__(
+        self, *, in_channels: int, image_size: int, latent_dim: int, base_channels: int, depth: int
+    ) -> None:
         super().__init__()
         if latent_dim < 1 or base_channels < 1 or depth < 0 or image_size < 1:
-            raise ValueError(f"{self.net_name} needs latent_dim >= 1, base_channels >= 1, depth >= 0, image_size >= 1")
+            raise ValueError(
+                f"{self.net_name} needs latent_dim >= 1, base_channels >= 1, depth >= 0, image_size >= 1"
+            )
         self.in_channels = in_channels
         self.image_size = image_size
         self.latent_dim = latent_dim
@@ -47,9 +60,16 @@ class ConvAutoencoder(AutoencoderBase):
         channels = stage_channels(base_channels, self.depth)
         side = padded_size(image_size, 2**self.depth)
         total = side - image_size
-        self._pads = (total // 2, total - total // 2, total // 2, total - total // 2)  # left, right, top, bottom
+        self._pads = (
+            total // 2,
+            total - total // 2,
+            total // 2,
+            total - total // 2,
+        )  # left, right, top, bottom
         self.encoder_blocks = ConvEncoder(in_channels, channels)
-        self.bottleneck = CodeBottleneck(channels[-1], side // 2**self.depth, self._code_outputs(), latent_dim)
+        self.bottleneck = CodeBottleneck(
+            channels[-1], side // 2**self.depth, self._code_outputs(), latent_dim
+        )
         self.decoder = ConvDecoder(channels, in_channels)
 
     def _code_outputs(self) -> int:

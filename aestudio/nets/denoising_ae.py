@@ -22,7 +22,13 @@ from aestudio.nets.registry import NetSpec, register_net
 @dataclass(frozen=True)
 class DenoisingAEConfig(NetConfig):
     channels: int = 32  # feature width; 32 keeps a 28x28 epoch at a few seconds on 2 CPU cores
-    dilations: tuple[int, ...] = (1, 2, 3, 2, 1)  # one 3x3 conv per entry; dilation gives the whole net a 23x23 view from 7 layers
+    dilations: tuple[int, ...] = (
+        1,
+        2,
+        3,
+        2,
+        1,
+    )  # one 3x3 conv per entry; dilation gives the whole net a 23x23 view from 7 layers
 
 
 class DenoisingAE(AutoencoderBase):
@@ -37,7 +43,9 @@ class DenoisingAE(AutoencoderBase):
         if channels < 1 or not dilations or min(dilations) < 1:
             raise ValueError("denoising_ae needs channels >= 1 and at least one dilation, all >= 1")
         self.in_channels = in_channels
-        self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True))
+        self.head = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU(inplace=True)
+        )
         self.body = nn.Sequential(*(ConvBlock(channels, channels, dilation=d) for d in dilations))
         self.noise = nn.Conv2d(channels, in_channels, 3, padding=1)
         # Start as the identity: the first steps then only learn the correction.
@@ -59,7 +67,9 @@ class DenoisingAE(AutoencoderBase):
 
 
 def _denoising_ae(cfg: DenoisingAEConfig) -> DenoisingAE:
-    return DenoisingAE(in_channels=cfg.in_channels, channels=cfg.channels, dilations=tuple(cfg.dilations))
+    return DenoisingAE(
+        in_channels=cfg.in_channels, channels=cfg.channels, dilations=tuple(cfg.dilations)
+    )
 
 
 @register_net(

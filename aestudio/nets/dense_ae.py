@@ -33,8 +33,12 @@ class DenseAE(AutoencoderBase):
         self.latent_dim = latent_dim
         values = in_channels * image_size * image_size
         if hidden:
-            self.encoder = nn.Sequential(nn.Linear(values, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, latent_dim))
-            self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, values))
+            self.encoder = nn.Sequential(
+                nn.Linear(values, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, latent_dim)
+            )
+            self.decoder = nn.Sequential(
+                nn.Linear(latent_dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, values)
+            )
         else:
             self.encoder = nn.Sequential(nn.Linear(values, latent_dim))
             self.decoder = nn.Sequential(nn.Linear(latent_dim, values))
@@ -52,7 +56,12 @@ class DenseAE(AutoencoderBase):
 
 
 def _dense_ae(cfg: DenseAEConfig) -> DenseAE:
-    return DenseAE(in_channels=cfg.in_channels, image_size=cfg.image_size, latent_dim=cfg.latent_dim, hidden=cfg.hidden)
+    return DenseAE(
+        in_channels=cfg.in_channels,
+        image_size=cfg.image_size,
+        latent_dim=cfg.latent_dim,
+        hidden=cfg.hidden,
+    )
 
 
 @register_net(

@@ -24,7 +24,9 @@ class NetSpec:
     config_cls: type[NetConfig]  # the family's config dataclass (the GUI builds its form from it)
     has_latent: bool = False  # True: the module has encode(x) / decode(z)
     fully_convolutional: bool = False  # True: any H and W (multiples of size_multiple) work
-    size_multiple: int = 1  # with the default config; use size_multiple(name, cfg) for a given config
+    size_multiple: int = (
+        1  # with the default config; use size_multiple(name, cfg) for a given config
+    )
     description: str = ""  # one line for menus and `aestudio info`
 
 
@@ -38,7 +40,9 @@ class UnknownNetError(KeyError, ValueError):
 _REGISTRY: dict[str, tuple[NetSpec, Callable[[Any], nn.Module]]] = {}
 
 
-def register_net(spec: NetSpec) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
+def register_net(
+    spec: NetSpec,
+) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
     def wrap(builder: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
         if spec.name in _REGISTRY:
             raise ValueError(f"a net named {spec.name!r} is already registered")
@@ -58,7 +62,9 @@ def get_spec(name: str) -> NetSpec:
     try:
         return _REGISTRY[name][0]
     except KeyError:
-        raise UnknownNetError(f"unknown net {name!r}; choose one of: {', '.join(_REGISTRY)}") from None
+        raise UnknownNetError(
+            f"unknown net {name!r}; choose one of: {', '.join(_REGISTRY)}"
+        ) from None
 
 
 def default_config(name: str, **overrides: Any) -> NetConfig:
@@ -74,14 +80,20 @@ def build_net(name: str, cfg: NetConfig | None = None) -> nn.Module:
     # Exact type: sparse_ae's config subclasses conv_ae's, and a conv_ae built from
     # it would silently drop the sparsity weight.
     if type(cfg) is not spec.config_cls:
-        raise TypeError(f"net {name!r} needs a {spec.config_cls.__name__}, got {type(cfg).__name__}")
+        raise TypeError(
+            f"net {name!r} needs a {spec.config_cls.__name__}, got {type(cfg).__name__}"
+        )
     return _REGISTRY[name][1](cfg)
 
 
 def size_multiple(name: str, cfg: NetConfig | None = None) -> int:
     """H and W of inputs must be multiples of this for net ``name`` built from ``cfg``."""
     spec = get_spec(name)
-    return int(getattr(cfg, "size_multiple", spec.size_multiple)) if cfg is not None else spec.size_multiple
+    return (
+        int(getattr(cfg, "size_multiple", spec.size_multiple))
+        if cfg is not None
+        else spec.size_multiple
+    )
 
 
 def net_config_to_dict(name: str, cfg: NetConfig) -> dict[str, Any]:

@@ -14,8 +14,12 @@ from aestudio.nets.registry import NetSpec, register_net
 
 @dataclass(frozen=True)
 class SparseAEConfig(ConvAEConfig):
-    latent_dim: int = 32  # a wider code than conv_ae's: the L1 term decides how many units each image uses
-    sparsity: float = 1e-3  # L1 weight on the mean |z|; ~1e-3 silences units without hurting reconstruction much
+    latent_dim: int = (
+        32  # a wider code than conv_ae's: the L1 term decides how many units each image uses
+    )
+    sparsity: float = (
+        1e-3  # L1 weight on the mean |z|; ~1e-3 silences units without hurting reconstruction much
+    )
 
 
 class SparseAutoencoder(ConvAutoencoder):
@@ -33,7 +37,9 @@ class SparseAutoencoder(ConvAutoencoder):
             raise ValueError(f"sparse_ae: sparsity must be >= 0, got {sparsity}")
         self.sparsity = sparsity
 
-    def extra_losses(self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0) -> dict[str, Tensor]:
+    def extra_losses(
+        self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0
+    ) -> dict[str, Tensor]:
         z = out["z"] if "z" in out else self.encode(x)
         return {"sparsity": self.sparsity * z.abs().mean()}
 

@@ -28,7 +28,9 @@ ENCODER_PREFIX = "encoder_blocks."
 @dataclass(frozen=True)
 class UNetConfig(NetConfig):
     num_classes: int = 2  # K output channels; 2 = background / foreground, the common case
-    depth: int = 3  # 2x downsamplings; inputs must be multiples of 2**depth (8), which predictors pad to
+    depth: int = (
+        3  # 2x downsamplings; inputs must be multiples of 2**depth (8), which predictors pad to
+    )
     base_channels: int = 16  # first-stage width, doubled per stage; as conv_ae so encoders transfer
 
     @property
@@ -59,12 +61,13 @@ class UNetDecoder(nn.Module):
         super().__init__()
         fine_to_coarse = tuple(channels)
         self.stages = nn.ModuleList(
-            UpSkipStage(fine_to_coarse[i + 1], fine_to_coarse[i], fine_to_coarse[i]) for i in reversed(range(len(fine_to_coarse) - 1))
+            UpSkipStage(fine_to_coarse[i + 1], fine_to_coarse[i], fine_to_coarse[i])
+            for i in reversed(range(len(fine_to_coarse) - 1))
         )
 
     def forward(self, features: list[Tensor]) -> Tensor:
         x = features[-1]
-        for stage, skip in zip(self.stages, reversed(features[:-1])):
+        for stage, skip in zip(self.stages, reversed(features[:-1]), strict=True):
             x = stage(x, skip)
         return x
 
@@ -72,7 +75,9 @@ class UNetDecoder(nn.Module):
 class UNet(AutoencoderBase):
     """``features = encoder_blocks(x); out = decoder(features); logits = head(out)``."""
 
-    def __init__(self, *, in_channels: int, num_classes: int, depth: int, base_channels: int) -> None:
+    def __init__(
+        self, *, in_channels: int, num_classes: int, depth: int, base_channels: int
+    ) -> None:
         super().__init__()
         if num_classes < 1 or depth < 0 or base_channels < 1:
             raise ValueError("unet needs num_classes >= 1, depth >= 0 and base_channels >= 1")
@@ -127,12 +132,21 @@ class UNet(AutoencoderBase):
             for name, tensor in copied.items():
                 own[name].copy_(tensor)
         if mismatched:
-            log.info("unet: copied %d encoder tensors, skipped %d (shape differs or absent)", len(copied), len(mismatched))
+            log.info(
+                "unet: copied %d encoder tensors, skipped %d (shape differs or absent)",
+                len(copied),
+                len(mismatched),
+            )
         return len(copied)
 
 
 def _unet(cfg: UNetConfig) -> UNet:
-    return UNet(in_channels=cfg.in_channels, num_classes=cfg.num_classes, depth=cfg.depth, base_channels=cfg.base_channels)
+    return UNet(
+        in_channels=cfg.in_channels,
+        num_classes=cfg.num_classes,
+        depth=cfg.depth,
+        base_channels=cfg.base_channels,
+    )
 
 
 def _unet_spec() -> NetSpec:

@@ -25,8 +25,12 @@ _LOGVAR_LIMIT = 10.0
 
 @dataclass(frozen=True)
 class VAEConfig(NetConfig):
-    latent_dim: int = 10  # enough for the shapes sprites' 5 factors with room to spare; each is a slider
-    beta: float = 1.0  # KL weight; 1 is the ELBO, > 1 trades reconstruction for disentangled factors
+    latent_dim: int = (
+        10  # enough for the shapes sprites' 5 factors with room to spare; each is a slider
+    )
+    beta: float = (
+        1.0  # KL weight; 1 is the ELBO, > 1 trades reconstruction for disentangled factors
+    )
     base_channels: int = 16  # as conv_ae, so encoders are interchangeable
     depth: int = 3  # as conv_ae; lowered automatically for tiny images
 
@@ -67,7 +71,9 @@ class VAE(ConvAutoencoder):
         """KL(q(z|x) || N(0, I)) per sample, summed over latent dims, in nats."""
         return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
 
-    def extra_losses(self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0) -> dict[str, Tensor]:
+    def extra_losses(
+        self, x: Tensor, out: dict[str, Tensor], *, kl_scale: float = 1.0
+    ) -> dict[str, Tensor]:
         """``{"kl": beta * kl_scale * KL / (C*H*W)}``.
 
         Divided by the values per image because the trainer's reconstruction
