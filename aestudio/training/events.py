@@ -29,6 +29,7 @@ class RunStarted:
     steps_per_epoch: int
     start_epoch: int  # > 0 when resuming
     start_step: int
+    notes: tuple[str, ...] = ()  # readable facts worth a log line, e.g. "copied 8 encoder tensors from RUN"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,435 @@
+"""The training loop: :func:`fit`, a generator of typed events.
+
+Contract (see docs/DESIGN-notes.md, "training"):
+
+* Argument errors (unknown or unavailable device, empty training set, bad
+  numbers) raise from the call to :func:`fit` itself, before any event; the
+  returned generator then never raises for ordinary exceptions inside
+  training: it yields ``TrainFinished(reason=FAILED)`` with the message and the
+  traceback in ``details``. It always yields ``RunStarted`` first and
+  ``TrainFinished`` last.
+* ``stop`` is polled before every step; a stop writes a checkpoint at the
+  exact position (mid-epoch included) so :func:`aestudio.training.resume`
+  continues bit for bit. ``pause`` is polled at the same points.
+* Exact resume: each epoch's order is a permutation drawn from a seeded
+  sampler generator whose state at the epoch start is saved, with the number
+  of samples already consumed; the torch and numpy RNG states are saved too.
+  Validation and previews run under ``torch.random.fork_rng`` so they never
+  shift the training random stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from aestudio.config import FinishReason, Task, TrainConfig
+from aestudio.training.device import device_name, resolve_device
+from aestudio.training.events import (
+    BatchSizeReduced,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    Paused,
+    RunStarted,
+    StepEnded,
+    TrainFinished,
+)
+from aestudio.training.losses import batch_loss, kl_scale, noisy_copy
+from aestudio.training.metrics import evaluate, is_better, main_metric
+from aestudio.training.preview import PreviewMaker
+from aestudio.training.runs import RunFolder, RunStatus
+
+log = logging.getLogger(__name__)
+
+_PAUSE_POLL_S = 0.05
+_MAX_STEPS = object()  # _one_epoch's outcome when cfg.max_steps ends the run mid-epoch
+_THROUGHPUT_SMOOTHING = 0.9  # EMA weight of the past; steadies img/s and ETA readouts
+
+
+@dataclass
+class StartState:
+    """Where a resumed run continues; built by :func:`aestudio.training.resume`."""
+
+    epoch: int  # completed epochs (= index of the current epoch)
+    step: int  # optimizer steps taken
+    epoch_pos: int  # samples of the current epoch already consumed
+    batch_size: int  # may be below cfg.batch_size after out-of-memory halving
+    optimizer: dict[str, Any]
+    torch_rng: torch.Tensor
+    sampler_epoch_start: torch.Tensor
+    numpy_rng: dict[str, Any]
+    cuda_rng: list[torch.Tensor] = field(default_factory=list)
+    scaler: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Any] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    epoch_loss_sum: float = 0.0  # running train-loss sum of the current epoch
+    epoch_loss_count: int = 0
+    epoch_seconds: float = 0.0
+
+
+class _Finish(Exception):
+    """Internal: ends the loop with a reason (raised from deep inside a step)."""
+
+    def __init__(self, reason: FinishReason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def train_step(trainer: _Trainer, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float) -> tuple[float, dict[str, float]]:
+    """One optimizer step; module-level so tests can inject faults (e.g. out of memory).
+
+    Returns the loss and its terms; a non-finite loss is returned without
+    touching the weights (no backward, no step)."""
+    return trainer.step_once(x_in, target, kl_weight)
+
+
+def fit(
+    net: nn.Module,
+    data: Any,
+    cfg: TrainConfig,
+    stop: threading.Event | None = None,
+    *,
+    run: RunFolder | None = None,
+    pause: threading.Event | None = None,
+    start: StartState | None = None,
+) -> Iterator[Event]:
+    """Train ``net`` on ``data`` (a DataBundle); returns the event generator.
+
+    Validates eagerly (raises ``ValueError``/``DeviceError``), then trains lazily
+    as the generator is consumed."""
+    device = resolve_device(cfg.device)
+    if cfg.batch_size < 1 or cfg.epochs < 0 or cfg.lr <= 0:
+        raise ValueError(f"batch_size must be >= 1, epochs >= 0 and lr > 0 (got {cfg.batch_size}, {cfg.epochs}, {cfg.lr})")
+    if len(data.train) == 0:
+        raise ValueError(f"data {data.spec!r} has no training images; check the path or spec")
+    trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start)
+    return trainer.events()
+
+
+class _Trainer:
+    def __init__(self, net: nn.Module, data: Any, cfg: TrainConfig, device: torch.device,
+                 stop: threading.Event, pause: threading.Event | None, run: RunFolder | None,
+                 start: StartState | None) -> None:
+        self.net = net.to(device)
+        self.data = data
+        self.cfg = cfg
+        self.device = device
+        self.stop = stop
+        self.pause = pause
+        self.run = run
+        self.start = start
+        self.segment = getattr(data, "kind", "images") == "segmentation"
+        self.task = Task.SEGMENT if self.segment else Task.RECONSTRUCT
+        self.metric_name, self.metric_mode = main_metric(self.task)
+        self.noise = cfg.noise if cfg.noise.kind != "none" and not self.segment else None
+        self.n_train = len(data.train)
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.amp = cfg.amp and device.type == "cuda"  # float16 autocast only pays (and is only tested) on CUDA
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.sampler = torch.Generator()
+        self.np_rng = np.random.default_rng(cfg.seed)
+        s = start
+        self.epoch = s.epoch if s else 0
+        self.step = s.step if s else 0
+        self.epoch_pos = s.epoch_pos if s else 0
+        self.batch_size = s.batch_size if s else cfg.batch_size
+        self.best: dict[str, Any] | None = s.best if s else None
+        self.metrics: dict[str, float] = dict(s.metrics) if s else {}
+        self.loss_sum = s.epoch_loss_sum if s else 0.0
+        self.loss_count = s.epoch_loss_count if s else 0
+        self.epoch_seconds = s.epoch_seconds if s else 0.0
+        self.sampler_epoch_start = s.sampler_epoch_start if s else None
+        if s:
+            self.optimizer.load_state_dict(s.optimizer)
+            if s.scaler and self.amp:
+                self.scaler.load_state_dict(s.scaler)
+        self.ips: float | None = None
+        self.sec_per_step: float | None = None
+        self.preview = PreviewMaker(data.val, cfg.preview_count, self.noise, cfg.seed, self.segment)
+
+    # ------------------------------------------------------------- the generator
+
+    def events(self) -> Iterator[Event]:
+        reason, message, details = FinishReason.DONE, "", ""
+        try:
+            self._seed()
+            yield self._started()
+            if self.run:
+                self.run.update(status=RunStatus.RUNNING.value, message="")
+            reason, message = yield from self._epochs()
+        except _Finish as fin:
+            reason, message = fin.reason, fin.message
+        except GeneratorExit:
+            # The consumer dropped us at a yield (a consistent step boundary): keep the work.
+            self._safe_checkpoint(RunStatus.STOPPED, "closed by the caller")
+            raise
+        except Exception as exc:  # reported, not raised: the contract of the generator
+            reason, message, details = FinishReason.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            log.error("training failed: %s", message)
+        if self.run and reason in (FinishReason.FAILED, FinishReason.DIVERGED):
+            # The files keep the last good checkpoint; only the status says what happened.
+            self._safe_update(status=reason.value, message=message)
+        yield TrainFinished(reason=reason, message=message, run_dir=self.run.path if self.run else None,
+                            epoch=self.epoch, step=self.step, metrics=dict(self.metrics), details=details)
+
+    def _seed(self) -> None:
+        s = self.start
+        if s is None:
+            torch.manual_seed(self.cfg.seed)
+            self.sampler.manual_seed(self.cfg.seed)
+            return
+        torch.set_rng_state(s.torch_rng)
+        if s.cuda_rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s.cuda_rng[: torch.cuda.device_count()])
+        self.np_rng.bit_generator.state = s.numpy_rng
+
+    def _started(self) -> RunStarted:
+        notes: list[str] = []
+        if self.run and self.run.record.get("init_encoder"):
+            ie = self.run.record["init_encoder"]
+            notes.append(f"encoder initialised from {ie['run']}: {ie['copied']} tensors copied")
+        bad = len(getattr(self.data, "bad_files", []) or [])
+        if bad:
+            notes.append(f"{bad} unreadable files skipped")
+        name = self.run.record["net"]["name"] if self.run else getattr(self.net, "name", type(self.net).__name__)
+        return RunStarted(
+            run_dir=self.run.path if self.run else None, device=str(self.device), device_name=device_name(self.device),
+            net_name=name, num_params=sum(p.numel() for p in self.net.parameters()), train_size=self.n_train,
+            val_size=len(self.data.val), batch_size=self.batch_size, epochs=self.cfg.epochs,
+            steps_per_epoch=math.ceil(self.n_train / self.batch_size), start_epoch=self.epoch,
+            start_step=self.step, notes=tuple(notes),
+        )
+
+    def _epochs(self) -> Iterator[Event]:
+        cfg = self.cfg
+        while self.epoch < cfg.epochs:
+            if self.epoch_pos == 0 or self.sampler_epoch_start is None:
+                self.sampler_epoch_start = self.sampler.get_state()
+                self.epoch_pos = 0
+            else:
+                self.sampler.set_state(self.sampler_epoch_start)
+            perm = torch.randperm(self.n_train, generator=self.sampler)
+            outcome = yield from self._one_epoch(perm)
+            if outcome is _MAX_STEPS:
+                # Stopped by max_steps inside an epoch: validate and save the exact position.
+                self.metrics = self._validate()
+                yield self._checkpoint(RunStatus.DONE, best=self._update_best())
+                return FinishReason.DONE, f"reached max_steps={cfg.max_steps}"
+            if outcome is not None:
+                return outcome
+            yield from self._end_epoch()
+            if self._max_steps_reached():
+                break
+        if self.run:
+            self.run.update(status=RunStatus.DONE.value, message="")
+        return FinishReason.DONE, "finished" if self.epoch >= cfg.epochs else f"reached max_steps={cfg.max_steps}"
+
+    def _max_steps_reached(self) -> bool:
+        return self.cfg.max_steps is not None and self.step >= self.cfg.max_steps
+
+    def _one_epoch(self, perm: torch.Tensor) -> Iterator[Event]:
+        loader = self._loader(perm)
+        t_epoch = time.perf_counter() - self.epoch_seconds
+        oom_retries = 0
+        while self.epoch_pos < self.n_train:
+            if self.stop.is_set():
+                return (yield from self._stopped(time.perf_counter() - t_epoch))
+            if self.pause is not None and self.pause.is_set():
+                yield Paused(True)
+                while self.pause.is_set() and not self.stop.is_set():
+                    time.sleep(_PAUSE_POLL_S)
+                yield Paused(False)
+                if self.stop.is_set():
+                    return (yield from self._stopped(time.perf_counter() - t_epoch))
+            if self._max_steps_reached():
+                self.epoch_seconds = time.perf_counter() - t_epoch
+                return _MAX_STEPS
+            t0 = time.perf_counter()
+            x, target = next(loader)
+            x_in, tgt = self._inputs(x, target)
+            weight = kl_scale(self.epoch + self.epoch_pos / self.n_train, self.cfg.kl_warmup_epochs)
+            try:
+                loss, terms = train_step(self, x_in, tgt, weight)
+            except torch.OutOfMemoryError:
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                oom_retries += 1
+                if oom_retries > self.cfg.max_oom_retries or self.batch_size == 1:
+                    raise _Finish(FinishReason.FAILED, (
+                        f"out of memory at batch size {self.batch_size} after {oom_retries - 1} halvings; "
+                        "use a smaller --batch-size or --image-size, or --device cpu")) from None
+                old, self.batch_size = self.batch_size, max(1, self.batch_size // 2)
+                log.warning("out of memory: batch size %d -> %d", old, self.batch_size)
+                yield BatchSizeReduced(old=old, new=self.batch_size, reason="CUDA out of memory")
+                loader = self._loader(perm)  # the same samples again, in smaller batches
+                continue
+            if not math.isfinite(loss):
+                raise _Finish(FinishReason.DIVERGED, (
+                    f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); the run folder keeps "
+                    "the last good checkpoint; lower --lr and resume or train again"))
+            n = x.shape[0]
+            self.step += 1
+            self.epoch_pos += n
+            self.loss_sum += loss * n
+            self.loss_count += n
+            yield self._step_event(loss, terms, n, time.perf_counter() - t0)
+            every = self.cfg.checkpoint_every_steps
+            if every and self.step % every == 0 and self.epoch_pos < self.n_train:
+                self.epoch_seconds = time.perf_counter() - t_epoch
+                yield self._checkpoint(RunStatus.RUNNING)
+        self.epoch_seconds = time.perf_counter() - t_epoch
+        return None
+
+    def _loader(self, perm: torch.Tensor) -> Iterator[Any]:
+        """Batches of the epoch's permutation from the current position on."""
+        order = perm[self.epoch_pos:].tolist()
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=batches, num_workers=self.cfg.num_workers,
+                                             pin_memory=self.device.type == "cuda")
+        return iter(loader)
+
+    def _inputs(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.segment:
+            return x.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
+        clean = x.to(self.device, non_blocking=True)
+        x_in = noisy_copy(x, self.noise, self.np_rng).to(self.device, non_blocking=True) if self.noise else clean
+        return x_in, clean
+
+    def step_once(self, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float) -> tuple[float, dict[str, float]]:
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+            out = self.net.forward_train(x_in)
+        loss, terms = batch_loss(self.net, out, x_in, target, segmentation=self.segment,
+                                 recon=self.cfg.recon_loss, kl_weight=kl_weight)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return value, {}
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return value, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _step_event(self, loss: float, terms: dict[str, float], n: int, dt: float) -> StepEnded:
+        a = _THROUGHPUT_SMOOTHING
+        ips = n / max(dt, 1e-9)
+        self.ips = ips if self.ips is None else a * self.ips + (1 - a) * ips
+        self.sec_per_step = dt if self.sec_per_step is None else a * self.sec_per_step + (1 - a) * dt
+        total = self._total_steps()
+        return StepEnded(epoch=self.epoch, step=self.step, total_steps=total, loss=loss, terms=terms,
+                         images_per_s=self.ips, eta_s=max(0, total - self.step) * self.sec_per_step,
+                         lr=float(self.optimizer.param_groups[0]["lr"]))
+
+    def _total_steps(self) -> int:
+        per_epoch = math.ceil(self.n_train / self.batch_size)
+        left_this = math.ceil((self.n_train - self.epoch_pos) / self.batch_size)
+        total = self.step + left_this + per_epoch * max(0, self.cfg.epochs - self.epoch - 1)
+        return min(total, self.cfg.max_steps) if self.cfg.max_steps is not None else total
+
+    # ------------------------------------------------------------- epoch end / checkpoints
+
+    def _validate(self) -> dict[str, float]:
+        if len(self.data.val) == 0:
+            return {}
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return evaluate(self.net, self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
+                            noise=self.noise, seed=self.cfg.seed, num_classes=getattr(self.data, "num_classes", None),
+                            class_names=getattr(self.data, "class_names", None))
+
+    def _update_best(self) -> bool:
+        value = self.metrics.get(self.metric_name)
+        if value is None or not is_better(value, self.best["value"] if self.best else None, self.metric_mode):
+            return False
+        self.best = {"metric": self.metric_name, "mode": self.metric_mode.value, "value": value,
+                     "epoch": self.epoch, "step": self.step}
+        return True
+
+    def _end_epoch(self) -> Iterator[Event]:
+        self.metrics = self._validate()
+        train_loss = self.loss_sum / max(self.loss_count, 1)
+        seconds = self.epoch_seconds
+        ended = self.epoch
+        self.epoch += 1
+        self.epoch_pos = 0
+        self.loss_sum, self.loss_count, self.epoch_seconds = 0.0, 0, 0.0
+        improved = self._update_best()
+        preview = self.preview.make(self.net, self.device)
+        saved = None
+        if self.run:
+            self._check_weights()
+            self.run.append_metrics({"epoch": self.epoch, "step": self.step, "train_loss": train_loss,
+                                     "seconds": round(seconds, 3), "batch_size": self.batch_size, **self.metrics})
+            saved = self._checkpoint(RunStatus.RUNNING, best=improved)
+        yield EpochEnded(epoch=ended, step=self.step, train_loss=train_loss, metrics=dict(self.metrics),
+                         seconds=seconds, preview=preview)
+        if saved:
+            yield saved
+
+    def _stopped(self, seconds: float) -> Iterator[Event]:
+        self.epoch_seconds = seconds
+        if self.run:
+            yield self._checkpoint(RunStatus.STOPPED)
+        return FinishReason.STOPPED, f"stopped at step {self.step} (epoch {self.epoch + 1}); resume to continue"
+
+    def _check_weights(self) -> None:
+        for name, p in self.net.state_dict().items():
+            if p.is_floating_point() and not bool(torch.isfinite(p).all()):
+                raise _Finish(FinishReason.DIVERGED, (
+                    f"weights became non-finite ({name}) by step {self.step}; the run folder keeps the last good "
+                    "checkpoint; lower --lr and resume or train again"))
+
+    def _checkpoint(self, status: RunStatus, *, best: bool = False) -> CheckpointSaved:
+        from aestudio.training.checkpoint import TrainingState, save_training_state, save_weights
+
+        assert self.run is not None
+        self._check_weights()
+        state = self.net.state_dict()
+        save_weights(self.run.model_file, state, step=self.step, epoch=self.epoch)
+        if best:
+            save_weights(self.run.best_file, state, step=self.step, epoch=self.epoch)
+        save_training_state(self.run.state_file, TrainingState(
+            optimizer=self.optimizer.state_dict(), torch_rng=torch.get_rng_state(),
+            sampler_rng=self.sampler.get_state(),
+            sampler_epoch_start=self.sampler_epoch_start if self.sampler_epoch_start is not None else self.sampler.get_state(),
+            numpy_rng=self.np_rng.bit_generator.state,
+            cuda_rng=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
+            scaler=self.scaler.state_dict() if self.amp else {}, step=self.step, epoch=self.epoch))
+        # run.json last: it is the commit point that names this checkpoint.
+        self.run.update(
+            epoch=self.epoch, step=self.step, status=status.value, message="",
+            position={"epoch_pos": self.epoch_pos, "batch_size": self.batch_size,
+                      "epoch_loss_sum": self.loss_sum, "epoch_loss_count": self.loss_count,
+                      "epoch_seconds": round(self.epoch_seconds, 3)},
+            metrics=self.metrics, best=self.best, bad_files=len(getattr(self.data, "bad_files", []) or []),
+        )
+        return CheckpointSaved(path=self.run.path, epoch=self.epoch, step=self.step, best=best)
+
+    def _safe_checkpoint(self, status: RunStatus, message: str) -> None:
+        if not self.run:
+            return
+        try:
+            self._checkpoint(status)
+            self._safe_update(message=message)
+        except Exception:  # noqa: BLE001 - shutting down; never mask the original exit
+            log.exception("could not write the final checkpoint to %s", self.run.path)
+
+    def _safe_update(self, **fields: Any) -> None:
+        try:
+            assert self.run is not None
+            self.run.update(**fields)
+        except Exception:  # noqa: BLE001
+            log.exception("could not update %s", self.run.path if self.run else "?")

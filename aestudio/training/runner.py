@@ -1,0 +1,224 @@
+"""Starting and resuming runs: build the net and the data, prepare the folder, call fit().
+
+Both :func:`train` and :func:`resume` do all their checking eagerly (unknown
+net, bad data spec, existing folder, damaged checkpoint raise ``RunError`` /
+``DataError`` / ``ValueError`` at the call) and return the event generator of
+:func:`aestudio.training.loop.fit`, so a caller reports setup errors before
+it draws any progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aestudio.config import NetConfig, NoiseConfig, Task, TrainConfig, to_dict
+from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
+from aestudio.training.events import Event
+from aestudio.training.loop import StartState, fit
+from aestudio.training.runs import BEST_FILE, MODEL_FILE, RunError, RunFolder, RunInfo, read_run
+
+log = logging.getLogger(__name__)
+
+# Denoising without a noise setting would learn the identity; this is the
+# range the denoising net is meant for (one model for light to moderate noise).
+DEFAULT_DENOISE_NOISE = NoiseConfig(kind="gaussian", strength=0.0, strength_max=0.2)
+_CLASS_FIELDS = ("num_classes", "classes", "n_classes")
+
+
+def class_field(cfg: NetConfig) -> str | None:
+    """The name of a net config's class-count field, if it has one."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    return next((n for n in _CLASS_FIELDS if n in names), None)
+
+
+def _open(spec: str, *, image_size: int | None, channels: int | None, val_fraction: float, seed: int) -> Any:
+    from aestudio.data.specs import open_data
+
+    return open_data(spec, image_size=image_size, channels=channels, val_fraction=val_fraction, seed=seed)
+
+
+def _fit_net_to_data(net_name: str, net_cfg: NetConfig, data: Any, num_classes: int | None) -> NetConfig:
+    """The net config with channels, size and class count taken from the data."""
+    changes: dict[str, Any] = {"in_channels": int(data.channels), "image_size": int(data.image_size)}
+    field = class_field(net_cfg)
+    if field is not None and getattr(data, "num_classes", None):
+        k = int(data.num_classes)
+        if num_classes is not None and num_classes < k:
+            raise ValueError(f"--classes {num_classes} is fewer than the {k} classes in {data.spec!r}; use --classes {k} or more")
+        changes[field] = max(k, num_classes or 0)
+    elif field is not None and num_classes is not None:
+        changes[field] = num_classes
+    return dataclasses.replace(net_cfg, **changes)
+
+
+def _summary(net: nn.Module) -> dict[str, Any]:
+    summary = getattr(net, "summary", None)
+    info = dict(summary()) if callable(summary) else {}
+    info.setdefault("num_params", sum(p.numel() for p in net.parameters()))
+    return info
+
+
+def train(
+    net_name: str,
+    net_cfg: NetConfig | None,
+    data_spec: str,
+    cfg: TrainConfig,
+    run_dir: Path | str,
+    *,
+    stop: threading.Event | None = None,
+    pause: threading.Event | None = None,
+    init_encoder: Path | str | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+    num_classes: int | None = None,
+) -> Iterator[Event]:
+    """Start a new run in ``run_dir`` (which must not exist or be empty).
+
+    The data decides the net's input channels and image size (``channels`` /
+    ``image_size`` ask the data loader to convert); a U-Net gets at least the
+    data's class count. A denoising net with no noise in ``cfg`` trains on
+    :data:`DEFAULT_DENOISE_NOISE`.
+    """
+    from aestudio.nets.registry import build_net, get_spec, net_config_to_dict
+    from aestudio.training.device import resolve_device
+
+    spec = get_spec(net_name)  # KeyError names the choices
+    resolve_device(cfg.device)  # fail before touching the disk
+    net_cfg = net_cfg or spec.config_cls()
+    if spec.task is Task.DENOISE and cfg.noise.kind == "none":
+        log.info("denoising net without --noise: using %s", DEFAULT_DENOISE_NOISE)
+        cfg = dataclasses.replace(cfg, noise=DEFAULT_DENOISE_NOISE)
+    if image_size is None and not spec.fully_convolutional:
+        image_size = net_cfg.image_size  # fixed-size nets: the data must come at the net's size
+    data = _open(data_spec, image_size=image_size, channels=channels, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    if spec.task is Task.SEGMENT and data.kind != "segmentation":
+        raise ValueError(f"{net_name} needs images with masks, but {data_spec!r} has none; use shapes-seg or pairs:IMAGES,MASKS")
+    net_cfg = _fit_net_to_data(net_name, net_cfg, data, num_classes)
+    torch.manual_seed(cfg.seed)  # the initial weights are part of a reproducible run
+    net = build_net(net_name, net_cfg)
+    extra: dict[str, Any] = {}
+    if init_encoder is not None:
+        extra["init_encoder"] = {"run": str(init_encoder), "copied": _init_encoder(net, Path(init_encoder))}
+    info = _summary(net)
+    run = RunFolder.create(run_dir, {
+        "net": net_config_to_dict(net_name, net_cfg),
+        "task": spec.task.value,
+        "data": _data_record(data, image_size, channels, cfg),
+        "train": to_dict(cfg),
+        "num_params": int(info["num_params"]),
+        "code_values": info.get("code_values"),
+        "compression_ratio": info.get("compression_ratio"),
+        "bad_files": len(getattr(data, "bad_files", []) or []),
+        **extra,
+    })
+    return fit(net, data, cfg, stop, run=run, pause=pause)
+
+
+def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: TrainConfig) -> dict[str, Any]:
+    return {
+        "spec": data.spec,
+        "options": {"image_size": image_size, "channels": channels, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
+        "kind": data.kind,
+        "channels": int(data.channels),
+        "image_size": int(data.image_size),
+        "num_classes": getattr(data, "num_classes", None),
+        "class_names": list(getattr(data, "class_names", None) or []) or None,
+        "class_colors": [list(c) for c in (getattr(data, "class_colors", None) or [])] or None,
+        "train_size": len(data.train),
+        "val_size": len(data.val),
+    }
+
+
+def _init_encoder(net: nn.Module, source: Path) -> int:
+    """Copy a trained run's encoder into ``net`` (U-Net pre-training); returns tensors copied."""
+    load = getattr(net, "load_encoder_state", None)
+    if load is None:
+        raise ValueError("--init-encoder works only for nets with a shared encoder (unet)")
+    folder = Path(source)
+    read_run(folder)  # validates and names the file on error
+    file = folder / BEST_FILE if (folder / BEST_FILE).is_file() else folder / MODEL_FILE
+    try:
+        state, _ = load_weights(file)
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
+    copied = int(load(state))
+    if copied == 0:
+        raise RunError(f"{file}: no encoder tensors match this net (channels and depth must agree); "
+                       "pre-train a conv_ae with the same --channels and base width")
+    log.info("copied %d encoder tensors from %s", copied, file)
+    return copied
+
+
+def resume(
+    run_dir: Path | str,
+    *,
+    stop: threading.Event | None = None,
+    pause: threading.Event | None = None,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+) -> Iterator[Event]:
+    """Continue a run exactly where its last checkpoint left it.
+
+    ``epochs`` raises the run's target epoch count (the total, not extra).
+    ``max_steps`` is a limit for this invocation only (total steps); the
+    run's stored limit is dropped, so resuming a run that ended on
+    ``max_steps`` continues to its epoch target.
+    """
+    from aestudio.nets.registry import build_net
+
+    folder = Path(run_dir)
+    info = read_run(folder)
+    run = RunFolder.open(folder)
+    cfg = info.train_cfg
+    if epochs is not None:
+        if epochs < info.epoch:
+            raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
+        cfg = dataclasses.replace(cfg, epochs=epochs)
+    cfg = dataclasses.replace(cfg, max_steps=max_steps)
+    opts = info.data_options
+    data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
+                 val_fraction=opts.get("val_fraction", cfg.val_fraction), seed=opts.get("seed", cfg.seed))
+    expected = info.data_info.get("train_size")
+    if expected is not None and expected != len(data.train):
+        log.warning("%s: the training set changed (%s -> %d images); the resume is not exact", folder, expected, len(data.train))
+    net = build_net(info.net_name, info.net_cfg)
+    start = _start_state(folder, info, net, len(data.train))
+    run.update(train=to_dict(cfg))
+    return fit(net, data, cfg, stop, run=run, pause=pause, start=start)
+
+
+def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
+    try:
+        weights, wmeta = load_weights(folder / MODEL_FILE)
+        state = load_training_state(folder / "optimizer.safetensors")
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
+    steps = {"run.json": info.step, MODEL_FILE: wmeta.get("step"), "optimizer.safetensors": state.step}
+    if len(set(steps.values())) != 1:
+        raise RunError(f"{folder}: its files come from different checkpoints (steps {steps}); "
+                       "the last write was interrupted: restore the folder from a backup or train again")
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise RunError(f"{folder / MODEL_FILE}: weights do not fit the net in run.json ({str(exc).splitlines()[0]})") from None
+    pos = info.position
+    epoch_pos = int(pos.get("epoch_pos", 0))
+    if epoch_pos >= n_train:
+        epoch_pos = 0  # the data shrank under us; restart the epoch rather than index past the end
+    return StartState(
+        epoch=info.epoch, step=info.step, epoch_pos=epoch_pos,
+        batch_size=int(pos.get("batch_size", info.train_cfg.batch_size)),
+        optimizer=state.optimizer, torch_rng=state.torch_rng, sampler_epoch_start=state.sampler_epoch_start,
+        numpy_rng=state.numpy_rng, cuda_rng=state.cuda_rng, scaler=state.scaler, best=info.best,
+        metrics=dict(info.metrics), epoch_loss_sum=float(pos.get("epoch_loss_sum", 0.0)),
+        epoch_loss_count=int(pos.get("epoch_loss_count", 0)), epoch_seconds=float(pos.get("epoch_seconds", 0.0)),
+    )
+

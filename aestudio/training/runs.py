@@ -1,0 +1,268 @@
+"""Run folders: the on-disk record of one training run, and reading it back.
+
+A run folder holds:
+
+* ``run.json`` — format ``aestudio-run`` version 1: net name and config, data
+  spec and options, train config, progress (epoch, step, position inside the
+  epoch), status, best and last metrics, size figures, timestamps. It is
+  written last in every checkpoint, so it is the commit point.
+* ``model.safetensors`` (last weights), ``best.safetensors`` (best by the main
+  validation metric), ``optimizer.safetensors`` (optimizer + RNG state, see
+  :mod:`aestudio.training.checkpoint`).
+* ``metrics.jsonl`` — one JSON object per finished epoch, for comparing runs.
+
+Every write is atomic (:mod:`aestudio.training.atomic`); nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from aestudio.config import NetConfig, TrainConfig, from_dict
+from aestudio.training.atomic import append_line, atomic_write_json, finite_json
+from aestudio.training.checkpoint import CheckpointError, load_weights
+
+log = logging.getLogger(__name__)
+
+RUN_FORMAT = "aestudio-run"
+RUN_VERSION = 1
+RUN_JSON = "run.json"
+MODEL_FILE = "model.safetensors"
+BEST_FILE = "best.safetensors"
+STATE_FILE = "optimizer.safetensors"
+METRICS_FILE = "metrics.jsonl"
+
+
+class RunError(ValueError):
+    """A run folder is missing, damaged, or cannot be used as asked (message names the file and the fix)."""
+
+
+class RunStatus(str, enum.Enum):
+    CREATED = "created"  # folder made, no step taken yet
+    RUNNING = "running"  # a process is (or was, if it crashed) training it
+    DONE = "done"
+    STOPPED = "stopped"  # stopped by the user; resumable
+    DIVERGED = "diverged"  # non-finite loss; files hold the last finite checkpoint
+    FAILED = "failed"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """``run.json`` as typed data (plus the metric history from ``metrics.jsonl``)."""
+
+    path: Path
+    net_name: str
+    net_cfg: NetConfig
+    data_spec: str
+    train_cfg: TrainConfig
+    epoch: int  # completed epochs
+    step: int  # optimizer steps taken
+    status: RunStatus
+    metrics: dict[str, float]  # the last validation metrics
+    best: dict[str, Any] | None  # {"metric", "mode", "value", "epoch", "step"}
+    history: list[dict[str, Any]]
+    num_params: int
+    compression_ratio: float | None
+    created: str
+    updated: str
+    data_options: dict[str, Any] = field(default_factory=dict)  # image_size, channels, val_fraction, seed
+    data_info: dict[str, Any] = field(default_factory=dict)  # kind, num_classes, class_names, sizes
+    position: dict[str, Any] = field(default_factory=dict)  # samples consumed in the current epoch, batch size
+    bad_files: int = 0
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. init_encoder
+
+
+def is_run_dir(path: Path | str) -> bool:
+    return (Path(path) / RUN_JSON).is_file()
+
+
+def read_record(path: Path | str) -> dict[str, Any]:
+    """The raw, validated ``run.json`` dict of a run folder."""
+    folder = Path(path)
+    file = folder / RUN_JSON
+    if not folder.exists():
+        raise RunError(f"{folder}: no such run folder; check the path (runs are made by `aestudio train --out DIR`)")
+    if not file.is_file():
+        raise RunError(f"{folder} is not a run folder: {RUN_JSON} is missing; pass a folder made by `aestudio train --out DIR`")
+    try:
+        record = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{file}: damaged JSON ({exc}); restore it from a backup or train a new run") from None
+    if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
+        raise RunError(f"{file}: not an aestudio run record (format {record.get('format') if isinstance(record, dict) else None!r}); pass a folder made by `aestudio train`")
+    version = record.get("version")
+    if not isinstance(version, int) or version > RUN_VERSION:
+        raise RunError(f"{file}: run format version {version!r} is newer than this aestudio understands ({RUN_VERSION}); upgrade aestudio")
+    missing = [k for k in ("net", "data", "train", "epoch", "step", "status") if k not in record]
+    if missing:
+        raise RunError(f"{file}: missing field(s) {', '.join(missing)}; the file is damaged, restore it or train a new run")
+    return record
+
+
+def read_run(path: Path | str) -> RunInfo:
+    """Read and validate a run folder; raises :class:`RunError` naming the file and the fix."""
+    folder = Path(path)
+    record = read_record(folder)
+    file = folder / RUN_JSON
+    from aestudio.nets.registry import net_config_from_dict
+
+    try:
+        net_name, net_cfg = net_config_from_dict(record["net"])
+    except KeyError as exc:
+        raise RunError(f"{file}: {exc.args[0] if exc.args else exc}; this run needs a newer aestudio or a plugin that registers it") from None
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{file}: bad net config ({exc}); fix the 'net' section or train a new run") from None
+    try:
+        train_cfg = from_dict(TrainConfig, record["train"])
+        status = RunStatus(record["status"])
+    except (TypeError, ValueError) as exc:
+        raise RunError(f"{file}: bad train config or status ({exc}); fix run.json or train a new run") from None
+    data = record["data"]
+    return RunInfo(
+        path=folder,
+        net_name=net_name,
+        net_cfg=net_cfg,
+        data_spec=data.get("spec", ""),
+        train_cfg=train_cfg,
+        epoch=int(record["epoch"]),
+        step=int(record["step"]),
+        status=status,
+        metrics=record.get("metrics") or {},
+        best=record.get("best"),
+        history=history(folder),
+        num_params=int(record.get("num_params", 0)),
+        compression_ratio=record.get("compression_ratio"),
+        created=record.get("created", ""),
+        updated=record.get("updated", ""),
+        data_options=data.get("options", {}),
+        data_info={k: v for k, v in data.items() if k not in ("spec", "options")},
+        position=record.get("position", {}),
+        bad_files=int(record.get("bad_files", 0)),
+        message=record.get("message", ""),
+        extra={k: record[k] for k in ("init_encoder",) if k in record},
+    )
+
+
+def history(path: Path | str) -> list[dict[str, Any]]:
+    """The per-epoch metric records of a run, oldest first.
+
+    A torn last line (a crash mid-append) is skipped. If an epoch appears twice
+    (a crash after appending but before run.json was updated, then a resume
+    redid it), the later record wins.
+    """
+    file = Path(path) / METRICS_FILE
+    if not file.is_file():
+        return []
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for n, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            log.warning("%s line %d is damaged; skipped", file, n)
+            continue
+        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int):
+            by_epoch[rec["epoch"]] = rec
+    return [by_epoch[k] for k in sorted(by_epoch)]
+
+
+def load_net(run_dir: Path | str, which: str = "best") -> tuple[nn.Module, RunInfo]:
+    """The run's net with its ``best`` (falls back to ``last`` if none yet) or ``last`` weights, in eval mode."""
+    from aestudio.nets.registry import build_net
+
+    if which not in ("best", "last"):
+        raise ValueError(f"which must be 'best' or 'last', not {which!r}")
+    info = read_run(run_dir)
+    folder = Path(run_dir)
+    file = folder / (BEST_FILE if which == "best" else MODEL_FILE)
+    if which == "best" and not file.is_file():
+        log.info("%s has no %s yet; using the last weights", folder, BEST_FILE)
+        file = folder / MODEL_FILE
+    if not file.is_file():
+        raise RunError(f"{file}: no weights yet (the run has not finished a checkpoint); train it further with `aestudio train --resume --out {folder}`")
+    net = build_net(info.net_name, info.net_cfg)
+    try:
+        state, _ = load_weights(file)
+    except CheckpointError as exc:
+        raise RunError(str(exc)) from None
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RunError(f"{file}: weights do not fit the net in run.json ({first}); the folder's files are mixed up, train again") from None
+    net.eval()
+    return net, info
+
+
+class RunFolder:
+    """Writes one run folder. The training loop calls it; readers use :func:`read_run`."""
+
+    def __init__(self, path: Path | str, record: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self.record = record
+
+    @classmethod
+    def create(cls, path: Path | str, record: dict[str, Any]) -> RunFolder:
+        """A new run folder; refuses to touch an existing non-empty folder."""
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise RunError(f"{folder} exists and is not a folder; choose another --out")
+        if folder.is_dir() and any(folder.iterdir()):
+            hint = "continue it with --resume" if is_run_dir(folder) else "it is not a run folder"
+            raise RunError(f"{folder} already exists and is not empty ({hint}); use --resume or another --out")
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = now_iso()
+        full = {"format": RUN_FORMAT, "version": RUN_VERSION, **record}
+        full.setdefault("epoch", 0)
+        full.setdefault("step", 0)
+        full.setdefault("status", RunStatus.CREATED.value)
+        full.setdefault("created", stamp)
+        full["updated"] = stamp
+        run = cls(folder, full)
+        run.write_record()
+        return run
+
+    @classmethod
+    def open(cls, path: Path | str) -> RunFolder:
+        return cls(path, read_record(path))
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def best_file(self) -> Path:
+        return self.path / BEST_FILE
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE_FILE
+
+    def update(self, **fields: Any) -> None:
+        """Update fields of run.json and write it atomically."""
+        self.record.update(fields)
+        self.write_record()
+
+    def write_record(self) -> None:
+        self.record["updated"] = now_iso()
+        atomic_write_json(self.path / RUN_JSON, self.record)
+
+    def append_metrics(self, rec: dict[str, Any]) -> None:
+        append_line(self.path / METRICS_FILE, json.dumps(finite_json(rec), allow_nan=False))
+
+    def history(self) -> list[dict[str, Any]]:
+        return history(self.path)
