@@ -1,0 +1,188 @@
+"""Lazy, typed access from the GUI to the core (data, training, export, predictors).
+
+The window must open even when a part of the core is missing or broken (an ORT-only
+install, a half-installed checkout), so every core import happens here, on first
+use, and a missing piece raises :class:`EngineUnavailable` naming the module and the
+fix instead of killing the app at import time. Everything here is Qt-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# Image suffixes used when aestudio.data.io is not importable (kept in sync by hand
+# with the reader's SUPPORTED_SUFFIXES; the reader's list wins when present).
+_FALLBACK_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
+
+BUNDLE_SUBDIR = "bundle"  # a run's own bundle: RUN/bundle (the README's convention)
+
+
+class EngineUnavailable(RuntimeError):
+    """A core module the GUI needs could not be imported."""
+
+
+def _module(name: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise EngineUnavailable(
+            f"{name} is not available ({exc}); reinstall aestudio with `pip install -e .`"
+        ) from exc
+
+
+def _attr(module: str, name: str) -> Any:
+    mod = _module(module)
+    try:
+        return getattr(mod, name)
+    except AttributeError:
+        raise EngineUnavailable(f"{module}.{name} is missing; update aestudio") from None
+
+
+# ------------------------------------------------------------------ data
+
+
+def image_suffixes() -> frozenset[str]:
+    try:
+        return frozenset(s.lower() for s in _attr("aestudio.data.io", "SUPPORTED_SUFFIXES"))
+    except EngineUnavailable:
+        return _FALLBACK_SUFFIXES
+
+
+def read_image(path: Path) -> Any:
+    """float32 [H, W, C] in [0, 1]; raises ImageLoadError (a ValueError) naming the file."""
+    return _attr("aestudio.data.io", "read_image")(path)
+
+
+def builtin_specs() -> dict[str, str]:
+    try:
+        return dict(_attr("aestudio.data.specs", "builtin_specs")())
+    except EngineUnavailable as exc:
+        logger.warning("%s", exc)
+        return {}
+
+
+def open_data(spec: str, **kwargs: Any) -> Any:
+    return _attr("aestudio.data.specs", "open_data")(spec, **kwargs)
+
+
+def iter_image_files(folder: Path) -> list[Path]:
+    try:
+        return list(_attr("aestudio.data.io", "iter_image_files")([folder]))
+    except EngineUnavailable:
+        suffixes = image_suffixes()
+        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+
+
+# ------------------------------------------------------------------ nets
+
+
+def list_nets() -> list[str]:
+    return list(_attr("aestudio.nets", "list_nets")())
+
+
+def get_spec(name: str) -> Any:
+    return _attr("aestudio.nets", "get_spec")(name)
+
+
+# ------------------------------------------------------------------ runs and bundles
+
+
+def is_run_dir(path: Path) -> bool:
+    try:
+        return bool(_attr("aestudio.training.runs", "is_run_dir")(path))
+    except EngineUnavailable:
+        return (path / "run.json").is_file()
+
+
+def is_bundle(path: Path) -> bool:
+    try:
+        return bool(_attr("aestudio.inference.bundle", "is_bundle")(path))
+    except EngineUnavailable:
+        return (path / "model.json").is_file() and (path / "model.onnx").is_file()
+
+
+def read_run(path: Path) -> Any:
+    return _attr("aestudio.training.runs", "read_run")(path)
+
+
+def read_bundle(path: Path) -> Any:
+    return _attr("aestudio.inference.bundle", "read_bundle")(path)
+
+
+def run_bundle_dir(run_dir: Path) -> Path:
+    return run_dir / BUNDLE_SUBDIR
+
+
+def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
+    """Export a run to ``RUN/bundle`` (or ``out_dir``); returns the bundle folder."""
+    fn = _attr("aestudio.inference.export", "export_run")
+    return Path(fn(run_dir, out_dir if out_dir is not None else run_bundle_dir(run_dir)))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """The active model of the exploration panels."""
+
+    path: Path  # the bundle folder (or a foreign .onnx file)
+    info: Any  # aestudio.inference.bundle.ModelInfo
+    predictor: Any  # OrtPredictor: predict / encode / decode / run_image / segment
+    runtime: str  # e.g. "ONNX Runtime (CPUExecutionProvider)"
+    source: Path | None = None  # the run folder it came from, if any
+
+    @property
+    def name(self) -> str:
+        return getattr(self.info, "name", None) or self.path.name
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Open a bundle, a run (exported first when it has no bundle) or a foreign .onnx.
+
+    Slow (export, session creation): call it from a worker thread.
+    """
+    path = Path(path)
+    source: Path | None = None
+    if is_run_dir(path):
+        source = path
+        bundle = run_bundle_dir(path)
+        if not is_bundle(bundle) or _stale(bundle, path):
+            logger.info("exporting %s to %s", path, bundle)
+            bundle = export_run(path, bundle)
+        path = bundle
+    predictor_cls = _attr("aestudio.inference.ort", "OrtPredictor")
+    predictor = predictor_cls(path, profile="interactive")
+    provider = getattr(predictor, "provider", "CPUExecutionProvider")
+    return LoadedModel(path=path, info=predictor.info, predictor=predictor,
+                       runtime=f"ONNX Runtime ({provider})", source=source)
+
+
+def _stale(bundle: Path, run_dir: Path) -> bool:
+    """True when the run's weights are newer than its bundle (training went on)."""
+    try:
+        weights = max(p.stat().st_mtime for p in run_dir.glob("*.safetensors"))
+        return weights > (bundle / "model.onnx").stat().st_mtime
+    except (ValueError, OSError):
+        return False
+
+
+# ------------------------------------------------------------------ training
+
+
+def train(net_name: str, net_cfg: Any, data_spec: str, cfg: Any, run_dir: Path, *,
+          stop: threading.Event, pause: threading.Event) -> Iterator[Any]:
+    fn = _attr("aestudio.training", "train")
+    return fn(net_name, net_cfg, data_spec, cfg, run_dir, stop=stop, pause=pause)
+
+
+def resume(run_dir: Path, *, stop: threading.Event, pause: threading.Event,
+           epochs: int | None = None) -> Iterator[Any]:
+    fn = _attr("aestudio.training", "resume")
+    return fn(run_dir, stop=stop, pause=pause, epochs=epochs)

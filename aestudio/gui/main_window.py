@@ -1,0 +1,393 @@
+"""The main window: side panel (data, models), tabs (Train + exploration), menus, drops, status.
+
+It composes the panels and routes between them: dropped or opened paths are
+classified (:mod:`aestudio.gui.drops`) and sent where they belong; finished runs
+are exported and loaded on the worker pool; the active model is handed to every
+exploration panel. Settings and layout persist through QSettings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QLabel,
+    QMainWindow,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aestudio.config import FinishReason
+from aestudio.gui import engine
+from aestudio.gui.data_panel import DataPanel, DataSummary
+from aestudio.gui.drops import DropKind, classify_all
+from aestudio.gui.engine import LoadedModel
+from aestudio.gui.messages import Level, MessageBar, show_error_dialog
+from aestudio.gui.models_panel import ModelsPanel
+from aestudio.gui.panels import ExplorePanel, explore_panels
+from aestudio.gui.train_panel import TrainPanel
+from aestudio.gui.workers import TaskRunner, describe_error
+from aestudio.gui.workspace import ENV_HOME, Key, add_recent, recent_items, workspace_dir
+from aestudio.training.events import TrainFinished
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_DATA = "digits"  # opened on first launch so Start works with one click
+EXPORTABLE_REASONS = (FinishReason.DONE, FinishReason.STOPPED, FinishReason.DIVERGED)
+
+
+def _verify_images(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Split image files into readable and broken (with the reader's reason). Worker thread."""
+    good: list[Path] = []
+    bad: list[tuple[Path, str]] = []
+    for p in paths:
+        try:
+            engine.read_image(p)
+            good.append(p)
+        except engine.EngineUnavailable:
+            good.append(p)  # no reader to check with: let the panel try
+        except Exception as exc:  # noqa: BLE001 - ImageLoadError, OSError, decoder errors
+            bad.append((p, describe_error(exc, p)))
+    return good, bad
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.workspace = workspace_dir(settings)
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.active_model: LoadedModel | None = None
+        self.tasks = TaskRunner(self)
+        self.setWindowTitle("aestudio")
+        self.setAcceptDrops(True)
+        self.resize(1400, 880)
+
+        self.messages = MessageBar()
+        self.data_panel = DataPanel(self.tasks)
+        self.models_panel = ModelsPanel(self.workspace)
+        self.models_panel.set_recent(recent_items(settings))
+        self.train_panel = TrainPanel(self.workspace)
+        self.explore: list[ExplorePanel] = [cls(self.tasks) for cls in explore_panels()]
+        self._build_layout()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self._restore()
+
+    # ================================================================ construction
+
+    def _build_layout(self) -> None:
+        side = QSplitter(Qt.Orientation.Vertical)
+        data_box = QGroupBox("Data")
+        QVBoxLayout(data_box).addWidget(self.data_panel)
+        models_box = QGroupBox("Models")
+        QVBoxLayout(models_box).addWidget(self.models_panel)
+        side.addWidget(data_box)
+        side.addWidget(models_box)
+        side.setSizes([480, 360])
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(False)
+        self.tabs.addTab(self.train_panel, "Train")
+        for panel in self.explore:
+            self.tabs.addTab(panel, panel.title)
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addWidget(self.messages)
+        rl.addWidget(self.tabs, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(side)
+        self.splitter.addWidget(right)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([340, 1060])
+        central = QWidget()
+        central.setObjectName("central")
+        cl = QVBoxLayout(central)
+        cl.setContentsMargins(6, 6, 6, 0)
+        cl.addWidget(self.splitter)
+        self.setCentralWidget(central)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.device_label = QLabel("Device: —")
+        self.runtime_label = QLabel("Runtime: no model")
+        self.model_label = QLabel("Model: none")
+        for w in (self.model_label, self.runtime_label, self.device_label):
+            bar.addPermanentWidget(w)
+
+    def _build_menus(self) -> None:
+        self.actions: dict[str, QAction] = {}
+
+        def act(menu, name: str, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            a.setStatusTip(tip)
+            a.triggered.connect(slot)
+            menu.addAction(a)
+            self.actions[name] = a
+            return a
+
+        file = self.menuBar().addMenu("&File")
+        act(file, "open_images", "Open &images…", self.open_images_dialog, QKeySequence.StandardKey.Open,
+            "Open image files in the current panel")
+        act(file, "open_folder", "Open &folder…", self.open_folder_dialog, "Ctrl+Shift+O",
+            "Use a folder of images as the data set")
+        act(file, "open_model", "Open &run or bundle…", self.open_model_dialog, "Ctrl+L",
+            "Load a trained run, a bundle or an .onnx file as the active model")
+        act(file, "export", "&Export active model…", self.export_active_dialog, "Ctrl+E",
+            "Write the active model's ONNX bundle to a folder")
+        file.addSeparator()
+        act(file, "workspace", "Change &workspace…", self.change_workspace_dialog, None,
+            "Choose the folder where runs and bundles are kept")
+        file.addSeparator()
+        act(file, "quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        train = self.menuBar().addMenu("&Train")
+        act(train, "start", "&Start", self.train_panel.start, "Ctrl+Return")
+        act(train, "stop", "S&top", self.train_panel.stop, "Ctrl+.")
+        act(train, "resume", "&Resume last run",
+            lambda: self.train_panel.resume_run(self.train_panel.run_dir), "Ctrl+Shift+Return")
+
+        view = self.menuBar().addMenu("&View")
+        for i in range(self.tabs.count()):
+            act(view, f"tab{i}", self.tabs.tabText(i), lambda _=False, i=i: self.tabs.setCurrentIndex(i), f"Ctrl+{i + 1}")
+        # The actions' shortcuts must work whichever widget has focus.
+        self.actions["quit"].setShortcut(QKeySequence("Ctrl+Q"))
+
+    def _connect(self) -> None:
+        for source in (self.data_panel, self.models_panel, self.train_panel, *self.explore):
+            source.notify.connect(self.notify)
+        self.data_panel.data_changed.connect(self._data_changed)
+        self.data_panel.image_activated.connect(lambda p: self.open_paths([p]))
+        self.models_panel.load_requested.connect(self.load_model)
+        self.models_panel.export_requested.connect(self.export_dialog)
+        self.models_panel.resume_requested.connect(self._resume_run)
+        self.train_panel.run_finished.connect(self._run_finished)
+        self.train_panel.device_reported.connect(lambda d: self.device_label.setText(f"Device: {d}"))
+        self.train_panel.running_changed.connect(self._running_changed)
+        self.train_panel.device_box.currentTextChanged.connect(
+            lambda _t: self.device_label.setText(f"Device: {self.train_panel.device_key()}"))
+
+    # ================================================================ settings
+
+    def _restore(self) -> None:
+        s = self.settings
+        geometry = s.value(Key.GEOMETRY)
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)
+        state = s.value(Key.STATE)
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        split = s.value(Key.SPLITTER)
+        if isinstance(split, QByteArray):
+            self.splitter.restoreState(split)
+        self.tabs.setCurrentIndex(int(s.value(Key.TAB, 0, type=int)))
+        self.train_panel.ensure_devices()
+        device = s.value(Key.DEVICE, "", type=str)
+        if device:
+            self.train_panel.set_device(device)
+        self.device_label.setText(f"Device: {self.train_panel.device_key()}")
+        spec = s.value(Key.DATA_SPEC, "", type=str) or (DEFAULT_DATA if DEFAULT_DATA in engine.builtin_specs() else "")
+        if spec:
+            self.data_panel.open_spec(spec)
+        self.train_panel.refresh_compare()
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue(Key.GEOMETRY, self.saveGeometry())
+        s.setValue(Key.STATE, self.saveState())
+        s.setValue(Key.SPLITTER, self.splitter.saveState())
+        s.setValue(Key.TAB, self.tabs.currentIndex())
+        s.setValue(Key.DEVICE, self.train_panel.device_key())
+        if self.data_panel.spec:
+            s.setValue(Key.DATA_SPEC, self.data_panel.spec)
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.save_settings()
+        self.train_panel.shutdown()
+        self.tasks.shutdown()
+        super().closeEvent(event)
+
+    # ================================================================ messages
+
+    def notify(self, level: Level, text: str, details: str = "") -> None:
+        self.messages.post(level, text, details)
+        self.statusBar().showMessage(text, 6000)
+
+    # ================================================================ drops and opening
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        remote = [u.toString() for u in event.mimeData().urls() if not u.isLocalFile()]
+        for url in remote:
+            self.notify(Level.WARNING, f"{url}: only local files can be opened; download it first.")
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    def open_paths(self, paths: list[Path]) -> None:
+        """Route paths by kind: images to the current panel, folders to data, runs/bundles to models."""
+        groups = classify_all(paths)
+        for item in groups[DropKind.MISSING] + groups[DropKind.UNSUPPORTED]:
+            self.notify(Level.WARNING, item.reason)
+        folders = groups[DropKind.FOLDER]
+        if folders:
+            if len(folders) > 1:
+                self.notify(Level.INFO, f"Using {folders[-1].path.name} as the data set; one folder at a time.")
+            self.data_panel.open_folder(folders[-1].path)
+        models = groups[DropKind.RUN] + groups[DropKind.BUNDLE] + groups[DropKind.ONNX]
+        if models:
+            if len(models) > 1:
+                self.notify(Level.INFO, f"Loading {models[-1].path.name}; one active model at a time.")
+            self.load_model(models[-1].path)
+        images = [i.path for i in groups[DropKind.IMAGE]]
+        if images:
+            self.tasks.submit(_verify_images, images, on_result=self._images_checked,
+                              on_error=lambda exc, det: self.notify(Level.ERROR, f"Cannot open images: {exc}", det))
+
+    def _images_checked(self, result: tuple[list[Path], list[tuple[Path, str]]]) -> None:
+        good, bad = result
+        for path, reason in bad:
+            self.notify(Level.WARNING, f"Cannot open {path}: {reason}")
+        if not good:
+            return
+        panel = self.current_explore_panel()
+        if panel is None:  # images dropped on the Train tab go to the first exploration panel
+            panel = self.explore[0]
+            self.tabs.setCurrentWidget(panel)
+        panel.add_images(good)
+        self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
+
+    def current_explore_panel(self) -> ExplorePanel | None:
+        w = self.tabs.currentWidget()
+        return w if isinstance(w, ExplorePanel) else None
+
+    def open_images_dialog(self) -> None:
+        patterns = " ".join(f"*{s}" for s in sorted(engine.image_suffixes()))
+        files, _ = QFileDialog.getOpenFileNames(self, "Open images", "", f"Images ({patterns});;All files (*)")
+        if files:
+            self.open_paths([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images")
+        if folder:
+            self.open_paths([Path(folder)])
+
+    def open_model_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a run or bundle folder", str(self.workspace))
+        if folder:
+            self.open_paths([Path(folder)])
+
+    # ================================================================ models
+
+    def load_model(self, path: Path) -> None:
+        path = Path(path)
+        self.notify(Level.INFO, f"Loading {path.name}…")
+        self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
+                          on_error=lambda exc, det: self.notify(
+                              Level.ERROR, f"Cannot load {path}: {describe_error(exc, path)}", det))
+
+    def set_active_model(self, model: LoadedModel, requested: Path | None = None) -> None:
+        self.active_model = model
+        for panel in self.explore:
+            panel.set_model(model)
+        self.runtime_label.setText(f"Runtime: {model.runtime}")
+        task = getattr(getattr(model.info, "task", ""), "value", getattr(model.info, "task", ""))
+        self.model_label.setText(f"Model: {model.name}" + (f" ({task})" if task else ""))
+        add_recent(self.settings, requested or model.path)
+        self.models_panel.protected = {p for p in (model.path, model.source) if p is not None}
+        self.models_panel.set_recent(recent_items(self.settings))
+        self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).")
+
+    def _run_finished(self, ev: TrainFinished) -> None:
+        self.models_panel.refresh()
+        if ev.run_dir is None or ev.reason not in EXPORTABLE_REASONS or not engine.is_run_dir(Path(ev.run_dir)):
+            return
+        if ev.step == 0:
+            return  # stopped before the first step: nothing to export
+        self.load_model(Path(ev.run_dir))  # exports to RUN/bundle first, in the worker
+
+    def _running_changed(self, running: bool) -> None:
+        run = self.train_panel.run_dir
+        protected = set(self.models_panel.protected)
+        if run is not None:
+            (protected.add if running else protected.discard)(run)
+        self.models_panel.protected = protected
+        self.models_panel.refresh()
+
+    def _resume_run(self, path: Path) -> None:
+        self.tabs.setCurrentWidget(self.train_panel)
+        self.train_panel.resume_run(path)
+
+    def _data_changed(self, summary: DataSummary) -> None:
+        self.train_panel.set_data(summary.spec, summary.channels, summary.image_size)
+
+    # ================================================================ export and workspace
+
+    def export_active_dialog(self) -> None:
+        if self.active_model is None:
+            self.notify(Level.INFO, "No active model to export: train one or load a run first.")
+            return
+        self.export_dialog(self.active_model.source or self.active_model.path)
+
+    def export_dialog(self, source: Path) -> None:
+        out = QFileDialog.getExistingDirectory(self, f"Export {source.name} to…", str(self.workspace))
+        if out:
+            self.export_to(source, Path(out) / source.name)
+
+    def export_to(self, source: Path, target: Path) -> None:
+        if target.exists():
+            self.notify(Level.WARNING, f"Cannot export to {target}: it already exists; choose another folder.")
+            return
+
+        def work() -> Path:
+            if engine.is_run_dir(source):
+                return engine.export_run(source, target)
+            shutil.copytree(source, target)  # a bundle is a plain folder
+            return target
+
+        self.notify(Level.INFO, f"Exporting {source.name}…")
+        self.tasks.submit(work, on_result=lambda p: self.notify(Level.INFO, f"Exported to {p}."),
+                          on_error=lambda exc, det: self.notify(
+                              Level.ERROR, f"Export of {source.name} failed: {describe_error(exc)}", det))
+
+    def change_workspace_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose the workspace folder", str(self.workspace))
+        if folder:
+            self.set_workspace(Path(folder))
+
+    def set_workspace(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.settings.setValue(Key.WORKSPACE, str(folder))
+        self.workspace = folder
+        self.models_panel.set_workspace(folder)
+        self.train_panel.set_workspace(folder)
+        self.train_panel.refresh_compare()
+        if os.environ.get(ENV_HOME):
+            self.notify(Level.INFO, "AESTUDIO_HOME is set; it will override this workspace at the next launch.")
+
+    def show_error(self, text: str, details: str = "") -> None:
+        show_error_dialog(self, text, details)

@@ -1,0 +1,139 @@
+"""Non-modal notifications: a dismissable message bar and an error dialog with details.
+
+Nothing here blocks: errors from workers, bad drops and finished runs all arrive
+while the user keeps working. Every message is also logged and kept in
+:attr:`MessageBar.history`, so tests (and a future log view) can read them.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_VISIBLE = 4  # older messages scroll out; history keeps them
+INFO_TIMEOUT_MS = 8000  # info messages fade on their own; warnings and errors stay until closed
+
+
+class Level(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Message:
+    level: Level
+    text: str
+    details: str = ""
+
+
+class _MessageRow(QFrame):
+    closed = Signal(object)
+
+    def __init__(self, message: Message, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.message = message
+        self.setObjectName("messageRow")
+        self.setProperty("level", message.level.value)  # styled by resources/style.qss
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(10, 4, 4, 4)
+        label = QLabel(message.text)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(label, 1)
+        if message.details:
+            more = QToolButton(text="Details…")
+            more.clicked.connect(self._show_details)
+            lay.addWidget(more)
+        close = QToolButton(text="✕")
+        close.setToolTip("Dismiss")
+        close.setAutoRaise(True)
+        close.clicked.connect(lambda: self.closed.emit(self))
+        lay.addWidget(close)
+
+    def _show_details(self) -> None:
+        show_error_dialog(self.window(), self.message.text, self.message.details)
+
+
+class MessageBar(QWidget):
+    """A stack of short messages shown above the main area."""
+
+    posted = Signal(object)  # Message
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history: list[Message] = []
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self.hide()
+
+    def post(self, level: Level, text: str, details: str = "") -> Message:
+        msg = Message(level, text, details)
+        self.history.append(msg)
+        log_level = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}[level]
+        logger.log(log_level, "%s", text)
+        row = _MessageRow(msg, self)
+        row.closed.connect(self._remove)
+        self._layout.addWidget(row)
+        while self._layout.count() > MAX_VISIBLE:
+            item = self._layout.itemAt(0)
+            if item is not None and item.widget() is not None:
+                self._remove(item.widget())
+        if level is Level.INFO:
+            QTimer.singleShot(INFO_TIMEOUT_MS, row, lambda r=row: self._remove(r))
+        self.show()
+        self.posted.emit(msg)
+        return msg
+
+    def info(self, text: str, details: str = "") -> Message:
+        return self.post(Level.INFO, text, details)
+
+    def warning(self, text: str, details: str = "") -> Message:
+        return self.post(Level.WARNING, text, details)
+
+    def error(self, text: str, details: str = "") -> Message:
+        return self.post(Level.ERROR, text, details)
+
+    def visible_messages(self) -> list[Message]:
+        rows = (self._layout.itemAt(i).widget() for i in range(self._layout.count()))
+        return [r.message for r in rows if isinstance(r, _MessageRow)]
+
+    def clear(self) -> None:
+        for row in [self._layout.itemAt(i).widget() for i in range(self._layout.count())]:
+            self._remove(row)
+
+    def _remove(self, row: QWidget) -> None:
+        if row is None or row.parent() is not self:
+            return
+        self._layout.removeWidget(row)
+        row.setParent(None)
+        row.deleteLater()
+        if self._layout.count() == 0:
+            self.hide()
+
+
+def show_error_dialog(parent: QWidget | None, text: str, details: str = "",
+                      title: str = "aestudio") -> QMessageBox:
+    """A non-modal error box; the traceback sits behind "Show Details…"."""
+    box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Close, parent)
+    box.setWindowModality(Qt.WindowModality.NonModal)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    if details:
+        box.setDetailedText(details)
+    box.show()
+    return box

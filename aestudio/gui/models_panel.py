@@ -1,0 +1,254 @@
+"""The models side: runs and bundles in the workspace, shipped models, recent items.
+
+Lists what is on disk and offers load, rename, delete (with confirmation),
+export and resume. Loading and exporting are requested by signal; the window
+does the work on its worker pool, so this widget holds no model and never blocks.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import shutil
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aestudio.gui import engine
+from aestudio.gui.messages import Level
+from aestudio.gui.workspace import bundles_dir, runs_dir, shipped_models_dir
+
+logger = logging.getLogger(__name__)
+
+PATH_ROLE = Qt.ItemDataRole.UserRole
+KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+
+
+class EntryKind(str, enum.Enum):
+    RUN = "run"
+    BUNDLE = "bundle"
+
+
+class Group(str, enum.Enum):
+    RUNS = "Runs"
+    BUNDLES = "Bundles"
+    SHIPPED = "Shipped models"
+    RECENT = "Recent"
+
+
+def run_summary(path: Path) -> str:
+    try:
+        info = engine.read_run(path)
+    except Exception as exc:  # noqa: BLE001 - a half-written run still gets listed
+        return f"unreadable: {exc}"
+    parts = [str(getattr(info, "net_name", "?")), f"{getattr(info, 'epoch', 0)} epochs"]
+    status = getattr(info, "status", "")
+    if status:
+        parts.append(str(getattr(status, "value", status)))
+    if engine.is_bundle(engine.run_bundle_dir(path)):
+        parts.append("exported")
+    return " · ".join(parts)
+
+
+def bundle_summary(path: Path) -> str:
+    try:
+        info = engine.read_bundle(path)
+    except Exception as exc:  # noqa: BLE001
+        return f"unreadable: {exc}"
+    task = getattr(info, "task", "")
+    return " · ".join(str(x) for x in (getattr(info, "net_name", ""), getattr(task, "value", task)) if x)
+
+
+class ModelsPanel(QWidget):
+    load_requested = Signal(object)  # Path of a run or bundle
+    export_requested = Signal(object)  # Path of a run or bundle
+    resume_requested = Signal(object)  # Path of a run
+    notify = Signal(object, str, str)  # Level, text, details
+
+    def __init__(self, workspace: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.recent: list[Path] = []
+        self.protected: set[Path] = set()  # the running run and the active model: no delete/rename
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.where = QLabel()
+        self.where.setObjectName("hint")
+        self.where.setWordWrap(True)
+        lay.addWidget(self.where)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("models")
+        self.tree.setHeaderLabels(["Name", "Details"])
+        self.tree.setColumnWidth(0, 190)
+        self.tree.setUniformRowHeights(True)
+        self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
+        self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
+        lay.addWidget(self.tree, 1)
+        row = QHBoxLayout()
+        self.buttons: dict[str, QPushButton] = {}
+        for name, tip, slot in (
+            ("Load", "Make it the active model (a run is exported first)", lambda: self._request(self.load_requested)),
+            ("Resume", "Continue training this run", lambda: self._request(self.resume_requested)),
+            ("Export", "Write an ONNX bundle to a folder", lambda: self._request(self.export_requested)),
+            ("Rename", "Rename the folder", self._rename_clicked),
+            ("Delete", "Delete the folder (asks first)", self._delete_clicked),
+        ):
+            b = QPushButton(name)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            row.addWidget(b)
+            self.buttons[name] = b
+        lay.addLayout(row)
+        self.refresh()
+
+    # -------------------------------------------------------------- listing
+
+    def set_workspace(self, workspace: Path) -> None:
+        self.workspace = workspace
+        self.refresh()
+
+    def set_recent(self, recent: list[Path]) -> None:
+        self.recent = list(recent)
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.where.setText(f"Workspace: {self.workspace}")
+        self.tree.clear()
+        self._fill(Group.RUNS, self._subdirs(runs_dir(self.workspace)))
+        self._fill(Group.BUNDLES, self._subdirs(bundles_dir(self.workspace)))
+        shipped = shipped_models_dir()
+        self._fill(Group.SHIPPED, self._subdirs(shipped) if shipped else [])
+        self._fill(Group.RECENT, [p for p in self.recent if p.exists()])
+        self._update_buttons()
+
+    @staticmethod
+    def _subdirs(folder: Path) -> list[Path]:
+        if not folder.is_dir():
+            return []
+        return sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+
+    def _fill(self, group: Group, paths: list[Path]) -> None:
+        top = QTreeWidgetItem([group.value, f"{len(paths)}" if paths else "none"])
+        top.setFlags(top.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+        self.tree.addTopLevelItem(top)
+        for p in paths:
+            if engine.is_run_dir(p):
+                kind, details = EntryKind.RUN, run_summary(p)
+            elif engine.is_bundle(p):
+                kind, details = EntryKind.BUNDLE, bundle_summary(p)
+            else:
+                continue
+            item = QTreeWidgetItem([p.name, details])
+            item.setToolTip(0, str(p))
+            item.setToolTip(1, details)
+            item.setData(0, PATH_ROLE, str(p))
+            item.setData(0, KIND_ROLE, kind.value)
+            top.addChild(item)
+        top.setExpanded(group is not Group.RECENT or bool(paths))
+
+    def entries(self, group: Group) -> list[Path]:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            if top.text(0) == group.value:
+                return [Path(top.child(j).data(0, PATH_ROLE)) for j in range(top.childCount())]
+        return []
+
+    def select(self, path: Path) -> bool:
+        for i in range(self.tree.topLevelItemCount()):
+            top = self.tree.topLevelItem(i)
+            for j in range(top.childCount()):
+                if Path(top.child(j).data(0, PATH_ROLE)) == path:
+                    self.tree.setCurrentItem(top.child(j))
+                    return True
+        return False
+
+    # -------------------------------------------------------------- actions
+
+    def current(self) -> tuple[Path, EntryKind] | None:
+        item = self.tree.currentItem()
+        if item is None or item.data(0, PATH_ROLE) is None:
+            return None
+        return Path(item.data(0, PATH_ROLE)), EntryKind(item.data(0, KIND_ROLE))
+
+    def _update_buttons(self) -> None:
+        cur = self.current()
+        in_workspace = cur is not None and self.workspace in cur[0].parents
+        for name, b in self.buttons.items():
+            enabled = cur is not None
+            if name == "Resume":
+                enabled = enabled and cur[1] is EntryKind.RUN
+            if name in ("Rename", "Delete"):
+                enabled = enabled and in_workspace and cur[0] not in self.protected
+            b.setEnabled(enabled)
+
+    def _request(self, signal: Signal, item: QTreeWidgetItem | None = None) -> None:
+        if item is not None:
+            self.tree.setCurrentItem(item)
+        cur = self.current()
+        if cur is not None:
+            signal.emit(cur[0])
+
+    def _rename_clicked(self) -> None:
+        cur = self.current()
+        if cur is None:
+            return
+        name, ok = QInputDialog.getText(self, "Rename", f"New name for {cur[0].name}:", text=cur[0].name)
+        if ok and name.strip() and name.strip() != cur[0].name:
+            self.rename(cur[0], name.strip())
+
+    def rename(self, path: Path, new_name: str) -> Path | None:
+        if "/" in new_name or "\\" in new_name or new_name in (".", ".."):
+            self.notify.emit(Level.WARNING, f"{new_name!r} is not a valid folder name; use letters, digits, - and _.", "")
+            return None
+        target = path.with_name(new_name)
+        if target.exists():
+            self.notify.emit(Level.WARNING, f"Cannot rename {path.name}: {target} already exists; pick another name.", "")
+            return None
+        if path in self.protected:
+            self.notify.emit(Level.WARNING, f"{path.name} is in use (training or loaded); stop or unload it first.", "")
+            return None
+        try:
+            path.rename(target)
+        except OSError as exc:
+            self.notify.emit(Level.ERROR, f"Cannot rename {path}: {exc.strerror or exc}", "")
+            return None
+        self.refresh()
+        self.select(target)
+        return target
+
+    def _delete_clicked(self) -> None:
+        cur = self.current()
+        if cur is None:
+            return
+        answer = QMessageBox.question(
+            self, "Delete", f"Delete {cur[0].name} and everything in it?\n{cur[0]}\n\nThis cannot be undone.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        if answer == QMessageBox.StandardButton.Yes:
+            self.delete(cur[0])
+
+    def delete(self, path: Path) -> bool:
+        if path in self.protected:
+            self.notify.emit(Level.WARNING, f"{path.name} is in use (training or loaded); stop or unload it first.", "")
+            return False
+        if self.workspace not in path.parents:
+            self.notify.emit(Level.WARNING, f"Only folders inside the workspace can be deleted here ({path}).", "")
+            return False
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            self.notify.emit(Level.ERROR, f"Cannot delete {path}: {exc.strerror or exc}", "")
+            return False
+        self.notify.emit(Level.INFO, f"Deleted {path.name}.", "")
+        self.refresh()
+        return True

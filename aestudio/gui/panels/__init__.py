@@ -1,0 +1,25 @@
+"""The exploration tabs (Reconstruct, Noise lab, Segment, Latent).
+
+To fill a tab: write ``panels/<name>.py`` with a subclass of
+:class:`~aestudio.gui.panels.base.ExplorePanel` and put it in :func:`explore_panels`
+in place of its placeholder. The window builds its tabs from this list, hands
+every panel the active model and routes dropped images to the current tab.
+"""
+
+from __future__ import annotations
+
+from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.placeholders import (
+    LatentPlaceholder,
+    NoiseLabPlaceholder,
+    ReconstructPlaceholder,
+    SegmentPlaceholder,
+)
+
+
+def explore_panels() -> list[type[ExplorePanel]]:
+    """The exploration tab classes, in tab order."""
+    return [ReconstructPlaceholder, NoiseLabPlaceholder, SegmentPlaceholder, LatentPlaceholder]
+
+
+__all__ = ["ExplorePanel", "explore_panels"]

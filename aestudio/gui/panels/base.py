@@ -1,0 +1,67 @@
+"""The base class every exploration tab builds on: it receives the active model and dropped images.
+
+A panel never loads models or files itself. The window calls
+:meth:`ExplorePanel.set_model` whenever the active model changes (``None`` when
+there is none) and :meth:`ExplorePanel.add_images` with image files the user
+dropped or opened while the panel was current (already checked to be readable).
+Heavy work belongs on ``self.tasks`` (a shared :class:`TaskRunner`), never on the
+GUI thread; the model's predictor is an ONNX Runtime session with the
+*interactive* profile, safe to call from one worker at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
+
+from aestudio.config import Task
+from aestudio.gui.engine import LoadedModel
+from aestudio.gui.workers import TaskRunner
+
+
+class ExplorePanel(QWidget):
+    """Subclass and override :meth:`on_model_changed` and :meth:`on_images`."""
+
+    title: ClassVar[str] = "Panel"  # the tab text
+    purpose: ClassVar[str] = ""  # one sentence: what this panel does
+    drop_hint: ClassVar[str] = "Drop images here."  # what to drop, shown while empty
+    tasks_supported: ClassVar[frozenset[Task]] = frozenset(Task)  # which models make sense here
+
+    notify = Signal(object, str, str)  # Level, text, details: routed to the window's message bar
+
+    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tasks = tasks
+        self.model: LoadedModel | None = None
+        self.images: list[Path] = []
+
+    # -------------------------------------------------------------- called by the window
+
+    def set_model(self, model: LoadedModel | None) -> None:
+        self.model = model
+        self.on_model_changed(model)
+
+    def add_images(self, paths: list[Path]) -> None:
+        self.images.extend(paths)
+        self.on_images(paths)
+
+    def supports(self, model: LoadedModel | None) -> bool:
+        """Whether the model's task fits this panel (the window may say so in the status bar)."""
+        if model is None:
+            return False
+        task = getattr(model.info, "task", None)
+        try:
+            return Task(getattr(task, "value", task)) in self.tasks_supported
+        except ValueError:
+            return True  # foreign models: let the panel decide what it can do
+
+    # -------------------------------------------------------------- for subclasses
+
+    def on_model_changed(self, model: LoadedModel | None) -> None:
+        """React to a new active model (``None``: no model)."""
+
+    def on_images(self, paths: list[Path]) -> None:
+        """React to newly added image files."""

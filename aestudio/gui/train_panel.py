@@ -1,0 +1,492 @@
+"""The Train tab: pick a family and settings, run training in the background, watch it live.
+
+The panel turns form values into configs, starts a :class:`TrainWorker` over the
+core's ``train`` / ``resume`` generator, and renders event batches: progress with
+ETA and images/s, throttled curves, a preview grid per epoch, and the validation
+metrics. It never exports or loads models itself; it emits
+:attr:`TrainPanel.run_finished` and the window decides what happens next.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
+
+from aestudio.config import FinishReason, TrainConfig
+from aestudio.gui import engine
+from aestudio.gui.config_form import ConfigForm
+from aestudio.gui.curves import CurvesView, RunSeries
+from aestudio.gui.devices import Device, best_device, list_devices
+from aestudio.gui.messages import Level
+from aestudio.gui.metrics_table import MetricsTable
+from aestudio.gui.presets import preset_for
+from aestudio.gui.preview_grid import PreviewGrid
+from aestudio.gui.workers import TrainWorker
+from aestudio.gui.workspace import new_run_dir, runs_dir
+from aestudio.training.events import (
+    BatchSizeReduced,
+    CheckpointSaved,
+    EpochEnded,
+    Event,
+    Paused,
+    RunStarted,
+    StepEnded,
+    TrainFinished,
+)
+
+logger = logging.getLogger(__name__)
+
+# Fields set by the data (channels, size) or by dedicated widgets (device) are not in the forms.
+NET_HIDDEN = ("in_channels", "image_size")
+TRAIN_MAIN = ("epochs", "batch_size", "lr", "recon_loss", "noise", "kl_warmup_epochs")
+TRAIN_ADVANCED = ("weight_decay", "val_fraction", "seed", "max_steps", "amp",
+                  "checkpoint_every_steps", "preview_count", "max_oom_retries", "num_workers")
+
+
+def format_seconds(s: float) -> str:
+    if not math.isfinite(s) or s < 0:
+        return "—"
+    s = int(round(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {sec:02d}s" if m else f"{sec}s"
+
+
+class TrainPanel(QWidget):
+    run_finished = Signal(object)  # TrainFinished (run_dir set when a run folder exists)
+    device_reported = Signal(str)  # "cpu" / "cuda:0 · NVIDIA ..." from RunStarted
+    notify = Signal(object, str, str)  # Level, text, details
+    running_changed = Signal(bool)
+
+    def __init__(self, workspace: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.workspace = workspace
+        self.data_spec = ""
+        self._data_shape: tuple[int, int] | None = None  # (channels, image size) of the chosen data
+        self.worker: TrainWorker | None = None
+        self.run_dir: Path | None = None
+        self._steps_per_epoch = 1
+        self._last_step: StepEnded | None = None
+        self._devices: list[Device] | None = None
+        self.net_form: ConfigForm | None = None
+
+        splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        splitter.addWidget(self._build_settings())
+        splitter.addWidget(self._build_live())
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 900])
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(splitter)
+        self._populate_families()
+        self._update_buttons()
+
+    # ================================================================ layout
+
+    def _build_settings(self) -> QWidget:
+        host = QWidget()
+        col = QVBoxLayout(host)
+        col.setContentsMargins(0, 0, 6, 0)
+
+        model_box = QGroupBox("Model")
+        self._model_layout = QVBoxLayout(model_box)
+        top = QFormLayout()
+        self.family_box = QComboBox()
+        self.family_box.setObjectName("family")
+        self.family_box.currentTextChanged.connect(self._family_changed)
+        top.addRow("Family", self.family_box)
+        self._model_layout.addLayout(top)
+        self.family_help = QLabel()
+        self.family_help.setObjectName("hint")
+        self.family_help.setWordWrap(True)
+        self._model_layout.addWidget(self.family_help)
+        self._net_form_host = QVBoxLayout()
+        self._model_layout.addLayout(self._net_form_host)
+        col.addWidget(model_box)
+
+        train_box = QGroupBox("Training")
+        tl = QVBoxLayout(train_box)
+        self.train_form = ConfigForm(TrainConfig, include=TRAIN_MAIN)
+        tl.addWidget(self.train_form)
+        self.advanced_form = ConfigForm(TrainConfig, include=TRAIN_ADVANCED)
+        adv = QCollapsible("Advanced")
+        adv.addWidget(self.advanced_form)
+        tl.addWidget(adv)
+        dev = QFormLayout()
+        self.device_box = QComboBox()
+        self.device_box.setObjectName("device")
+        dev.addRow("Device", self.device_box)
+        tl.addLayout(dev)
+        col.addWidget(train_box)
+
+        self.preset_help = QLabel()
+        self.preset_help.setObjectName("hint")
+        self.preset_help.setWordWrap(True)
+        col.addWidget(self.preset_help)
+
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.start_button.setToolTip("Train a new run on the chosen data (Ctrl+Return)")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.toggled.connect(self._pause_toggled)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("End after the current step; the run keeps its checkpoint")
+        self.stop_button.clicked.connect(self.stop)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the last run (raise Epochs to train a finished run further)")
+        self.resume_button.clicked.connect(lambda: self.resume_run(self.run_dir) if self.run_dir else None)
+        for b in (self.start_button, self.pause_button, self.stop_button, self.resume_button):
+            buttons.addWidget(b)
+        col.addLayout(buttons)
+        col.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(host)
+        scroll.setMinimumWidth(300)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        return scroll
+
+    def _build_live(self) -> QWidget:
+        host = QWidget()
+        col = QVBoxLayout(host)
+        col.setContentsMargins(6, 0, 0, 0)
+        self.run_label = QLabel("No run yet. Pick data on the left, then press Start.")
+        self.run_label.setObjectName("runTitle")
+        col.addWidget(self.run_label)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("%p%")
+        col.addWidget(self.progress)
+        self.stats_label = QLabel(" ")
+        self.stats_label.setObjectName("stats")
+        col.addWidget(self.stats_label)
+
+        vsplit = QSplitter(Qt.Orientation.Vertical)
+        curves_host = QWidget()
+        ch = QHBoxLayout(curves_host)
+        ch.setContentsMargins(0, 0, 0, 0)
+        self.curves = CurvesView()
+        ch.addWidget(self.curves, 1)
+        compare = QVBoxLayout()
+        compare.addWidget(QLabel("Compare with"))
+        self.compare_list = QListWidget()
+        self.compare_list.setObjectName("compare")
+        self.compare_list.setMaximumWidth(220)
+        self.compare_list.setToolTip("Tick past runs to overlay their curves (dashed)")
+        self.compare_list.itemChanged.connect(self._compare_toggled)
+        compare.addWidget(self.compare_list)
+        ch.addLayout(compare)
+        vsplit.addWidget(curves_host)
+
+        bottom = QWidget()
+        bl = QHBoxLayout(bottom)
+        bl.setContentsMargins(0, 0, 0, 0)
+        self.preview = PreviewGrid()
+        pscroll = QScrollArea()
+        pscroll.setWidgetResizable(True)
+        pscroll.setWidget(self.preview)
+        pscroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        bl.addWidget(pscroll, 3)
+        self.metrics = MetricsTable()
+        self.metrics.setMinimumWidth(260)
+        bl.addWidget(self.metrics, 1)
+        vsplit.addWidget(bottom)
+        vsplit.setSizes([420, 300])
+        col.addWidget(vsplit, 1)
+        return host
+
+    # ================================================================ choices
+
+    def _populate_families(self) -> None:
+        try:
+            names = engine.list_nets()
+        except Exception as exc:  # noqa: BLE001 - a broken net module must not stop the window
+            logger.warning("no net families: %s", exc)
+            names = []
+        self.family_box.blockSignals(True)
+        self.family_box.clear()
+        self.family_box.addItems(names)
+        self.family_box.blockSignals(False)
+        if names:
+            self._family_changed(names[0])
+        else:
+            self.family_help.setText("No model families found: aestudio.nets is not importable.")
+
+    def _family_changed(self, name: str) -> None:
+        if not name:
+            return
+        try:
+            spec = engine.get_spec(name)
+        except Exception as exc:  # noqa: BLE001
+            self.family_help.setText(str(exc))
+            return
+        if self.net_form is not None:
+            self._net_form_host.removeWidget(self.net_form)
+            self.net_form.deleteLater()
+        self.net_form = ConfigForm(spec.config_cls, exclude=NET_HIDDEN)
+        self._net_form_host.addWidget(self.net_form)
+        task = getattr(spec.task, "value", spec.task)
+        self.family_help.setText(f"{spec.description or name} · task: {task}")
+        preset = preset_for(self.data_spec) if self.data_spec else None
+        if preset is not None and preset.net == name:
+            self.net_form.set_values(preset.net_params)
+
+    def ensure_devices(self) -> None:
+        """List devices on first need (it imports torch and asks CUDA)."""
+        if self._devices is not None:
+            return
+        self._devices = list_devices()
+        self.device_box.clear()
+        for d in self._devices:
+            self.device_box.addItem(d.label, d.key)
+        self.device_box.setCurrentIndex(self._devices.index(best_device(self._devices)))
+
+    def device_key(self) -> str:
+        self.ensure_devices()
+        return self.device_box.currentData() or "cpu"
+
+    def set_device(self, key: str) -> None:
+        self.ensure_devices()
+        idx = self.device_box.findData(key)
+        if idx >= 0:
+            self.device_box.setCurrentIndex(idx)
+
+    def set_data(self, spec: str, channels: int | None = None, image_size: int | None = None) -> None:
+        """The data to train on; applies that data's preset unless a run is going."""
+        self.data_spec = spec
+        self._data_shape = (channels, image_size) if channels and image_size else None
+        if self.worker is not None and self.worker.running:
+            return
+        preset = preset_for(spec)
+        if self.family_box.findText(preset.net) >= 0:
+            if self.family_box.currentText() == preset.net:
+                self._family_changed(preset.net)
+            else:
+                self.family_box.setCurrentText(preset.net)
+        self.train_form.set_values(preset.train_params)
+        self.advanced_form.set_values(preset.train_params)
+        self.preset_help.setText(f"Defaults for {spec}: {preset.why}" if preset.why else f"Data: {spec}")
+        self._update_buttons()
+
+    def set_workspace(self, workspace: Path) -> None:
+        self.workspace = workspace
+
+    # ================================================================ run control
+
+    def start(self) -> None:
+        if self.worker is not None and self.worker.running:
+            return
+        if not self.data_spec:
+            self.notify.emit(Level.WARNING, "Choose data first (a built-in set or a folder), then press Start.", "")
+            return
+        net_name = self.family_box.currentText()
+        try:
+            fixed = {}
+            if self._data_shape is not None:
+                fixed = {"in_channels": self._data_shape[0], "image_size": self._data_shape[1]}
+            net_cfg = self.net_form.build(**fixed) if self.net_form else None
+            cfg = self.train_form.build(device=self.device_key(), **self.advanced_form.values())
+        except (ValueError, TypeError) as exc:
+            self.notify.emit(Level.ERROR, f"Cannot start: {exc}", "")
+            return
+        run_dir = new_run_dir(self.workspace, net_name, self.data_spec)
+        spec = self.data_spec
+
+        def source(stop, pause):
+            return engine.train(net_name, net_cfg, spec, cfg, run_dir, stop=stop, pause=pause)
+
+        self._launch(source, run_dir, f"{run_dir.name}")
+
+    def resume_run(self, run_dir: Path | None) -> None:
+        if run_dir is None or (self.worker is not None and self.worker.running):
+            return
+        try:
+            info = engine.read_run(run_dir)
+            target = int(getattr(info.train_cfg, "epochs", 0))
+            wanted = int(self.train_form.values().get("epochs", target))
+            done = int(getattr(info, "epoch", 0))
+        except Exception as exc:  # noqa: BLE001 - any unreadable run is reported, not raised
+            self.notify.emit(Level.ERROR, f"Cannot resume {run_dir.name}: {exc}", "")
+            return
+        epochs = max(target, wanted)
+        if done >= epochs:
+            self.notify.emit(Level.INFO, f"{run_dir.name} already has {done} epochs; raise Epochs to train it further.", "")
+            return
+
+        def source(stop, pause):
+            return engine.resume(run_dir, stop=stop, pause=pause, epochs=epochs)
+
+        self._launch(source, run_dir, f"{run_dir.name} (resumed at epoch {done + 1})", keep_curves=True)
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.stats_label.setText("Stopping after this step…")
+
+    def _pause_toggled(self, paused: bool) -> None:
+        if self.worker is not None and self.worker.running:
+            self.worker.set_paused(paused)
+        self.pause_button.setText("Continue" if paused else "Pause")
+
+    def _launch(self, source, run_dir: Path, title: str, keep_curves: bool = False) -> None:
+        self.run_dir = run_dir
+        if not keep_curves:
+            self.curves.reset_live()
+            self.metrics.reset()
+            self.preview.clear()
+        self._last_step = None
+        self.run_label.setText(f"Starting {title}…")
+        self.progress.setRange(0, 0)  # busy until RunStarted says how many steps
+        self.worker = TrainWorker(source, self)
+        self.worker.events.connect(self._on_events)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.start()
+        self._update_buttons()
+        self.running_changed.emit(True)
+
+    def _update_buttons(self) -> None:
+        running = self.worker is not None and self.worker.running
+        self.start_button.setEnabled(not running and self.family_box.count() > 0)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.resume_button.setEnabled(not running and self.run_dir is not None)
+        self.family_box.setEnabled(not running)
+
+    # ================================================================ events
+
+    def _on_events(self, batch: list[Event]) -> None:
+        last_preview: EpochEnded | None = None
+        for event in batch:
+            if isinstance(event, StepEnded):
+                self._last_step = event
+                self.curves.add_step(event.step / self._steps_per_epoch, event.loss)
+            elif isinstance(event, EpochEnded):
+                self.curves.add_epoch(event.epoch + 1, event.train_loss, event.metrics)
+                self.metrics.add_epoch(event.epoch, event.metrics)
+                if event.preview is not None:
+                    last_preview = event
+            elif isinstance(event, RunStarted):
+                self._run_started(event)
+            elif isinstance(event, CheckpointSaved):
+                logger.info("checkpoint %s (epoch %d)", event.path, event.epoch)
+            elif isinstance(event, BatchSizeReduced):
+                self.notify.emit(Level.WARNING, f"Batch size reduced from {event.old} to {event.new}: {event.reason}", "")
+            elif isinstance(event, Paused):
+                self.pause_button.blockSignals(True)
+                self.pause_button.setChecked(event.paused)
+                self.pause_button.setText("Continue" if event.paused else "Pause")
+                self.pause_button.blockSignals(False)
+        if last_preview is not None:
+            self.preview.set_preview(last_preview.preview, last_preview.epoch)
+        self._show_progress()
+        self.curves.redraw()  # once per batch: the worker batches at ~10 Hz
+
+    def _run_started(self, ev: RunStarted) -> None:
+        self._steps_per_epoch = max(1, ev.steps_per_epoch)
+        total = max(1, ev.epochs * ev.steps_per_epoch)
+        self.progress.setRange(0, total)
+        self.progress.setValue(ev.start_step)
+        device = f"{ev.device} · {ev.device_name}" if ev.device_name and ev.device_name != ev.device else ev.device
+        name = ev.run_dir.name if ev.run_dir else ev.net_name
+        self.run_label.setText(
+            f"{name} — training on {device} · {ev.num_params:,} parameters · "
+            f"{ev.train_size:,} train / {ev.val_size:,} validation images")
+        self.device_reported.emit(device)
+
+    def _show_progress(self) -> None:
+        s = self._last_step
+        if s is None:
+            return
+        if s.total_steps and self.progress.maximum() != s.total_steps:
+            self.progress.setRange(0, max(1, s.total_steps))
+        self.progress.setValue(min(s.step, self.progress.maximum()))
+        self.progress.setFormat(f"step {s.step:,} / {s.total_steps:,} (%p%)")
+        paused = " · paused" if self.worker is not None and self.worker.paused else ""
+        self.stats_label.setText(
+            f"epoch {s.epoch + 1} · loss {s.loss:.4g} · {s.images_per_s:,.0f} images/s · "
+            f"ETA {format_seconds(s.eta_s)}{paused}")
+
+    def _on_finished(self, ev: TrainFinished) -> None:
+        self.pause_button.blockSignals(True)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.blockSignals(False)
+        if ev.run_dir is not None:
+            self.run_dir = Path(ev.run_dir)
+        self._update_buttons()
+        self.running_changed.emit(False)
+        words = {FinishReason.DONE: "finished", FinishReason.STOPPED: "stopped",
+                 FinishReason.DIVERGED: "diverged", FinishReason.FAILED: "failed"}
+        name = self.run_dir.name if self.run_dir else "run"
+        self.stats_label.setText(f"{name} {words.get(ev.reason, ev.reason)} after {ev.epoch} epochs, {ev.step:,} steps")
+        if ev.reason is FinishReason.FAILED:
+            self.progress.setRange(0, 1)
+            self.notify.emit(Level.ERROR, f"Training {name} failed: {ev.message}. The run folder keeps its last checkpoint.", ev.details)
+        elif ev.reason is FinishReason.DIVERGED:
+            self.notify.emit(Level.WARNING, f"Training {name} diverged: {ev.message}. Try a lower learning rate.", ev.details)
+        else:
+            self.notify.emit(Level.INFO, f"Training {name} {words[ev.reason]}: {ev.epoch} epochs.", "")
+        self.refresh_compare()
+        self.run_finished.emit(ev)
+
+    # ================================================================ overlays
+
+    def refresh_compare(self) -> None:
+        folder = runs_dir(self.workspace)
+        runs = sorted((p for p in folder.iterdir() if engine.is_run_dir(p)), reverse=True) if folder.is_dir() else []
+        checked = set(self.curves.overlay_names())
+        self.compare_list.blockSignals(True)
+        self.compare_list.clear()
+        for p in runs:
+            if p == self.run_dir and self.worker is not None and self.worker.running:
+                continue
+            item = QListWidgetItem(p.name)
+            item.setData(Qt.ItemDataRole.UserRole, str(p))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if p.name in checked else Qt.CheckState.Unchecked)
+            self.compare_list.addItem(item)
+        self.compare_list.blockSignals(False)
+
+    def _compare_toggled(self, item: QListWidgetItem) -> None:
+        path = Path(item.data(Qt.ItemDataRole.UserRole))
+        if item.checkState() != Qt.CheckState.Checked:
+            self.curves.remove_overlay(path.name)
+            return
+        try:
+            info = engine.read_run(path)
+            self.curves.add_overlay(path.name, RunSeries.from_history(getattr(info, "history", [])))
+        except Exception as exc:  # noqa: BLE001 - an unreadable run folder is reported, not raised
+            self.notify.emit(Level.WARNING, f"Cannot read {path.name}: {exc}", "")
+
+    # ================================================================ shutdown
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop a running worker and give it a moment to checkpoint (window closing)."""
+        if self.worker is not None and self.worker.running:
+            self.worker.stop()
+            if not self.worker.join(timeout):
+                logger.warning("training thread still running at exit; its last checkpoint is kept")

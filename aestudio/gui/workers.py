@@ -1,0 +1,196 @@
+"""Background work for the GUI: the training generator in a thread, and one-shot tasks.
+
+The core yields plain events from ``fit()``; :class:`TrainWorker` runs that
+generator in a Python thread and appends every event to a lock-free deque. A
+QTimer in the GUI thread drains the deque at most ``DRAIN_MS`` apart and emits
+one batch, so a fast run (thousands of steps a second) costs the event loop ten
+small updates a second instead of one queued signal per step, and the GUI thread
+never waits on the worker. Stop and pause are ``threading.Event`` objects the
+core polls every step.
+
+:class:`TaskRunner` runs short jobs (export, loading a model, opening a dataset,
+checking dropped images) on a small thread pool and calls back in the GUI thread.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import traceback
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from aestudio.config import FinishReason
+from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
+
+logger = logging.getLogger(__name__)
+
+DRAIN_MS = 100  # ~10 UI updates a second: smooth enough to read, cheap for the event loop
+
+EventSource = Callable[[threading.Event, threading.Event], Iterator[Event]]
+
+
+class TrainWorker(QObject):
+    """Drives one training generator in a thread; emits event batches in the GUI thread."""
+
+    events = Signal(list)  # list[Event], in order, never empty
+    finished = Signal(object)  # the TrainFinished that ended the run (synthesised on a crash)
+
+    def __init__(self, source: EventSource, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._source = source
+        self._stop = threading.Event()
+        self._pause = threading.Event()
+        self._queue: collections.deque[Event] = collections.deque()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_MS)
+        self._timer.timeout.connect(self._drain)
+        self._final: TrainFinished | None = None
+
+    # -------------------------------------------------------------- control (GUI thread)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("a TrainWorker runs once; create a new one")
+        self._thread = threading.Thread(target=self._run, name="aestudio-train", daemon=True)
+        self._thread.start()
+        self._timer.start()
+
+    def stop(self) -> None:
+        """Ask the run to end after the current step (it checkpoints on the way out)."""
+        self._stop.set()
+        self._pause.clear()  # a paused run must wake up to see the stop
+
+    def set_paused(self, paused: bool) -> None:
+        if paused:
+            self._pause.set()
+        else:
+            self._pause.clear()
+
+    @property
+    def paused(self) -> bool:
+        return self._pause.is_set()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and not self._done.is_set()
+
+    def join(self, timeout: float) -> bool:
+        """Only for shutdown: wait up to ``timeout`` s for the thread; True when it ended."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -------------------------------------------------------------- worker thread
+
+    def _run(self) -> None:
+        last_started: RunStarted | None = None
+        last_step: StepEnded | None = None
+        finished = False
+        try:
+            for event in self._source(self._stop, self._pause):
+                if isinstance(event, RunStarted):
+                    last_started = event
+                elif isinstance(event, StepEnded):
+                    last_step = event
+                elif isinstance(event, TrainFinished):
+                    finished = True
+                self._queue.append(event)
+        except BaseException as exc:  # noqa: BLE001 - any failure must reach the UI, not kill the thread silently
+            logger.exception("training worker failed")
+            self._queue.append(TrainFinished(
+                reason=FinishReason.FAILED,
+                message=f"{type(exc).__name__}: {exc}",
+                run_dir=last_started.run_dir if last_started else None,
+                epoch=last_step.epoch if last_step else 0,
+                step=last_step.step if last_step else 0,
+                details=traceback.format_exc(),
+            ))
+            finished = True
+        finally:
+            if not finished:
+                # The generator ended without its final event: report what we know.
+                self._queue.append(TrainFinished(
+                    reason=FinishReason.STOPPED if self._stop.is_set() else FinishReason.DONE,
+                    message="training ended",
+                    run_dir=last_started.run_dir if last_started else None,
+                    epoch=last_step.epoch + 1 if last_step else 0,
+                    step=last_step.step if last_step else 0,
+                ))
+            self._done.set()
+
+    # -------------------------------------------------------------- GUI thread
+
+    def _drain(self) -> None:
+        done = self._done.is_set()  # read before draining so no late event is lost
+        batch: list[Event] = []
+        while self._queue:
+            batch.append(self._queue.popleft())
+        if batch:
+            for event in batch:
+                if isinstance(event, TrainFinished):
+                    self._final = event
+            self.events.emit(batch)
+        if done and not self._queue:
+            self._timer.stop()
+            final = self._final or TrainFinished(FinishReason.DONE, "training ended", None, 0, 0)
+            self.finished.emit(final)
+
+
+class TaskRunner(QObject):
+    """Run callables on a small pool; deliver results or errors in the GUI thread."""
+
+    _completed = Signal(object)  # Future, emitted from the pool thread, delivered queued
+
+    def __init__(self, parent: QObject | None = None, max_workers: int = 2) -> None:
+        super().__init__(parent)
+        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task")
+        self._callbacks: dict[Future, tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
+        self._completed.connect(self._deliver)
+
+    def submit(self, fn: Callable[..., Any], *args: Any,
+               on_result: Callable[[Any], None],
+               on_error: Callable[[BaseException, str], None] | None = None) -> Future:
+        future = self._pool.submit(fn, *args)
+        self._callbacks[future] = (on_result, on_error)
+        future.add_done_callback(self._completed.emit)
+        return future
+
+    @property
+    def pending(self) -> int:
+        return len(self._callbacks)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._callbacks.clear()
+
+    def _deliver(self, future: Future) -> None:
+        callbacks = self._callbacks.pop(future, None)
+        if callbacks is None or future.cancelled():
+            return
+        on_result, on_error = callbacks
+        exc = future.exception()
+        if exc is None:
+            on_result(future.result())
+            return
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        if on_error is not None:
+            on_error(exc, details)
+        else:
+            logger.error("background task failed: %s\n%s", exc, details)
+
+
+def describe_error(exc: BaseException, path: Path | None = None) -> str:
+    """One readable line; the path first when the error does not already name it."""
+    text = str(exc) or type(exc).__name__
+    if path is not None and str(path) not in text and path.name not in text:
+        text = f"{path.name}: {text}"
+    return text
