@@ -101,7 +101,9 @@ def probe_image(path: PathLike) -> ImageInfo:
     """Read the header of a supported image (cheap: no pixel decoding)."""
     path = Path(path)
     with _open_checked(path) as img:
-        return ImageInfo(img.format or "?", img.width, img.height, img.mode, _native_channels(img.mode))
+        return ImageInfo(
+            img.format or "?", img.width, img.height, img.mode, _native_channels(img.mode)
+        )
 
 
 def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
@@ -155,7 +157,9 @@ def read_mask(path: PathLike) -> np.ndarray:
             raise _decode_error(path, exc) from exc
     mask = mask.astype(np.int64)
     if mask.ndim != 2:
-        raise ImageLoadError(f"{path}: mask must be a single-channel index image, got shape {mask.shape}")
+        raise ImageLoadError(
+            f"{path}: mask must be a single-channel index image, got shape {mask.shape}"
+        )
     if mask.min(initial=0) < 0:
         raise ImageLoadError(f"{path}: mask has negative class indices; use 0 for background")
     return mask
@@ -167,12 +171,16 @@ def _open_checked(path: Path) -> Iterator[Image.Image]:
     if not path.exists():
         raise ImageLoadError(f"{path}: no such file; check the path")
     if path.is_dir():
-        raise ImageLoadError(f"{path}: is a folder, not an image file; pass an image or use folder:{path}")
+        raise ImageLoadError(
+            f"{path}: is a folder, not an image file; pass an image or use folder:{path}"
+        )
     if path.stat().st_size == 0:
         raise ImageLoadError(f"{path}: file is empty (0 bytes); re-export or re-copy the image")
     # Never set ImageFile.LOAD_TRUNCATED_IMAGES: a truncated file must fail, not load half grey.
     if ImageFile.LOAD_TRUNCATED_IMAGES:
-        log.warning("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True (set elsewhere); truncated images may load")
+        log.warning(
+            "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is True (set elsewhere); truncated images may load"
+        )
     Image.init()  # register the TIFF opener; `formats=` below fails on unregistered names
     try:
         with warnings.catch_warnings():
@@ -191,7 +199,9 @@ def _open_checked(path: Path) -> Iterator[Image.Image]:
             "Convert the file to PNG (or 16-bit TIFF)."
         ) from exc
     except OSError as exc:
-        raise ImageLoadError(f"{path}: cannot read the file ({exc}); check permissions and the file") from exc
+        raise ImageLoadError(
+            f"{path}: cannot read the file ({exc}); check permissions and the file"
+        ) from exc
     try:
         yield img
     finally:
@@ -221,8 +231,10 @@ def _decode_error(path: Path, exc: Exception) -> ImageLoadError:
         return ImageLoadError(
             f"{path}: file is truncated or corrupt ({text}); re-download or re-export it"
         )
-    return ImageLoadError(f"{path}: cannot decode the image ({type(exc).__name__}: {text}); "
-                          f"re-save it as {SUPPORTED_TEXT}")
+    return ImageLoadError(
+        f"{path}: cannot decode the image ({type(exc).__name__}: {text}); "
+        f"re-save it as {SUPPORTED_TEXT}"
+    )
 
 
 def _native_channels(mode: str) -> int:
@@ -254,7 +266,9 @@ def _to_float(img: Image.Image, path: Path) -> np.ndarray:
     elif mode in ("CMYK", "YCbCr", "RGBX"):
         array = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     else:
-        raise ImageLoadError(f"{path}: colour mode {mode} is not supported; re-save the image as RGB or grey")
+        raise ImageLoadError(
+            f"{path}: colour mode {mode} is not supported; re-save the image as RGB or grey"
+        )
     if array.ndim == 2:
         array = array[:, :, None]
     return np.ascontiguousarray(array, dtype=np.float32)
@@ -350,26 +364,38 @@ def write_image(
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
-        raise ValueError(f"{path}: write_image needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}")
+        raise ValueError(
+            f"{path}: write_image needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}"
+        )
     if not np.all(np.isfinite(image)):
         raise ValueError(f"{path}: image has NaN or infinite values; clean it before saving")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(f"{path}: cannot write {suffix or 'no suffix'}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+        raise ValueError(
+            f"{path}: cannot write {suffix or 'no suffix'}; use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
     unit = np.clip(image.astype(np.float32), 0.0, 1.0)
     if bit_depth is BitDepth.SIXTEEN:
         if suffix in (".tif", ".tiff"):
             data16 = np.round(unit * _UINT16_WHITE).astype(np.uint16)
-            _atomic_write(path, lambda fh: tifffile.imwrite(fh, data16, photometric=_photometric(data16)), overwrite)
+            _atomic_write(
+                path,
+                lambda fh: tifffile.imwrite(fh, data16, photometric=_photometric(data16)),
+                overwrite,
+            )
             return path
         if suffix == ".png" and unit.ndim == 2:
             pil = Image.fromarray(np.round(unit * _UINT16_WHITE).astype(np.uint16))
             _atomic_write(path, lambda fh: pil.save(fh, format="PNG"), overwrite)
             return path
-        raise ValueError(f"{path}: 16-bit output is available for TIFF and grey PNG only; use a .tif suffix")
+        raise ValueError(
+            f"{path}: 16-bit output is available for TIFF and grey PNG only; use a .tif suffix"
+        )
     data8 = np.round(unit * 255.0).astype(np.uint8)
     if suffix in (".tif", ".tiff"):
-        _atomic_write(path, lambda fh: tifffile.imwrite(fh, data8, photometric=_photometric(data8)), overwrite)
+        _atomic_write(
+            path, lambda fh: tifffile.imwrite(fh, data8, photometric=_photometric(data8)), overwrite
+        )
         return path
     pil8 = Image.fromarray(data8)
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}[suffix]
@@ -394,7 +420,9 @@ def write_mask(
         raise ValueError(f"{path}: masks are written as index PNGs; use a .png suffix")
     mask = np.asarray(mask)
     if mask.ndim != 2 or not np.issubdtype(mask.dtype, np.integer):
-        raise ValueError(f"{path}: mask must be an integer [H, W] array, got {mask.dtype} {mask.shape}")
+        raise ValueError(
+            f"{path}: mask must be an integer [H, W] array, got {mask.dtype} {mask.shape}"
+        )
     if mask.size and (mask.min() < 0 or mask.max() > 255):
         raise ValueError(f"{path}: mask indices must be within 0..255 for an index PNG")
     colours = list(palette) if palette is not None else default_palette(256)
@@ -409,9 +437,22 @@ def write_mask(
 def default_palette(n: int) -> list[tuple[int, int, int]]:
     """``n`` distinct colours; class 0 (background) is black."""
     base = [
-        (0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (245, 130, 48),
-        (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
-        (0, 128, 128), (220, 190, 255), (170, 110, 40), (255, 250, 200), (128, 0, 0),
+        (0, 0, 0),
+        (230, 25, 75),
+        (60, 180, 75),
+        (0, 130, 200),
+        (255, 225, 25),
+        (245, 130, 48),
+        (145, 30, 180),
+        (70, 240, 240),
+        (240, 50, 230),
+        (210, 245, 60),
+        (250, 190, 212),
+        (0, 128, 128),
+        (220, 190, 255),
+        (170, 110, 40),
+        (255, 250, 200),
+        (128, 0, 0),
     ]
     out = base[:n]
     golden = 0.618033988749895  # golden-ratio hue steps stay distinct for many classes
@@ -459,10 +500,14 @@ def _link_no_clobber(tmp: Path, path: Path) -> None:
     try:
         os.link(tmp, path)
     except FileExistsError:
-        raise FileExistsError(f"{path}: already exists; pass overwrite=True or choose another name") from None
+        raise FileExistsError(
+            f"{path}: already exists; pass overwrite=True or choose another name"
+        ) from None
     except OSError:  # filesystems without hard links: the exists() check above must do
         if path.exists():
-            raise FileExistsError(f"{path}: already exists; pass overwrite=True or choose another name") from None
+            raise FileExistsError(
+                f"{path}: already exists; pass overwrite=True or choose another name"
+            ) from None
         os.replace(tmp, path)
 
 
@@ -485,7 +530,9 @@ def is_supported_file(path: PathLike) -> bool:
     return p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".")
 
 
-def iter_image_files(paths: PathLike | Iterable[PathLike], recursive: bool = True) -> Iterator[Path]:
+def iter_image_files(
+    paths: PathLike | Iterable[PathLike], recursive: bool = True
+) -> Iterator[Path]:
     """Yield supported image files from files and folders, sorted and without duplicates.
 
     Folders are walked in sorted order (recursively by default), skipping

@@ -174,10 +174,14 @@ def apply_noise(x: np.ndarray, cfg: NoiseConfig, rng: np.random.Generator) -> np
         strength = float(rng.uniform(cfg.strength, cfg.strength_max))
         return _apply_one(array, kind, strength, rng)
     strengths = rng.uniform(cfg.strength, cfg.strength_max, size=array.shape[0])
-    return np.stack([_apply_one(item, kind, float(s), rng) for item, s in zip(array, strengths, strict=True)])
+    return np.stack(
+        [_apply_one(item, kind, float(s), rng) for item, s in zip(array, strengths, strict=True)]
+    )
 
 
-def _apply_one(x: np.ndarray, kind: NoiseKind, strength: float, rng: np.random.Generator) -> np.ndarray:
+def _apply_one(
+    x: np.ndarray, kind: NoiseKind, strength: float, rng: np.random.Generator
+) -> np.ndarray:
     if kind is NoiseKind.GAUSSIAN:
         return gaussian(x, strength, rng)
     if kind is NoiseKind.SALT_PEPPER:

@@ -1,0 +1,374 @@
+"""Data specs: one string (``digits``, ``folder:DIR``, ...) -> a :class:`DataBundle`.
+
+The CLI and the GUI both open data only through :func:`open_data`; the menu
+of built-in choices comes from :func:`builtin_specs`. Opening is cheap for
+every spec (files are listed, not decoded; procedural items render on access).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aestudio.data.base import (
+    ArrayDataset,
+    BadFile,
+    DataBundle,
+    DataError,
+    DataKind,
+    Factors,
+    check_val_fraction,
+    hash_split,
+    split_indices,
+    total_for_train,
+    validate_channels,
+    validate_size,
+)
+from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
+from aestudio.data.io import default_palette, iter_image_files, probe_image, read_mask
+from aestudio.data.mnist import DIGIT_LABELS, open_mnist
+from aestudio.data.procedural import (
+    FACTOR_NAMES,
+    SEG_CLASS_COLORS,
+    SEG_CLASS_NAMES,
+    SPRITE_NAMES,
+    ShapesDataset,
+    ShapesSegDataset,
+    shape_factors,
+)
+
+__all__ = [
+    "BadFile",
+    "DataBundle",
+    "DataError",
+    "DataKind",
+    "Factors",
+    "builtin_specs",
+    "open_data",
+]
+
+log = logging.getLogger(__name__)
+
+SHAPES_TRAIN = (
+    10_000  # dSprites-like variety needs thousands of samples for a VAE to find the factors
+)
+SHAPES_SEG_TRAIN = 2_000
+DEFAULT_FOLDER_SIZE = 64
+_CHANNEL_PROBE_FILES = 8  # folder colour detection looks at this many files
+
+
+def builtin_specs() -> dict[str, str]:
+    """Spec name -> one-line description, for menus and ``--help``."""
+    return {
+        "digits": "scikit-learn's 1,797 handwritten digits, 8x8 grey, labels 0-9 (bundled, instant)",
+        "shapes": "procedural sprites (square, ellipse, triangle, heart) with known scale, rotation and position, 32x32",
+        "shapes-seg": "procedural scenes of circles, squares and triangles on textured backgrounds, 64x64 RGB, 4-class masks",
+        "mnist:DIR": "MNIST handwritten digits from IDX files in DIR (downloaded there when online), 28x28",
+        "fashion-mnist:DIR": "Fashion-MNIST clothing from IDX files in DIR (downloaded there when online), 28x28",
+        "folder:DIR": "any PNG/JPEG/TIFF/BMP images under DIR, loaded lazily, unlabelled",
+        "pairs:IMAGES_DIR,MASKS_DIR": "images with index-PNG masks matched by file name, for segmentation",
+    }
+
+
+def open_data(
+    spec: str,
+    *,
+    image_size: int | None = None,
+    channels: int | None = None,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    patches: bool = False,
+) -> DataBundle:
+    """Open ``spec`` (see :func:`builtin_specs`); an existing folder path alone means ``folder:``.
+
+    ``image_size`` is the side of the square items (each spec has a default),
+    ``channels`` 1 or 3 converts, ``seed`` fixes the split of built-in data,
+    ``patches`` makes folder data yield random crops instead of whole resized images.
+    """
+    spec = spec.strip()
+    validate_channels(channels, spec)
+    validate_size(image_size, spec)
+    check_val_fraction(val_fraction)
+    name, sep, arg = spec.partition(":")
+    key = name.strip().lower()
+    if (
+        not sep
+        and key not in ("digits", "shapes", "shapes-seg")
+        and Path(spec).expanduser().is_dir()
+    ):
+        key, arg, spec = "folder", spec, f"folder:{spec}"
+    if key == "digits":
+        return _open_digits(image_size, channels, val_fraction, seed)
+    if key == "shapes":
+        return _open_shapes(image_size, channels, val_fraction, seed)
+    if key == "shapes-seg":
+        return _open_shapes_seg(image_size, channels, val_fraction, seed)
+    if key in ("mnist", "fashion-mnist"):
+        return open_mnist(
+            key,
+            arg.strip(),
+            image_size=image_size,
+            channels=channels,
+            val_fraction=val_fraction,
+            seed=seed,
+        )
+    if key == "folder":
+        return _open_folder(spec, arg.strip(), image_size, channels, val_fraction, seed, patches)
+    if key == "pairs":
+        return _open_pairs(spec, arg.strip(), image_size, channels, val_fraction, seed, patches)
+    raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(builtin_specs())}")
+
+
+# ------------------------------------------------------------------ built-in
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as (float32 [N, 8, 8] in 0..16, int64 labels).
+
+    Reads the CSV that ships inside scikit-learn directly: importing
+    sklearn.datasets takes seconds, and opening data should feel instant.
+    """
+    package = importlib.util.find_spec("sklearn")
+    if package is not None and package.submodule_search_locations:
+        csv = (
+            Path(list(package.submodule_search_locations)[0])
+            / "datasets"
+            / "data"
+            / "digits.csv.gz"
+        )
+        if csv.is_file():
+            table = np.loadtxt(csv, delimiter=",", dtype=np.float32)
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits  # the public route, if the file ever moves
+
+    digits = load_digits()
+    return digits.images.astype(np.float32), digits.target.astype(np.int64)
+
+
+def _open_digits(
+    image_size: int | None, channels: int | None, val_fraction: float, seed: int
+) -> DataBundle:
+    pixels, labels = _load_digits()
+    images = torch.from_numpy(pixels)[:, None]  # values 0..16
+    train_idx, val_idx = split_indices(len(images), val_fraction, seed)
+    size = image_size or 8
+    out_channels = channels or 1
+
+    def dataset(idx: np.ndarray) -> ArrayDataset:
+        return ArrayDataset(
+            images[idx], labels[idx], image_size=size, channels=out_channels, scale=16.0
+        )
+
+    return DataBundle(
+        spec="digits",
+        train=dataset(train_idx),
+        val=dataset(val_idx),
+        channels=out_channels,
+        image_size=size,
+        kind=DataKind.LABELS,
+        num_classes=10,
+        label_names=list(DIGIT_LABELS),
+    )
+
+
+def _open_shapes(
+    image_size: int | None, channels: int | None, val_fraction: float, seed: int
+) -> DataBundle:
+    size = image_size or 32
+    out_channels = channels or 1
+    table = shape_factors(total_for_train(SHAPES_TRAIN, val_fraction))
+    train_idx, val_idx = split_indices(len(table), val_fraction, seed)
+    return DataBundle(
+        spec="shapes",
+        train=ShapesDataset(table[train_idx], size, out_channels),
+        val=ShapesDataset(table[val_idx], size, out_channels),
+        channels=out_channels,
+        image_size=size,
+        kind=DataKind.LABELS,
+        num_classes=len(SPRITE_NAMES),
+        label_names=list(SPRITE_NAMES),
+        factors=Factors(names=FACTOR_NAMES, train=table[train_idx], val=table[val_idx]),
+    )
+
+
+def _open_shapes_seg(
+    image_size: int | None, channels: int | None, val_fraction: float, seed: int
+) -> DataBundle:
+    size = image_size or 64
+    out_channels = channels or 3
+    train_idx, val_idx = split_indices(
+        total_for_train(SHAPES_SEG_TRAIN, val_fraction), val_fraction, seed
+    )
+    return DataBundle(
+        spec="shapes-seg",
+        train=ShapesSegDataset(train_idx, size, out_channels),
+        val=ShapesSegDataset(val_idx, size, out_channels),
+        channels=out_channels,
+        image_size=size,
+        kind=DataKind.SEGMENTATION,
+        num_classes=len(SEG_CLASS_NAMES),
+        class_names=list(SEG_CLASS_NAMES),
+        class_colors=list(SEG_CLASS_COLORS),
+    )
+
+
+# ------------------------------------------------------------------ user folders
+
+
+def _folder(spec: str, text: str, what: str) -> Path:
+    if not text:
+        raise DataError(f"{spec}: needs a folder, e.g. folder:~/pictures")
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{spec}: {what} folder {path} does not exist; check the path")
+    return path
+
+
+def _guess_channels(paths: list[Path]) -> int:
+    """3 if any of the first few readable files is colour, else 1 (header only, no decoding)."""
+    for path in paths[:_CHANNEL_PROBE_FILES]:
+        try:
+            if probe_image(path).channels == 3:
+                return 3
+        except ValueError:
+            continue  # a bad file; the dataset will skip and report it
+    return 1
+
+
+def _relative_keys(paths: list[Path], root: Path) -> list[str]:
+    return [p.relative_to(root).as_posix() for p in paths]
+
+
+def _open_folder(
+    spec: str,
+    text: str,
+    image_size: int | None,
+    channels: int | None,
+    val_fraction: float,
+    seed: int,
+    patches: bool,
+) -> DataBundle:
+    root = _folder(spec, text, "image")
+    paths = list(iter_image_files(root))
+    if not paths:
+        raise DataError(
+            f"{spec}: found no PNG, JPEG, TIFF or BMP images under {root}; add images or pick another folder"
+        )
+    size = image_size or DEFAULT_FOLDER_SIZE
+    out_channels = channels or _guess_channels(paths)
+    train_idx, val_idx = hash_split(_relative_keys(paths, root), val_fraction)
+    bad: list[BadFile] = []
+    common = {"size": size, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
+    train = FolderDataset(
+        [paths[i] for i in train_idx],
+        geometry=Geometry.RANDOM_CROP if patches else Geometry.RESIZE,
+        **common,
+    )
+    val = FolderDataset(
+        [paths[i] for i in val_idx],
+        geometry=Geometry.FIXED_CROP if patches else Geometry.RESIZE,
+        **common,
+    )
+    return DataBundle(
+        spec=spec,
+        train=train,
+        val=val,
+        channels=out_channels,
+        image_size=size,
+        kind=DataKind.IMAGES,
+        bad_files=bad,
+    )
+
+
+def _open_pairs(
+    spec: str,
+    text: str,
+    image_size: int | None,
+    channels: int | None,
+    val_fraction: float,
+    seed: int,
+    patches: bool,
+) -> DataBundle:
+    images_text, comma, masks_text = text.partition(",")
+    if not comma:
+        raise DataError(f"{spec}: needs two folders, e.g. pairs:~/data/images,~/data/masks")
+    images_root = _folder(spec, images_text.strip(), "images")
+    masks_root = _folder(spec, masks_text.strip(), "masks")
+    masks = list(iter_image_files(masks_root))
+    mask_set = set(masks)
+    images = [p for p in iter_image_files(images_root) if p not in mask_set]
+    pairs, unmatched = match_pairs(images, masks, spec)
+    if unmatched:
+        shown = ", ".join(p.name for p in unmatched[:10]) + (" ..." if len(unmatched) > 10 else "")
+        log.warning(
+            "%s: %d image(s) have no mask with the same name and are left out: %s",
+            spec,
+            len(unmatched),
+            shown,
+        )
+    if not pairs:
+        raise DataError(
+            f"{spec}: no image in {images_root} has a mask of the same file name in {masks_root}; "
+            "name masks like their images (cat.jpg -> cat.png or cat_mask.png)"
+        )
+    bad: list[BadFile] = []
+    num_classes, good_pairs = _scan_masks(pairs, bad)
+    if not good_pairs:
+        raise DataError(
+            f"{spec}: none of the {len(pairs)} masks could be read ({bad[0].reason}); save masks as index PNGs"
+        )
+    size = image_size or DEFAULT_FOLDER_SIZE
+    out_channels = channels or _guess_channels([image for image, _ in good_pairs])
+    train_idx, val_idx = hash_split(
+        _relative_keys([image for image, _ in good_pairs], images_root), val_fraction
+    )
+    common = {"size": size, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
+    train = PairsDataset(
+        [good_pairs[i] for i in train_idx],
+        geometry=Geometry.RANDOM_CROP if patches else Geometry.RESIZE,
+        **common,
+    )
+    val = PairsDataset(
+        [good_pairs[i] for i in val_idx],
+        geometry=Geometry.FIXED_CROP if patches else Geometry.RESIZE,
+        **common,
+    )
+    names = ["background"] + [f"class {k}" for k in range(1, num_classes)]
+    return DataBundle(
+        spec=spec,
+        train=train,
+        val=val,
+        channels=out_channels,
+        image_size=size,
+        kind=DataKind.SEGMENTATION,
+        num_classes=num_classes,
+        class_names=names,
+        class_colors=default_palette(num_classes),
+        bad_files=bad,
+    )
+
+
+def _scan_masks(
+    pairs: list[tuple[Path, Path]], bad: list[BadFile]
+) -> tuple[int, list[tuple[Path, Path]]]:
+    """Read every mask once: the largest index gives the class count; unreadable masks are set aside."""
+    largest = 0
+    good: list[tuple[Path, Path]] = []
+    for image, mask_path in pairs:
+        try:
+            mask = read_mask(mask_path)
+        except ValueError as exc:
+            bad.append(BadFile(str(mask_path), str(exc)))
+            log.warning("skipping bad mask %s", exc)
+            continue
+        largest = max(largest, int(mask.max(initial=0)))
+        good.append((image, mask_path))
+    if largest >= 255:
+        log.warning(
+            "masks use index %d; if 255 marks 'ignore' (as in Pascal VOC), remap it first", largest
+        )
+    return max(2, largest + 1), good
