@@ -190,6 +190,7 @@ class _Trainer:
             torch.manual_seed(self.cfg.seed)
             self.sampler.manual_seed(self.cfg.seed)
             return
+        self.sampler.set_state(s.sampler_epoch_start)
         torch.set_rng_state(s.torch_rng)
         if s.cuda_rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(s.cuda_rng[: torch.cuda.device_count()])
@@ -215,11 +216,9 @@ class _Trainer:
     def _epochs(self) -> Iterator[Event]:
         cfg = self.cfg
         while self.epoch < cfg.epochs:
-            if self.epoch_pos == 0 or self.sampler_epoch_start is None:
-                self.sampler_epoch_start = self.sampler.get_state()
-                self.epoch_pos = 0
-            else:
-                self.sampler.set_state(self.sampler_epoch_start)
+            # On resume _seed() rewound the sampler to the saved epoch start, so this
+            # draws the same permutation the interrupted run was working through.
+            self.sampler_epoch_start = self.sampler.get_state()
             perm = torch.randperm(self.n_train, generator=self.sampler)
             outcome = yield from self._one_epoch(perm)
             if outcome is _MAX_STEPS:
@@ -297,8 +296,12 @@ class _Trainer:
         """Batches of the epoch's permutation from the current position on."""
         order = perm[self.epoch_pos:].tolist()
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        # Its own generator: a DataLoader otherwise draws its worker base seed from the
+        # global torch RNG each time an iterator is made, and a resume makes one at a
+        # different moment than the uninterrupted run did, shifting the training stream.
+        workers_seed = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
         loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=batches, num_workers=self.cfg.num_workers,
-                                             pin_memory=self.device.type == "cuda")
+                                             pin_memory=self.device.type == "cuda", generator=workers_seed)
         return iter(loader)
 
     def _inputs(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -365,6 +368,7 @@ class _Trainer:
         ended = self.epoch
         self.epoch += 1
         self.epoch_pos = 0
+        self.sampler_epoch_start = self.sampler.get_state()  # a resume from here starts the next epoch
         self.loss_sum, self.loss_count, self.epoch_seconds = 0.0, 0, 0.0
         improved = self._update_best()
         preview = self.preview.make(self.net, self.device)
