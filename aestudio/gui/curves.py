@@ -26,6 +26,7 @@ VAL_COLOR = "#d1493f"
 # Metrics where lower is better get a log axis when they span decades.
 LOG_METRICS = frozenset({"mse", "loss", "nelbo", "train_loss"})
 PREFERRED_METRICS = ("miou", "psnr", "mse", "ssim", "nelbo")
+_NOT_METRICS = frozenset({"epoch", "step", "train_loss", "seconds", "time", "batch_size", "lr"})
 
 
 def clean_xy(x: np.ndarray, y: np.ndarray, *, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +73,12 @@ class RunSeries:
         for i, row in enumerate(history or []):
             if not isinstance(row, dict):
                 continue
-            epoch = row.get("epoch", i)
+            # "epoch" counts completed epochs (1 after the first), like the live x axis.
+            epoch = row.get("epoch", i + 1)
             metrics = row.get("metrics") if isinstance(row.get("metrics"), dict) else {
-                k: v for k, v in row.items() if k not in ("epoch", "step", "train_loss", "seconds", "time")}
+                k: v for k, v in row.items() if k not in _NOT_METRICS}
             loss = row.get("train_loss", row.get("loss", float("nan")))
-            series.add_epoch(float(epoch) + 1.0, float(loss) if loss is not None else float("nan"), metrics)
+            series.add_epoch(float(epoch), float(loss) if loss is not None else float("nan"), metrics)
         return series
 
 

@@ -67,6 +67,7 @@ class MainWindow(QMainWindow):
         self.workspace = workspace_dir(settings)
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.active_model: LoadedModel | None = None
+        self._closing = False
         self.tasks = TaskRunner(self)
         self.setWindowTitle("aestudio")
         self.setAcceptDrops(True)
@@ -218,6 +219,7 @@ class MainWindow(QMainWindow):
         s.sync()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._closing = True
         self.save_settings()
         self.train_panel.shutdown()
         self.tasks.shutdown()
@@ -323,6 +325,8 @@ class MainWindow(QMainWindow):
         self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).")
 
     def _run_finished(self, ev: TrainFinished) -> None:
+        if self._closing:
+            return  # the run was stopped by closing the window: its checkpoint is on disk
         self.models_panel.refresh()
         if ev.run_dir is None or ev.reason not in EXPORTABLE_REASONS or not engine.is_run_dir(Path(ev.run_dir)):
             return
@@ -343,7 +347,7 @@ class MainWindow(QMainWindow):
         self.train_panel.resume_run(path)
 
     def _data_changed(self, summary: DataSummary) -> None:
-        self.train_panel.set_data(summary.spec, summary.channels, summary.image_size)
+        self.train_panel.set_data(summary.spec)
 
     # ================================================================ export and workspace
 

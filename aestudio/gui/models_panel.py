@@ -67,7 +67,7 @@ def bundle_summary(path: Path) -> str:
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
     task = getattr(info, "task", "")
-    return " · ".join(str(x) for x in (getattr(info, "net_name", ""), getattr(task, "value", task)) if x)
+    return " · ".join(str(x) for x in (getattr(info, "net", ""), getattr(task, "value", task)) if x)
 
 
 class ModelsPanel(QWidget):

@@ -54,6 +54,11 @@ def decode_thumbnail(item: Item, size: int = THUMB) -> QImage:
             img = array_to_qimage(engine.read_image(Path(item)))  # raises ImageLoadError(ValueError)
     if img.width() > size or img.height() > size:
         img = img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    elif max(img.width(), img.height()) * 2 <= size:
+        # Tiny images (8x8 digits, 28x28 MNIST): enlarge with crisp pixels so they can be seen.
+        factor = size // max(img.width(), img.height())
+        img = img.scaled(img.width() * factor, img.height() * factor, Qt.AspectRatioMode.KeepAspectRatio,
+                         Qt.TransformationMode.FastTransformation)
     return img
 
 
@@ -97,7 +102,8 @@ class ThumbnailModel(QAbstractListModel):
         self._generation += 1
         self._pool.clear()  # drop queued jobs of the previous set
         self._items = list(items)
-        self._labels = labels or [p.name if isinstance(p, Path) else f"#{i}" for i, p in enumerate(items)]
+        # In-memory samples have no names worth showing; files show their name.
+        self._labels = labels or [p.name if isinstance(p, Path) else "" for p in items]
         self._cache.clear()
         self._pending.clear()
         self.errors.clear()
@@ -117,7 +123,7 @@ class ThumbnailModel(QAbstractListModel):
             return self._labels[row]
         if role == Qt.ItemDataRole.ToolTipRole:
             item = self._items[row]
-            text = str(item) if isinstance(item, Path) else self._labels[row]
+            text = str(item) if isinstance(item, Path) else f"sample {row}"
             return f"{text}\n{self.errors[row]}" if row in self.errors else text
         if role == Qt.ItemDataRole.DecorationRole:
             if row in self.errors:

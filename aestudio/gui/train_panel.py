@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -55,8 +56,9 @@ from aestudio.training.events import (
 
 logger = logging.getLogger(__name__)
 
-# Fields set by the data (channels, size) or by dedicated widgets (device) are not in the forms.
-NET_HIDDEN = ("in_channels", "image_size")
+# in_channels always comes from the data; image_size stays visible because fixed-size nets
+# resize the data to it (the training engine decides, see aestudio.training.runner).
+NET_HIDDEN = ("in_channels",)
 TRAIN_MAIN = ("epochs", "batch_size", "lr", "recon_loss", "noise", "kl_warmup_epochs")
 TRAIN_ADVANCED = ("weight_decay", "val_fraction", "seed", "max_steps", "amp",
                   "checkpoint_every_steps", "preview_count", "max_oom_retries", "num_workers")
@@ -81,7 +83,6 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.workspace = workspace
         self.data_spec = ""
-        self._data_shape: tuple[int, int] | None = None  # (channels, image size) of the chosen data
         self.worker: TrainWorker | None = None
         self.run_dir: Path | None = None
         self._steps_per_epoch = 1
@@ -99,6 +100,7 @@ class TrainPanel(QWidget):
         lay.addWidget(splitter)
         self._populate_families()
         self._update_buttons()
+        self._fit_settings_width()
 
     # ================================================================ layout
 
@@ -143,7 +145,7 @@ class TrainPanel(QWidget):
         self.preset_help.setWordWrap(True)
         col.addWidget(self.preset_help)
 
-        buttons = QHBoxLayout()
+        buttons = QGridLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("primary")
         self.start_button.setToolTip("Train a new run on the chosen data (Ctrl+Return)")
@@ -157,15 +159,16 @@ class TrainPanel(QWidget):
         self.resume_button = QPushButton("Resume")
         self.resume_button.setToolTip("Continue the last run (raise Epochs to train a finished run further)")
         self.resume_button.clicked.connect(lambda: self.resume_run(self.run_dir) if self.run_dir else None)
-        for b in (self.start_button, self.pause_button, self.stop_button, self.resume_button):
-            buttons.addWidget(b)
+        for i, b in enumerate((self.start_button, self.pause_button, self.stop_button, self.resume_button)):
+            buttons.addWidget(b, i // 2, i % 2)
         col.addLayout(buttons)
         col.addStretch(1)
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(host)
-        scroll.setMinimumWidth(300)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._settings_scroll = scroll
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         return scroll
 
@@ -175,6 +178,7 @@ class TrainPanel(QWidget):
         col.setContentsMargins(6, 0, 0, 0)
         self.run_label = QLabel("No run yet. Pick data on the left, then press Start.")
         self.run_label.setObjectName("runTitle")
+        self.run_label.setWordWrap(True)  # long run names must not widen the window
         col.addWidget(self.run_label)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -219,6 +223,12 @@ class TrainPanel(QWidget):
         col.addWidget(vsplit, 1)
         return host
 
+    def _fit_settings_width(self) -> None:
+        """No horizontal scrolling in the settings column: it is as wide as its widest form."""
+        scroll = self._settings_scroll
+        width = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 6
+        scroll.setMinimumWidth(max(300, width))
+
     # ================================================================ choices
 
     def _populate_families(self) -> None:
@@ -254,6 +264,8 @@ class TrainPanel(QWidget):
         preset = preset_for(self.data_spec) if self.data_spec else None
         if preset is not None and preset.net == name:
             self.net_form.set_values(preset.net_params)
+        if hasattr(self, "_settings_scroll"):
+            self._fit_settings_width()
 
     def ensure_devices(self) -> None:
         """List devices on first need (it imports torch and asks CUDA)."""
@@ -275,10 +287,9 @@ class TrainPanel(QWidget):
         if idx >= 0:
             self.device_box.setCurrentIndex(idx)
 
-    def set_data(self, spec: str, channels: int | None = None, image_size: int | None = None) -> None:
+    def set_data(self, spec: str) -> None:
         """The data to train on; applies that data's preset unless a run is going."""
         self.data_spec = spec
-        self._data_shape = (channels, image_size) if channels and image_size else None
         if self.worker is not None and self.worker.running:
             return
         preset = preset_for(spec)
@@ -305,10 +316,7 @@ class TrainPanel(QWidget):
             return
         net_name = self.family_box.currentText()
         try:
-            fixed = {}
-            if self._data_shape is not None:
-                fixed = {"in_channels": self._data_shape[0], "image_size": self._data_shape[1]}
-            net_cfg = self.net_form.build(**fixed) if self.net_form else None
+            net_cfg = self.net_form.build() if self.net_form else None
             cfg = self.train_form.build(device=self.device_key(), **self.advanced_form.values())
         except (ValueError, TypeError) as exc:
             self.notify.emit(Level.ERROR, f"Cannot start: {exc}", "")

@@ -155,10 +155,15 @@ class TaskRunner(QObject):
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task")
         self._callbacks: dict[Future, tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
         self._completed.connect(self._deliver)
+        self._closed = False
 
     def submit(self, fn: Callable[..., Any], *args: Any,
                on_result: Callable[[Any], None],
-               on_error: Callable[[BaseException, str], None] | None = None) -> Future:
+               on_error: Callable[[BaseException, str], None] | None = None) -> Future | None:
+        """Run ``fn(*args)`` on the pool; ``None`` once shut down (the window is closing)."""
+        if self._closed:
+            logger.debug("task %r dropped: the runner is shut down", fn)
+            return None
         future = self._pool.submit(fn, *args)
         self._callbacks[future] = (on_result, on_error)
         future.add_done_callback(self._completed.emit)
@@ -169,6 +174,7 @@ class TaskRunner(QObject):
         return len(self._callbacks)
 
     def shutdown(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._callbacks.clear()
 
