@@ -47,9 +47,11 @@ def _open(spec: str, *, image_size: int | None, channels: int | None, val_fracti
 
 def _fit_net_to_data(net_name: str, net_cfg: NetConfig, data: Any, num_classes: int | None) -> NetConfig:
     """The net config with channels, size and class count taken from the data."""
-    changes: dict[str, Any] = {"in_channels": int(data.channels), "image_size": int(data.image_size)}
+    changes: dict[str, Any] = {"in_channels": int(data.channels)}
+    if data.image_size:  # None: sizes vary (fully convolutional nets only)
+        changes["image_size"] = int(data.image_size)
     field = class_field(net_cfg)
-    if field is not None and getattr(data, "num_classes", None):
+    if field is not None and _kind(data) == "segmentation" and data.num_classes:
         k = int(data.num_classes)
         if num_classes is not None and num_classes < k:
             raise ValueError(f"--classes {num_classes} is fewer than the {k} classes in {data.spec!r}; use --classes {k} or more")
@@ -57,6 +59,11 @@ def _fit_net_to_data(net_name: str, net_cfg: NetConfig, data: Any, num_classes: 
     elif field is not None and num_classes is not None:
         changes[field] = num_classes
     return dataclasses.replace(net_cfg, **changes)
+
+
+def _kind(data: Any) -> str:
+    kind = getattr(data, "kind", "images")
+    return str(getattr(kind, "value", kind))
 
 
 def _summary(net: nn.Module) -> dict[str, Any]:
@@ -99,7 +106,7 @@ def train(
     if image_size is None and not spec.fully_convolutional:
         image_size = net_cfg.image_size  # fixed-size nets: the data must come at the net's size
     data = _open(data_spec, image_size=image_size, channels=channels, val_fraction=cfg.val_fraction, seed=cfg.seed)
-    if spec.task is Task.SEGMENT and data.kind != "segmentation":
+    if spec.task is Task.SEGMENT and _kind(data) != "segmentation":
         raise ValueError(f"{net_name} needs images with masks, but {data_spec!r} has none; use shapes-seg or pairs:IMAGES,MASKS")
     net_cfg = _fit_net_to_data(net_name, net_cfg, data, num_classes)
     torch.manual_seed(cfg.seed)  # the initial weights are part of a reproducible run
@@ -126,9 +133,9 @@ def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: T
     return {
         "spec": data.spec,
         "options": {"image_size": image_size, "channels": channels, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
-        "kind": data.kind,
+        "kind": _kind(data),
         "channels": int(data.channels),
-        "image_size": int(data.image_size),
+        "image_size": data.image_size,
         "num_classes": getattr(data, "num_classes", None),
         "class_names": list(getattr(data, "class_names", None) or []) or None,
         "class_colors": [list(c) for c in (getattr(data, "class_colors", None) or [])] or None,
