@@ -327,7 +327,7 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda a: a[::-1],
         5: lambda a: np.swapaxes(a, 0, 1),
         6: lambda a: np.rot90(a, -1),
-        7: lambda a: np.rot90(a, 1)[::-1],
+        7: lambda a: np.swapaxes(a[::-1, ::-1], 0, 1),  # transverse
         8: lambda a: np.rot90(a, 1),
     }
     return ops.get(orientation, ops[1])(array)
@@ -399,7 +399,8 @@ def write_image(
         return path
     pil8 = Image.fromarray(data8)
     fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP"}[suffix]
-    options = {"quality": quality} if fmt == "JPEG" else {}
+    # 4:4:4 chroma: saved results keep sharp colour edges (Pillow defaults to 4:2:0).
+    options = {"quality": quality, "subsampling": 0} if fmt == "JPEG" else {}
     _atomic_write(path, lambda fh: pil8.save(fh, format=fmt, **options), overwrite)
     return path
 
