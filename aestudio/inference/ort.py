@@ -1,0 +1,287 @@
+"""The ONNX Runtime predictor: runs a bundle (or a foreign .onnx file) with numpy and onnxruntime only.
+
+No torch here (checked by import-linter), so inference works where torch is
+absent. Sessions use one of two profiles (DESIGN.md "Inference"): interactive
+(one thread, no spinning, so a slider never starves a training run) or batch
+(all cores, for folders). A bundle's graphs get sessions lazily, on first use.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from aestudio.inference.bundle import (
+    DECODER_OUTPUT,
+    INPUT_IMAGE,
+    LATENT_Z,
+    BundleError,
+    BundleFile,
+    BundleTask,
+    ModelInfo,
+    read_bundle,
+)
+from aestudio.inference.imageops import default_palette
+from aestudio.inference.predictor import LATENT_OUTPUTS, Predictor
+
+log = logging.getLogger(__name__)
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+
+
+class SessionProfile(str, enum.Enum):
+    INTERACTIVE = "interactive"  # one intra-op thread, no spinning: sliders and previews
+    BATCH = "batch"  # all cores: folders and large images
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def session_options(profile: SessionProfile | str) -> ort.SessionOptions:
+    """ORT options for a profile. Measured (DESIGN.md): ORT's default spinning threads cut a
+    concurrent training run from ~3,500 to ~500-1,100 images/s; both profiles avoid that."""
+    profile = SessionProfile(profile)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3  # errors only; warnings about unused initializers are noise here
+    if profile is SessionProfile.INTERACTIVE:
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    else:
+        so.intra_op_num_threads = available_cores()
+        so.inter_op_num_threads = 1  # sequential execution: inter-op threads would only spin
+        # Spinning stays off: it buys microseconds per call and costs a core to anything else running.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return so
+
+
+def choose_providers(providers: list[str] | None = None) -> list[str]:
+    """CUDA when onnxruntime has it, then CPU; an explicit list is checked against what is installed."""
+    available = ort.get_available_providers()
+    if providers is None:
+        return [CUDA, CPU] if CUDA in available else [CPU]
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise ValueError(f"ONNX Runtime providers {missing} are not installed; available: {available}")
+    return list(providers)
+
+
+@dataclass(frozen=True)
+class ForeignModelDescription:
+    """Facts about a foreign ONNX model that its graph cannot tell (see docs/BUNDLE_FORMAT.md)."""
+
+    task: BundleTask | str | None = None  # reconstruct | denoise | generate | segment
+    value_range: tuple[float, float] | None = None  # input range the model was trained on, e.g. (0, 1) or (-1, 1)
+    channels: int | None = None  # only needed when the graph leaves the channel dimension dynamic
+    image_size: int | None = None  # only needed to fix the size of a dynamic-size, fixed-size-trained model
+    size_multiple: int = 1  # dynamic H/W must be multiples of this (e.g. 16 for a 4-level U-Net)
+    class_names: list[str] = field(default_factory=list)  # segmentation; default "class 0".. from the graph
+
+
+def _load_error(path: Path, exc: Exception, *, bundle: bool) -> BundleError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    fix = (
+        "re-export the bundle with `aestudio export RUN_DIR`"
+        if bundle
+        else "check that it is a complete ONNX model (opset 7-23) that ONNX Runtime can run"
+    )
+    if "opset" in first.lower():
+        fix = f"its opset is not supported by onnxruntime {ort.__version__}; upgrade onnxruntime or export with a supported opset"
+    return BundleError(f"{path}: ONNX Runtime cannot load it ({first}); {fix}")
+
+
+class OrtPredictor(Predictor):
+    """Predictor over a bundle folder or a single .onnx file, through ONNX Runtime."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        profile: SessionProfile | str = SessionProfile.INTERACTIVE,
+        providers: list[str] | None = None,
+        description: ForeignModelDescription | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.profile = SessionProfile(profile)
+        self._providers = choose_providers(providers)
+        self._sessions: dict[BundleFile, ort.InferenceSession] = {}
+        self._lock = threading.Lock()
+        self.load_seconds: dict[str, float] = {}  # session creation time per graph (for benchmarks)
+        if self.path.is_dir():
+            if description is not None:
+                log.warning("%s: a description is ignored for bundles (model.json has the facts)", self.path)
+            self._folder = self.path
+            info = read_bundle(self.path)
+            self._files = {BundleFile(k): self.path / v for k, v in info.files.items()}
+            super().__init__(info)
+            self.session(BundleFile.MODEL)  # fail at load, not at first click, if the graph is bad
+        elif self.path.is_file():
+            self._folder = self.path.parent
+            self._files = {BundleFile.MODEL: self.path}
+            sess = self._create(BundleFile.MODEL, bundle=False)
+            super().__init__(_describe_foreign(self.path, sess, description))
+            self._sessions[BundleFile.MODEL] = sess
+            self._input_name = sess.get_inputs()[0].name
+            self._output_name = sess.get_outputs()[0].name
+            batch_dim = sess.get_inputs()[0].shape[0]
+            self._max_batch = batch_dim if isinstance(batch_dim, int) else None
+        else:
+            raise BundleError(f"{self.path}: no such bundle folder or .onnx file; check the path")
+
+    # ------------------------------------------------------------- sessions
+
+    @property
+    def provider(self) -> str:
+        sess = self._sessions.get(BundleFile.MODEL)
+        return sess.get_providers()[0] if sess is not None else self._providers[0]
+
+    def session(self, graph: BundleFile) -> ort.InferenceSession:
+        """The session for one graph, created on first use (thread-safe)."""
+        sess = self._sessions.get(graph)
+        if sess is None:
+            with self._lock:
+                sess = self._sessions.get(graph)
+                if sess is None:
+                    if graph not in self._files:
+                        raise ValueError(f"{self.info.name} has no {graph.value} graph")
+                    sess = self._create(graph, bundle=True)
+                    self._check_io(graph, sess)
+                    self._sessions[graph] = sess
+        return sess
+
+    def _create(self, graph: BundleFile, *, bundle: bool) -> ort.InferenceSession:
+        path = self._files[graph]
+        if path.suffix.lower() != ".onnx":
+            raise BundleError(f"{path}: not an .onnx file; pass a bundle folder or a .onnx model")
+        t0 = time.perf_counter()
+        try:
+            sess = ort.InferenceSession(str(path), session_options(self.profile), providers=self._providers)
+        except Exception as exc:  # ORT raises several pybind types (Fail, InvalidProtobuf, InvalidGraph...)
+            raise _load_error(path, exc, bundle=bundle) from None
+        self.load_seconds[graph.value] = time.perf_counter() - t0
+        log.debug("%s: session (%s, %s) in %.3f s", path, self.profile.value, sess.get_providers()[0], self.load_seconds[graph.value])
+        return sess
+
+    def _check_io(self, graph: BundleFile, sess: ort.InferenceSession) -> None:
+        """A bundle graph must have exactly the tensor names the format promises."""
+        info = self.info
+        expected_in = {BundleFile.MODEL: [INPUT_IMAGE], BundleFile.ENCODER: [INPUT_IMAGE], BundleFile.DECODER: [LATENT_Z]}[graph]
+        expected_out = {
+            BundleFile.MODEL: [info.output_name],
+            BundleFile.ENCODER: list(LATENT_OUTPUTS[info.latent_kind]) if info.latent_kind else [],
+            BundleFile.DECODER: [DECODER_OUTPUT],
+        }[graph]
+        got_in = [i.name for i in sess.get_inputs()]
+        got_out = [o.name for o in sess.get_outputs()]
+        if got_in != expected_in or sorted(got_out) != sorted(expected_out):
+            raise BundleError(
+                f"{self._files[graph]}: tensors are {got_in} -> {got_out}, model.json promises "
+                f"{expected_in} -> {expected_out}; re-export the bundle with `aestudio export RUN_DIR`"
+            )
+
+    def warmup(self) -> None:
+        """Create every session and run each graph once (first runs allocate; time after this)."""
+        for graph in self._files:
+            if graph is BundleFile.WEIGHTS:
+                continue
+            self.session(graph)
+        size = self.info.fixed_size or max(self.info.size_multiple, 32)
+        x = np.full((1, self.info.in_channels, size, size), 0.5, dtype=np.float32)
+        self.predict(x)
+        if self.info.has_latent:
+            self.decode(self.encode(x))
+
+    def _run(self, graph: BundleFile, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        sess = self.session(graph)
+        try:
+            outs = sess.run(None, feeds)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise RuntimeError(f"{self._files[graph]}: ONNX Runtime failed on inputs {[v.shape for v in feeds.values()]}: {first}") from None
+        return {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
+
+
+# ----------------------------------------------------------------- foreign models
+
+
+def _describe_foreign(
+    path: Path, sess: ort.InferenceSession, desc: ForeignModelDescription | None
+) -> ModelInfo:
+    """Infer what the graph tells (rank, channels, fixed or dynamic size); take the rest from ``desc``."""
+    inputs, outputs = sess.get_inputs(), sess.get_outputs()
+    if len(inputs) != 1:
+        raise ValueError(f"{path}: has {len(inputs)} inputs {[i.name for i in inputs]}; only single-input image models can be loaded")
+    inp, out = inputs[0], outputs[0]
+    if inp.type != "tensor(float)":
+        raise ValueError(f"{path}: input {inp.name!r} is {inp.type}; only float32 image inputs are supported")
+    if len(inp.shape) != 4:
+        raise ValueError(f"{path}: input {inp.name!r} has shape {inp.shape}; an image model needs [N, C, H, W]")
+    if len(out.shape) != 4:
+        raise ValueError(f"{path}: output {out.name!r} has shape {out.shape}; only image-like outputs [N, C, H, W] are supported")
+    desc = desc or ForeignModelDescription()
+    _, c, h, w = inp.shape
+    missing = []
+    channels = c if isinstance(c, int) else desc.channels
+    if isinstance(c, int) and desc.channels not in (None, c):
+        raise ValueError(f"{path}: the graph has {c} input channels but the description says {desc.channels}")
+    if channels is None:
+        missing.append("channels (the graph's channel dimension is dynamic)")
+    if desc.task is None:
+        missing.append("task (reconstruct, denoise, generate or segment)")
+    if desc.value_range is None:
+        missing.append("value_range (e.g. (0, 1) or (-1, 1))")
+    if missing:
+        raise ValueError(f"{path}: describe this foreign model with ForeignModelDescription(...): missing " + "; ".join(missing))
+    try:
+        task = BundleTask(desc.task)
+    except ValueError:
+        raise ValueError(f"{path}: task {desc.task!r} is not one of {[t.value for t in BundleTask]}") from None
+    image_size: int | str = "any"
+    if isinstance(h, int) or isinstance(w, int):
+        if h != w:
+            raise ValueError(f"{path}: fixed input size {h}x{w} is not square; only square fixed sizes are supported")
+        image_size = int(h)
+        if desc.image_size not in (None, image_size):
+            raise ValueError(f"{path}: the graph fixes the size at {h}x{w} but the description says {desc.image_size}")
+    elif desc.image_size is not None:
+        image_size = int(desc.image_size)
+    class_names = list(desc.class_names)
+    k = out.shape[1]
+    if task is BundleTask.SEGMENT and not class_names:
+        if not isinstance(k, int):
+            raise ValueError(f"{path}: describe this foreign model with ForeignModelDescription(...): missing class_names (the output's class dimension is dynamic)")
+        class_names = [f"class {i}" for i in range(k)]
+    lo, hi = desc.value_range  # type: ignore[misc]
+    info = ModelInfo(
+        name=path.stem,
+        net="foreign",
+        task=task,
+        in_channels=int(channels),  # type: ignore[arg-type]
+        image_size=image_size,
+        size_multiple=int(desc.size_multiple),
+        value_range=(float(lo), float(hi)),
+        class_names=class_names,
+        class_colors=default_palette(len(class_names)) if class_names else [],
+        files={BundleFile.MODEL.value: path.name},
+    )
+    try:
+        info.validate(str(path))
+    except BundleError as exc:
+        raise ValueError(str(exc).split("; re-export")[0]) from None
+    return info
