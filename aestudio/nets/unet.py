@@ -107,24 +107,32 @@ class UNet(AutoencoderBase):
     def load_encoder_state(self, state_dict: Mapping[str, Tensor]) -> int:
         """Copy the ``encoder_blocks.*`` tensors of another net's state dict whose shapes match.
 
-        Returns how many tensors were copied; raises ValueError naming the
-        mismatch when none match (different channels, depth or input channels).
+        Tensors are matched per layer: a layer's tensors are copied together
+        or not at all, so a BatchNorm's shape-free step counter never counts
+        as a match on its own. Returns how many tensors were copied; raises
+        ValueError naming the first mismatch when no layer matches.
         """
         own = self.state_dict()
+        layers: dict[str, dict[str, Tensor]] = {}
+        for name, tensor in state_dict.items():
+            if name.startswith(ENCODER_PREFIX):
+                layers.setdefault(name.rsplit(".", 1)[0], {})[name] = tensor
         copied: dict[str, Tensor] = {}
         mismatched: list[str] = []
-        for name, tensor in state_dict.items():
-            if not name.startswith(ENCODER_PREFIX):
-                continue
-            if name in own and own[name].shape == tensor.shape:
-                copied[name] = tensor
+        for tensors in layers.values():
+            bad = [
+                f"{name} {list(t.shape)} vs ours {list(own[name].shape) if name in own else 'absent'}"
+                for name, t in tensors.items()
+                if name not in own or own[name].shape != t.shape
+            ]
+            if bad:
+                mismatched.extend(bad)
             else:
-                ours = list(own[name].shape) if name in own else "absent"
-                mismatched.append(f"{name} {list(tensor.shape)} vs ours {ours}")
+                copied.update(tensors)
         if not copied:
             detail = mismatched[0] if mismatched else f"the source has no {ENCODER_PREFIX}* tensors"
             raise ValueError(
-                f"no encoder tensor matches this unet (in_channels={self.in_channels}, "
+                f"no encoder layer matches this unet (in_channels={self.in_channels}, "
                 f"base_channels={self.encoder_blocks.channels[0]}, depth={self.depth}): {detail}; "
                 "pre-train a conv_ae/sparse_ae/contractive_ae/vae with the same in_channels and base_channels"
             )
@@ -132,10 +140,11 @@ class UNet(AutoencoderBase):
             for name, tensor in copied.items():
                 own[name].copy_(tensor)
         if mismatched:
-            log.info(
-                "unet: copied %d encoder tensors, skipped %d (shape differs or absent)",
+            log.warning(
+                "unet: copied %d encoder tensors, skipped %d whose shapes differ (first: %s)",
                 len(copied),
                 len(mismatched),
+                mismatched[0],
             )
         return len(copied)
 
