@@ -1,7 +1,376 @@
-"""Placeholder: subcommands are added by their owners (see docs/DESIGN-notes.md)."""
+"""The ``train``, ``eval`` and ``info`` subcommands: drive the training engine from a terminal.
+
+``train`` maps flags onto the family's config, runs :func:`aestudio.training.train`
+(or ``resume``) with a tqdm progress bar fed by the event generator, and ends
+with a one-screen summary. Ctrl-C sets the stop flag, so the engine writes a
+resumable checkpoint; a second Ctrl-C aborts. Errors a user can cause raise
+:class:`CliError` (one line, exit 2, see ``aestudio.cli``).
+"""
+
+from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from aestudio.cli_common import CliError
+
+# CLI flag -> net config field; families without the field reject the flag.
+FAMILY_FLAGS = {
+    "latent_dim": "--latent-dim",
+    "beta": "--beta",
+    "sparsity": "--sparsity",
+    "contractive": "--contractive",
+}
+# Flags that change how a run trains; a resume continues exactly, so they are refused there.
+_FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
+                    "sparsity", "contractive", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss")
+EXIT_TRAINING_FAILED = 1
+EXIT_INTERRUPTED = 130
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    pass
+    t = sub.add_parser("train", help="train a model (or continue one with --resume)",
+                       description="Train an autoencoder on a data spec; the run folder holds weights, config and metrics.")
+    t.add_argument("--model", help="net family: dense_ae, conv_ae, denoising_ae, sparse_ae, contractive_ae, vae, unet")
+    t.add_argument("--data", help="data spec: digits, shapes, shapes-seg, mnist:DIR, fashion-mnist:DIR, folder:DIR, pairs:IMAGES,MASKS")
+    t.add_argument("--out", required=True, type=Path, help="run folder to create (or to continue with --resume)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    t.add_argument("--epochs", type=int, help="total epochs (default 10; with --resume: the new total)")
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--latent-dim", type=int, help="code size (nets with a code)")
+    t.add_argument("--image-size", type=int, help="resize images to this square side")
+    t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    t.add_argument("--beta", type=float, help="VAE: weight of the KL term")
+    t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
+    t.add_argument("--contractive", type=float, help="contractive_ae: weight of the Jacobian penalty")
+    t.add_argument("--noise", help="input corruption, e.g. gaussian:0.1, gaussian:0-0.2, saltpepper:0.05, mask:0.3")
+    t.add_argument("--classes", type=int, help="unet: number of mask classes (default: from the data)")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--init-encoder", type=Path, metavar="RUN_DIR", help="unet: start from this run's encoder")
+    t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
+    t.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="VAE: ramp the KL weight from 0 over this many epochs")
+    t.add_argument("--loss", choices=("mse", "bce"), help="reconstruction loss (default mse)")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (logs and summary only)")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="metrics of a trained run on a data spec")
+    e.add_argument("run", type=Path, metavar="RUN_DIR")
+    e.add_argument("--data", help="data spec (default: the run's own)")
+    e.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of the data (default val)")
+    e.add_argument("--which", choices=("best", "last"), default="best", help="which weights (default best)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser("info", help="describe a run: config, progress, best metrics, size")
+    i.add_argument("run", type=Path, metavar="RUN_DIR")
+    i.add_argument("--json", action="store_true", help="print one JSON object")
+    i.set_defaults(func=cmd_info)
+
+
+# ------------------------------------------------------------------ train
+
+
+def _families_with(field: str) -> list[str]:
+    from aestudio.nets.registry import get_spec, list_nets
+
+    return [n for n in list_nets() if field in {f.name for f in dataclasses.fields(get_spec(n).config_cls)}]
+
+
+def _net_config(args: argparse.Namespace) -> Any:
+    from aestudio.nets.registry import UnknownNetError, default_config
+
+    overrides = {}
+    for field, flag in FAMILY_FLAGS.items():
+        value = getattr(args, field)
+        if value is None:
+            continue
+        families = _families_with(field)
+        if args.model not in families:
+            raise CliError(f"{flag} does not apply to {args.model}; it is for: {', '.join(families)}")
+        overrides[field] = value
+    if args.classes is not None:
+        from aestudio.training.runner import class_field
+
+        if class_field(default_config(args.model)) is None:
+            raise CliError(f"--classes does not apply to {args.model}; it is for: unet")
+    if args.image_size is not None:
+        overrides["image_size"] = args.image_size
+    try:
+        return default_config(args.model, **overrides)
+    except UnknownNetError as exc:
+        raise CliError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise CliError(f"bad net option for {args.model}: {exc}") from None
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from aestudio.config import ReconLoss, TrainConfig, parse_noise
+
+    values: dict[str, Any] = {}
+    for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
+                      ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs")):
+        if getattr(args, name) is not None:
+            values[key] = getattr(args, name)
+    if args.loss:
+        values["recon_loss"] = ReconLoss(args.loss)
+    if args.noise:
+        try:
+            values["noise"] = parse_noise(args.noise)
+        except ValueError as exc:
+            raise CliError(f"--noise: {exc}") from None
+    for key, low in (("epochs", 0), ("batch_size", 1), ("max_steps", 1), ("kl_warmup_epochs", 0)):
+        if key in values and values[key] < low:
+            raise CliError(f"--{key.replace('_epochs', '').replace('_', '-')} must be >= {low}")
+    if "lr" in values and not values["lr"] > 0:
+        raise CliError("--lr must be > 0")
+    return TrainConfig(**values)
+
+
+def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
+    from aestudio.data.base import DataError
+    from aestudio.nets.registry import UnknownNetError
+    from aestudio.training import resume, train
+    from aestudio.training.device import DeviceError
+
+    try:
+        if args.resume:
+            given = [f"--{k.replace('_', '-')}" for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)]
+            if given:
+                raise CliError(f"{', '.join(given)} cannot change when resuming (the run continues exactly); "
+                               "only --epochs, --max-steps and --device can")
+            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
+        if not args.model or not args.data:
+            raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
+        net_cfg = _net_config(args)
+        cfg = _train_config(args)
+        return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
+                     image_size=args.image_size, channels=args.channels, num_classes=args.classes)
+    except (DeviceError, DataError, UnknownNetError) as exc:
+        raise CliError(str(exc)) from None
+    except ValueError as exc:  # config checks in the engine (bad sizes, classes, families)
+        from aestudio.training.runs import RunError
+
+        if isinstance(exc, RunError):
+            raise
+        raise CliError(str(exc)) from None
+
+
+class _CtrlC:
+    """First Ctrl-C: ask the engine to stop (it saves a checkpoint). Second: abort."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.old: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from aestudio.config import FinishReason
+    from aestudio.training.events import (
+        BatchSizeReduced,
+        EpochEnded,
+        RunStarted,
+        StepEnded,
+        TrainFinished,
+    )
+
+    stop = threading.Event()
+    events = _start(args, stop)
+    t0 = time.perf_counter()
+    bar: Any = None
+    started: RunStarted | None = None
+    finished: TrainFinished | None = None
+    with _CtrlC(stop):
+        try:
+            for ev in events:
+                if isinstance(ev, RunStarted):
+                    started = ev
+                    print(f"training {ev.net_name} ({ev.num_params:,} params) on {ev.device_name}; "
+                          f"{ev.train_size} train / {ev.val_size} val images -> {ev.run_dir}", file=sys.stderr)
+                    for note in ev.notes:
+                        print(f"  {note}", file=sys.stderr)
+                    bar = tqdm(total=None, initial=ev.start_step, unit="step", disable=args.no_progress,
+                               dynamic_ncols=True, file=sys.stderr)
+                elif isinstance(ev, StepEnded) and bar is not None:
+                    bar.total = ev.total_steps
+                    bar.update(ev.step - bar.n)
+                    bar.set_postfix(epoch=ev.epoch + 1, loss=f"{ev.loss:.4g}", img_s=f"{ev.images_per_s:.0f}",
+                                    eta=_duration(ev.eta_s), refresh=False)
+                elif isinstance(ev, EpochEnded) and bar is not None:
+                    bar.write(f"epoch {ev.epoch + 1}: train loss {ev.train_loss:.4g}  {_fmt_metrics(ev.metrics)}")
+                elif isinstance(ev, BatchSizeReduced) and bar is not None:
+                    bar.write(f"{ev.reason}: batch size {ev.old} -> {ev.new}")
+                elif isinstance(ev, TrainFinished):
+                    finished = ev
+        finally:
+            if bar is not None:
+                bar.close()
+    assert finished is not None
+    _print_summary(args.out, started, finished, time.perf_counter() - t0)
+    if finished.reason in (FinishReason.FAILED, FinishReason.DIVERGED):
+        print(f"aestudio: training {finished.reason.value}: {finished.message}", file=sys.stderr)
+        return EXIT_TRAINING_FAILED
+    if finished.reason is FinishReason.STOPPED and stop.is_set():
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _fmt_metrics(metrics: dict[str, Any], limit: int = 6) -> str:
+    keys = [k for k in ("mse", "psnr", "ssim", "nelbo", "miou", "pixel_acc") if k in metrics]
+    keys += [k for k in metrics if k not in keys]
+    parts = []
+    for k in keys[:limit]:
+        v = metrics[k]
+        parts.append(f"{k} {v:.4g}" if isinstance(v, (int, float)) and v is not None else f"{k} -")
+    return "  ".join(parts)
+
+
+def _print_summary(out: Path, started: Any, fin: Any, wall: float) -> None:
+    from aestudio.training.runs import RunError, read_run
+
+    lines = [f"run       {out}  ({fin.reason.value}: {fin.message})"]
+    try:
+        info = read_run(out)
+    except RunError:
+        info = None
+    if info is not None:
+        ratio = f", compression {info.compression_ratio:.1f}x" if info.compression_ratio else ""
+        lines.append(f"net       {info.net_name}, {info.num_params:,} params{ratio}")
+        lines.append(f"data      {info.data_spec}")
+        lines.append(f"progress  {info.epoch}/{info.train_cfg.epochs} epochs, step {info.step}, wall time {_duration(wall)}")
+        if fin.metrics:
+            lines.append(f"final     {_fmt_metrics(fin.metrics)}")
+        if info.best:
+            b = info.best
+            lines.append(f"best      {b['metric']} {b['value']:.4g} (epoch {b['epoch']}, step {b['step']})")
+    if fin.reason.value == "done":
+        lines.append(f"next      aestudio export {out}")
+        lines.append(f"          aestudio eval {out} --data {info.data_spec if info else 'SPEC'}")
+    elif fin.reason.value in ("stopped", "diverged"):
+        lines.append(f"next      aestudio train --resume --out {out}")
+    print("\n".join(lines))
+
+
+# ------------------------------------------------------------------ eval / info
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from torch.utils.data import ConcatDataset
+
+    from aestudio.data.base import DataError
+    from aestudio.data.specs import open_data
+    from aestudio.nets.registry import get_spec
+    from aestudio.training.device import DeviceError, resolve_device
+    from aestudio.training.metrics import evaluate
+    from aestudio.training.runs import load_net
+
+    net, info = load_net(args.run, which=args.which)
+    spec = get_spec(info.net_name)
+    opts = info.data_options
+    size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
+    try:
+        device = resolve_device(args.device)
+        data = open_data(args.data or info.data_spec, image_size=size, channels=info.net_cfg.in_channels,
+                         val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed))
+    except (DeviceError, DataError) as exc:
+        raise CliError(str(exc)) from None
+    if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
+        raise CliError(f"{info.net_name} segments; {data.spec!r} has no masks (use shapes-seg or pairs:IMAGES,MASKS)")
+    dataset = {"val": data.val, "train": data.train, "all": ConcatDataset([data.train, data.val])}[args.split]
+    if len(dataset) == 0:
+        raise CliError(f"the {args.split} split of {data.spec!r} is empty; use --split all")
+    noise = info.train_cfg.noise if info.train_cfg.noise.kind != "none" else None
+    metrics = evaluate(net.to(device), dataset, task=spec.task, device=device, batch_size=args.batch_size, noise=noise,
+                       seed=info.train_cfg.seed, num_classes=data.num_classes or None, class_names=data.class_names or None)
+    if args.json:
+        print(json.dumps({"run": str(args.run), "data": data.spec, "split": args.split, "images": len(dataset),
+                          "weights": args.which, "metrics": _finite(metrics)}))
+    else:
+        print(f"{info.net_name} ({args.which} weights) on {data.spec} [{args.split}, {len(dataset)} images]")
+        for k, v in metrics.items():
+            print(f"  {k:<18} {v:.6g}")
+    return 0
+
+
+def _finite(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v if isinstance(v, (int, float)) and v == v and abs(v) != float("inf") else None) for k, v in d.items()}
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from aestudio.config import to_dict
+    from aestudio.training.runs import read_run
+
+    info = read_run(args.run)
+    if args.json:
+        print(json.dumps({
+            "run": str(info.path), "net": info.net_name, "net_config": to_dict(info.net_cfg), "data": info.data_spec,
+            "data_options": info.data_options, "train_config": to_dict(info.train_cfg), "status": info.status.value,
+            "epoch": info.epoch, "step": info.step, "num_params": info.num_params,
+            "compression_ratio": info.compression_ratio, "best": info.best, "metrics": _finite(info.metrics),
+            "history": info.history, "bad_files": info.bad_files, "created": info.created, "updated": info.updated,
+        }, default=str))
+        return 0
+    cfg = to_dict(info.net_cfg)
+    tc = info.train_cfg
+    lines = [
+        f"run         {info.path}",
+        f"status      {info.status.value}{': ' + info.message if info.message else ''}",
+        f"net         {info.net_name}  " + " ".join(f"{k}={v}" for k, v in cfg.items()),
+        f"parameters  {info.num_params:,}",
+        f"compression {info.compression_ratio:.1f}x (input values / code values)" if info.compression_ratio else "compression -  (no code)",
+        f"data        {info.data_spec}  ({info.data_info.get('train_size', '?')} train / {info.data_info.get('val_size', '?')} val)",
+        f"training    epochs {info.epoch}/{tc.epochs}, step {info.step}, batch {tc.batch_size}, lr {tc.lr:g}, "
+        f"loss {tc.recon_loss.value}, seed {tc.seed}, device {tc.device}"
+        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else ""),
+    ]
+    if info.best:
+        b = info.best
+        lines.append(f"best        {b['metric']} {b['value']:.4g} at epoch {b['epoch']} (step {b['step']})")
+    if info.metrics:
+        lines.append(f"last        {_fmt_metrics(info.metrics, limit=12)}")
+    if info.bad_files:
+        lines.append(f"bad files   {info.bad_files} skipped")
+    lines.append(f"created     {info.created}   updated {info.updated}")
+    print("\n".join(lines))
+    return 0
+
+
+def _noise(cfg: Any) -> str:
+    from aestudio.config import noise_to_spec
+
+    return noise_to_spec(cfg)

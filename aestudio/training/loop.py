@@ -104,9 +104,14 @@ def fit(
     run: RunFolder | None = None,
     pause: threading.Event | None = None,
     start: StartState | None = None,
+    task: Task | None = None,
 ) -> Iterator[Event]:
     """Train ``net`` on ``data`` (a DataBundle); returns the event generator.
 
+    ``task`` picks the objective (segmentation or image reconstruction); by
+    default it is the registered task of the net named in ``run``, else
+    ``SEGMENT`` for segmentation data and ``RECONSTRUCT`` otherwise (so an
+    autoencoder can pre-train on the images of a segmentation set).
     Validates eagerly (raises ``ValueError``/``DeviceError``), then trains lazily
     as the generator is consumed."""
     device = resolve_device(cfg.device)
@@ -114,14 +119,24 @@ def fit(
         raise ValueError(f"batch_size must be >= 1, epochs >= 0 and lr > 0 (got {cfg.batch_size}, {cfg.epochs}, {cfg.lr})")
     if len(data.train) == 0:
         raise ValueError(f"data {data.spec!r} has no training images; check the path or spec")
-    trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start)
+    if task is None:
+        task = _default_task(data, run)
+    if task is Task.SEGMENT and str(getattr(data.kind, "value", data.kind)) != "segmentation":
+        raise ValueError(f"a segmentation net needs images with masks; {data.spec!r} has none (use shapes-seg or pairs:IMAGES,MASKS)")
+    trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task)
     return trainer.events()
+
+
+def _default_task(data: Any, run: RunFolder | None) -> Task:
+    if run is not None and run.record.get("task"):
+        return Task(run.record["task"])
+    return Task.SEGMENT if str(getattr(data.kind, "value", data.kind)) == "segmentation" else Task.RECONSTRUCT
 
 
 class _Trainer:
     def __init__(self, net: nn.Module, data: Any, cfg: TrainConfig, device: torch.device,
                  stop: threading.Event, pause: threading.Event | None, run: RunFolder | None,
-                 start: StartState | None) -> None:
+                 start: StartState | None, task: Task) -> None:
         self.net = net.to(device)
         self.data = data
         self.cfg = cfg
@@ -130,8 +145,8 @@ class _Trainer:
         self.pause = pause
         self.run = run
         self.start = start
-        self.segment = getattr(data, "kind", "images") == "segmentation"
-        self.task = Task.SEGMENT if self.segment else Task.RECONSTRUCT
+        self.task = task
+        self.segment = task is Task.SEGMENT
         self.metric_name, self.metric_mode = main_metric(self.task)
         self.noise = cfg.noise if cfg.noise.kind != "none" and not self.segment else None
         self.n_train = len(data.train)

@@ -126,7 +126,7 @@ def train(
         "bad_files": len(getattr(data, "bad_files", []) or []),
         **extra,
     })
-    return fit(net, data, cfg, stop, run=run, pause=pause)
+    return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task)
 
 
 def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: TrainConfig) -> dict[str, Any]:
@@ -171,15 +171,18 @@ def resume(
     pause: threading.Event | None = None,
     epochs: int | None = None,
     max_steps: int | None = None,
+    device: str | None = None,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
 
     ``epochs`` raises the run's target epoch count (the total, not extra).
     ``max_steps`` is a limit for this invocation only (total steps); the
     run's stored limit is dropped, so resuming a run that ended on
-    ``max_steps`` continues to its epoch target.
+    ``max_steps`` continues to its epoch target. ``device`` moves the run to
+    another device (bitwise continuation is only promised on the same device).
     """
-    from aestudio.nets.registry import build_net
+    from aestudio.nets.registry import build_net, get_spec
+    from aestudio.training.device import resolve_device
 
     folder = Path(run_dir)
     info = read_run(folder)
@@ -189,7 +192,8 @@ def resume(
         if epochs < info.epoch:
             raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    cfg = dataclasses.replace(cfg, max_steps=max_steps)
+    cfg = dataclasses.replace(cfg, max_steps=max_steps, device=device or cfg.device)
+    resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
                  val_fraction=opts.get("val_fraction", cfg.val_fraction), seed=opts.get("seed", cfg.seed))
@@ -199,7 +203,7 @@ def resume(
     net = build_net(info.net_name, info.net_cfg)
     start = _start_state(folder, info, net, len(data.train))
     run.update(train=to_dict(cfg))
-    return fit(net, data, cfg, stop, run=run, pause=pause, start=start)
+    return fit(net, data, cfg, stop, run=run, pause=pause, start=start, task=get_spec(info.net_name).task)
 
 
 def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
