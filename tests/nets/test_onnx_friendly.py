@@ -84,7 +84,7 @@ def test_forward_exports_with_dynamic_axes_and_matches_torch(name: str) -> None:
     spec = get_spec(name)
     net, cfg = _trained_looking(name, channels=3)
     dynamic = {0: "batch", 2: "height", 3: "width"} if spec.fully_convolutional else {0: "batch"}
-    output = "logits" if spec.task is Task.SEGMENT else "output"
+    output = "logits" if spec.task is Task.SEGMENT else "reconstruction"  # the bundle format's name
     side = input_size(name, cfg, cfg.image_size)
     session = _export(net, torch.rand(2, 3, side, side), "image", dynamic, {output: dynamic})
     shapes = [(1, side, side), (5, side, side)]
