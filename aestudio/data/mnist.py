@@ -75,7 +75,9 @@ def read_idx(path: Path) -> np.ndarray:
         raise DataError(
             f"{path}: IDX header says {shape} but the file holds {len(data) - header} bytes; re-download it"
         )
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+    return (
+        np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
+    )  # writable for torch
 
 
 def _find(folders: list[Path], name: str) -> Path | None:

@@ -355,15 +355,25 @@ def _open_pairs(
 def _scan_masks(
     pairs: list[tuple[Path, Path]], bad: list[BadFile]
 ) -> tuple[int, list[tuple[Path, Path]]]:
-    """Read every mask once: the largest index gives the class count; unreadable masks are set aside."""
+    """Read every mask once (fine for the small sets masks come in).
+
+    The largest index gives the class count. Unreadable masks, and masks whose
+    size differs from their image's header, are set aside before the split.
+    """
     largest = 0
     good: list[tuple[Path, Path]] = []
     for image, mask_path in pairs:
         try:
             mask = read_mask(mask_path)
+            info = probe_image(image)
+            if mask.shape != (info.height, info.width):
+                raise ValueError(
+                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image.name} is "
+                    f"{info.width}x{info.height}; masks must match their images pixel for pixel"
+                )
         except ValueError as exc:
             bad.append(BadFile(str(mask_path), str(exc)))
-            log.warning("skipping bad mask %s", exc)
+            log.warning("skipping bad pair %s", exc)
             continue
         largest = max(largest, int(mask.max(initial=0)))
         good.append((image, mask_path))
