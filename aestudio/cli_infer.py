@@ -1,7 +1,274 @@
-"""Placeholder: subcommands are added by their owners (see docs/DESIGN-notes.md)."""
+"""Inference subcommands: ``export``, ``denoise``, ``segment``, ``reconstruct``, ``sample``, ``interpolate``.
+
+Everything but ``export`` runs through ONNX Runtime (no torch import), on a
+bundle folder or a foreign .onnx file. Folder commands read files and folders
+(recursively), show a progress bar, write into OUT_DIR only (mirroring
+sub-folders, sanitised names), never overwrite an input, and skip bad files
+with a report: exit code 1 if any file failed.
+"""
+
+from __future__ import annotations
 
 import argparse
+import logging
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aestudio.cli_common import CliError
+
+log = logging.getLogger(__name__)
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser("export", help="export a training run to an ONNX bundle (checked against torch)")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    p.add_argument("-o", "--out", type=Path, default=None, metavar="BUNDLE_DIR", help="default: RUN_DIR/bundle")
+    p.add_argument("--which", choices=("best", "last"), default="best", help="which weights to export (default best)")
+    p.set_defaults(func=cmd_export)
+
+    def folder_command(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help_)
+        _model_args(q)
+        q.add_argument("inputs", nargs="+", type=Path, metavar="INPUTS", help="image files or folders (searched recursively)")
+        q.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="folder for the results")
+        q.set_defaults(func=func)
+        return q
+
+    q = folder_command("denoise", "denoise images (optionally adding noise first, to demonstrate)", cmd_denoise)
+    q.add_argument("--noise", default=None, metavar="SPEC", help="add this noise first, e.g. gaussian:0.1; saves NAME_noisy.png too")
+    q.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    q = folder_command("segment", "segment images into class-index masks (NAME_mask.png)", cmd_segment)
+    q.add_argument("--overlay", action="store_true", help="also save NAME_overlay.png with class colours over the image")
+    folder_command("reconstruct", "reconstruct images through the model (NAME_recon.png)", cmd_reconstruct)
+
+    q = sub.add_parser("sample", help="decode random codes from a VAE's prior into a grid image")
+    _model_args(q)
+    q.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    q.add_argument("-o", "--out", type=Path, required=True, metavar="GRID_PNG")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=cmd_sample)
+
+    q = sub.add_parser("interpolate", help="decode the straight line between the codes of two images into a strip")
+    _model_args(q)
+    q.add_argument("a", type=Path, metavar="A")
+    q.add_argument("b", type=Path, metavar="B")
+    q.add_argument("-n", type=int, default=8, help="number of steps including both ends (default 8)")
+    q.add_argument("-o", "--out", type=Path, required=True, metavar="STRIP_PNG")
+    q.set_defaults(func=cmd_interpolate)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", type=Path, required=True, metavar="BUNDLE", help="a bundle folder or a .onnx file")
+    p.add_argument("--value-range", default="0,1", metavar="LO,HI", help="input range of a foreign .onnx model (default 0,1)")
+    p.add_argument("--channels", type=int, default=None, help="input channels of a foreign .onnx model, if its graph does not say")
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _open_model(args: argparse.Namespace, task: str | None) -> Any:
+    from aestudio.inference.ort import ForeignModelDescription, OrtPredictor, SessionProfile
+
+    desc = None
+    if args.model.is_file():
+        try:
+            lo, hi = (float(v) for v in args.value_range.split(","))
+        except ValueError:
+            raise CliError(f"--value-range {args.value_range!r}: give two numbers, e.g. 0,1 or -1,1") from None
+        desc = ForeignModelDescription(task=task or "reconstruct", value_range=(lo, hi), channels=args.channels)
+    try:
+        return OrtPredictor(args.model, profile=SessionProfile.BATCH, description=desc)
+    except ValueError as exc:  # BundleError is a ValueError too; both are one-line user errors
+        raise CliError(str(exc)) from None
+
+
+def _safe_name(stem: str) -> str:
+    name = _SAFE.sub("_", stem).lstrip("._") or "image"
+    return name[:120]
+
+
+def _collect(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input file, output stem path inside out_dir) pairs; sub-folders are mirrored."""
+    from aestudio.data.io import iter_image_files
+
+    out_res = out_dir.resolve()
+    pairs: list[tuple[Path, Path]] = []
+    for root in inputs:
+        try:
+            files = list(iter_image_files([root]))
+        except FileNotFoundError as exc:
+            raise CliError(str(exc)) from None
+        for f in files:
+            if out_res in f.resolve().parents:  # earlier results inside an input folder are not inputs
+                continue
+            rel = f.relative_to(root).parent if root.is_dir() else Path()
+            parts = [_safe_name(p) for p in rel.parts]
+            pairs.append((f, out_dir.joinpath(*parts, _safe_name(f.stem))))
+    if not pairs:
+        raise CliError(f"no supported images found in {', '.join(map(str, inputs))}")
+    return pairs
+
+
+def _target(stem: Path, suffix: str, out_dir: Path, inputs: set[Path]) -> Path:
+    path = stem.with_name(stem.name + suffix)
+    res = path.resolve()
+    if out_dir.resolve() not in res.parents:
+        raise CliError(f"{path}: would be written outside {out_dir}; refusing")
+    if res in inputs:
+        raise CliError(f"{path} is one of the inputs; choose another -o folder so inputs are never overwritten")
+    return path
+
+
+def _run_folder(args: argparse.Namespace, work: Callable[[np.ndarray, Callable[[str], Path]], None]) -> int:
+    """Apply ``work(image, target)`` to every input file; bad files are reported and skipped."""
+    from tqdm import tqdm
+
+    from aestudio.data.io import ImageLoadError, read_image
+
+    out_dir: Path = args.out
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"{out_dir} is a file; -o needs a folder")
+    pairs = _collect(list(args.inputs), out_dir)
+    inputs = {f.resolve() for f, _ in pairs}
+    failed: list[tuple[Path, str]] = []
+    written = 0
+    for f, stem in tqdm(pairs, unit="image", desc=args.command, file=sys.stderr, leave=False):
+
+        def target(suffix: str, stem: Path = stem) -> Path:
+            path = _target(stem, suffix, out_dir, inputs)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return path
+
+        try:
+            work(read_image(f), target)
+            written += 1
+        except CliError:
+            raise
+        except (ImageLoadError, ValueError, OSError, RuntimeError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            failed.append((f, reason))
+            tqdm.write(f"aestudio: skipped {f}: {reason}", file=sys.stderr)
+    print(f"{written} image(s) written to {out_dir}" + (f"; {len(failed)} failed" if failed else ""))
+    return 1 if failed else 0
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    from aestudio.data.io import write_image
+
+    write_image(path, image, overwrite=True)
+
+
+# ----------------------------------------------------------------- commands
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from aestudio.inference.export import export_run
+
+    path = export_run(args.run_dir, args.out, which=args.which)
+    from aestudio.inference.bundle import read_bundle
+
+    info = read_bundle(path)
+    speed = ", ".join(f"{k} {v['speedup']}x" for k, v in info.timings.items() if isinstance(v, dict) and "speedup" in v)
+    print(f"bundle written to {path} (parity {info.parity_error.get('max', 0):.2g}; ORT vs torch at batch 1: {speed})")
+    return 0
+
+
+def _image_model(args: argparse.Namespace, task: str) -> Any:
+    pred = _open_model(args, task)
+    if pred.info.task.value == "segment":
+        raise CliError(f"{args.model} is a segmentation model; use `aestudio segment`")
+    return pred
+
+
+def cmd_denoise(args: argparse.Namespace) -> int:
+    from aestudio.config import parse_noise
+    from aestudio.data.noise import apply_noise
+
+    try:
+        noise = parse_noise(args.noise) if args.noise else None
+    except ValueError as exc:
+        raise CliError(f"--noise: {exc}") from None
+    pred = _image_model(args, "denoise")
+    rng = np.random.default_rng(args.seed)
+
+    def work(img: np.ndarray, target: Callable[[str], Path]) -> None:
+        if noise is not None:
+            img = apply_noise(img.transpose(2, 0, 1), noise, rng).transpose(1, 2, 0)
+            _write_image(target("_noisy.png"), img)
+        _write_image(target("_denoised.png"), pred.run_image(img))
+
+    return _run_folder(args, work)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    pred = _image_model(args, "reconstruct")
+    return _run_folder(args, lambda img, target: _write_image(target("_recon.png"), pred.run_image(img)))
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from aestudio.data.io import write_mask
+    from aestudio.inference.imageops import overlay
+
+    pred = _open_model(args, "segment")
+    if pred.info.task.value != "segment":
+        raise CliError(f"{args.model} is a {pred.info.task.value} model, not a segmentation model")
+    colors = [tuple(c) for c in pred.info.class_colors]
+
+    def work(img: np.ndarray, target: Callable[[str], Path]) -> None:
+        mask, _ = pred.segment(img)
+        write_mask(target("_mask.png"), mask, palette=colors or None, overwrite=True)
+        if args.overlay:
+            _write_image(target("_overlay.png"), overlay(img, mask, [list(c) for c in colors]))
+
+    return _run_folder(args, work)
+
+
+def _check_out_file(out: Path) -> None:
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        raise CliError(f"-o {out}: give an image file name such as grid.png")
+    if out.is_dir():
+        raise CliError(f"-o {out} is a folder; give an image file name such as {out / 'grid.png'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from aestudio.inference.imageops import make_grid
+
+    if args.n < 1:
+        raise CliError("-n must be at least 1")
+    _check_out_file(args.out)
+    pred = _open_model(args, None)
+    try:
+        images = pred.sample(args.n, seed=args.seed)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _write_image(args.out, make_grid(images))
+    print(f"{args.n} samples written to {args.out}")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from aestudio.data.io import read_image
+    from aestudio.inference.imageops import make_grid
+
+    if args.n < 2:
+        raise CliError("-n must be at least 2")
+    _check_out_file(args.out)
+    if args.out.resolve() in (args.a.resolve(), args.b.resolve()):
+        raise CliError(f"-o {args.out} is an input; choose another file name")
+    pred = _open_model(args, None)
+    a, b = read_image(args.a), read_image(args.b)
+    try:
+        strip = pred.interpolate(a, b, args.n)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    _write_image(args.out, make_grid(strip, nrow=args.n))
+    print(f"{args.n} steps written to {args.out}")
+    return 0

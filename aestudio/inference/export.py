@@ -270,6 +270,7 @@ def export_net(
     info = info_for_net(
         net, net_name, net_cfg, name=meta.get("name"), class_names=meta.get("class_names"), class_colors=meta.get("class_colors")
     )
+    real = _real_batch(sample_inputs, info)  # validate before the slow part
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
     try:
         graphs = _graphs(net, info)
@@ -291,7 +292,7 @@ def export_net(
             created=utc_now(),
         )
         write_model_json(tmp, info)  # provisional, so OrtPredictor can open the folder for the checks
-        parity, timings = _verify(net, info, tmp, graphs, sample_inputs, measure_timings)
+        parity, timings = _verify(net, info, tmp, graphs, real, measure_timings)
         info = replace(info, parity_error=parity, timings=timings)
         write_model_json(tmp, info)
         _fsync_tree(tmp)
@@ -328,13 +329,12 @@ def _verify(
     info: ModelInfo,
     folder: Path,
     graphs: list[_Graph],
-    sample_inputs: np.ndarray | torch.Tensor | None,
+    real: torch.Tensor | None,
     measure: bool,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """ORT vs torch on random and real inputs; median batch-1 timings of both."""
     gen = torch.Generator().manual_seed(0)
     pred = OrtPredictor(folder, profile=SessionProfile.INTERACTIVE, providers=["CPUExecutionProvider"])
-    real = _real_batch(sample_inputs, info)
     parity: dict[str, float] = {}
     timings: dict[str, Any] = {}
     for g in graphs:
