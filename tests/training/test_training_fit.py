@@ -213,3 +213,11 @@ def test_closing_the_generator_keeps_a_checkpoint(tmp_path) -> None:
     gen.close()
     rec = read_record(tmp_path)
     assert rec["status"] == "stopped" and rec["step"] == 2
+
+
+def test_mid_epoch_checkpoints(tmp_path) -> None:
+    run = make_run(tmp_path)
+    events = list(fit(TinyAE(), image_bundle(), _cfg(epochs=1, checkpoint_every_steps=2), run=run))
+    saved = [(e.epoch, e.step) for e in events if isinstance(e, CheckpointSaved)]
+    assert saved == [(0, 2), (1, 3)]  # one mid-epoch, then the epoch end
+    assert read_record(tmp_path)["position"]["epoch_pos"] == 0

@@ -1,0 +1,112 @@
+"""`aestudio train / eval / info` end to end on tiny data, in-process and through the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from aestudio.cli import main
+from aestudio.training.runs import read_run
+
+TINY = ["--data", "digits", "--image-size", "8", "--batch-size", "64", "--latent-dim", "8", "--no-progress"]
+
+
+def test_train_info_eval_resume(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dense_ae", *TINY, "--epochs", "2", "--max-steps", "3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"aestudio export {out}" in text and "best      mse" in text and "final     mse" in text
+    info = read_run(out)
+    assert info.step == 3 and info.net_cfg.latent_dim == 8 and info.net_cfg.image_size == 8
+
+    assert main(["info", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"parameters  {info.num_params:,}" in text and "compression 8.0x" in text and "best        mse" in text
+
+    assert main(["eval", str(out), "--data", "digits", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["split"] == "val" and res["images"] == 360
+    assert res["metrics"]["mse"] == pytest.approx(info.best["value"], rel=1e-5)  # same weights, same split
+    assert {"mse", "psnr", "ssim"} == set(res["metrics"])
+
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--max-steps", "5", "--no-progress"]) == 0
+    assert read_run(out).step == 5
+    capsys.readouterr()
+
+
+def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
+    base = ["--data", "shapes-seg", "--image-size", "16", "--batch-size", "16", "--max-steps", "2", "--no-progress"]
+    assert main(["train", "--model", "conv_ae", *base, "--out", str(tmp_path / "ae")]) == 0
+    assert main(["train", "--model", "unet", *base, "--init-encoder", str(tmp_path / "ae"), "--out", str(tmp_path / "seg")]) == 0
+    err = capsys.readouterr().err
+    assert "encoder initialised from" in err and "tensors copied" in err
+    info = read_run(tmp_path / "seg")
+    assert info.extra["init_encoder"]["copied"] > 0 and info.net_cfg.num_classes == 4
+    assert "miou" in info.metrics
+    assert main(["eval", str(tmp_path / "seg"), "--data", "shapes-seg", "--json"]) == 0
+    assert "iou_" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["train", "--model", "dense_ae", "--data", "digits", "--beta", "2"], "--beta does not apply to dense_ae; it is for: vae"),
+        (["train", "--model", "dense_ae", "--data", "digits", "--classes", "3"], "--classes does not apply to dense_ae"),
+        (["train", "--model", "nosuch", "--data", "digits"], "unknown net 'nosuch'"),
+        (["train", "--model", "dense_ae", "--data", "nosuch"], "unknown data spec"),
+        (["train", "--model", "dense_ae", "--data", "digits", "--noise", "fizz:1"], "--noise: unknown noise"),
+        (["train", "--model", "dense_ae", "--data", "digits", "--device", "cuda:3"], "cuda:3"),
+        (["train", "--model", "dense_ae", "--data", "digits", "--epochs", "-1"], "--epochs must be >= 0"),
+        (["train", "--model", "unet", "--data", "digits"], "needs images with masks"),
+        (["train", "--data", "digits"], "needs --model and --data"),
+        (["train", "--resume", "--lr", "0.1"], "--lr cannot change when resuming"),
+        (["train", "--resume"], "no such run folder"),
+        (["info"], "run.json is missing"),
+        (["eval"], "run.json is missing"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_exit_2(tmp_path, capsys, argv, needle) -> None:
+    out = tmp_path / "out"
+    if argv[0] == "train":
+        argv = [*argv, "--out", str(out)]
+    else:
+        out.mkdir()
+        argv = [*argv, str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert needle in err and err.startswith("aestudio: error:")
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    if argv[0] == "train" and "--resume" not in argv:
+        assert not out.exists()  # nothing written for a refused start
+
+
+@pytest.mark.slow
+def test_entry_point_and_ctrl_c_stops_with_a_resumable_checkpoint(tmp_path) -> None:
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aestudio", "train", "--model", "dense_ae", *TINY, "--epochs", "1000", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.jsonl").exists():  # at least one epoch done: it really trains
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no epoch finished in time"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "stopping after this step" in stderr
+    assert f"aestudio train --resume --out {out}" in stdout
+    info = read_run(out)
+    assert info.status.value == "stopped" and info.step > 0 and info.epoch >= 1
