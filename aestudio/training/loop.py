@@ -373,7 +373,7 @@ class _Trainer:
         if value is None or not is_better(value, self.best["value"] if self.best else None, self.metric_mode):
             return False
         self.best = {"metric": self.metric_name, "mode": self.metric_mode.value, "value": value,
-                     "epoch": self.epoch, "step": self.step}
+                     "epoch": self.epoch, "step": self.step, "metrics": dict(self.metrics)}
         return True
 
     def _end_epoch(self) -> Iterator[Event]:
