@@ -123,7 +123,7 @@ def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
                 img.load()  # decode now so truncation errors surface inside this try
                 img = ImageOps.exif_transpose(img)
                 array = _to_float(img, path)
-        except ImageLoadError:
+        except (ImageLoadError, MemoryError):
             raise
         except Exception as exc:  # any decoder failure is a bad file, not a crash
             raise _decode_error(path, exc) from exc

@@ -50,8 +50,8 @@ SPRITE_NAMES = [s.name.lower() for s in Sprite]
 SEG_CLASS_NAMES = [c.name.lower() for c in SegClass]
 SEG_CLASS_COLORS = [(0, 0, 0), (230, 25, 75), (60, 180, 75), (0, 130, 200)]
 
-_MAX_RADIUS = 0.2  # sprite radius at scale 1, as a fraction of the image side
-_CENTRE_RANGE = (0.22, 0.78)  # sprite centres stay here so every sprite is fully visible
+_MAX_RADIUS = 0.24  # sprite radius at scale 1, as a fraction of the image side
+_CENTRE_RANGE = (0.3, 0.7)  # sprite centres stay here so every sprite is fully visible
 
 
 def _inside(kind: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
