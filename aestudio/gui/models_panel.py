@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QHBoxLayout,
+    QGridLayout,
     QInputDialog,
     QLabel,
     QMessageBox,
@@ -95,7 +95,7 @@ class ModelsPanel(QWidget):
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
         lay.addWidget(self.tree, 1)
-        row = QHBoxLayout()
+        row = QGridLayout()  # two rows keep the side panel narrow
         self.buttons: dict[str, QPushButton] = {}
         for name, tip, slot in (
             ("Load", "Make it the active model (a run is exported first)", lambda: self._request(self.load_requested)),
@@ -107,7 +107,7 @@ class ModelsPanel(QWidget):
             b = QPushButton(name)
             b.setToolTip(tip)
             b.clicked.connect(slot)
-            row.addWidget(b)
+            row.addWidget(b, len(self.buttons) // 3, len(self.buttons) % 3)
             self.buttons[name] = b
         lay.addLayout(row)
         self.refresh()

@@ -216,7 +216,7 @@ class TrainPanel(QWidget):
         pscroll.setFrameShape(QScrollArea.Shape.NoFrame)
         bl.addWidget(pscroll, 3)
         self.metrics = MetricsTable()
-        self.metrics.setMinimumWidth(260)
+        self.metrics.setMinimumWidth(220)
         bl.addWidget(self.metrics, 1)
         vsplit.addWidget(bottom)
         vsplit.setSizes([420, 300])

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QApplication
 
 
 def requires(module: str) -> pytest.MarkDecorator:
@@ -20,12 +19,22 @@ def requires(module: str) -> pytest.MarkDecorator:
 
 
 def drop_paths(widget, paths: list[Path]) -> None:
-    """Send a real QDropEvent with file URLs, as a file manager would."""
+    """Deliver a real QDropEvent with file URLs, as a file manager would.
+
+    QApplication.sendEvent() drops Drop events when no drag is in progress, so the
+    event goes to the widget's handler directly (after the same dragEnter check).
+    """
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime,
                        Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(widget, event)
+    from PySide6.QtGui import QDragEnterEvent
+
+    enter = QDragEnterEvent(QPointF(20, 20).toPoint(), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    widget.dragEnterEvent(enter)
+    assert enter.isAccepted(), "the window refused the drag"
+    widget.dropEvent(event)
 
 
 def write_png(path: Path, size: int = 16, seed: int = 0) -> Path:

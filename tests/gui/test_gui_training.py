@@ -1,0 +1,141 @@
+"""Training from the window: a tiny real run with live feedback, stop, export, load; a crash."""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+from guitools import drop_paths, message_texts, requires
+
+from aestudio.config import FinishReason
+from aestudio.gui import engine
+from aestudio.gui.messages import Level
+from aestudio.gui.models_panel import Group
+
+
+def _wait_for_data(window, qtbot) -> None:
+    qtbot.waitUntil(lambda: window.data_panel.summary is not None, timeout=30000)
+    assert window.train_panel.data_spec == "digits"
+
+
+def _tiny_settings(panel) -> None:
+    # 16x16 digits, a small code and few channels: an epoch takes about a second on 2 cores.
+    panel.net_form.set_values({"image_size": 16, "latent_dim": 8, "base_channels": 8})
+    panel.train_form.set_values({"epochs": 3, "batch_size": 32})
+    panel.advanced_form.set_values({"preview_count": 4})
+    panel.set_device("cpu")
+
+
+@requires("aestudio.inference.export")
+def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(window, qtbot, monkeypatch) -> None:
+    _wait_for_data(window, qtbot)
+    panel = window.train_panel
+    _tiny_settings(panel)
+
+    # Count steps as the worker thread sees them, to check that stop ends within one step.
+    worker_steps = [0]
+    real_train = engine.train
+
+    def counting_train(*args, **kwargs):
+        for event in real_train(*args, **kwargs):
+            if type(event).__name__ == "StepEnded":
+                worker_steps[0] = event.step
+            yield event
+
+    monkeypatch.setattr(engine, "train", counting_train)
+    finished = []
+    panel.run_finished.connect(finished.append)
+    panel.start()
+    assert panel.worker is not None and panel.worker.running
+    assert not panel.start_button.isEnabled() and panel.stop_button.isEnabled()
+
+    # Live feedback: the progress bar moves, curves get points, the first epoch brings
+    # a preview grid (input / output rows) and validation metrics.
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=30000)
+    qtbot.waitUntil(lambda: panel.preview.rows >= 2, timeout=60000)
+    assert panel.curves.point_counts()["steps"] > 0
+    assert panel.curves.point_counts()["val"] >= 1
+    assert "psnr" in panel.metrics.latest()
+    assert "images/s" in panel.stats_label.text() and "ETA" in panel.stats_label.text()
+    assert "training on cpu" in panel.run_label.text()
+    assert window.device_label.text().startswith("Device: cpu")
+
+    stopped_at = worker_steps[0]
+    panel.stop()
+    qtbot.waitUntil(lambda: bool(finished), timeout=30000)
+    ev = finished[0]
+    assert ev.reason is FinishReason.STOPPED
+    assert ev.step <= stopped_at + 1, f"stop requested at step {stopped_at}, run ended at {ev.step}"
+    assert ev.step < panel.progress.maximum()  # it really stopped early
+    run_dir = ev.run_dir
+    assert run_dir.parent == window.workspace / "runs"
+    assert re.fullmatch(r"conv_ae-digits-\d{8}-\d{6}(-\d+)?", run_dir.name)
+    assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
+
+    # The run is exported in a worker and becomes the active model of every panel.
+    qtbot.waitUntil(lambda: window.active_model is not None, timeout=120000)
+    model = window.active_model
+    assert model.source == run_dir and model.path == run_dir / "bundle"
+    assert engine.is_bundle(model.path)
+    assert "ONNX Runtime" in window.runtime_label.text()
+    assert all(p.model is model for p in window.explore)
+    out = model.predictor.predict(np.zeros((1, 1, 16, 16), "float32"))
+    assert out.shape == (1, 1, 16, 16)
+
+    # Dropping the bundle folder (and then the run folder, already exported) loads it again.
+    for dropped in (model.path, run_dir):
+        window.active_model = None
+        drop_paths(window, [dropped])
+        qtbot.waitUntil(lambda: window.active_model is not None, timeout=60000)
+        assert window.active_model.path == run_dir / "bundle"
+    assert window.models_panel.entries(Group.RUNS) == [run_dir]
+
+
+def test_a_failing_worker_shows_an_error_and_the_window_stays_usable(window, qtbot, monkeypatch) -> None:
+    _wait_for_data(window, qtbot)
+
+    def broken_train(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(engine, "train", broken_train)
+    panel = window.train_panel
+    finished = []
+    panel.run_finished.connect(finished.append)
+    panel.start()
+    qtbot.waitUntil(lambda: bool(finished), timeout=10000)
+    assert finished[0].reason is FinishReason.FAILED
+    errors = [m for m in window.messages.history if m.level is Level.ERROR]
+    assert errors and "disk on fire" in errors[0].text
+    assert "Traceback" in errors[0].details  # the details are there on demand
+    assert window.isVisible() and panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert window.active_model is None
+
+    # Still usable: the next start goes through the (now working) engine again.
+    calls = threading.Event()
+
+    def quick_train(*args, **kwargs):
+        calls.set()
+        return iter(())
+
+    monkeypatch.setattr(engine, "train", quick_train)
+    panel.start()
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=10000)
+    assert calls.is_set()
+
+
+def test_start_without_data_says_what_to_do(window, qtbot) -> None:
+    panel = window.train_panel
+    panel.data_spec = ""
+    panel.start()
+    assert panel.worker is None
+    assert any("Choose data first" in t for t in message_texts(window))
+
+
+def test_bad_form_values_name_the_field(window, qtbot) -> None:
+    _wait_for_data(window, qtbot)
+    panel = window.train_panel
+    panel.train_form.editor("lr").setText("fast")
+    panel.start()
+    assert panel.worker is None
+    assert any("Learning rate" in t and "fast" in t for t in message_texts(window))

@@ -1,0 +1,146 @@
+"""The main window: tabs, drops of each kind, messages for bad files, persisted settings."""
+
+from __future__ import annotations
+
+from guitools import drop_paths, message_texts, write_png
+
+from aestudio.gui.app import application
+from aestudio.gui.main_window import MainWindow
+from aestudio.gui.messages import Level
+from aestudio.gui.panels import ExplorePanel
+from aestudio.gui.workspace import make_settings
+
+TABS = ["Train", "Reconstruct", "Noise lab", "Segment", "Latent"]
+
+
+def test_window_opens_with_all_tabs_and_status(window) -> None:
+    assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == TABS
+    assert window.device_label.text().startswith("Device: cpu")
+    assert "no model" in window.runtime_label.text()
+    for name in ("open_images", "open_folder", "open_model", "export", "quit"):
+        assert name in window.actions
+    assert window.actions["open_images"].shortcut().toString() == "Ctrl+O"
+    assert window.actions["quit"].shortcut().toString() == "Ctrl+Q"
+
+
+def test_first_launch_opens_digits_so_start_works(window, qtbot) -> None:
+    qtbot.waitUntil(lambda: window.data_panel.summary is not None, timeout=20000)
+    assert window.data_panel.spec == "digits"
+    assert window.train_panel.data_spec == "digits"
+    assert window.train_panel.family_box.currentText() == "conv_ae"  # the digits preset
+    assert window.train_panel.net_form.values()["latent_dim"] == 16
+    assert window.data_panel.model.rowCount() > 0
+
+
+def test_dropped_images_go_to_the_current_panel_and_broken_ones_are_named(window, qtbot, tmp_path) -> None:
+    good = [write_png(tmp_path / f"img{i}.png", seed=i) for i in range(2)]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
+    window.tabs.setCurrentIndex(TABS.index("Noise lab"))
+    drop_paths(window, [*good, broken])
+    panel = window.tabs.currentWidget()
+    assert isinstance(panel, ExplorePanel) and panel.title == "Noise lab"
+    qtbot.waitUntil(lambda: len(panel.images) == 2, timeout=10000)
+    assert panel.images == good
+    qtbot.waitUntil(lambda: any("broken.png" in t for t in message_texts(window)), timeout=10000)
+    assert window.isVisible()
+
+
+def test_images_dropped_on_train_go_to_reconstruct(window, qtbot, tmp_path) -> None:
+    window.tabs.setCurrentIndex(0)
+    drop_paths(window, [write_png(tmp_path / "a.png")])
+    qtbot.waitUntil(lambda: window.tabs.currentIndex() == TABS.index("Reconstruct"), timeout=10000)
+    assert window.explore[0].images == [tmp_path / "a.png"]
+
+
+def test_dropped_folder_becomes_the_data_set(window, qtbot, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(5):
+        write_png(folder / f"p{i}.png", size=20, seed=i)
+    (folder / "readme.txt").write_text("not an image")
+    drop_paths(window, [folder])
+    spec = f"folder:{folder}"
+    qtbot.waitUntil(lambda: window.data_panel.spec == spec, timeout=20000)
+    summary = window.data_panel.summary
+    assert summary.train_size + summary.val_size == 5
+    assert window.data_panel.model.rowCount() == 5
+    assert window.train_panel.data_spec == spec
+    assert window.train_panel.family_box.currentText() == "denoising_ae"  # the folder preset
+    # Thumbnails decode in the pool and arrive through the event loop.
+    window.data_panel.view.resize(600, 400)
+    for row in range(5):
+        window.data_panel.model.data(window.data_panel.model.index(row), 1)  # DecorationRole
+    qtbot.waitUntil(lambda: window.data_panel.model.decoded_count() == 5, timeout=10000)
+
+
+def test_unsupported_and_missing_files_give_messages_not_crashes(window, qtbot, tmp_path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    drop_paths(window, [text, tmp_path / "gone.png"])
+    texts = message_texts(window)
+    assert any("notes.txt" in t for t in texts)
+    assert any("gone.png" in t and "does not exist" in t for t in texts)
+    assert all(m.level is Level.WARNING for m in window.messages.history)
+    assert window.messages.isVisibleTo(window)
+
+
+def test_a_broken_bundle_gives_a_readable_error(window, qtbot, tmp_path) -> None:
+    bundle = tmp_path / "fake-bundle"
+    bundle.mkdir()
+    (bundle / "model.json").write_text("{ not json")
+    (bundle / "model.onnx").write_bytes(b"junk")
+    drop_paths(window, [bundle])
+    qtbot.waitUntil(lambda: any(m.level is Level.ERROR for m in window.messages.history), timeout=10000)
+    error = next(m for m in window.messages.history if m.level is Level.ERROR)
+    assert "fake-bundle" in error.text
+    assert window.active_model is None and window.isVisible()
+
+
+def test_settings_persist_between_launches(qtbot, settings_dir, tmp_path) -> None:
+    application()
+    first = MainWindow(make_settings())
+    qtbot.addWidget(first)
+    first.show()
+    first.tabs.setCurrentIndex(TABS.index("Segment"))
+    first.splitter.setSizes([250, first.splitter.width() - 250])
+    saved_split = bytes(first.splitter.saveState())
+    other = tmp_path / "elsewhere"
+    first.set_workspace(other)
+    first.close()
+
+    second = MainWindow(make_settings())
+    qtbot.addWidget(second)
+    second.show()
+    assert second.tabs.currentIndex() == TABS.index("Segment")
+    assert bytes(second.splitter.saveState()) == saved_split
+    # (The offscreen screen is 800x600, smaller than the window, so Qt clamps the
+    # restored size; the geometry itself is saved, and restored on a real screen.)
+    assert make_settings().value("window/geometry") is not None
+    # AESTUDIO_HOME (set by the test suite) wins over the saved choice, as documented.
+    assert second.workspace != other
+    assert make_settings().value("workspace") == str(other)
+    second.close()
+
+
+def test_models_panel_lists_rename_and_delete(window, qtbot, tmp_path, monkeypatch) -> None:
+    runs = window.workspace / "runs"
+    run = runs / "conv_ae-digits-1"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    window.models_panel.refresh()
+    from aestudio.gui.models_panel import Group
+
+    assert window.models_panel.entries(Group.RUNS) == [run]
+    renamed = window.models_panel.rename(run, "my-run")
+    assert renamed == runs / "my-run" and renamed.is_dir() and not run.exists()
+    assert window.models_panel.rename(renamed, "../escape") is None  # no path tricks
+    window.models_panel.protected = {renamed}
+    assert not window.models_panel.delete(renamed)  # in use
+    window.models_panel.protected = set()
+    assert window.models_panel.delete(renamed)
+    assert not renamed.exists()
+    assert window.models_panel.entries(Group.RUNS) == []
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    assert not window.models_panel.delete(outside) and outside.exists()
