@@ -90,9 +90,22 @@ def plan_tiles(
 
 
 def _ramp(n: int) -> np.ndarray:
-    """Raised cosine rising from near 0 to near 1 over ``n`` samples, never exactly 0."""
-    t = (np.arange(n, dtype=np.float64) + 0.5) / n
-    return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
+    """Rising weights over ``n`` samples: a near-zero margin, then a raised cosine to near 1.
+
+    The first quarter (the margin) is where the tile's own output is worst (it
+    sees the tile edge's zero padding), so it gets a token weight only; the
+    neighbour, which sees those pixels from its interior, decides them.
+    Never exactly 0, so every pixel keeps a defined weight.
+    """
+    margin = n // 4
+    w = np.full(n, _EPS, dtype=np.float64)
+    k = n - margin
+    t = (np.arange(k, dtype=np.float64) + 0.5) / k
+    w[margin:] = np.maximum(_EPS, 0.5 - 0.5 * np.cos(np.pi * t))
+    return w.astype(np.float32)
+
+
+_EPS = 1e-4
 
 
 def axis_window(length: int, start: int, tile: int, overlap: int) -> np.ndarray:

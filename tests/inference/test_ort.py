@@ -1,0 +1,219 @@
+"""The ONNX Runtime predictor: bad model files, input validation, foreign models, profiles, no torch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from aestudio.inference.bundle import BundleError
+from aestudio.inference.ort import ForeignModelDescription, OrtPredictor, session_options
+
+
+def _copy(bundle: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(bundle, tmp_path / "copy"))
+
+
+# ----------------------------------------------------------------- bad model files
+
+
+def test_truncated_onnx_is_a_bundle_error(bundles, tmp_path: Path) -> None:
+    b = _copy(bundles("unet"), tmp_path)
+    data = (b / "model.onnx").read_bytes()
+    (b / "model.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match=r"model\.onnx: ONNX Runtime cannot load it.*re-export"):
+        OrtPredictor(b)
+
+
+def test_non_onnx_bytes_as_a_foreign_file(tmp_path: Path) -> None:
+    f = tmp_path / "photo.onnx"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    with pytest.raises(BundleError, match=r"photo\.onnx: ONNX Runtime cannot load it"):
+        OrtPredictor(f)
+    txt = tmp_path / "notes.txt"
+    txt.write_text("hello")
+    with pytest.raises(BundleError, match="not an .onnx file"):
+        OrtPredictor(txt)
+
+
+def test_unsupported_opset_and_missing_initializer(bundles, tmp_path: Path) -> None:
+    b = _copy(bundles("denoising_ae"), tmp_path)
+    model = onnx.load(str(b / "model.onnx"))
+    model.opset_import[0].version = 99
+    onnx.save(model, str(b / "model.onnx"))
+    with pytest.raises(BundleError, match=r"model\.onnx: .*opset"):
+        OrtPredictor(b)
+    model = onnx.load(str(bundles("denoising_ae") / "model.onnx"))
+    del model.graph.initializer[0]
+    onnx.save(model, str(b / "model.onnx"))
+    with pytest.raises(BundleError, match=r"model\.onnx: ONNX Runtime cannot load it"):
+        OrtPredictor(b)
+
+
+def test_lazy_graph_with_wrong_tensor_names(bundles, tmp_path: Path) -> None:
+    b = _copy(bundles("vae"), tmp_path)
+    shutil.copy(b / "encoder.onnx", b / "decoder.onnx")  # a mixed-up bundle: decoder takes `image`
+    p = OrtPredictor(b)  # the decoder session is created lazily ...
+    with pytest.raises(BundleError, match=r"decoder\.onnx: tensors are \['image'\]"):
+        p.decode(np.zeros((1, p.info.latent_dim), np.float32))  # ... and checked when first used
+
+
+def test_missing_path_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="no such bundle folder or .onnx file"):
+        OrtPredictor(tmp_path / "nope")
+
+
+# ----------------------------------------------------------------- input validation
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: np.zeros((1, 1, 16), np.float32), "got 3 dimensions"),
+        (lambda: np.zeros((1, 1, 16, 16), np.float64), "got dtype float64"),
+        (lambda: np.zeros((1, 3, 16, 16), np.float32), "got 3 channels"),
+        (lambda: np.zeros((1, 1, 20, 16), np.float32), "needs 16x16 images; got 20x16"),
+        (lambda: np.full((1, 1, 16, 16), np.nan, np.float32), "NaN"),
+        (lambda: [[0.0]], "got list"),
+    ],
+)
+def test_wrong_inputs_raise_before_onnx_runtime(bundles, make, message: str) -> None:
+    p = OrtPredictor(bundles("conv_ae"))
+    with pytest.raises(ValueError, match=message):
+        p.predict(make())
+
+
+def test_size_multiple_and_code_checks(bundles) -> None:
+    unet = OrtPredictor(bundles("unet"))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        unet.predict(np.zeros((1, 1, 30, 32), np.float32))
+    with pytest.raises(ValueError, match="no encoder/decoder"):
+        unet.encode(np.zeros((1, 1, 32, 32), np.float32))
+    vae = OrtPredictor(bundles("vae"))
+    with pytest.raises(ValueError, match="values per code"):
+        vae.decode(np.zeros((2, vae.info.latent_dim + 1), np.float32))
+    with pytest.raises(ValueError, match=r"\[H, W\] or \[H, W, C\]"):
+        vae.run_image(np.zeros((2, 3, 16, 16), np.uint8))
+    ae = OrtPredictor(bundles("conv_ae"))
+    with pytest.raises(ValueError, match="needs a variational model"):
+        ae.sample(4)
+
+
+def test_run_image_handles_dtypes_channels_and_resizing(bundles) -> None:
+    p = OrtPredictor(bundles("conv_ae"))  # 1 channel, fixed 16x16
+    rng = np.random.default_rng(0)
+    gray8 = (rng.random((50, 70)) * 255).astype(np.uint8)
+    out8 = p.run_image(gray8)
+    out16 = p.run_image(gray8.astype(np.uint16) * 257)  # same image in 16 bits
+    outf = p.run_image(np.repeat(gray8[:, :, None] / 255.0, 3, axis=2))  # same image as RGB float
+    assert out8.shape == (50, 70, 1)
+    np.testing.assert_allclose(out8, out16, atol=1e-5)
+    np.testing.assert_allclose(out8, outf, atol=1e-4)
+
+
+def test_large_image_is_tiled_and_matches_untiled(bundles) -> None:
+    p = OrtPredictor(bundles("denoising_ae"))
+    img = np.random.default_rng(3).random((150, 170), dtype=np.float32)
+    untiled = p.run_image(img)
+    p.tiling.tile, p.tiling.overlap = 96, 48  # 2x2 tiles; overlap about twice the 23 px receptive field
+    tiled = p.run_image(img)
+    # Everywhere (not only the interior) the blend must agree with the untiled run: no seams.
+    assert np.abs(tiled - untiled).max() < 1e-4
+
+
+# ----------------------------------------------------------------- foreign models
+
+
+class _Foreign(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(x))  # an image model in [-1, 1]
+
+
+def _foreign_file(tmp_path: Path, dynamic: bool) -> tuple[Path, torch.nn.Module]:
+    torch.manual_seed(0)
+    net = _Foreign().eval()
+    path = tmp_path / ("dyn.onnx" if dynamic else "fixed.onnx")
+    axes = {"pixels": {0: "n", 2: "h", 3: "w"}, "out": {0: "n", 2: "h", 3: "w"}} if dynamic else None
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.rand(1, 3, 24, 24),), str(path), dynamo=False, input_names=["pixels"], output_names=["out"], dynamic_axes=axes, opset_version=17)
+    return path, net
+
+
+def test_foreign_model_asks_for_missing_facts(tmp_path: Path) -> None:
+    path, _ = _foreign_file(tmp_path, dynamic=True)
+    with pytest.raises(ValueError, match=r"missing task .*value_range"):
+        OrtPredictor(path)
+
+
+def test_foreign_model_runs_with_a_description(tmp_path: Path) -> None:
+    path, net = _foreign_file(tmp_path, dynamic=True)
+    p = OrtPredictor(path, description=ForeignModelDescription(task="reconstruct", value_range=(-1, 1)))
+    assert p.info.in_channels == 3 and p.info.image_size == "any" and p.info.net == "foreign"
+    img = np.random.default_rng(0).random((33, 41, 3), dtype=np.float32)
+    out = p.run_image(img)
+    with torch.no_grad():
+        want = net(torch.from_numpy(img.transpose(2, 0, 1)[None] * 2 - 1))[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(out, np.clip((want + 1) / 2, 0, 1), atol=1e-5)
+
+
+def test_foreign_fixed_size_model_resizes_and_splits_batches(tmp_path: Path) -> None:
+    path, _ = _foreign_file(tmp_path, dynamic=False)  # fixed [1, 3, 24, 24]
+    p = OrtPredictor(path, description=ForeignModelDescription(task="denoise", value_range=(0, 1)))
+    assert p.info.fixed_size == 24
+    assert p.run_image(np.zeros((40, 30, 3), np.uint8)).shape == (40, 30, 3)
+    assert p.predict(np.zeros((3, 3, 24, 24), np.float32)).shape == (3, 3, 24, 24)  # batch 1 graph, 3 images
+    with pytest.raises(ValueError, match="graph has 3 input channels but the description says 1"):
+        OrtPredictor(path, description=ForeignModelDescription(task="denoise", value_range=(0, 1), channels=1))
+
+
+# ----------------------------------------------------------------- sessions and layering
+
+
+def test_session_profiles() -> None:
+    inter = session_options("interactive")
+    assert inter.intra_op_num_threads == 1 and inter.inter_op_num_threads == 1
+    assert inter.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    batch = session_options("batch")
+    assert batch.intra_op_num_threads >= 1
+    with pytest.raises(ValueError):
+        session_options("turbo")
+
+
+def test_ort_predictor_runs_without_torch(bundles) -> None:
+    code = textwrap.dedent(
+        f"""
+        import sys, importlib.abc
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "torch" or name.startswith("torch.") or name.startswith("torchvision"):
+                    raise ImportError("torch is blocked in this test")
+        for m in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]:
+            del sys.modules[m]
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from aestudio.inference.ort import OrtPredictor
+        p = OrtPredictor({str(bundles("vae"))!r})
+        out = p.run_image(np.zeros((20, 20), np.uint8))
+        s = p.sample(3, seed=1)
+        assert out.shape == (20, 20, 1) and s.shape[0] == 3
+        assert "torch" not in sys.modules
+        print("ok", p.provider)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("ok CPUExecutionProvider")
