@@ -93,6 +93,10 @@ class CurvesView(QWidget):
         self.metric_box.setMinimumContentsLength(8)
         self.metric_box.currentTextChanged.connect(lambda _t: self.redraw())
         top.addWidget(self.metric_box)
+        top.addSpacing(16)
+        caption = QLabel("Solid: this run (thin line every step, dots per epoch). Dashed: compared runs.")
+        caption.setObjectName("hint")
+        top.addWidget(caption)
         top.addStretch(1)
         lay.addLayout(top)
 
@@ -103,13 +107,13 @@ class CurvesView(QWidget):
         self.loss_plot = self._make_plot("Training loss", 0)
         self.loss_plot.setLogMode(y=True)
         self.val_plot = self._make_plot("Validation", 1)
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextColor="#333")
+        # No pyqtgraph legend: it covers the curves in a small plot; the caption above explains.
 
         self.live = RunSeries()
         self._live_items = {
-            "steps": self.loss_plot.plot(pen=pg.mkPen(RUN_COLOR + "80", width=1), name="train (steps)"),
+            "steps": self.loss_plot.plot(pen=pg.mkPen(RUN_COLOR + "80", width=1)),
             "epochs": self.loss_plot.plot(pen=pg.mkPen(RUN_COLOR, width=2.5), symbol="o", symbolSize=6,
-                                          symbolBrush=RUN_COLOR, symbolPen=None, name="train (epoch mean)"),
+                                          symbolBrush=RUN_COLOR, symbolPen=None),
             "val": self.val_plot.plot(pen=pg.mkPen(VAL_COLOR, width=2.5), symbol="o", symbolSize=7,
                                       symbolBrush=VAL_COLOR, symbolPen=None),
         }
@@ -159,25 +163,25 @@ class CurvesView(QWidget):
 
     # -------------------------------------------------------------- overlays
 
-    def add_overlay(self, name: str, series: RunSeries) -> None:
+    def add_overlay(self, name: str, series: RunSeries) -> str:
+        """Overlay a past run (dashed); returns its colour so a list can show it."""
         self.remove_overlay(name)
         color = next(self._colors)
         pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine)
-        items = [self.loss_plot.plot(pen=pen, name=name), self.val_plot.plot(pen=pen)]
+        items = [self.loss_plot.plot(pen=pen), self.val_plot.plot(pen=pen)]
         self._overlays[name] = (series, items)
         for row in series.metrics:
             self._offer_metrics({row: 0.0})
         self.redraw()
+        return color
 
     def remove_overlay(self, name: str) -> None:
         entry = self._overlays.pop(name, None)
         if entry is None:
             return
-        for item in entry[1]:
-            item.getViewBox().removeItem(item) if item.getViewBox() else None
-        legend = self.loss_plot.legend
-        if legend is not None:
-            legend.removeItem(name)
+        loss_item, val_item = entry[1]
+        self.loss_plot.removeItem(loss_item)
+        self.val_plot.removeItem(val_item)
 
     def overlay_names(self) -> list[str]:
         return list(self._overlays)

@@ -23,14 +23,14 @@ def format_value(v: float) -> str:
     if not math.isfinite(v):
         return str(v)
     if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-        return f"{v:.3e}"
-    return f"{v:.4f}"
+        return f"{v:.2e}"
+    return f"{v:.4g}"
 
 
 class MetricsTable(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(0, 3, parent)
-        self.setHorizontalHeaderLabels(["latest", "best", "best epoch"])
+        self.setHorizontalHeaderLabels(["latest", "best", "at epoch"])
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)

@@ -15,6 +15,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QGridLayout,
+    QHeaderView,
     QInputDialog,
     QLabel,
     QMessageBox,
@@ -52,12 +53,13 @@ def run_summary(path: Path) -> str:
         info = engine.read_run(path)
     except Exception as exc:  # noqa: BLE001 - a half-written run still gets listed
         return f"unreadable: {exc}"
-    parts = [str(getattr(info, "net_name", "?")), f"{getattr(info, 'epoch', 0)} epochs"]
+    # Short: the folder name already says family and data; the tooltip has the path.
+    parts = [f"{getattr(info, 'epoch', 0)} ep"]
     status = getattr(info, "status", "")
     if status:
         parts.append(str(getattr(status, "value", status)))
     if engine.is_bundle(engine.run_bundle_dir(path)):
-        parts.append("exported")
+        parts.append("ONNX")
     return " · ".join(parts)
 
 
@@ -90,7 +92,11 @@ class ModelsPanel(QWidget):
         self.tree = QTreeWidget()
         self.tree.setObjectName("models")
         self.tree.setHeaderLabels(["Name", "Details"])
-        self.tree.setColumnWidth(0, 190)
+        header = self.tree.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the end
         self.tree.setUniformRowHeights(True)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())

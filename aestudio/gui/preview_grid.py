@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QResizeEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from aestudio.gui.images import array_to_qimage, mask_to_qimage, scaled_pixmap
@@ -18,13 +18,14 @@ from aestudio.training.events import Preview
 
 logger = logging.getLogger(__name__)
 
-TILE = 64  # px per preview image: digits (8x8) and 28x28 images become readable
+MIN_TILE, MAX_TILE = 40, 112  # px per preview image; the grid fills the width it gets
 
 
 class PreviewGrid(QWidget):
-    def __init__(self, parent: QWidget | None = None, tile: int = TILE) -> None:
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._tile = tile
+        self._tile = MIN_TILE
+        self._rows_data: list[tuple[str, list[QImage]]] = []
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         self._title = QLabel("Previews appear after the first epoch.")
@@ -36,16 +37,21 @@ class PreviewGrid(QWidget):
         self._grid.setSpacing(3)
         outer.addWidget(self._grid_host)
         outer.addStretch(1)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        # Ignored horizontally: the grid shrinks its tiles instead of forcing a scroll bar.
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.rows = 0  # how many rows are shown (tests read it)
 
     def clear(self, hint: str = "Previews appear after the first epoch.") -> None:
+        self._clear_grid()
+        self._rows_data = []
+        self.rows = 0
+        self._title.setText(hint)
+
+    def _clear_grid(self) -> None:
         while self._grid.count():
             item = self._grid.takeAt(0)
             if item.widget():
                 item.widget().deleteLater()
-        self.rows = 0
-        self._title.setText(hint)
 
     def set_preview(self, preview: Preview, epoch: int | None = None) -> None:
         rows: list[tuple[str, list[QImage]]] = []
@@ -63,6 +69,27 @@ class PreviewGrid(QWidget):
             logger.warning("skipping a malformed preview: %s", exc)
             return
         self.clear(f"Validation preview, epoch {epoch + 1}" if epoch is not None else "Validation preview")
+        self._rows_data = rows
+        self._tile = self._fit_tile()
+        self._render()
+
+    def _fit_tile(self) -> int:
+        count = max((len(images) for _, images in self._rows_data), default=1)
+        label_w = 70  # the row names
+        tile = (self.width() - label_w) // max(count, 1) - self._grid.horizontalSpacing()
+        return int(min(MAX_TILE, max(MIN_TILE, tile)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if self._rows_data:
+            tile = self._fit_tile()
+            if abs(tile - self._tile) >= 4:  # re-render only on real changes, not every pixel
+                self._tile = tile
+                self._render()
+
+    def _render(self) -> None:
+        self._clear_grid()
+        rows = self._rows_data
         for r, (name, images) in enumerate(rows):
             label = QLabel(name)
             label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -35,7 +35,7 @@ QProgressBar {{ border: 1px solid #c3c8d0; border-radius: 4px; background: #ffff
 QProgressBar::chunk {{ background: {ACCENT}; border-radius: 3px; }}
 QTabWidget::pane {{ border: 1px solid #d5d8de; border-radius: 4px; background: #ffffff; top: -1px; }}
 QTabBar::tab {{ padding: 6px 16px; border: 1px solid transparent; color: #444; }}
-QTabBar::tab:selected {{ background: #ffffff; border: 1px solid #d5d8de; border-bottom-color: #ffffff; color: #111; font-weight: 600; }}
+QTabBar::tab:selected {{ background: #ffffff; border: 1px solid #d5d8de; border-bottom-color: #ffffff; color: #111; }}
 QFrame#messageRow {{ border-radius: 4px; padding: 2px; }}
 QFrame#messageRow[level="info"] {{ background: #e5eefa; border: 1px solid #b8cdea; }}
 QFrame#messageRow[level="warning"] {{ background: #fdf3dc; border: 1px solid #ecd08a; }}

@@ -32,7 +32,7 @@ from aestudio.gui.images import array_to_qimage
 
 logger = logging.getLogger(__name__)
 
-THUMB = 72  # px; big enough to recognise a digit or a photo, small enough for 100 a screen
+THUMB = 60  # px; big enough to recognise a digit or a photo, small enough for 100 a screen
 CACHE_LIMIT = 3000  # pixmaps kept (~60 MB at 72 px); older ones are decoded again if scrolled back
 DECODE_THREADS = 2  # leaves the other cores to training on small machines
 

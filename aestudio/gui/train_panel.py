@@ -14,12 +14,12 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
-    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -190,36 +190,31 @@ class TrainPanel(QWidget):
         col.addWidget(self.stats_label)
 
         vsplit = QSplitter(Qt.Orientation.Vertical)
-        curves_host = QWidget()
-        ch = QHBoxLayout(curves_host)
-        ch.setContentsMargins(0, 0, 0, 0)
         self.curves = CurvesView()
-        ch.addWidget(self.curves, 1)
-        compare = QVBoxLayout()
-        compare.addWidget(QLabel("Compare with"))
-        self.compare_list = QListWidget()
-        self.compare_list.setObjectName("compare")
-        self.compare_list.setMaximumWidth(220)
-        self.compare_list.setToolTip("Tick past runs to overlay their curves (dashed)")
-        self.compare_list.itemChanged.connect(self._compare_toggled)
-        compare.addWidget(self.compare_list)
-        ch.addLayout(compare)
-        vsplit.addWidget(curves_host)
+        vsplit.addWidget(self.curves)
 
-        bottom = QWidget()
-        bl = QHBoxLayout(bottom)
-        bl.setContentsMargins(0, 0, 0, 0)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
         self.preview = PreviewGrid()
-        pscroll = QScrollArea()
-        pscroll.setWidgetResizable(True)
-        pscroll.setWidget(self.preview)
-        pscroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        bl.addWidget(pscroll, 3)
+        bottom.addWidget(self.preview)
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
         self.metrics = MetricsTable()
         self.metrics.setMinimumWidth(220)
-        bl.addWidget(self.metrics, 1)
+        sl.addWidget(self.metrics, 3)
+        compare_label = QLabel("Compare with (dashed on the curves)")
+        compare_label.setObjectName("hint")
+        sl.addWidget(compare_label)
+        self.compare_list = QListWidget()
+        self.compare_list.setObjectName("compare")
+        self.compare_list.setToolTip("Tick past runs to overlay their curves (dashed, in the colour shown)")
+        self.compare_list.itemChanged.connect(self._compare_toggled)
+        sl.addWidget(self.compare_list, 2)
+        bottom.addWidget(side)
+        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(1, 1)
         vsplit.addWidget(bottom)
-        vsplit.setSizes([420, 300])
+        vsplit.setSizes([430, 290])
         col.addWidget(vsplit, 1)
         return host
 
@@ -483,10 +478,16 @@ class TrainPanel(QWidget):
         path = Path(item.data(Qt.ItemDataRole.UserRole))
         if item.checkState() != Qt.CheckState.Checked:
             self.curves.remove_overlay(path.name)
+            self.compare_list.blockSignals(True)
+            item.setData(Qt.ItemDataRole.ForegroundRole, None)
+            self.compare_list.blockSignals(False)
             return
         try:
             info = engine.read_run(path)
-            self.curves.add_overlay(path.name, RunSeries.from_history(getattr(info, "history", [])))
+            color = self.curves.add_overlay(path.name, RunSeries.from_history(getattr(info, "history", [])))
+            self.compare_list.blockSignals(True)
+            item.setForeground(QColor(color))
+            self.compare_list.blockSignals(False)
         except Exception as exc:  # noqa: BLE001 - an unreadable run folder is reported, not raised
             self.notify.emit(Level.WARNING, f"Cannot read {path.name}: {exc}", "")
 
