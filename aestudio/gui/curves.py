@@ -96,8 +96,8 @@ class CurvesView(QWidget):
         top.addSpacing(16)
         caption = QLabel("Solid: this run (thin line every step, dots per epoch). Dashed: compared runs.")
         caption.setObjectName("hint")
-        top.addWidget(caption)
-        top.addStretch(1)
+        caption.setWordWrap(True)  # never let the caption widen the window
+        top.addWidget(caption, 1)
         lay.addLayout(top)
 
         self.graphics = pg.GraphicsLayoutWidget()

@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         side.addWidget(data_box)
         side.addWidget(models_box)
         side.setSizes([480, 360])
+        side.setMinimumWidth(290)  # room for run names and three buttons a row
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(False)
