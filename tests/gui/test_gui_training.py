@@ -28,7 +28,7 @@ def _tiny_settings(panel) -> None:
 
 
 @requires("aestudio.inference.export")
-def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(window, qtbot, monkeypatch) -> None:
+def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(window, qtbot, monkeypatch, tmp_path) -> None:
     _wait_for_data(window, qtbot)
     panel = window.train_panel
     _tiny_settings(panel)
@@ -90,6 +90,33 @@ def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(wi
         qtbot.waitUntil(lambda: window.active_model is not None, timeout=60000)
         assert window.active_model.path == run_dir / "bundle"
     assert window.models_panel.entries(Group.RUNS) == [run_dir]
+
+    # Export copies the bundle to a folder of the user's choice.
+    copy = tmp_path / "exported"
+    window.export_to(model.path, copy)
+    qtbot.waitUntil(lambda: any(t.startswith("Exported to") for t in message_texts(window)), timeout=30000)
+    assert engine.is_bundle(copy)
+
+    # Resume continues the same run from its checkpoint, then re-exports the newer weights.
+    started = []
+    real_resume = engine.resume
+
+    def spying_resume(*args, **kwargs):
+        for event in real_resume(*args, **kwargs):
+            if type(event).__name__ == "RunStarted":
+                started.append(event)
+            yield event
+
+    monkeypatch.setattr(engine, "resume", spying_resume)
+    window.active_model = None
+    panel.resume_run(run_dir)
+    qtbot.waitUntil(lambda: bool(started), timeout=30000)
+    assert started[0].start_step == ev.step and started[0].run_dir == run_dir
+    panel.stop()
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=30000)
+    assert finished[1].reason is FinishReason.STOPPED and finished[1].step >= ev.step
+    qtbot.waitUntil(lambda: window.active_model is not None, timeout=120000)
+    assert window.active_model.source == run_dir
 
 
 def test_a_failing_worker_shows_an_error_and_the_window_stays_usable(window, qtbot, monkeypatch) -> None:
