@@ -32,6 +32,7 @@ def train_run(
     net_overrides: dict[str, Any] | None = None,
     train_overrides: dict[str, Any] | None = None,
     image_size: int | None = None,
+    channels: int | None = None,
 ) -> Path:
     """Train ``net_name`` with :func:`aestudio.training.train` into ``work_dir/runs/key``.
 
@@ -55,7 +56,9 @@ def train_run(
     log.info("training %s on %s -> %s", net_name, data_spec, run_dir)
     finished: TrainFinished | None = None
     history: list[EpochEnded] = []
-    for event in train(net_name, net_cfg, data_spec, cfg, run_dir, image_size=image_size):
+    # The data decides the net's channels; ``channels`` asks the loader to convert.
+    events = train(net_name, net_cfg, data_spec, cfg, run_dir, image_size=image_size, channels=channels)
+    for event in events:
         if isinstance(event, EpochEnded):
             history.append(event)
             log.info("  %s epoch %d: loss %.5f %s", key, event.epoch, event.train_loss,

@@ -70,7 +70,6 @@ def net_outputs(net: Any, images: np.ndarray, *, batch: int = 256) -> np.ndarray
 
 def run(ctx: Context) -> list[Row]:
     from aestudio.data.specs import open_data
-
     from aestudio.training.runs import load_net
 
     data = open_data("digits", val_fraction=VAL_FRACTION, seed=SEED)

@@ -97,7 +97,7 @@ def run(ctx: Context) -> list[Row]:
                     x = rng.standard_normal((batch, net.latent_dim), dtype=np.float32)
                     feed_name, torch_fn = "z", net.decode
                     label = f"{name} decoder (z={net.latent_dim})"
-                sess = session(bundle, part, profile, warm_input=x[:1])
+                sess = session(bundle, part, profile)
                 rows.append(_measure(label, batch, profile, sess, feed_name, torch_fn, x,
                                      _target(name, part, batch, spec.task.value), rounds))
     return rows

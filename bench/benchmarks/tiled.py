@@ -47,6 +47,7 @@ def run(ctx: Context) -> list[Row]:
         bundle = bundle_for(
             ctx, key, net,
             net_overrides={"in_channels": 3},
+            channels=3,
             **speed_run_kwargs(ctx, net),
             **overrides,
         )

@@ -62,6 +62,7 @@ def test_image(size: int, channels: int, seed: int = 0) -> np.ndarray:
 
 def main() -> None:
     import psutil
+
     from aestudio.inference.ort import OrtPredictor
 
     ap = argparse.ArgumentParser()
