@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["AESTUDIO_HOME"] = str(home / "workspace")  # a clean workspace, not the user's
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
 
-    from PySide6.QtCore import QSettings, Qt
+    from PySide6.QtCore import QSettings
 
     from aestudio.gui.app import application, create_window
     from aestudio.gui.stallmeter import StallMeter
@@ -83,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. The digits preset (conv_ae, 16-value code, 30 epochs), the first run overlaid.
     panel.set_data("digits")  # re-applies the digits preset to the forms
-    for i in range(panel.compare_list.count()):
-        item = panel.compare_list.item(i)
-        if item.text() == first_run.name:
-            item.setCheckState(Qt.CheckState.Checked)
+    panel.compare.set_checked(first_run.name)
     meter = StallMeter()
     meter.start()
     panel.start()

@@ -14,15 +14,12 @@ import math
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QGridLayout,
     QGroupBox,
     QLabel,
-    QListWidget,
-    QListWidgetItem,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -35,14 +32,15 @@ from superqt import QCollapsible
 from aestudio.config import FinishReason, TrainConfig
 from aestudio.gui import engine
 from aestudio.gui.config_form import ConfigForm
-from aestudio.gui.curves import CurvesView, RunSeries
+from aestudio.gui.curves import CurvesView
 from aestudio.gui.devices import Device, best_device, list_devices
 from aestudio.gui.messages import Level
 from aestudio.gui.metrics_table import MetricsTable
 from aestudio.gui.presets import preset_for
 from aestudio.gui.preview_grid import PreviewGrid
+from aestudio.gui.run_compare import RunCompareList
 from aestudio.gui.workers import TrainWorker
-from aestudio.gui.workspace import new_run_dir, runs_dir
+from aestudio.gui.workspace import new_run_dir
 from aestudio.training.events import (
     BatchSizeReduced,
     CheckpointSaved,
@@ -202,14 +200,9 @@ class TrainPanel(QWidget):
         self.metrics = MetricsTable()
         self.metrics.setMinimumWidth(220)
         sl.addWidget(self.metrics, 3)
-        compare_label = QLabel("Compare with (dashed on the curves)")
-        compare_label.setObjectName("hint")
-        sl.addWidget(compare_label)
-        self.compare_list = QListWidget()
-        self.compare_list.setObjectName("compare")
-        self.compare_list.setToolTip("Tick past runs to overlay their curves (dashed, in the colour shown)")
-        self.compare_list.itemChanged.connect(self._compare_toggled)
-        sl.addWidget(self.compare_list, 2)
+        self.compare = RunCompareList(self.curves)
+        self.compare.notify.connect(self.notify)
+        sl.addWidget(self.compare, 2)
         bottom.addWidget(side)
         bottom.setStretchFactor(0, 3)
         bottom.setStretchFactor(1, 1)
@@ -459,37 +452,8 @@ class TrainPanel(QWidget):
     # ================================================================ overlays
 
     def refresh_compare(self) -> None:
-        folder = runs_dir(self.workspace)
-        runs = sorted((p for p in folder.iterdir() if engine.is_run_dir(p)), reverse=True) if folder.is_dir() else []
-        checked = set(self.curves.overlay_names())
-        self.compare_list.blockSignals(True)
-        self.compare_list.clear()
-        for p in runs:
-            if p == self.run_dir and self.worker is not None and self.worker.running:
-                continue
-            item = QListWidgetItem(p.name)
-            item.setData(Qt.ItemDataRole.UserRole, str(p))
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if p.name in checked else Qt.CheckState.Unchecked)
-            self.compare_list.addItem(item)
-        self.compare_list.blockSignals(False)
-
-    def _compare_toggled(self, item: QListWidgetItem) -> None:
-        path = Path(item.data(Qt.ItemDataRole.UserRole))
-        if item.checkState() != Qt.CheckState.Checked:
-            self.curves.remove_overlay(path.name)
-            self.compare_list.blockSignals(True)
-            item.setData(Qt.ItemDataRole.ForegroundRole, None)
-            self.compare_list.blockSignals(False)
-            return
-        try:
-            info = engine.read_run(path)
-            color = self.curves.add_overlay(path.name, RunSeries.from_history(getattr(info, "history", [])))
-            self.compare_list.blockSignals(True)
-            item.setForeground(QColor(color))
-            self.compare_list.blockSignals(False)
-        except Exception as exc:  # noqa: BLE001 - an unreadable run folder is reported, not raised
-            self.notify.emit(Level.WARNING, f"Cannot read {path.name}: {exc}", "")
+        running = self.worker is not None and self.worker.running
+        self.compare.refresh(self.workspace, exclude=self.run_dir if running else None)
 
     # ================================================================ shutdown
 

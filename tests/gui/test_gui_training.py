@@ -72,6 +72,9 @@ def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(wi
     assert run_dir.parent == window.workspace / "runs"
     assert re.fullmatch(r"conv_ae-digits-\d{8}-\d{6}(-\d+)?", run_dir.name)
     assert panel.start_button.isEnabled() and panel.resume_button.isEnabled()
+    # The finished run can be overlaid on the curves from the "Compare with" list.
+    assert panel.compare.set_checked(run_dir.name)
+    assert panel.curves.overlay_names() == [run_dir.name]
 
     # The run is exported in a worker and becomes the active model of every panel.
     qtbot.waitUntil(lambda: window.active_model is not None, timeout=120000)
