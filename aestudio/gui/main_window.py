@@ -232,6 +232,10 @@ class MainWindow(QMainWindow):
         self.messages.post(level, text, details)
         self.statusBar().showMessage(text, 6000)
 
+    def status(self, text: str) -> None:
+        """A transient progress note: status bar only, replaced by the outcome's message."""
+        self.statusBar().showMessage(text, 10000)
+
     # ================================================================ drops and opening
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
@@ -308,7 +312,7 @@ class MainWindow(QMainWindow):
 
     def load_model(self, path: Path) -> None:
         path = Path(path)
-        self.notify(Level.INFO, f"Loading {path.name}…")
+        self.status(f"Loading {path.name} (a run is exported first)…")
         self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
                           on_error=lambda exc, det: self.notify(
                               Level.ERROR, f"Cannot load {path}: {describe_error(exc, path)}", det))
@@ -374,7 +378,7 @@ class MainWindow(QMainWindow):
             shutil.copytree(source, target)  # a bundle is a plain folder
             return target
 
-        self.notify(Level.INFO, f"Exporting {source.name}…")
+        self.status(f"Exporting {source.name}…")
         self.tasks.submit(work, on_result=lambda p: self.notify(Level.INFO, f"Exported to {p}."),
                           on_error=lambda exc, det: self.notify(
                               Level.ERROR, f"Export of {source.name} failed: {describe_error(exc)}", det))

@@ -96,7 +96,7 @@ class ModelsPanel(QWidget):
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(1, 150)
+        header.resizeSection(1, 165)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the end
         self.tree.setUniformRowHeights(True)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
