@@ -412,6 +412,7 @@ class TrainPanel(QWidget):
             f"{name} — training on {device} · {ev.num_params:,} parameters · "
             f"{ev.train_size:,} train / {ev.val_size:,} validation images")
         self.device_reported.emit(device)
+        self.running_changed.emit(True)  # again: the run folder exists now, lists can show it
 
     def _show_progress(self) -> None:
         s = self._last_step
