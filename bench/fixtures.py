@@ -8,7 +8,9 @@ example, ``session_creation`` reuses the bundles ``ort_vs_torch`` exported.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,20 @@ def train_run(
     ctx.cache[cache_key] = run_dir
     ctx.cache[f"history:{key}"] = history
     return run_dir
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (None: leave as is), restoring the count after."""
+    import torch
+
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def bundle_for(ctx: Context, key: str, net_name: str, **train_kwargs: Any) -> Path:

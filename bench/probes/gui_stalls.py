@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -52,6 +53,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0, help="steady training time to measure")
     ap.add_argument("--idle", type=float, default=2.0)
     ap.add_argument("--finish-timeout", type=float, default=60.0)
+    ap.add_argument("--diagnose", action="store_true",
+                    help="sample every thread's stack during stalls and print them to stderr")
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="aestudio-gui-bench-"))
@@ -60,13 +63,15 @@ def main() -> None:
     os.environ["XDG_CONFIG_HOME"] = str(home / "config")
     os.environ["XDG_DATA_HOME"] = str(home / "data")
 
-    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
 
     from aestudio.gui.app import application, create_window
     from aestudio.training.events import EpochEnded, StepEnded
 
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(home / "config"))
     app = application()
     window = create_window()
+    window.data_panel.open_spec(args.data)  # the data panel's own route, on its worker pool
     panel = window.train_panel
 
     ticks: list[tuple[float, float]] = []  # (seconds since start, lateness ms)
@@ -106,7 +111,8 @@ def main() -> None:
         marks["finished"] = now_s()
 
     def press_start() -> None:
-        panel.set_data(args.data)
+        if panel.data_spec != args.data:  # the data panel normally hands its spec over
+            panel.set_data(args.data)
         if args.net:
             panel.family_box.setCurrentText(args.net)
         panel.set_device("cpu")
@@ -123,8 +129,10 @@ def main() -> None:
 
     def watchdog() -> None:
         t = now_s()
-        if "start" not in marks and t >= args.idle:
-            press_start()
+        if "start" not in marks:
+            # Start once the data panel has opened the data (as a user would wait for it).
+            if t >= args.idle and (window.data_panel.spec == args.data or t > args.idle + 120):
+                press_start()
         elif "first_step" in marks and "stop" not in marks and t >= marks["first_step"] + args.seconds:
             press_stop()
         elif "start" in marks and "first_step" not in marks and t > marks["start"] + 120:
@@ -143,6 +151,8 @@ def main() -> None:
     guard = QTimer()
     guard.setInterval(50)
     guard.timeout.connect(watchdog)
+    if args.diagnose:
+        _start_stack_sampler(lambda: last[0], clock)
     last[0] = clock.nsecsElapsed()
     timer.start()
     guard.start()
@@ -174,8 +184,37 @@ def main() -> None:
         "finished": state["finished"],
         "bundle_loaded": state["loaded"],
         "torch_threads": _torch_threads(),
+        "stalls_over_50ms": [  # (seconds after the click, lateness ms): where the long ones fall
+            (round(t - marks.get("start", 0.0), 3), round(late, 1)) for t, late in ticks if late > 50
+        ],
     }
     print(json.dumps(result))
+
+
+def _start_stack_sampler(last_tick_ns, clock, threshold_ms: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Diagnosis only: while the GUI thread is late, print what every thread is doing."""
+    import sys
+    import threading
+    import traceback
+
+    main_id = threading.main_thread().ident
+
+    def loop() -> None:
+        while True:
+            time.sleep(0.02)
+            late = (clock.nsecsElapsed() - last_tick_ns()) / 1e6
+            if late < threshold_ms:
+                continue
+            frames = sys._current_frames()
+            lines = [f"--- GUI thread {late:.0f} ms late"]
+            for ident, frame in frames.items():
+                name = next((t.name for t in threading.enumerate() if t.ident == ident), str(ident))
+                stack = traceback.extract_stack(frame)[-6:]
+                where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack))
+                lines.append(f"  [{'GUI' if ident == main_id else name}] {where}")
+            print("\n".join(lines), file=sys.stderr, flush=True)
+
+    threading.Thread(target=loop, name="stack-sampler", daemon=True).start()
 
 
 def _torch_threads() -> int | None:
