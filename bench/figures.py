@@ -42,6 +42,7 @@ def save_png(path: Path, array: np.ndarray) -> Path:
             img.save(f, format="PNG")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; docs are for everyone
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
