@@ -65,6 +65,10 @@ def run_one(name: str, mod: ModuleType, ctx: Context) -> SectionResult:
         log.error("benchmark %s raised:\n%s", name, traceback.format_exc())
         rows = [Row("(all)", status=Status.ERROR, note=f"{type(exc).__name__}: {exc}".splitlines()[0][:200])]
     seconds = time.perf_counter() - t0
+    findings = getattr(mod, "FINDINGS", "").strip()
+    if findings and not ctx.quick:
+        # Analysis written by a person from earlier full runs: kept beside the fresh figures.
+        ctx.note("**Findings** (analysis of the full runs; re-check against the table above):\n\n" + findings)
     mode = "with --quick (tiny sizes: not a measurement)" if ctx.quick else "at full size"
     return SectionResult(
         name=name,

@@ -30,6 +30,17 @@ VAE_LATENT = 8
 ACTIVE_SPREAD = 0.1  # a latent value whose mu varies less than this over test images is unused
 QUICK_TRAIN = {"epochs": 1, "max_steps": 3, "batch_size": 32}
 
+FINDINGS = """
+- conv_ae beats PCA with the same 16 values: test MSE 0.0095 vs 0.0114 (17 % lower); 30 epochs
+  at batch 32 were not enough (0.0121), 40 epochs at batch 16 are.
+- VAE samples (looked at by eye): most are recognisable digits (0, 2, 4, 5, 6, 7, 9 clearly;
+  some 1, 3, 8), softer and lower in contrast than the real 8 x 8 digits, with perhaps one in
+  five an ambiguous blob. Only 4 of the 8 latent values are active (the rest collapse to the
+  prior); each traversal morphs smoothly between recognisable digits (4 -> 9 -> 3, 6 -> 8 -> 7,
+  0 -> 8 -> 2, 5 -> 9 -> 1).
+"""
+
+
 def _show(cfg: dict[str, Any]) -> str:
     return str({k: getattr(v, "value", v) for k, v in cfg.items()})
 
