@@ -55,15 +55,15 @@ class Case:
 
 FINDINGS = """
 - The exported graphs are not the problem: with equal threads ORT is faster for every net
-  (ratio 1 thread >= 1.2, ratio all cores >= 1.6 at batch 1), and 1.06-3.2x at batch 64.
+  (ratio 1 thread >= 1.2, ratio all cores >= 1.5 at batch 1), and 1.06-3.2x at batch 64.
 - The three misses at batch 1 are a thread mismatch by design: the interactive profile gives
   ORT one thread, torch eager uses both cores. For the compute-bound fully convolutional nets
-  at 128 x 128 (`unet`, `denoising_ae`) one ORT thread cannot beat two torch threads (0.85-0.92x);
-  with all cores ORT is 1.6x faster. Recommendation (inference/GUI owners): use the
+  at 128 x 128 (`unet`, `denoising_ae`) one ORT thread barely matches two torch threads (0.8-1.15x
+  over runs); with all cores ORT is ~1.5x faster. Recommendation (inference/GUI owners): use the
   interactive profile for small latency-bound graphs (decoders, 28 x 28 nets) and while a
   training run is going; run whole images through fully convolutional nets with the batch
   profile when nothing trains (a drop of a photo is a one-off wait, not a slider).
-- Even so the U-Net reaches 1.6x, not the 2x of the target: the graph has no removable
+- Even so the U-Net reaches ~1.5x, not the 2x of the target: the graph has no removable
   overhead (Conv 15, ConvTranspose 3, MaxPool 3, Concat 3; BatchNorm folded); `ORT_ENABLE_ALL`
   is the best level (BASIC is 1.4x slower). The target needs a lighter U-Net (fewer
   channels at full resolution), not a different export.
