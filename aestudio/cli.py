@@ -48,6 +48,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("aestudio.inference.bundle", ("BundleError",)),
         ("aestudio.inference.export", ("ExportError",)),
         ("aestudio.data.specs", ("DataError",)),
+        ("aestudio.training.checkpoint", ("CheckpointError",)),
+        ("aestudio.training.device", ("DeviceError",)),
     ):
         try:
             m = importlib.import_module(mod)
