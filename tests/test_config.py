@@ -4,7 +4,15 @@ import json
 
 import pytest
 
-from aestudio.config import NoiseConfig, ReconLoss, TrainConfig, from_dict, noise_to_spec, parse_noise, to_dict
+from aestudio.config import (
+    NoiseConfig,
+    ReconLoss,
+    TrainConfig,
+    from_dict,
+    noise_to_spec,
+    parse_noise,
+    to_dict,
+)
 
 
 def test_train_config_json_round_trip() -> None:
