@@ -39,10 +39,19 @@ def class_field(cfg: NetConfig) -> str | None:
     return next((n for n in _CLASS_FIELDS if n in names), None)
 
 
-def _open(spec: str, *, image_size: int | None, channels: int | None, val_fraction: float, seed: int) -> Any:
+def _open(spec: str, *, image_size: int | None, channels: int | None, val_fraction: float, seed: int,
+          patches: bool = False) -> Any:
     from aestudio.data.specs import open_data
 
-    return open_data(spec, image_size=image_size, channels=channels, val_fraction=val_fraction, seed=seed)
+    return open_data(spec, image_size=image_size, channels=channels, val_fraction=val_fraction, seed=seed,
+                     patches=patches)
+
+
+def _wants_patches(spec: Any) -> bool:
+    # A fully convolutional denoiser learns local statistics: random crops of
+    # photos keep their full resolution (and their noise scale) where resizing
+    # whole photos down would teach it on blurred, shrunken images.
+    return bool(spec.fully_convolutional and spec.task is Task.DENOISE)
 
 
 def _fit_net_to_data(net_name: str, net_cfg: NetConfig, data: Any, num_classes: int | None) -> NetConfig:
@@ -105,7 +114,9 @@ def train(
         cfg = dataclasses.replace(cfg, noise=DEFAULT_DENOISE_NOISE)
     if image_size is None and not spec.fully_convolutional:
         image_size = net_cfg.image_size  # fixed-size nets: the data must come at the net's size
-    data = _open(data_spec, image_size=image_size, channels=channels, val_fraction=cfg.val_fraction, seed=cfg.seed)
+    patches = _wants_patches(spec)
+    data = _open(data_spec, image_size=image_size, channels=channels, val_fraction=cfg.val_fraction, seed=cfg.seed,
+                 patches=patches)
     if spec.task is Task.SEGMENT and _kind(data) != "segmentation":
         raise ValueError(f"{net_name} needs images with masks, but {data_spec!r} has none; use shapes-seg or pairs:IMAGES,MASKS")
     net_cfg = _fit_net_to_data(net_name, net_cfg, data, num_classes)
@@ -118,7 +129,7 @@ def train(
     run = RunFolder.create(run_dir, {
         "net": net_config_to_dict(net_name, net_cfg),
         "task": spec.task.value,
-        "data": _data_record(data, image_size, channels, cfg),
+        "data": _data_record(data, image_size, channels, cfg, patches),
         "train": to_dict(cfg),
         "num_params": int(info["num_params"]),
         "code_values": info.get("code_values"),
@@ -129,10 +140,12 @@ def train(
     return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task)
 
 
-def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: TrainConfig) -> dict[str, Any]:
+def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: TrainConfig,
+                 patches: bool = False) -> dict[str, Any]:
     return {
         "spec": data.spec,
-        "options": {"image_size": image_size, "channels": channels, "val_fraction": cfg.val_fraction, "seed": cfg.seed},
+        "options": {"image_size": image_size, "channels": channels, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
+                    "patches": patches},
         "kind": _kind(data),
         "channels": int(data.channels),
         "image_size": data.image_size,
@@ -196,7 +209,8 @@ def resume(
     resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
-                 val_fraction=opts.get("val_fraction", cfg.val_fraction), seed=opts.get("seed", cfg.seed))
+                 val_fraction=opts.get("val_fraction", cfg.val_fraction), seed=opts.get("seed", cfg.seed),
+                 patches=bool(opts.get("patches", False)))
     expected = info.data_info.get("train_size")
     if expected is not None and expected != len(data.train):
         log.warning("%s: the training set changed (%s -> %d images); the resume is not exact", folder, expected, len(data.train))
