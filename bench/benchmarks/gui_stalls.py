@@ -39,17 +39,12 @@ from the click on (the idle phase is reported for reference).
 FINDINGS = """
 - While training, the window stays smooth (p99 15-17 ms, max 22-30 ms, none over 50 ms), and
   training keeps ~510 images/s with live curves and previews.
-- The misses are all in the *finish* phase: 4-6 stalls of 130-300 ms while the finished run is
-  exported to a bundle on the GUI's task thread. Diagnosis (`--diagnose` samples every thread's
-  stack during stalls; a GUI-free script reproduces it): the exporter (`torch.onnx` dynamo +
-  onnxscript: op registration, tracing) is pure Python in the same process, and its allocation
-  burst triggers full (generation 2) garbage collections of ~500,000 tracked objects that take
-  190-250 ms each, stopping every thread including the GUI's; `sys.setswitchinterval` does not
-  help. `gc.freeze()` after the heavy imports cuts those collections to ~60-75 ms, but the
-  exporter's first-run work still holds the GUI back up to ~195 ms.
-- Recommendation (GUI owner): export in a subprocess (`python -m aestudio export RUN -o
-  RUN/bundle` through QProcess, or a spawn-context process), so the exporter never shares the
-  GUI's interpreter; cheap extra mitigation: `gc.freeze()` once the window is up.
+- The finish phase (the run is exported to a bundle and loaded) used to miss: 4-6 stalls of
+  130-300 ms while the exporter (`torch.onnx` dynamo + onnxscript) ran in the GUI's process; its
+  allocation burst set off full garbage collections of ~500,000 objects (190-250 ms each) that
+  stopped every thread, the GUI's included (found with `--diagnose`, which samples every thread's
+  stack during stalls). Fix: `aestudio.gui.engine.export_run` now runs `aestudio export` in a
+  child process and the worker thread only waits on it; the finish phase is now max 23-41 ms.
 """
 
 
