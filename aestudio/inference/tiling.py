@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TILE = 256  # big enough that per-call overhead is small, small enough for bounded memory
 DEFAULT_OVERLAP = 32  # wider than the receptive-field "damage" of the built-in nets' edges
-DEFAULT_TILE_BATCH = 4  # tiles per model call: amortises call overhead, keeps memory small
+# Tiles per model call. One: a 256 px tile already amortises the call overhead, and
+# batches of 4 filled ONNX Runtime's memory pool (bench tiled, 4096² RGB: 1298 -> 903 MiB
+# peak extra memory at the same speed).
+DEFAULT_TILE_BATCH = 1
 
 TileFn = Callable[[np.ndarray], np.ndarray]  # [N, C, th, tw] float32 -> [N, K, th, tw]
 

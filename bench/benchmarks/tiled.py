@@ -40,17 +40,14 @@ CASES = (
 
 FINDINGS = """
 - Tiling works (an untiled 4096^2 pass would need several GiB per feature map stack) and takes
-  ~10-12 s per image on 2 cores, but peak extra RSS is 1.3-1.4 GiB, over the 1 GiB target.
-- Where it goes (denoise, measured with `bench/probes/tiled.py`): 768 MiB are numpy arrays
-  (tracemalloc), i.e. four full-size float32 copies of the image: `prepare_image` converts,
-  then makes a contiguous CHW copy; `run_image` clips and makes a contiguous HWC copy of the
-  output besides the tile accumulator. The other ~530 MiB is ONNX Runtime's CPU memory arena
-  grown by batches of 4 tiles of 512^2.
-- Experiments (same image, same bundle): tile batch 1 instead of 4 -> 903 MiB extra, same
-  speed (11.9 s); arena off (`enable_cpu_mem_arena = False`) -> 829 MiB, 18 % slower.
-  Recommendation (inference owner): tile batch 1 (or a batch chosen from tile size) for the
-  batch profile, and drop one or two full-image copies (clip in place, write tiles straight
-  into an HWC output).
+  ~10-12 s per image on 2 cores.
+- Peak extra RSS was 1.3-1.4 GiB with batches of 4 tiles: 768 MiB of numpy arrays (four
+  full-size float32 copies of the image: `prepare_image` converts then makes a contiguous CHW
+  copy; `run_image` clips and makes an HWC copy besides the tile accumulator) plus ~530 MiB of
+  ONNX Runtime's CPU memory arena grown by the tile batches. With one tile per call (now the
+  default, `tiling.DEFAULT_TILE_BATCH`) it is 771-902 MiB at the same speed. Turning the arena
+  off gave 829 MiB but 18 % slower. Still to do: drop one or two of the full-image copies
+  (clip in place, write tiles straight into an HWC output).
 """
 
 
