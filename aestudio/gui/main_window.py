@@ -278,7 +278,8 @@ class MainWindow(QMainWindow):
     def _images_checked(self, result: tuple[list[Path], list[tuple[Path, str]]]) -> None:
         good, bad = result
         for path, reason in bad:
-            self.notify(Level.WARNING, f"Cannot open {path}: {reason}")
+            # The loader's own message already starts with the path; say it once.
+            self.notify(Level.WARNING, f"Cannot open {path}: {reason.removeprefix(f'{path}: ')}")
         if not good:
             return
         panel = self.current_explore_panel()
