@@ -201,3 +201,67 @@ def resume(run_dir: Path, *, stop: threading.Event, pause: threading.Event,
            epochs: int | None = None) -> Iterator[Any]:
     fn = _attr("aestudio.training", "resume")
     return fn(run_dir, stop=stop, pause=pause, epochs=epochs)
+
+
+# ------------------------------------------------------------------ data as arrays (for the panels)
+
+
+@dataclass(frozen=True)
+class DataArrays:
+    """A slice of a data set as plain numpy, for browsing, maps and metrics in the panels."""
+
+    spec: str
+    split: str  # "val" or "train"
+    images: Any  # float32 [N, C, H, W] in [0, 1]
+    labels: Any = None  # int64 [N] class labels (-1: none), or None when the data has no labels
+    masks: Any = None  # int64 [N, H, W] ground-truth masks for segmentation data, else None
+    label_names: tuple[str, ...] = ()  # names of the labels (digits: "0".."9")
+    class_names: tuple[str, ...] = ()  # segmentation classes
+    class_colors: tuple[tuple[int, int, int], ...] = ()
+    indices: Any = None  # int64 [N]: the item index in the split of each row
+    factors: Any = None  # float32 [N, 5] generative factors (shapes), else None
+
+
+def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int = 0,
+                image_size: int | None = None, channels: int | None = None) -> DataArrays:
+    """Up to ``limit`` items of ``spec``'s split as arrays (evenly spaced over the split).
+
+    Slow for folders (decodes files): call it from a worker thread. ``image_size``
+    and ``channels`` ask the data for a size/channel count (e.g. the model's).
+    """
+    import numpy as np
+
+    kwargs: dict[str, Any] = {"seed": seed}
+    if image_size is not None:
+        kwargs["image_size"] = image_size
+    if channels is not None:
+        kwargs["channels"] = channels
+    data = open_data(spec, **kwargs)
+    items = data.val if split == "val" and len(data.val) else data.train
+    used_split = "val" if items is data.val else "train"
+    n = len(items)
+    if n == 0:
+        raise ValueError(f"{spec} has no images in its {split} split")
+    idx = np.unique(np.linspace(0, n - 1, num=min(limit, n)).round().astype(np.int64))
+    images, targets = [], []
+    for i in idx:
+        image, target = items[int(i)]
+        images.append(np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32))
+        targets.append(target.numpy() if hasattr(target, "numpy") else target)
+    kind = str(getattr(getattr(data, "kind", "images"), "value", getattr(data, "kind", "images")))
+    labels = masks = None
+    if kind == "segmentation":
+        masks = np.stack([np.asarray(t, dtype=np.int64) for t in targets])
+    elif kind == "labels":
+        labels = np.asarray(targets, dtype=np.int64)
+    factors = None
+    f = getattr(data, "factors", None)
+    if f is not None:
+        table = f.val if used_split == "val" else f.train
+        factors = np.asarray(table, dtype=np.float32)[idx]
+    return DataArrays(
+        spec=spec, split=used_split, images=np.stack(images), labels=labels, masks=masks,
+        label_names=tuple(getattr(data, "label_names", None) or ()),
+        class_names=tuple(getattr(data, "class_names", None) or ()),
+        class_colors=tuple(tuple(c) for c in (getattr(data, "class_colors", None) or ())),
+        indices=idx, factors=factors)

@@ -354,6 +354,8 @@ class MainWindow(QMainWindow):
 
     def _data_changed(self, summary: DataSummary) -> None:
         self.train_panel.set_data(summary.spec)
+        for panel in self.explore:
+            panel.set_data(summary)
 
     # ================================================================ export and workspace
 

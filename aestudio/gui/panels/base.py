@@ -12,7 +12,7 @@ GUI thread; the model's predictor is an ONNX Runtime session with the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
@@ -37,12 +37,22 @@ class ExplorePanel(QWidget):
         self.tasks = tasks
         self.model: LoadedModel | None = None
         self.images: list[Path] = []
+        self.data: Any = None  # the data panel's DataSummary (spec, sizes, kind, class names), or None
 
     # -------------------------------------------------------------- called by the window
 
     def set_model(self, model: LoadedModel | None) -> None:
         self.model = model
         self.on_model_changed(model)
+
+    def set_data(self, summary: Any) -> None:
+        """The data set chosen in the data panel changed (a ``DataSummary``).
+
+        Panels that browse or map the data load its arrays themselves, off the GUI
+        thread, with :func:`aestudio.gui.engine.data_arrays`.
+        """
+        self.data = summary
+        self.on_data_changed(summary)
 
     def add_images(self, paths: list[Path]) -> None:
         self.images.extend(paths)
@@ -65,3 +75,6 @@ class ExplorePanel(QWidget):
 
     def on_images(self, paths: list[Path]) -> None:
         """React to newly added image files."""
+
+    def on_data_changed(self, summary: Any) -> None:
+        """React to a new data set in the data panel (``summary.spec`` names it)."""
