@@ -91,6 +91,7 @@ class CurvesView(QWidget):
         top.addWidget(QLabel("Validation metric:"))
         self.metric_box = QComboBox()
         self.metric_box.setMinimumContentsLength(8)
+        self.metric_box.setPlaceholderText("after epoch 1")
         self.metric_box.currentTextChanged.connect(lambda _t: self.redraw())
         top.addWidget(self.metric_box)
         top.addSpacing(16)
@@ -120,6 +121,8 @@ class CurvesView(QWidget):
         self._overlays: dict[str, tuple[RunSeries, list[pg.PlotDataItem]]] = {}
         self._colors = itertools.cycle(OVERLAY_COLORS)
         self.redraws = 0  # counted so tests can check the throttle does its job
+        self.redraw()  # bare axes until the first point
+        self.redraws = 0
 
     def _make_plot(self, title: str, col: int) -> pg.PlotItem:
         plot = self.graphics.addPlot(row=0, col=col)
@@ -191,6 +194,12 @@ class CurvesView(QWidget):
     def redraw(self) -> None:
         metric = self.metric_box.currentText()
         positive = metric in LOG_METRICS
+        # Before any point, a log axis shows meaningless 2..9 ticks: show bare axes instead.
+        empty = not self.live.step_x and not self.live.epoch_x and not self._overlays
+        self.loss_plot.setLogMode(y=not empty)
+        for plot in (self.loss_plot, self.val_plot):
+            plot.getAxis("left").setStyle(showValues=not empty)
+            plot.getAxis("bottom").setStyle(showValues=not empty)
         self.val_plot.setLogMode(y=positive)
         self.val_plot.setTitle(f"Validation {metric}" if metric else "Validation", color="#333", size="11pt")
         sx, sy = clean_xy(self.live.step_x, self.live.step_loss, positive=True)

@@ -353,7 +353,7 @@ class MainWindow(QMainWindow):
         self.train_panel.resume_run(path)
 
     def _data_changed(self, summary: DataSummary) -> None:
-        self.train_panel.set_data(summary.spec)
+        self.train_panel.set_data(summary.spec, summary.image_size)
         for panel in self.explore:
             panel.set_data(summary)
 

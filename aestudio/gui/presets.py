@@ -18,7 +18,7 @@ class Preset:
     why: str = ""  # shown under the picker so the choice is not magic
 
 
-# Digits are 8x8 (upsampled by the data spec): a small conv AE with a 16-value code
+# Digits are 8x8 (trained at that size: the form takes the data's size): a small conv AE with a 16-value code
 # reconstructs them almost perfectly in 30 epochs, about a minute on 2 CPU cores.
 PRESETS: dict[str, Preset] = {
     "digits": Preset("conv_ae", {"latent_dim": 16}, {"epochs": 30, "batch_size": 64, "lr": 1e-3},

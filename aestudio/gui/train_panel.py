@@ -81,6 +81,7 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.workspace = workspace
         self.data_spec = ""
+        self.data_image_size: int | None = None  # the data's own size; None: any size
         self.worker: TrainWorker | None = None
         self.run_dir: Path | None = None
         self._steps_per_epoch = 1
@@ -252,6 +253,9 @@ class TrainPanel(QWidget):
         preset = preset_for(self.data_spec) if self.data_spec else None
         if preset is not None and preset.net == name:
             self.net_form.set_values(preset.net_params)
+        if self.data_image_size:
+            # Fixed-size nets default to the data's own size (digits are 8x8, not 28x28).
+            self.net_form.set_values({"image_size": self.data_image_size})
         if hasattr(self, "_settings_scroll"):
             self._fit_settings_width()
 
@@ -275,9 +279,14 @@ class TrainPanel(QWidget):
         if idx >= 0:
             self.device_box.setCurrentIndex(idx)
 
-    def set_data(self, spec: str) -> None:
-        """The data to train on; applies that data's preset unless a run is going."""
+    def set_data(self, spec: str, image_size: int | None = None) -> None:
+        """The data to train on; applies that data's preset unless a run is going.
+
+        ``image_size`` is the data's own size (None: any size, e.g. a folder); fixed-size
+        nets start at that size instead of their config default.
+        """
         self.data_spec = spec
+        self.data_image_size = image_size
         if self.worker is not None and self.worker.running:
             return
         preset = preset_for(spec)

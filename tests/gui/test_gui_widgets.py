@@ -117,3 +117,27 @@ def test_run_names_are_readable_and_unique(tmp_path: Path) -> None:
     assert new_run_dir(tmp_path, "vae", "shapes", now=when).name == "vae-shapes-20260102-030405-2"
     assert slug("folder:/home/me/My Photos/") == "folder-My-Photos"
     assert slug("pairs:/a/imgs,/a/masks") == "pairs-imgs"
+
+
+def test_empty_curves_show_bare_axes_until_the_first_point(qtbot) -> None:
+    view = CurvesView()
+    qtbot.addWidget(view)
+    left = view.loss_plot.getAxis("left")
+    assert left.style["showValues"] is False  # no meaningless log ticks before a run
+    assert view.metric_box.placeholderText()
+    view.add_step(0.1, 0.5)
+    view.redraw()
+    assert left.style["showValues"] is True
+    assert view.loss_plot.ctrl.logYCheck.isChecked()
+
+
+def test_fixed_size_nets_start_at_the_data_size(qtbot, tmp_path: Path) -> None:
+    from aestudio.gui.train_panel import TrainPanel
+
+    panel = TrainPanel(tmp_path)
+    qtbot.addWidget(panel)
+    panel.set_data("digits", 8)
+    assert panel.family_box.currentText() == "conv_ae"
+    assert panel.net_form.values()["image_size"] == 8
+    panel.family_box.setCurrentText("vae")  # a new family's form keeps the data's size
+    assert panel.net_form.values()["image_size"] == 8
