@@ -12,14 +12,14 @@ from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.placeholders import (
     LatentPlaceholder,
     NoiseLabPlaceholder,
-    ReconstructPlaceholder,
     SegmentPlaceholder,
 )
+from aestudio.gui.panels.reconstruct import ReconstructPanel
 
 
 def explore_panels() -> list[type[ExplorePanel]]:
     """The exploration tab classes, in tab order."""
-    return [ReconstructPlaceholder, NoiseLabPlaceholder, SegmentPlaceholder, LatentPlaceholder]
+    return [ReconstructPanel, NoiseLabPlaceholder, SegmentPlaceholder, LatentPlaceholder]
 
 
 __all__ = ["ExplorePanel", "explore_panels"]

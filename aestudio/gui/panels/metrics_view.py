@@ -1,0 +1,486 @@
+"""Pieces shared by the Reconstruct and Noise lab panels: image metrics, error maps, a colour bar.
+
+The numeric helpers are plain numpy (they run on worker threads):
+
+- :func:`image_metrics` — MSE, PSNR and SSIM of one image against a reference,
+  with the same SSIM settings as training's validation metric (11x11 Gaussian
+  window, sigma 1.5; smaller images use the largest odd window that fits), so the
+  numbers in the panels and in the run's metrics table mean the same thing.
+- :func:`error_map` / :func:`colorize` — absolute error per pixel, and a colormap.
+- :func:`run_model_image` — ``predictor.run_image`` with two additions: a
+  ``progress(done, total)`` callback for large tiled images, and colour images
+  through a grayscale model one channel at a time (so a photo keeps its colours).
+- :func:`display_copy` — a downscaled copy for the screen (a 24-megapixel photo is
+  never scaled in ``paintEvent``).
+
+The widgets: :class:`ColorBar` (the scale of an error map), :class:`MetricTile`
+(a big number with a name under it), :class:`BrowseBar` (data set or dropped
+files, previous/next). :class:`Progress` is a thread-safe done/total pair a
+worker writes and a timer in the GUI thread reads.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QLinearGradient, QPainter
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+PSNR_CAP = 100.0  # dB for identical images, as training's metric (never inf on screen)
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+DISPLAY_MAX_SIDE = 1024  # larger images are shown downscaled (saved at full size)
+ERROR_CMAP = "inferno"  # perceptually uniform, dark = no error, bright = large error
+
+
+# ------------------------------------------------------------------ numbers (worker threads)
+
+
+def as_float_hwc(image: np.ndarray) -> np.ndarray:
+    """[H, W] / [H, W, C] / [C, H, W] (C 1 or 3) float in [0, 1] -> contiguous float32 [H, W, C]."""
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    elif a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[2] not in (1, 3, 4):
+        a = a.transpose(1, 2, 0)
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an image [H, W(, C)] or [C, H, W], got shape {np.shape(image)}")
+    return np.ascontiguousarray(a[:, :, :3])
+
+
+def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """[H, W, C] -> [H, W, channels] (grey -> RGB by repeat, RGB -> grey by luma)."""
+    from aestudio.inference.imageops import convert_channels
+
+    return np.ascontiguousarray(convert_channels(image, channels), dtype=np.float32)
+
+
+def ssim(reference: np.ndarray, test: np.ndarray) -> float:
+    """SSIM of two [H, W, C] images in [0, 1]; NaN for images under 3 pixels on a side."""
+    from skimage.metrics import structural_similarity
+
+    side = min(reference.shape[0], reference.shape[1])
+    if side < 3:
+        return math.nan
+    kw: dict[str, Any] = {"data_range": 1.0, "channel_axis": 2}
+    if side >= SSIM_WINDOW:
+        kw.update(gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False)
+    else:  # the largest odd window that fits, as training's metric does for small images
+        kw.update(win_size=side - (side + 1) % 2, use_sample_covariance=False)
+    return float(structural_similarity(reference.astype(np.float64), test.astype(np.float64), **kw))
+
+
+def psnr_from_mse(mse: float) -> float:
+    if not math.isfinite(mse):
+        return math.nan
+    return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(-10.0 * math.log10(mse))
+
+
+def image_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
+    """``mse``, ``psnr`` (dB, peak 1, capped at 100) and ``ssim`` of ``test`` against ``reference``.
+
+    Both are images in [0, 1] of the same height and width; ``test`` is brought
+    to ``reference``'s channel count first.
+    """
+    ref = as_float_hwc(reference)
+    out = match_channels(as_float_hwc(test), ref.shape[2])
+    if ref.shape != out.shape:
+        raise ValueError(f"cannot compare images of shapes {ref.shape} and {out.shape}")
+    mse = float(np.mean((ref.astype(np.float64) - out) ** 2))
+    return {"mse": mse, "psnr": psnr_from_mse(mse), "ssim": ssim(ref, out)}
+
+
+def error_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Absolute error per pixel, averaged over channels: float32 [H, W] in [0, 1]."""
+    ref = as_float_hwc(reference)
+    out = match_channels(as_float_hwc(test), ref.shape[2])
+    return np.abs(ref - out).mean(axis=2).astype(np.float32)
+
+
+def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
+    """float32 [n, 3] colour table in [0, 1] (pyqtgraph's bundled maps; grey when missing)."""
+    try:
+        import pyqtgraph as pg
+
+        table = pg.colormap.get(name).getLookupTable(0.0, 1.0, n, alpha=False)
+        return np.asarray(table, dtype=np.float32)[:, :3] / 255.0
+    except Exception:  # noqa: BLE001 - a colormap missing from this pyqtgraph: grey is still readable
+        ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+        return np.stack([ramp] * 3, axis=1)
+
+
+_LUT_CACHE: dict[str, np.ndarray] = {}
+
+
+def colorize(values: np.ndarray, scale: float, name: str = ERROR_CMAP) -> np.ndarray:
+    """[H, W] values in [0, scale] -> float32 RGB [H, W, 3] in [0, 1] through a colormap."""
+    lut = _LUT_CACHE.get(name)
+    if lut is None:
+        lut = _LUT_CACHE[name] = _lut(name)
+    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=scale, neginf=0.0)
+    scale = scale if math.isfinite(scale) and scale > 0 else 1.0
+    idx = np.clip(v / scale * (len(lut) - 1) + 0.5, 0, len(lut) - 1).astype(np.intp)
+    return lut[idx]
+
+
+def error_scale(errors: np.ndarray) -> float:
+    """A readable top of the colour scale: the 99.5th percentile, rounded up to 2 significant digits."""
+    e = np.asarray(errors, dtype=np.float32)
+    e = e[np.isfinite(e)]
+    top = float(np.percentile(e, 99.5)) if e.size else 0.0
+    if top <= 1e-6:
+        top = float(e.max()) if e.size else 0.0
+    if top <= 1e-6:
+        return 0.01
+    digits = 1 - int(math.floor(math.log10(top)))
+    return min(1.0, math.ceil(top * 10**digits) / 10**digits)
+
+
+def display_copy(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
+    """A copy no larger than ``max_side`` on a side for the screen ([H, W, C] float32)."""
+    from aestudio.inference.imageops import resize
+
+    a = as_float_hwc(image)
+    h, w = a.shape[:2]
+    if max(h, w) <= max_side:
+        return a
+    s = max_side / max(h, w)
+    return resize(a, max(1, round(h * s)), max(1, round(w * s)))
+
+
+def run_model_image(predictor: Any, image: np.ndarray,
+                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """The model's image output for ``image`` [H, W, C] at its size, with ``image``'s channel count.
+
+    Like ``predictor.run_image`` (which resizes for fixed-size models and tiles
+    large images for fully convolutional ones), plus ``progress(done, total)``
+    while tiling, and colour images through a grayscale model one channel at a
+    time. Raises ``ValueError`` for a segmentation model (no image output).
+    """
+    from aestudio.inference.bundle import BundleTask
+
+    info = predictor.info
+    if getattr(info, "task", None) is BundleTask.SEGMENT:
+        raise ValueError(f"{info.name} is a segmentation model: it outputs class masks, not images. "
+                         "Use the Segment tab, or load an autoencoder")
+    img = as_float_hwc(image)
+    c = img.shape[2]
+    model_c = int(getattr(info, "in_channels", c) or c)
+    if model_c == 1 and c == 3:
+        planes = img.transpose(2, 0, 1)[:, :, :, None]
+        outs = []
+        for i, plane in enumerate(planes):
+            step = None if progress is None else (lambda d, t, i=i: progress(i * t + d, 3 * t))
+            outs.append(match_channels(_run_one(predictor, plane, step), 1))
+        return np.concatenate(outs, axis=2)
+    return match_channels(_run_one(predictor, img, progress), c)
+
+
+def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
+    """``run_image``, but through ``tiled_apply`` with a progress callback when it would tile."""
+    info = predictor.info
+    tiling = getattr(predictor, "tiling", None)
+    large = tiling is not None and max(img.shape[:2]) > tiling.tile
+    if progress is None or info.fixed_size is not None or not large:
+        out = predictor.run_image(img)
+    else:
+        from aestudio.inference.imageops import pad_to_multiple
+        from aestudio.inference.tiling import tiled_apply
+
+        batch, (h, w) = predictor.prepare_image(img)
+        m = int(info.size_multiple or 1)
+        padded, _ = pad_to_multiple(batch[0], m)
+        raw = tiled_apply(padded, predictor.predict, tile=tiling.tile, overlap=tiling.overlap,
+                          multiple=m, tile_batch=tiling.batch, progress=progress)[:, :h, :w]
+        lo, hi = info.value_range
+        if (lo, hi) != (0.0, 1.0):
+            raw = (raw - lo) / (hi - lo)
+        out = np.clip(raw, 0.0, 1.0).transpose(1, 2, 0)
+    out = np.asarray(out, dtype=np.float32)
+    if out.ndim != 3 or out.shape[:2] != img.shape[:2] or not np.isfinite(out).all():
+        raise ValueError(f"{info.name} returned an unusable image (shape {out.shape}) for a "
+                         f"{img.shape[1]}x{img.shape[0]} input")
+    return np.ascontiguousarray(out)
+
+
+class Progress:
+    """``done`` / ``total`` written by a worker, read by a timer in the GUI thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.done = 0
+        self.total = 0
+        self.cancel = threading.Event()
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            self.done, self.total = int(done), int(total)
+        if self.cancel.is_set():
+            raise Cancelled()
+
+    def read(self) -> tuple[int, int]:
+        with self._lock:
+            return self.done, self.total
+
+
+class Cancelled(Exception):
+    """A background job noticed it was cancelled (the model or data changed)."""
+
+
+# ------------------------------------------------------------------ saving
+
+
+def unique_path(path: Path) -> Path:
+    """``path``, or ``stem_2.png``, ``stem_3.png``… when it exists."""
+    if not path.exists():
+        return path
+    for i in range(2, 10_000):
+        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    return path
+
+
+def save_png(panel: Any, path: Path, array: np.ndarray, source: Path | None, *,
+             overwrite: bool = False) -> Path | None:
+    """Write ``array`` as an 8-bit PNG atomically; refuse the input's own path. Messages go to ``panel.notify``."""
+    from aestudio.data.io import write_image
+    from aestudio.gui.messages import Level
+
+    if path.suffix.lower() != ".png":
+        path = path.with_suffix(".png")
+    if source is not None and _same_file(path, source):
+        panel.notify.emit(Level.ERROR, f"Not saved: {path.name} is the image it came from; "
+                          "choose another name (the original is never overwritten).", "")
+        return None
+    try:
+        write_image(path, np.clip(np.nan_to_num(as_float_hwc(array)), 0.0, 1.0), overwrite=overwrite)
+    except FileExistsError:
+        panel.notify.emit(Level.ERROR, f"Not saved: {path} already exists; choose another name.", "")
+        return None
+    except (OSError, ValueError) as exc:
+        panel.notify.emit(Level.ERROR, f"Cannot save {path}: {exc}", "")
+        return None
+    panel.notify.emit(Level.INFO, f"Saved {path}.", "")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == Path(b).resolve() or (a.exists() and Path(b).exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------------ formatting
+
+
+def fmt_metric(name: str, value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if name == "psnr":
+        return f"{value:.1f} dB" if value < PSNR_CAP else "∞ (identical)"
+    if name == "ssim":
+        return f"{value:.3f}"
+    if name == "mse":
+        return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
+    if name == "ratio":
+        return f"{value:.1f} : 1"
+    return f"{value:.3g}"
+
+
+def compression_ratio(info: Any) -> float | None:
+    """Input values / code values: from the bundle's metrics or training summary, else computed."""
+    for source in (getattr(info, "metrics", None) or {}, getattr(info, "training", None) or {}):
+        v = source.get("compression_ratio") if isinstance(source, dict) else None
+        if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
+            return float(v)
+    size, latent = getattr(info, "fixed_size", None), getattr(info, "latent_dim", None)
+    if size and latent:
+        return float(int(info.in_channels) * size * size) / float(latent)
+    return None
+
+
+# ------------------------------------------------------------------ widgets
+
+
+class ColorBar(QWidget):
+    """A vertical colour scale from 0 (bottom) to ``scale`` (top), labelled."""
+
+    def __init__(self, name: str = ERROR_CMAP, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._lut = _lut(name, 64)
+        self._scale: float | None = None
+        self.setFixedWidth(64)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
+        self.setToolTip("Absolute error per pixel (mean over channels); the top is the value at which colours saturate")
+
+    def set_scale(self, scale: float | None) -> None:
+        self._scale = scale if scale is not None and math.isfinite(scale) and scale > 0 else None
+        self.update()
+
+    @property
+    def scale(self) -> float | None:
+        return self._scale
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(64, 200)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing)
+        fm = p.fontMetrics()
+        top, bottom = 28 + fm.height(), self.height() - 10 - fm.height()
+        if bottom - top < 20 or self._scale is None:
+            return
+        bar = QRectF(6, top, 14, bottom - top)
+        grad = QLinearGradient(bar.bottomLeft(), bar.topLeft())
+        for i, (r, g, b) in enumerate(self._lut):
+            grad.setColorAt(i / (len(self._lut) - 1), QColor.fromRgbF(float(r), float(g), float(b)))
+        p.fillRect(bar, grad)
+        p.setPen(QColor("#8a9099"))
+        p.drawRect(bar)
+        p.setPen(self.palette().windowText().color())
+        x = int(bar.right()) + 4
+        for frac in (0.0, 0.5, 1.0):
+            y = bar.bottom() - frac * bar.height()
+            p.drawLine(int(bar.right()), int(y), x - 1, int(y))
+            p.drawText(x, int(y + fm.ascent() / 2 - 1), f"{self._scale * frac:.2g}")
+        p.drawText(QRectF(0, top - fm.height() - 22, self.width(), fm.height() * 2 + 4),
+                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, "|error|")
+
+
+class MetricTile(QWidget):
+    """A value in a large font with its name under it (``set_value(text, tooltip)``)."""
+
+    def __init__(self, name: str, tooltip: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 4, 10, 4)
+        lay.setSpacing(0)
+        self.value = QLabel("–")
+        self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.value.setStyleSheet("font-size: 15pt; font-weight: 600; color: #1d2026;")
+        self.name = QLabel(name)
+        self.name.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.name.setStyleSheet("color: #5f6670;")
+        lay.addWidget(self.value)
+        lay.addWidget(self.name)
+        self.setToolTip(tooltip)
+
+    def set_value(self, text: str) -> None:
+        self.value.setText(text)
+
+    def text(self) -> str:
+        return self.value.text()
+
+
+class BrowseBar(QWidget):
+    """Which images a panel shows (the data set or the dropped files) and which one: ◀ n / N ▶.
+
+    ``changed`` fires when the source or the position changes (by the user or by
+    :meth:`set_position`). ``source()`` is :attr:`DATA` or :attr:`FILES`.
+    """
+
+    DATA = "data"
+    FILES = "files"
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.combo = QComboBox()
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.combo.setToolTip("Browse the data set chosen in the data panel, or the images you dropped")
+        self.prev_button = QToolButton(text="◀")
+        self.prev_button.setToolTip("Previous image (Page Up)")
+        self.next_button = QToolButton(text="▶")
+        self.next_button.setToolTip("Next image (Page Down)")
+        self.position = QLabel("")
+        self.position.setMinimumWidth(80)
+        self.position.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        for w in (self.combo, self.prev_button, self.position, self.next_button):
+            lay.addWidget(w)
+        self._counts = {self.DATA: 0, self.FILES: 0}
+        self._index = {self.DATA: 0, self.FILES: 0}
+        self._names: dict[str, str] = {self.DATA: "Data set", self.FILES: "Dropped images"}
+        self.combo.currentIndexChanged.connect(self._source_picked)
+        self.prev_button.clicked.connect(lambda: self.step(-1))
+        self.next_button.clicked.connect(lambda: self.step(1))
+        self._rebuild()
+
+    # ---------------------------------------------------------------- state
+
+    def source(self) -> str:
+        return self.combo.currentData() or self.DATA
+
+    def index(self) -> int:
+        return self._index[self.source()]
+
+    def count(self, source: str | None = None) -> int:
+        return self._counts[source or self.source()]
+
+    def set_count(self, source: str, n: int, name: str | None = None) -> None:
+        """Set how many images ``source`` has (and its name in the list); keeps the position when it can."""
+        self._counts[source] = max(0, int(n))
+        if name:
+            self._names[source] = name
+        self._index[source] = min(self._index[source], max(0, self._counts[source] - 1))
+        self._rebuild()
+
+    def set_position(self, source: str, index: int) -> None:
+        self._index[source] = max(0, min(int(index), max(0, self._counts[source] - 1)))
+        i = self.combo.findData(source)
+        if i >= 0 and i != self.combo.currentIndex():
+            self.combo.blockSignals(True)
+            self.combo.setCurrentIndex(i)
+            self.combo.blockSignals(False)
+        self._update_label()
+        self.changed.emit()
+
+    def step(self, delta: int) -> None:
+        n = self.count()
+        if n:
+            self.set_position(self.source(), (self.index() + delta) % n)
+
+    # ---------------------------------------------------------------- internals
+
+    def _rebuild(self) -> None:
+        current = self.combo.currentData()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        for src in (self.DATA, self.FILES):
+            if self._counts[src]:
+                self.combo.addItem(f"{self._names[src]} ({self._counts[src]})", src)
+        if self.combo.count() == 0:
+            self.combo.addItem("No images yet", None)
+        i = self.combo.findData(current)
+        self.combo.setCurrentIndex(max(0, i))
+        self.combo.blockSignals(False)
+        self.combo.setEnabled(self.combo.count() > 1)
+        self._update_label()
+
+    def _update_label(self) -> None:
+        n = self.count() if self.combo.currentData() else 0
+        self.position.setText(f"{self.index() + 1} / {n}" if n else "")
+        self.prev_button.setEnabled(n > 1)
+        self.next_button.setEnabled(n > 1)
+
+    def _source_picked(self, _i: int) -> None:
+        self._update_label()
+        self.changed.emit()
