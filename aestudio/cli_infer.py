@@ -1,4 +1,4 @@
-"""Inference subcommands: ``export``, ``denoise``, ``segment``, ``reconstruct``, ``sample``, ``interpolate``.
+"""Inference subcommands: ``export``, ``import-pt``, ``denoise``, ``segment``, ``reconstruct``, ``sample``, ``interpolate``.
 
 Everything but ``export`` runs through ONNX Runtime (no torch import), on a
 bundle folder or a foreign .onnx file. Folder commands read files and folders
@@ -33,6 +33,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--which", choices=("best", "last"), default="best", help="which weights to export (default best)")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("import-pt", help="convert a trusted legacy PyTorch .pt/.pth state dict into an ONNX bundle",
+                       description="Pickle files can run code when loaded, so aestudio refuses them everywhere else. "
+                       "This command reads one only with --allow-pickle and torch.load(weights_only=True) "
+                       "(tensors and plain containers only), then writes a bundle with safetensors weights.")
+    p.add_argument("file", type=Path, metavar="FILE", help="a .pt/.pth file holding a state dict (or {'state_dict': ...})")
+    p.add_argument("--net", required=True, metavar="NAME", help="the net family the weights belong to, e.g. conv_ae")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a net config field (JSON value), e.g. --param image_size=28 --param latent_dim=16; repeatable")
+    p.add_argument("-o", "--out", type=Path, required=True, metavar="BUNDLE_DIR", help="the bundle folder to write")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="I trust this file's source: read it with torch.load(weights_only=True)")
+    p.set_defaults(func=cmd_import_pt)
+
     def folder_command(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_)
         _model_args(q)
@@ -65,12 +78,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", type=Path, required=True, metavar="BUNDLE", help="a bundle folder or a .onnx file")
+    p.add_argument("--model", type=_model_path, required=True, metavar="MODEL",
+                   help="a bundle folder, a .onnx file, or a shipped model's name (e.g. shapes-vae)")
     p.add_argument("--value-range", default="0,1", metavar="LO,HI", help="input range of a foreign .onnx model (default 0,1)")
     p.add_argument("--channels", type=int, default=None, help="input channels of a foreign .onnx model, if its graph does not say")
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def _model_path(text: str) -> Path:
+    """``--model``: a path as given, else a shipped zoo model's short name (the one place names resolve)."""
+    from aestudio.inference.zoo import ZooError, resolve_model
+
+    try:
+        return resolve_model(text)
+    except ZooError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _open_model(args: argparse.Namespace, task: str | None) -> Any:
@@ -177,6 +201,46 @@ def cmd_export(args: argparse.Namespace) -> int:
     info = read_bundle(path)
     speed = ", ".join(f"{k} {v['speedup']}x" for k, v in info.timings.items() if isinstance(v, dict) and "speedup" in v)
     print(f"bundle written to {path} (parity {info.parity_error.get('max', 0):.2g}; ORT vs torch at batch 1: {speed})")
+    return 0
+
+
+def cmd_import_pt(args: argparse.Namespace) -> int:
+    import json
+
+    from aestudio.training.checkpoint import load_legacy_pt
+
+    if not args.file.is_file():
+        raise CliError(f"{args.file}: no such file")
+    if not args.allow_pickle:
+        raise CliError(f"{args.file}: legacy .pt files are pickles, which can run code when loaded; "
+                       "pass --allow-pickle only if you trust where it came from")
+    params: dict[str, Any] = {}
+    for item in args.param:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--param {item!r}: use KEY=VALUE, e.g. --param image_size=28")
+        try:
+            params[key.strip().replace("-", "_")] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip().replace("-", "_")] = raw
+    from aestudio.inference.export import export_net
+    from aestudio.nets.registry import build_net, default_config
+
+    try:
+        cfg = default_config(args.net, **params)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CliError(f"--net {args.net} / --param: {exc}") from None
+    state = load_legacy_pt(args.file, allow=True)  # weights_only=True: refuses anything but tensors
+    net = build_net(args.net, cfg)
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CliError(f"{args.file}: the weights do not fit {args.net} with {params or 'its defaults'} ({first}); "
+                       "give the net's config with --param KEY=VALUE") from None
+    info = export_net(net, args.net, cfg, args.out, metadata={"name": args.file.stem,
+                      "training": {"imported_from": args.file.name}})
+    print(f"bundle written to {args.out} ({info.net}, {len(state)} tensors from {args.file.name})")
     return 0
 
 

@@ -37,6 +37,11 @@ log = logging.getLogger(__name__)
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
+# A single .onnx file cannot exceed protobuf's 2 GiB limit (larger models keep their
+# weights in external data files), so anything bigger is not a model we can load:
+# refuse it before ONNX Runtime reads it into memory. Tests lower it to check the refusal.
+MAX_ONNX_BYTES = 2 * 1024**3
+
 
 class SessionProfile(str, enum.Enum):
     INTERACTIVE = "interactive"  # one intra-op thread, no spinning: sliders and previews
@@ -169,6 +174,14 @@ class OrtPredictor(Predictor):
         path = self._files[graph]
         if path.suffix.lower() != ".onnx":
             raise BundleError(f"{path}: not an .onnx file; pass a bundle folder or a .onnx model")
+        size = path.stat().st_size
+        if size == 0:
+            raise BundleError(f"{path}: empty file (0 bytes); re-export or re-copy the model")
+        if size > MAX_ONNX_BYTES:
+            raise BundleError(
+                f"{path}: {size / 1024**3:.1f} GiB is larger than an ONNX file can be "
+                f"({MAX_ONNX_BYTES / 1024**3:.1f} GiB limit); it is damaged or not a model"
+            )
         t0 = time.perf_counter()
         try:
             sess = ort.InferenceSession(str(path), session_options(self.profile), providers=self._providers)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from aestudio.training.atomic import atomic_write_bytes
+from aestudio.training.atomic import TEMP_PREFIX, atomic_write_bytes, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,12 @@ _RNG_CUDA_PREFIX = "rng.cuda."
 _RNG_SAMPLER = "rng.sampler"
 _RNG_SAMPLER_EPOCH = "rng.sampler_epoch_start"
 _META_KEY = "aestudio"
+PREV_SUFFIX = ".prev"  # the version a checkpoint write replaced; see keep_previous()
+
+# First bytes of PyTorch's pickle checkpoints: a zip archive (torch.save since 1.6)
+# or a raw pickle stream (protocol 2-5, older torch.save and pickle.dump).
+_PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+IMPORT_HINT = "aestudio import-pt FILE --net NAME -o BUNDLE_DIR --allow-pickle"
 
 
 class CheckpointError(ValueError):
@@ -51,7 +59,30 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
     metadata = {_META_KEY: json.dumps(meta or {})}
-    atomic_write_bytes(Path(path), st_save(_plain(tensors), metadata=metadata))
+    data = st_save(_plain(tensors), metadata=metadata)
+    keep_previous(Path(path))
+    atomic_write_bytes(Path(path), data)
+
+
+def keep_previous(path: Path) -> None:
+    """Keep the version ``path`` is about to lose as ``path.prev`` (a hard link: no copy).
+
+    A checkpoint is several files (weights, training state, run.json last as the
+    commit point); each is replaced atomically, but a crash between two of them
+    leaves files newer than run.json. :func:`aestudio.training.runs.recover_run`
+    then puts the ``.prev`` versions back, so the folder is again the checkpoint
+    run.json names.
+    """
+    if not path.is_file():
+        return
+    tmp = path.with_name(f"{TEMP_PREFIX}{path.name}{PREV_SUFFIX}")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:  # no hard links on this filesystem: copy instead
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, path.with_name(path.name + PREV_SUFFIX))
+    fsync_dir(path.parent)
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -61,6 +92,12 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         data = path.read_bytes()
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found; the run folder is incomplete (train again or copy the file back)") from None
+    if data.startswith(_PICKLE_MAGIC):
+        raise CheckpointError(
+            f"{path}: is a PyTorch pickle checkpoint, not safetensors; aestudio never unpickles "
+            "weights (loading a pickle can run code). If you trust its source, convert it with "
+            f"`{IMPORT_HINT}`"
+        )
     try:
         tensors = st_load(data)
         raw_meta = _header_metadata(data)
@@ -80,6 +117,19 @@ def _header_metadata(data: bytes) -> dict[str, str]:
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     return header.get("__metadata__") or {}
+
+
+def read_meta(path: Path) -> dict[str, Any] | None:
+    """The JSON metadata of a safetensors file from its header alone; None if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            size = int.from_bytes(fh.read(8), "little")
+            if not 0 < size <= 100_000_000:
+                return None
+            header = json.loads(fh.read(size))
+        return json.loads((header.get("__metadata__") or {}).get(_META_KEY, "{}"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor], *, step: int, epoch: int) -> None:
@@ -194,7 +244,8 @@ def load_legacy_pt(path: Path, *, allow: bool = False) -> dict[str, torch.Tensor
     if not allow:
         raise CheckpointError(
             f"{path}: legacy pickle checkpoints can run code when loaded and are refused; "
-            "convert it to safetensors, or pass allow=True (CLI: --allow-pickle) only if you trust its source"
+            "pass allow=True only if you trust its source (CLI: "
+            f"`{IMPORT_HINT}` converts it to a bundle)"
         )
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

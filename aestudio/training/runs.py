@@ -20,6 +20,7 @@ import datetime as _dt
 import enum
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,14 @@ from typing import Any
 from torch import nn
 
 from aestudio.config import NetConfig, TrainConfig, from_dict
-from aestudio.training.atomic import append_line, atomic_write_json, finite_json
-from aestudio.training.checkpoint import CheckpointError, load_weights
+from aestudio.training.atomic import (
+    TEMP_PREFIX,
+    append_line,
+    atomic_write_json,
+    finite_json,
+    fsync_dir,
+)
+from aestudio.training.checkpoint import PREV_SUFFIX, CheckpointError, load_weights, read_meta
 
 log = logging.getLogger(__name__)
 
@@ -208,6 +215,38 @@ def load_net(run_dir: Path | str, which: str = "best") -> tuple[nn.Module, RunIn
     return net, info
 
 
+def recover_run(path: Path | str) -> list[str]:
+    """Make a run folder consistent after a crash; returns what was done (for the log).
+
+    Only for the process about to write the run (resume), never for readers:
+    a live run may be mid-checkpoint. Deletes temporary files left by a write
+    that was killed, and rolls back checkpoint files that are newer than
+    ``run.json`` (the commit point) to the ``.prev`` version they replaced, so
+    the weights, the training state and run.json name the same step again.
+    """
+    folder = Path(path)
+    actions: list[str] = []
+    for tmp in folder.glob(TEMP_PREFIX + "*"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            actions.append(f"deleted the leftover temporary file {tmp.name}")
+    step = read_record(folder).get("step")
+    for name, must_match in ((MODEL_FILE, True), (STATE_FILE, True), (BEST_FILE, False)):
+        file, prev = folder / name, folder / (name + PREV_SUFFIX)
+        meta = read_meta(file) if file.is_file() else None
+        have = meta.get("step") if meta else None
+        if have is None or have == step or (not must_match and have < step):
+            continue
+        prev_meta = read_meta(prev) if prev.is_file() else None
+        if prev_meta is not None and (prev_meta.get("step") == step or (not must_match and prev_meta.get("step", step + 1) <= step)):
+            os.replace(prev, file)
+            actions.append(f"rolled {name} back from step {have} to step {prev_meta.get('step')} (its write was not committed)")
+    if actions:
+        fsync_dir(folder)
+        log.warning("%s: recovered after an interrupted write: %s", folder, "; ".join(actions))
+    return actions
+
+
 class RunFolder:
     """Writes one run folder. The training loop calls it; readers use :func:`read_run`."""
 
@@ -238,6 +277,8 @@ class RunFolder:
 
     @classmethod
     def open(cls, path: Path | str) -> RunFolder:
+        """Open a run to continue writing it (after :func:`recover_run` undid any torn checkpoint)."""
+        recover_run(path)
         return cls(path, read_record(path))
 
     @property
