@@ -1,0 +1,516 @@
+"""The Noise lab tab: corrupt an image with a chosen noise, watch the model remove it.
+
+Noisy | denoised | clean side by side, with PSNR and SSIM of the noisy and of the
+denoised image against the clean one, recomputed live as the noise kind and
+strength sliders move. The noise comes from :mod:`aestudio.data.noise` with a
+fixed seed ("New noise" draws another), so moving a slider back gives back the
+same picture. "Input is already noisy" skips the corruption: the image itself
+is denoised, and with no clean reference there are no metrics.
+
+Any dropped photo works, grey or colour, of any size: fully convolutional
+denoisers run at full size (large images tiled, with progress); fixed-size
+autoencoders get the image resized to their size and back (``run_image``), and a
+grayscale model denoises a colour photo one channel at a time. All of it runs on
+a :class:`LatestRunner` (a slider drag computes only the newest setting; a large
+image still being computed for an old setting is abandoned between tiles).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from aestudio.config import NoiseConfig, Task
+from aestudio.gui import engine
+from aestudio.gui.engine import LoadedModel
+from aestudio.gui.images import array_to_qimage
+from aestudio.gui.messages import Level
+from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.common import ImagePane, LatestRunner
+from aestudio.gui.panels.metrics_view import (
+    BrowseBar,
+    Cancelled,
+    MetricTile,
+    Progress,
+    as_float_hwc,
+    display_copy,
+    fmt_metric,
+    image_metrics,
+    run_model_image,
+    save_png,
+    unique_path,
+)
+from aestudio.gui.workers import TaskRunner
+
+logger = logging.getLogger(__name__)
+
+DATA_LIMIT = 200  # data set images offered for browsing (evenly spaced over the split)
+SHOW_PROGRESS_AFTER_S = 0.3  # a job running longer than this shows the progress bar
+
+
+@dataclass(frozen=True)
+class NoiseChoice:
+    """One entry of the noise menu: the core's kind name and its slider."""
+
+    label: str
+    kind: str  # aestudio.data.noise.NoiseKind value
+    low: float
+    high: float
+    default: float
+    strength_name: str  # what the slider means
+    decimals: int = 3
+
+
+NOISES: tuple[NoiseChoice, ...] = (
+    NoiseChoice("Gaussian", "gaussian", 0.0, 0.5, 0.1, "sigma"),
+    NoiseChoice("Salt and pepper", "saltpepper", 0.0, 0.5, 0.05, "fraction of pixels"),
+    NoiseChoice("Speckle", "speckle", 0.0, 1.0, 0.2, "sigma (multiplicative)"),
+    NoiseChoice("Poisson (shot)", "poisson", 1.0, 200.0, 30.0, "photons (fewer = noisier)", 1),
+    NoiseChoice("Masking: pixels", "mask", 0.0, 0.9, 0.2, "fraction dropped"),
+    NoiseChoice("Masking: blocks", "block", 0.0, 0.9, 0.25, "fraction covered"),
+    NoiseChoice("Blur", "blur", 0.0, 5.0, 1.5, "sigma in pixels", 2),
+)
+
+
+# ---------------------------------------------------------------------- worker-side functions
+
+
+def add_noise(clean: np.ndarray, kind: str, strength: float, seed: int) -> np.ndarray:
+    """``clean`` [H, W, C] corrupted by one noise, reproducibly (same seed, same noise)."""
+    from aestudio.data.noise import apply_noise
+
+    chw = np.ascontiguousarray(as_float_hwc(clean).transpose(2, 0, 1))
+    noisy = apply_noise(chw, NoiseConfig(kind=kind, strength=float(strength)), np.random.default_rng(seed))
+    return np.ascontiguousarray(np.asarray(noisy, dtype=np.float32).transpose(1, 2, 0))
+
+
+def denoise_job(predictor: Any | None, image: np.ndarray, noise: tuple[str, float, int] | None,
+                progress: Progress | None = None) -> dict[str, Any]:
+    """What the three panes show: ``noise`` None means ``image`` is already noisy (no clean reference)."""
+    image = as_float_hwc(image)
+    clean = image if noise is not None else None
+    noisy = add_noise(image, *noise) if noise is not None else image
+    denoised = run_model_image(predictor, noisy, progress) if predictor is not None else None
+    out: dict[str, Any] = {"noisy": noisy, "denoised": denoised, "clean": clean, "noise": noise}
+    out["metrics_noisy"] = image_metrics(clean, noisy) if clean is not None else None
+    out["metrics_denoised"] = image_metrics(clean, denoised) if clean is not None and denoised is not None else None
+    out["qimages"] = {k: array_to_qimage(display_copy(v)) for k, v in
+                      (("noisy", noisy), ("denoised", denoised), ("clean", clean)) if v is not None}
+    return out
+
+
+def load_arrays(spec: str) -> Any:
+    """A few images of the data set's validation split, at the data's own size."""
+    return engine.data_arrays(spec, split="val", limit=DATA_LIMIT)
+
+
+class _ImageCache:
+    """The last few images read from disk (the LatestRunner thread only: a slider never re-reads a photo)."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._items: dict[Path, np.ndarray] = {}
+
+    def get(self, path: Path) -> np.ndarray:
+        if path not in self._items:
+            while len(self._items) >= self.size:
+                self._items.pop(next(iter(self._items)))
+            self._items[path] = as_float_hwc(engine.read_image(path))
+        return self._items[path]
+
+
+# ---------------------------------------------------------------------- the panel
+
+
+class NoiseLabPanel(ExplorePanel):
+    title = "Noise lab"
+    purpose = ("Add noise (gaussian, salt and pepper, speckle, shot noise, masking, blur) with a slider and "
+               "watch the model remove it, with PSNR and SSIM against the clean image.")
+    drop_hint = "Drop a photo (any size, grey or colour) or open a data set in the data panel to corrupt and denoise it."
+    tasks_supported = frozenset({Task.DENOISE, Task.RECONSTRUCT, Task.GENERATE})
+
+    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(tasks, parent)
+        self.runner = LatestRunner(self, name="aestudio-noiselab")
+        self.arrays: Any = None  # DataArrays of the data panel's spec (browsable images)
+        self.result: dict[str, Any] | None = None  # what the panes show (for Save and tests)
+        self.seed = 0  # fixed: the same slider value gives the same noise
+        self._strengths = {n.kind: n.default for n in NOISES}  # remembered per kind
+        self._cache = _ImageCache()
+        self._gen = 0  # bumped when the model changes: older results are dropped
+        self._data_gen = 0  # bumped when the data set changes
+        self._job_progress: Progress | None = None
+        self._job_started = 0.0
+        self._last_error = ""
+        self._build()
+        self._noise_picked(0)
+        self._refresh_state()
+
+    # ================================================================ layout
+
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(8, 8, 8, 8)
+        root.setSpacing(6)
+
+        top = QHBoxLayout()
+        self.browse = BrowseBar()
+        self.browse.changed.connect(self.recompute)
+        top.addWidget(self.browse)
+        self.item_label = QLabel("")
+        self.item_label.setObjectName("hint")
+        top.addWidget(self.item_label, 1)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(200)
+        self.progress.setVisible(False)
+        top.addWidget(self.progress)
+        self.save_button = QPushButton("Save denoised…")
+        self.save_button.setToolTip("Write the denoised image as a PNG at full size (never over the original)")
+        self.save_button.clicked.connect(lambda: self.save())
+        top.addWidget(self.save_button)
+        root.addLayout(top)
+
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Noise"))
+        self.kind_box = QComboBox()
+        for n in NOISES:
+            self.kind_box.addItem(n.label, n.kind)
+        self.kind_box.setToolTip("The corruption added to the clean image (aestudio.data.noise)")
+        self.kind_box.currentIndexChanged.connect(self._noise_picked)
+        controls.addWidget(self.kind_box)
+        self.strength_name = QLabel("")
+        self.strength_name.setMinimumWidth(150)
+        self.strength_name.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        controls.addWidget(self.strength_name)
+        self.strength = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.strength.setMinimumWidth(220)
+        self.strength.valueChanged.connect(self._strength_moved)
+        controls.addWidget(self.strength, 1)
+        self.new_noise_button = QPushButton("New noise")
+        self.new_noise_button.setToolTip("Draw another noise pattern of the same kind and strength")
+        self.new_noise_button.clicked.connect(self.new_noise)
+        controls.addWidget(self.new_noise_button)
+        self.already_noisy = QCheckBox("Input is already noisy")
+        self.already_noisy.setToolTip("Denoise the image as it is: no noise added, no clean reference, no metrics")
+        self.already_noisy.toggled.connect(self._noisy_toggled)
+        controls.addWidget(self.already_noisy)
+        root.addLayout(controls)
+
+        self.state_label = QLabel("")
+        self.state_label.setObjectName("emptyHint")
+        self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.state_label.setWordWrap(True)
+        root.addWidget(self.state_label)
+
+        panes = QHBoxLayout()
+        self.noisy_pane = ImagePane("Noisy", self.drop_hint)
+        self.denoised_pane = ImagePane("Denoised", "")
+        self.clean_pane = ImagePane("Clean (reference)", "")
+        for pane in (self.noisy_pane, self.denoised_pane, self.clean_pane):
+            panes.addWidget(pane, 1)
+        root.addLayout(panes, 1)
+
+        tiles = QHBoxLayout()
+        tiles.addStretch(1)
+        self.tiles = {
+            ("psnr", "noisy"): MetricTile("PSNR noisy", "Noisy vs clean: peak signal-to-noise ratio (peak 1)"),
+            ("psnr", "denoised"): MetricTile("PSNR denoised", "Denoised vs clean: higher is better"),
+            ("ssim", "noisy"): MetricTile("SSIM noisy", "Noisy vs clean: structural similarity (1 = identical)"),
+            ("ssim", "denoised"): MetricTile("SSIM denoised", "Denoised vs clean: closer to 1 is better"),
+        }
+        for tile in self.tiles.values():
+            tiles.addWidget(tile)
+        tiles.addStretch(1)
+        self.metrics_row = QWidget()
+        self.metrics_row.setLayout(tiles)
+        root.addWidget(self.metrics_row)
+        self.gain_label = QLabel("")
+        self.gain_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.gain_label.setObjectName("hint")
+        root.addWidget(self.gain_label)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._poll)
+
+    # ================================================================ window hooks
+
+    def on_model_changed(self, model: LoadedModel | None) -> None:
+        self._gen += 1
+        if model is not None and not self._usable(model):
+            self.notify.emit(Level.WARNING, f"{model.name} is a segmentation model: the Noise lab needs an "
+                             "image-to-image model (a denoising_ae works best).", "")
+        self._last_error = ""
+        self._refresh_state()
+        self.recompute()
+
+    def on_data_changed(self, summary: Any) -> None:
+        self._data_gen += 1
+        self.arrays = None
+        self.browse.set_count(BrowseBar.DATA, 0)
+        spec = getattr(summary, "spec", None)
+        if spec:
+            gen = self._data_gen
+            self.tasks.submit(load_arrays, spec,
+                              on_result=lambda a: self._data_loaded(gen, a),
+                              on_error=lambda e, d: self._data_failed(gen, spec, e, d))
+        self._refresh_state()
+
+    def on_images(self, paths: list[Path]) -> None:
+        self.browse.set_count(BrowseBar.FILES, len(self.images))
+        self.browse.set_position(BrowseBar.FILES, len(self.images) - len(paths))
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()
+
+    def _data_loaded(self, gen: int, arrays: Any) -> None:
+        images = getattr(arrays, "images", None)
+        if gen != self._data_gen or not isinstance(images, np.ndarray) or images.ndim != 4 or not len(images):
+            return
+        self.arrays = arrays
+        self.browse.set_count(BrowseBar.DATA, len(images), f"{arrays.spec} ({arrays.split})")
+        if not self.images:
+            self.browse.set_position(BrowseBar.DATA, 0)
+        self._refresh_state()
+
+    def _data_failed(self, gen: int, spec: str, exc: BaseException, details: str) -> None:
+        if gen == self._data_gen:
+            self.notify.emit(Level.ERROR, f"Noise lab: cannot open {spec}: {exc}", details)
+
+    # ================================================================ controls
+
+    def choice(self) -> NoiseChoice:
+        return NOISES[max(0, self.kind_box.currentIndex())]
+
+    def set_noise(self, kind: str, strength: float | None = None) -> None:
+        """Pick a noise by its kind name (``"gaussian"``, ``"blur"``…) and optionally its strength."""
+        i = self.kind_box.findData(kind)
+        if i < 0:
+            raise ValueError(f"unknown noise {kind!r}; choose one of {[n.kind for n in NOISES]}")
+        self.kind_box.setCurrentIndex(i)
+        if strength is not None:
+            self.strength.setValue(float(strength))
+
+    def _noise_picked(self, _i: int) -> None:
+        n = self.choice()
+        self.strength_name.setText(n.strength_name)
+        self.strength.blockSignals(True)
+        self.strength.setDecimals(n.decimals)
+        self.strength.setRange(n.low, n.high)
+        self.strength.setSingleStep((n.high - n.low) / 100)
+        self.strength.setValue(self._strengths[n.kind])
+        self.strength.blockSignals(False)
+        self.recompute()
+
+    def _strength_moved(self, value: float) -> None:
+        self._strengths[self.choice().kind] = float(value)
+        self.recompute()
+
+    def new_noise(self) -> None:
+        self.seed += 1
+        self.recompute()
+
+    def _noisy_toggled(self, on: bool) -> None:
+        for w in (self.kind_box, self.strength, self.new_noise_button):
+            w.setEnabled(not on)
+        self._refresh_state()
+        self.recompute()
+
+    # ================================================================ computing
+
+    def current_image(self) -> tuple[Any, Path | None, str] | None:
+        """(array or None, path or None, description) of the browsed image, or None."""
+        src, i = self.browse.source(), self.browse.index()
+        if src == BrowseBar.FILES and i < len(self.images):
+            return None, self.images[i], str(self.images[i])
+        if src == BrowseBar.DATA and self.arrays is not None and i < len(self.arrays.images):
+            idx = int(self.arrays.indices[i]) if self.arrays.indices is not None else i
+            return self.arrays.images[i], None, f"{self.arrays.spec} {self.arrays.split} #{idx}"
+        return None
+
+    def recompute(self) -> None:
+        """Corrupt and denoise the current image with the current settings (off the GUI thread)."""
+        current = self.current_image()
+        if current is None:
+            self._clear()
+            return
+        array, path, text = current
+        self.item_label.setText(text)
+        noise = None if self.already_noisy.isChecked() else (self.choice().kind, float(self.strength.value()), self.seed)
+        predictor = self.model.predictor if self._usable(self.model) else None
+        if self._job_progress is not None:
+            self._job_progress.cancel.set()  # a large image still running for an older setting stops between tiles
+        progress = Progress()
+        self._job_progress = progress
+        self._job_started = time.monotonic()
+        self._timer.start()
+        gen = self._gen
+        self.runner.submit(self._job, predictor, array, path, noise, progress,
+                           on_result=lambda r: self._show(gen, path, r),
+                           on_error=lambda e, d: self._failed(gen, progress, e, d))
+
+    def _job(self, predictor: Any, array: Any, path: Path | None, noise: Any, progress: Progress) -> dict:
+        image = self._cache.get(path) if path is not None else array
+        return denoise_job(predictor, image, noise, progress)
+
+    def _poll(self) -> None:
+        busy = self.runner.busy
+        p = self._job_progress
+        if not busy or p is None:
+            self.progress.setVisible(False)
+            self._timer.stop()
+            return
+        if time.monotonic() - self._job_started < SHOW_PROGRESS_AFTER_S:
+            return
+        done, total = p.read()
+        if total:
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat("denoising tiles %v / %m")
+        else:
+            self.progress.setRange(0, 0)  # busy indicator: no tile count (small image or a fixed-size model)
+        self.progress.setVisible(True)
+
+    def _show(self, gen: int, path: Path | None, r: dict[str, Any]) -> None:
+        if gen != self._gen:
+            return
+        self._last_error = ""
+        self.result = dict(r, path=path)
+        q = r["qimages"]
+        mn, md = r["metrics_noisy"], r["metrics_denoised"]
+        h, w, c = r["noisy"].shape
+        size = f"{w}×{h} {'grey' if c == 1 else 'colour'}"
+        self.noisy_pane.title.setText("Input (noisy)" if r["noise"] is None else f"Noisy: {self.choice().label.lower()}")
+        self.noisy_pane.set_qimage(q["noisy"], self._caption(mn) if mn else size)
+        self.noisy_pane.array = r["noisy"]
+        if r["denoised"] is not None:
+            self.denoised_pane.set_qimage(q["denoised"], self._caption(md) if md else size)
+            self.denoised_pane.array = r["denoised"]
+        else:
+            self.denoised_pane.clear()
+        if r["clean"] is not None:
+            self.clean_pane.set_qimage(q["clean"], size)
+            self.clean_pane.array = r["clean"]
+        else:
+            self.clean_pane.clear()
+        for (metric, which), tile in self.tiles.items():
+            m = mn if which == "noisy" else md
+            tile.set_value(fmt_metric(metric, m[metric]) if m else "–")
+        if mn and md:
+            self.gain_label.setText(f"The model gains {md['psnr'] - mn['psnr']:+.1f} dB PSNR and "
+                                    f"{md['ssim'] - mn['ssim']:+.3f} SSIM on this image "
+                                    f"(noise seed {self.seed}).")
+        else:
+            self.gain_label.setText("")
+        self._refresh_state()
+
+    def _failed(self, gen: int, _progress: Progress, exc: BaseException, details: str) -> None:
+        if isinstance(exc, Cancelled) or gen != self._gen:
+            return
+        self.result = None
+        self.denoised_pane.clear()
+        self.denoised_pane.set_placeholder("The model failed on this image (see the message).")
+        for tile in self.tiles.values():
+            tile.set_value("–")
+        self.gain_label.setText("")
+        text = f"Noise lab: {exc}"
+        if text != self._last_error:  # a slider drag over a failing model says it once
+            self._last_error = text
+            self.notify.emit(Level.ERROR, text, details)
+        self._refresh_state()
+
+    @staticmethod
+    def _caption(m: dict[str, float]) -> str:
+        return f"PSNR {fmt_metric('psnr', m['psnr'])}   ·   SSIM {fmt_metric('ssim', m['ssim'])}"
+
+    def _clear(self) -> None:
+        self.result = None
+        self.item_label.setText("")
+        for pane in (self.noisy_pane, self.denoised_pane, self.clean_pane):
+            pane.clear()
+        for tile in self.tiles.values():
+            tile.set_value("–")
+        self.gain_label.setText("")
+        self._refresh_state()
+
+    # ================================================================ saving
+
+    def save(self, path: Path | None = None) -> Path | None:
+        """Write the denoised image as a PNG (full size); ask where when ``path`` is None.
+
+        Never overwrites the input; a ``path`` given in code never replaces an
+        existing file (the dialog asks before it does). Returns the path or None.
+        """
+        r = self.result
+        if r is None or r.get("denoised") is None:
+            self.notify.emit(Level.WARNING, "Nothing to save yet: load a model and denoise an image first.", "")
+            return None
+        source: Path | None = r.get("path")
+        overwrite = False
+        if path is None:
+            stem = source.stem if source is not None else "image"
+            folder = source.parent if source is not None else Path.home()
+            name, _ = QFileDialog.getSaveFileName(self, "Save the denoised image",
+                                                  str(unique_path(folder / f"{stem}_denoised.png")),
+                                                  "PNG image (*.png)")
+            if not name:
+                return None
+            path = Path(name)
+            overwrite = path.exists()  # the dialog asked before replacing it
+        return save_png(self, Path(path), r["denoised"], source, overwrite=overwrite)
+
+    # ================================================================ state
+
+    def _usable(self, model: LoadedModel | None) -> bool:
+        if model is None:
+            return False
+        task = getattr(model.info, "task", "")
+        return str(getattr(task, "value", task)) != Task.SEGMENT.value
+
+    def _refresh_state(self) -> None:
+        has_images = bool(self.images) or self.arrays is not None
+        usable = self._usable(self.model)
+        notes = []
+        if not has_images:
+            notes.append(self.drop_hint)
+        if self.model is None:
+            notes.append("No model loaded: the noise is shown, but nothing denoises it. "
+                         "Load a denoising model (train a denoising_ae, or drop a run or bundle folder).")
+        elif not usable:
+            notes.append(f"{self.model.name} is a segmentation model; load a denoiser or an autoencoder.")
+        elif self.result is not None and getattr(self.model.info, "fixed_size", None):
+            s = self.model.info.fixed_size
+            h, w = self.result["noisy"].shape[:2]
+            if (h, w) != (s, s):
+                notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
+                             "so fine detail is lost. A denoising_ae works at any size.")
+        self.state_label.setText("\n".join(notes))
+        self.state_label.setVisible(bool(notes))
+        self.noisy_pane.set_placeholder(self.drop_hint if not has_images else "")
+        self.denoised_pane.set_placeholder("" if usable else "Load a model to denoise.")
+        noisy_input = self.already_noisy.isChecked()
+        self.clean_pane.setVisible(not noisy_input)
+        self.metrics_row.setVisible(not noisy_input)
+        self.gain_label.setVisible(not noisy_input)
+        self.save_button.setEnabled(self.result is not None and self.result.get("denoised") is not None)
+
+
+__all__ = ["NOISES", "NoiseChoice", "NoiseLabPanel", "add_noise", "denoise_job"]
