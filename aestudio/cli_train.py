@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ FAMILY_FLAGS = {
 }
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss")
+                    "sparsity", "contractive", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers")
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
 
@@ -60,6 +62,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
     t.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="VAE: ramp the KL weight from 0 over this many epochs")
     t.add_argument("--loss", choices=("mse", "bce"), help="reconstruction loss (default mse)")
+    t.add_argument("--workers", type=int, metavar="N",
+                   help="DataLoader worker processes decoding images (default 0; a few help large folder: data)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (logs and summary only)")
     t.set_defaults(func=cmd_train)
 
@@ -120,7 +124,8 @@ def _train_config(args: argparse.Namespace) -> Any:
 
     values: dict[str, Any] = {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
-                      ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs")):
+                      ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
+                      ("workers", "num_workers")):
         if getattr(args, name) is not None:
             values[key] = getattr(args, name)
     if args.loss:
@@ -130,9 +135,10 @@ def _train_config(args: argparse.Namespace) -> Any:
             values["noise"] = parse_noise(args.noise)
         except ValueError as exc:
             raise CliError(f"--noise: {exc}") from None
-    for key, low in (("epochs", 0), ("batch_size", 1), ("max_steps", 1), ("kl_warmup_epochs", 0)):
+    for key, low in (("epochs", 0), ("batch_size", 1), ("max_steps", 1), ("kl_warmup_epochs", 0), ("num_workers", 0)):
         if key in values and values[key] < low:
-            raise CliError(f"--{key.replace('_epochs', '').replace('_', '-')} must be >= {low}")
+            flag = {"num_workers": "workers"}.get(key, key).replace('_epochs', '').replace('_', '-')
+            raise CliError(f"--{flag} must be >= {low}")
     if "lr" in values and not values["lr"] > 0:
         raise CliError("--lr must be > 0")
     return TrainConfig(**values)
@@ -168,29 +174,75 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
 
 class _CtrlC:
-    """First Ctrl-C: ask the engine to stop (it saves a checkpoint). Second: abort."""
+    """First Ctrl-C: ask the engine to stop (it saves a checkpoint). Second: abort.
 
-    def __init__(self, stop: threading.Event) -> None:
+    Under torchrun (``launched``) SIGTERM stops too, and repeats are ignored: the
+    terminal's Ctrl-C reaches every worker and torchrun forwards it once more, so
+    a second signal is no sign of impatience; torchrun kills the workers itself
+    after its grace period. ``quiet``: ranks other than 0 say nothing."""
+
+    def __init__(self, stop: threading.Event, *, launched: bool = False, quiet: bool = False) -> None:
         self.stop = stop
-        self.old: Any = None
+        self.launched = launched
+        self.quiet = quiet
+        self.old: dict[int, Any] = {}
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, self._handle)
+            for sig in (signal.SIGINT, signal.SIGTERM) if self.launched else (signal.SIGINT,):
+                self.old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.stop.is_set():
+            if self.launched:
+                return
             raise KeyboardInterrupt
         self.stop.set()
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        if self.quiet:
+            return
+        if self.launched:
+            print("\nstop requested: every process stops after this step; rank 0 saves a checkpoint", file=sys.stderr)
+        else:
+            print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``aestudio train``; under torchrun (several processes) one rank of a DDP job."""
+    from aestudio.training import distributed
+
+    try:
+        ctx = distributed.init_from_env()
+    except distributed.DistributedError as exc:
+        raise CliError(str(exc)) from None
+    if ctx is None:
+        return _train(args, None)
+    distributed.tag_logging(ctx.rank)
+    code = EXIT_TRAINING_FAILED
+    try:
+        code = _train(args, ctx)
+    except (CliError, ValueError, OSError) as exc:  # user errors: one line that names the rank
+        print(f"aestudio: error: rank {ctx.rank}: {exc}", file=sys.stderr)
+        code = 2
+    except Exception as exc:
+        traceback.print_exc()
+        print(f"aestudio: rank {ctx.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        distributed.shutdown()
+    if code not in (0, EXIT_INTERRUPTED):
+        # A failed rank leaves at once: its peers learn it from the closed connections and
+        # torchrun stops the job, instead of waiting seconds for this interpreter's teardown.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _train(args: argparse.Namespace, ctx: Any) -> int:
     from tqdm import tqdm
 
     from aestudio.config import FinishReason
@@ -203,14 +255,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
 
     stop = threading.Event()
+    quiet = ctx is not None and not ctx.is_main  # only rank 0 prints, shows progress and writes
     events = _start(args, stop)
     t0 = time.perf_counter()
     bar: Any = None
     started: RunStarted | None = None
     finished: TrainFinished | None = None
-    with _CtrlC(stop):
+    with _CtrlC(stop, launched=ctx is not None, quiet=quiet):
         try:
             for ev in events:
+                if quiet and not isinstance(ev, TrainFinished):
+                    continue
                 if isinstance(ev, RunStarted):
                     started = ev
                     print(f"training {ev.net_name} ({ev.num_params:,} params) on {ev.device_name}; "
@@ -234,9 +289,14 @@ def cmd_train(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
     assert finished is not None
-    _print_summary(args.out, started, finished, time.perf_counter() - t0)
+    if not quiet:
+        _print_summary(args.out, started, finished, time.perf_counter() - t0)
+    if ctx is not None and finished.reason is FinishReason.FAILED:
+        print(f"aestudio: rank {ctx.rank} failed: {finished.message}", file=sys.stderr)
+        return EXIT_TRAINING_FAILED
     if finished.reason in (FinishReason.FAILED, FinishReason.DIVERGED):
-        print(f"aestudio: training {finished.reason.value}: {finished.message}", file=sys.stderr)
+        if not quiet:
+            print(f"aestudio: training {finished.reason.value}: {finished.message}", file=sys.stderr)
         return EXIT_TRAINING_FAILED
     if finished.reason is FinishReason.STOPPED and stop.is_set():
         return EXIT_INTERRUPTED

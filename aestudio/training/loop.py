@@ -35,6 +35,7 @@ from torch import nn
 
 from aestudio.config import FinishReason, Task, TrainConfig
 from aestudio.training.device import device_name, resolve_device
+from aestudio.training.distributed import Share, active, split_batches
 from aestudio.training.events import (
     BatchSizeReduced,
     CheckpointSaved,
@@ -115,6 +116,10 @@ def fit(
     Validates eagerly (raises ``ValueError``/``DeviceError``), then trains lazily
     as the generator is consumed."""
     device = resolve_device(cfg.device)
+    ctx = active()  # under torchrun: this rank's device, and a batch that splits over the ranks
+    if ctx is not None:
+        device = ctx.place(device)
+        ctx.check_batch(start.batch_size if start else cfg.batch_size)
     if cfg.batch_size < 1 or cfg.epochs < 0 or cfg.lr <= 0:
         raise ValueError(f"batch_size must be >= 1, epochs >= 0 and lr > 0 (got {cfg.batch_size}, {cfg.epochs}, {cfg.lr})")
     if len(data.train) == 0:
@@ -138,6 +143,11 @@ class _Trainer:
                  stop: threading.Event, pause: threading.Event | None, run: RunFolder | None,
                  start: StartState | None, task: Task) -> None:
         self.net = net.to(device)
+        self.dist = active()  # None unless launched by torchrun with several processes
+        if self.dist is not None:
+            self.net = net = self.dist.prepare(self.net, device)  # synchronised BatchNorm + DDP wrapper
+        self.share: Share | None = None  # this rank's part of the current global batch
+        self.stop_agreed = False  # under torchrun: a stop every rank saw in the last step's reduction
         self.data = data
         self.cfg = cfg
         self.device = device
@@ -182,7 +192,9 @@ class _Trainer:
             self._seed()
             yield self._started()
             if self.run:
-                self.run.update(status=RunStatus.RUNNING.value, message="")
+                launches = {"distributed": self.dist.record(self.run.record.get("distributed"), self.step, self.batch_size,
+                                                            self.device)} if self.dist else {}
+                self.run.update(status=RunStatus.RUNNING.value, message="", **launches)
             reason, message = yield from self._epochs()
         except _Finish as fin:
             reason, message = fin.reason, fin.message
@@ -204,12 +216,14 @@ class _Trainer:
         if s is None:
             torch.manual_seed(self.cfg.seed)
             self.sampler.manual_seed(self.cfg.seed)
-            return
-        self.sampler.set_state(s.sampler_epoch_start)
-        torch.set_rng_state(s.torch_rng)
-        if s.cuda_rng and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(s.cuda_rng[: torch.cuda.device_count()])
-        self.np_rng.bit_generator.state = s.numpy_rng
+        else:
+            self.sampler.set_state(s.sampler_epoch_start)
+            torch.set_rng_state(s.torch_rng)
+            if s.cuda_rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(s.cuda_rng[: torch.cuda.device_count()])
+            self.np_rng.bit_generator.state = s.numpy_rng
+        if self.dist is not None and self.dist.rank:
+            torch.manual_seed(self.dist.rank_seed(self.cfg.seed, self.step))  # rank 0 keeps the saved stream
 
     def _started(self) -> RunStarted:
         notes: list[str] = []
@@ -219,6 +233,8 @@ class _Trainer:
         bad = len(getattr(self.data, "bad_files", []) or [])
         if bad:
             notes.append(f"{bad} unreadable files skipped")
+        if self.dist is not None:
+            notes.append(self.dist.batch_note(self.batch_size, self.device))
         name = self.run.record["net"]["name"] if self.run else getattr(self.net, "name", type(self.net).__name__)
         return RunStarted(
             run_dir=self.run.path if self.run else None, device=str(self.device), device_name=device_name(self.device),
@@ -239,7 +255,9 @@ class _Trainer:
             if outcome is _MAX_STEPS:
                 # Stopped by max_steps inside an epoch: validate and save the exact position.
                 self.metrics = self._validate()
-                yield self._checkpoint(RunStatus.DONE, best=self._update_best())
+                best = self._update_best()
+                if self.run:  # not on ranks > 0 under torchrun (nor without a folder)
+                    yield self._checkpoint(RunStatus.DONE, best=best)
                 return FinishReason.DONE, f"reached max_steps={cfg.max_steps}"
             if outcome is not None:
                 return outcome
@@ -258,7 +276,7 @@ class _Trainer:
         t_epoch = time.perf_counter() - self.epoch_seconds
         oom_retries = 0
         while self.epoch_pos < self.n_train:
-            if self.stop.is_set():
+            if self._stop_requested():
                 return (yield from self._stopped(time.perf_counter() - t_epoch))
             if self.pause is not None and self.pause.is_set():
                 yield Paused(True)
@@ -271,13 +289,17 @@ class _Trainer:
                 self.epoch_seconds = time.perf_counter() - t_epoch
                 return _MAX_STEPS
             t0 = time.perf_counter()
-            x, target = next(loader)
+            (x, target), self.share = next(loader)
             x_in, tgt = self._inputs(x, target)
             weight = kl_scale(self.epoch + self.epoch_pos / self.n_train, self.cfg.kl_warmup_epochs)
             try:
                 loss, terms = train_step(self, x_in, tgt, weight)
             except torch.OutOfMemoryError:
                 self.optimizer.zero_grad(set_to_none=True)
+                if self.dist is not None:  # every rank must keep the same batch size: no halving
+                    raise _Finish(FinishReason.FAILED, (
+                        f"rank {self.dist.rank}: out of memory at global batch size {self.batch_size}; "
+                        "use a smaller --batch-size or more processes")) from None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 oom_retries += 1
@@ -294,7 +316,7 @@ class _Trainer:
                 raise _Finish(FinishReason.DIVERGED, (
                     f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); the run folder keeps "
                     "the last good checkpoint; lower --lr and resume or train again"))
-            n = x.shape[0]
+            n = self.share.n_global  # positions count global samples (resumable on any number of processes)
             self.step += 1
             self.epoch_pos += n
             self.loss_sum += loss * n
@@ -310,29 +332,37 @@ class _Trainer:
     def _loader(self, perm: torch.Tensor) -> Iterator[Any]:
         """Batches of the epoch's permutation from the current position on."""
         order = perm[self.epoch_pos:].tolist()
-        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rank, world = (self.dist.rank, self.dist.world_size) if self.dist else (0, 1)
+        shares = split_batches(order, self.batch_size, rank, world)  # under torchrun: this rank's strided share
+        seed = self.cfg.seed * 100_003 + self.epoch
         # Its own generator: a DataLoader otherwise draws its worker base seed from the
         # global torch RNG each time an iterator is made, and a resume makes one at a
         # different moment than the uninterrupted run did, shifting the training stream.
-        workers_seed = torch.Generator().manual_seed(self.cfg.seed * 100_003 + self.epoch)
-        loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=batches, num_workers=self.cfg.num_workers,
+        workers_seed = torch.Generator().manual_seed(self.dist.loader_seed(seed) if self.dist else seed)
+        loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=[s.indices for s in shares],
+                                             num_workers=self.cfg.num_workers,
                                              pin_memory=self.device.type == "cuda", generator=workers_seed)
-        return iter(loader)
+        return zip(iter(loader), shares, strict=True)
 
     def _inputs(self, x: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.segment:
             return x.to(self.device, non_blocking=True), target.to(self.device, non_blocking=True)
         clean = x.to(self.device, non_blocking=True)
-        x_in = noisy_copy(x, self.noise, self.np_rng).to(self.device, non_blocking=True) if self.noise else clean
+        if not self.noise:
+            return clean, clean
+        rng = self.dist.noise_rng(self.np_rng) if self.dist else self.np_rng  # ranks draw distinct noise
+        x_in = noisy_copy(x, self.noise, rng).to(self.device, non_blocking=True)
         return x_in, clean
 
     def step_once(self, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float) -> tuple[float, dict[str, float]]:
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-            out = self.net.forward_train(x_in)
+            out = self.dist.forward_train(x_in, self.share.weight) if self.dist else self.net.forward_train(x_in)
         loss, terms = batch_loss(self.net, out, x_in, target, segmentation=self.segment,
                                  recon=self.cfg.recon_loss, kl_weight=kl_weight)
+        if self.dist is not None:
+            return self._step_distributed(loss, terms)
         value = float(loss.detach())
         if not math.isfinite(value):
             return value, {}
@@ -340,6 +370,23 @@ class _Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return value, {k: float(v.detach()) for k, v in terms.items()}
+
+    def _step_distributed(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        # One reduction makes every rank agree on the global loss (so all skip a non-finite
+        # one together) and on a stop request; the weight makes DDP's gradient mean the
+        # global-batch mean even when ranks hold different numbers of samples.
+        assert self.dist is not None and self.share is not None
+        value, reduced, self.stop_agreed = self.dist.reduce_step(loss, terms, self.share, self.stop.is_set(), self.step + 1)
+        if not math.isfinite(value):
+            return value, {}
+        self.scaler.scale(loss * self.share.weight).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return value, reduced
+
+    def _stop_requested(self) -> bool:
+        # Under torchrun a rank acting alone on its own flag would leave the others in a collective.
+        return self.stop_agreed if self.dist is not None else self.stop.is_set()
 
     def _step_event(self, loss: float, terms: dict[str, float], n: int, dt: float) -> StepEnded:
         a = _THROUGHPUT_SMOOTHING
@@ -360,8 +407,8 @@ class _Trainer:
     # ------------------------------------------------------------- epoch end / checkpoints
 
     def _validate(self) -> dict[str, float]:
-        if len(self.data.val) == 0:
-            return {}
+        if len(self.data.val) == 0 or (self.dist is not None and not self.dist.is_main):
+            return {}  # rank 0 validates the whole set: metrics match a 1-process run exactly
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             return evaluate(self.net, self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
@@ -386,7 +433,7 @@ class _Trainer:
         self.sampler_epoch_start = self.sampler.get_state()  # a resume from here starts the next epoch
         self.loss_sum, self.loss_count, self.epoch_seconds = 0.0, 0, 0.0
         improved = self._update_best()
-        preview = self.preview.make(self.net, self.device)
+        preview = self.preview.make(self.net, self.device) if self.dist is None or self.dist.is_main else None
         saved = None
         if self.run:
             self._check_weights()

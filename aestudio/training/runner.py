@@ -21,6 +21,7 @@ from torch import nn
 
 from aestudio.config import NetConfig, NoiseConfig, Task, TrainConfig, to_dict
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
+from aestudio.training.distributed import is_main, main_process_first
 from aestudio.training.events import Event
 from aestudio.training.loop import StartState, fit
 from aestudio.training.runs import BEST_FILE, MODEL_FILE, RunError, RunFolder, RunInfo, read_run
@@ -126,6 +127,8 @@ def train(
     if init_encoder is not None:
         extra["init_encoder"] = {"run": str(init_encoder), "copied": _init_encoder(net, Path(init_encoder))}
     info = _summary(net)
+    if not is_main():  # under torchrun only rank 0 creates and writes the run folder
+        return fit(net, data, cfg, stop, pause=pause, task=spec.task)
     run = RunFolder.create(run_dir, {
         "net": net_config_to_dict(net_name, net_cfg),
         "task": spec.task.value,
@@ -198,8 +201,9 @@ def resume(
     from aestudio.training.device import resolve_device
 
     folder = Path(run_dir)
-    info = read_run(folder)
-    run = RunFolder.open(folder)
+    with main_process_first():  # rank 0 may repair an interrupted write; the others read after it
+        info = read_run(folder)
+        run = RunFolder.open(folder) if is_main() else None
     cfg = info.train_cfg
     if epochs is not None:
         if epochs < info.epoch:
@@ -216,7 +220,8 @@ def resume(
         log.warning("%s: the training set changed (%s -> %d images); the resume is not exact", folder, expected, len(data.train))
     net = build_net(info.net_name, info.net_cfg)
     start = _start_state(folder, info, net, len(data.train))
-    run.update(train=to_dict(cfg))
+    if run is not None:
+        run.update(train=to_dict(cfg))
     return fit(net, data, cfg, stop, run=run, pause=pause, start=start, task=get_spec(info.net_name).task)
 
 
