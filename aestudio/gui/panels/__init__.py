@@ -9,9 +9,9 @@ every panel the active model and routes dropped images to the current tab.
 from __future__ import annotations
 
 from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.latent import LatentPanel
 from aestudio.gui.panels.noise_lab import NoiseLabPanel
 from aestudio.gui.panels.placeholders import (
-    LatentPlaceholder,
     SegmentPlaceholder,
 )
 from aestudio.gui.panels.reconstruct import ReconstructPanel
@@ -19,7 +19,7 @@ from aestudio.gui.panels.reconstruct import ReconstructPanel
 
 def explore_panels() -> list[type[ExplorePanel]]:
     """The exploration tab classes, in tab order."""
-    return [ReconstructPanel, NoiseLabPanel, SegmentPlaceholder, LatentPlaceholder]
+    return [ReconstructPanel, NoiseLabPanel, SegmentPlaceholder, LatentPanel]
 
 
 __all__ = ["ExplorePanel", "explore_panels"]

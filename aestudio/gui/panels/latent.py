@@ -1,0 +1,607 @@
+"""The Latent tab: slide a model's code, map a data set's codes, retrieve and interpolate by code.
+
+Composition and flow only; the pieces live beside it: ``latent_codes`` (the
+numbers, Qt-free), ``latent_sliders``, ``latent_map``, ``latent_neighbours``,
+``latent_interp``. Inference never runs on the GUI thread: a slider move
+submits one decode to a :class:`LatestRunner` (only the newest code is decoded,
+on the model's interactive ONNX Runtime session: one thread, no spinning, so a
+training run keeps its speed); data codes, t-SNE, dropped images, strips and
+saved grids go to the shared task pool. Every background result carries the
+generation it was started in and is dropped when the model or the data
+changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aestudio.config import Task
+from aestudio.gui import engine
+from aestudio.gui.engine import LoadedModel
+from aestudio.gui.messages import Level
+from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.common import ImagePane, LatestRunner
+from aestudio.gui.panels.latent_codes import (
+    Cancelled,
+    CodeSet,
+    code_ranges,
+    compute_codes,
+    nearest,
+    tsne_2d,
+)
+from aestudio.gui.panels.latent_interp import End, InterpolationStrip
+from aestudio.gui.panels.latent_map import DropMark, LatentMap
+from aestudio.gui.panels.latent_neighbours import NEIGHBOURS, NeighbourRow
+from aestudio.gui.panels.latent_ops import (
+    Dropped,
+    decode_one,
+    encode_images,
+    grid_image,
+    samples_grid,
+    save_png,
+    strip,
+)
+from aestudio.gui.panels.latent_sliders import LatentSliders
+from aestudio.gui.workers import TaskRunner
+
+logger = logging.getLogger(__name__)
+
+DATA_LIMIT = 1500  # codes on the map: enough to see structure; t-SNE stays under ~10 s on 2 cores
+SAMPLE_GRID = 64  # "Save samples": an 8 x 8 grid
+CROSS_MS = 40  # the map's cross follows a dragged slider at most this often (a plot repaint each time)
+
+
+class LatentPanel(ExplorePanel):
+    title = "Latent"
+    purpose = ("Slide latent values to generate new images, map a data set's codes in 2-D "
+               "(PCA / t-SNE), find the nearest images by code and interpolate between two images.")
+    drop_hint = "Load a model with a code (a VAE works best), then drop images to place them on the map."
+    tasks_supported = frozenset({Task.GENERATE, Task.RECONSTRUCT, Task.DENOISE})
+
+    _progress = Signal(int, int, int)  # generation, done, total (emitted from the codes worker)
+
+    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(tasks, parent)
+        self.live = LatestRunner(self, name="aestudio-latent")  # slider decodes
+        self.side = LatestRunner(self, name="aestudio-latent-between")  # the strip's in-between frame
+        self.codes: CodeSet | None = None
+        self.drops: list[Dropped] = []
+        self.neighbours = np.zeros(0, np.int64)
+        self._gen = 0  # bumped when the model or the data changes: stale results are dropped
+        self._cancel = threading.Event()
+        self._tsne: dict[int, np.ndarray] = {}  # generation -> t-SNE positions
+        self._strip_gen = 0
+        self._source = ""  # where the sliders' code came from (the decoded image's caption)
+        self._edited = False
+        self._last_dir = Path.home()
+        self._rng = np.random.default_rng()
+        self._progress.connect(self._on_progress)
+        self._build()
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self.shutdown)
+        self._cross_timer = QTimer(self)
+        self._cross_timer.setSingleShot(True)
+        self._cross_timer.setInterval(CROSS_MS)
+        self._cross_timer.timeout.connect(self._move_cross)
+        self._refresh()
+
+    # ================================================================ layout
+
+    def _build(self) -> None:
+        self.stack = QStackedWidget()
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.stack)
+
+        # -- empty state
+        empty = QWidget()
+        el = QVBoxLayout(empty)
+        el.addStretch(2)
+        for text, name in ((self.title, "emptyTitle"), (self.purpose, "emptyText"), (self.drop_hint, "emptyHint")):
+            label = QLabel(text)
+            label.setObjectName(name)
+            label.setWordWrap(True)
+            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            el.addWidget(label)
+        self.empty_state = QLabel()
+        self.empty_state.setObjectName("emptyState")
+        self.empty_state.setWordWrap(True)
+        self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        el.addWidget(self.empty_state)
+        el.addStretch(3)
+        self.empty_page = empty
+        self.stack.addWidget(empty)
+
+        # -- working page
+        page = QWidget()
+        self.stack.addWidget(page)
+        self.page = page
+        self.header = QLabel()
+        self.header.setObjectName("runTitle")
+        self.subheader = QLabel()
+        self.subheader.setObjectName("hint")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        head = QHBoxLayout()
+        titles = QVBoxLayout()
+        titles.setSpacing(0)
+        titles.addWidget(self.header)
+        titles.addWidget(self.subheader)
+        head.addLayout(titles, 1)
+        head.addWidget(self.progress)
+
+        self.decoded = ImagePane("Decoded", "Move a slider")
+        self.decoded.canvas.setMinimumSize(200, 200)
+        self.reset_button = QPushButton("Reset")
+        self.random_button = QPushButton("Random")
+        self.save_image_button = QPushButton("Save image…")
+        self.save_grid_button = QPushButton("Save 8×8 samples…")
+        self.reset_button.clicked.connect(self.reset_code)
+        self.random_button.clicked.connect(self.random_code)
+        self.save_image_button.clicked.connect(lambda: self._ask_save("latent-sample.png", self.save_image))
+        self.save_grid_button.clicked.connect(lambda: self._ask_save("latent-samples.png", self.save_samples))
+        buttons = QHBoxLayout()
+        for b in (self.reset_button, self.random_button):
+            buttons.addWidget(b)
+        saves = QHBoxLayout()
+        for b in (self.save_image_button, self.save_grid_button):
+            saves.addWidget(b)
+        self.sliders = LatentSliders()
+        self.sliders.code_changed.connect(self._slider_moved)
+        self.code_box = QGroupBox("Code")
+        cl = QVBoxLayout(self.code_box)
+        cl.setContentsMargins(4, 4, 4, 4)
+        cl.addWidget(self.sliders)
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 4, 0)
+        ll.addWidget(self.decoded, 3)
+        ll.addLayout(buttons)
+        ll.addLayout(saves)
+        ll.addWidget(self.code_box, 4)
+
+        self.map = LatentMap()
+        self.map.clicked.connect(self.pick_item)
+        self.map.projection_requested.connect(self.show_projection)
+        map_box = QGroupBox("Codes of the data")
+        QVBoxLayout(map_box).addWidget(self.map)
+        self.neighbour_row = NeighbourRow(NEIGHBOURS)
+        self.neighbour_row.picked.connect(self.pick_item)
+        nb_box = QGroupBox("Nearest by code")
+        QVBoxLayout(nb_box).addWidget(self.neighbour_row)
+        self.interp = InterpolationStrip()
+        self.interp.changed.connect(self._strip_changed)
+        self.interp.t_changed.connect(self._between_moved)
+        self.interp.take_a.clicked.connect(lambda: self._take_end(0))
+        self.interp.take_b.clicked.connect(lambda: self._take_end(1))
+        self.interp.save_button.clicked.connect(lambda: self._ask_save("latent-strip.png", self.save_strip))
+        in_box = QGroupBox("Interpolate")
+        QVBoxLayout(in_box).addWidget(self.interp)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        lower.addWidget(nb_box)
+        lower.addWidget(in_box)
+        lower.setStretchFactor(0, 2)
+        lower.setStretchFactor(1, 3)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(map_box)
+        right.addWidget(lower)
+        right.setStretchFactor(0, 3)
+        right.setStretchFactor(1, 1)
+        right.setSizes([520, 230])
+        body = QSplitter(Qt.Orientation.Horizontal)
+        body.addWidget(left)
+        body.addWidget(right)
+        body.setStretchFactor(0, 2)
+        body.setStretchFactor(1, 5)
+        body.setSizes([330, 820])
+        pl = QVBoxLayout(page)
+        pl.setContentsMargins(6, 6, 6, 6)
+        pl.addLayout(head)
+        pl.addWidget(body, 1)
+
+    # ================================================================ window calls
+
+    def on_model_changed(self, model: LoadedModel | None) -> None:
+        self._refresh()
+
+    def on_data_changed(self, summary: Any) -> None:
+        self._refresh()
+
+    def on_images(self, paths: list[Path]) -> None:
+        if not self._usable():
+            self.notify.emit(Level.INFO, "Load a model with a code (e.g. a VAE) to place images in its latent space.", "")
+            return
+        gen, predictor = self._gen, self.model.predictor  # type: ignore[union-attr]
+
+        def work() -> list[Dropped]:
+            out = []
+            for p in paths:
+                raw = np.asarray(engine.read_image(p), dtype=np.float32)
+                out.extend(encode_images(predictor, [raw], [p]))
+            return out
+
+        self.tasks.submit(work, on_result=partial(self._dropped_ready, gen),
+                          on_error=partial(self._failed, "Could not encode the dropped image"))
+
+    def shutdown(self) -> None:
+        """Stop the panel's decode threads (the window is closing)."""
+        self._cancel.set()
+        self.live.shutdown()
+        self.side.shutdown()
+
+    # ================================================================ state
+
+    def _usable(self) -> bool:
+        info = getattr(self.model, "info", None)
+        return info is not None and bool(getattr(info, "has_latent", False))
+
+    def data_spec(self) -> str | None:
+        """The data panel's data set, else the one the model was trained on."""
+        spec = getattr(self.data, "spec", None)
+        if spec:
+            return str(spec)
+        info = getattr(self.model, "info", None)
+        training = getattr(info, "training", None) or {}
+        return training.get("data_spec") or None
+
+    def _gaussian(self) -> bool:
+        kind = getattr(self.model.info, "latent_kind", None)  # type: ignore[union-attr]
+        return getattr(kind, "value", kind) == "gaussian"
+
+    def _refresh(self) -> None:
+        """The model or the data changed: drop everything derived and recompute in the background."""
+        self._gen += 1
+        self._cancel.set()
+        self._cancel = threading.Event()
+        self.codes = None
+        self._tsne.clear()
+        self.neighbours = np.zeros(0, np.int64)
+        self.progress.hide()
+        if self.model is None:
+            self.empty_state.setText("No model loaded: train one, or drop a run or bundle folder.")
+            self.stack.setCurrentWidget(self.empty_page)
+            return
+        if not self._usable():
+            self.empty_state.setText(
+                f"{self.model.name} ({self.model.info.net}) has no code to explore. Load a model with an "
+                "encoder and a decoder: vae, conv_ae, dense_ae, sparse_ae or contractive_ae.")
+            self.stack.setCurrentWidget(self.empty_page)
+            return
+        self.stack.setCurrentWidget(self.page)
+        info = self.model.info
+        d = int(info.latent_dim)
+        gaussian = self._gaussian()
+        self.header.setText(f"{self.model.name}: a code of {d} values")
+        self.sliders.set_ranges(code_ranges(None, None, gaussian=gaussian, latent_dim=d))
+        self.code_box.setTitle(f"Code ({d} values)")
+        self.random_button.setToolTip("A sample from the prior N(0, I)" if gaussian
+                                      else "The code of a random data item")
+        self.reset_button.setToolTip("All zeros: the prior's mean" if gaussian else "The data's mean code")
+        self.neighbour_row.clear()
+        self.interp.set_end(0, None, emit=False)
+        self.interp.set_end(1, None, emit=False)
+        self.interp.set_frames(None)
+        self._show_code(self.sliders.code(), "the prior's mean" if gaussian else "zero code (no data yet)")
+        spec = self.data_spec()
+        if spec is None:
+            self.subheader.setText("No data: open a data set to rank the sliders and map the codes.")
+            self.map.set_codes(None, "Open a data set (Data panel) to map its codes.")
+            self._update_buttons()
+            self._reencode_drops()
+            return
+        self.subheader.setText(f"Encoding {spec}…")
+        self.map.set_codes(None, f"Encoding {spec}…")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        size, channels = info.fixed_size, int(info.in_channels)
+        gen, cancel, predictor = self._gen, self._cancel, self.model.predictor
+
+        def work() -> CodeSet:
+            arrays = engine.data_arrays(spec, split="train", limit=DATA_LIMIT, image_size=size, channels=channels)
+            if cancel.is_set():
+                raise Cancelled()
+            return compute_codes(predictor, arrays, cancel=cancel,
+                                 progress=lambda i, n: self._progress.emit(gen, i, n))
+
+        self.tasks.submit(work, on_result=partial(self._codes_ready, gen),
+                          on_error=partial(self._codes_failed, gen, spec))
+        self._update_buttons()
+        self._reencode_drops()
+
+    def _on_progress(self, gen: int, done: int, total: int) -> None:
+        if gen == self._gen:
+            self.progress.setRange(0, max(1, total))
+            self.progress.setValue(done)
+            self.progress.setFormat("encoding %v / %m")
+
+    def _codes_ready(self, gen: int, codes: CodeSet) -> None:
+        if gen != self._gen:
+            return
+        self.codes = codes
+        self.progress.hide()
+        rank = {"KL": "ranked by mean KL (nats)", "variance": "ranked by variance"}.get(codes.ranges.importance_kind, "")
+        self.subheader.setText(f"{len(codes)} codes of {codes.spec} ({codes.split}); sliders {rank}, "
+                               f"{'prior ±3' if self._gaussian() else 'data mean ±3 std'}")
+        self.map.set_codes(codes)
+        if self.drops:
+            self.sliders.set_ranges(codes.ranges, code=self.drops[-1].code)
+            self._show_code(self.drops[-1].code, f"dropped: {self.drops[-1].path.name}")
+            self._place_drops()
+            self._show_neighbours(self.drops[-1])
+        else:
+            self.sliders.set_ranges(codes.ranges)
+            self._show_code(codes.ranges.center, "the prior's mean" if self._gaussian() else "the data's mean code")
+        self._update_buttons()
+
+    def _codes_failed(self, gen: int, spec: str, exc: BaseException, details: str) -> None:
+        if gen != self._gen or isinstance(exc, Cancelled):
+            return
+        self.progress.hide()
+        self.subheader.setText(f"Could not read {spec}: {exc}")
+        self.map.set_codes(None, f"Could not encode {spec}:\n{exc}\nOpen another data set in the Data panel.")
+        self.notify.emit(Level.WARNING, f"Latent map: could not encode {spec}: {exc}", details)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        usable = self._usable()
+        self.random_button.setEnabled(usable and (self._gaussian() or self.codes is not None))
+        self.save_grid_button.setEnabled(usable and (self._gaussian() or self.codes is not None))
+        self.reset_button.setEnabled(usable)
+
+    # ================================================================ decoding the sliders' code
+
+    def _slider_moved(self, z: np.ndarray) -> None:
+        if not self._edited:
+            self._edited = True
+            self.decoded.caption.setText(f"{self._source}, edited" if self._source else "edited")
+        self._decode(z)
+
+    def _show_code(self, z: np.ndarray, source: str) -> None:
+        """Put ``z`` on the sliders (no signal storm) and decode it once."""
+        z = np.asarray(z, dtype=np.float32)
+        self.sliders.set_code(z, emit=False)
+        self._source, self._edited = source, False
+        self.decoded.caption.setText(source)
+        self._decode(self.sliders.code())
+
+    def _decode(self, z: np.ndarray) -> None:
+        if not self._usable():
+            return
+        gen = self._gen
+        self.live.submit(decode_one, self.model.predictor, z,  # type: ignore[union-attr]
+                         on_result=partial(self._decoded, gen), on_error=self._decode_failed)
+        self._pending_cross = z
+        if not self._cross_timer.isActive():
+            self._cross_timer.start()
+
+    def _decoded(self, gen: int, image: np.ndarray) -> None:
+        if gen == self._gen:
+            self.decoded.set_array(image)
+
+    def _decode_failed(self, exc: BaseException, details: str) -> None:
+        self.notify.emit(Level.ERROR, f"Decoding failed: {exc}", details)
+
+    def _move_cross(self) -> None:
+        z = getattr(self, "_pending_cross", None)
+        if self.codes is not None and z is not None:
+            self.map.set_current(self.codes.pca.project(z)[0])
+
+    def reset_code(self) -> None:
+        ranges = self.codes.ranges if self.codes is not None else None
+        centre = ranges.center if ranges is not None else np.zeros(self.sliders.dim, np.float32)
+        self._show_code(centre, "the prior's mean" if self._gaussian() else "the data's mean code")
+
+    def random_code(self) -> None:
+        if self._gaussian():
+            self._show_code(self._rng.standard_normal(self.sliders.dim).astype(np.float32), "a sample from the prior")
+        elif self.codes is not None and len(self.codes):
+            i = int(self._rng.integers(len(self.codes)))
+            self._show_code(self.codes.codes[i], f"random {self.map.describe(i)}")
+
+    def pick_item(self, index: int) -> None:
+        """A point on the map (or a neighbour) was clicked: its code goes on the sliders."""
+        if self.codes is None or not 0 <= index < len(self.codes):
+            return
+        self.map.show_preview(index)
+        self._show_code(self.codes.codes[index], self.map.describe(index))
+
+    # ================================================================ maps
+
+    def show_projection(self, name: str) -> None:
+        codes = self.codes
+        if codes is None:
+            return
+        if name == "PCA":
+            self.map.set_positions("PCA", codes.xy_pca)
+            self._place_drops()
+            self._move_cross()
+            return
+        gen = self._gen
+        if gen in self._tsne:
+            self._tsne_ready(gen, self._tsne[gen])
+            return
+        self.map.set_busy(f"computing t-SNE of {len(codes)} codes…")
+        self.tasks.submit(tsne_2d, codes.codes, on_result=partial(self._tsne_ready, gen),
+                          on_error=partial(self._tsne_failed, gen))
+
+    def _tsne_ready(self, gen: int, xy: np.ndarray) -> None:
+        if gen != self._gen or self.codes is None:
+            return
+        self._tsne[gen] = xy
+        self.map.set_busy(None)
+        if self.map.projection_box.currentText() == "t-SNE":
+            self.map.set_positions("t-SNE", xy)
+            self.map.set_busy(None)
+            self._place_drops()
+            if self.drops:
+                self.map.status.setText("dropped images sit at their nearest neighbour's place (≈)")
+
+    def _tsne_failed(self, gen: int, exc: BaseException, details: str) -> None:
+        if gen != self._gen:
+            return
+        self.map.set_busy(None)
+        self.map.set_positions("PCA", self.codes.xy_pca)  # type: ignore[union-attr]
+        self.notify.emit(Level.WARNING, f"t-SNE failed: {exc}", details)
+
+    def _drop_position(self, z: np.ndarray) -> tuple[tuple[float, float], bool]:
+        codes = self.codes
+        assert codes is not None
+        if self.map.projection == "PCA":
+            x, y = codes.pca.project(z)[0]
+            return (float(x), float(y)), False
+        idx, _ = nearest(codes.codes, z, 1)
+        x, y = self.map.xy[int(idx[0])]  # type: ignore[index]
+        return (float(x), float(y)), True
+
+    def _place_drops(self) -> None:
+        if self.codes is None:
+            self.map.set_drops([])
+            return
+        marks = []
+        for d in self.drops:
+            xy, approx = self._drop_position(d.code)
+            marks.append(DropMark(xy, d.path.name, approx))
+        self.map.set_drops(marks)
+
+    # ================================================================ dropped images
+
+    def _reencode_drops(self) -> None:
+        """A new model: the dropped images get codes under it (off the GUI thread)."""
+        if not self.drops or not self._usable():
+            self.drops = [] if not self._usable() else self.drops
+            return
+        old, self.drops = self.drops, []
+        gen, predictor = self._gen, self.model.predictor  # type: ignore[union-attr]
+        self.tasks.submit(encode_images, predictor, [d.raw for d in old], [d.path for d in old],
+                          on_result=partial(self._dropped_ready, gen),
+                          on_error=partial(self._failed, "Could not encode the dropped images"))
+
+    def _dropped_ready(self, gen: int, items: list[Dropped]) -> None:
+        if gen != self._gen or not items:
+            return
+        self.drops.extend(items)
+        self.drops = self.drops[-16:]  # the map stays readable
+        last = items[-1]
+        self._show_code(last.code, f"dropped: {last.path.name}")
+        self._place_drops()
+        self._show_neighbours(last)
+        for d in items[-2:]:
+            self.interp.push(End(d.code, d.image, d.path.name))
+
+    def _show_neighbours(self, d: Dropped) -> None:
+        codes = self.codes
+        if codes is None:
+            self.neighbour_row.clear("The nearest data items appear once the data's codes are computed.")
+            return
+        idx, dist = nearest(codes.codes, d.code, NEIGHBOURS)
+        self.neighbours = idx
+        self.neighbour_row.show_neighbours(d.image, d.path.name, idx, dist, codes.images[idx],
+                                           [self._short(i) for i in idx])
+
+    def _short(self, i: int) -> str:
+        codes = self.codes
+        if codes is not None and codes.labels is not None:
+            lab = int(codes.labels[i])
+            names = codes.label_names
+            return str(names[lab] if 0 <= lab < len(names) else lab)
+        return f"#{int(i)}"
+
+    # ================================================================ interpolation
+
+    def _take_end(self, k: int) -> None:
+        self.interp.set_end(k, End(self.sliders.code(), self.decoded.array, self.decoded.caption.text() or "sliders"))
+
+    def _strip_changed(self) -> None:
+        if not self.interp.ready or not self._usable():
+            self.interp.set_frames(None)
+            return
+        a, b = self.interp.ends
+        self._strip_gen += 1
+        key = (self._gen, self._strip_gen)
+        self.tasks.submit(strip, self.model.predictor, a.code, b.code, self.interp.frames_box.value(),  # type: ignore[union-attr]
+                          on_result=partial(self._strip_ready, key),
+                          on_error=partial(self._failed, "Could not decode the interpolation"))
+
+    def _strip_ready(self, key: tuple[int, int], result: tuple[np.ndarray, np.ndarray]) -> None:
+        if key != (self._gen, self._strip_gen):
+            return
+        frames, grid = result
+        self.interp.set_frames(frames, grid)
+        self._between_moved(self.interp.t)
+
+    def _between_moved(self, t: float) -> None:
+        if not self.interp.ready or not self._usable():
+            return
+        a, b = self.interp.ends
+        z = ((1.0 - t) * a.code + t * b.code).astype(np.float32)
+        gen = self._gen
+        self.side.submit(decode_one, self.model.predictor, z,  # type: ignore[union-attr]
+                         on_result=lambda img: self.interp.set_between(img, t) if gen == self._gen else None)
+
+    # ================================================================ saving
+
+    def _ask_save(self, default_name: str, save) -> None:  # noqa: ANN001 - a bound save_* method
+        path, _ = QFileDialog.getSaveFileName(self, "Save as PNG", str(self._last_dir / default_name),
+                                              "PNG images (*.png)")
+        if not path:
+            return
+        target = Path(path) if Path(path).suffix else Path(path).with_suffix(".png")
+        self._last_dir = target.parent
+        save(target, overwrite=target.exists())  # the dialog already asked before replacing a file
+
+    def save_image(self, path: Path, *, overwrite: bool = False) -> None:
+        """The decoded image, at the model's size."""
+        if self.decoded.array is None:
+            self.notify.emit(Level.INFO, "Nothing decoded yet to save.", "")
+            return
+        self._write(grid_image, self.decoded.array[None], path, overwrite)
+
+    def save_samples(self, path: Path, *, overwrite: bool = False, n: int = SAMPLE_GRID, seed: int | None = None) -> None:
+        """An 8x8 grid: prior samples for a VAE, else decoded codes of random data items."""
+        if not self._usable():
+            return
+        codes = None if self._gaussian() or self.codes is None else self.codes.codes
+        seed = int(self._rng.integers(2**31)) if seed is None else seed
+        self.tasks.submit(samples_grid, self.model.predictor, n, seed, codes, path, overwrite,  # type: ignore[union-attr]
+                          on_result=self._saved, on_error=partial(self._failed, f"Could not save {path}"))
+
+    def save_strip(self, path: Path, *, overwrite: bool = False) -> None:
+        if self.interp.frames is None:
+            self.notify.emit(Level.INFO, "Choose two ends first: drop two images or use Current → A / B.", "")
+            return
+        self._write(partial(grid_image, nrow=len(self.interp.frames)), self.interp.frames, path, overwrite)
+
+    def _write(self, make, images: np.ndarray, path: Path, overwrite: bool) -> None:  # noqa: ANN001
+        self.tasks.submit(save_png, make, images.copy(), path, overwrite,
+                          on_result=self._saved, on_error=partial(self._failed, f"Could not save {path}"))
+
+    def _saved(self, path: Path) -> None:
+        self.notify.emit(Level.INFO, f"Saved {path}", "")
+
+    def _failed(self, what: str, exc: BaseException, details: str) -> None:
+        self.notify.emit(Level.WARNING, f"{what}: {exc}", details)
+
+
+__all__ = ["LatentPanel"]
