@@ -11,15 +11,13 @@ from __future__ import annotations
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.latent import LatentPanel
 from aestudio.gui.panels.noise_lab import NoiseLabPanel
-from aestudio.gui.panels.placeholders import (
-    SegmentPlaceholder,
-)
 from aestudio.gui.panels.reconstruct import ReconstructPanel
+from aestudio.gui.panels.segment import SegmentPanel
 
 
 def explore_panels() -> list[type[ExplorePanel]]:
     """The exploration tab classes, in tab order."""
-    return [ReconstructPanel, NoiseLabPanel, SegmentPlaceholder, LatentPanel]
+    return [ReconstructPanel, NoiseLabPanel, SegmentPanel, LatentPanel]
 
 
 __all__ = ["ExplorePanel", "explore_panels"]

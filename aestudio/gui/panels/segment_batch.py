@@ -1,0 +1,287 @@
+"""Segmentation maths for the Segment panel, and its folder job (segment every image in a folder).
+
+The functions at the top are plain numpy, so the panel's slider work (threshold,
+opacity, per-class visibility, IoU/Dice) runs off the GUI thread from cached
+class probabilities, never from a new inference:
+
+* :func:`mask_from_probs`: argmax, or for two classes ``p(class 1) >= threshold``;
+* :func:`compose_overlay`: class colours over the image, per-class alpha;
+* :func:`class_shares` / :func:`iou_dice`: pixel share per class, and per-class
+  IoU and Dice from one confusion matrix.
+
+:class:`FolderJob` segments a folder on its own thread (not the shared task pool,
+which it would hold for minutes): it writes ``<stem>_mask.png`` (index PNG) and
+optionally ``<stem>_overlay.png`` into the output folder, mirroring subfolders,
+skips unreadable files and names them, never overwrites a file, and stops
+between two images when cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+
+logger = logging.getLogger(__name__)
+
+MASK_SUFFIX = "_mask.png"
+OVERLAY_SUFFIX = "_overlay.png"
+TRAIN_THREAD_NAME = "aestudio-train"  # the name TrainWorker gives its thread
+
+
+# ------------------------------------------------------------------ numpy helpers
+
+
+def mask_from_probs(probs: np.ndarray, threshold: float | None = None) -> np.ndarray:
+    """Class index per pixel (int64 [H, W]) from probabilities [K, H, W].
+
+    With two classes and a ``threshold``, a pixel is class 1 when its probability
+    reaches the threshold (0.5 gives the argmax, up to ties); otherwise the argmax.
+    """
+    p = np.asarray(probs)
+    if p.ndim != 3 or p.shape[0] < 1:
+        raise ValueError(f"class probabilities must be [K, H, W], got shape {p.shape}")
+    if p.shape[0] == 2 and threshold is not None:
+        return (p[1] >= np.float32(threshold)).astype(np.int64)
+    return p.argmax(axis=0).astype(np.int64)
+
+
+def to_rgb_u8(image: np.ndarray) -> np.ndarray:
+    """float [H, W] / [H, W, 1|3|4] in [0, 1] -> uint8 [H, W, 3] (grey repeated, alpha dropped)."""
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an image [H, W] or [H, W, C], got shape {np.shape(image)}")
+    a = np.nan_to_num(a[:, :, :3], nan=0.0, posinf=1.0, neginf=0.0)
+    u8 = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(u8, 3, axis=2) if u8.shape[2] == 1 else u8)
+
+
+def compose_overlay(image_u8: np.ndarray, mask: np.ndarray, colors: np.ndarray,
+                    alphas: np.ndarray) -> np.ndarray:
+    """Blend ``colors[mask]`` over ``image_u8`` [H, W, 3] with a per-class opacity ``alphas`` [K].
+
+    A class with alpha 0 (hidden, or opacity 0) leaves its pixels exactly as in the image.
+    Mask values outside the palette are left unpainted.
+    """
+    if image_u8.shape[:2] != mask.shape:
+        raise ValueError(f"mask {mask.shape} does not match image {image_u8.shape[:2]}")
+    colors = np.asarray(colors, dtype=np.float32).reshape(-1, 3)
+    lut = np.zeros(len(colors) + 1, dtype=np.float32)  # last slot: out-of-range classes
+    lut[: len(colors)] = np.clip(np.asarray(alphas, dtype=np.float32)[: len(colors)], 0.0, 1.0)
+    idx = np.where((mask >= 0) & (mask < len(colors)), mask, len(colors))
+    alpha = lut[idx]
+    out = image_u8.copy()
+    painted = alpha > 0
+    if not painted.any():
+        return out
+    pal = np.vstack([colors, np.zeros((1, 3), np.float32)])
+    src = image_u8[painted].astype(np.float32)
+    a = alpha[painted][:, None]
+    out[painted] = (src + (pal[idx[painted]] - src) * a + 0.5).astype(np.uint8)
+    return out
+
+
+def class_shares(mask: np.ndarray, num_classes: int) -> np.ndarray:
+    """Fraction of the pixels in each class, float64 [K] (sums to 1 over in-range pixels)."""
+    m = np.asarray(mask).ravel()
+    counts = np.bincount(m[(m >= 0) & (m < num_classes)], minlength=num_classes)[:num_classes]
+    return counts / max(m.size, 1)
+
+
+def iou_dice(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class IoU and Dice of ``pred`` against ``truth`` (both int [H, W]), float64 [K] each.
+
+    Truth pixels outside 0..K-1 (e.g. 255, "void") are ignored. A class in neither
+    mask has no score: NaN.
+    """
+    if pred.shape != truth.shape:
+        raise ValueError(f"masks differ in size: prediction {pred.shape}, truth {truth.shape}")
+    k = num_classes
+    t = np.asarray(truth, dtype=np.int64).ravel()
+    p = np.asarray(pred, dtype=np.int64).ravel()
+    keep = (t >= 0) & (t < k) & (p >= 0) & (p < k)
+    cm = np.bincount(t[keep] * k + p[keep], minlength=k * k).reshape(k, k).astype(np.float64)
+    tp = np.diag(cm)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
+        dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
+    return iou, dice
+
+
+def training_running() -> bool:
+    """True while a training run's worker thread is alive in this process."""
+    return any(t.name == TRAIN_THREAD_NAME and t.is_alive() for t in threading.enumerate())
+
+
+# ------------------------------------------------------------------ the folder job (Qt-free part)
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """How to segment and draw, frozen when the job starts."""
+
+    colors: np.ndarray  # uint8 [K, 3]
+    alphas: np.ndarray  # float32 [K]: per-class opacity of the overlay
+    threshold: float | None  # two-class models: probability threshold
+    overlays: bool = True  # also write <stem>_overlay.png
+
+
+@dataclass
+class FolderReport:
+    in_dir: Path
+    out_dir: Path
+    total: int = 0
+    done: int = 0  # files looked at (good, bad or skipped)
+    written: list[Path] = field(default_factory=list)  # masks written
+    bad: list[tuple[str, str]] = field(default_factory=list)  # (relative name, reason)
+    skipped: list[str] = field(default_factory=list)  # outputs already there: never overwritten
+    cancelled: bool = False
+    seconds: float = 0.0
+    profile: str = ""  # which predictor ran it
+    error: str = ""  # the job itself failed (no model, unreadable folder...)
+
+    def summary(self) -> str:
+        if self.error:
+            return f"Folder segmentation failed: {self.error}"
+        head = "Cancelled" if self.cancelled else "Segmented"
+        text = (f"{head}: {len(self.written)} of {self.total} image(s) from {self.in_dir.name} "
+                f"into {self.out_dir} in {self.seconds:.1f} s")
+        if self.skipped:
+            text += f"; {len(self.skipped)} skipped (outputs already there)"
+        if self.bad:
+            names = ", ".join(name for name, _ in self.bad[:3]) + (" …" if len(self.bad) > 3 else "")
+            text += f"; {len(self.bad)} unreadable: {names}"
+        return text + "."
+
+    def details(self) -> str:
+        lines = [f"{name}: {why}" for name, why in self.bad]
+        lines += [f"{name}: skipped, its output exists" for name in self.skipped]
+        return "\n".join(lines)
+
+
+def list_inputs(in_dir: Path, out_dir: Path) -> list[Path]:
+    """The images to segment: every image under ``in_dir`` except those under ``out_dir``."""
+    from aestudio.gui import engine
+
+    out = out_dir.resolve()
+    files = []
+    for p in engine.iter_image_files(in_dir):
+        rp = p.resolve()
+        if rp == out or out in rp.parents:
+            continue
+        files.append(p)
+    return files
+
+
+def segment_folder(predictor: Any, files: list[Path], report: FolderReport, settings: FolderSettings,
+                   cancel: threading.Event, progress: Callable[[FolderReport, str], None]) -> FolderReport:
+    """Segment ``files`` one by one into ``report.out_dir``; ``progress`` after each file."""
+    from aestudio.data import io as dio
+    from aestudio.gui import engine
+
+    palette = [tuple(int(v) for v in c) for c in settings.colors]
+    for path in files:
+        if cancel.is_set():
+            report.cancelled = True
+            break
+        rel = path.relative_to(report.in_dir) if report.in_dir in path.parents else Path(path.name)
+        name = str(rel)
+        target = report.out_dir / rel.parent
+        mask_path = target / f"{path.stem}{MASK_SUFFIX}"
+        overlay_path = target / f"{path.stem}{OVERLAY_SUFFIX}"
+        try:
+            if mask_path.exists() or (settings.overlays and overlay_path.exists()):
+                report.skipped.append(name)
+            else:
+                image = engine.read_image(path)
+                _, probs = predictor.segment(image)
+                mask = mask_from_probs(probs, settings.threshold)
+                target.mkdir(parents=True, exist_ok=True)
+                dio.write_mask(mask_path, mask, palette)
+                if settings.overlays:
+                    over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas)
+                    dio.write_image(overlay_path, over.astype(np.float32) / 255.0)
+                report.written.append(mask_path)
+        except (ValueError, OSError) as exc:  # ImageLoadError is a ValueError; a full disk an OSError
+            report.bad.append((name, str(exc).replace(str(path), path.name)))
+            logger.info("segment folder: %s skipped: %s", path, exc)
+        report.done += 1
+        progress(report, name)
+    return report
+
+
+# ------------------------------------------------------------------ the folder job (thread + signals)
+
+
+class FolderJob(QObject):
+    """Runs :func:`segment_folder` on its own thread; progress and the end arrive in the GUI thread.
+
+    ``predictor`` is used as is unless ``batch_from`` names a bundle: then, when no
+    training runs in this process, the job makes its own all-cores ("batch" profile)
+    ONNX Runtime session from it (in the worker, so the GUI thread never waits).
+    """
+
+    progress = Signal(int, int, str)  # done, total, last file name
+    finished = Signal(object)  # FolderReport
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.report: FolderReport | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, predictor: Any, in_dir: Path, out_dir: Path, settings: FolderSettings,
+              batch_from: Path | None = None) -> None:
+        if self.running:
+            raise RuntimeError("a folder job is already running")
+        self._cancel.clear()
+        report = FolderReport(in_dir=Path(in_dir), out_dir=Path(out_dir))
+        self.report = report
+        self._thread = threading.Thread(target=self._run, args=(predictor, report, settings, batch_from),
+                                        name="aestudio-segment-folder", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def join(self, timeout: float) -> bool:
+        """Tests and shutdown only: wait for the thread."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return not self.running
+
+    def _run(self, predictor: Any, report: FolderReport, settings: FolderSettings, batch_from: Path | None) -> None:
+        t0 = time.perf_counter()
+        try:
+            files = list_inputs(report.in_dir, report.out_dir)
+            report.total = len(files)
+            self.progress.emit(0, report.total, "")
+            report.profile = "interactive"
+            if batch_from is not None and files and not training_running():
+                from aestudio.inference.ort import OrtPredictor
+
+                predictor = OrtPredictor(batch_from, profile="batch")
+                report.profile = "batch"
+            segment_folder(predictor, files, report, settings, self._cancel,
+                           lambda r, name: self.progress.emit(r.done, r.total, name))
+        except Exception as exc:  # noqa: BLE001 - reported in the panel, never a dead thread
+            report.error = f"{type(exc).__name__}: {exc}"
+            logger.error("segment folder failed\n%s", traceback.format_exc())
+        report.seconds = time.perf_counter() - t0
+        self.finished.emit(report)
