@@ -133,12 +133,34 @@ def split_batches(order: list[int], batch_size: int, rank: int = 0, world: int =
 _STAND_IN: contextvars.ContextVar[bool] = contextvars.ContextVar("aestudio_stand_in", default=False)
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward sums the gradients over ranks (each rank's output
+    feeds every rank's loss). ``torch.distributed.nn.functional.all_reduce`` does this
+    but is deprecated in torch 2.15."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        out = grad.contiguous().clone()
+        dist.all_reduce(out)
+        return out
+
+
+def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(tensor)
+
+
 class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are those of the global batch, over Gloo.
 
     ``nn.SyncBatchNorm`` runs on GPUs only. This computes the mean and the
-    (two-pass, so no cancellation) variance from all-reduced sums through
-    ``torch.distributed.nn`` (its backward all-reduces the gradients), which is
+    (two-pass, so no cancellation) variance from all-reduced sums whose backward
+    all-reduces the gradients (as ``nn.SyncBatchNorm`` does), which is
     the math of one BatchNorm over the whole batch. Eval mode, or a world of
     one, is plain BatchNorm; parameter and buffer names are BatchNorm's, so
     checkpoints are interchangeable."""
@@ -150,18 +172,16 @@ class CpuSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         channels = x.shape[1]
         dims = [0, *range(2, x.dim())]
         shape = [1, channels] + [1] * (x.dim() - 2)
         keep = 0.0 if _STAND_IN.get() else 1.0
         count = torch.tensor([keep * (x.numel() // channels)], dtype=x.dtype, device=x.device)
-        total = all_reduce(torch.cat([x.sum(dims) * keep, count]))
+        total = _all_reduce(torch.cat([x.sum(dims) * keep, count]))
         n = total[channels]
         mean = total[:channels] / n
         centred = x - mean.view(shape)
-        var = all_reduce((centred * centred).sum(dims) * keep) / n
+        var = _all_reduce((centred * centred).sum(dims) * keep) / n
         if self.track_running_stats and self.running_mean is not None and self.running_var is not None:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
@@ -254,8 +274,9 @@ class Dist:
 
     def batch_note(self, batch_size: int, device: torch.device) -> str:
         per, extra = divmod(batch_size, self.world_size)
+        first = "rank 0" if extra == 1 else f"ranks 0-{extra - 1}"
         split = (f"{per} per process" if not extra else
-                 f"{per + 1} on ranks 0-{extra - 1} and {per} on the others (it does not divide evenly; "
+                 f"{per + 1} on {first} and {per} on the others (it does not divide evenly; "
                  "gradients are weighted so the step is still the global-batch mean)")
         return (f"distributed: {self.world_size} processes ({self.backend_for(device)}); global batch {batch_size} = {split}; "
                 "validation and files on rank 0")

@@ -1,0 +1,109 @@
+"""The pieces of aestudio.training.distributed that need no second process."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from aestudio.training import distributed
+from aestudio.training.distributed import (
+    CpuSyncBatchNorm,
+    DistributedError,
+    LaunchInfo,
+    detect_launch,
+    split_batches,
+)
+
+
+def test_detect_launch_reads_the_torchrun_environment() -> None:
+    assert detect_launch({}) is None
+    assert detect_launch({"PATH": "/bin"}) is None
+    got = detect_launch({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2"})
+    assert got == LaunchInfo(rank=3, world_size=4, local_rank=1, local_world_size=2)
+    with pytest.raises(DistributedError, match="RANK=5 WORLD_SIZE=4"):
+        detect_launch({"RANK": "5", "WORLD_SIZE": "4"})
+    with pytest.raises(DistributedError, match="torchrun"):
+        detect_launch({"RANK": "x", "WORLD_SIZE": "2"})
+
+
+def test_a_world_of_one_is_an_ordinary_run() -> None:
+    assert distributed.init_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None
+    assert distributed.active() is None and distributed.is_main()
+
+
+def test_timeout_comes_from_the_environment() -> None:
+    assert distributed.timeout_seconds({}) == distributed.DEFAULT_TIMEOUT_S
+    assert distributed.timeout_seconds({distributed.TIMEOUT_ENV: "30"}) == 30
+    with pytest.raises(DistributedError, match="seconds"):
+        distributed.timeout_seconds({distributed.TIMEOUT_ENV: "soon"})
+
+
+@pytest.mark.parametrize(("n", "batch", "world"), [(10, 4, 2), (10, 5, 3), (7, 7, 2), (9, 4, 4), (1437, 359, 2)])
+def test_split_batches_cover_every_global_batch_once(n: int, batch: int, world: int) -> None:
+    order = list(torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist())
+    single = split_batches(order, batch)
+    per_rank = [split_batches(order, batch, rank, world) for rank in range(world)]
+    assert all(len(shares) == len(single) for shares in per_rank)
+    for step, whole in enumerate(single):
+        assert whole.weight == 1.0 and whole.n_global == len(whole.indices)
+        parts = [shares[step] for shares in per_rank]
+        assert all(p.n_global == whole.n_global for p in parts)
+        real = [i for p in parts if p.weight for i in p.indices]
+        assert sorted(real) == sorted(whole.indices)  # each sample on exactly one rank
+        # The weights make the mean of the rank losses the global-batch mean: sum_r w_r * n_r^-1 ... = sum n_r / n.
+        assert sum(p.weight for p in parts) == pytest.approx(world)
+        assert sum(p.n_local for p in parts) == whole.n_global
+
+
+def test_a_batch_smaller_than_the_world_gives_a_weightless_stand_in() -> None:
+    shares = split_batches([4, 2, 7, 1, 9], 4, rank=2, world=3)  # batches [4 2 7 1] and [9]
+    assert shares[0].indices == [7] and shares[0].weight == pytest.approx(3 / 4)
+    assert shares[1].indices == [9] and shares[1].weight == 0.0 and shares[1].n_local == 0
+    assert shares[1].n_global == 1
+
+
+def test_even_splits_keep_a_weight_of_exactly_one() -> None:
+    # Exactly 1.0, so an evenly split step multiplies the loss by one: no rounding at all.
+    assert {s.weight for r in range(4) for s in split_batches(list(range(64)), 32, r, 4)} == {1.0}
+
+
+def test_cpu_sync_batchnorm_keeps_names_and_is_batchnorm_without_a_group() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Sequential(nn.BatchNorm2d(4, momentum=None)))
+    ref = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Sequential(nn.BatchNorm2d(4, momentum=None)))
+    ref.load_state_dict(net.state_dict())
+    keys = list(net.state_dict())
+    params = {id(p) for p in net.parameters()}
+    conv = CpuSyncBatchNorm.convert(net)
+    assert conv is net and isinstance(net[1], CpuSyncBatchNorm) and isinstance(net[3][0], CpuSyncBatchNorm)
+    assert list(net.state_dict()) == keys  # checkpoints stay interchangeable
+    assert {id(p) for p in net.parameters()} == params  # shared, so an optimizer made before still works
+    x = torch.rand(6, 1, 7, 7)
+    assert torch.allclose(net(x), ref(x)) and torch.allclose(net[1].running_var, ref[1].running_var)
+    net.eval()
+    ref.eval()
+    assert torch.allclose(net(x), ref(x))
+
+
+@pytest.mark.parametrize("name", ["dense_ae", "conv_ae", "denoising_ae", "sparse_ae", "contractive_ae", "vae", "unet"])
+def test_every_family_uses_every_parameter_in_a_training_step(name: str) -> None:
+    """DDP runs with find_unused_parameters=False: a parameter left out of forward_train
+    would make the second step fail on every rank."""
+    from aestudio.config import ReconLoss
+    from aestudio.nets import build_net, default_config, get_spec
+    from aestudio.training.losses import batch_loss
+
+    spec = get_spec(name)
+    fields = set(spec.config_cls.__dataclass_fields__)
+    kw = {"image_size": 16} if "image_size" in fields and not spec.fully_convolutional else {}
+    torch.manual_seed(0)
+    net = build_net(name, default_config(name, **kw)).train()
+    x = torch.rand(4, 1, 16, 16)
+    segment = spec.task.value == "segment"
+    target = torch.randint(0, 2, (4, 16, 16)) if segment else x
+    out = net.forward_train(x)
+    loss, _ = batch_loss(net, out, x, target, segmentation=segment, recon=ReconLoss.MSE, kl_weight=1.0)
+    loss.backward()
+    unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
+    assert not unused, f"{name}: parameters without a gradient: {unused}"
