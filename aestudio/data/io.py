@@ -199,9 +199,13 @@ def _open_checked(path: Path) -> Iterator[Image.Image]:
             "Convert the file to PNG (or 16-bit TIFF)."
         ) from exc
     except OSError as exc:
+        if exc.errno is None:  # Pillow's own errors ("Truncated File Read"): the content, not the disk
+            raise _decode_error(path, exc) from exc
         raise ImageLoadError(
             f"{path}: cannot read the file ({exc}); check permissions and the file"
         ) from exc
+    except Exception as exc:  # a damaged header: Pillow raises ValueError, SyntaxError, struct.error...
+        raise _decode_error(path, exc) from exc
     try:
         yield img
     finally:
@@ -227,7 +231,7 @@ def _sniff(path: Path) -> str:
 
 def _decode_error(path: Path, exc: Exception) -> ImageLoadError:
     text = str(exc)
-    if "truncated" in text or isinstance(exc, (EOFError, SyntaxError)) or "broken" in text:
+    if "truncated" in text.lower() or isinstance(exc, (EOFError, SyntaxError)) or "broken" in text:
         return ImageLoadError(
             f"{path}: file is truncated or corrupt ({text}); re-download or re-export it"
         )
