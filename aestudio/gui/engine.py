@@ -265,3 +265,48 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
         class_names=tuple(getattr(data, "class_names", None) or ()),
         class_colors=tuple(tuple(c) for c in (getattr(data, "class_colors", None) or ())),
         indices=idx, factors=factors)
+
+
+# ------------------------------------------------------------------ zoo (shipped models, sample images)
+
+
+def zoo_models() -> list[Any]:
+    """The shipped zoo (``aestudio.inference.zoo.ZooModel`` items: name, path, task, summary); [] without it."""
+    try:
+        return list(_attr("aestudio.inference.zoo", "list_models")())
+    except EngineUnavailable as exc:
+        logger.warning("%s", exc)
+        return []
+
+
+def zoo_default_model() -> Path | None:
+    """The bundle a first run opens with, or None when no zoo is installed."""
+    try:
+        model = _attr("aestudio.inference.zoo", "default_model")()
+    except EngineUnavailable:
+        return None
+    return None if model is None else Path(model.path)
+
+
+def zoo_model_for_task(task: str) -> Any | None:
+    """The zoo model suggested for a task (``ZooModel``), or None."""
+    try:
+        return _attr("aestudio.inference.zoo", "model_for_task")(str(getattr(task, "value", task)))
+    except EngineUnavailable:
+        return None
+
+
+def is_zoo_path(path: Path) -> bool:
+    """True for a bundle folder of the shipped zoo."""
+    try:
+        return any(Path(m.path).resolve() == Path(path).resolve() for m in zoo_models())
+    except OSError:
+        return False
+
+
+def sample_images() -> list[Path]:
+    """The shipped sample images (resources/samples or the installed package); [] without them."""
+    try:
+        return list(_attr("aestudio.inference.zoo", "sample_images")())
+    except EngineUnavailable:
+        return []

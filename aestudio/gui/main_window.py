@@ -34,6 +34,7 @@ from aestudio.gui.engine import LoadedModel
 from aestudio.gui.messages import Level, MessageBar, show_error_dialog
 from aestudio.gui.models_panel import ModelsPanel
 from aestudio.gui.panels import ExplorePanel, explore_panels
+from aestudio.gui.sample_strip import SampleStrip
 from aestudio.gui.train_panel import TrainPanel
 from aestudio.gui.workers import TaskRunner, describe_error
 from aestudio.gui.workspace import ENV_HOME, Key, add_recent, recent_items, workspace_dir
@@ -42,6 +43,12 @@ from aestudio.training.events import TrainFinished
 logger = logging.getLogger(__name__)
 
 DEFAULT_DATA = "digits"  # opened on first launch so Start works with one click
+# First run (no settings saved yet): the zoo's default model is loaded so every panel
+# works without training. Scripted setups that set AESTUDIO_HOME (tests, CI) skip it
+# unless AESTUDIO_FIRST_RUN=1 (so do the tab offers below); AESTUDIO_FIRST_RUN=0 skips both.
+ENV_FIRST_RUN = "AESTUDIO_FIRST_RUN"
+# Which kind of zoo model a tab wants most, by a word of its title (tabs accept several tasks).
+TAB_TASK_HINTS = {"noise": "denoise", "segment": "segment", "latent": "generate", "reconstruct": "reconstruct"}
 EXPORTABLE_REASONS = (FinishReason.DONE, FinishReason.STOPPED, FinishReason.DIVERGED)
 
 
@@ -64,6 +71,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.first_run = self._is_first_run(settings)
         self.workspace = workspace_dir(settings)
         self.workspace.mkdir(parents=True, exist_ok=True)
         self.active_model: LoadedModel | None = None
@@ -79,6 +87,9 @@ class MainWindow(QMainWindow):
         self.models_panel.set_recent(recent_items(settings))
         self.train_panel = TrainPanel(self.workspace)
         self.explore: list[ExplorePanel] = [cls(self.tasks) for cls in explore_panels()]
+        self.samples = SampleStrip()
+        self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
+        self._show_tab_for_model = False  # first run: switch to the default model's tab when it loads
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
@@ -109,6 +120,7 @@ class MainWindow(QMainWindow):
         rl.setContentsMargins(0, 0, 0, 0)
         rl.addWidget(self.messages)
         rl.addWidget(self.tabs, 1)
+        rl.addWidget(self.samples)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(side)
@@ -175,6 +187,8 @@ class MainWindow(QMainWindow):
             source.notify.connect(self.notify)
         self.data_panel.data_changed.connect(self._data_changed)
         self.data_panel.image_activated.connect(lambda p: self.open_paths([p]))
+        self.samples.open_requested.connect(self.open_paths)
+        self.tabs.currentChanged.connect(lambda _i: self._offer_model_for_tab())
         self.models_panel.load_requested.connect(self.load_model)
         self.models_panel.export_requested.connect(self.export_dialog)
         self.models_panel.resume_requested.connect(self._resume_run)
@@ -207,6 +221,21 @@ class MainWindow(QMainWindow):
         if spec:
             self.data_panel.open_spec(spec)
         self.train_panel.refresh_compare()
+        if self.first_run:
+            default = engine.zoo_default_model()
+            if default is not None:
+                self._show_tab_for_model = True  # once loaded, open the tab where it shines
+                self.load_model(default)
+
+    @staticmethod
+    def _zoo_helpers_enabled() -> bool:
+        """Automatic zoo loads (first run, tab offers) are off for scripted setups (AESTUDIO_HOME)."""
+        flag = os.environ.get(ENV_FIRST_RUN, "")
+        return flag == "1" or (flag != "0" and not os.environ.get(ENV_HOME))
+
+    @classmethod
+    def _is_first_run(cls, settings: QSettings) -> bool:
+        return cls._zoo_helpers_enabled() and not settings.allKeys()
 
     def save_settings(self) -> None:
         s = self.settings
@@ -329,6 +358,41 @@ class MainWindow(QMainWindow):
         self.models_panel.protected = {p for p in (model.path, model.source) if p is not None}
         self.models_panel.set_recent(recent_items(self.settings))
         self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).")
+        if self._show_tab_for_model:
+            self._show_tab_for_model = False
+            self._show_tab_for_task(task)
+
+    def _show_tab_for_task(self, task: str) -> None:
+        for panel in self.explore:
+            hinted = next((t for word, t in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
+            if hinted == task:
+                self.tabs.setCurrentWidget(panel)
+                return
+
+    def _offer_model_for_tab(self) -> None:
+        """On a tab the active model does not serve, load (or name) the zoo model that does.
+
+        Only a zoo model (or no model) is replaced automatically; the user's own model
+        stays active and the message names the zoo model to load instead.
+        """
+        panel = self.current_explore_panel()
+        if panel is None or panel.supports(self.active_model) or not self._zoo_helpers_enabled():
+            return
+        supported = [str(getattr(s, "value", s)) for s in panel.tasks_supported]
+        by_title = next((task for word, task in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
+        task = by_title if by_title in supported else next(
+            (t for t in ("segment", "generate", "reconstruct", "denoise") if t in supported), None)
+        zoo = engine.zoo_model_for_task(task) if task else None
+        if zoo is None or zoo.name in self._offered:
+            return
+        self._offered.add(zoo.name)
+        current = self.active_model
+        if current is None or engine.is_zoo_path(current.path):
+            self.notify(Level.INFO, f"{panel.title} needs a {task} model: loading the shipped {zoo.name}.")
+            self.load_model(Path(zoo.path))
+        else:
+            self.notify(Level.INFO, f"{panel.title} needs a {task} model; the shipped {zoo.name} is one "
+                                    "click away in Models > Shipped models.")
 
     def _run_finished(self, ev: TrainFinished) -> None:
         if self._closing:

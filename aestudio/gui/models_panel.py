@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from aestudio.gui import engine
 from aestudio.gui.messages import Level
-from aestudio.gui.workspace import bundles_dir, runs_dir, shipped_models_dir
+from aestudio.gui.workspace import bundles_dir, runs_dir
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ class ModelsPanel(QWidget):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the end
         self.tree.setUniformRowHeights(True)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
+        self.tree.itemClicked.connect(self._item_clicked)
         self.tree.currentItemChanged.connect(lambda *_: self._update_buttons())
         lay.addWidget(self.tree, 1)
         row = QGridLayout()  # two rows keep the side panel narrow
@@ -134,8 +135,7 @@ class ModelsPanel(QWidget):
         self.tree.clear()
         self._fill(Group.RUNS, self._subdirs(runs_dir(self.workspace)))
         self._fill(Group.BUNDLES, self._subdirs(bundles_dir(self.workspace)))
-        shipped = shipped_models_dir()
-        self._fill(Group.SHIPPED, self._subdirs(shipped) if shipped else [])
+        self._fill_zoo()
         self._fill(Group.RECENT, [p for p in self.recent if p.exists()])
         self._update_buttons()
 
@@ -163,6 +163,28 @@ class ModelsPanel(QWidget):
             item.setData(0, KIND_ROLE, kind.value)
             top.addChild(item)
         top.setExpanded(group is not Group.RECENT or bool(paths))
+
+    def _fill_zoo(self) -> None:
+        """The shipped model zoo (models/ or the installed package): one click loads a model."""
+        zoo = engine.zoo_models()
+        top = QTreeWidgetItem([Group.SHIPPED.value, f"{len(zoo)}" if zoo else "none"])
+        top.setFlags(top.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+        top.setToolTip(0, "Models that come with aestudio, trained by its own recipes (models/recipes). Click one to load it.")
+        self.tree.addTopLevelItem(top)
+        for m in zoo:
+            item = QTreeWidgetItem([m.name, m.task])  # short: the side panel is narrow
+            tip = f"{m.title} ({m.net}, {m.task}): {m.summary}\n{m.path}\nClick to load."
+            item.setToolTip(0, tip)
+            item.setToolTip(1, tip)
+            item.setData(0, PATH_ROLE, str(m.path))
+            item.setData(0, KIND_ROLE, EntryKind.BUNDLE.value)
+            top.addChild(item)
+        top.setExpanded(True)
+
+    def _item_clicked(self, item: QTreeWidgetItem, _column: int) -> None:
+        parent = item.parent()
+        if parent is not None and parent.text(0) == Group.SHIPPED.value:
+            self._request(self.load_requested, item)  # shipped models are read-only: one click loads
 
     def entries(self, group: Group) -> list[Path]:
         for i in range(self.tree.topLevelItemCount()):
