@@ -9,7 +9,6 @@ decoder crash would fail the test instead of the session.
 from __future__ import annotations
 
 import io
-import json
 import os
 import tempfile
 from pathlib import Path
