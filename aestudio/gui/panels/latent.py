@@ -1,8 +1,9 @@
 """The Latent tab: slide a model's code, map a data set's codes, retrieve and interpolate by code.
 
 Composition and flow only; the pieces live beside it: ``latent_codes`` (the
-numbers, Qt-free), ``latent_sliders``, ``latent_map``, ``latent_neighbours``,
-``latent_interp``. Inference never runs on the GUI thread: a slider move
+numbers, Qt-free), ``latent_ops`` (worker jobs), ``latent_view`` (widgets and
+layout: ``latent_sliders``, ``latent_map``, ``latent_neighbours``, ``latent_interp``)
+and ``latent_save`` (PNG exports). Inference never runs on the GUI thread: a slider move
 submits one decode to a :class:`LatestRunner` (only the newest code is decoded,
 on the model's interactive ONNX Runtime session: one thread, no spinning, so a
 training run keeps its speed); data codes, t-SNE, dropped images, strips and
@@ -20,27 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (
-    QApplication,
-    QFileDialog,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QProgressBar,
-    QPushButton,
-    QSplitter,
-    QStackedWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from aestudio.config import Task
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import ImagePane, LatestRunner
+from aestudio.gui.panels.common import LatestRunner
 from aestudio.gui.panels.latent_codes import (
     Cancelled,
     CodeSet,
@@ -49,29 +38,21 @@ from aestudio.gui.panels.latent_codes import (
     nearest,
     tsne_2d,
 )
-from aestudio.gui.panels.latent_interp import End, InterpolationStrip
-from aestudio.gui.panels.latent_map import DropMark, LatentMap
-from aestudio.gui.panels.latent_neighbours import NEIGHBOURS, NeighbourRow
-from aestudio.gui.panels.latent_ops import (
-    Dropped,
-    decode_one,
-    encode_images,
-    grid_image,
-    samples_grid,
-    save_png,
-    strip,
-)
-from aestudio.gui.panels.latent_sliders import LatentSliders
+from aestudio.gui.panels.latent_interp import End
+from aestudio.gui.panels.latent_map import DropMark
+from aestudio.gui.panels.latent_neighbours import NEIGHBOURS
+from aestudio.gui.panels.latent_ops import Dropped, decode_one, encode_images, strip
+from aestudio.gui.panels.latent_save import LatentSaving
+from aestudio.gui.panels.latent_view import LatentStack
 from aestudio.gui.workers import TaskRunner
 
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 1500  # codes on the map: enough to see structure; t-SNE stays under ~10 s on 2 cores
-SAMPLE_GRID = 64  # "Save samples": an 8 x 8 grid
 CROSS_MS = 40  # the map's cross follows a dragged slider at most this often (a plot repaint each time)
 
 
-class LatentPanel(ExplorePanel):
+class LatentPanel(LatentSaving, ExplorePanel):
     title = "Latent"
     purpose = ("Slide latent values to generate new images, map a data set's codes in 2-D "
                "(PCA / t-SNE), find the nearest images by code and interpolate between two images.")
@@ -93,7 +74,6 @@ class LatentPanel(ExplorePanel):
         self._strip_gen = 0
         self._source = ""  # where the sliders' code came from (the decoded image's caption)
         self._edited = False
-        self._last_dir = Path.home()
         self._rng = np.random.default_rng()
         self._progress.connect(self._on_progress)
         self._build()
@@ -109,117 +89,32 @@ class LatentPanel(ExplorePanel):
     # ================================================================ layout
 
     def _build(self) -> None:
-        self.stack = QStackedWidget()
+        self.stack = LatentStack(self.title, self.purpose, self.drop_hint)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.stack)
+        self.empty_page, self.empty_state = self.stack.empty_page, self.stack.empty_page.state
+        page = self.page = self.stack.page
+        # The widgets the panel drives, by name (tests and benchmarks use them too).
+        self.header, self.subheader, self.progress = page.header, page.subheader, page.progress
+        self.decoded, self.sliders, self.code_box = page.decoded, page.sliders, page.code_box
+        self.reset_button, self.random_button = page.reset_button, page.random_button
+        self.save_image_button, self.save_grid_button = page.save_image_button, page.save_grid_button
+        self.map, self.neighbour_row, self.interp = page.map, page.neighbour_row, page.interp
 
-        # -- empty state
-        empty = QWidget()
-        el = QVBoxLayout(empty)
-        el.addStretch(2)
-        for text, name in ((self.title, "emptyTitle"), (self.purpose, "emptyText"), (self.drop_hint, "emptyHint")):
-            label = QLabel(text)
-            label.setObjectName(name)
-            label.setWordWrap(True)
-            label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            el.addWidget(label)
-        self.empty_state = QLabel()
-        self.empty_state.setObjectName("emptyState")
-        self.empty_state.setWordWrap(True)
-        self.empty_state.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        el.addWidget(self.empty_state)
-        el.addStretch(3)
-        self.empty_page = empty
-        self.stack.addWidget(empty)
-
-        # -- working page
-        page = QWidget()
-        self.stack.addWidget(page)
-        self.page = page
-        self.header = QLabel()
-        self.header.setObjectName("runTitle")
-        self.subheader = QLabel()
-        self.subheader.setObjectName("hint")
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.hide()
-        head = QHBoxLayout()
-        titles = QVBoxLayout()
-        titles.setSpacing(0)
-        titles.addWidget(self.header)
-        titles.addWidget(self.subheader)
-        head.addLayout(titles, 1)
-        head.addWidget(self.progress)
-
-        self.decoded = ImagePane("Decoded", "Move a slider")
-        self.decoded.canvas.setMinimumSize(200, 200)
-        self.reset_button = QPushButton("Reset")
-        self.random_button = QPushButton("Random")
-        self.save_image_button = QPushButton("Save image…")
-        self.save_grid_button = QPushButton("Save 8×8 samples…")
         self.reset_button.clicked.connect(self.reset_code)
         self.random_button.clicked.connect(self.random_code)
         self.save_image_button.clicked.connect(lambda: self._ask_save("latent-sample.png", self.save_image))
         self.save_grid_button.clicked.connect(lambda: self._ask_save("latent-samples.png", self.save_samples))
-        buttons = QHBoxLayout()
-        for b in (self.reset_button, self.random_button):
-            buttons.addWidget(b)
-        saves = QHBoxLayout()
-        for b in (self.save_image_button, self.save_grid_button):
-            saves.addWidget(b)
-        self.sliders = LatentSliders()
         self.sliders.code_changed.connect(self._slider_moved)
-        self.code_box = QGroupBox("Code")
-        cl = QVBoxLayout(self.code_box)
-        cl.setContentsMargins(4, 4, 4, 4)
-        cl.addWidget(self.sliders)
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 4, 0)
-        ll.addWidget(self.decoded, 3)
-        ll.addLayout(buttons)
-        ll.addLayout(saves)
-        ll.addWidget(self.code_box, 4)
-
-        self.map = LatentMap()
         self.map.clicked.connect(self.pick_item)
         self.map.projection_requested.connect(self.show_projection)
-        map_box = QGroupBox("Codes of the data")
-        QVBoxLayout(map_box).addWidget(self.map)
-        self.neighbour_row = NeighbourRow(NEIGHBOURS)
         self.neighbour_row.picked.connect(self.pick_item)
-        nb_box = QGroupBox("Nearest by code")
-        QVBoxLayout(nb_box).addWidget(self.neighbour_row)
-        self.interp = InterpolationStrip()
         self.interp.changed.connect(self._strip_changed)
         self.interp.t_changed.connect(self._between_moved)
         self.interp.take_a.clicked.connect(lambda: self._take_end(0))
         self.interp.take_b.clicked.connect(lambda: self._take_end(1))
         self.interp.save_button.clicked.connect(lambda: self._ask_save("latent-strip.png", self.save_strip))
-        in_box = QGroupBox("Interpolate")
-        QVBoxLayout(in_box).addWidget(self.interp)
-        lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(nb_box)
-        lower.addWidget(in_box)
-        lower.setStretchFactor(0, 2)
-        lower.setStretchFactor(1, 3)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(map_box)
-        right.addWidget(lower)
-        right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
-        right.setSizes([520, 230])
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.addWidget(left)
-        body.addWidget(right)
-        body.setStretchFactor(0, 2)
-        body.setStretchFactor(1, 5)
-        body.setSizes([330, 820])
-        pl = QVBoxLayout(page)
-        pl.setContentsMargins(6, 6, 6, 6)
-        pl.addLayout(head)
-        pl.addWidget(body, 1)
 
     # ================================================================ window calls
 
@@ -559,46 +454,6 @@ class LatentPanel(ExplorePanel):
         gen = self._gen
         self.side.submit(decode_one, self.model.predictor, z,  # type: ignore[union-attr]
                          on_result=lambda img: self.interp.set_between(img, t) if gen == self._gen else None)
-
-    # ================================================================ saving
-
-    def _ask_save(self, default_name: str, save) -> None:  # noqa: ANN001 - a bound save_* method
-        path, _ = QFileDialog.getSaveFileName(self, "Save as PNG", str(self._last_dir / default_name),
-                                              "PNG images (*.png)")
-        if not path:
-            return
-        target = Path(path) if Path(path).suffix else Path(path).with_suffix(".png")
-        self._last_dir = target.parent
-        save(target, overwrite=target.exists())  # the dialog already asked before replacing a file
-
-    def save_image(self, path: Path, *, overwrite: bool = False) -> None:
-        """The decoded image, at the model's size."""
-        if self.decoded.array is None:
-            self.notify.emit(Level.INFO, "Nothing decoded yet to save.", "")
-            return
-        self._write(grid_image, self.decoded.array[None], path, overwrite)
-
-    def save_samples(self, path: Path, *, overwrite: bool = False, n: int = SAMPLE_GRID, seed: int | None = None) -> None:
-        """An 8x8 grid: prior samples for a VAE, else decoded codes of random data items."""
-        if not self._usable():
-            return
-        codes = None if self._gaussian() or self.codes is None else self.codes.codes
-        seed = int(self._rng.integers(2**31)) if seed is None else seed
-        self.tasks.submit(samples_grid, self.model.predictor, n, seed, codes, path, overwrite,  # type: ignore[union-attr]
-                          on_result=self._saved, on_error=partial(self._failed, f"Could not save {path}"))
-
-    def save_strip(self, path: Path, *, overwrite: bool = False) -> None:
-        if self.interp.frames is None:
-            self.notify.emit(Level.INFO, "Choose two ends first: drop two images or use Current → A / B.", "")
-            return
-        self._write(partial(grid_image, nrow=len(self.interp.frames)), self.interp.frames, path, overwrite)
-
-    def _write(self, make, images: np.ndarray, path: Path, overwrite: bool) -> None:  # noqa: ANN001
-        self.tasks.submit(save_png, make, images.copy(), path, overwrite,
-                          on_result=self._saved, on_error=partial(self._failed, f"Could not save {path}"))
-
-    def _saved(self, path: Path) -> None:
-        self.notify.emit(Level.INFO, f"Saved {path}", "")
 
     def _failed(self, what: str, exc: BaseException, details: str) -> None:
         self.notify.emit(Level.WARNING, f"{what}: {exc}", details)

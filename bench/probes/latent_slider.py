@@ -1,0 +1,240 @@
+"""Probe: the Latent panel's slider, measured through the real panel (offscreen Qt).
+
+``python -m bench.probes.latent_slider --bundle VAE_BUNDLE [--data digits] [--moves 300]
+[--train-data digits --rounds 4 --block 4]`` prints one JSON line with:
+
+* ``latency``: slider move -> new pixels painted. For each move: set the most
+  important slider's value (``setValue``, as a drag does), then run the event
+  loop until the decoded pane has a new image *and* has painted it; the time
+  from ``setValue`` to the end of that paint is one sample. Moves are spaced
+  ``--gap-ms`` apart so each one is measured on its own.
+* ``training``: a training run in the same process, driven by the GUI's own
+  ``TrainWorker`` (a Python thread, as in the app), measured in alternating
+  blocks of ``--block`` seconds: *alone* (the window idle) and *drag* (a 60 Hz
+  timer moves a latent slider continuously; every move decodes through the
+  panel's interactive ONNX Runtime session). Images/s per block are counted in
+  the training thread from the steps it finished.
+
+Must run with ``QT_QPA_PLATFORM=offscreen`` (set here if unset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+DRAG_HZ = 60  # a mouse drag delivers roughly one move per frame
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    a = np.asarray(samples) * 1e3
+    return {"n": int(a.size), "p50_ms": float(np.percentile(a, 50)), "p95_ms": float(np.percentile(a, 95)),
+            "p99_ms": float(np.percentile(a, 99)), "max_ms": float(a.max())}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bundle", required=True, help="a VAE (or any model with a code) bundle folder")
+    ap.add_argument("--data", default="digits", help="data for the panel's map ('' for none)")
+    ap.add_argument("--moves", type=int, default=300)
+    ap.add_argument("--gap-ms", type=float, default=8.0)
+    ap.add_argument("--train-data", default="digits", help="data of the training run ('' to skip)")
+    ap.add_argument("--rounds", type=int, default=4, help="alone/drag block pairs")
+    ap.add_argument("--block", type=float, default=4.0, help="seconds per block")
+    ap.add_argument("--warmup", type=float, default=4.0, help="seconds of training before measuring")
+    args = ap.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="aestudio-latent-bench-"))
+    os.environ["AESTUDIO_HOME"] = str(home)
+    os.environ["XDG_CONFIG_HOME"] = str(home / "config")
+    os.environ["XDG_DATA_HOME"] = str(home / "data")
+
+    import numpy as np
+    from PySide6.QtCore import QEvent, QEventLoop, QObject
+
+    from aestudio.gui import engine
+    from aestudio.gui.app import application
+    from aestudio.gui.panels.latent import LatentPanel
+    from aestudio.gui.workers import TaskRunner
+
+    app = application()
+    tasks = TaskRunner()
+    panel = LatentPanel(tasks)
+    panel.resize(1200, 800)
+    panel.show()
+    model = engine.load_model(Path(args.bundle))
+    model.predictor.warmup()
+    if args.data:
+        panel.set_data(SimpleNamespace(spec=args.data))
+    panel.set_model(model)
+
+    def spin_until(cond, timeout: float) -> bool:  # noqa: ANN001
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return True
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+            time.sleep(0.002)
+        return cond()
+
+    if args.data and not spin_until(lambda: panel.codes is not None, 300):
+        raise SystemExit("the panel did not finish encoding the data")
+    spin_until(lambda: not panel.live.busy, 10)
+    canvas = panel.decoded.canvas
+    slider = panel.sliders.row_slider(0)
+    lo, hi = slider.minimum(), slider.maximum()
+
+    # ------------------------------------------------------------ 1: move -> pixels
+    class PaintWatch(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.painted_image = None
+
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802, ANN001 - Qt override
+            if event.type() == QEvent.Type.Paint:
+                self.painted_image = canvas._image
+            return False
+
+    watch = PaintWatch()
+    canvas.installEventFilter(watch)
+    latencies: list[float] = []
+    decode_s: list[float] = []
+    z0 = panel.sliders.code()
+    for i in range(args.moves + 20):
+        value = lo + (hi - lo) * (0.5 + 0.45 * np.sin(i * 0.37))
+        before = canvas._image
+        t0 = time.perf_counter()
+        slider.setValue(float(value))
+        while True:
+            app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents, 50)
+            img = canvas._image
+            if img is not before and watch.painted_image is img:
+                break
+            if time.perf_counter() - t0 > 5:
+                raise SystemExit("no new image painted within 5 s of a slider move")
+        t1 = time.perf_counter()
+        if i >= 20:  # warm-up moves are not counted
+            latencies.append(t1 - t0)
+        end = time.perf_counter() + args.gap_ms / 1e3
+        while time.perf_counter() < end:
+            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 2)
+            time.sleep(0.001)
+    for _ in range(200):
+        z = z0[None].astype(np.float32)
+        t0 = time.perf_counter()
+        model.predictor.decode(z)
+        decode_s.append(time.perf_counter() - t0)
+    result: dict = {"bundle": str(args.bundle), "net": model.info.net, "image_size": model.info.image_size,
+                    "latent_dim": model.info.latent_dim, "latency": _percentiles(latencies),
+                    "decode_only": _percentiles(decode_s), "dropped_jobs": panel.live.dropped}
+
+    # ------------------------------------------------------------ 2: training throughput
+    if args.train_data:
+        result["training"] = _throughput(app, panel, args)
+    print(json.dumps(result))
+    panel.shutdown()
+    tasks.shutdown()
+
+
+def _throughput(app, panel, args) -> dict:  # noqa: ANN001
+    """Alternate alone / drag blocks while one training run goes on in a TrainWorker thread."""
+    import numpy as np
+    from PySide6.QtCore import Qt, QTimer
+
+    from aestudio.config import TrainConfig
+    from aestudio.gui import engine
+    from aestudio.gui.presets import preset_for
+    from aestudio.gui.workers import TrainWorker
+    from aestudio.nets import default_config
+    from aestudio.training.events import StepEnded
+
+    preset = preset_for(args.train_data)
+    net_cfg = default_config(preset.net, **preset.net_params)
+    cfg = TrainConfig(device="cpu", num_workers=0, **{**preset.train_params, "epochs": 100000})
+    run_dir = Path(tempfile.mkdtemp(prefix="aestudio-latent-bench-run-")) / "run"
+    images: list[tuple[float, int]] = []  # (time, images in the step), appended in the training thread
+
+    def source(stop: threading.Event, pause: threading.Event):  # noqa: ANN202
+        for ev in engine.train(preset.net, net_cfg, args.train_data, cfg, run_dir, stop=stop, pause=pause):
+            if isinstance(ev, StepEnded):
+                images.append((time.perf_counter(), cfg.batch_size))
+            yield ev
+
+    worker = TrainWorker(source)
+    slider = panel.sliders.row_slider(0)
+    lo, hi = slider.minimum(), slider.maximum()
+    drag = QTimer()
+    drag.setTimerType(Qt.TimerType.PreciseTimer)
+    drag.setInterval(int(1000 / DRAG_HZ))
+    ticks = [0]
+    shown_before = [panel.decoded.canvas._image]
+    shown = [0]
+
+    def move() -> None:
+        ticks[0] += 1
+        slider.setValue(float(lo + (hi - lo) * (0.5 + 0.45 * np.sin(ticks[0] * 0.21))))
+        if panel.decoded.canvas._image is not shown_before[0]:
+            shown_before[0] = panel.decoded.canvas._image
+            shown[0] += 1
+
+    drag.timeout.connect(move)
+    plan = ["warmup"] + ["alone", "drag"] * args.rounds
+    blocks: list[dict] = []
+    state = {"i": -1, "t0": 0.0, "ticks0": 0, "shown0": 0}
+
+    def next_block() -> None:
+        now = time.perf_counter()
+        if state["i"] >= 0:
+            name = plan[state["i"]]
+            n = sum(k for t, k in images if state["t0"] <= t < now)
+            blocks.append({"phase": name, "seconds": now - state["t0"], "images": n,
+                           "images_per_s": n / (now - state["t0"]),
+                           "moves": ticks[0] - state["ticks0"], "frames": shown[0] - state["shown0"]})
+        drag.stop()
+        state["i"] += 1
+        if state["i"] >= len(plan):
+            worker.stop()
+            app.quit()
+            return
+        state.update(t0=time.perf_counter(), ticks0=ticks[0], shown0=shown[0])
+        if plan[state["i"]] == "drag":
+            drag.start()
+        QTimer.singleShot(int(1000 * (args.warmup if plan[state["i"]] == "warmup" else args.block)), next_block)
+
+    def started() -> None:
+        if images:
+            next_block()
+        else:
+            QTimer.singleShot(100, started)
+
+    worker.start()
+    QTimer.singleShot(100, started)
+    app.exec()
+    worker.join(30)
+    measured = [b for b in blocks if b["phase"] != "warmup"]
+    alone = [b["images_per_s"] for b in measured if b["phase"] == "alone"]
+    dragged = [b["images_per_s"] for b in measured if b["phase"] == "drag"]
+    drag_blocks = [b for b in measured if b["phase"] == "drag"]
+    return {
+        "net": preset.net, "data": args.train_data, "batch_size": cfg.batch_size,
+        "alone_images_per_s": float(np.median(alone)) if alone else 0.0,
+        "drag_images_per_s": float(np.median(dragged)) if dragged else 0.0,
+        "ratio": float(np.median(dragged) / np.median(alone)) if alone and dragged else 0.0,
+        "moves_per_s": float(sum(b["moves"] for b in drag_blocks) / max(1e-9, sum(b["seconds"] for b in drag_blocks))),
+        "frames_per_s": float(sum(b["frames"] for b in drag_blocks) / max(1e-9, sum(b["seconds"] for b in drag_blocks))),
+        "blocks": blocks,
+    }
+
+
+if __name__ == "__main__":
+    main()
