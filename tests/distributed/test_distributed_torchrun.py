@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +132,30 @@ def test_a_failing_rank_ends_the_job_promptly_and_is_named(tmp_path: Path) -> No
     assert "rank 0 lost contact with the other processes" in launch.text  # the survivor says why it stops
     info = read_run(out)  # rank 0 recorded it; the folder still opens
     assert info.status.value == "failed" and info.step < 50
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path: Path) -> None:
+    """What SLURM's --signal / scancel and Ctrl-C do: torchrun passes SIGTERM to the workers,
+    they agree on the step in their next reduction, rank 0 saves, the run resumes."""
+    out = tmp_path / "run"
+
+    def stop_once_training(proc: subprocess.Popen) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if json.loads((out / "run.json").read_text()).get("status") == "running":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        time.sleep(1.5)  # some steps in
+        proc.send_signal(signal.SIGTERM)
+
+    launch = torchrun(["--model", "dense_ae", *DIGITS, "--batch-size", "32", "--epochs", "1000", "--out", str(out)],
+                      while_running=stop_once_training)
+    assert "stop requested: every process stops after this step" in launch.text, launch.text[-4000:]
+    info = read_run(out)
+    assert info.status.value == "stopped" and info.step > 0, launch.text[-4000:]
+    events = drain(resume(out, max_steps=info.step + 2))  # the checkpoint is whole and consistent
+    assert events[-1].reason.value == "done" and events[-1].step == info.step + 2

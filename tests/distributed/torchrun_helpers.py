@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,8 +39,11 @@ class Launch:
         return next((t for t, line in self.lines if needle in line), None)
 
 
-def torchrun(args: list[str], *, nproc: int = 2, env: dict[str, str] | None = None) -> Launch:
-    """``python -m torch.distributed.run --nproc_per_node=N -m aestudio train ARGS`` on 127.0.0.1."""
+def torchrun(args: list[str], *, nproc: int = 2, env: dict[str, str] | None = None,
+             while_running: Callable[[subprocess.Popen], None] | None = None) -> Launch:
+    """``python -m torch.distributed.run --nproc_per_node=N -m aestudio train ARGS`` on 127.0.0.1.
+
+    ``while_running(proc)`` is called once the launcher has started (e.g. to signal it)."""
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--nnodes=1",
            "--master_addr=127.0.0.1", f"--master_port={free_port()}", "-m", "aestudio", "train", *args]
     full = dict(os.environ)
@@ -59,6 +63,8 @@ def torchrun(args: list[str], *, nproc: int = 2, env: dict[str, str] | None = No
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
+        if while_running is not None:
+            while_running(proc)
         out.returncode = proc.wait(timeout=LAUNCH_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
