@@ -403,6 +403,7 @@ def cmd_info(args: argparse.Namespace) -> int:
             "epoch": info.epoch, "step": info.step, "num_params": info.num_params,
             "compression_ratio": info.compression_ratio, "best": info.best, "metrics": _finite(info.metrics),
             "history": info.history, "bad_files": info.bad_files, "created": info.created, "updated": info.updated,
+            "distributed": _launches(info.path),
         }, default=str))
         return 0
     cfg = to_dict(info.net_cfg)
@@ -425,9 +426,24 @@ def cmd_info(args: argparse.Namespace) -> int:
         lines.append(f"last        {_fmt_metrics(info.metrics, limit=12)}")
     if info.bad_files:
         lines.append(f"bad files   {info.bad_files} skipped")
+    launches = _launches(info.path)
+    if launches:
+        lines.append("distributed " + "; ".join(
+            f"{d.get('world_size')} processes ({d.get('backend')}) from step {d.get('start_step')}" for d in launches))
     lines.append(f"created     {info.created}   updated {info.updated}")
     print("\n".join(lines))
     return 0
+
+
+def _launches(run: Path) -> list[dict[str, Any]]:
+    """The torchrun launches recorded in run.json (empty for single-process runs)."""
+    from aestudio.training.runs import RunError, read_record
+
+    try:
+        launches = read_record(run).get("distributed")
+    except RunError:
+        return []
+    return [d for d in launches if isinstance(d, dict)] if isinstance(launches, list) else []
 
 
 def _noise(cfg: Any) -> str:

@@ -81,7 +81,8 @@ def test_the_run_opens_exports_and_loads_in_the_app(dense_runs: dict, tmp_path: 
     run = tmp_path / "run"
     shutil.copytree(dense_runs["two"], run)
     assert main(["info", str(run)]) == 0
-    assert "epochs 0/10, step 4" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "epochs 0/10, step 4" in text and "distributed 2 processes (gloo) from step 0" in text
     assert main(["export", str(run)]) == 0
     capsys.readouterr()
     from aestudio.gui.engine import load_model  # Qt-free by design
