@@ -124,17 +124,27 @@ def _collect(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
 
     out_res = out_dir.resolve()
     pairs: list[tuple[Path, Path]] = []
+    used: set[Path] = set()
     for root in inputs:
+        if root.is_dir() and root.resolve() == out_res:
+            raise CliError(f"-o {out_dir} is the input folder {root}; results would mix with the inputs: "
+                           f"choose another folder, e.g. -o {root / 'results'}")
         try:
             files = list(iter_image_files([root]))
         except FileNotFoundError as exc:
             raise CliError(str(exc)) from None
         for f in files:
-            if out_res in f.resolve().parents:  # earlier results inside an input folder are not inputs
+            if root.is_dir() and out_res in f.resolve().parents:  # earlier results inside an input folder are not inputs
                 continue
             rel = f.relative_to(root).parent if root.is_dir() else Path()
             parts = [_safe_name(p) for p in rel.parts]
-            pairs.append((f, out_dir.joinpath(*parts, _safe_name(f.stem))))
+            stem = out_dir.joinpath(*parts, _safe_name(f.stem))
+            n = 2
+            while stem in used:  # a.png and a.jpg, or names equal once sanitised: never share an output
+                stem = stem.with_name(f"{_safe_name(f.stem)}-{n}")
+                n += 1
+            used.add(stem)
+            pairs.append((f, stem))
     if not pairs:
         raise CliError(f"no supported images found in {', '.join(map(str, inputs))}")
     return pairs
