@@ -102,7 +102,9 @@ def test_moving_the_slider_changes_noisy_denoised_and_metrics(qtbot, panel, deno
                                  data_range=1.0, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
     assert low["metrics_noisy"]["psnr"] == pytest.approx(psnr, rel=1e-4)
     assert low["metrics_noisy"]["ssim"] == pytest.approx(ssim, abs=1e-5)
-    assert panel.tiles[("psnr", "noisy")].text() == f"{psnr:.1f} dB"
+    denoised_psnr = low["metrics_denoised"]["psnr"]
+    assert panel.tiles["psnr"].text() == f"{psnr:.1f} → {denoised_psnr:.1f} dB"
+    assert panel.noisy_pane.caption.text().startswith(f"PSNR {psnr:.1f} dB")
 
     panel.strength.setValue(0.3)  # as a user dragging the slider
     high = wait_result(qtbot, panel, low, strength=0.3)
@@ -177,7 +179,7 @@ def test_fixed_size_autoencoder_and_no_model(qtbot, panel, conv_model, tmp_path)
     panel.add_images([path])
     r = wait_result(qtbot, panel)  # no model: the noise and its metrics, nothing denoised
     assert r["denoised"] is None and r["metrics_noisy"] is not None
-    assert panel.tiles[("psnr", "denoised")].text() == "–"
+    assert panel.tiles["psnr"].text() == f"{r['metrics_noisy']['psnr']:.1f} dB"  # the noisy side only
     panel.set_model(conv_model)  # a 16x16 autoencoder: the photo is resized to it and back
     qtbot.waitUntil(lambda: panel.result is not None and panel.result["denoised"] is not None, timeout=WAIT)
     assert panel.result["denoised"].shape == (30, 40, 1)

@@ -178,8 +178,13 @@ class NoiseLabPanel(ExplorePanel):
         self.item_label = QLabel("")
         self.item_label.setObjectName("hint")
         top.addWidget(self.item_label, 1)
+        self.busy_label = QLabel("")
+        self.busy_label.setObjectName("hint")
+        self.busy_label.setVisible(False)
+        top.addWidget(self.busy_label)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(200)
+        self.progress.setTextVisible(False)
         self.progress.setVisible(False)
         top.addWidget(self.progress)
         self.save_button = QPushButton("Save denoised…")
@@ -231,10 +236,10 @@ class NoiseLabPanel(ExplorePanel):
         tiles = QHBoxLayout()
         tiles.addStretch(1)
         self.tiles = {
-            ("psnr", "noisy"): MetricTile("PSNR noisy", "Noisy vs clean: peak signal-to-noise ratio (peak 1)"),
-            ("psnr", "denoised"): MetricTile("PSNR denoised", "Denoised vs clean: higher is better"),
-            ("ssim", "noisy"): MetricTile("SSIM noisy", "Noisy vs clean: structural similarity (1 = identical)"),
-            ("ssim", "denoised"): MetricTile("SSIM denoised", "Denoised vs clean: closer to 1 is better"),
+            "psnr": MetricTile("PSNR  noisy → denoised", "Against the clean image: peak signal-to-noise ratio "
+                               "(peak 1); higher is better"),
+            "ssim": MetricTile("SSIM  noisy → denoised", "Against the clean image: structural similarity "
+                               "(11x11 Gaussian window); 1 is identical"),
         }
         for tile in self.tiles.values():
             tiles.addWidget(tile)
@@ -376,6 +381,7 @@ class NoiseLabPanel(ExplorePanel):
         p = self._job_progress
         if not busy or p is None:
             self.progress.setVisible(False)
+            self.busy_label.setVisible(False)
             self._timer.stop()
             return
         if time.monotonic() - self._job_started < SHOW_PROGRESS_AFTER_S:
@@ -384,10 +390,12 @@ class NoiseLabPanel(ExplorePanel):
         if total:
             self.progress.setRange(0, total)
             self.progress.setValue(done)
-            self.progress.setFormat("denoising tiles %v / %m")
+            self.busy_label.setText(f"Denoising: tile {done} of {total}…")
         else:
             self.progress.setRange(0, 0)  # busy indicator: no tile count (small image or a fixed-size model)
+            self.busy_label.setText("Reading, adding noise, denoising…")
         self.progress.setVisible(True)
+        self.busy_label.setVisible(True)
 
     def _show(self, gen: int, path: Path | None, r: dict[str, Any]) -> None:
         if gen != self._gen:
@@ -411,9 +419,8 @@ class NoiseLabPanel(ExplorePanel):
             self.clean_pane.array = r["clean"]
         else:
             self.clean_pane.clear()
-        for (metric, which), tile in self.tiles.items():
-            m = mn if which == "noisy" else md
-            tile.set_value(fmt_metric(metric, m[metric]) if m else "–")
+        for metric, tile in self.tiles.items():
+            tile.set_value(self._pair(metric, mn, md))
         if mn and md:
             self.gain_label.setText(f"The model gains {md['psnr'] - mn['psnr']:+.1f} dB PSNR and "
                                     f"{md['ssim'] - mn['ssim']:+.3f} SSIM on this image "
@@ -436,6 +443,19 @@ class NoiseLabPanel(ExplorePanel):
             self._last_error = text
             self.notify.emit(Level.ERROR, text, details)
         self._refresh_state()
+
+    @staticmethod
+    def _pair(metric: str, noisy: dict[str, float] | None, denoised: dict[str, float] | None) -> str:
+        """``"14.7 → 21.3 dB"``; one side alone when there is no model, ``–`` without a reference."""
+        if noisy is None:
+            return "–"
+        a = fmt_metric(metric, noisy[metric])
+        if denoised is None:
+            return a
+        b = fmt_metric(metric, denoised[metric])
+        if metric == "psnr" and a.endswith(" dB") and b.endswith(" dB"):
+            a = a[:-3]
+        return f"{a} → {b}"
 
     @staticmethod
     def _caption(m: dict[str, float]) -> str:

@@ -246,6 +246,11 @@ class ReconstructPanel(ExplorePanel):
         self.threshold_line.setVisible(False)
         self.threshold_line.sigPositionChanged.connect(self._threshold_moved)
         self.plot.addItem(self.threshold_line)
+        self.shown_line = pg.InfiniteLine(  # where the image shown above sits in the distribution
+            angle=90, movable=False, pen=pg.mkPen("#444a52", width=1.5, style=Qt.PenStyle.DashLine),
+            label="shown", labelOpts={"position": 0.75, "color": "#444a52"})
+        self.shown_line.setVisible(False)
+        self.plot.addItem(self.shown_line)
         split.addWidget(self.plot)
         right = QWidget()
         rlay = QVBoxLayout(right)
@@ -330,6 +335,7 @@ class ReconstructPanel(ExplorePanel):
         self.browse.set_count(BrowseBar.DATA, 0)
         self.hist_item.setData([], [])
         self.threshold_line.setVisible(False)
+        self.shown_line.setVisible(False)
         self.anomaly_list.clear()
         self.anomaly_stack.setCurrentIndex(0)
         self.scan_label.setText("")
@@ -438,6 +444,8 @@ class ReconstructPanel(ExplorePanel):
             f"{len(errors)} images of {self.arrays.spec} ({self.arrays.split}): MSE median "
             f"{np.median(errors):.3g}, worst {errors.max():.3g} ({took:.1f} s). Drag the red line.")
         self.set_threshold(float(np.percentile(errors, 95)))
+        if self.browse.source() == BrowseBar.DATA:
+            self.show_current()  # its rank and its place on the histogram are known now
 
     # ================================================================ threshold and list
 
@@ -504,11 +512,15 @@ class ReconstructPanel(ExplorePanel):
             idx = int(self.arrays.indices[i]) if self.arrays.indices is not None else i
             text = f"{self.arrays.spec} {self.arrays.split} #{idx}"
             if self.errors is not None:
-                text += f"  ·  MSE rank {int(np.where(self.order == i)[0][0]) + 1} of {len(self.errors)}"
+                rank = int(np.where(self.order == i)[0][0]) + 1
+                text += f"  ·  {rank} of {len(self.errors)} by error (1 = worst)"
+                self.shown_line.setValue(float(self.errors[i]))
+            self.shown_line.setVisible(self.errors is not None)
             self.item_label.setText(text)
         elif src == BrowseBar.FILES and i < len(self.images):
             path = self.images[i]
             self.item_label.setText(str(path))
+            self.shown_line.setVisible(False)
         else:
             self._clear_view()
             return
@@ -529,7 +541,8 @@ class ReconstructPanel(ExplorePanel):
         return reconstruct(predictor, self._load(image, path))
 
     def _original_only(self, image: Any, path: Path | None) -> Any:
-        return array_to_qimage(display_copy(self._load(image, path))), self._load(image, path)
+        original = self._load(image, path)
+        return array_to_qimage(display_copy(original)), original
 
     def _show_original(self, result: tuple) -> None:
         qimage, original = result
