@@ -1,0 +1,223 @@
+"""Quality of the shipped zoo against classical baselines: denoiser vs NLM and BM3D, U-Net vs a random forest."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from bench.harness import Context, Row, SkipBenchmark, Status
+
+log = logging.getLogger(__name__)
+
+ORDER = 60
+TITLE = "Shipped zoo quality: photo denoiser vs NLM / BM3D, shapes-seg U-Net vs an ilastik-style forest"
+SIGMA = 25 / 255
+SEED = 0
+RF_TRAIN_IMAGES = 200  # training images the forest learns from (pixels subsampled)
+RF_PIXELS_PER_IMAGE = 400
+RF_TREES = 50
+SEG_VAL_IMAGES = 200
+
+ABOUT = f"""
+**What.** The shipped bundles in `models/` (built by `python -m aestudio.zoo_build NAME` from
+`models/recipes/NAME.json`), run through ONNX Runtime (`OrtPredictor`, batch profile), against
+classical methods on data none of them trained on.
+
+- *Denoising.* Gaussian noise of sigma 25/255 (seed {SEED}, clipped to [0, 1] by
+  `aestudio.data.noise.gaussian`) on the natural grey photos held out of the denoiser's training
+  set (`aestudio.zoo_photos.HELD_OUT_PHOTOS`: camera, astronaut, coffee, coins, moon, grey,
+  top-left 512 x 512 at most). `photo-denoiser` against scikit-image's non-local means
+  (`denoise_nl_means(h=0.8*sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6)`,
+  the true sigma given) and BM3D (`bm3d.bm3d(noisy, sigma_psd=sigma)`, the strongest classical
+  reference). Mean PSNR (dB, peak 1) over the photos; time per 512 x 512 image (camera, median
+  of 3, one process on a machine shared with other jobs).
+- *Segmentation.* {SEG_VAL_IMAGES} held-out `shapes-seg` images (the validation split of seed 0,
+  which the U-Net never trained on): `shapes-seg-unet` against an ilastik-style pixel classifier:
+  scikit-image `feature.multiscale_basic_features` (intensity, edges, texture; sigma 1-16, per
+  channel) + scikit-learn `RandomForestClassifier({RF_TREES} trees)` trained on
+  {RF_PIXELS_PER_IMAGE} random pixels from each of {RF_TRAIN_IMAGES} training images of the same
+  split. Mean IoU over classes present in truth or prediction, pixels pooled over the set.
+
+**Targets.** Denoiser PSNR >= NLM's. U-Net mIoU clearly above the forest's (by 0.05 or more).
+"""
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12)))
+
+
+def _timed(fn, repeats: int) -> tuple[object, float]:  # type: ignore[no-untyped-def]
+    out, times = None, []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times))
+
+
+def _zoo(name: str):  # type: ignore[no-untyped-def]
+    from aestudio.inference.zoo import ZooError, find_model
+
+    try:
+        return find_model(name)
+    except ZooError as exc:
+        raise SkipBenchmark(f"{name} is not built ({exc}); run `python -m aestudio.zoo_build {name}`") from None
+
+
+def _denoise_rows(ctx: Context) -> list[Row]:
+    from skimage.restoration import denoise_nl_means
+
+    from aestudio.data.noise import gaussian
+    from aestudio.inference.ort import OrtPredictor
+    from aestudio.zoo_photos import held_out_gray
+
+    model = _zoo("photo-denoiser")
+    pred = OrtPredictor(model.path, profile="batch")
+    photos = held_out_gray(ctx.pick(512, 128))
+    if ctx.quick:
+        photos = dict(list(photos.items())[:1])
+    rng = np.random.default_rng(SEED)
+    noisy = {k: gaussian(v, SIGMA, rng) for k, v in photos.items()}
+
+    def ours(x: np.ndarray) -> np.ndarray:
+        return pred.run_image(x)[..., 0]
+
+    def nlm(x: np.ndarray) -> np.ndarray:
+        return denoise_nl_means(x, h=0.8 * SIGMA, sigma=SIGMA, fast_mode=True, patch_size=5, patch_distance=6)
+
+    methods = {"photo-denoiser (ONNX Runtime)": ours, "non-local means (skimage)": nlm}
+    try:
+        import bm3d
+
+        methods["BM3D (bm3d package)"] = lambda x: np.asarray(bm3d.bm3d(x, sigma_psd=SIGMA), dtype=np.float32)
+    except ImportError:
+        ctx.note("BM3D skipped: the `bm3d` package is not installed (`pip install -e .[bench]`).")
+    timing_key = "camera" if "camera" in noisy else next(iter(noisy))
+    psnrs: dict[str, dict[str, float]] = {}
+    secs: dict[str, float] = {}
+    for name, fn in methods.items():
+        psnrs[name] = {}
+        for key, x in noisy.items():
+            if key == timing_key:
+                out, secs[name] = _timed(lambda fn=fn, x=x: fn(x), ctx.pick(3, 1))
+            else:
+                out = fn(x)
+            psnrs[name][key] = _psnr(np.clip(np.asarray(out, dtype=np.float32), 0, 1), photos[key])
+        log.info("%s: %s", name, psnrs[name])
+    noisy_psnr = float(np.mean([_psnr(noisy[k], photos[k]) for k in photos]))
+    side = noisy[timing_key].shape
+    rows = [Row("noisy input", {"mean PSNR dB": round(noisy_psnr, 2)}, status=Status.INFO)]
+    nlm_mean = float(np.mean(list(psnrs["non-local means (skimage)"].values())))
+    for name in methods:
+        mean = float(np.mean(list(psnrs[name].values())))
+        figures = {"mean PSNR dB": round(mean, 2),
+                   f"ms per {side[0]}x{side[1]}": round(secs[name] * 1e3, 1)}
+        if name.startswith("photo-denoiser"):
+            rows.append(Row(name, figures, target="PSNR >= NLM", status=Row.verdict(mean >= nlm_mean)))
+        else:
+            rows.append(Row(name, figures, status=Status.INFO))
+    table = " | ".join(["photo", *photos])
+    lines = [f"| method | {table.split(' | ', 1)[1]} |", "|---" * (len(photos) + 1) + "|"]
+    for name in methods:
+        lines.append(f"| {name} | " + " | ".join(f"{psnrs[name][k]:.2f}" for k in photos) + " |")
+    ctx.note("PSNR (dB) per held-out photo at sigma 25/255:\n\n" + "\n".join(lines))
+    return rows
+
+
+def _miou(truth: np.ndarray, pred: np.ndarray, k: int) -> float:
+    ious = []
+    for c in range(k):
+        t, p = truth == c, pred == c
+        union = np.logical_or(t, p).sum()
+        if union:
+            ious.append(np.logical_and(t, p).sum() / union)
+    return float(np.mean(ious))
+
+
+def _segment_rows(ctx: Context) -> list[Row]:
+    from skimage.feature import multiscale_basic_features
+    from sklearn.ensemble import RandomForestClassifier
+
+    from aestudio.data.specs import open_data
+    from aestudio.inference.ort import OrtPredictor
+
+    model = _zoo("shapes-seg-unet")
+    pred = OrtPredictor(model.path, profile="batch")
+    data = open_data("shapes-seg", seed=SEED)
+    k = int(data.num_classes)
+
+    def arrays(ds, n: int) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[no-untyped-def]
+        items = [ds[i] for i in range(min(n, len(ds)))]
+        images = np.stack([np.asarray(x.numpy()).transpose(1, 2, 0) for x, _ in items])
+        masks = np.stack([np.asarray(m.numpy()) for _, m in items])
+        return images, masks
+
+    def features(img: np.ndarray) -> np.ndarray:
+        return multiscale_basic_features(img, channel_axis=-1, sigma_min=1, sigma_max=16)
+
+    train_x, train_y = arrays(data.train, ctx.pick(RF_TRAIN_IMAGES, 20))
+    val_x, val_y = arrays(data.val, ctx.pick(SEG_VAL_IMAGES, 10))
+    rng = np.random.default_rng(SEED)
+    feats, labels = [], []
+    t0 = time.perf_counter()
+    for img, mask in zip(train_x, train_y, strict=True):
+        f = features(img)
+        f = f.reshape(-1, f.shape[-1])
+        pick = rng.choice(f.shape[0], size=min(RF_PIXELS_PER_IMAGE, f.shape[0]), replace=False)
+        feats.append(f[pick])
+        labels.append(mask.reshape(-1)[pick])
+    forest = RandomForestClassifier(n_estimators=ctx.pick(RF_TREES, 10), n_jobs=1, random_state=SEED)
+    forest.fit(np.concatenate(feats), np.concatenate(labels))
+    rf_train_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    rf_pred = np.stack([forest.predict(flat(features(img))).reshape(img.shape[:2]) for img in val_x])
+    rf_s = (time.perf_counter() - t0) / len(val_x)
+    t0 = time.perf_counter()
+    unet_pred = np.stack([pred.segment(img)[0] for img in val_x])
+    unet_s = (time.perf_counter() - t0) / len(val_x)
+    rf_miou = _miou(val_y, rf_pred, k)
+    unet_miou = _miou(val_y, unet_pred, k)
+    side = f"{val_x.shape[1]}x{val_x.shape[2]}"
+    ctx.note(f"The forest trained in {rf_train_s:.1f} s on {sum(len(f) for f in feats)} pixels "
+             f"({feats[0].shape[-1]} features each) from {len(train_x)} training images; "
+             f"both scored on {len(val_x)} validation images.")
+    return [
+        Row("random forest on multiscale features", {"mIoU": round(rf_miou, 3), f"ms per {side}": round(rf_s * 1e3, 1)},
+            status=Status.INFO),
+        Row("shapes-seg-unet (ONNX Runtime)", {"mIoU": round(unet_miou, 3), f"ms per {side}": round(unet_s * 1e3, 1)},
+            target="mIoU >= forest + 0.05", status=Row.verdict(unet_miou >= rf_miou + 0.05)),
+    ]
+
+
+def flat(f: np.ndarray) -> np.ndarray:
+    return f.reshape(-1, f.shape[-1])
+
+
+def _recipes_note(ctx: Context) -> None:
+    from aestudio.inference.zoo import list_models
+
+    lines = []
+    for m in list_models():
+        import json
+
+        zoo = json.loads((m.path / "model.json").read_text()).get("training", {}).get("zoo", {})
+        cmd = zoo.get("train_command") or f"derived from {zoo.get('derived_from', '?')}"
+        wall = zoo.get("train_wall_seconds")
+        lines.append(f"- `{m.name}`: `{zoo.get('build_command', '?')}` -> `{cmd}`"
+                     + (f" (training {wall:.0f} s wall on a shared 2-core machine)" if wall else ""))
+    if lines:
+        ctx.note("**Recipes** (rebuild any model with its command; each card, `models/NAME/README.md`, "
+                 "has the data spec, seed, epochs and metrics):\n\n" + "\n".join(lines))
+
+
+def run(ctx: Context) -> list[Row]:
+    rows: list[Row] = []
+    for part in (_denoise_rows, _segment_rows):
+        try:
+            rows += part(ctx)
+        except SkipBenchmark as exc:
+            rows.append(Row(part.__name__.strip("_").replace("_rows", ""), status=Status.SKIP, note=str(exc)))
+    _recipes_note(ctx)
+    return rows
