@@ -30,6 +30,80 @@ def to_float01(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"unsupported image dtype {image.dtype}; pass uint8, uint16 or float in [0, 1]")
 
 
+def _integer_scale(dtype: np.dtype) -> float | None:
+    """The divisor that maps an integer dtype to [0, 1]; None for float and bool (values as they are)."""
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype == np.bool_ or np.issubdtype(dtype, np.floating):
+        return None
+    raise ValueError(f"unsupported image dtype {dtype}; pass uint8, uint16 or float in [0, 1]")
+
+
+def image_view(image: np.ndarray) -> np.ndarray:
+    """Validate a raw image (dtype, rank, channels) and return it as [H, W, C] without copying."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected a numpy array, got {type(image).__name__}")
+    _integer_scale(image.dtype)
+    return as_hwc(image)
+
+
+_CHUNK_ELEMENTS = 1 << 20  # rows per chunk are chosen so temporaries stay around 1-4 MiB
+
+
+def row_chunks(height: int, row_elements: int) -> range:
+    """Row starts for walking an image in chunks of about ``_CHUNK_ELEMENTS`` elements."""
+    return range(0, height, max(1, _CHUNK_ELEMENTS // max(1, row_elements)))
+
+
+def all_finite(image: np.ndarray) -> bool:
+    """``np.isfinite(image).all()`` in row chunks (no full-size boolean temporary); integers are finite."""
+    if not np.issubdtype(image.dtype, np.floating):
+        return True
+    step = row_chunks(image.shape[0], image[0].size if image.ndim > 1 else 1).step
+    return all(np.isfinite(image[i : i + step]).all() for i in range(0, image.shape[0], step))
+
+
+def fill_chw(src: np.ndarray, dst: np.ndarray, value_range: tuple[float, float] = (0.0, 1.0)) -> None:
+    """Convert a raw [h, w, c] image region into a float32 [C, h, w] array ``dst``, in place.
+
+    Does in one pass what ``to_float01`` + ``convert_channels`` + a value-range
+    map + a channels-first transpose would do with four full-size copies: each
+    output plane is written directly (dtype scaling, RGBA -> RGB, RGB -> gray by
+    luma, gray -> RGB by repeat), then mapped from [0, 1] to ``value_range``.
+    """
+    c_out, h, w = dst.shape
+    if src.shape[:2] != (h, w):
+        raise ValueError(f"fill_chw: source {src.shape[:2]} and destination {(h, w)} sizes differ")
+    scale = _integer_scale(src.dtype)
+    c_in = 3 if src.shape[2] == 4 else src.shape[2]
+    if c_in == c_out:
+        for k in range(c_out):
+            dst[k] = src[:, :, k]
+    elif c_in == 1 and c_out == 3:
+        dst[0] = src[:, :, 0]
+        dst[1] = dst[0]
+        dst[2] = dst[0]
+    elif c_in == 3 and c_out == 1:
+        plane = dst[0]
+        plane[...] = src[:, :, 0]
+        plane *= _LUMA[0]
+        tmp = np.empty((h, w), dtype=np.float32)
+        for k in (1, 2):
+            tmp[...] = src[:, :, k]
+            tmp *= _LUMA[k]
+            plane += tmp
+    else:
+        raise ValueError(f"cannot convert a {src.shape[2]}-channel image to {c_out} channels")
+    if scale is not None:
+        dst /= np.float32(scale)
+    lo, hi = value_range
+    if (lo, hi) != (0.0, 1.0):
+        dst *= np.float32(hi - lo)
+        dst += np.float32(lo)
+
+
 def as_hwc(image: np.ndarray) -> np.ndarray:
     """[H, W] or [H, W, C] (C in 1, 3, 4) -> [H, W, C]; anything else is a ValueError."""
     if image.ndim == 2:
@@ -67,6 +141,23 @@ def _resize_matrix(src: int, dst: int) -> np.ndarray:
     return w.astype(np.float32)
 
 
+def resize_chw(image: np.ndarray, height: int, width: int, *, channels_last: bool = False) -> np.ndarray:
+    """Antialiased bilinear resize of [C, H, W] float32 planes; ``channels_last`` returns [height, width, C]."""
+    c, h, w = image.shape
+    if (h, w) == (height, width):
+        return np.ascontiguousarray(image.transpose(1, 2, 0) if channels_last else image, dtype=np.float32)
+    ry = _resize_matrix(h, height)
+    rx = _resize_matrix(w, width)
+    out = np.empty((height, width, c) if channels_last else (c, height, width), dtype=np.float32)
+    for k in range(c):
+        plane = ry @ image[k] @ rx.T
+        if channels_last:
+            out[:, :, k] = plane
+        else:
+            out[k] = plane
+    return out
+
+
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Antialiased bilinear resize of [H, W, C] float32 (like Pillow's BILINEAR with reducing)."""
     h, w, c = image.shape
@@ -92,6 +183,15 @@ def pad_to_multiple(image: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple
         return image, (h, w)
     mode = "reflect" if min(h, w) > 1 else "edge"
     return np.pad(image, ((0, 0), (0, ph), (0, pw)), mode=mode), (h, w)
+
+
+def pad_indices(length: int, padded: int, *, reflect: bool = True) -> np.ndarray:
+    """Source index of each of ``padded`` positions along an axis of ``length`` padded at the end.
+
+    The same mapping as ``pad_to_multiple`` (``np.pad`` reflect, or edge when ``reflect`` is
+    False), so a tile can be read from the unpadded image without a padded full-size copy.
+    """
+    return np.pad(np.arange(length), (0, padded - length), mode="reflect" if reflect else "edge")
 
 
 def make_grid(images: np.ndarray, *, nrow: int | None = None, padding: int = 2, pad_value: float = 1.0) -> np.ndarray:
@@ -138,3 +238,21 @@ def softmax(logits: np.ndarray, axis: int = 0) -> np.ndarray:
     np.exp(z, out=z)
     z /= z.sum(axis=axis, keepdims=True)
     return z
+
+
+def softmax_argmax_(logits: np.ndarray) -> np.ndarray:
+    """Turn float32 logits [K, H, W] into probabilities in place; return the argmax int64 [H, W].
+
+    Works in row chunks so the temporaries (the per-pixel max and sum) stay small:
+    a 4096 x 4096 segmentation needs the logits and the mask, nothing full-size besides.
+    """
+    k, h, w = logits.shape
+    mask = np.empty((h, w), dtype=np.int64)
+    rows = row_chunks(h, k * w)
+    for r in rows:
+        block = logits[:, r : r + rows.step]
+        np.argmax(block, axis=0, out=mask[r : r + block.shape[1]])
+        block -= block.max(axis=0, keepdims=True)
+        np.exp(block, out=block)
+        block /= block.sum(axis=0, keepdims=True)
+    return mask

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from aestudio.inference.bundle import (
     LatentKind,
     ModelInfo,
 )
-from aestudio.inference.tiling import DEFAULT_TILE_BATCH, tiled_apply
+from aestudio.inference.tiling import DEFAULT_TILE_BATCH, tiled_map
 
 log = logging.getLogger(__name__)
 
@@ -120,55 +121,96 @@ class Predictor(abc.ABC):
         """Any image -> a float32 [1, C, H', W'] batch the model accepts, plus the original (H, W).
 
         Fixed-size models get a resized image; fully convolutional ones the
-        image as is (padding happens in :meth:`run_image`).
+        image as is (padding happens in :meth:`run_image`). The batch is the
+        only full-size array made: dtype, channels and value range are
+        converted while writing it (``imageops.fill_chw``).
         """
-        img = imageops.as_hwc(imageops.to_float01(image))
-        if not np.isfinite(img).all():
-            raise ValueError("the image contains NaN or infinite values")
-        h, w = img.shape[:2]
-        img = imageops.convert_channels(img, self.info.in_channels)
+        src = self._image_source(image)
+        h, w = src.shape[:2]
+        chw = np.empty((self.info.in_channels, h, w), dtype=np.float32)
+        imageops.fill_chw(src, chw, self.info.value_range)
         size = self.info.fixed_size
         if size is not None:
-            img = imageops.resize(img, size, size)
-        lo, hi = self.info.value_range
-        if (lo, hi) != (0.0, 1.0):
-            img = img * (hi - lo) + lo
-        return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32), (h, w)
+            chw = imageops.resize_chw(chw, size, size)
+        return chw[None], (h, w)
 
-    def run_image(self, image: np.ndarray) -> np.ndarray:
+    def run_image(self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Run the main graph on one image of any size and dtype.
 
         ``image``: [H, W] or [H, W, C], uint8/uint16 or float in [0, 1].
         Returns the output at the original size: an image [H, W, C] float32 in
         [0, 1] (C = the model's channels), or for segmentation logits [K, H, W].
+        ``progress(done, total)`` is called after each tile (once when the image
+        is not tiled); it may raise to cancel.
+
+        Memory (fully convolutional models): tiles are read and converted from
+        ``image`` one at a time and their outputs blended straight into the
+        returned array, so beyond the input and the result only a few tiles
+        (and ONNX Runtime's working memory for one tile) are held.
         """
-        batch, (h, w) = self.prepare_image(image)
-        if self.info.fixed_size is not None:
-            out = self.predict(batch)[0]
-            out = imageops.resize(out.transpose(1, 2, 0), h, w).transpose(2, 0, 1)
+        info = self.info
+        segment = info.task is BundleTask.SEGMENT
+        if info.fixed_size is not None:
+            batch, (h, w) = self.prepare_image(image)
+            out = imageops.resize_chw(self.predict(batch)[0], h, w, channels_last=not segment)
+            if progress is not None:
+                progress(1, 1)
         else:
-            out = self._run_any_size(batch[0])[:, :h, :w]
-        if self.info.task is BundleTask.SEGMENT:
-            return np.ascontiguousarray(out, dtype=np.float32)
-        lo, hi = self.info.value_range
+            out = self._run_any_size(self._image_source(image), channels_last=not segment, progress=progress)
+        if segment:
+            return out
+        lo, hi = info.value_range
         if (lo, hi) != (0.0, 1.0):
-            out = (out - lo) / (hi - lo)
-        return np.ascontiguousarray(np.clip(out, 0.0, 1.0).transpose(1, 2, 0), dtype=np.float32)
+            out -= np.float32(lo)
+            out /= np.float32(hi - lo)
+        np.clip(out, 0.0, 1.0, out=out)
+        return out
 
-    def _run_any_size(self, chw: np.ndarray) -> np.ndarray:
+    def _image_source(self, image: np.ndarray) -> np.ndarray:
+        """The raw image as an [H, W, C] view (no copy), checked for dtype, shape and finite values."""
+        src = imageops.image_view(image)
+        if not imageops.all_finite(src):
+            raise ValueError("the image contains NaN or infinite values")
+        imageops.fill_chw(src[:1, :1], np.empty((self.info.in_channels, 1, 1), np.float32))  # channel check, early
+        return src
+
+    def _run_any_size(
+        self, src: np.ndarray, *, channels_last: bool, progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        """A fully convolutional model over a raw [H, W, C] image: padded, tiled when large, cropped back.
+
+        Tiles come from ``src`` through reflect-padding index maps (the same
+        values ``imageops.pad_to_multiple`` gives), so no padded or converted
+        copy of the whole image is made.
+        """
+        h, w = src.shape[:2]
         m = self.info.size_multiple
-        padded, _ = imageops.pad_to_multiple(chw, m)
-        t = self.tiling
-        if max(padded.shape[1:]) <= t.tile:
-            return self.predict(padded[None])[0]
-        return tiled_apply(padded, self.predict, tile=t.tile, overlap=t.overlap, multiple=m, tile_batch=t.batch)
+        ph, pw = h + (-h) % m, w + (-w) % m
+        reflect = min(h, w) > 1
+        gy, gx = imageops.pad_indices(h, ph, reflect=reflect), imageops.pad_indices(w, pw, reflect=reflect)
+        value_range = self.info.value_range
 
-    def segment(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def read(y: int, x: int, out: np.ndarray) -> None:
+            th, tw = out.shape[1:]
+            if y + th <= h and x + tw <= w:
+                region = src[y : y + th, x : x + tw]
+            else:
+                region = src[np.ix_(gy[y : y + th], gx[x : x + tw])]
+            imageops.fill_chw(region, out, value_range)
+
+        t = self.tiling  # an image no larger than a tile is one tile: one model call, weights all 1
+        return tiled_map(read, self.info.in_channels, ph, pw, self.predict, crop=(h, w), channels_last=channels_last,
+                         tile=t.tile, overlap=t.overlap, multiple=m, tile_batch=t.batch, progress=progress)
+
+    def segment(
+        self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Class index per pixel (int64 [H, W]) and class probabilities (float32 [K, H, W])."""
         if self.info.task is not BundleTask.SEGMENT:
             raise ValueError(f"{self.info.name} is a {self.info.task.value} model, not a segmentation model")
-        probs = imageops.softmax(self.run_image(image), axis=0)
-        return probs.argmax(axis=0).astype(np.int64), probs
+        probs = self.run_image(image, progress=progress)  # logits, turned into probabilities in place
+        mask = imageops.softmax_argmax_(probs)
+        return mask, probs
 
     # ------------------------------------------------------------- validation
 

@@ -141,6 +141,9 @@ def iter_tiles(plan: TilePlan) -> Iterator[tuple[int, int]]:
             yield y, x
 
 
+TileReader = Callable[[int, int, np.ndarray], None]  # (y, x, out [C, th, tw]): fill the tile at (y, x)
+
+
 def tiled_apply(
     image: np.ndarray,
     fn: TileFn,
@@ -160,37 +163,86 @@ def tiled_apply(
     """
     if image.ndim != 3:
         raise ValueError(f"tiled_apply needs a [C, H, W] image, got shape {image.shape}")
-    _, height, width = image.shape
+    channels, height, width = image.shape
+
+    def read(y: int, x: int, out: np.ndarray) -> None:
+        out[...] = image[:, y : y + out.shape[1], x : x + out.shape[2]]
+
+    return tiled_map(read, channels, height, width, fn, tile=tile, overlap=overlap, multiple=multiple,
+                     tile_batch=tile_batch, progress=progress)
+
+
+def tiled_map(
+    read_tile: TileReader,
+    channels: int,
+    height: int,
+    width: int,
+    fn: TileFn,
+    *,
+    crop: tuple[int, int] | None = None,
+    channels_last: bool = False,
+    tile: int = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+    multiple: int = 1,
+    tile_batch: int = DEFAULT_TILE_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Blend ``fn`` over a ``height`` x ``width`` image that ``read_tile`` supplies tile by tile.
+
+    The image itself is never needed as a whole: ``read_tile(y, x, out)`` writes
+    the float32 tile [channels, th, tw] at (y, x) into ``out`` (a reused buffer),
+    so a caller can convert dtype, channels and padding per tile. The only
+    full-size array is the result, float32 [K, h, w] or, with ``channels_last``,
+    [h, w, K], where (h, w) is ``crop`` (the unpadded size; default the full
+    size): tiles are weighted, cropped and added straight into it. The blending
+    weights are normalised per tile (separable, see the module docstring), so
+    no pass over the result is needed afterwards.
+    """
     if height % multiple or width % multiple:
         raise ValueError(f"image size {height}x{width} must be a multiple of {multiple}; pad it first")
+    ch, cw = crop if crop is not None else (height, width)
+    if not (0 < ch <= height and 0 < cw <= width):
+        raise ValueError(f"crop {ch}x{cw} must lie within the image {height}x{width}")
     plan = plan_tiles(height, width, tile=tile, overlap=overlap, multiple=multiple)
-    out: np.ndarray | None = None
-    wy_list = {y: axis_window(height, y, plan.tile_h, overlap) for y in plan.ys}
-    wx_list = {x: axis_window(width, x, plan.tile_w, overlap) for x in plan.xs}
+    th, tw = plan.tile_h, plan.tile_w
+    # Normalised separable weights: the weight sum at (y, x) is sy[y] * sx[x].
+    sy = _weight_sums(height, plan.ys, th, overlap)
+    sx = _weight_sums(width, plan.xs, tw, overlap)
+    wy = {y: (axis_window(height, y, th, overlap) / sy[y : y + th])[:, None] for y in plan.ys}
+    wx = {x: (axis_window(width, x, tw, overlap) / sx[x : x + tw])[None, :] for x in plan.xs}
     positions = list(iter_tiles(plan))
-    log.debug("tiling %dx%d into %d tiles of %dx%d", height, width, len(positions), plan.tile_h, plan.tile_w)
+    step = max(1, tile_batch)
+    buf = np.empty((min(step, len(positions)), channels, th, tw), dtype=np.float32)
+    log.debug("tiling %dx%d into %d tiles of %dx%d", height, width, len(positions), th, tw)
+    out: np.ndarray | None = None
+    weighted: np.ndarray | None = None
     done = 0
-    for i in range(0, len(positions), max(1, tile_batch)):
-        chunk = positions[i : i + max(1, tile_batch)]
-        batch = np.stack([image[:, y : y + plan.tile_h, x : x + plan.tile_w] for y, x in chunk]).astype(
-            np.float32, copy=False
-        )
+    for i in range(0, len(positions), step):
+        chunk = positions[i : i + step]
+        batch = buf[: len(chunk)]
+        for slot, (y, x) in zip(batch, chunk, strict=True):
+            read_tile(y, x, slot)
         result = fn(batch)
         if out is None and result.ndim == 4:
-            out = np.zeros((result.shape[1], height, width), dtype=np.float32)
-        expected = (len(chunk), out.shape[0] if out is not None else -1, plan.tile_h, plan.tile_w)
-        if out is None or result.shape != expected:
+            k = result.shape[1]
+            out = np.zeros((ch, cw, k) if channels_last else (k, ch, cw), dtype=np.float32)
+            weighted = np.empty((k, th, tw), dtype=np.float32)
+        expected = (len(chunk), weighted.shape[0] if weighted is not None else -1, th, tw)
+        if out is None or weighted is None or result.shape != expected:
             raise ValueError(f"tile function returned shape {result.shape}, expected {expected}")
         for (y, x), r in zip(chunk, result, strict=True):
-            weight = wy_list[y][:, None] * wx_list[x][None, :]
-            out[:, y : y + plan.tile_h, x : x + plan.tile_w] += r * weight
+            rh, rw = min(th, ch - y), min(tw, cw - x)
+            if rh <= 0 or rw <= 0:  # a tile wholly in the padding (only with a crop larger than a step)
+                continue
+            np.multiply(r, wy[y], out=weighted)
+            weighted *= wx[x]
+            part = weighted[:, :rh, :rw]
+            if channels_last:
+                out[y : y + rh, x : x + rw] += part.transpose(1, 2, 0)
+            else:
+                out[:, y : y + rh, x : x + rw] += part
         done += len(chunk)
         if progress is not None:
             progress(done, len(positions))
     assert out is not None  # the plan always has at least one tile
-    # Separable normalisation: the weight sum at (y, x) is sy[y] * sx[x] (see module docstring).
-    sy = _weight_sums(height, plan.ys, plan.tile_h, overlap)
-    sx = _weight_sums(width, plan.xs, plan.tile_w, overlap)
-    out /= sy[None, :, None]
-    out /= sx[None, None, :]
     return out

@@ -7,7 +7,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from aestudio.inference.tiling import axis_window, plan_tiles, tiled_apply
+from aestudio.inference.tiling import axis_window, plan_tiles, tiled_apply, tiled_map
 
 
 def _box3(batch: np.ndarray) -> np.ndarray:
@@ -83,3 +83,40 @@ def test_memory_is_bounded_by_the_output_plus_a_few_tiles() -> None:
     tile_bytes = 3 * tile * tile * 4
     # Output + a handful of tile-sized temporaries; a stack of all 81 tiles would be ~16 MB more.
     assert peak < out_bytes + 12 * batch * tile_bytes
+
+
+def test_tiled_map_crops_and_writes_channels_last() -> None:
+    rng = np.random.default_rng(4)
+    img = rng.random((2, 96, 128), dtype=np.float32)
+    full = tiled_apply(img, _box3, tile=48, overlap=16, multiple=16)
+
+    def read(y: int, x: int, out: np.ndarray) -> None:
+        out[...] = img[:, y : y + out.shape[1], x : x + out.shape[2]]
+
+    calls: list[tuple[int, int]] = []
+    hwc = tiled_map(read, 2, 96, 128, _box3, crop=(90, 117), channels_last=True, tile=48, overlap=16,
+                    multiple=16, progress=lambda d, t: calls.append((d, t)))
+    assert hwc.shape == (90, 117, 2) and hwc.flags.c_contiguous
+    np.testing.assert_allclose(hwc, full[:, :90, :117].transpose(1, 2, 0), atol=1e-6)
+    assert calls[-1][0] == calls[-1][1] == len(calls)  # one tile per call by default
+
+
+def test_tiled_map_never_holds_a_converted_copy_of_the_image() -> None:
+    """The reader converts tile by tile: peak = the result + tile-sized buffers, whatever the image."""
+    src = np.random.default_rng(5).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+    tile = 128
+
+    def read(y: int, x: int, out: np.ndarray) -> None:
+        region = src[y : y + out.shape[1], x : x + out.shape[2]]
+        for k in range(3):
+            out[k] = region[:, :, k]
+        out /= 255.0
+
+    tracemalloc.start()
+    try:
+        out = tiled_map(read, 3, 1024, 1024, lambda b: b * 0.5, channels_last=True, tile=tile, overlap=16)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_allclose(out, src / 255.0 * 0.5, atol=1e-6)
+    assert peak < out.nbytes + 10 * 3 * tile * tile * 4  # a float32 copy of the image would add 12 MiB
