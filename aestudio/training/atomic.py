@@ -9,6 +9,7 @@ either the old file or the new one, never half of either.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -30,8 +31,37 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+_WRITE_ERRORS = {
+    errno.ENOSPC: "the disk is full; free some space and resume",
+    errno.EDQUOT: "the disk quota is exhausted; free some space and resume",
+    errno.EROFS: "the folder is on a read-only file system; choose a writable folder",
+    errno.EACCES: "no permission to write there; choose a writable folder or fix its permissions",
+    errno.EPERM: "no permission to write there; choose a writable folder or fix its permissions",
+}
+
+
+def explained(exc: OSError, path: Path) -> OSError:
+    """The same OSError (errno kept) with a message naming the file, the fix, and what is safe."""
+    hint = _WRITE_ERRORS.get(exc.errno or -1)
+    if hint is None:
+        return exc
+    new = type(exc)(exc.errno, f"cannot write {path}: {exc.strerror or exc}; {hint}. "
+                    "The previous version of the file is intact")
+    return new
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
+    try:
+        _atomic_write_bytes(path, data)
+    except OSError as exc:
+        better = explained(exc, path)
+        if better is exc:
+            raise
+        raise better from exc
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -29,7 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from aestudio.training.atomic import TEMP_PREFIX, atomic_write_bytes, fsync_dir
+from aestudio.training.atomic import TEMP_PREFIX, atomic_write_bytes, explained, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,11 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any] | None = None) -> None:
     metadata = {_META_KEY: json.dumps(meta or {})}
     data = st_save(_plain(tensors), metadata=metadata)
-    keep_previous(Path(path))
+    try:
+        keep_previous(Path(path))
+    except OSError as exc:
+        better = explained(exc, Path(path))
+        raise better from (None if better is exc else exc)
     atomic_write_bytes(Path(path), data)
 
 
