@@ -49,7 +49,10 @@ from aestudio.gui.workers import TaskRunner
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 1500  # codes on the map: enough to see structure; t-SNE stays under ~10 s on 2 cores
-CROSS_MS = 40  # the map's cross follows a dragged slider at most this often (a plot repaint each time)
+# The map's cross moves to the sliders' code once a drag pauses this long: a repaint of the map
+# costs 10-20 ms of Python in pyqtgraph's paint() (GIL held), which during a drag would delay
+# the decoded image and slow a training run.
+CROSS_MS = 150
 
 
 class LatentPanel(LatentSaving, ExplorePanel):
@@ -80,6 +83,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
+        self._pending_cross: np.ndarray | None = None
         self._cross_timer = QTimer(self)
         self._cross_timer.setSingleShot(True)
         self._cross_timer.setInterval(CROSS_MS)
@@ -288,8 +292,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         self.live.submit(decode_one, self.model.predictor, z,  # type: ignore[union-attr]
                          on_result=partial(self._decoded, gen), on_error=self._decode_failed)
         self._pending_cross = z
-        if not self._cross_timer.isActive():
-            self._cross_timer.start()
+        self._cross_timer.start()  # restarts: a debounce, not a throttle
 
     def _decoded(self, gen: int, image: np.ndarray) -> None:
         if gen == self._gen:
@@ -299,7 +302,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         self.notify.emit(Level.ERROR, f"Decoding failed: {exc}", details)
 
     def _move_cross(self) -> None:
-        z = getattr(self, "_pending_cross", None)
+        z = self._pending_cross
         if self.codes is not None and z is not None:
             self.map.set_current(self.codes.pca.project(z)[0])
 

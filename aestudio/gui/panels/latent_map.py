@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -91,6 +91,11 @@ class LatentMap(QWidget):
         self.busy.setMaximumWidth(90)
         self.busy.setTextVisible(False)
         self.busy.hide()
+        self._busy_text = ""
+        self._busy_clock = QElapsedTimer()
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setInterval(1000)
+        self._busy_timer.timeout.connect(self._tick_busy)
         self.status = QLabel("")
         self.status.setObjectName("hint")
         bar = QHBoxLayout()
@@ -120,7 +125,7 @@ class LatentMap(QWidget):
                                                 brush=pg.mkBrush("#d62728"))
         self._current_item.setZValue(30)
         self.plot.addItem(self._drop_item)
-        self.plot.addItem(self._current_item)
+        self.plot.addItem(self._current_item, ignoreBounds=True)  # the view never jumps to follow it
 
         self.placeholder = QLabel("")
         self.placeholder.setObjectName("emptyText")
@@ -206,9 +211,18 @@ class LatentMap(QWidget):
             self._current_item.setData([], [])
 
     def set_busy(self, text: str | None) -> None:
-        """An indeterminate busy bar and a note (``None``: done)."""
+        """An indeterminate busy bar and a note with the seconds spent so far (``None``: done)."""
         self.busy.setVisible(text is not None)
-        self.status.setText(text or "")
+        self._busy_text = text or ""
+        self.status.setText(self._busy_text)
+        if text is None:
+            self._busy_timer.stop()
+        else:
+            self._busy_clock.start()
+            self._busy_timer.start()
+
+    def _tick_busy(self) -> None:
+        self.status.setText(f"{self._busy_text} {self._busy_clock.elapsed() // 1000} s")
 
     def set_drops(self, drops: list[DropMark]) -> None:
         self._drops = list(drops)

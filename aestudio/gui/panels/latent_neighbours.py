@@ -34,6 +34,8 @@ class NeighbourRow(QWidget):
             pane = ImagePane("", "")
             pane.title.hide()
             pane.canvas.setMinimumSize(44, 44)
+            pane.caption.setWordWrap(False)
+            pane.caption.setStyleSheet("font-size: 8pt; color: #4a515b;")
             pane.canvas.mousePressEvent = lambda _e, i=i: self._clicked(i)  # type: ignore[method-assign]
             pane.canvas.setCursor(Qt.CursorShape.PointingHandCursor)
             pane.setToolTip("Click to put this item's code on the sliders")
