@@ -220,3 +220,18 @@ def test_a_model_that_raises_is_reported_and_the_panel_stays_usable(qtbot, panel
     wait_shown(qtbot, panel)
     qtbot.waitUntil(lambda: panel.errors is not None, timeout=15000)
     assert panel.save_recon_button.isEnabled()
+
+
+def test_large_photo_through_a_fully_convolutional_model_is_tiled(qtbot, panel, bundles, tmp_path):
+    from aestudio.inference.predictor import TilingOptions
+
+    model = engine.load_model(bundles("denoising_ae"))
+    model.predictor.tiling = TilingOptions(tile=64, overlap=8, batch=4)  # tile a small photo, quickly
+    path = grey_png(tmp_path / "wide.png", 150, 170)
+    panel.set_model(model)
+    assert panel.tiles["ratio"].text() == "– (no code)"
+    panel.add_images([path])
+    r = wait_shown(qtbot, panel)
+    done, total = panel._view_progress.read()
+    assert total > 1 and done == total  # the tiles were counted
+    np.testing.assert_allclose(r["reconstruction"], model.predictor.run_image(engine.read_image(path)), atol=1e-5)

@@ -160,6 +160,8 @@ class NoiseLabPanel(ExplorePanel):
         self._job_progress: Progress | None = None
         self._job_started = 0.0
         self._last_error = ""
+        self._pending_key = ""  # the image the newest job is for
+        self._shown_key = ""  # the image the panes show
         self._build()
         self._noise_picked(0)
         self._refresh_state()
@@ -236,9 +238,9 @@ class NoiseLabPanel(ExplorePanel):
         tiles = QHBoxLayout()
         tiles.addStretch(1)
         self.tiles = {
-            "psnr": MetricTile("PSNR  noisy → denoised", "Against the clean image: peak signal-to-noise ratio "
+            "psnr": MetricTile("PSNR, noisy → denoised", "Against the clean image: peak signal-to-noise ratio "
                                "(peak 1); higher is better"),
-            "ssim": MetricTile("SSIM  noisy → denoised", "Against the clean image: structural similarity "
+            "ssim": MetricTile("SSIM, noisy → denoised", "Against the clean image: structural similarity "
                                "(11x11 Gaussian window); 1 is identical"),
         }
         for tile in self.tiles.values():
@@ -366,10 +368,11 @@ class NoiseLabPanel(ExplorePanel):
         progress = Progress()
         self._job_progress = progress
         self._job_started = time.monotonic()
+        self._pending_key = text  # which image the newest job is for
         self._timer.start()
         gen = self._gen
         self.runner.submit(self._job, predictor, array, path, noise, progress,
-                           on_result=lambda r: self._show(gen, path, r),
+                           on_result=lambda r: self._show(gen, path, r, text),
                            on_error=lambda e, d: self._failed(gen, progress, e, d))
 
     def _job(self, predictor: Any, array: Any, path: Path | None, noise: Any, progress: Progress) -> dict:
@@ -396,12 +399,18 @@ class NoiseLabPanel(ExplorePanel):
             self.busy_label.setText("Reading, adding noise, denoising…")
         self.progress.setVisible(True)
         self.busy_label.setVisible(True)
+        if self._pending_key != self._shown_key and self.noisy_pane.array is not None:
+            # A slow new image: do not leave the previous one on screen under the new name.
+            for pane in (self.noisy_pane, self.denoised_pane, self.clean_pane):
+                pane.clear()
+            self.noisy_pane.set_placeholder("Working on it…")
 
-    def _show(self, gen: int, path: Path | None, r: dict[str, Any]) -> None:
+    def _show(self, gen: int, path: Path | None, r: dict[str, Any], key: str = "") -> None:
         if gen != self._gen:
             return
         self._last_error = ""
         self.result = dict(r, path=path)
+        self._shown_key = key
         q = r["qimages"]
         mn, md = r["metrics_noisy"], r["metrics_denoised"]
         h, w, c = r["noisy"].shape
@@ -422,9 +431,13 @@ class NoiseLabPanel(ExplorePanel):
         for metric, tile in self.tiles.items():
             tile.set_value(self._pair(metric, mn, md))
         if mn and md:
-            self.gain_label.setText(f"The model gains {md['psnr'] - mn['psnr']:+.1f} dB PSNR and "
-                                    f"{md['ssim'] - mn['ssim']:+.3f} SSIM on this image "
-                                    f"(noise seed {self.seed}).")
+            dp, ds = md["psnr"] - mn["psnr"], md["ssim"] - mn["ssim"]
+            if dp >= 0 or ds >= 0:
+                self.gain_label.setText(f"Denoising gains {dp:+.1f} dB PSNR and {ds:+.3f} SSIM on this image "
+                                        f"(noise seed {self.seed}).")
+            else:
+                self.gain_label.setText(f"Denoising makes this image worse ({dp:+.1f} dB PSNR, {ds:+.3f} SSIM): "
+                                        "the model was likely trained on another noise or other images.")
         else:
             self.gain_label.setText("")
         self._refresh_state()

@@ -86,10 +86,11 @@ def load_arrays(spec: str, model: LoadedModel | None) -> Any:
         image_size=getattr(info, "fixed_size", None), channels=getattr(info, "in_channels", None))
 
 
-def reconstruct(predictor: Any, image: np.ndarray, scale: float | None = None) -> dict[str, Any]:
+def reconstruct(predictor: Any, image: np.ndarray, scale: float | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
     """Everything the top row shows for one image [H, W, C]: arrays, metrics and display QImages."""
     original = as_float_hwc(image)
-    recon = run_model_image(predictor, original)
+    recon = run_model_image(predictor, original, progress)
     err = error_map(original, recon)
     top = scale if scale is not None else error_scale(err)
     heat = colorize(err, top)
@@ -149,6 +150,10 @@ class ReconstructPanel(ExplorePanel):
         self._gen = 0  # bumped when the model or the data changes
         self._loading_spec: str | None = None
         self._scan_progress: Progress | None = None
+        self._view_progress: Progress | None = None  # the image being computed for the top row
+        self._view_started = 0.0
+        self._pending_key = ""  # the image the newest job is for (its label text)
+        self._shown_key = ""  # the image the top row shows
         self._scan_started = 0.0
         self._last_error = ""
         self._build()
@@ -168,6 +173,15 @@ class ReconstructPanel(ExplorePanel):
         self.item_label = QLabel("")
         self.item_label.setObjectName("hint")
         bar.addWidget(self.item_label, 1)
+        self.busy_label = QLabel("")
+        self.busy_label.setObjectName("hint")
+        self.busy_label.setVisible(False)
+        bar.addWidget(self.busy_label)
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setMaximumWidth(160)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setVisible(False)
+        bar.addWidget(self.busy_bar)
         self.save_recon_button = QPushButton("Save reconstruction…")
         self.save_recon_button.setToolTip("Write the reconstruction as a PNG (never over the original)")
         self.save_recon_button.clicked.connect(lambda: self.save("reconstruction"))
@@ -286,6 +300,9 @@ class ReconstructPanel(ExplorePanel):
         self._timer = QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._poll_scan)
+        self._view_timer = QTimer(self)
+        self._view_timer.setInterval(100)
+        self._view_timer.timeout.connect(self._poll_view)
         QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, activated=lambda: self.browse.step(1))
         QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, activated=lambda: self.browse.step(-1))
 
@@ -530,15 +547,48 @@ class ReconstructPanel(ExplorePanel):
                                on_error=self._failed)
             return
         predictor, gen = self.model.predictor, self._gen
-        self.runner.submit(self._compute, predictor, image, path,
-                           on_result=lambda r: self._show(gen, path, r), on_error=self._failed)
+        if self._view_progress is not None:
+            self._view_progress.cancel.set()  # a large image still running for an older pick stops between tiles
+        progress = self._view_progress = Progress()
+        self._view_started = time.monotonic()
+        key = self._pending_key = self.item_label.text()
+        self._view_timer.start()
+        self.runner.submit(self._compute, predictor, image, path, progress,
+                           on_result=lambda r: self._show(gen, path, r, key), on_error=self._failed)
 
     @staticmethod
     def _load(image: Any, path: Path | None) -> np.ndarray:
         return as_float_hwc(engine.read_image(path) if path is not None else image)
 
-    def _compute(self, predictor: Any, image: Any, path: Path | None) -> dict[str, Any]:
-        return reconstruct(predictor, self._load(image, path))
+    def _compute(self, predictor: Any, image: Any, path: Path | None, progress: Progress) -> dict[str, Any]:
+        return reconstruct(predictor, self._load(image, path), progress=progress)
+
+    def _poll_view(self) -> None:
+        """A slow image (a large photo through a fully convolutional model): say so, with tile progress."""
+        p = self._view_progress
+        if p is None or not self.runner.busy:
+            self.busy_bar.setVisible(False)
+            self.busy_label.setVisible(False)
+            self._view_timer.stop()
+            return
+        if time.monotonic() - self._view_started < 0.3:
+            return
+        done, total = p.read()
+        if total:
+            self.busy_bar.setRange(0, total)
+            self.busy_bar.setValue(done)
+            self.busy_label.setText(f"Reconstructing: tile {done} of {total}…")
+        else:
+            self.busy_bar.setRange(0, 0)
+            self.busy_label.setText("Reconstructing…")
+        self.busy_bar.setVisible(True)
+        self.busy_label.setVisible(True)
+        if self._pending_key != self._shown_key and self.original_pane.array is not None:
+            self._shown_key = self._pending_key  # a slow new image: never show the previous one under its name
+            for pane in (self.original_pane, self.recon_pane, self.error_pane):
+                pane.clear()
+            self.colorbar.set_scale(None)
+            self.current = None
 
     def _original_only(self, image: Any, path: Path | None) -> Any:
         original = self._load(image, path)
@@ -554,9 +604,10 @@ class ReconstructPanel(ExplorePanel):
         self.current = None
         self._refresh_state()
 
-    def _show(self, gen: int, path: Path | None, r: dict[str, Any]) -> None:
+    def _show(self, gen: int, path: Path | None, r: dict[str, Any], key: str = "") -> None:
         if gen != self._gen:
             return
+        self._shown_key = key
         self._last_error = ""
         q_orig, q_recon, q_heat = r["qimages"]
         m = r["metrics"]
@@ -573,6 +624,8 @@ class ReconstructPanel(ExplorePanel):
         self._refresh_state()
 
     def _failed(self, exc: BaseException, details: str) -> None:
+        if isinstance(exc, Cancelled):
+            return
         text = f"Reconstruct: {exc}"
         self.recon_pane.clear()
         self.error_pane.clear()
