@@ -8,6 +8,8 @@ absent. Sessions use one of two profiles (DESIGN.md "Inference"): interactive
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import enum
 import logging
 import os
@@ -128,6 +130,9 @@ class OrtPredictor(Predictor):
         self._sessions: dict[BundleFile, ort.InferenceSession] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}  # session creation time per graph (for benchmarks)
+        self._foreign = False
+        # One predictor per profile over the same model, shared by all of them (see with_profile).
+        self._by_profile: dict[SessionProfile, OrtPredictor] = {self.profile: self}
         if self.path.is_dir():
             if description is not None:
                 log.warning("%s: a description is ignored for bundles (model.json has the facts)", self.path)
@@ -137,6 +142,7 @@ class OrtPredictor(Predictor):
             super().__init__(info)
             self.session(BundleFile.MODEL)  # fail at load, not at first click, if the graph is bad
         elif self.path.is_file():
+            self._foreign = True
             self._folder = self.path.parent
             self._files = {BundleFile.MODEL: self.path}
             sess = self._create(BundleFile.MODEL, bundle=False)
@@ -156,6 +162,29 @@ class OrtPredictor(Predictor):
         sess = self._sessions.get(BundleFile.MODEL)
         return sess.get_providers()[0] if sess is not None else self._providers[0]
 
+    def with_profile(self, profile: SessionProfile | str) -> OrtPredictor:
+        """The same model with another session profile: its own sessions, created lazily, the
+        same ``info``. Cached, so asking again (from any of them) returns the same predictor.
+
+        Use: sliders and previews keep the interactive predictor (one thread, so a training
+        run is never starved); a one-off whole-image run while nothing trains (a dropped
+        photo, a folder) can take ``predictor.with_profile("batch")`` and use every core.
+        """
+        profile = SessionProfile(profile)
+        other = self._by_profile.get(profile)
+        if other is None:
+            with self._lock:
+                other = self._by_profile.get(profile)
+                if other is None:
+                    other = copy.copy(self)
+                    other.profile = profile
+                    other._sessions = {}
+                    other._lock = threading.Lock()
+                    other.load_seconds = {}
+                    other.tiling = dataclasses.replace(self.tiling)
+                    self._by_profile[profile] = other  # the dict is shared by every sibling
+        return other
+
     def session(self, graph: BundleFile) -> ort.InferenceSession:
         """The session for one graph, created on first use (thread-safe)."""
         sess = self._sessions.get(graph)
@@ -165,8 +194,9 @@ class OrtPredictor(Predictor):
                 if sess is None:
                     if graph not in self._files:
                         raise ValueError(f"{self.info.name} has no {graph.value} graph")
-                    sess = self._create(graph, bundle=True)
-                    self._check_io(graph, sess)
+                    sess = self._create(graph, bundle=not self._foreign)
+                    if not self._foreign:  # a foreign graph's names were read from it at load
+                        self._check_io(graph, sess)
                     self._sessions[graph] = sess
         return sess
 

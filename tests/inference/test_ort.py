@@ -253,6 +253,26 @@ def test_session_profiles() -> None:
         session_options("turbo")
 
 
+def test_with_profile_shares_the_model_not_the_sessions(bundles, tmp_path: Path) -> None:
+    inter = OrtPredictor(bundles("vae"))
+    batch = inter.with_profile("batch")
+    assert batch.profile.value == "batch" and inter.profile.value == "interactive"
+    assert batch.info is inter.info and batch.with_profile("interactive") is inter and inter.with_profile("batch") is batch
+    assert inter.with_profile("interactive") is inter
+    img = np.random.default_rng(8).random((16, 16), dtype=np.float32)
+    np.testing.assert_allclose(batch.run_image(img), inter.run_image(img), atol=1e-6)
+    np.testing.assert_allclose(batch.decode(np.zeros((2, inter.info.latent_dim), np.float32)),
+                               inter.decode(np.zeros((2, inter.info.latent_dim), np.float32)), atol=1e-6)
+    from aestudio.inference.bundle import BundleFile
+
+    assert batch.session(BundleFile.MODEL) is not inter.session(BundleFile.MODEL)
+    assert batch.session(BundleFile.MODEL).get_session_options().intra_op_num_threads == session_options("batch").intra_op_num_threads
+    path, _ = _foreign_file(tmp_path, dynamic=True)
+    foreign = OrtPredictor(path, description=ForeignModelDescription(task="reconstruct", value_range=(-1, 1)))
+    x = np.random.default_rng(9).random((20, 20, 3), dtype=np.float32)
+    np.testing.assert_allclose(foreign.with_profile("batch").run_image(x), foreign.run_image(x), atol=1e-6)
+
+
 def test_ort_predictor_runs_without_torch(bundles) -> None:
     code = textwrap.dedent(
         f"""
