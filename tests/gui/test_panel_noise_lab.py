@@ -233,3 +233,17 @@ def test_a_model_that_raises_is_reported_and_the_panel_stays_usable(qtbot, panel
     panel.set_model(denoiser)
     r = wait_result(qtbot, panel)
     assert r["denoised"] is not None and panel.save_button.isEnabled()
+
+
+def test_a_segmentation_model_only_shows_the_noise(qtbot, panel, denoiser, tmp_path):
+    from dataclasses import replace
+
+    from aestudio.inference.bundle import BundleTask
+
+    seg = LoadedModel(path=denoiser.path, info=replace(denoiser.info, task=BundleTask.SEGMENT),
+                      predictor=FailingPredictor(denoiser.info), runtime="seg")
+    panel.set_model(seg)
+    panel.add_images([photo(tmp_path / "s.png")])
+    r = wait_result(qtbot, panel)
+    assert r["denoised"] is None and r["metrics_noisy"] is not None
+    assert "segmentation model" in panel.state_label.text() and not panel.messages

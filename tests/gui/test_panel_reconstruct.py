@@ -235,3 +235,17 @@ def test_large_photo_through_a_fully_convolutional_model_is_tiled(qtbot, panel, 
     done, total = panel._view_progress.read()
     assert total > 1 and done == total  # the tiles were counted
     np.testing.assert_allclose(r["reconstruction"], model.predictor.run_image(engine.read_image(path)), atol=1e-5)
+
+
+def test_a_segmentation_model_is_not_run_and_the_panel_says_why(qtbot, panel, conv_model, tmp_path):
+    from dataclasses import replace
+
+    from aestudio.inference.bundle import BundleTask
+
+    seg = LoadedModel(path=conv_model.path, info=replace(conv_model.info, task=BundleTask.SEGMENT),
+                      predictor=FailingPredictor(conv_model.info), runtime="seg")
+    panel.set_model(seg)
+    panel.add_images([grey_png(tmp_path / "s.png")])
+    qtbot.waitUntil(lambda: panel.original_pane.array is not None, timeout=WAIT)
+    assert "segmentation model" in panel.state_label.text()
+    assert panel.current is None and not panel.messages  # nothing ran, nothing failed

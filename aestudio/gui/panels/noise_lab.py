@@ -262,9 +262,6 @@ class NoiseLabPanel(ExplorePanel):
 
     def on_model_changed(self, model: LoadedModel | None) -> None:
         self._gen += 1
-        if model is not None and not self._usable(model):
-            self.notify.emit(Level.WARNING, f"{model.name} is a segmentation model: the Noise lab needs an "
-                             "image-to-image model (a denoising_ae works best).", "")
         self._last_error = ""
         self._refresh_state()
         self.recompute()

@@ -312,9 +312,6 @@ class ReconstructPanel(ExplorePanel):
         self._reset_data()
         ratio = compression_ratio(model.info) if model is not None else None
         self.tiles["ratio"].set_value(fmt_metric("ratio", ratio) if ratio else "– (no code)" if model else "–")
-        if model is not None and not self.supports(model):
-            self.notify.emit(Level.WARNING, f"{model.name} is a {self._task(model)} model: the Reconstruct tab "
-                             "needs an autoencoder (reconstruct, denoise or generate).", "")
         if self.data is not None:
             self._load_data()
         self._refresh_state()
