@@ -260,3 +260,29 @@ def test_browsing_the_data_set_uses_its_masks(qtbot, panel, unet3, monkeypatch):
     assert panel.current.name.endswith("#1")
     panel.set_data(SimpleNamespace(spec="digits", kind="labels"))
     assert not panel.next_button.isEnabled()
+
+
+def test_overlay_maths():
+    from aestudio.gui.panels.segment_batch import (
+        boundaries,
+        compose_overlay,
+        iou_dice,
+        mask_from_probs,
+    )
+
+    mask = np.zeros((8, 8), np.int64)
+    mask[2:6, 2:6] = 1
+    edge = boundaries(mask)
+    assert edge[2, 2] and edge[1, 2] and not edge[4, 4] and not edge[0, 0]
+    image = np.full((8, 8, 3), 100, np.uint8)
+    colors = np.array([[0, 0, 0], [200, 0, 0]], np.uint8)
+    out = compose_overlay(image, mask, colors, np.array([0.0, 0.25]), outline=1)
+    assert (out[0, 0] == 100).all()  # class 0 hidden, even on its edge
+    assert out[4, 4, 0] == 125 and out[2, 2, 0] == 150  # fill at 0.25, outline twice as opaque
+    # two classes: the threshold decides; 255 in the truth is "void" and ignored
+    probs = np.stack([1 - np.linspace(0, 1, 64), np.linspace(0, 1, 64)]).reshape(2, 8, 8).astype(np.float32)
+    assert mask_from_probs(probs, 0.25).sum() > mask_from_probs(probs, 0.75).sum()
+    truth = mask.copy()
+    truth[0, :] = 255
+    iou, dice = iou_dice(mask, truth, 2)
+    np.testing.assert_allclose([iou[1], dice[1]], [1.0, 1.0])

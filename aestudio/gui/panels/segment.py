@@ -62,6 +62,7 @@ from aestudio.gui.panels.segment_batch import (
     compose_overlay,
     iou_dice,
     mask_from_probs,
+    outline_width,
     to_rgb_u8,
 )
 from aestudio.gui.workers import TaskRunner, describe_error
@@ -73,6 +74,7 @@ MASK_FILTER = "Index masks (*.png *.tif *.tiff *.bmp);;All files (*)"
 
 EMPTY_NO_MODEL = ("Load a U-Net (segment) model (train one on shapes-seg, or pick one under Models), "
                   "then drop images here. Large images are tiled.")
+NO_SEG_DATA = "Pick segmentation data (shapes-seg, pairs:…) to browse it with its masks."
 EMPTY_NO_IMAGES = "Drop images here, open some, or browse the data set's images on the left."
 
 
@@ -133,20 +135,21 @@ def _infer(predictor: Any, item: SegItem) -> Inferred:
 
 
 def _compose(entry: Inferred, truth: np.ndarray | None, colors: np.ndarray, alphas: np.ndarray,
-             threshold: float | None) -> Composed:
+             threshold: float | None, outlines: bool) -> Composed:
     mask = shares = iou = dice = None
     overlay, truth_q, error = entry.image_u8, None, ""
     k = len(colors)
+    width = outline_width(*entry.image_u8.shape[:2]) if outlines else 0
     if entry.probs is not None:
         mask = mask_from_probs(entry.probs, threshold)
-        overlay = compose_overlay(entry.image_u8, mask, colors, alphas)
+        overlay = compose_overlay(entry.image_u8, mask, colors, alphas, outline=width)
         shares = class_shares(mask, k)
     if truth is not None:
         if truth.shape != entry.image_u8.shape[:2]:
             error = (f"The ground truth is {truth.shape[1]}×{truth.shape[0]} but the image is "
                      f"{entry.image_u8.shape[1]}×{entry.image_u8.shape[0]}.")
         else:
-            truth_q = u8_to_qimage(compose_overlay(entry.image_u8, truth, colors, alphas))
+            truth_q = u8_to_qimage(compose_overlay(entry.image_u8, truth, colors, alphas, outline=width))
             if mask is not None:
                 iou, dice = iou_dice(mask, truth, k)
     return Composed(entry.key, u8_to_qimage(overlay), overlay, mask, shares, truth_q, iou, dice, error)
@@ -173,6 +176,13 @@ def _table(columns: list[str]) -> QTableWidget:
     for c in range(1, len(columns)):
         t.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
     return t
+
+
+def _fit_rows(t: QTableWidget, rows: int) -> None:
+    """Size a table to show ``rows`` rows without a scroll bar (short legends, no empty area)."""
+    h = t.horizontalHeader().height() + 2 * t.frameWidth()
+    h += sum(t.rowHeight(r) for r in range(t.rowCount())) if t.rowCount() else t.verticalHeader().defaultSectionSize()
+    t.setFixedHeight(min(h, t.verticalHeader().defaultSectionSize() * rows + t.horizontalHeader().height() + 2 * t.frameWidth()))
 
 
 def _fmt(v: float | None) -> str:
@@ -212,7 +222,11 @@ class SegmentPanel(ExplorePanel):
         self.folder_job = FolderJob(self)
         self.folder_job.progress.connect(self._folder_progress)
         self.folder_job.finished.connect(self._folder_finished)
+        # Stop the threads with the widget: they must not deliver to a deleted panel.
+        runners, job = (self._infer_runner, self._compose_runner), self.folder_job
+        self.destroyed.connect(lambda *_: (job.cancel(), [r.shutdown() for r in runners]))
         self._build()
+        self._setup_classes(([], []))
         self._refresh_state()
 
     # ================================================================ layout
@@ -242,7 +256,7 @@ class SegmentPanel(ExplorePanel):
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
-        split.setSizes([170, 560, 270])
+        split.setSizes([190, 780, 300])
 
     def _build_left(self) -> QWidget:
         col = QWidget()
@@ -259,7 +273,7 @@ class SegmentPanel(ExplorePanel):
         lay.addWidget(box, 1)
         data = QGroupBox("Data set")
         g = QGridLayout(data)
-        self.data_label = QLabel("Choose segmentation data (shapes-seg, pairs:…) to browse it with its masks.")
+        self.data_label = QLabel(NO_SEG_DATA)
         self.data_label.setObjectName("hint")
         self.data_label.setWordWrap(True)
         self.prev_button = QPushButton("◀")
@@ -275,7 +289,7 @@ class SegmentPanel(ExplorePanel):
         g.addWidget(self.next_button, 1, 2)
         lay.addWidget(data)
         self._set_data_enabled(False)
-        col.setMinimumWidth(150)
+        col.setMinimumWidth(170)
         return col
 
     def _build_right(self) -> QWidget:
@@ -302,6 +316,11 @@ class SegmentPanel(ExplorePanel):
         g.addWidget(self.threshold_title, 1, 0)
         g.addWidget(self.threshold, 1, 1)
         g.addWidget(self.threshold_label, 1, 2)
+        self.outlines = QCheckBox("Outline shapes")
+        self.outlines.setToolTip("Draw class boundaries more opaque than the fill")
+        self.outlines.setChecked(True)
+        self.outlines.toggled.connect(self._display_changed)
+        g.addWidget(self.outlines, 2, 0, 1, 3)
         lay.addWidget(display)
 
         classes = QGroupBox("Classes")
@@ -309,7 +328,7 @@ class SegmentPanel(ExplorePanel):
         self.legend = _table(["Class", "Pixels"])
         self.legend.itemChanged.connect(self._legend_changed)
         v.addWidget(self.legend)
-        lay.addWidget(classes, 1)
+        lay.addWidget(classes)
 
         truth = QGroupBox("Against ground truth")
         v = QVBoxLayout(truth)
@@ -328,7 +347,7 @@ class SegmentPanel(ExplorePanel):
         v.addWidget(self.truth_label)
         self.scores = _table(["Class", "IoU", "Dice"])
         v.addWidget(self.scores)
-        lay.addWidget(truth, 1)
+        lay.addWidget(truth)
 
         out = QGroupBox("Export")
         g = QGridLayout(out)
@@ -340,7 +359,7 @@ class SegmentPanel(ExplorePanel):
         self.folder_button = QPushButton("Segment a folder…")
         self.folder_button.setToolTip(f"Writes <name>{MASK_SUFFIX} (and <name>{OVERLAY_SUFFIX}) for every image")
         self.folder_button.clicked.connect(self._folder_dialog)
-        self.folder_overlays = QCheckBox("with overlays")
+        self.folder_overlays = QCheckBox("Write overlays too")
         self.folder_overlays.setChecked(True)
         self.folder_progress = QProgressBar()
         self.folder_progress.setFormat("%v / %m")
@@ -351,15 +370,17 @@ class SegmentPanel(ExplorePanel):
         self.folder_status.setWordWrap(True)
         g.addWidget(self.save_mask_button, 0, 0)
         g.addWidget(self.save_overlay_button, 0, 1)
-        g.addWidget(self.folder_button, 1, 0)
-        g.addWidget(self.folder_overlays, 1, 1)
-        g.addWidget(self.folder_progress, 2, 0)
-        g.addWidget(self.folder_cancel, 2, 1)
-        g.addWidget(self.folder_status, 3, 0, 1, 2)
+        g.addWidget(self.folder_button, 1, 0, 1, 2)
+        g.addWidget(self.folder_overlays, 2, 0, 1, 2)
+        g.addWidget(self.folder_progress, 3, 0)
+        g.addWidget(self.folder_cancel, 3, 1)
+        g.addWidget(self.folder_status, 4, 0, 1, 2)
         self.folder_progress.hide()
         self.folder_cancel.hide()
+        self.clear_truth_button.setEnabled(False)
         lay.addWidget(out)
-        col.setMinimumWidth(250)
+        lay.addStretch(1)
+        col.setMinimumWidth(290)
         return col
 
     # ================================================================ window hooks
@@ -390,7 +411,7 @@ class SegmentPanel(ExplorePanel):
         self._data_items.clear()
         kind = getattr(summary, "kind", "") if summary is not None else ""
         if summary is None or str(kind) != "segmentation":
-            self.data_label.setText("Choose segmentation data (shapes-seg, pairs:…) to browse it with its masks.")
+            self.data_label.setText(NO_SEG_DATA)
             self._set_data_enabled(False)
             return
         spec = summary.spec
@@ -458,7 +479,7 @@ class SegmentPanel(ExplorePanel):
             self.notify.emit(Level.WARNING, refuse, "")
             return False
         settings = FolderSettings(self._colors.copy(), self._alphas(), self._threshold(),
-                                  overlays=self.folder_overlays.isChecked())
+                                  overlays=self.folder_overlays.isChecked(), outlines=self.outlines.isChecked())
         batch_from = self.model.path if self.model.path.is_dir() else None
         self.folder_job.start(self.model.predictor, in_dir, out_dir, settings, batch_from=batch_from)
         self.folder_progress.setRange(0, 0)
@@ -523,7 +544,7 @@ class SegmentPanel(ExplorePanel):
         if entry is None:
             return
         self._compose_runner.submit(_compose, entry, item.truth, self._colors.copy(), self._alphas(),
-                                    self._threshold(), on_result=self._composed,
+                                    self._threshold(), self.outlines.isChecked(), on_result=self._composed,
                                     on_error=lambda exc, details: self.notify.emit(Level.ERROR, f"Segment: {exc}", details))
 
     def _composed(self, c: Composed) -> None:
@@ -581,7 +602,9 @@ class SegmentPanel(ExplorePanel):
             share.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.legend.setItem(i, 1, share)
         self.legend.blockSignals(False)
+        _fit_rows(self.legend, 8)
         self.scores.setRowCount(0)
+        self.scores.hide()
         self.threshold_title.setVisible(len(names) == 2)
         self.threshold.setVisible(len(names) == 2)
         self.threshold_label.setVisible(len(names) == 2)
@@ -636,19 +659,21 @@ class SegmentPanel(ExplorePanel):
             self.truth_label.setText(f"{item.truth_name} · mean IoU {_fmt(miou)}")
         rows = [] if c.iou is None else list(range(len(self._class_names)))
         self.scores.setRowCount(len(rows))
+        self.scores.setVisible(bool(rows))
         for r in rows:
             self.scores.setItem(r, 0, QTableWidgetItem(_swatch(tuple(int(v) for v in self._colors[r])), self._class_names[r]))
             for col, v in ((1, c.iou[r]), (2, c.dice[r])):
                 cell = QTableWidgetItem(_fmt(v))
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.scores.setItem(r, col, cell)
+        _fit_rows(self.scores, 8)
 
     # ================================================================ state and data set
 
     def _refresh_state(self) -> None:
         model = self.model
         if model is None:
-            self.banner.setText("No model loaded. " + EMPTY_NO_MODEL)
+            self.banner.setText("No model loaded.")
             placeholder = EMPTY_NO_MODEL
         elif not self._model_ok():
             task = getattr(getattr(model.info, "task", None), "value", getattr(model.info, "task", "?"))

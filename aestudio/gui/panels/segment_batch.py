@@ -66,12 +66,39 @@ def to_rgb_u8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(u8, 3, axis=2) if u8.shape[2] == 1 else u8)
 
 
+def outline_width(height: int, width: int) -> int:
+    """Outline thickness in image pixels that stays visible when the image is shown ~500 px wide."""
+    return max(1, round(max(height, width) / 400))
+
+
+def boundaries(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """bool [H, W]: pixels within ``width`` pixels of a pixel of another class (both sides of an edge)."""
+    m = np.asarray(mask)
+    edge = np.zeros(m.shape, dtype=bool)
+    dy = m[1:, :] != m[:-1, :]
+    dx = m[:, 1:] != m[:, :-1]
+    edge[1:, :] |= dy
+    edge[:-1, :] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    for _ in range(max(0, width - 1)):  # widen by one pixel per pass (4-neighbourhood)
+        grown = edge.copy()
+        grown[1:, :] |= edge[:-1, :]
+        grown[:-1, :] |= edge[1:, :]
+        grown[:, 1:] |= edge[:, :-1]
+        grown[:, :-1] |= edge[:, 1:]
+        edge = grown
+    return edge
+
+
 def compose_overlay(image_u8: np.ndarray, mask: np.ndarray, colors: np.ndarray,
-                    alphas: np.ndarray) -> np.ndarray:
+                    alphas: np.ndarray, *, outline: int = 0) -> np.ndarray:
     """Blend ``colors[mask]`` over ``image_u8`` [H, W, 3] with a per-class opacity ``alphas`` [K].
 
-    A class with alpha 0 (hidden, or opacity 0) leaves its pixels exactly as in the image.
-    Mask values outside the palette are left unpainted.
+    ``outline`` > 0 draws the class boundaries that wide, twice as opaque as the fill
+    (so shapes stay readable over busy textures). A class with alpha 0 (hidden, or
+    opacity 0) leaves its pixels exactly as in the image. Mask values outside the
+    palette are left unpainted.
     """
     if image_u8.shape[:2] != mask.shape:
         raise ValueError(f"mask {mask.shape} does not match image {image_u8.shape[:2]}")
@@ -80,6 +107,9 @@ def compose_overlay(image_u8: np.ndarray, mask: np.ndarray, colors: np.ndarray,
     lut[: len(colors)] = np.clip(np.asarray(alphas, dtype=np.float32)[: len(colors)], 0.0, 1.0)
     idx = np.where((mask >= 0) & (mask < len(colors)), mask, len(colors))
     alpha = lut[idx]
+    if outline > 0:
+        edge = boundaries(idx, outline)
+        alpha[edge] = np.minimum(1.0, 2.0 * alpha[edge])
     out = image_u8.copy()
     painted = alpha > 0
     if not painted.any():
@@ -136,6 +166,7 @@ class FolderSettings:
     alphas: np.ndarray  # float32 [K]: per-class opacity of the overlay
     threshold: float | None  # two-class models: probability threshold
     overlays: bool = True  # also write <stem>_overlay.png
+    outlines: bool = True  # draw class boundaries in the overlays
 
 
 @dataclass
@@ -211,7 +242,8 @@ def segment_folder(predictor: Any, files: list[Path], report: FolderReport, sett
                 target.mkdir(parents=True, exist_ok=True)
                 dio.write_mask(mask_path, mask, palette)
                 if settings.overlays:
-                    over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas)
+                    width = outline_width(*mask.shape) if settings.outlines else 0
+                    over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas, outline=width)
                     dio.write_image(overlay_path, over.astype(np.float32) / 255.0)
                 report.written.append(mask_path)
         except (ValueError, OSError) as exc:  # ImageLoadError is a ValueError; a full disk an OSError
