@@ -247,3 +247,14 @@ def test_a_segmentation_model_only_shows_the_noise(qtbot, panel, denoiser, tmp_p
     r = wait_result(qtbot, panel)
     assert r["denoised"] is None and r["metrics_noisy"] is not None
     assert "segmentation model" in panel.state_label.text() and not panel.messages
+
+
+def test_a_folder_data_set_is_browsed_at_full_size(qtbot, panel, denoiser, tmp_path):
+    files = [photo(tmp_path / "a.png", 40, 48), photo(tmp_path / "b.png", 30, 20, colour=True)]
+    panel.set_model(denoiser)
+    panel.set_data(SimpleNamespace(spec=f"folder:{tmp_path}", files=files))
+    r = wait_result(qtbot, panel)
+    assert r["clean"].shape == (40, 48, 1) and r["path"] == files[0]
+    panel.browse.next_button.click()
+    r2 = wait_result(qtbot, panel, r)
+    assert r2["clean"].shape == (30, 20, 3) and r2["path"] == files[1]

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -151,6 +152,7 @@ class NoiseLabPanel(ExplorePanel):
         super().__init__(tasks, parent)
         self.runner = LatestRunner(self, name="aestudio-noiselab")
         self.arrays: Any = None  # DataArrays of the data panel's spec (browsable images)
+        self.data_files: list[Path] = []  # folder data: its image files, browsed at full size
         self.result: dict[str, Any] | None = None  # what the panes show (for Save and tests)
         self.seed = 0  # fixed: the same slider value gives the same noise
         self._strengths = {n.kind: n.default for n in NOISES}  # remembered per kind
@@ -257,6 +259,8 @@ class NoiseLabPanel(ExplorePanel):
         self._timer = QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._poll)
+        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, activated=lambda: self.browse.step(1))
+        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, activated=lambda: self.browse.step(-1))
 
     # ================================================================ window hooks
 
@@ -269,9 +273,16 @@ class NoiseLabPanel(ExplorePanel):
     def on_data_changed(self, summary: Any) -> None:
         self._data_gen += 1
         self.arrays = None
+        self.data_files = []
         self.browse.set_count(BrowseBar.DATA, 0)
         spec = getattr(summary, "spec", None)
-        if spec:
+        files = [Path(f) for f in (getattr(summary, "files", None) or [])]
+        if files:  # a folder of photos: browse the files themselves, at full size (not 64x64 crops)
+            self.data_files = files
+            self.browse.set_count(BrowseBar.DATA, len(files), Path(str(spec).split(":", 1)[-1]).name or str(spec))
+            if not self.images:
+                self.browse.set_position(BrowseBar.DATA, 0)
+        elif spec:
             gen = self._data_gen
             self.tasks.submit(load_arrays, spec,
                               on_result=lambda a: self._data_loaded(gen, a),
@@ -345,6 +356,8 @@ class NoiseLabPanel(ExplorePanel):
         src, i = self.browse.source(), self.browse.index()
         if src == BrowseBar.FILES and i < len(self.images):
             return None, self.images[i], str(self.images[i])
+        if src == BrowseBar.DATA and i < len(self.data_files):
+            return None, self.data_files[i], str(self.data_files[i])
         if src == BrowseBar.DATA and self.arrays is not None and i < len(self.arrays.images):
             idx = int(self.arrays.indices[i]) if self.arrays.indices is not None else i
             return self.arrays.images[i], None, f"{self.arrays.spec} {self.arrays.split} #{idx}"
@@ -516,7 +529,7 @@ class NoiseLabPanel(ExplorePanel):
         return str(getattr(task, "value", task)) != Task.SEGMENT.value
 
     def _refresh_state(self) -> None:
-        has_images = bool(self.images) or self.arrays is not None
+        has_images = bool(self.images) or self.arrays is not None or bool(self.data_files)
         usable = self._usable(self.model)
         notes = []
         if not has_images:
