@@ -53,6 +53,7 @@ def test_a_large_folder_opens_without_decoding_and_decodes_per_item(big_folder: 
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not __import__("importlib.util").util.find_spec("psutil"), reason="the probe samples RSS with psutil")
 def test_a_large_folder_trains_an_epoch_in_bounded_memory(big_folder: Path) -> None:
     res = _probe("bench.probes.large_folder", str(big_folder), "--image-size", "32")
     print(f"large folder: {res}")
@@ -63,6 +64,7 @@ def test_a_large_folder_trains_an_epoch_in_bounded_memory(big_folder: Path) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not __import__("importlib.util").util.find_spec("psutil"), reason="the probe reads RSS with psutil")
 def test_memory_does_not_grow_per_epoch(tmp_path: Path) -> None:
     res = _probe("bench.probes.memory_growth", str(tmp_path), "--epochs", "12", "--net", "dense_ae")
     print(f"memory growth: {res['rss_mib']} slope {res['slope_mib_per_epoch']} MiB/epoch")
