@@ -88,10 +88,12 @@ def main() -> None:
     _, traced_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     result = out[0] if isinstance(out, tuple) else out
+    out_bytes = sum(a.nbytes for a in (out if isinstance(out, tuple) else (out,)))
     print(json.dumps({
         "seconds": seconds,
         "megapixels_per_s": args.size * args.size / 1e6 / seconds,
         "image_mib": image.nbytes / MIB,
+        "out_mib": out_bytes / MIB,  # every returned array (segment: the mask and the probabilities)
         "rss_before_mib": rss_before / MIB,
         "rss_peak_delta_mib": (peak.peak - rss_before) / MIB,
         "traced_peak_mib": traced_peak / MIB,
