@@ -249,3 +249,13 @@ def test_a_segmentation_model_is_not_run_and_the_panel_says_why(qtbot, panel, co
     qtbot.waitUntil(lambda: panel.original_pane.array is not None, timeout=WAIT)
     assert "segmentation model" in panel.state_label.text()
     assert panel.current is None and not panel.messages  # nothing ran, nothing failed
+
+
+def test_a_hidden_tab_waits_until_it_is_shown(qtbot, panel, conv_model):
+    panel.hide()
+    panel.set_model(conv_model)
+    panel.set_data(SimpleNamespace(spec="digits"))
+    qtbot.wait(100)
+    assert panel.tasks.pending == 0 and panel.arrays is None  # no scan competes with a training run unasked
+    panel.show()
+    qtbot.waitUntil(lambda: panel.errors is not None and panel.current is not None, timeout=15000)

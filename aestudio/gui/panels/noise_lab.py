@@ -164,6 +164,7 @@ class NoiseLabPanel(ExplorePanel):
         self._last_error = ""
         self._pending_key = ""  # the image the newest job is for
         self._shown_key = ""  # the image the panes show
+        self._deferred = False  # settings changed while the tab was hidden: compute when shown
         self._build()
         self._noise_picked(0)
         self._refresh_state()
@@ -293,6 +294,11 @@ class NoiseLabPanel(ExplorePanel):
         self.browse.set_count(BrowseBar.FILES, len(self.images))
         self.browse.set_position(BrowseBar.FILES, len(self.images) - len(paths))
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._deferred:
+            self.recompute()
+
     def shutdown(self) -> None:
         self.runner.shutdown()
 
@@ -365,6 +371,10 @@ class NoiseLabPanel(ExplorePanel):
 
     def recompute(self) -> None:
         """Corrupt and denoise the current image with the current settings (off the GUI thread)."""
+        if not self.isVisible():  # a hidden tab computes when it is shown (a large photo is not free)
+            self._deferred = True
+            return
+        self._deferred = False
         current = self.current_image()
         if current is None:
             self._clear()

@@ -152,6 +152,8 @@ class ReconstructPanel(ExplorePanel):
         self._scan_progress: Progress | None = None
         self._view_progress: Progress | None = None  # the image being computed for the top row
         self._view_started = 0.0
+        self._deferred_load = False  # the data set changed while the tab was hidden: load it when shown
+        self._deferred_show = False  # the same for the image shown
         self._pending_key = ""  # the image the newest job is for (its label text)
         self._shown_key = ""  # the image the top row shows
         self._scan_started = 0.0
@@ -329,6 +331,13 @@ class ReconstructPanel(ExplorePanel):
         self.browse.set_position(BrowseBar.FILES, len(self.images) - len(paths))  # the first new one
         self._refresh_state()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if self._deferred_load:
+            self._load_data()
+        if self._deferred_show:
+            self.show_current()
+
     def shutdown(self) -> None:
         self.runner.shutdown()
         if self._scan_progress is not None:
@@ -358,8 +367,12 @@ class ReconstructPanel(ExplorePanel):
         spec = getattr(self.data, "spec", None)
         if not spec:
             return
-        gen, model = self._gen, self.model
         self._loading_spec = spec
+        if not self.isVisible():  # a hidden tab waits: no scan competing with a training run unasked
+            self._deferred_load = True
+            return
+        self._deferred_load = False
+        gen, model = self._gen, self.model
         self.scan_label.setText(f"Opening {spec}…")
         self.tasks.submit(load_arrays, spec, model if self._usable(model) else None,
                           on_result=lambda a: self._data_loaded(gen, a),
@@ -518,6 +531,10 @@ class ReconstructPanel(ExplorePanel):
 
     def show_current(self) -> None:
         """Compute and show the image the browse bar points at (on the LatestRunner)."""
+        if not self.isVisible():
+            self._deferred_show = True
+            return
+        self._deferred_show = False
         src, i = self.browse.source(), self.browse.index()
         image: Any = None
         path: Path | None = None
