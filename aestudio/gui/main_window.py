@@ -252,6 +252,11 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.save_settings()
         self.train_panel.shutdown()
+        for panel in self.explore:
+            try:
+                panel.shutdown()
+            except Exception:  # noqa: BLE001 - closing must never fail because one panel did
+                logger.exception("panel %s failed to shut down", panel.title)
         self.tasks.shutdown()
         super().closeEvent(event)
 

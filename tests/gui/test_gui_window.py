@@ -144,3 +144,20 @@ def test_models_panel_lists_rename_and_delete(window, qtbot, tmp_path, monkeypat
     outside = tmp_path / "outside"
     outside.mkdir()
     assert not window.models_panel.delete(outside) and outside.exists()
+
+
+def test_closing_the_window_stops_every_panel_thread(qtbot, settings_dir) -> None:
+    import threading
+
+    from aestudio.gui.app import application
+    from aestudio.gui.main_window import MainWindow
+    from aestudio.gui.workspace import make_settings
+
+    application()
+    w = MainWindow(make_settings())
+    qtbot.addWidget(w)
+    mine = {t for t in threading.enumerate() if t.name.startswith("aestudio-") and "task" not in t.name}
+    assert len(mine) >= 4  # each exploration panel runs its own latest-only thread
+    w.train_panel.shutdown(timeout=10)
+    w.close()
+    qtbot.waitUntil(lambda: not any(t.is_alive() for t in mine), timeout=5000)

@@ -68,6 +68,9 @@ class ExplorePanel(QWidget):
         except ValueError:
             return True  # foreign models: let the panel decide what it can do
 
+    def shutdown(self) -> None:
+        """The window is closing: stop background threads (a job may finish, its result is dropped)."""
+
     # -------------------------------------------------------------- for subclasses
 
     def on_model_changed(self, model: LoadedModel | None) -> None:
