@@ -60,10 +60,12 @@ from aestudio.gui.panels.segment_batch import (
     FolderSettings,
     class_shares,
     compose_overlay,
+    fewer_tiles,
     iou_dice,
     mask_from_probs,
     outline_width,
     to_rgb_u8,
+    training_running,
 )
 from aestudio.gui.workers import TaskRunner, describe_error
 
@@ -98,6 +100,7 @@ class Inferred:
     image_u8: np.ndarray  # uint8 [H, W, 3]
     probs: np.ndarray | None  # float32 [K, H, W]; None without a segmentation model
     seconds: float
+    how: str = ""  # which predictor ran it ("interactive" / "batch", tiles)
 
 
 @dataclass(frozen=True)
@@ -121,17 +124,58 @@ def u8_to_qimage(rgb: np.ndarray) -> QImage:
     return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-def _infer(predictor: Any, item: SegItem) -> Inferred:
+class DropPredictors:
+    """Which predictor segments a dropped image; used from the inference thread only.
+
+    While a training run is in progress: the window's interactive session (one thread,
+    so training keeps its cores). Otherwise an all-cores ("batch" profile) session of
+    the same bundle, made on first use in the worker, so a drop takes about half the
+    time on 2 cores. Either way the tiles are sized so a large image needs as few as
+    possible (a copy of the predictor carries the tiling: the shared one is not changed).
+    """
+
+    def __init__(self, model: LoadedModel | None) -> None:
+        self.model = model
+        self._batch: Any = None
+
+    def get(self, h: int, w: int) -> tuple[Any, str]:
+        import copy
+
+        model = self.model
+        base, how = model.predictor, "interactive"
+        if model.path.is_dir() and not training_running():
+            if self._batch is None:
+                from aestudio.inference.ort import OrtPredictor
+
+                self._batch = OrtPredictor(model.path, profile="batch")
+            base, how = self._batch, "batch"
+        tiling = getattr(base, "tiling", None)
+        if tiling is None:
+            return base, how
+        pred = copy.copy(base)
+        multiple = int(getattr(model.info, "size_multiple", 1) or 1)
+        pred.tiling = fewer_tiles(tiling, h, w, multiple)
+        if max(h, w) > pred.tiling.tile and getattr(model.info, "fixed_size", None) is None:
+            from aestudio.inference.tiling import plan_tiles
+
+            hp, wp = -(-h // multiple) * multiple, -(-w // multiple) * multiple
+            tiles = plan_tiles(hp, wp, tile=pred.tiling.tile, overlap=pred.tiling.overlap, multiple=multiple).count
+            how += f", {tiles} tiles of {pred.tiling.tile} px"
+        return pred, how
+
+
+def _infer(predictors: DropPredictors | None, item: SegItem) -> Inferred:
     t0 = time.perf_counter()
     image = item.image if item.image is not None else engine.read_image(item.path)
-    probs = None
-    if predictor is not None:
+    probs, how = None, ""
+    if predictors is not None:
+        predictor, how = predictors.get(*image.shape[:2])
         _, probs = predictor.segment(image)
         probs = np.asarray(probs, dtype=np.float32)
         if probs.ndim != 3 or probs.shape[1:] != image.shape[:2] or not np.isfinite(probs).all():
             raise ValueError(f"the model returned unusable probabilities {probs.shape} for an image "
                              f"of {image.shape[1]}x{image.shape[0]}")
-    return Inferred(item.key, to_rgb_u8(image), probs, time.perf_counter() - t0)
+    return Inferred(item.key, to_rgb_u8(image), probs, time.perf_counter() - t0, how)
 
 
 def _compose(entry: Inferred, truth: np.ndarray | None, colors: np.ndarray, alphas: np.ndarray,
@@ -205,6 +249,7 @@ class SegmentPanel(ExplorePanel):
         self.current: SegItem | None = None
         self._next_key = 0
         self._model_gen = 0
+        self._predictors: DropPredictors | None = None
         self._cache: OrderedDict[int, Inferred] = OrderedDict()
         self._class_names: list[str] = []
         self._colors = np.zeros((0, 3), np.uint8)
@@ -388,6 +433,7 @@ class SegmentPanel(ExplorePanel):
     def on_model_changed(self, model: LoadedModel | None) -> None:
         self._model_gen += 1
         self._cache.clear()
+        self._predictors = DropPredictors(model) if self._model_ok() else None
         self._setup_classes(self._model_classes(model))
         self._refresh_state()
         if self.current is not None:
@@ -514,9 +560,8 @@ class SegmentPanel(ExplorePanel):
             self._recompose()
             return
         self.view.caption.setText(f"{item.name}: segmenting…" if self._model_ok() else f"{item.name}: loading…")
-        predictor = self.model.predictor if self._model_ok() else None
         gen = self._model_gen
-        self._infer_runner.submit(_infer, predictor, item,
+        self._infer_runner.submit(_infer, self._predictors, item,
                                   on_result=lambda r, g=gen: self._inferred(r, g),
                                   on_error=lambda exc, details, it=item: self._infer_failed(it, exc, details))
 

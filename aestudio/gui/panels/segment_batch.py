@@ -19,6 +19,7 @@ between two images when cancelled.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import traceback
@@ -148,6 +149,34 @@ def iou_dice(pred: np.ndarray, truth: np.ndarray, num_classes: int) -> tuple[np.
         iou = np.where(tp + fp + fn > 0, tp / (tp + fp + fn), np.nan)
         dice = np.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
     return iou, dice
+
+
+def fewer_tiles(tiling: Any, height: int, width: int, multiple: int, *, grow: float = 1.25) -> Any:
+    """The predictor's tiling options, with a tile up to ``grow`` times larger when that needs fewer tiles.
+
+    A 1024 px image with 512 px tiles overlapping by 64 takes 3 x 3 tiles (2.25 times
+    its pixels); 544 px tiles cover it with 2 x 2 (1.13 times), about half the work
+    for the same memory bound give or take 13 %.
+    """
+    from dataclasses import replace
+
+    from aestudio.inference.tiling import plan_tiles
+
+    m = max(1, int(multiple))
+    h, w = -(-height // m) * m, -(-width // m) * m  # the predictor pads to the multiple first
+    tile, overlap = int(tiling.tile), int(tiling.overlap)
+    if max(h, w) <= tile:
+        return tiling
+    biggest = int(tile * grow) // m * m
+    longest = max(h, w)
+    n = math.ceil((longest - overlap) / (biggest - overlap))  # tiles along the longest side
+    candidate = min(biggest, math.ceil(math.ceil((longest + (n - 1) * overlap) / n) / m) * m)
+
+    def work(t: int) -> int:
+        plan = plan_tiles(h, w, tile=t, overlap=overlap, multiple=m)
+        return plan.count * plan.tile_h * plan.tile_w
+
+    return replace(tiling, tile=candidate) if work(candidate) < work(tile) else tiling
 
 
 def training_running() -> bool:
