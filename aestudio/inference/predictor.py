@@ -169,6 +169,8 @@ class Predictor(abc.ABC):
     def _image_source(self, image: np.ndarray) -> np.ndarray:
         """The raw image as an [H, W, C] view (no copy), checked for dtype, shape and finite values."""
         src = imageops.image_view(image)
+        if src.shape[0] == 0 or src.shape[1] == 0:
+            raise ValueError(f"the image is empty ({src.shape[1]}x{src.shape[0]} pixels)")
         if not imageops.all_finite(src):
             raise ValueError("the image contains NaN or infinite values")
         imageops.fill_chw(src[:1, :1], np.empty((self.info.in_channels, 1, 1), np.float32))  # channel check, early

@@ -106,6 +106,24 @@ def test_size_multiple_and_code_checks(bundles) -> None:
         ae.sample(4)
 
 
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: np.zeros((20, 20), np.int32), "unsupported image dtype int32"),
+        (lambda: np.zeros((20, 20, 2), np.uint8), r"\[H, W\] or \[H, W, C\] with C in 1, 3, 4"),
+        (lambda: np.zeros((1, 20, 20, 3), np.uint8), r"\[H, W\] or \[H, W, C\]"),
+        (lambda: np.zeros((0, 20), np.uint8), "the image is empty"),
+        (lambda: np.array([[0.5, np.inf]], np.float32), "NaN or infinite"),
+        (lambda: [[0, 1], [1, 0]], "expected a numpy array, got list"),
+    ],
+)
+@pytest.mark.parametrize("net", ["conv_ae", "unet"])  # fixed size (resized) and fully convolutional (tiled)
+def test_wrong_images_raise_a_clear_error(bundles, net: str, make, message: str) -> None:
+    p = OrtPredictor(bundles(net))
+    with pytest.raises(ValueError, match=message):
+        p.run_image(make())
+
+
 def test_run_image_handles_dtypes_channels_and_resizing(bundles) -> None:
     p = OrtPredictor(bundles("conv_ae"))  # 1 channel, fixed 16x16
     rng = np.random.default_rng(0)
