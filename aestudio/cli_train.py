@@ -225,6 +225,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     code = EXIT_TRAINING_FAILED
     try:
         code = _train(args, ctx)
+    except distributed.DistributedError as exc:  # a lost peer: the message names this rank
+        print(f"aestudio: {exc}", file=sys.stderr)
     except (CliError, ValueError, OSError) as exc:  # user errors: one line that names the rank
         print(f"aestudio: error: rank {ctx.rank}: {exc}", file=sys.stderr)
         code = 2

@@ -272,6 +272,18 @@ class Dist:
             raise ValueError(f"--batch-size {batch_size} is smaller than the {self.world_size} processes; "
                              f"the batch size is global (split over the processes): use at least {self.world_size}")
 
+    def check_same_data(self, n_train: int, device: torch.device) -> None:
+        """Every rank must see the same training set, or the shares would not tile the batches."""
+        sizes = torch.tensor([n_train, -n_train], dtype=torch.float64, device=device)
+        try:
+            dist.all_reduce(sizes, op=dist.ReduceOp.MAX)
+        except Exception as exc:  # noqa: BLE001
+            raise DistributedError(peer_lost_message(self.rank, exc)) from exc
+        high, low = int(sizes[0].item()), int(-sizes[1].item())
+        if high != low:
+            raise ValueError(f"rank {self.rank} sees {n_train} training images, but the processes see between {low} "
+                             f"and {high}: the data must be identical (same path and files) on every node")
+
     def batch_note(self, batch_size: int, device: torch.device) -> str:
         per, extra = divmod(batch_size, self.world_size)
         first = "rank 0" if extra == 1 else f"ranks 0-{extra - 1}"

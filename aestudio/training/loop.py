@@ -120,6 +120,7 @@ def fit(
     if ctx is not None:
         device = ctx.place(device)
         ctx.check_batch(start.batch_size if start else cfg.batch_size)
+        ctx.check_same_data(len(data.train), device)
     if cfg.batch_size < 1 or cfg.epochs < 0 or cfg.lr <= 0:
         raise ValueError(f"batch_size must be >= 1, epochs >= 0 and lr > 0 (got {cfg.batch_size}, {cfg.epochs}, {cfg.lr})")
     if len(data.train) == 0:

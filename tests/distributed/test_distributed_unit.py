@@ -107,3 +107,38 @@ def test_every_family_uses_every_parameter_in_a_training_step(name: str) -> None
     loss.backward()
     unused = [n for n, p in net.named_parameters() if p.requires_grad and p.grad is None]
     assert not unused, f"{name}: parameters without a gradient: {unused}"
+
+
+def test_rank_helpers_without_a_process_group() -> None:
+    from aestudio.training.device import DeviceError
+
+    dist = distributed.Dist(LaunchInfo(rank=1, world_size=3, local_rank=1, local_world_size=3), "gloo", 60)
+    assert not dist.is_main and dist.place(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(DeviceError, match="use --device cpu"):
+        dist.place(torch.device("cuda", 0))  # a Gloo-only group: CUDA was not there at start-up
+    with pytest.raises(DeviceError, match="torchrun"):
+        dist.place(torch.device("mps"))
+    with pytest.raises(ValueError, match="at least 3"):
+        dist.check_batch(2)
+    dist.check_batch(3)
+    assert "global batch 64 = 22 on ranks 0-0" not in dist.batch_note(64, torch.device("cpu"))
+    assert "64 = 22 on rank 0 and 21 on the others" in dist.batch_note(64, torch.device("cpu"))
+    assert "96 = 32 per process" in dist.batch_note(96, torch.device("cpu"))
+    # Ranks > 0 get their own seeds and noise, rank 0 keeps the run's; all are reproducible.
+    assert dist.rank_seed(0, 5) == dist.rank_seed(0, 5) != dist.rank_seed(0, 6)
+    import numpy as np
+
+    a, b = np.random.default_rng(1), np.random.default_rng(1)
+    assert dist.noise_rng(a).random() == dist.noise_rng(b).random()
+    assert a.bit_generator.state == b.bit_generator.state  # the shared stream advanced alike
+    launches = dist.record([{"world_size": 1}], 7, 64, torch.device("cpu"))
+    assert launches[-1] == {"world_size": 3, "backend": "gloo", "start_step": 7, "global_batch": 64}
+
+
+def test_the_test_fault_hook_fires_only_where_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    distributed._test_fault(1, 2)  # unset: nothing
+    monkeypatch.setenv(distributed.TEST_FAULT_ENV, "1:2")
+    distributed._test_fault(0, 2)
+    distributed._test_fault(1, 3)
+    with pytest.raises(RuntimeError, match="injected test failure at step 2"):
+        distributed._test_fault(1, 2)
