@@ -149,10 +149,9 @@ def resolve_model(text: str | os.PathLike[str]) -> Path:
     path = Path(text)
     if path.exists():
         return path
-    if isinstance(text, str) or isinstance(text, Path):
-        name = str(text)
-        if "/" not in name and os.sep not in name and not name.lower().endswith(".onnx"):
-            return find_model(name).path
+    name = str(text)
+    if "/" not in name and os.sep not in name and not name.lower().endswith(".onnx"):
+        return find_model(name).path  # a bare name: the zoo (ZooError lists what is shipped)
     raise ZooError(f"{text}: no such file or folder; pass a bundle folder, a .onnx file or a shipped model "
                    f"name ({', '.join(model_names()) or 'none shipped'})")
 
