@@ -286,3 +286,23 @@ def test_overlay_maths():
     truth[0, :] = 255
     iou, dice = iou_dice(mask, truth, 2)
     np.testing.assert_allclose([iou[1], dice[1]], [1.0, 1.0])
+
+
+def test_pairs_data_gives_dropped_images_their_masks(qtbot, panel, unet3, tmp_path, monkeypatch):
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    path = _png(images / "cat.png", 24, 32)
+    truth = np.zeros((24, 32), np.int64)
+    truth[5:15, 5:20] = 2
+    masks.mkdir()
+    write_mask(masks / "cat.png", truth)
+    other = _png(tmp_path / "elsewhere" / "cat.png", 24, 32)  # same stem, not in the data: no mask
+    monkeypatch.setattr(engine, "data_arrays", lambda spec, **kw: (_ for _ in ()).throw(ValueError("not needed")))
+    panel.set_model(unet3)
+    panel.set_data(SimpleNamespace(spec=f"pairs:{images},{masks}", kind="segmentation"))
+    with qtbot.waitSignal(panel.shown, timeout=WAIT):
+        panel.add_images([path])
+    qtbot.waitUntil(lambda: panel.iou is not None, timeout=WAIT)
+    np.testing.assert_array_equal(panel.current.truth, truth)
+    assert panel.truth_label.text().startswith("cat.png")
+    _drop(qtbot, panel, [other])
+    assert panel.current.truth is None and panel.iou is None

@@ -15,23 +15,18 @@ Work is split so the GUI thread never waits on a model:
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -40,7 +35,6 @@ from PySide6.QtWidgets import (
     QSlider,
     QSpinBox,
     QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
@@ -58,14 +52,19 @@ from aestudio.gui.panels.segment_batch import (
     FolderJob,
     FolderReport,
     FolderSettings,
-    class_shares,
-    compose_overlay,
-    fewer_tiles,
-    iou_dice,
-    mask_from_probs,
-    outline_width,
-    to_rgb_u8,
-    training_running,
+)
+from aestudio.gui.panels.segment_view import (
+    Composed,
+    DropPredictors,
+    Inferred,
+    SegItem,
+    compose_item,
+    fit_rows,
+    fmt_score,
+    infer_item,
+    make_table,
+    pair_mask,
+    swatch,
 )
 from aestudio.gui.workers import TaskRunner, describe_error
 
@@ -78,159 +77,6 @@ EMPTY_NO_MODEL = ("Load a U-Net (segment) model (train one on shapes-seg, or pic
                   "then drop images here. Large images are tiled.")
 NO_SEG_DATA = "Pick segmentation data (shapes-seg, pairs:…) to browse it with its masks."
 EMPTY_NO_IMAGES = "Drop images here, open some, or browse the data set's images on the left."
-
-
-@dataclass
-class SegItem:
-    """One image in the panel: a file, or an item of the data set (image and mask in memory)."""
-
-    key: int
-    name: str
-    path: Path | None = None
-    image: np.ndarray | None = None  # float32 [H, W, C] for data set items
-    truth: np.ndarray | None = None  # int64 [H, W] ground truth
-    truth_name: str = ""
-
-
-@dataclass(frozen=True)
-class Inferred:
-    """Inference result cached per item: the image as shown and the class probabilities."""
-
-    key: int
-    image_u8: np.ndarray  # uint8 [H, W, 3]
-    probs: np.ndarray | None  # float32 [K, H, W]; None without a segmentation model
-    seconds: float
-    how: str = ""  # which predictor ran it ("interactive" / "batch", tiles)
-
-
-@dataclass(frozen=True)
-class Composed:
-    key: int
-    qimage: QImage
-    overlay: np.ndarray  # uint8 [H, W, 3] as shown
-    mask: np.ndarray | None  # int64 [H, W]
-    shares: np.ndarray | None
-    truth_qimage: QImage | None
-    iou: np.ndarray | None
-    dice: np.ndarray | None
-    truth_error: str
-
-
-def u8_to_qimage(rgb: np.ndarray) -> QImage:
-    a = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected uint8 [H, W, 3], got {a.shape}")
-    h, w, _ = a.shape
-    return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-
-
-class DropPredictors:
-    """Which predictor segments a dropped image; used from the inference thread only.
-
-    While a training run is in progress: the window's interactive session (one thread,
-    so training keeps its cores). Otherwise an all-cores ("batch" profile) session of
-    the same bundle, made on first use in the worker, so a drop takes about half the
-    time on 2 cores. Either way the tiles are sized so a large image needs as few as
-    possible (a copy of the predictor carries the tiling: the shared one is not changed).
-    """
-
-    def __init__(self, model: LoadedModel | None) -> None:
-        self.model = model
-        self._batch: Any = None
-
-    def get(self, h: int, w: int) -> tuple[Any, str]:
-        import copy
-
-        model = self.model
-        base, how = model.predictor, "interactive"
-        if model.path.is_dir() and not training_running():
-            if self._batch is None:
-                from aestudio.inference.ort import OrtPredictor
-
-                self._batch = OrtPredictor(model.path, profile="batch")
-            base, how = self._batch, "batch"
-        tiling = getattr(base, "tiling", None)
-        if tiling is None:
-            return base, how
-        pred = copy.copy(base)
-        multiple = int(getattr(model.info, "size_multiple", 1) or 1)
-        pred.tiling = fewer_tiles(tiling, h, w, multiple)
-        if max(h, w) > pred.tiling.tile and getattr(model.info, "fixed_size", None) is None:
-            from aestudio.inference.tiling import plan_tiles
-
-            hp, wp = -(-h // multiple) * multiple, -(-w // multiple) * multiple
-            tiles = plan_tiles(hp, wp, tile=pred.tiling.tile, overlap=pred.tiling.overlap, multiple=multiple).count
-            how += f", {tiles} tiles of {pred.tiling.tile} px"
-        return pred, how
-
-
-def _infer(predictors: DropPredictors | None, item: SegItem) -> Inferred:
-    t0 = time.perf_counter()
-    image = item.image if item.image is not None else engine.read_image(item.path)
-    probs, how = None, ""
-    if predictors is not None:
-        predictor, how = predictors.get(*image.shape[:2])
-        _, probs = predictor.segment(image)
-        probs = np.asarray(probs, dtype=np.float32)
-        if probs.ndim != 3 or probs.shape[1:] != image.shape[:2] or not np.isfinite(probs).all():
-            raise ValueError(f"the model returned unusable probabilities {probs.shape} for an image "
-                             f"of {image.shape[1]}x{image.shape[0]}")
-    return Inferred(item.key, to_rgb_u8(image), probs, time.perf_counter() - t0, how)
-
-
-def _compose(entry: Inferred, truth: np.ndarray | None, colors: np.ndarray, alphas: np.ndarray,
-             threshold: float | None, outlines: bool) -> Composed:
-    mask = shares = iou = dice = None
-    overlay, truth_q, error = entry.image_u8, None, ""
-    k = len(colors)
-    width = outline_width(*entry.image_u8.shape[:2]) if outlines else 0
-    if entry.probs is not None:
-        mask = mask_from_probs(entry.probs, threshold)
-        overlay = compose_overlay(entry.image_u8, mask, colors, alphas, outline=width)
-        shares = class_shares(mask, k)
-    if truth is not None:
-        if truth.shape != entry.image_u8.shape[:2]:
-            error = (f"The ground truth is {truth.shape[1]}×{truth.shape[0]} but the image is "
-                     f"{entry.image_u8.shape[1]}×{entry.image_u8.shape[0]}.")
-        else:
-            truth_q = u8_to_qimage(compose_overlay(entry.image_u8, truth, colors, alphas, outline=width))
-            if mask is not None:
-                iou, dice = iou_dice(mask, truth, k)
-    return Composed(entry.key, u8_to_qimage(overlay), overlay, mask, shares, truth_q, iou, dice, error)
-
-
-def _swatch(rgb: tuple[int, int, int], size: int = 14) -> QIcon:
-    pix = QPixmap(size, size)
-    pix.fill(QColor(*rgb))
-    p = QPainter(pix)
-    p.setPen(QColor("#6b717a"))
-    p.drawRect(0, 0, size - 1, size - 1)
-    p.end()
-    return QIcon(pix)
-
-
-def _table(columns: list[str]) -> QTableWidget:
-    t = QTableWidget(0, len(columns))
-    t.setHorizontalHeaderLabels(columns)
-    t.verticalHeader().setVisible(False)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-    t.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-    t.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    for c in range(1, len(columns)):
-        t.horizontalHeader().setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
-    return t
-
-
-def _fit_rows(t: QTableWidget, rows: int) -> None:
-    """Size a table to show ``rows`` rows without a scroll bar (short legends, no empty area)."""
-    h = t.horizontalHeader().height() + 2 * t.frameWidth()
-    h += sum(t.rowHeight(r) for r in range(t.rowCount())) if t.rowCount() else t.verticalHeader().defaultSectionSize()
-    t.setFixedHeight(min(h, t.verticalHeader().defaultSectionSize() * rows + t.horizontalHeader().height() + 2 * t.frameWidth()))
-
-
-def _fmt(v: float | None) -> str:
-    return "—" if v is None or not np.isfinite(v) else f"{v:.3f}"
 
 
 class SegmentPanel(ExplorePanel):
@@ -370,7 +216,7 @@ class SegmentPanel(ExplorePanel):
 
         classes = QGroupBox("Classes")
         v = QVBoxLayout(classes)
-        self.legend = _table(["Class", "Pixels"])
+        self.legend = make_table(["Class", "Pixels"])
         self.legend.itemChanged.connect(self._legend_changed)
         v.addWidget(self.legend)
         lay.addWidget(classes)
@@ -390,7 +236,7 @@ class SegmentPanel(ExplorePanel):
         self.truth_label.setObjectName("hint")
         self.truth_label.setWordWrap(True)
         v.addWidget(self.truth_label)
-        self.scores = _table(["Class", "IoU", "Dice"])
+        self.scores = make_table(["Class", "IoU", "Dice"])
         v.addWidget(self.scores)
         lay.addWidget(truth)
 
@@ -449,6 +295,11 @@ class SegmentPanel(ExplorePanel):
             li.setData(Qt.ItemDataRole.UserRole, item.key)
             self.file_list.addItem(li)
             first = first or item
+            spec = getattr(self.data, "spec", "") or ""
+            if spec.startswith("pairs:"):
+                self.tasks.submit(pair_mask, spec, item.path,
+                                  on_result=lambda found, it=item: found and self._set_truth(it, found[1], found[0].name),
+                                  on_error=lambda exc, details: None)  # no usable mask: the image is shown without one
         if first is not None:
             self.file_list.setCurrentRow(self.items.index(first))  # -> _file_selected -> _show
 
@@ -492,13 +343,13 @@ class SegmentPanel(ExplorePanel):
             return
         from aestudio.data.io import read_mask
 
-        def done(mask: np.ndarray, item: SegItem = item) -> None:
-            item.truth, item.truth_name = np.asarray(mask, np.int64), Path(path).name
-            if item is self.current:
-                self._recompose()
-
-        self.tasks.submit(read_mask, Path(path), on_result=done,
+        self.tasks.submit(read_mask, Path(path), on_result=lambda mask: self._set_truth(item, mask, Path(path).name),
                           on_error=lambda exc, details: self.notify.emit(Level.ERROR, describe_error(exc, Path(path)), details))
+
+    def _set_truth(self, item: SegItem, mask: np.ndarray, name: str) -> None:
+        item.truth, item.truth_name = np.asarray(mask, np.int64), name
+        if item is self.current:
+            self._recompose()
 
     def clear_truth(self) -> None:
         if self.current is not None:
@@ -561,7 +412,7 @@ class SegmentPanel(ExplorePanel):
             return
         self.view.caption.setText(f"{item.name}: segmenting…" if self._model_ok() else f"{item.name}: loading…")
         gen = self._model_gen
-        self._infer_runner.submit(_infer, self._predictors, item,
+        self._infer_runner.submit(infer_item, self._predictors, item,
                                   on_result=lambda r, g=gen: self._inferred(r, g),
                                   on_error=lambda exc, details, it=item: self._infer_failed(it, exc, details))
 
@@ -588,7 +439,7 @@ class SegmentPanel(ExplorePanel):
         entry = self._cache.get(item.key) if item is not None else None
         if entry is None:
             return
-        self._compose_runner.submit(_compose, entry, item.truth, self._colors.copy(), self._alphas(),
+        self._compose_runner.submit(compose_item, entry, item.truth, self._colors.copy(), self._alphas(),
                                     self._threshold(), self.outlines.isChecked(), on_result=self._composed,
                                     on_error=lambda exc, details: self.notify.emit(Level.ERROR, f"Segment: {exc}", details))
 
@@ -638,7 +489,7 @@ class SegmentPanel(ExplorePanel):
         self.legend.blockSignals(True)
         self.legend.setRowCount(len(names))
         for i, (name, rgb) in enumerate(zip(names, self._colors, strict=True)):
-            it = QTableWidgetItem(_swatch(tuple(int(v) for v in rgb)), name)
+            it = QTableWidgetItem(swatch(tuple(int(v) for v in rgb)), name)
             it.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Checked if self._visible[i] else Qt.CheckState.Unchecked)
             it.setToolTip(f"Show or hide {name} in the overlay")
@@ -647,7 +498,7 @@ class SegmentPanel(ExplorePanel):
             share.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.legend.setItem(i, 1, share)
         self.legend.blockSignals(False)
-        _fit_rows(self.legend, 8)
+        fit_rows(self.legend, 8)
         self.scores.setRowCount(0)
         self.scores.hide()
         self.threshold_title.setVisible(len(names) == 2)
@@ -701,17 +552,17 @@ class SegmentPanel(ExplorePanel):
             self.truth_label.setText(f"Ground truth: {item.truth_name}")
         else:
             miou = np.nanmean(c.iou) if np.isfinite(c.iou).any() else float("nan")
-            self.truth_label.setText(f"{item.truth_name} · mean IoU {_fmt(miou)}")
+            self.truth_label.setText(f"{item.truth_name} · mean IoU {fmt_score(miou)}")
         rows = [] if c.iou is None else list(range(len(self._class_names)))
         self.scores.setRowCount(len(rows))
         self.scores.setVisible(bool(rows))
         for r in rows:
-            self.scores.setItem(r, 0, QTableWidgetItem(_swatch(tuple(int(v) for v in self._colors[r])), self._class_names[r]))
+            self.scores.setItem(r, 0, QTableWidgetItem(swatch(tuple(int(v) for v in self._colors[r])), self._class_names[r]))
             for col, v in ((1, c.iou[r]), (2, c.dice[r])):
-                cell = QTableWidgetItem(_fmt(v))
+                cell = QTableWidgetItem(fmt_score(v))
                 cell.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.scores.setItem(r, col, cell)
-        _fit_rows(self.scores, 8)
+        fit_rows(self.scores, 8)
 
     # ================================================================ state and data set
 
