@@ -209,3 +209,59 @@ def test_signal_soak_with_image_updates_keeps_the_refcount_of_true() -> None:
     res = last_json(run_python(SOAK, timeout=300))
     assert res["flags"] == 101_000 and res["images"] == 10_000
     assert abs(res["after"] - res["before"]) < 100, res
+
+
+THUMBS = """
+import json, os, sys, time
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+from pathlib import Path
+from PySide6.QtCore import Qt
+from aestudio.gui.app import application
+from aestudio.gui.data_panel import DataPanel
+from aestudio.gui.workers import TaskRunner
+app = application()
+panel = DataPanel(TaskRunner())
+panel.resize(700, 500); panel.show()
+
+def pump(seconds, until=lambda: False):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not until():
+        app.processEvents(); time.sleep(0.01)
+
+out = {}
+for name in sys.argv[1:]:
+    folder = Path(name)
+    panel.open_folder(folder)
+    pump(120, lambda: panel.summary is not None and panel.spec == f"folder:{folder}")
+    pump(1.5)
+    panel.model.wait_idle(30000); pump(0.5)
+    model = panel.model
+    if folder.name == "corpus":  # ask for every thumbnail: hostile files must end as 'broken', not as a crash
+        for row in range(model.rowCount()):
+            model.data(model.index(row), Qt.ItemDataRole.DecorationRole)
+        model.wait_idle(30000); pump(1.0)
+    out[folder.name] = {"rows": model.rowCount(), "decoded": model.decoded_count(), "errors": len(model.errors),
+                        "summary": panel.summary is not None}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_thumbnails_are_lazy_for_a_large_folder_and_survive_hostile_files(tmp_path: Path) -> None:
+    import sys
+
+    from image_corpus import build_corpus
+    from rel_helpers import REPO
+
+    sys.path.insert(0, str(REPO))
+    from bench.benchmarks.large_folder import make_folder
+
+    make_folder(tmp_path / "large", 5_000)
+    build_corpus(tmp_path / "corpus")
+    res = last_json(run_python(THUMBS, str(tmp_path / "large"), str(tmp_path / "corpus"), timeout=300))
+    large, corpus = res["large"], res["corpus"]
+    print(f"thumbnails: {large} / corpus {corpus}")
+    assert large["rows"] == 5_000 and large["summary"]
+    assert 0 < large["decoded"] < 500, large  # only what the view showed, not 5,000
+    assert corpus["rows"] > 0 and corpus["decoded"] + corpus["errors"] == corpus["rows"], corpus
+    assert corpus["errors"] > 0  # the broken files are marked, and the process lived to say so
