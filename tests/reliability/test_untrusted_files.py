@@ -239,6 +239,20 @@ def test_external_data_outside_the_model_folder_is_refused(tmp_path: Path, locat
     assert "ext.onnx" in out["message"] and "external data" in out["message"].lower(), out
 
 
+@pytest.mark.parametrize("name", ["../outside.onnx", "/etc/passwd", "sub/model.onnx", "..", ""])
+def test_model_json_cannot_point_outside_the_bundle(bundles, tmp_path: Path, name: str) -> None:
+    import json
+
+    b = Path(shutil.copytree(bundles("denoising_ae"), tmp_path / "model"))
+    shutil.copy(b / "model.onnx", tmp_path / "outside.onnx")
+    meta = json.loads((b / "model.json").read_text())
+    meta["files"]["model"] = name
+    (b / "model.json").write_text(json.dumps(meta))
+    out = _probe(b)
+    assert out["loaded"] is False and out["type"] == "BundleError", out
+    assert "model.json" in out["message"], out
+
+
 # ----------------------------------------------------------------- inputs never reach ONNX Runtime
 
 
