@@ -68,7 +68,8 @@ from aestudio.gui.panels.segment_view import (
 )
 from aestudio.gui.workers import TaskRunner, describe_error
 
-CACHE_ITEMS = 6  # images whose probabilities stay cached (1024² x 4 classes = 16 MiB each)
+CACHE_ITEMS = 8  # images whose probabilities stay cached (1024² x 4 classes = 16 MiB each)...
+CACHE_BYTES = 400 * 2**20  # ...within this much memory (one 4096² image alone takes ~300 MiB)
 DATA_LIMIT = 200  # data set items loaded for browsing
 BACKGROUND_NAMES = {"background", "bg", "void", "none"}  # hidden by default: they would tint everything
 MASK_FILTER = "Index masks (*.png *.tif *.tiff *.bmp);;All files (*)"
@@ -218,7 +219,10 @@ class SegmentPanel(ExplorePanel):
         v = QVBoxLayout(classes)
         self.legend = make_table(["Class", "Pixels"])
         self.legend.itemChanged.connect(self._legend_changed)
+        self.legend_hint = QLabel("The classes of the model appear here.")
+        self.legend_hint.setObjectName("hint")
         v.addWidget(self.legend)
+        v.addWidget(self.legend_hint)
         lay.addWidget(classes)
 
         truth = QGroupBox("Against ground truth")
@@ -422,8 +426,12 @@ class SegmentPanel(ExplorePanel):
         if result.probs is not None and result.probs.shape[0] != len(self._colors):
             self._setup_classes(self._model_classes(self.model, result.probs.shape[0]))
         self._cache[result.key] = result
-        while len(self._cache) > CACHE_ITEMS:
-            self._cache.popitem(last=False)
+        def nbytes(e: Inferred) -> int:
+            return e.image_u8.nbytes + (0 if e.probs is None else e.probs.nbytes)
+
+        while len(self._cache) > 1 and (len(self._cache) > CACHE_ITEMS
+                                        or sum(nbytes(e) for e in self._cache.values()) > CACHE_BYTES):
+            self._cache.popitem(last=False)  # least recently shown first; the newest always stays
         if self.current is not None and self.current.key == result.key:
             self._recompose()
 
@@ -499,6 +507,8 @@ class SegmentPanel(ExplorePanel):
             self.legend.setItem(i, 1, share)
         self.legend.blockSignals(False)
         fit_rows(self.legend, 8)
+        self.legend.setVisible(bool(names))
+        self.legend_hint.setVisible(not names)
         self.scores.setRowCount(0)
         self.scores.hide()
         self.threshold_title.setVisible(len(names) == 2)
