@@ -73,13 +73,20 @@ def run(ctx: Context) -> list[Row]:
             note="includes ONNX Runtime's first-run allocations for the tile shape"),
         Row(f"drop-to-mask, {size}x{size}, median of {len(warm)}",
             {"seconds": round(res["warm_median_s"], 3), "min s": round(min(warm), 3), "max s": round(max(warm), 3),
-             "read + segment s": round(res["inference_median_s"], 3), "predictor": res["predictor"]},
+             "read + segment s": round(res["inference_median_s"], 3), "CPU s": round(res["cpu_median_s"], 3),
+             "predictor": res["predictor"]},
             target=f"< {TARGET_S:g} s", status=Row.verdict(res["warm_median_s"] < TARGET_S)),
         Row(f"GUI timer lateness during the {len(warm)} drops",
             {"ticks": stall["ticks"], "p50 ms": round(stall["p50_ms"], 1), "p99 ms": round(stall["p99_ms"], 1),
              "max ms": round(stall["max_ms"], 1)},
             target=f"max < {STALL_MAX_MS:g} ms", status=Row.verdict(stall["max_ms"] < STALL_MAX_MS)),
     ]
+    ctx.note(
+        f"Machine load while measuring: 1-minute load average {res['load_before']:.1f} before and "
+        f"{res['load_after']:.1f} after, on {res['cores']} cores. *CPU s* is the process's CPU time per "
+        "drop (all threads), which does not grow with other processes' load: on an idle machine the "
+        f"drop takes about CPU s / {min(2, res['cores'] or 1)} (both cores busy) plus reading the file."
+    )
     return rows
 
 
@@ -149,10 +156,11 @@ def _probe(argv: list[str]) -> None:
         guard.start(120_000)
         meter = StallMeter(INTERVAL_MS)
         meter.start()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         panel.add_images([path])
         loop.exec()
         seconds = time.perf_counter() - t0
+        cpu.append(time.process_time() - c0)
         meter.stop()
         panel.shown.disconnect(loop.quit)
         if panel.mask is None or panel.mask.shape != (args.size, args.size) or panel.current.path != path:
@@ -166,6 +174,8 @@ def _probe(argv: list[str]) -> None:
         return {"ticks": len(late), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                 "max_ms": float(a.max())}
 
+    cpu: list[float] = []  # CPU seconds of the whole process per drop (all threads): the work, whatever the load
+    load_before = os.getloadavg()[0]
     cold_s, cold_late = drop(files[0])
     warm, late, infer = [], [], []
     for f in files[1:]:
@@ -178,6 +188,8 @@ def _probe(argv: list[str]) -> None:
     tasks.shutdown()
     print(json.dumps({"cold_s": cold_s, "warm_s": warm, "warm_median_s": statistics.median(warm),
                       "inference_median_s": statistics.median(infer), "predictor": entry.how,
+                      "cpu_median_s": statistics.median(cpu[1:]), "cores": os.cpu_count(),
+                      "load_before": load_before, "load_after": os.getloadavg()[0],
                       "stall_cold": stats(cold_late), "stall_warm": stats(late), "provider": model.runtime}))
 
 
