@@ -6,7 +6,11 @@ overlaid, grabs the window while it trains (curves, previews, metrics), stops,
 waits for the automatic export and grabs the window with the model loaded. It
 also reports event-loop stalls measured during training.
 
-    python scripts/screenshots.py [--out docs/screenshots] [--epochs 4]
+It then shows each exploration panel with a shipped model from models/ and a
+sample image from resources/samples (reconstruct.png, noise-lab.png,
+segment.png, latent.png). ``--panels`` takes only those (no training).
+
+    python scripts/screenshots.py [--out docs/screenshots] [--epochs 4] [--panels]
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4, help="epochs to watch before the training shot")
     parser.add_argument("--display", action="store_true", help="use $DISPLAY instead of the offscreen platform")
     parser.add_argument("--size", default="1440x900", help="window size WxH")
+    parser.add_argument("--panels", action="store_true", help="only the exploration panels (no training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.display:
@@ -68,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     wait_until(lambda: window.data_panel.summary is not None, 60, "the digits data")
+    if args.panels:
+        panel_shots(window, args.out)
+        window.close()
+        app.processEvents()
+        return 0
     panel.set_device("cpu")
 
     # 1. A short comparison run with a tiny code, to overlay on the main run's curves.
@@ -104,10 +114,48 @@ def main(argv: list[str] | None = None) -> int:
     window.grab().save(str(shot))
     log.info("wrote %s", shot)
     window.tabs.setCurrentIndex(0)
+    panel_shots(window, args.out)
     window.close()
     app.processEvents()
     print(f"stalls: {stalls}")
     return 0
+
+
+# (tab title, shipped model, data spec, sample image stem or None, output file)
+PANEL_SHOTS = [
+    ("Reconstruct", "digits-conv-ae", "digits", None, "reconstruct.png"),
+    ("Noise lab", "photo-denoiser", "digits", "photo-camera", "noise-lab.png"),
+    ("Segment", "shapes-seg-unet", "shapes-seg", "shapes-seg-1", "segment.png"),
+    ("Latent", "shapes-vae", "shapes", "shapes-1", "latent.png"),
+]
+
+
+def panel_shots(window, out: Path, settle: float = 12.0) -> None:
+    """Each exploration tab with a shipped model, its data and a sample image dropped on it."""
+    from aestudio.inference import zoo
+
+    samples = {p.stem: p for p in zoo.sample_images()}
+    tabs = {window.tabs.tabText(i): i for i in range(window.tabs.count())}
+    for title, model, spec, sample, name in PANEL_SHOTS:
+        try:
+            path = zoo.find_model(model).path
+        except zoo.ZooError as exc:
+            log.warning("skipping %s: %s", name, exc)
+            continue
+        window.tabs.setCurrentIndex(tabs[title])
+        if window.data_panel.spec != spec:
+            window.data_panel.open_spec(spec)
+            wait_until(lambda s=spec: window.data_panel.summary is not None
+                       and window.data_panel.summary.spec == s, 120, spec)
+        window.load_model(path)
+        wait_until(lambda p=path: window.active_model is not None and window.active_model.path == p, 120, model)
+        if sample and sample in samples:
+            window.open_paths([samples[sample]])
+        deadline = time.monotonic() + settle
+        wait_until(lambda d=deadline: time.monotonic() > d, settle + 5, "the panel to settle")
+        shot = out / name
+        window.grab().save(str(shot))
+        log.info("wrote %s", shot)
 
 
 if __name__ == "__main__":
