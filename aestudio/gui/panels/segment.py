@@ -284,6 +284,9 @@ class SegmentPanel(ExplorePanel):
         self._model_gen += 1
         self._cache.clear()
         self._predictors = DropPredictors(model) if self._model_ok() else None
+        if self._predictors is not None and self.current is None:
+            self._infer_runner.submit(self._predictors.warm, on_result=lambda _: None,
+                                      on_error=lambda exc, details: None)  # the first drop reports errors
         self._setup_classes(self._model_classes(model))
         self._refresh_state()
         if self.current is not None:

@@ -92,6 +92,11 @@ class DropPredictors:
         self.model = model
         self._batch: Any = None
 
+    def warm(self) -> None:
+        """Make the session before the first drop (creating one holds the GIL for a moment)."""
+        predictor, _ = self.get(64, 64)
+        predictor.segment(np.zeros((64, 64, int(getattr(self.model.info, "in_channels", 3) or 3)), np.float32))
+
     def get(self, h: int, w: int) -> tuple[Any, str]:
         import copy
 
