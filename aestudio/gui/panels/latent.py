@@ -22,11 +22,13 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 
 from aestudio.config import Task
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
+from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.common import LatestRunner
@@ -53,6 +55,17 @@ DATA_LIMIT = 1500  # codes on the map: enough to see structure; t-SNE stays unde
 # costs 10-20 ms of Python in pyqtgraph's paint() (GIL held), which during a drag would delay
 # the decoded image and slow a training run.
 CROSS_MS = 150
+
+
+def decode_for_display(predictor: Any, z: np.ndarray) -> tuple[np.ndarray, QImage]:
+    """Worker side of a slider move: the decoded image and a QImage ready to draw.
+
+    The QImage is built here, off the GUI thread (QImage is thread-safe; QPixmap is not), in
+    RGB32: the raster engine draws it scaled ~7x faster than an 8-bit grey image (0.07 vs
+    0.45 ms for 28x28 -> 256x256), which is GUI-thread time saved on every move.
+    """
+    image = decode_one(predictor, z)
+    return image, array_to_qimage(image).convertToFormat(QImage.Format.Format_RGB32)
 
 
 class LatentPanel(LatentSaving, ExplorePanel):
@@ -289,14 +302,19 @@ class LatentPanel(LatentSaving, ExplorePanel):
         if not self._usable():
             return
         gen = self._gen
-        self.live.submit(decode_one, self.model.predictor, z,  # type: ignore[union-attr]
+        self.live.submit(decode_for_display, self.model.predictor, z,  # type: ignore[union-attr]
                          on_result=partial(self._decoded, gen), on_error=self._decode_failed)
         self._pending_cross = z
         self._cross_timer.start()  # restarts: a debounce, not a throttle
 
-    def _decoded(self, gen: int, image: np.ndarray) -> None:
+    def _decoded(self, gen: int, result: tuple[np.ndarray, QImage]) -> None:
         if gen == self._gen:
-            self.decoded.set_array(image)
+            image, qimage = result
+            self.decoded.array = image
+            self.decoded.set_qimage(qimage)
+            # Paint now rather than after whatever else the event loop has queued: the pixels
+            # follow the slider one event-loop turn sooner (the canvas is opaque: ~0.1 ms).
+            self.decoded.canvas.repaint()
 
     def _decode_failed(self, exc: BaseException, details: str) -> None:
         self.notify.emit(Level.ERROR, f"Decoding failed: {exc}", details)
@@ -351,7 +369,6 @@ class LatentPanel(LatentSaving, ExplorePanel):
         self.map.set_busy(None)
         if self.map.projection_box.currentText() == "t-SNE":
             self.map.set_positions("t-SNE", xy)
-            self.map.set_busy(None)
             self._place_drops()
             if self.drops:
                 self.map.status.setText("dropped images sit at their nearest neighbour's place (≈)")
@@ -388,8 +405,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
     def _reencode_drops(self) -> None:
         """A new model: the dropped images get codes under it (off the GUI thread)."""
         if not self.drops or not self._usable():
-            self.drops = [] if not self._usable() else self.drops
-            return
+            return  # kept: they get codes when a model with a code is loaded
         old, self.drops = self.drops, []
         gen, predictor = self._gen, self.model.predictor  # type: ignore[union-attr]
         self.tasks.submit(encode_images, predictor, [d.raw for d in old], [d.path for d in old],

@@ -91,6 +91,8 @@ class LatentSliders(QWidget):
         self._ranges = ranges
         self.order = ranges.order if ranges.importance_kind else np.arange(d)
         top = float(ranges.importance.max()) if d and ranges.importance_kind else 0.0
+        for w in (*self._names, *self._bars, *self.sliders):
+            self._grid.removeWidget(w)  # re-added below in the new order (Qt warns on a double add)
         for row, dim in enumerate(self.order):
             dim = int(dim)
             name, bar, slider = self._names[row], self._bars[row], self.sliders[dim]

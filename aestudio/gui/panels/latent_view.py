@@ -71,6 +71,9 @@ class LatentPage(QWidget):
 
         self.decoded = ImagePane("Decoded", "Move a slider")
         self.decoded.canvas.setMinimumSize(200, 200)
+        # The canvas fills its whole rect before drawing, so its parents need not repaint under it
+        # on every slider move.
+        self.decoded.canvas.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self.reset_button = QPushButton("Reset")
         self.random_button = QPushButton("Random")
         self.save_image_button = QPushButton("Save image…")
