@@ -162,7 +162,9 @@ def run(ctx: Context) -> list[Row]:
 
 def op_profile(path: Any, feed: str, x: np.ndarray, *, budget_s: float = 1.0) -> str:
     """Kernel time per op type, as shares of the total, from ORT's own profiler (interactive profile)."""
+    import bisect
     import json
+    import statistics
     import tempfile
     from collections import defaultdict
 
@@ -180,18 +182,24 @@ def op_profile(path: Any, feed: str, x: np.ndarray, *, budget_s: float = 1.0) ->
             sess.run(None, {feed: x})
             runs += 1
         events = json.loads(Path(sess.end_profiling()).read_text())
-    # The first run allocates and plans: leave it out.
-    first = min((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])
-    skip_until = first["ts"] + first["dur"]
-    runs -= 1
-    per_op: dict[str, float] = defaultdict(float)
+    # Group kernel events by run; leave out the first run (it allocates and plans) and runs the
+    # scheduler interrupted (total over twice the median: a busy machine preempts some calls).
+    starts = sorted(e["ts"] for e in events if e.get("name") == "model_run")
+    per_run: list[dict[str, float]] = [defaultdict(float) for _ in starts]
     for e in events:
-        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time") and e["ts"] >= skip_until:
-            per_op[e["args"]["op_name"]] += e["dur"]
+        if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time"):
+            per_run[max(0, bisect.bisect_right(starts, e["ts"]) - 1)][e["args"]["op_name"]] += e["dur"]
+    totals = [sum(r.values()) for r in per_run[1:]]
+    median = statistics.median(totals) if totals else 0.0
+    kept = [r for r, t in zip(per_run[1:], totals, strict=True) if t <= 2 * median]
+    per_op: dict[str, float] = defaultdict(float)
+    for r in kept:
+        for op, us in r.items():
+            per_op[op] += us
     total = sum(per_op.values()) or 1.0
     top = sorted(per_op.items(), key=lambda kv: -kv[1])
     shares = ", ".join(f"{op} {100 * us / total:.0f} %" for op, us in top if us / total >= 0.01)
-    return f"{total / runs / 1000:.3f} ms kernel time per call; {shares}"
+    return f"median {median / 1000:.3f} ms kernel time per call ({len(kept)} of {len(totals)} runs); {shares}"
 
 
 def _measure(label: str, batch: int, profile: str, sess: Any, feed: str, torch_fn: Any,
