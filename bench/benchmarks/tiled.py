@@ -43,16 +43,19 @@ CASES = (
 
 FINDINGS = """
 - Tiling works (an untiled 4096^2 pass would need several GiB per feature map stack); time is
-  ~10-12 s per image on 2 idle cores (this run's load average is noted below the table).
+  ~10-12 s per image on 2 idle cores (this run's load average is noted below the table; under
+  a load of ~14 the same calls take 60-150 s and the times say nothing about the code). The
+  numpy side (reading, blending, clipping) costs ~0.8 s of that, as before.
 - Peak extra RSS went 1298/1440 MiB (4 tiles per call) -> 902/771 MiB (1 tile per call) ->
-  332/394 MiB now (denoise/segment, measured beside the old code on the same machine). The
-  768 MiB of full-size copies are gone: tiles are read from the caller's [H, W, C] array
+  331/520 MiB now (denoise/segment; 903/773 for the old code measured the same day under the
+  same load). Beyond the returned arrays that is 711/389 -> 139/136 MiB. The 768 MiB of
+  full-size copies are gone: tiles are read from the caller's [H, W, C] array
   (uint8, uint16 or float; channel and range conversion and the reflect padding per tile,
   `imageops.fill_chw` + `pad_indices`), blended with pre-normalised separable weights straight
   into the result in its final layout ([H, W, C] for images, [K, H, W] for logits), clipped in
   place; `segment` turns the logits into probabilities in place and takes the argmax in row
-  chunks. What remains: the result itself (192 MiB image; 128 MiB int64 mask + K x 64 MiB
-  probabilities) and ~140 MiB of ONNX Runtime working memory for one 512 x 512 tile (32-channel
+  chunks. What remains: the result itself (192 MiB image; 128 MiB int64 mask + 4 x 64 MiB
+  probabilities for the 4-class U-Net) and ~140 MiB of ONNX Runtime working memory for one 512 x 512 tile (32-channel
   feature maps of 32 MiB each; tracemalloc sees only ~7 MiB of numpy tiles). That part scales
   with the tile area: 384 px tiles need ~60 MiB but cost ~15 % more compute in the overlaps;
   turning ORT's arena off does not lower the peak (139 vs 151 MiB at 512 px), it only returns
