@@ -159,7 +159,7 @@ def main() -> None:
 def _throughput(app, panel, args) -> dict:  # noqa: ANN001
     """Alternate alone / drag blocks while one training run goes on in a TrainWorker thread."""
     import numpy as np
-    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 
     from aestudio.config import TrainConfig
     from aestudio.gui import engine
@@ -190,12 +190,26 @@ def _throughput(app, panel, args) -> dict:  # noqa: ANN001
     shown_before = [panel.decoded.canvas._image]
     shown = [0]
 
+    waiting: list[float] = []  # times of moves not yet followed by a new frame on screen
+    lags: list[float] = []  # move -> the next new frame painted, while training (drag blocks)
+
+    class Frames(QObject):
+        def eventFilter(self, obj, event) -> bool:  # noqa: N802, ANN001 - Qt override
+            if event.type() == QEvent.Type.Paint and panel.decoded.canvas._image is not shown_before[0]:
+                shown_before[0] = panel.decoded.canvas._image
+                shown[0] += 1
+                now = time.perf_counter()
+                lags.extend(now - t for t in waiting)
+                waiting.clear()
+            return False
+
+    frames = Frames()
+    panel.decoded.canvas.installEventFilter(frames)
+
     def move() -> None:
         ticks[0] += 1
+        waiting.append(time.perf_counter())
         slider.setValue(float(lo + (hi - lo) * (0.5 + 0.45 * np.sin(ticks[0] * 0.21))))
-        if panel.decoded.canvas._image is not shown_before[0]:
-            shown_before[0] = panel.decoded.canvas._image
-            shown[0] += 1
 
     drag.timeout.connect(move)
     plan = ["warmup"] + ["alone", "drag"] * args.rounds
@@ -215,6 +229,7 @@ def _throughput(app, panel, args) -> dict:  # noqa: ANN001
                            "images_per_s": n / span if span > 0 else 0.0,
                            "moves": ticks[0] - state["ticks0"], "frames": shown[0] - state["shown0"]})
         drag.stop()
+        waiting.clear()
         state["i"] += 1
         if state["i"] >= len(plan):
             worker.stop()
@@ -249,6 +264,7 @@ def _throughput(app, panel, args) -> dict:  # noqa: ANN001
         "ratio": dragged / alone if alone > 0 else 0.0,
         "moves_per_s": float(sum(b["moves"] for b in drag_blocks) / max(1e-9, sum(b["seconds"] for b in drag_blocks))),
         "frames_per_s": float(sum(b["frames"] for b in drag_blocks) / max(1e-9, sum(b["seconds"] for b in drag_blocks))),
+        "lag_while_training": _percentiles(lags) if lags else {},
         "blocks": blocks,
     }
 
