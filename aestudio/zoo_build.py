@@ -336,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=MODELS, help="folder for the bundles (default models/)")
     parser.add_argument("--work", type=Path, default=None, help="folder for runs and prepared data (default: a temp folder, removed)")
     parser.add_argument("--tiny", action="store_true", help="a few steps on little data (tests); use with --out")
+    parser.add_argument("--card-only", action="store_true",
+                        help="rewrite README.md from the recipe's words and model.json (no training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list:
@@ -346,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         parser.error("name a recipe, or pass --all or --list")
     for name in names:
+        if args.card_only:
+            recipe, info = load_recipe(name), read_bundle(args.out / name)
+            if "derive" in recipe:
+                raise SystemExit(f"zoo_build: {name} is derived; rebuild it instead (no training needed)")
+            (args.out / name / CARD).write_text(card_text(recipe, info, info.training["zoo"]), encoding="utf-8")
+            continue
         work = None if args.work is None else args.work / name
         build(name, out_root=args.out, work=work, tiny=args.tiny)
     return 0

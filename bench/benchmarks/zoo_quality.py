@@ -15,10 +15,10 @@ ORDER = 60
 TITLE = "Shipped zoo quality: photo denoiser vs NLM / BM3D, shapes-seg U-Net vs an ilastik-style forest"
 SIGMA = 25 / 255
 SEED = 0
-RF_TRAIN_IMAGES = 200  # training images the forest learns from (pixels subsampled)
+RF_TRAIN_IMAGES = 120  # training images the forest learns from (pixels subsampled)
 RF_PIXELS_PER_IMAGE = 400
-RF_TREES = 50
-SEG_VAL_IMAGES = 200
+RF_TREES = 30
+SEG_VAL_IMAGES = 100
 
 ABOUT = f"""
 **What.** The shipped bundles in `models/` (built by `python -m aestudio.zoo_build NAME` from

@@ -1,0 +1,78 @@
+"""First run: a fresh window opens with the default zoo model loaded and the sample strip ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+
+@pytest.fixture
+def fresh_window(qtbot, settings_dir, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("AESTUDIO_FIRST_RUN", "1")  # the suite sets AESTUDIO_HOME, which turns first runs off
+    from aestudio.gui.app import application
+    from aestudio.gui.main_window import MainWindow
+    from aestudio.gui.workspace import make_settings
+
+    application()
+    w = MainWindow(make_settings())
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.train_panel.shutdown(timeout=10)
+    w.close()
+
+
+def test_first_run_loads_the_default_zoo_model_and_shows_samples(qtbot, fresh_window) -> None:
+    from aestudio.inference import zoo
+
+    w = fresh_window
+    assert w.first_run
+    qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
+    assert w.active_model.path == zoo.default_model().path
+    assert w.data_panel.spec == "digits"
+    # It opens the tab where the default model (a VAE) is useful.
+    assert w.current_explore_panel() is not None and w.current_explore_panel().supports(w.active_model)
+    assert w.samples.isVisible()
+    assert [p.name for p in w.samples.paths()] == [p.name for p in zoo.sample_images()]
+    from aestudio.gui.models_panel import Group
+
+    shipped = w.models_panel.entries(Group.SHIPPED)
+    assert {p.name for p in shipped} == {m.name for m in zoo.list_models()}
+
+
+def test_samples_drag_out_as_file_urls_and_click_opens_them(qtbot, fresh_window) -> None:
+    w = fresh_window
+    qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
+    item = w.samples.list.item(0)
+    mime = w.samples.list.mimeData([item])
+    (url,) = mime.urls()
+    assert url.isLocalFile() and Path(url.toLocalFile()).is_file()
+    opened: list[list[Path]] = []
+    w.samples.open_requested.connect(opened.append)
+    w.samples.list.itemClicked.emit(item)
+    assert opened == [[Path(url.toLocalFile())]]
+
+
+def test_segment_tab_offers_the_shapes_seg_unet(qtbot, fresh_window) -> None:
+    w = fresh_window
+    qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
+    segment = next(p for p in w.explore if "segment" in p.title.lower())
+    w.tabs.setCurrentWidget(segment)
+    qtbot.waitUntil(lambda: w.active_model.path.name == "shapes-seg-unet", timeout=60000)
+
+
+def test_scripted_setups_skip_the_first_run_model(qtbot, settings_dir, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aestudio.gui.app import application
+    from aestudio.gui.main_window import MainWindow
+    from aestudio.gui.workspace import make_settings
+
+    monkeypatch.delenv("AESTUDIO_FIRST_RUN", raising=False)  # AESTUDIO_HOME is set by the suite
+    application()
+    w = MainWindow(make_settings())
+    qtbot.addWidget(w)
+    assert not w.first_run
+    w.close()
