@@ -71,7 +71,7 @@ class FailingPredictor:
     def __init__(self, info) -> None:
         self.info = info
 
-    def run_image(self, image):
+    def run_image(self, image, *, progress=None):
         raise RuntimeError("denoiser exploded")
 
 

@@ -191,25 +191,13 @@ def run_model_image(predictor: Any, image: np.ndarray,
 
 
 def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    """``run_image``, but through ``tiled_apply`` with a progress callback when it would tile."""
-    info = predictor.info
-    tiling = getattr(predictor, "tiling", None)
-    large = tiling is not None and max(img.shape[:2]) > tiling.tile
-    if progress is None or info.fixed_size is not None or not large:
-        out = predictor.run_image(img)
-    else:
-        from aestudio.inference.imageops import pad_to_multiple
-        from aestudio.inference.tiling import tiled_apply
+    """``run_image`` with a per-tile progress callback (it may raise to cancel), output checked.
 
-        batch, (h, w) = predictor.prepare_image(img)
-        m = int(info.size_multiple or 1)
-        padded, _ = pad_to_multiple(batch[0], m)
-        raw = tiled_apply(padded, predictor.predict, tile=tiling.tile, overlap=tiling.overlap,
-                          multiple=m, tile_batch=tiling.batch, progress=progress)[:, :h, :w]
-        lo, hi = info.value_range
-        if (lo, hi) != (0.0, 1.0):
-            raw = (raw - lo) / (hi - lo)
-        out = np.clip(raw, 0.0, 1.0).transpose(1, 2, 0)
+    The predictor tiles large images itself, reading each tile from ``img`` and blending
+    into the result, so no full-size copy of the input is made here.
+    """
+    info = predictor.info
+    out = predictor.run_image(img, progress=progress)
     out = np.asarray(out, dtype=np.float32)
     if out.ndim != 3 or out.shape[:2] != img.shape[:2] or not np.isfinite(out).all():
         raise ValueError(f"{info.name} returned an unusable image (shape {out.shape}) for a "
