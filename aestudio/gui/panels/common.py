@@ -207,3 +207,25 @@ class LatestRunner(QObject):
             on_error(*error)
         else:
             logger.error("interactive job failed: %s\n%s", error[0], error[1])
+
+
+TRAIN_THREAD_NAME = "aestudio-train"  # the name TrainWorker gives its thread
+
+
+def training_running() -> bool:
+    """True while a training run's worker thread is alive in this process."""
+    return any(t.name == TRAIN_THREAD_NAME and t.is_alive() for t in threading.enumerate())
+
+
+def whole_image_predictor(predictor: Any, image_shape: tuple[int, ...]) -> Any:
+    """The predictor to run one large image with: all cores when nothing trains.
+
+    Sliders and small images keep the interactive session (one thread, so a training
+    run keeps its cores: DESIGN.md "Inference"); an image that will be tiled, while no
+    training runs, goes through the same model's "batch" profile (every core).
+    """
+    tiling = getattr(predictor, "tiling", None)
+    large = tiling is not None and max(image_shape[:2]) > tiling.tile
+    if large and hasattr(predictor, "with_profile") and not training_running():
+        return predictor.with_profile("batch")
+    return predictor

@@ -196,8 +196,10 @@ def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], Non
     The predictor tiles large images itself, reading each tile from ``img`` and blending
     into the result, so no full-size copy of the input is made here.
     """
+    from aestudio.gui.panels.common import whole_image_predictor
+
     info = predictor.info
-    out = predictor.run_image(img, progress=progress)
+    out = whole_image_predictor(predictor, img.shape).run_image(img, progress=progress)
     out = np.asarray(out, dtype=np.float32)
     if out.ndim != 3 or out.shape[:2] != img.shape[:2] or not np.isfinite(out).all():
         raise ValueError(f"{info.name} returned an unusable image (shape {out.shape}) for a "
