@@ -58,7 +58,7 @@ FINDINGS = """
   time of one interactive-profile `segment` call: 1.8-2.0 s (3 x 3) -> 0.95-1.05 s (2 x 2) ->
   0.85-0.9 s untiled. The panel asks for the fewer-tiles layout on a copy of the predictor and
   uses an all-cores session when no training runs.
-- GUI timer: p50 3 ms, p99 23 ms during the drops; the maximum varied between runs from 68 to 230 ms (over 100 ms in most),
+- GUI timer: p50 3 ms, p99 23 ms during the drops; the maximum varied between runs from 68 to 230 ms (over 100 ms in most)
   with the machine's load. Painting the 1024^2 result costs ~1 ms; all inference and composition
   run off the GUI thread.
 """
