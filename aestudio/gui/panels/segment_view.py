@@ -55,6 +55,7 @@ class Inferred:
     probs: np.ndarray | None  # float32 [K, H, W]; None without a segmentation model
     seconds: float
     how: str = ""  # which predictor ran it ("interactive" / "batch", tiles)
+    argmax: np.ndarray | None = None  # int64 [H, W]: the mask without a threshold (computed once)
 
 
 @dataclass(frozen=True)
@@ -126,15 +127,18 @@ class DropPredictors:
 def infer_item(predictors: DropPredictors | None, item: SegItem) -> Inferred:
     t0 = time.perf_counter()
     image = item.image if item.image is not None else engine.read_image(item.path)
-    probs, how = None, ""
+    probs, argmax, how = None, None, ""
     if predictors is not None:
         predictor, how = predictors.get(*image.shape[:2])
-        _, probs = predictor.segment(image)
+        argmax, probs = predictor.segment(image)
         probs = np.asarray(probs, dtype=np.float32)
         if probs.ndim != 3 or probs.shape[1:] != image.shape[:2] or not np.isfinite(probs).all():
             raise ValueError(f"the model returned unusable probabilities {probs.shape} for an image "
                              f"of {image.shape[1]}x{image.shape[0]}")
-    return Inferred(item.key, to_rgb_u8(image), probs, time.perf_counter() - t0, how)
+        argmax = np.asarray(argmax, dtype=np.int64)
+        if argmax.shape != probs.shape[1:]:
+            argmax = mask_from_probs(probs)
+    return Inferred(item.key, to_rgb_u8(image), probs, time.perf_counter() - t0, how, argmax)
 
 
 def pair_mask(spec: str, image: Path) -> tuple[Path, np.ndarray] | None:
@@ -162,7 +166,8 @@ def compose_item(entry: Inferred, truth: np.ndarray | None, colors: np.ndarray, 
     k = len(colors)
     width = outline_width(*entry.image_u8.shape[:2]) if outlines else 0
     if entry.probs is not None:
-        mask = mask_from_probs(entry.probs, threshold)
+        two_class = threshold is not None and entry.probs.shape[0] == 2
+        mask = mask_from_probs(entry.probs, threshold) if two_class or entry.argmax is None else entry.argmax
         overlay = compose_overlay(entry.image_u8, mask, colors, alphas, outline=width)
         shares = class_shares(mask, k)
     if truth is not None:
