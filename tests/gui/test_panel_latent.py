@@ -277,3 +277,24 @@ def test_new_model_recomputes_and_stale_codes_are_dropped(make_panel, qtbot, bun
     assert choices == ["label", "shape", "scale", "rotation", "x", "y"]
     panel.map.colour_box.setCurrentText("x")  # a continuous factor: a colour ramp
     assert panel.map.point_count() == len(panel.codes)
+
+
+def test_codes_wait_until_the_tab_is_shown(qtbot, bundles, monkeypatch):
+    from aestudio.gui.app import application
+
+    monkeypatch.setattr(latent_module, "DATA_LIMIT", 60)
+    application()
+    tasks = TaskRunner(max_workers=1)
+    panel = LatentPanel(tasks)  # never shown yet: another tab is current
+    qtbot.addWidget(panel)
+    try:
+        panel.set_data(SimpleNamespace(spec="digits"))
+        panel.set_model(engine.load_model(bundles("vae")))
+        qtbot.wait(300)
+        assert panel.codes is None and tasks.pending == 0
+        panel.show()
+        qtbot.waitUntil(lambda: panel.codes is not None, timeout=20000)
+        assert len(panel.codes) == 60
+    finally:
+        panel.shutdown()
+        tasks.shutdown()

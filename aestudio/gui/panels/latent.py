@@ -96,6 +96,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         app = QApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
+        self._codes_wanted = False  # the data's codes are due once the tab is shown
         self._pending_cross: np.ndarray | None = None
         self._cross_timer = QTimer(self)
         self._cross_timer.setSingleShot(True)
@@ -188,6 +189,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         self._cancel.set()
         self._cancel = threading.Event()
         self.codes = None
+        self._codes_wanted = False
         self._tsne.clear()
         self.neighbours = np.zeros(0, np.int64)
         self.progress.hide()
@@ -225,6 +227,25 @@ class LatentPanel(LatentSaving, ExplorePanel):
             return
         self.subheader.setText(f"Encoding {spec}…")
         self.map.set_codes(None, f"Encoding {spec}…")
+        self._update_buttons()
+        self._reencode_drops()
+        if not self.isVisible():
+            # Encoding a data set takes a pool worker for seconds: wait until the tab is looked at
+            # (a model loaded while training on the Train tab costs nothing here).
+            self._codes_wanted = True
+            return
+        self._start_codes(spec)
+
+    def showEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt override
+        super().showEvent(event)
+        spec = self.data_spec()
+        if self._codes_wanted and self._usable() and spec is not None:
+            self._start_codes(spec)
+
+    def _start_codes(self, spec: str) -> None:
+        """Encode ``spec`` in the background for the current generation (progress in the header)."""
+        self._codes_wanted = False
+        info = self.model.info  # type: ignore[union-attr]
         self.progress.setRange(0, 0)
         self.progress.show()
         size, channels = info.fixed_size, int(info.in_channels)
@@ -239,8 +260,6 @@ class LatentPanel(LatentSaving, ExplorePanel):
 
         self.tasks.submit(work, on_result=partial(self._codes_ready, gen),
                           on_error=partial(self._codes_failed, gen, spec))
-        self._update_buttons()
-        self._reencode_drops()
 
     def _on_progress(self, gen: int, done: int, total: int) -> None:
         if gen == self._gen:
