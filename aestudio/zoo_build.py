@@ -244,7 +244,9 @@ def build(name: str, *, out_root: Path = MODELS, work: Path | None = None, tiny:
 
     info = read_bundle(bundle)
     run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    metrics_file = run_dir / "metrics.jsonl"  # absent when a tiny run stops before an epoch ends
+    lines = metrics_file.read_text(encoding="utf-8").splitlines() if metrics_file.is_file() else []
+    history = [json.loads(line) for line in lines if line.strip()]
     epoch_seconds = sum(float(h.get("seconds", 0.0)) for h in history)
     shown_train = ["aestudio", "train", *train_args, "--out", f"runs/{name}"]
     shown_export = ["aestudio", "export", f"runs/{name}", "-o", f"models/{name}"]

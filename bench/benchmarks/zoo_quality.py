@@ -203,7 +203,11 @@ def _recipes_note(ctx: Context) -> None:
         import json
 
         zoo = json.loads((m.path / "model.json").read_text()).get("training", {}).get("zoo", {})
-        cmd = zoo.get("train_command") or f"derived from {zoo.get('derived_from', '?')}"
+        if zoo.get("derived_from"):
+            lines.append(f"- `{m.name}`: `{zoo.get('build_command', '?')}`: no training; `{zoo['derived_from']}`'s "
+                         "graph run per colour channel")
+            continue
+        cmd = zoo.get("train_command", "?")
         wall = zoo.get("train_wall_seconds")
         lines.append(f"- `{m.name}`: `{zoo.get('build_command', '?')}` -> `{cmd}`"
                      + (f" (training {wall:.0f} s wall on a shared 2-core machine)" if wall else ""))
