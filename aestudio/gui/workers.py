@@ -29,6 +29,7 @@ from aestudio.config import FinishReason
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
 
 logger = logging.getLogger(__name__)
+TRAIN_THREAD_NAME = "aestudio-train"  # panels look for it to leave the cores to training
 
 DRAIN_MS = 100  # ~10 UI updates a second: smooth enough to read, cheap for the event loop
 
@@ -59,7 +60,7 @@ class TrainWorker(QObject):
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("a TrainWorker runs once; create a new one")
-        self._thread = threading.Thread(target=self._run, name="aestudio-train", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=TRAIN_THREAD_NAME, daemon=True)
         self._thread.start()
         self._timer.start()
 

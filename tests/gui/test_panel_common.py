@@ -8,12 +8,12 @@ import time
 import numpy as np
 
 from aestudio.gui.panels.common import (
-    TRAIN_THREAD_NAME,
     ImagePane,
     LatestRunner,
     training_running,
     whole_image_predictor,
 )
+from aestudio.gui.workers import TRAIN_THREAD_NAME
 
 
 def test_latest_runner_drops_stale_jobs_and_reports_results_in_order(qtbot) -> None:

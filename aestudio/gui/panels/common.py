@@ -24,6 +24,7 @@ from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from aestudio.gui.images import array_to_qimage
+from aestudio.gui.workers import TRAIN_THREAD_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -207,9 +208,6 @@ class LatestRunner(QObject):
             on_error(*error)
         else:
             logger.error("interactive job failed: %s\n%s", error[0], error[1])
-
-
-TRAIN_THREAD_NAME = "aestudio-train"  # the name TrainWorker gives its thread
 
 
 def training_running() -> bool:

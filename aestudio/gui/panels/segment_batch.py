@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from aestudio.gui.panels.common import training_running
+
 logger = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_mask.png"
 OVERLAY_SUFFIX = "_overlay.png"
-TRAIN_THREAD_NAME = "aestudio-train"  # the name TrainWorker gives its thread
 
 
 # ------------------------------------------------------------------ numpy helpers
@@ -180,11 +181,6 @@ def fewer_tiles(tiling: Any, height: int, width: int, multiple: int, *, grow: fl
         return plan.count * plan.tile_h * plan.tile_w
 
     return replace(tiling, tile=candidate) if work(candidate) < work(tile) else tiling
-
-
-def training_running() -> bool:
-    """True while a training run's worker thread is alive in this process."""
-    return any(t.name == TRAIN_THREAD_NAME and t.is_alive() for t in threading.enumerate())
 
 
 # ------------------------------------------------------------------ the folder job (Qt-free part)

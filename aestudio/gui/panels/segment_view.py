@@ -22,6 +22,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget
 
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
+from aestudio.gui.panels.common import training_running
 from aestudio.gui.panels.segment_batch import (
     class_shares,
     compose_overlay,
@@ -30,7 +31,6 @@ from aestudio.gui.panels.segment_batch import (
     mask_from_probs,
     outline_width,
     to_rgb_u8,
-    training_running,
 )
 
 
