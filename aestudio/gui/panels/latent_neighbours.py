@@ -21,7 +21,6 @@ class NeighbourRow(QWidget):
         self.indices = np.zeros(0, np.int64)
         self.title = QLabel("Drop an image to find the data items with the nearest codes.")
         self.title.setObjectName("hint")
-        self.title.setWordWrap(True)
         self.query = ImagePane("Dropped", "")
         self.query.canvas.setMinimumSize(72, 72)
         self.query.setMaximumWidth(120)
@@ -50,13 +49,17 @@ class NeighbourRow(QWidget):
         lay.setSpacing(2)
         lay.addWidget(self.title)
         lay.addLayout(body, 1)
+        # Two rows of tiles with their captions, and the title: never squeezed until captions clip.
+        self.setMinimumHeight(150)
 
     def show_neighbours(self, query: np.ndarray, name: str, indices: np.ndarray, distances: np.ndarray,
                         images: np.ndarray, captions: list[str]) -> None:
         """``images`` [k, C, H, W] of the items ``indices`` (nearest first), ``captions`` one per item."""
         self.indices = np.asarray(indices, dtype=np.int64)
         self.query.set_array(query, name if len(name) <= 20 else name[:18] + "…")
-        self.title.setText(f"Nearest {len(self.indices)} data items to {name} (label, distance in code space)")
+        self.title.setText(f"Nearest {len(self.indices)} to {name} (label · distance in code space)")
+        self.title.setToolTip(f"The {len(self.indices)} data items whose codes are nearest to the code of {name} "
+                              "(Euclidean distance); click one to put its code on the sliders")
         for i, pane in enumerate(self.panes):
             if i < len(self.indices):
                 pane.set_array(images[i], f"{captions[i]} · {float(distances[i]):.2f}")
