@@ -286,6 +286,14 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _best_note(info: Any) -> str:
+    best = info.training.get("best") if isinstance(info.training, dict) else None
+    if not isinstance(best, dict) or "epoch" not in best:
+        return ""
+    return (f"; the bundle holds the best validation checkpoint ({best.get('metric')} at epoch {best['epoch']}, "
+            f"step {best.get('step')})")
+
+
 def card_text(recipe: dict[str, Any], info: Any, zoo: dict[str, Any]) -> str:
     """The model card: README.md beside model.json."""
     name = recipe["name"]
@@ -319,9 +327,9 @@ def card_text(recipe: dict[str, Any], info: Any, zoo: dict[str, Any]) -> str:
         f"  - `{zoo['train_command']}`",
         f"  - `{zoo['export_command']}`",
         f"- Data: {zoo['data']}",
-        f"- Seed {zoo['seed']}, {zoo['epochs']} epochs ({zoo['steps']} steps)",
+        f"- Seed {zoo['seed']}, {zoo['epochs']} epochs ({zoo['steps']} steps)" + _best_note(info),
         f"- Wall time: training {zoo['train_wall_seconds']:.0f} s"
-        + (" (summed over epochs; the build was interrupted once and resumed exactly)" if zoo["resumed"] else "")
+        + (" (summed over epochs; the build was interrupted once and resumed exactly)" if zoo.get("resumed") else "")
         + f", export {zoo['export_wall_seconds']:.0f} s "
         f"({zoo['machine']}; the machine was shared with other jobs, so an idle machine is faster)",
     ]
