@@ -124,7 +124,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         self.random_button.clicked.connect(self.random_code)
         self.save_image_button.clicked.connect(lambda: self._ask_save("latent-sample.png", self.save_image))
         self.save_grid_button.clicked.connect(lambda: self._ask_save("latent-samples.png", self.save_samples))
-        self.sliders.code_changed.connect(self._slider_moved)
+        self.sliders.on_move = self._slider_moved
         self.map.clicked.connect(self.pick_item)
         self.map.projection_requested.connect(self.show_projection)
         self.neighbour_row.picked.connect(self.pick_item)

@@ -1,14 +1,16 @@
 """One labelled slider per latent dimension, most important first, in a scroll area.
 
 :class:`LatentSliders` owns the current code ``z`` (float32 [D], in the code's own
-dimension order). Moving a slider changes one entry and emits ``code_changed``
-with a copy; :meth:`set_code` moves every slider at once (a clicked map point, a
+dimension order). Moving a slider changes one entry and passes a copy to
+``on_move`` when the owner set it (the hot path of a drag), else emits ``code_changed``; :meth:`set_code` moves every slider at once (a clicked map point, a
 dropped image) and emits once. Rows are ordered by importance (mean KL per
 dimension for a VAE, variance of the code otherwise); each row names its
 dimension and shows the importance so a person sees which sliders do something.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -64,6 +66,7 @@ class LatentSliders(QWidget):
         self._names: list[QLabel] = []
         self._bars: list[_Bar] = []
         self._quiet = False
+        self.on_move: Callable[[np.ndarray], None] | None = None  # the owner's slider-move handler, if set
 
         self._rows = QWidget()
         self._grid = QGridLayout(self._rows)
@@ -171,4 +174,7 @@ class LatentSliders(QWidget):
         if self._quiet:
             return
         self._z[dim] = value
-        self.code_changed.emit(self._z.copy())
+        if self.on_move is not None:
+            self.on_move(self._z.copy())  # a plain call: a Qt signal emit costs ~0.2 ms per move
+        else:
+            self.code_changed.emit(self._z.copy())
