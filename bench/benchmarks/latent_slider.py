@@ -48,23 +48,26 @@ move (`time.thread_time`), which scheduling delays on a loaded machine do not in
 
 
 FINDINGS = """
-- Measured on 2 cores shared with other work (load average 7-17 during the runs), so `decode
-  only` (0.2-0.3 ms median) is itself 0.3-8 ms at p95: the tail is the machine's scheduling, not
-  the panel. Three full runs: 28 x 28 p95 19.4 ms (before the fixes below, load 15), then 5.5 and
-  7.6 ms; 32 x 32 p95 20.4, 6.8 and 6.2 ms; medians 1.7-3.7 ms.
+- Measured on 2 cores shared with other work (load average 2-17 across the runs); `decode only`
+  (0.2-0.3 ms median) alone reached 0.3-8 ms at p95, so the tail is mostly the machine's
+  scheduling. Six full runs, p95 of slider move to pixels: 28 x 28 19.4 ms (before the fixes
+  below, load 15), then 5.5, 7.6, 4.6, 6.9, 2.5 ms; 32 x 32 / shipped 28 x 28 shapes-vae 20.4,
+  6.8, 6.2, 2.6, 8.1, 7.7 ms; medians 1.7-3.7 ms.
 - Two fixes bought most of it. (1) The decoded image is built as an RGB32 `QImage` on the decode
   thread: Qt draws an 8-bit grey image scaled 28 -> 256 px ~7x slower (0.45 vs 0.07 ms), on the GUI
   thread. (2) The canvas is opaque and painted at once: before, each move also repainted the
-  panel, splitter and pane behind it. GUI-thread CPU per move is now ~1.0-1.5 ms, most of it the
-  superqt labelled slider repainting itself.
+  panel, splitter and pane behind it. GUI-thread CPU per move is now ~1.1-1.6 ms, most of it the
+  superqt labelled slider updating its label and repainting itself.
 - The map's current-code cross follows the sliders only once a drag pauses (150 ms): a pyqtgraph
   repaint of 1,437 points is 10-20 ms of Python in `paint()`, GIL held; throttled at 40 ms it took
   half the GUI thread during a drag.
-- Training while dragging: ratio 0.91, 0.80 and 0.87 in three full runs (training alone was only
-  88-196 images/s, against ~3,500 on an idle machine: the load left it a fraction of the cores, so
-  the figure is noisy). A 60 Hz drag costs ~1.5 ms of GUI CPU plus ~0.3 ms of decode per move,
-  ~100 ms/s, and the GUI thread's Python competes for the GIL with the training thread's Python.
-  The benchmark's own waits block in `processEvents(WaitForMoreEvents)`; a first version polled
+- Training while dragging: ratio 0.91, 0.80, 0.87, 0.83, 0.83, 0.84 in six full runs: at the target
+  or just under it. Training alone ran at only 88-509 images/s in the probe (the machine was
+  shared), so each figure is noisy. A 60 Hz drag costs ~1.5 ms of GUI CPU plus ~0.3 ms of
+  decode per move (~110 ms/s), and that Python competes for the GIL with the training thread's
+  Python and for the cores with torch's two threads. Left to try: coalesce decodes to the
+  screen's refresh while a training run is going, and a lighter slider label than superqt's.
+- The benchmark's own waits block in `processEvents(WaitForMoreEvents)`; a first version polled
   and took the GIL from the threads it measured.
 """
 
