@@ -33,7 +33,7 @@ def test_first_run_loads_the_default_zoo_model_and_shows_samples(qtbot, fresh_wi
     assert w.first_run
     qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
     assert w.active_model.path == zoo.default_model().path
-    assert w.data_panel.spec == "digits"
+    qtbot.waitUntil(lambda: w.data_panel.spec == "digits", timeout=60000)  # opened on a worker
     # It opens the tab where the default model (a VAE) is useful.
     assert w.current_explore_panel() is not None and w.current_explore_panel().supports(w.active_model)
     assert w.samples.isVisible()
