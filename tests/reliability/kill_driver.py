@@ -32,12 +32,16 @@ from aestudio.nets import default_config  # noqa: E402
 from aestudio.training import load_net, resume, train  # noqa: E402
 from aestudio.training.atomic import TEMP_PREFIX  # noqa: E402
 from aestudio.training.checkpoint import read_meta  # noqa: E402
-from aestudio.training.events import CheckpointSaved, RunStarted, TrainFinished  # noqa: E402
+from aestudio.training.events import CheckpointSaved, RunStarted, StepEnded, TrainFinished  # noqa: E402
 from aestudio.training.runs import history  # noqa: E402
 
 open_data("digits")  # warm scikit-learn's import and file cache before forking
 NET = ("dense_ae", {"latent_dim": 4, "hidden": 16})
 FINAL_FILES = ("run.json", "model.safetensors", "optimizer.safetensors", "best.safetensors")
+# Seconds a child waits per step after its first checkpoint (set before a fork). The equivalence
+# test uses it so that its random kill lands mid-epoch on any machine: unslowed, a fast machine
+# finishes the 45-step epoch before the kill and the case silently becomes "killed at a boundary".
+STEP_DELAY = 0.0
 
 
 def _child(run_dir: Path, fresh: bool, cfg: TrainConfig, out_fd: int, epochs: int | None = None) -> None:
@@ -56,6 +60,8 @@ def _child(run_dir: Path, fresh: bool, cfg: TrainConfig, out_fd: int, epochs: in
             elif isinstance(ev, CheckpointSaved) and first_ckpt:
                 first_ckpt = False
                 say(f"checkpoint {ev.step}")
+            elif isinstance(ev, StepEnded) and STEP_DELAY and not first_ckpt:
+                time.sleep(STEP_DELAY)
             elif isinstance(ev, TrainFinished):
                 say(f"finished {ev.reason.value} {ev.step} {ev.message}")
                 code = 0 if ev.reason.value == "done" else 4
@@ -168,9 +174,12 @@ def equiv(work: Path, seed: int) -> dict:
     lines = _read_until(fd, "finished", 300, pid)
     os.waitpid(pid, 0)
     assert any(ln.startswith("finished done") for ln in lines), lines
+    global STEP_DELAY
+    STEP_DELAY = 0.02  # 42 steps left in epoch 1 after the first checkpoint: >= 0.84 s
     pid, fd = _spawn(killed, True, cfg)
+    STEP_DELAY = 0.0
     _read_until(fd, "checkpoint", 120, pid)
-    time.sleep(rnd.uniform(0.2, 0.8))
+    time.sleep(rnd.uniform(0.2, 0.7))
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     at_kill = _inspect(killed)
