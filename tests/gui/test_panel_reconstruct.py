@@ -142,10 +142,12 @@ def test_anomaly_histogram_covers_the_data_set_and_threshold_filters_the_list(qt
     assert str(len(few)) in panel.above_label.text()
 
     # Clicking a listed image shows it (with its error map) in the viewer.
-    previous = panel.current
-    panel.anomaly_list.setCurrentRow(1)
-    r = wait_shown(qtbot, panel, previous)
+    # (The first image's display may still be on its way: wait for the clicked one, by content.)
     row = few[1]
+    panel.anomaly_list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: panel.current is not None and np.array_equal(panel.current["original"][:, :, 0],
+                                                                          images[row, 0]), timeout=WAIT)
+    r = panel.current
     assert panel.browse.index() == row
     np.testing.assert_allclose(r["original"][:, :, 0], images[row, 0], atol=1e-7)
     assert r["metrics"]["mse"] == pytest.approx(panel.errors[row], rel=1e-4)
