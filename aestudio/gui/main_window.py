@@ -17,9 +17,11 @@ from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QFrame,
     QGroupBox,
     QLabel,
     QMainWindow,
+    QScrollArea,
     QSplitter,
     QTabWidget,
     QVBoxLayout,
@@ -112,8 +114,16 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(False)
         self.tabs.addTab(self.train_panel, "Train")
+        # Each exploration tab scrolls rather than widen the window: the panels' minimum
+        # sizes added up to ~1640x1000, more than a laptop screen.
+        self._panel_tabs: dict[ExplorePanel, QScrollArea] = {}
         for panel in self.explore:
-            self.tabs.addTab(panel, panel.title)
+            area = QScrollArea()
+            area.setWidgetResizable(True)
+            area.setFrameShape(QFrame.Shape.NoFrame)
+            area.setWidget(panel)
+            self._panel_tabs[panel] = area
+            self.tabs.addTab(area, panel.title)
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -319,13 +329,18 @@ class MainWindow(QMainWindow):
         panel = self.current_explore_panel()
         if panel is None:  # images dropped on the Train tab go to the first exploration panel
             panel = self.explore[0]
-            self.tabs.setCurrentWidget(panel)
+            self.show_panel(panel)
         panel.add_images(good)
         self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
 
     def current_explore_panel(self) -> ExplorePanel | None:
         w = self.tabs.currentWidget()
-        return w if isinstance(w, ExplorePanel) else None
+        inner = w.widget() if isinstance(w, QScrollArea) else w
+        return inner if isinstance(inner, ExplorePanel) else None
+
+    def show_panel(self, panel: QWidget) -> None:
+        """Make ``panel`` (the Train panel or an exploration panel) the current tab."""
+        self.tabs.setCurrentWidget(self._panel_tabs.get(panel, panel))
 
     def open_images_dialog(self) -> None:
         patterns = " ".join(f"*{s}" for s in sorted(engine.image_suffixes()))
@@ -371,7 +386,7 @@ class MainWindow(QMainWindow):
         for panel in self.explore:
             hinted = next((t for word, t in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
             if hinted == task:
-                self.tabs.setCurrentWidget(panel)
+                self.show_panel(panel)
                 return
 
     def _offer_model_for_tab(self) -> None:
@@ -418,7 +433,7 @@ class MainWindow(QMainWindow):
         self.models_panel.refresh()
 
     def _resume_run(self, path: Path) -> None:
-        self.tabs.setCurrentWidget(self.train_panel)
+        self.show_panel(self.train_panel)
         self.train_panel.resume_run(path)
 
     def _data_changed(self, summary: DataSummary) -> None:

@@ -38,7 +38,7 @@ def test_dropped_images_go_to_the_current_panel_and_broken_ones_are_named(window
     broken.write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     window.tabs.setCurrentIndex(TABS.index("Noise lab"))
     drop_paths(window, [*good, broken])
-    panel = window.tabs.currentWidget()
+    panel = window.current_explore_panel()
     assert isinstance(panel, ExplorePanel) and panel.title == "Noise lab"
     qtbot.waitUntil(lambda: len(panel.images) == 2, timeout=10000)
     assert panel.images == good

@@ -61,7 +61,7 @@ def test_segment_tab_offers_the_shapes_seg_unet(qtbot, fresh_window) -> None:
     w = fresh_window
     qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
     segment = next(p for p in w.explore if "segment" in p.title.lower())
-    w.tabs.setCurrentWidget(segment)
+    w.show_panel(segment)
     qtbot.waitUntil(lambda: w.active_model.path.name == "shapes-seg-unet", timeout=60000)
 
 

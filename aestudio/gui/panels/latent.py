@@ -452,6 +452,8 @@ class LatentPanel(LatentSaving, ExplorePanel):
         self.neighbours = idx
         self.neighbour_row.show_neighbours(d.image, d.path.name, idx, dist, codes.images[idx],
                                            [self._short(i) for i in idx])
+        if not self.interp.ready:
+            self.page.lower_tabs.setCurrentIndex(0)  # the neighbours of what was just dropped
 
     def _short(self, i: int) -> str:
         codes = self.codes
@@ -482,6 +484,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
             return
         frames, grid = result
         self.interp.set_frames(frames, grid)
+        self.page.lower_tabs.setCurrentWidget(self.interp)
         self._between_moved(self.interp.t)
 
     def _between_moved(self, t: float) -> None:

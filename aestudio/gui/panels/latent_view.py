@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSplitter,
     QStackedWidget,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -103,16 +104,13 @@ class LatentPage(QWidget):
         map_box = QGroupBox("Codes of the data")
         QVBoxLayout(map_box).addWidget(self.map)
         self.neighbour_row = NeighbourRow(NEIGHBOURS)
-        nb_box = QGroupBox("Nearest by code")
-        QVBoxLayout(nb_box).addWidget(self.neighbour_row)
         self.interp = InterpolationStrip()
-        in_box = QGroupBox("Interpolate")
-        QVBoxLayout(in_box).addWidget(self.interp)
-        lower = QSplitter(Qt.Orientation.Horizontal)
-        lower.addWidget(nb_box)
-        lower.addWidget(in_box)
-        lower.setStretchFactor(0, 2)
-        lower.setStretchFactor(1, 3)
+        # Neighbours and interpolation share one tabbed box: side by side they made the
+        # panel ~1280 px wide at least, more than a laptop window leaves beside the side bar.
+        # The panel switches to the tab whose content just changed.
+        lower = self.lower_tabs = QTabWidget()
+        lower.addTab(self.neighbour_row, "Nearest by code")
+        lower.addTab(self.interp, "Interpolate")
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(map_box)
         right.addWidget(lower)
