@@ -161,3 +161,13 @@ def test_closing_the_window_stops_every_panel_thread(qtbot, settings_dir) -> Non
     w.train_panel.shutdown(timeout=10)
     w.close()
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in mine), timeout=5000)
+
+
+def test_the_window_fits_a_laptop_screen_on_every_tab(window, qtbot) -> None:
+    window.resize(1366, 768)
+    for i in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(i)
+        qtbot.wait(20)
+        hint = window.minimumSizeHint()
+        assert hint.width() <= 1366 and hint.height() <= 768, (window.tabs.tabText(i), hint)
+        assert window.width() <= 1366 and window.height() <= 768, window.tabs.tabText(i)
