@@ -378,6 +378,7 @@ class MainWindow(QMainWindow):
         self.models_panel.protected = {p for p in (model.path, model.source) if p is not None}
         self.models_panel.set_recent(recent_items(self.settings))
         self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).")
+        self._open_data_of_shipped(model)
         if self._show_tab_for_model:
             self._show_tab_for_model = False
             self._show_tab_for_task(task)
@@ -388,6 +389,20 @@ class MainWindow(QMainWindow):
             if hinted == task:
                 self.show_panel(panel)
                 return
+
+    def _open_data_of_shipped(self, model: LoadedModel) -> None:
+        """A shipped model brings its built-in training data to the data panel.
+
+        Its panels then browse and map what it knows (the shapes-seg U-Net over
+        digits would score nothing). A user's own model keeps the user's data.
+        """
+        worker = self.train_panel.worker
+        if not engine.is_zoo_path(model.path) or (worker is not None and worker.running):
+            return  # (while training, the data panel shows the data being trained on)
+        training = getattr(model.info, "training", None) or {}
+        spec = training.get("data_spec") if isinstance(training, dict) else None
+        if spec and spec != self.data_panel.spec and spec in engine.builtin_specs():
+            self.data_panel.open_spec(spec)
 
     def _offer_model_for_tab(self) -> None:
         """On a tab the active model does not serve, load (or name) the zoo model that does.

@@ -63,6 +63,10 @@ def test_segment_tab_offers_the_shapes_seg_unet(qtbot, fresh_window) -> None:
     segment = next(p for p in w.explore if "segment" in p.title.lower())
     w.show_panel(segment)
     qtbot.waitUntil(lambda: w.active_model.path.name == "shapes-seg-unet", timeout=60000)
+    # ...and brings the data it was trained on, so the panel can browse images with masks.
+    qtbot.waitUntil(lambda: w.data_panel.summary is not None and w.data_panel.summary.spec == "shapes-seg",
+                    timeout=60000)
+    qtbot.waitUntil(lambda: segment.data is not None and segment.data.spec == "shapes-seg", timeout=10000)
 
 
 def test_scripted_setups_skip_the_first_run_model(qtbot, settings_dir, monkeypatch: pytest.MonkeyPatch) -> None:
