@@ -18,7 +18,7 @@ SCENARIOS = (  # (label, data, image size): a 28 x 28 VAE, and shapes' 32 x 32
     ("vae 28x28 (digits)", "digits", 28),
     ("vae 32x32 (shapes)", "shapes", 32),
 )
-SHIPPED = ("shapes-vae", "shapes")  # the shipped 28 x 28 VAE (models/), used instead of the 32 x 32 run when present
+SHIPPED = ("shapes-vae", "shapes")  # the shipped 32 x 32 VAE (models/; 28 x 28 before 2026-11-22 15:27), used when present
 
 ABOUT = f"""
 **What.** (1) Slider move to pixels on screen in the Latent panel: the time from setting the
@@ -28,7 +28,7 @@ alone.
 
 **How.** `bench/probes/latent_slider.py` runs in its own process with
 `QT_QPA_PLATFORM=offscreen`. It builds the real `LatentPanel` with a VAE bundle (the shipped
-`models/shapes-vae`, 28 x 28, when present; else one trained for 2 steps by the engine and
+`models/shapes-vae`, 32 x 32 (28 x 28 in runs before 2026-11-22 15:27), when present; else one trained for 2 steps by the engine and
 exported with `export_run`: weights do not change speed), lets it
 encode the data for its map, then (1) moves the slider with `setValue` as a drag does, runs
 the event loop until the decoded pane holds a new image and has painted it, and waits
@@ -84,7 +84,10 @@ def run(ctx: Context) -> list[Row]:
     for k, (label, data, size) in enumerate(scenarios):
         shipped = ctx.repo / "models" / SHIPPED[0]
         if k > 0 and (shipped / "model.json").is_file():
-            label, data, bundle = f"shipped {SHIPPED[0]} (28x28)", SHIPPED[1], shipped
+            import json
+
+            side = json.loads((shipped / "model.json").read_text()).get("image_size")
+            label, data, bundle = f"shipped {SHIPPED[0]} ({side}x{side})", SHIPPED[1], shipped
         else:
             bundle = bundle_for(ctx, f"latent-vae-{data}-{size}", "vae", data_spec=data, image_size=size,
                                 train_overrides={"epochs": 1, "max_steps": 2, "batch_size": 8})
