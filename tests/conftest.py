@@ -85,3 +85,32 @@ def bundles(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(name="tiny_net")
 def _tiny_net_fixture():
     return tiny_net
+
+
+# ---------------------------------------------------------------- the main window (Qt imported lazily)
+
+
+@pytest.fixture
+def settings_dir(tmp_path: Path) -> Path:
+    """QSettings caches its folders per process, so point it at this test's folder explicitly."""
+    from PySide6.QtCore import QSettings
+
+    folder = tmp_path / "settings"
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
+    return folder
+
+
+@pytest.fixture
+def window(qtbot, settings_dir):
+    """A shown main window with fresh settings; closed (training stopped) afterwards."""
+    from aestudio.gui.app import application
+    from aestudio.gui.main_window import MainWindow
+    from aestudio.gui.workspace import make_settings
+
+    application()
+    w = MainWindow(make_settings())
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.train_panel.shutdown(timeout=10)
+    w.close()

@@ -261,3 +261,18 @@ def test_a_hidden_tab_waits_until_it_is_shown(qtbot, panel, conv_model):
     assert panel.tasks.pending == 0 and panel.arrays is None  # no scan competes with a training run unasked
     panel.show()
     qtbot.waitUntil(lambda: panel.errors is not None and panel.current is not None, timeout=15000)
+
+
+def test_page_down_and_up_step_through_the_images(qtbot, panel, conv_model) -> None:
+    from PySide6.QtTest import QTest
+
+    panel.set_model(conv_model)
+    panel.set_data(SimpleNamespace(spec="digits"))
+    qtbot.waitUntil(lambda: panel.browse.count() > 2, timeout=15000)
+    panel.activateWindow()
+    qtbot.waitUntil(panel.isActiveWindow, timeout=3000)
+    start = panel.browse.index()
+    QTest.keyClick(panel, Qt.Key.Key_PageDown)
+    qtbot.waitUntil(lambda: panel.browse.index() == start + 1, timeout=3000)
+    QTest.keyClick(panel, Qt.Key.Key_PageUp)
+    qtbot.waitUntil(lambda: panel.browse.index() == start, timeout=3000)

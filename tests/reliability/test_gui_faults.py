@@ -71,24 +71,6 @@ def test_cancel_mid_epoch_ends_within_one_batch_finished_once_no_thread_left(qtb
     print(f"cancel: finished {latency * 1000:.0f} ms after stop(), {count['n'] - in_flight} step(s) after it")
 
 
-@pytest.fixture
-def window(qtbot, tmp_path: Path):
-    from PySide6.QtCore import QSettings
-
-    from aestudio.gui.app import application
-    from aestudio.gui.main_window import MainWindow
-    from aestudio.gui.workspace import make_settings
-
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    application()
-    w = MainWindow(make_settings())
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.train_panel.shutdown(timeout=10)
-    w.close()
-
-
 @pytest.mark.slow
 def test_a_diverged_run_says_why_in_the_window(window, qtbot, monkeypatch) -> None:
     from aestudio.gui.messages import Level

@@ -11,19 +11,14 @@ pytest.importorskip("pytestqt")
 
 
 @pytest.fixture
-def fresh_window(qtbot, settings_dir, monkeypatch: pytest.MonkeyPatch):
+def first_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AESTUDIO_FIRST_RUN", "1")  # the suite sets AESTUDIO_HOME, which turns first runs off
-    from aestudio.gui.app import application
-    from aestudio.gui.main_window import MainWindow
-    from aestudio.gui.workspace import make_settings
 
-    application()
-    w = MainWindow(make_settings())
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.train_panel.shutdown(timeout=10)
-    w.close()
+
+@pytest.fixture
+def fresh_window(first_run, window):
+    """The window as a new user first sees it (first_run is set before the window exists)."""
+    return window
 
 
 def test_first_run_loads_the_default_zoo_model_and_shows_samples(qtbot, fresh_window) -> None:

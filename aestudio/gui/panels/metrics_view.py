@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QLinearGradient, QPainter
+from PySide6.QtGui import QColor, QKeySequence, QLinearGradient, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
@@ -406,6 +406,9 @@ class BrowseBar(QWidget):
         self.position.setAlignment(Qt.AlignmentFlag.AlignCenter)
         for w in (self.combo, self.prev_button, self.position, self.next_button):
             lay.addWidget(w)
+        # The keys the tooltips name; window-wide, live while the panel holding the bar is shown.
+        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, activated=lambda: self.step(1))
+        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, activated=lambda: self.step(-1))
         self._counts = {self.DATA: 0, self.FILES: 0}
         self._index = {self.DATA: 0, self.FILES: 0}
         self._names: dict[str, str] = {self.DATA: "Data set", self.FILES: "Dropped images"}

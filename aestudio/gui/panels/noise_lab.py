@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -260,8 +259,6 @@ class NoiseLabPanel(ExplorePanel):
         self._timer = QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._poll)
-        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, activated=lambda: self.browse.step(1))
-        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, activated=lambda: self.browse.step(-1))
 
     # ================================================================ window hooks
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QIcon, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -305,8 +305,6 @@ class ReconstructPanel(ExplorePanel):
         self._view_timer = QTimer(self)
         self._view_timer.setInterval(100)
         self._view_timer.timeout.connect(self._poll_view)
-        QShortcut(QKeySequence(Qt.Key.Key_PageDown), self, activated=lambda: self.browse.step(1))
-        QShortcut(QKeySequence(Qt.Key.Key_PageUp), self, activated=lambda: self.browse.step(-1))
 
     # ================================================================ window hooks
 
