@@ -180,8 +180,10 @@ def test_fixed_size_autoencoder_and_no_model(qtbot, panel, conv_model, tmp_path)
     r = wait_result(qtbot, panel)  # no model: the noise and its metrics, nothing denoised
     assert r["denoised"] is None and r["metrics_noisy"] is not None
     assert panel.tiles["psnr"].text() == f"{r['metrics_noisy']['psnr']:.1f} dB"  # the noisy side only
+    assert panel.tiles["psnr"].name.text() == "PSNR of the noisy image"  # and the caption says so
     panel.set_model(conv_model)  # a 16x16 autoencoder: the photo is resized to it and back
     qtbot.waitUntil(lambda: panel.result is not None and panel.result["denoised"] is not None, timeout=WAIT)
+    assert panel.tiles["ssim"].name.text() == "SSIM, noisy → denoised"
     assert panel.result["denoised"].shape == (30, 40, 1)
     assert "16×16" in panel.state_label.text() and "resized" in panel.state_label.text()
 

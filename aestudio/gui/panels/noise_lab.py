@@ -447,6 +447,8 @@ class NoiseLabPanel(ExplorePanel):
             self.clean_pane.clear()
         for metric, tile in self.tiles.items():
             tile.set_value(self._pair(metric, mn, md))
+            # Without a model there is no denoised side: the caption must not promise one.
+            tile.name.setText(f"{metric.upper()}, noisy → denoised" if md else f"{metric.upper()} of the noisy image")
         if mn and md:
             dp, ds = md["psnr"] - mn["psnr"], md["ssim"] - mn["ssim"]
             if dp >= 0 or ds >= 0:
