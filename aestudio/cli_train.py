@@ -30,10 +30,12 @@ FAMILY_FLAGS = {
     "beta": "--beta",
     "sparsity": "--sparsity",
     "contractive": "--contractive",
+    "base_channels": "--base-channels",
+    "depth": "--depth",
 }
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers")
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers")
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
 
@@ -49,6 +51,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch-size", type=int)
     t.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
     t.add_argument("--latent-dim", type=int, help="code size (nets with a code)")
+    t.add_argument("--base-channels", type=int, metavar="N",
+                   help="conv nets: first-stage width, doubled per stage (default 16); smaller is faster and lighter")
+    t.add_argument("--depth", type=int, metavar="N", help="conv nets: number of 2x downsamplings (default 3)")
     t.add_argument("--image-size", type=int, help="resize images to this square side")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--beta", type=float, help="VAE: weight of the KL term")

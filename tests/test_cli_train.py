@@ -12,6 +12,8 @@ import time
 import pytest
 
 from aestudio.cli import main
+from aestudio.nets import build_net, default_config
+from aestudio.nets.blocks import count_params
 from aestudio.training.runs import read_run
 
 TINY = ["--data", "digits", "--image-size", "8", "--batch-size", "64", "--latent-dim", "8", "--no-progress"]
@@ -41,13 +43,18 @@ def test_train_info_eval_resume(tmp_path, capsys) -> None:
 
 
 def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
-    base = ["--data", "shapes-seg", "--image-size", "16", "--batch-size", "16", "--max-steps", "2", "--no-progress"]
+    # --base-channels / --depth narrow both nets alike, so the encoder still transfers.
+    base = ["--data", "shapes-seg", "--image-size", "16", "--batch-size", "16", "--max-steps", "2", "--no-progress",
+            "--base-channels", "8", "--depth", "2"]
     assert main(["train", "--model", "conv_ae", *base, "--out", str(tmp_path / "ae")]) == 0
     assert main(["train", "--model", "unet", *base, "--init-encoder", str(tmp_path / "ae"), "--out", str(tmp_path / "seg")]) == 0
     err = capsys.readouterr().err
     assert "encoder initialised from" in err and "tensors copied" in err
     info = read_run(tmp_path / "seg")
     assert info.extra["init_encoder"]["copied"] > 0 and info.net_cfg.num_classes == 4
+    assert (info.net_cfg.base_channels, info.net_cfg.depth) == (8, 2)
+    default = count_params(build_net("unet", default_config("unet", in_channels=3, num_classes=4)))
+    assert info.num_params < default / 10  # half the width and one stage fewer: about 1/16 of the weights
     assert "miou" in info.metrics
     assert main(["eval", str(tmp_path / "seg"), "--data", "shapes-seg", "--json"]) == 0
     assert "iou_" in capsys.readouterr().out
@@ -58,6 +65,9 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
     [
         (["train", "--model", "dense_ae", "--data", "digits", "--beta", "2"], "--beta does not apply to dense_ae; it is for: vae"),
         (["train", "--model", "dense_ae", "--data", "digits", "--classes", "3"], "--classes does not apply to dense_ae"),
+        (["train", "--model", "dense_ae", "--data", "digits", "--base-channels", "8"], "--base-channels does not apply to dense_ae"),
+        (["train", "--model", "conv_ae", "--data", "digits", "--base-channels", "0"], "base_channels >= 1"),
+        (["train", "--resume", "--depth", "2"], "--depth cannot change when resuming"),
         (["train", "--model", "nosuch", "--data", "digits"], "unknown net 'nosuch'"),
         (["train", "--model", "dense_ae", "--data", "nosuch"], "unknown data spec"),
         (["train", "--model", "dense_ae", "--data", "digits", "--noise", "fizz:1"], "--noise: unknown noise"),
