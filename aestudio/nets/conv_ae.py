@@ -87,13 +87,9 @@ class ConvAutoencoder(AutoencoderBase):
         return self.bottleneck.encode(self.features(x))
 
     def decode(self, z: Tensor) -> Tensor:
-        logits = self.decoder(self.bottleneck.decode(z))
-        left, right, top, bottom = self._pads
-        if any(self._pads):
-            # Static slice bounds: the padded size is a build-time constant.
-            side = self.image_size + top + bottom
-            logits = logits[..., top : side - bottom, left : side - right]
-        return torch.sigmoid(logits)
+        # The decoder works at the padded size and leaves the padding out of its
+        # last two convs (static sizes: the padding is a build-time constant).
+        return torch.sigmoid(self.decoder(self.bottleneck.decode(z), crop=self._pads))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decode(self.encode(x))

@@ -125,6 +125,51 @@ def test_conv_ae_pads_28_to_32_and_fits_depth_for_8() -> None:
     assert digits.depth == 2  # 8x8 at depth 3 would leave a 1x1 map
 
 
+@pytest.mark.parametrize("crop", [(2, 2, 2, 2), (1, 2, 1, 2), (0, 1, 0, 1), (3, 4, 3, 4), (2, 1, 0, 3)])
+def test_decoder_leaves_the_crop_out_of_its_last_convs_exactly(crop) -> None:
+    # The decoder computes only the pixels it keeps; the result must equal the full map cropped.
+    from aestudio.nets.blocks import ConvDecoder
+
+    torch.manual_seed(0)
+    decoder = ConvDecoder((4, 8, 16), 1)
+    perturb(decoder)
+    decoder.eval()
+    x = torch.randn(2, 16, 4, 4)
+    full = decoder.head(decoder.stages(x))
+    left, right, top, bottom = crop
+    expected = full[..., top : 16 - bottom, left : 16 - right]
+    got = decoder(x, crop)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+def test_conv_ae_28_decodes_without_a_slice() -> None:
+    net = _build("conv_ae", image_size=28, depth=3).eval()
+    assert net.decode(torch.zeros(1, net.latent_dim)).shape == (1, 1, 28, 28)
+    import io
+    import warnings
+
+    import onnx
+
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Decode(net), (torch.zeros(2, net.latent_dim),), buffer, dynamo=False, opset_version=17)
+    graph = onnx.load_from_string(buffer.getvalue()).graph
+    producer = {out: n for n in graph.node for out in n.output}
+    last = producer[graph.output[0].name]
+    assert last.op_type == "Sigmoid" and producer[last.input[0]].op_type == "Conv"  # no crop after the head
+
+
+class _Decode(torch.nn.Module):
+    def __init__(self, net) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, z):
+        return self.net.decode(z)
+
+
 # ---------------------------------------------------------------- denoising
 
 
