@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from aestudio._fs import atomic_write
 
 
 def grid(images: np.ndarray, *, cols: int, pad: int = 1, scale: int = 1, pad_value: float = 0.5) -> np.ndarray:
@@ -36,15 +36,7 @@ def save_png(path: Path, array: np.ndarray) -> Path:
     """Write a [H, W, C] uint8 array as PNG via a temp file in the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     img = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format="PNG")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; docs are for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    # mkstemp makes the temp file private; docs are for everyone, hence mode 0o644.
+    return atomic_write(
+        path, lambda f: img.save(f, format="PNG"), prefix=f".{path.stem}.", suffix=".png", mode=0o644
+    )

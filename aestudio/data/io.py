@@ -32,7 +32,6 @@ import contextlib
 import enum
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -41,6 +40,8 @@ from typing import IO, NamedTuple
 import numpy as np
 import tifffile
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from aestudio._fs import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -481,49 +482,7 @@ def _photometric(data: np.ndarray) -> str:
 def _atomic_write(path: Path, writer: Callable[[IO[bytes]], None], overwrite: bool) -> None:
     """Write via a temp file in the same folder, fsync, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path}: already exists; pass overwrite=True or choose another name")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.close(fd)
-        with open(tmp, "wb") as fh:  # by name: tifffile wants a named file object
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _link_no_clobber(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _link_no_clobber(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path`` failing if ``path`` appeared meanwhile (hard link is atomic)."""
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise FileExistsError(
-            f"{path}: already exists; pass overwrite=True or choose another name"
-        ) from None
-    except OSError:  # filesystems without hard links: the exists() check above must do
-        if path.exists():
-            raise FileExistsError(
-                f"{path}: already exists; pass overwrite=True or choose another name"
-            ) from None
-        os.replace(tmp, path)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, writer, overwrite=overwrite)
 
 
 # ------------------------------------------------------------------ listing

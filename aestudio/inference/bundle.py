@@ -14,10 +14,11 @@ import enum
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from aestudio._fs import atomic_write_bytes
 
 FORMAT_NAME = "aestudio-bundle"
 FORMAT_VERSION = 1
@@ -255,19 +256,6 @@ def write_model_json(folder: str | os.PathLike[str], info: ModelInfo) -> Path:
     target = Path(folder) / MODEL_JSON
     atomic_write_bytes(target, info.to_json().encode("utf-8"))
     return target
-
-
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def utc_now() -> str:

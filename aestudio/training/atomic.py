@@ -1,10 +1,11 @@
 """Crash-safe file writes for run folders.
 
-Every file in a run folder is replaced atomically: the new content goes to a
-temporary file in the same folder (same filesystem, so ``os.replace`` is an
-atomic rename), is fsynced, renamed over the target, and then the folder
-itself is fsynced so the rename survives a power cut. A reader therefore sees
-either the old file or the new one, never half of either.
+Every file in a run folder is replaced atomically with :mod:`aestudio._fs`
+(temp file in the same folder, fsync, ``os.replace``, fsync of the folder), so
+a reader sees either the old file or the new one, never half of either. This
+module adds what run folders need on top: temp names a resume can recognise
+(:data:`TEMP_PREFIX`), write errors that name the file and the fix, JSON
+without NaN, and fsynced appends for the metrics log.
 """
 
 from __future__ import annotations
@@ -13,22 +14,14 @@ import errno
 import json
 import math
 import os
-import tempfile
+import tempfile  # noqa: F401  (tests patch atomic.tempfile.mkstemp to inject faults)
 from pathlib import Path
 from typing import Any
 
+from aestudio import _fs
+from aestudio._fs import fsync_dir as fsync_dir  # re-exported: runs, checkpoint
+
 TEMP_PREFIX = ".tmp-"  # leftovers of a crash mid-write start with this; safe to delete
-
-
-def fsync_dir(folder: Path) -> None:
-    """Flush a folder's entry table (the renames in it) to disk."""
-    if os.name == "nt":  # Windows cannot open a directory; NTFS journals the rename itself
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 _WRITE_ERRORS = {
@@ -53,30 +46,12 @@ def explained(exc: OSError, path: Path) -> OSError:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     try:
-        _atomic_write_bytes(path, data)
+        _fs.atomic_write_bytes(path, data, prefix=TEMP_PREFIX + path.name + ".", suffix="")
     except OSError as exc:
         better = explained(exc, path)
         if better is exc:
             raise
         raise better from exc
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Never leave a half-written temp file behind, whatever went wrong.
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    fsync_dir(path.parent)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
