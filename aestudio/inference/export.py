@@ -43,6 +43,7 @@ from aestudio.inference.bundle import (
     utc_now,
     write_model_json,
 )
+from aestudio.inference.graph_rewrites import optimise_for_ort
 from aestudio.inference.ort import OrtPredictor, SessionProfile
 from aestudio.inference.predictor import LATENT_OUTPUTS
 from aestudio.inference.torch_predictor import info_for_net
@@ -277,6 +278,7 @@ def export_net(
         files = {g.file.value: DEFAULT_FILES[g.file.value] for g in graphs}
         used = _export_all(graphs, info, tmp, Exporter(exporter))
         for g in graphs:
+            optimise_for_ort(tmp / files[g.file.value])  # exact rewrites; the parity check below covers them
             _check_onnx(tmp / files[g.file.value])
         from safetensors.torch import save_file
 
