@@ -1,12 +1,13 @@
 """The look: Fusion with a light palette, a small style sheet, and pyqtgraph defaults.
 
 Kept as Python (not a file beside the package) so an installed wheel looks the
-same as a source checkout. The window icon comes from ``resources/`` when present.
+same as a source checkout. The window icon is package data (``aestudio/gui/resources/``),
+found with importlib.resources, so a wheel and a source checkout both have it.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from importlib.resources import as_file, files
 
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QIcon, QPalette
@@ -64,6 +65,15 @@ def apply_style(app: QApplication) -> None:
     app.setFont(font)
     app.setStyleSheet(STYLE_SHEET)
     pg.setConfigOptions(antialias=True, background="w", foreground="#333")
-    icon = Path(__file__).resolve().parents[2] / "resources" / "icons" / "aestudio.svg"
-    if icon.is_file():
-        app.setWindowIcon(QIcon(str(icon)))
+    icon = window_icon()
+    if not icon.isNull():
+        app.setWindowIcon(icon)
+
+
+def window_icon() -> QIcon:
+    """The studio's icon from the package data; a null QIcon if it is missing."""
+    resource = files("aestudio.gui") / "resources" / "aestudio.svg"
+    if not resource.is_file():
+        return QIcon()
+    with as_file(resource) as path:  # an installed package is plain files: this is the file itself
+        return QIcon(str(path))

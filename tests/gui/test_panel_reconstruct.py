@@ -224,6 +224,23 @@ def test_a_model_that_raises_is_reported_and_the_panel_stays_usable(qtbot, panel
     assert panel.save_recon_button.isEnabled()
 
 
+def test_browsing_through_failing_images_says_the_error_once(qtbot, panel, conv_model, tmp_path):
+    broken = LoadedModel(path=conv_model.path, info=conv_model.info,
+                         predictor=FailingPredictor(conv_model.info), runtime="broken")
+    panel.set_model(broken)
+    panel.add_images([grey_png(tmp_path / "a.png"), grey_png(tmp_path / "b.png", 20, 24)])
+    qtbot.waitUntil(lambda: len(panel.messages) == 1, timeout=WAIT)
+    panel.browse.next_button.click()  # the same failure on the next image: not said again
+    qtbot.waitUntil(lambda: not panel.runner.busy, timeout=WAIT)
+    qtbot.wait(200)
+    assert [t for _, t in panel.messages] == ["Reconstruct: inference exploded: bad graph"]
+
+    panel.set_model(conv_model)  # a success in between: the next failure is news again
+    wait_shown(qtbot, panel)
+    panel.set_model(broken)
+    qtbot.waitUntil(lambda: len(panel.messages) == 2, timeout=WAIT)
+
+
 def test_large_photo_through_a_fully_convolutional_model_is_tiled(qtbot, panel, bundles, tmp_path):
     from aestudio.inference.predictor import TilingOptions
 
@@ -234,7 +251,7 @@ def test_large_photo_through_a_fully_convolutional_model_is_tiled(qtbot, panel, 
     assert panel.tiles["ratio"].text() == "– (no code)"
     panel.add_images([path])
     r = wait_shown(qtbot, panel)
-    done, total = panel._view_progress.read()
+    done, total = panel._job_progress.read()
     assert total > 1 and done == total  # the tiles were counted
     np.testing.assert_allclose(r["reconstruction"], model.predictor.run_image(engine.read_image(path)), atol=1e-5)
 

@@ -17,34 +17,46 @@ The widgets: :class:`ColorBar` (the scale of an error map), :class:`MetricTile`
 (a big number with a name under it), :class:`BrowseBar` (data set or dropped
 files, previous/next). :class:`Progress` is a thread-safe done/total pair a
 worker writes and a timer in the GUI thread reads.
+
+:class:`BrowsedImagePanel` is the base of both panels: their top bar (browse bar,
+the image's name, a busy label and bar with tile progress) and their image jobs
+on a :class:`LatestRunner`, whose errors are said once until one succeeds.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeySequence, QLinearGradient, QPainter, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from aestudio.gui.messages import Level
+from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.common import LatestRunner
+from aestudio.gui.workers import TaskRunner
+
 PSNR_CAP = 100.0  # dB for identical images, as training's metric (never inf on screen)
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 DISPLAY_MAX_SIDE = 1024  # larger images are shown downscaled (saved at full size)
 ERROR_CMAP = "inferno"  # perceptually uniform, dark = no error, bright = large error
+SHOW_BUSY_AFTER_S = 0.3  # an image job running longer than this shows the busy label and bar
 
 
 # ------------------------------------------------------------------ numbers (worker threads)
@@ -249,7 +261,6 @@ def save_png(panel: Any, path: Path, array: np.ndarray, source: Path | None, *,
              overwrite: bool = False) -> Path | None:
     """Write ``array`` as an 8-bit PNG atomically; refuse the input's own path. Messages go to ``panel.notify``."""
     from aestudio.data.io import write_image
-    from aestudio.gui.messages import Level
 
     if path.suffix.lower() != ".png":
         path = path.with_suffix(".png")
@@ -477,3 +488,101 @@ class BrowseBar(QWidget):
     def _source_picked(self, _i: int) -> None:
         self._update_label()
         self.changed.emit()
+
+
+# ------------------------------------------------------------------ the panels' base
+
+
+class BrowsedImagePanel(ExplorePanel):
+    """A panel showing one browsed image at a time, computed on its own :class:`LatestRunner`.
+
+    :meth:`_top_bar` builds the row both panels open with; :meth:`_start_job` gives
+    each new job its :class:`Progress` (cancelling the previous one); a timer shows
+    the busy label and bar, with tile progress, once a job runs longer than
+    :data:`SHOW_BUSY_AFTER_S`, and calls :meth:`_hide_stale` while the image shown
+    is not the one asked for. :meth:`_say_error_once` reports a failure unless it is
+    the one said last (browsing or dragging a slider over a failing model); clear
+    ``_last_error`` when a job succeeds or the model changes.
+    """
+
+    runner_name: ClassVar[str] = "aestudio-latest"  # the LatestRunner's thread
+    busy_bar_width: ClassVar[int] = 160  # px
+    busy_tiles: ClassVar[str] = "Working: tile {done} of {total}…"  # a tiled job's busy label
+    busy_text: ClassVar[str] = "Working…"  # the busy label without a tile count
+
+    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(tasks, parent)
+        self.runner = LatestRunner(self, name=self.runner_name)
+        self._job_progress: Progress | None = None  # the newest image job's
+        self._job_started = 0.0
+        self._pending_key = ""  # the image the newest job is for (its label text)
+        self._shown_key = ""  # the image on screen
+        self._last_error = ""  # the failure said last
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setInterval(100)
+        self._busy_timer.timeout.connect(self._poll_busy)
+
+    def _top_bar(self, on_change: Callable[[], None]) -> QHBoxLayout:
+        """Browse bar, the image's name, the busy label and bar; the panel adds its buttons."""
+        bar = QHBoxLayout()
+        self.browse = BrowseBar()
+        self.browse.changed.connect(on_change)
+        bar.addWidget(self.browse)
+        self.item_label = QLabel("")
+        self.item_label.setObjectName("hint")
+        bar.addWidget(self.item_label, 1)
+        self.busy_label = QLabel("")
+        self.busy_label.setObjectName("hint")
+        self.busy_label.setVisible(False)
+        bar.addWidget(self.busy_label)
+        self.busy_bar = QProgressBar()
+        self.busy_bar.setMaximumWidth(self.busy_bar_width)
+        self.busy_bar.setTextVisible(False)
+        self.busy_bar.setVisible(False)
+        bar.addWidget(self.busy_bar)
+        return bar
+
+    def _start_job(self, key: str) -> Progress:
+        """A new image job for ``key``: the previous one stops between tiles; the busy timer runs."""
+        if self._job_progress is not None:
+            self._job_progress.cancel.set()
+        progress = self._job_progress = Progress()
+        self._job_started = time.monotonic()
+        self._pending_key = key
+        self._busy_timer.start()
+        return progress
+
+    def _poll_busy(self) -> None:
+        p = self._job_progress
+        if p is None or not self.runner.busy:
+            self.busy_bar.setVisible(False)
+            self.busy_label.setVisible(False)
+            self._busy_timer.stop()
+            return
+        if time.monotonic() - self._job_started < SHOW_BUSY_AFTER_S:
+            return
+        done, total = p.read()
+        if total:
+            self.busy_bar.setRange(0, total)
+            self.busy_bar.setValue(done)
+            self.busy_label.setText(self.busy_tiles.format(done=done, total=total))
+        else:
+            self.busy_bar.setRange(0, 0)  # no tile count (a small image or a fixed-size model)
+            self.busy_label.setText(self.busy_text)
+        self.busy_bar.setVisible(True)
+        self.busy_label.setVisible(True)
+        if self._pending_key != self._shown_key:
+            self._hide_stale()
+
+    def _hide_stale(self) -> None:
+        """A slow new image: never leave the previous one on screen under the new name."""
+
+    def _say_error_once(self, exc: BaseException, details: str) -> None:
+        """Report ``exc`` (after the panel's title) unless it is the failure said last."""
+        text = f"{self.title}: {exc}"
+        if text != self._last_error:
+            self._last_error = text
+            self.notify.emit(Level.ERROR, text, details)
+
+    def shutdown(self) -> None:
+        self.runner.shutdown()

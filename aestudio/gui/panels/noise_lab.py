@@ -18,20 +18,18 @@ image still being computed for an old setting is abandoned between tiles).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -43,10 +41,10 @@ from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
-from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import ImagePane, LatestRunner
+from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
+    BrowsedImagePanel,
     Cancelled,
     MetricTile,
     Progress,
@@ -63,7 +61,6 @@ from aestudio.gui.workers import TaskRunner
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 200  # data set images offered for browsing (evenly spaced over the split)
-SHOW_PROGRESS_AFTER_S = 0.3  # a job running longer than this shows the progress bar
 
 
 @dataclass(frozen=True)
@@ -140,16 +137,19 @@ class _ImageCache:
 # ---------------------------------------------------------------------- the panel
 
 
-class NoiseLabPanel(ExplorePanel):
+class NoiseLabPanel(BrowsedImagePanel):
     title = "Noise lab"
     purpose = ("Add noise (gaussian, salt and pepper, speckle, shot noise, masking, blur) with a slider and "
                "watch the model remove it, with PSNR and SSIM against the clean image.")
     drop_hint = "Drop a photo (any size, grey or colour) or open a data set in the data panel to corrupt and denoise it."
     tasks_supported = frozenset({Task.DENOISE, Task.RECONSTRUCT, Task.GENERATE})
+    runner_name = "aestudio-noiselab"
+    busy_bar_width = 200
+    busy_tiles = "Denoising: tile {done} of {total}…"
+    busy_text = "Reading, adding noise, denoising…"
 
     def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, parent)
-        self.runner = LatestRunner(self, name="aestudio-noiselab")
         self.arrays: Any = None  # DataArrays of the data panel's spec (browsable images)
         self.data_files: list[Path] = []  # folder data: its image files, browsed at full size
         self.result: dict[str, Any] | None = None  # what the panes show (for Save and tests)
@@ -158,11 +158,6 @@ class NoiseLabPanel(ExplorePanel):
         self._cache = _ImageCache()
         self._gen = 0  # bumped when the model changes: older results are dropped
         self._data_gen = 0  # bumped when the data set changes
-        self._job_progress: Progress | None = None
-        self._job_started = 0.0
-        self._last_error = ""
-        self._pending_key = ""  # the image the newest job is for
-        self._shown_key = ""  # the image the panes show
         self._deferred = False  # settings changed while the tab was hidden: compute when shown
         self._build()
         self._noise_picked(0)
@@ -175,22 +170,7 @@ class NoiseLabPanel(ExplorePanel):
         root.setContentsMargins(8, 8, 8, 8)
         root.setSpacing(6)
 
-        top = QHBoxLayout()
-        self.browse = BrowseBar()
-        self.browse.changed.connect(self.recompute)
-        top.addWidget(self.browse)
-        self.item_label = QLabel("")
-        self.item_label.setObjectName("hint")
-        top.addWidget(self.item_label, 1)
-        self.busy_label = QLabel("")
-        self.busy_label.setObjectName("hint")
-        self.busy_label.setVisible(False)
-        top.addWidget(self.busy_label)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setTextVisible(False)
-        self.progress.setVisible(False)
-        top.addWidget(self.progress)
+        top = self._top_bar(self.recompute)
         self.save_button = QPushButton("Save denoised…")
         self.save_button.setToolTip("Write the denoised image as a PNG at full size (never over the original)")
         self.save_button.clicked.connect(lambda: self.save())
@@ -256,10 +236,6 @@ class NoiseLabPanel(ExplorePanel):
         self.gain_label.setObjectName("hint")
         root.addWidget(self.gain_label)
 
-        self._timer = QTimer(self)
-        self._timer.setInterval(100)
-        self._timer.timeout.connect(self._poll)
-
     # ================================================================ window hooks
 
     def on_model_changed(self, model: LoadedModel | None) -> None:
@@ -295,9 +271,6 @@ class NoiseLabPanel(ExplorePanel):
         super().showEvent(event)
         if self._deferred:
             self.recompute()
-
-    def shutdown(self) -> None:
-        self.runner.shutdown()
 
     def _data_loaded(self, gen: int, arrays: Any) -> None:
         images = getattr(arrays, "images", None)
@@ -380,13 +353,7 @@ class NoiseLabPanel(ExplorePanel):
         self.item_label.setText(text)
         noise = None if self.already_noisy.isChecked() else (self.choice().kind, float(self.strength.value()), self.seed)
         predictor = self.model.predictor if self._usable(self.model) else None
-        if self._job_progress is not None:
-            self._job_progress.cancel.set()  # a large image still running for an older setting stops between tiles
-        progress = Progress()
-        self._job_progress = progress
-        self._job_started = time.monotonic()
-        self._pending_key = text  # which image the newest job is for
-        self._timer.start()
+        progress = self._start_job(text)  # a large image still running for an older setting stops between tiles
         gen = self._gen
         self.runner.submit(self._job, predictor, array, path, noise, progress,
                            on_result=lambda r: self._show(gen, path, r, text),
@@ -396,28 +363,8 @@ class NoiseLabPanel(ExplorePanel):
         image = self._cache.get(path) if path is not None else array
         return denoise_job(predictor, image, noise, progress)
 
-    def _poll(self) -> None:
-        busy = self.runner.busy
-        p = self._job_progress
-        if not busy or p is None:
-            self.progress.setVisible(False)
-            self.busy_label.setVisible(False)
-            self._timer.stop()
-            return
-        if time.monotonic() - self._job_started < SHOW_PROGRESS_AFTER_S:
-            return
-        done, total = p.read()
-        if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-            self.busy_label.setText(f"Denoising: tile {done} of {total}…")
-        else:
-            self.progress.setRange(0, 0)  # busy indicator: no tile count (small image or a fixed-size model)
-            self.busy_label.setText("Reading, adding noise, denoising…")
-        self.progress.setVisible(True)
-        self.busy_label.setVisible(True)
-        if self._pending_key != self._shown_key and self.noisy_pane.array is not None:
-            # A slow new image: do not leave the previous one on screen under the new name.
+    def _hide_stale(self) -> None:
+        if self.noisy_pane.array is not None:
             for pane in (self.noisy_pane, self.denoised_pane, self.clean_pane):
                 pane.clear()
             self.noisy_pane.set_placeholder("Working on it…")
@@ -470,10 +417,7 @@ class NoiseLabPanel(ExplorePanel):
         for tile in self.tiles.values():
             tile.set_value("–")
         self.gain_label.setText("")
-        text = f"Noise lab: {exc}"
-        if text != self._last_error:  # a slider drag over a failing model says it once
-            self._last_error = text
-            self.notify.emit(Level.ERROR, text, details)
+        self._say_error_once(exc, details)  # a slider drag over a failing model says it once
         self._refresh_state()
 
     @staticmethod

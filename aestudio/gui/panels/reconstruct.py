@@ -45,10 +45,10 @@ from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
-from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import ImagePane, LatestRunner
+from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
+    BrowsedImagePanel,
     Cancelled,
     ColorBar,
     MetricTile,
@@ -132,16 +132,18 @@ def scan_errors(predictor: Any, images: np.ndarray, progress: Progress) -> np.nd
 # ---------------------------------------------------------------------- the panel
 
 
-class ReconstructPanel(ExplorePanel):
+class ReconstructPanel(BrowsedImagePanel):
     title = "Reconstruct"
     purpose = ("See what the model keeps: each image beside its reconstruction and the error map, "
                "the compression ratio, and the images the model reconstructs worst (anomalies).")
     drop_hint = "Drop images (PNG, JPEG, TIFF…), or open a data set in the data panel, to reconstruct them."
     tasks_supported = frozenset({Task.RECONSTRUCT, Task.DENOISE, Task.GENERATE})
+    runner_name = "aestudio-reconstruct"
+    busy_tiles = "Reconstructing: tile {done} of {total}…"
+    busy_text = "Reconstructing…"
 
     def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, parent)
-        self.runner = LatestRunner(self, name="aestudio-reconstruct")
         self.arrays: Any = None  # DataArrays of the current spec at the model's size
         self.errors: np.ndarray | None = None  # reconstruction MSE per row of arrays.images
         self.order: np.ndarray | None = None  # rows sorted by error, worst first
@@ -150,14 +152,9 @@ class ReconstructPanel(ExplorePanel):
         self._gen = 0  # bumped when the model or the data changes
         self._loading_spec: str | None = None
         self._scan_progress: Progress | None = None
-        self._view_progress: Progress | None = None  # the image being computed for the top row
-        self._view_started = 0.0
         self._deferred_load = False  # the data set changed while the tab was hidden: load it when shown
         self._deferred_show = False  # the same for the image shown
-        self._pending_key = ""  # the image the newest job is for (its label text)
-        self._shown_key = ""  # the image the top row shows
         self._scan_started = 0.0
-        self._last_error = ""
         self._build()
         self._refresh_state()
 
@@ -168,22 +165,7 @@ class ReconstructPanel(ExplorePanel):
         root.setContentsMargins(8, 8, 8, 8)
         root.setSpacing(6)
 
-        bar = QHBoxLayout()
-        self.browse = BrowseBar()
-        self.browse.changed.connect(self.show_current)
-        bar.addWidget(self.browse)
-        self.item_label = QLabel("")
-        self.item_label.setObjectName("hint")
-        bar.addWidget(self.item_label, 1)
-        self.busy_label = QLabel("")
-        self.busy_label.setObjectName("hint")
-        self.busy_label.setVisible(False)
-        bar.addWidget(self.busy_label)
-        self.busy_bar = QProgressBar()
-        self.busy_bar.setMaximumWidth(160)
-        self.busy_bar.setTextVisible(False)
-        self.busy_bar.setVisible(False)
-        bar.addWidget(self.busy_bar)
+        bar = self._top_bar(self.show_current)
         self.save_recon_button = QPushButton("Save reconstruction…")
         self.save_recon_button.setToolTip("Write the reconstruction as a PNG (never over the original)")
         self.save_recon_button.clicked.connect(lambda: self.save("reconstruction"))
@@ -302,9 +284,6 @@ class ReconstructPanel(ExplorePanel):
         self._timer = QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._poll_scan)
-        self._view_timer = QTimer(self)
-        self._view_timer.setInterval(100)
-        self._view_timer.timeout.connect(self._poll_view)
 
     # ================================================================ window hooks
 
@@ -337,7 +316,7 @@ class ReconstructPanel(ExplorePanel):
             self.show_current()
 
     def shutdown(self) -> None:
-        self.runner.shutdown()
+        super().shutdown()
         if self._scan_progress is not None:
             self._scan_progress.cancel.set()
 
@@ -559,12 +538,8 @@ class ReconstructPanel(ExplorePanel):
                                on_error=self._failed)
             return
         predictor, gen = self.model.predictor, self._gen
-        if self._view_progress is not None:
-            self._view_progress.cancel.set()  # a large image still running for an older pick stops between tiles
-        progress = self._view_progress = Progress()
-        self._view_started = time.monotonic()
-        key = self._pending_key = self.item_label.text()
-        self._view_timer.start()
+        key = self.item_label.text()
+        progress = self._start_job(key)  # a large image still running for an older pick stops between tiles
         self.runner.submit(self._compute, predictor, image, path, progress,
                            on_result=lambda r: self._show(gen, path, r, key), on_error=self._failed)
 
@@ -575,27 +550,8 @@ class ReconstructPanel(ExplorePanel):
     def _compute(self, predictor: Any, image: Any, path: Path | None, progress: Progress) -> dict[str, Any]:
         return reconstruct(predictor, self._load(image, path), progress=progress)
 
-    def _poll_view(self) -> None:
-        """A slow image (a large photo through a fully convolutional model): say so, with tile progress."""
-        p = self._view_progress
-        if p is None or not self.runner.busy:
-            self.busy_bar.setVisible(False)
-            self.busy_label.setVisible(False)
-            self._view_timer.stop()
-            return
-        if time.monotonic() - self._view_started < 0.3:
-            return
-        done, total = p.read()
-        if total:
-            self.busy_bar.setRange(0, total)
-            self.busy_bar.setValue(done)
-            self.busy_label.setText(f"Reconstructing: tile {done} of {total}…")
-        else:
-            self.busy_bar.setRange(0, 0)
-            self.busy_label.setText("Reconstructing…")
-        self.busy_bar.setVisible(True)
-        self.busy_label.setVisible(True)
-        if self._pending_key != self._shown_key and self.original_pane.array is not None:
+    def _hide_stale(self) -> None:
+        if self.original_pane.array is not None:
             self._shown_key = self._pending_key  # a slow new image: never show the previous one under its name
             for pane in (self.original_pane, self.recon_pane, self.error_pane):
                 pane.clear()
@@ -638,7 +594,6 @@ class ReconstructPanel(ExplorePanel):
     def _failed(self, exc: BaseException, details: str) -> None:
         if isinstance(exc, Cancelled):
             return
-        text = f"Reconstruct: {exc}"
         self.recon_pane.clear()
         self.error_pane.clear()
         self.recon_pane.set_placeholder("The model failed on this image (see the message).")
@@ -646,9 +601,7 @@ class ReconstructPanel(ExplorePanel):
         for key in ("mse", "psnr", "ssim"):
             self.tiles[key].set_value("–")
         self.current = None
-        if text != self._last_error:  # browsing through many failing images: say it once
-            self._last_error = text
-            self.notify.emit(Level.ERROR, text, details)
+        self._say_error_once(exc, details)  # browsing through many failing images: say it once
         self._refresh_state()
 
     def _clear_view(self) -> None:
