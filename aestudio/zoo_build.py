@@ -280,6 +280,30 @@ def build(name: str, *, out_root: Path = MODELS, work: Path | None = None, tiny:
     return bundle
 
 
+def reexport(name: str, run_dir: Path, *, out_root: Path = MODELS) -> Path:
+    """Export ``run_dir`` again into ``out_root/name``, keeping the old bundle's build record."""
+    recipe = load_recipe(name)
+    bundle = out_root / name
+    old = read_bundle(bundle)
+    zoo = dict(old.training.get("zoo") or {})
+    if not zoo or not (run_dir / "run.json").is_file():
+        raise SystemExit(f"zoo_build: --reexport needs the shipped {bundle} (with its build record) "
+                         f"and the finished run {run_dir}")
+    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    if (run.get("epoch"), run.get("step")) != (zoo.get("epochs"), zoo.get("steps")):
+        raise SystemExit(f"zoo_build: {run_dir} (epoch {run.get('epoch')}, step {run.get('step')}) is not the run "
+                         f"{bundle} was built from (epoch {zoo.get('epochs')}, step {zoo.get('steps')})")
+    zoo["export_wall_seconds"] = round(_run([sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(bundle)]), 1)
+    info = read_bundle(bundle)
+    training = dict(info.training)
+    training["zoo"] = zoo
+    info = replace(info, name=recipe["title"], training=training)
+    write_model_json(bundle, info)
+    (bundle / CARD).write_text(card_text(recipe, info, zoo), encoding="utf-8")
+    log.info("re-exported %s from %s", bundle, run_dir)
+    return bundle
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -348,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="a few steps on little data (tests); use with --out")
     parser.add_argument("--card-only", action="store_true",
                         help="rewrite README.md from the recipe's words and model.json (no training)")
+    parser.add_argument("--reexport", action="store_true",
+                        help="export the finished run in --work/NAME/run again (after an exporter change), "
+                             "keeping the bundle's training record; no training")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list:
@@ -363,6 +390,11 @@ def main(argv: list[str] | None = None) -> int:
             if "derive" in recipe:
                 raise SystemExit(f"zoo_build: {name} is derived; rebuild it instead (no training needed)")
             (args.out / name / CARD).write_text(card_text(recipe, info, info.training["zoo"]), encoding="utf-8")
+            continue
+        if args.reexport:
+            if args.work is None:
+                parser.error("--reexport needs --work (the folder the build kept its run in)")
+            reexport(name, args.work / name / "run", out_root=args.out)
             continue
         work = None if args.work is None else args.work / name
         build(name, out_root=args.out, work=work, tiny=args.tiny)

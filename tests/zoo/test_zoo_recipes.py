@@ -39,6 +39,19 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     card = (bundle / "README.md").read_text()
     assert "Tiny test build" in card and "python -m aestudio.zoo_build digits-conv-ae" in card
 
+    # After an exporter change: export the kept run again; the build record survives.
+    (bundle / "model.onnx").write_bytes(b"stale")
+    again = zoo_build.reexport("digits-conv-ae", tmp_path / "work" / "run", out_root=tmp_path / "zoo")
+    info2 = read_bundle(again)
+    assert info2.training["zoo"]["train_command"] == zoo["train_command"] and info2.parity_error["max"] <= 1e-4
+    assert (again / "model.onnx").stat().st_size > 1000
+    with pytest.raises(SystemExit, match="not the run"):
+        other = tmp_path / "other"
+        shutil.copytree(tmp_path / "work" / "run", other)
+        run = json.loads((other / "run.json").read_text())
+        (other / "run.json").write_text(json.dumps(run | {"step": run["step"] + 1}))
+        zoo_build.reexport("digits-conv-ae", other, out_root=tmp_path / "zoo")
+
 
 @pytest.mark.slow
 def test_tiny_photo_build_and_colour_derivation(tmp_path: Path) -> None:
