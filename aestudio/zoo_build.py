@@ -30,7 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from aestudio.inference.bundle import read_bundle, write_model_json
+from aestudio.inference.bundle import read_bundle, utc_now, write_model_json
 from aestudio.inference.zoo import CARD
 
 log = logging.getLogger(__name__)
@@ -280,27 +280,52 @@ def build(name: str, *, out_root: Path = MODELS, work: Path | None = None, tiny:
     return bundle
 
 
-def reexport(name: str, run_dir: Path, *, out_root: Path = MODELS) -> Path:
-    """Export ``run_dir`` again into ``out_root/name``, keeping the old bundle's build record."""
+def reexport(name: str, run_dir: Path | None = None, *, out_root: Path = MODELS) -> Path:
+    """Export ``name`` again into ``out_root/name`` (after an exporter change), keeping its build record.
+
+    From ``run_dir`` (the run the bundle was built from; checked by epoch and step), or, with
+    no run, from the bundle's own ``weights.safetensors``: the same weights, the same net.
+    """
     recipe = load_recipe(name)
+    if "derive" in recipe:
+        return derive(name, recipe, out_root)
     bundle = out_root / name
     old = read_bundle(bundle)
     zoo = dict(old.training.get("zoo") or {})
-    if not zoo or not (run_dir / "run.json").is_file():
-        raise SystemExit(f"zoo_build: --reexport needs the shipped {bundle} (with its build record) "
-                         f"and the finished run {run_dir}")
-    run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    if (run.get("epoch"), run.get("step")) != (zoo.get("epochs"), zoo.get("steps")):
-        raise SystemExit(f"zoo_build: {run_dir} (epoch {run.get('epoch')}, step {run.get('step')}) is not the run "
-                         f"{bundle} was built from (epoch {zoo.get('epochs')}, step {zoo.get('steps')})")
-    zoo["export_wall_seconds"] = round(_run([sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(bundle)]), 1)
+    if not zoo:
+        raise SystemExit(f"zoo_build: {bundle} has no build record (training.zoo in model.json); build it instead")
+    if run_dir is not None:
+        if not (run_dir / "run.json").is_file():
+            raise SystemExit(f"zoo_build: no finished run in {run_dir}")
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+        if (run.get("epoch"), run.get("step")) != (zoo.get("epochs"), zoo.get("steps")):
+            raise SystemExit(f"zoo_build: {run_dir} (epoch {run.get('epoch')}, step {run.get('step')}) is not the run "
+                             f"{bundle} was built from (epoch {zoo.get('epochs')}, step {zoo.get('steps')})")
+        cmd = [sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(bundle)]
+        zoo["export_wall_seconds"] = round(_run(cmd), 1)
+        zoo["reexported"] = f"exported again from the same run on {utc_now()[:10]} (exporter change)"
+    else:
+        from aestudio.inference.export import export_net
+        from aestudio.inference.torch_predictor import TorchPredictor
+        from aestudio.nets.registry import net_config_from_dict
+
+        start = time.perf_counter()
+        net_name, cfg = net_config_from_dict(old.net_config)
+        net = TorchPredictor.from_bundle(bundle).net
+        meta = {"name": old.name, "metrics": old.metrics, "training": old.training}
+        if old.class_names:
+            meta |= {"class_names": list(old.class_names), "class_colors": [list(c) for c in old.class_colors or ()]}
+        export_net(net, net_name, cfg, bundle, metadata=meta)
+        zoo["export_wall_seconds"] = round(time.perf_counter() - start, 1)
+        zoo["reexported"] = (f"exported again from the bundle's own weights on {utc_now()[:10]} "
+                             "(exporter change; same weights, same net)")
     info = read_bundle(bundle)
     training = dict(info.training)
     training["zoo"] = zoo
     info = replace(info, name=recipe["title"], training=training)
     write_model_json(bundle, info)
     (bundle / CARD).write_text(card_text(recipe, info, zoo), encoding="utf-8")
-    log.info("re-exported %s from %s", bundle, run_dir)
+    log.info("re-exported %s from %s", bundle, run_dir or "its own weights")
     return bundle
 
 
@@ -357,6 +382,8 @@ def card_text(recipe: dict[str, Any], info: Any, zoo: dict[str, Any]) -> str:
         + f", export {zoo['export_wall_seconds']:.0f} s "
         f"({zoo['machine']}; the machine was shared with other jobs, so an idle machine is faster)",
     ]
+    if zoo.get("reexported"):
+        lines.append(f"- ONNX graphs {zoo['reexported']}")
     if zoo["tiny"]:
         lines += ["", "**Tiny test build: not a usable model.**"]
     return "\n".join(lines) + "\n"
@@ -373,8 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--card-only", action="store_true",
                         help="rewrite README.md from the recipe's words and model.json (no training)")
     parser.add_argument("--reexport", action="store_true",
-                        help="export the finished run in --work/NAME/run again (after an exporter change), "
-                             "keeping the bundle's training record; no training")
+                        help="export again after an exporter change, keeping the build record; no training: "
+                             "from the finished run in --work/NAME/run, or without --work from the bundle's own weights")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.list:
@@ -392,9 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / name / CARD).write_text(card_text(recipe, info, info.training["zoo"]), encoding="utf-8")
             continue
         if args.reexport:
-            if args.work is None:
-                parser.error("--reexport needs --work (the folder the build kept its run in)")
-            reexport(name, args.work / name / "run", out_root=args.out)
+            reexport(name, None if args.work is None else args.work / name / "run", out_root=args.out)
             continue
         work = None if args.work is None else args.work / name
         build(name, out_root=args.out, work=work, tiny=args.tiny)
