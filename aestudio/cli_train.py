@@ -54,7 +54,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--base-channels", type=int, metavar="N",
                    help="conv nets: first-stage width, doubled per stage (default 16); smaller is faster and lighter")
     t.add_argument("--depth", type=int, metavar="N", help="conv nets: number of 2x downsamplings (default 3)")
-    t.add_argument("--image-size", type=int, help="resize images to this square side")
+    t.add_argument("--image-size", type=int,
+                   help="resize images to this square side (default: the built-in data's own side, e.g. 32 for shapes; "
+                        "28 for folders)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--beta", type=float, help="VAE: weight of the KL term")
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
@@ -95,6 +97,33 @@ def _families_with(field: str) -> list[str]:
     from aestudio.nets.registry import get_spec, list_nets
 
     return [n for n in list_nets() if field in {f.name for f in dataclasses.fields(get_spec(n).config_cls)}]
+
+
+_NATIVE_SIZE_DATA = ("digits", "shapes", "shapes-seg", "mnist", "fashion-mnist")
+
+
+def _native_size(model: str, data: str, channels: int | None) -> int | None:
+    """Built-in data's own image side, for a fixed-size net given no --image-size.
+
+    Without it the net's config default (28) would win and, say, the 32x32 ``shapes``
+    sprites would be resized to 28 (the GUI's presets already use the data's size).
+    None for fully convolutional nets (any size) and for folders (their sizes vary).
+    """
+    from aestudio.data.base import DataError
+    from aestudio.data.specs import open_data
+    from aestudio.nets.registry import UnknownNetError, get_spec
+
+    try:
+        if get_spec(model).fully_convolutional:
+            return None
+    except (UnknownNetError, KeyError):
+        return None  # reported by the real start
+    if data.partition(":")[0].strip().lower() not in _NATIVE_SIZE_DATA:
+        return None
+    try:
+        return open_data(data, channels=channels).image_size
+    except (DataError, ValueError, OSError):
+        return None  # the real open reports it
 
 
 def _net_config(args: argparse.Namespace) -> Any:
@@ -164,6 +193,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
+        if args.image_size is None:
+            args.image_size = _native_size(args.model, args.data, args.channels)
         net_cfg = _net_config(args)
         cfg = _train_config(args)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,

@@ -120,3 +120,16 @@ def test_entry_point_and_ctrl_c_stops_with_a_resumable_checkpoint(tmp_path) -> N
     assert f"aestudio train --resume --out {out}" in stdout
     info = read_run(out)
     assert info.status.value == "stopped" and info.step > 0 and info.epoch >= 1
+
+
+def test_fixed_size_nets_train_at_the_built_in_datas_own_size(tmp_path, capsys) -> None:
+    # Without --image-size the 32x32 shapes sprites stay 32x32 (the net's config default is 28).
+    out = tmp_path / "vae"
+    assert main(["train", "--model", "vae", "--data", "shapes", "--base-channels", "4", "--batch-size", "64",
+                 "--max-steps", "1", "--no-progress", "--out", str(out)]) == 0
+    info = read_run(out)
+    assert info.net_cfg.image_size == 32
+    assert main(["train", "--model", "vae", "--data", "shapes", "--image-size", "16", "--base-channels", "4",
+                 "--max-steps", "1", "--no-progress", "--out", str(tmp_path / "small")]) == 0
+    assert read_run(tmp_path / "small").net_cfg.image_size == 16  # an explicit size still wins
+    capsys.readouterr()
