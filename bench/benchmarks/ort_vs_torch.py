@@ -63,10 +63,17 @@ class Case:
 
 
 FINDINGS = """
-- Every target is met (idle machine, 2026-11-22 16:30, load average below 1): decoders 3.5x at the
-  product's slider setting (ORT 1 thread vs torch 2), 3.9-4.1x at 1 vs 1 thread; `unet` 128^2
-  2.2x at 2 vs 2 threads (what a dropped image gets when nothing trains) and 2.3x at 1 vs 1;
-  ORT is never slower in any row (lowest: `unet` 128^2 at the slider setting, 1.2x).
+- Three full runs this session on an idle machine (load average 0.6-1.4), with the changes below:
+  decoders at the slider setting 3.12-3.56x (target 3; 1 vs 1 thread 3.5-4.1x); `unet` 128^2 at
+  2 vs 2 threads (what a dropped image gets when nothing trains) 2.25, 2.18, 1.98x, at 1 vs 1
+  thread 1.96, 2.28, 2.15x (target 2): the U-Net sits on its target, within the +-10 % that
+  separates runs; ORT is never slower in any row (lowest: `denoising_ae` 128^2 at the slider
+  setting, 1.01-1.24x). The table above is the latest run.
+- Where the U-Net's time goes now (ORT's profiler, 1 thread): 90 % in 3x3 convolutions running at
+  52-64 GMAC/s, near one AVX-512 core's peak; ConvTranspose 8 %; layout conversions 3 %. More
+  speed needs fewer multiply-adds, not a better graph. Letting the batch profile's threads spin
+  would buy 17 % at 2 threads (6.4 vs 7.7 ms, measured) but costs a core to anything else
+  running; the product keeps spinning off (DESIGN.md).
 - What changed since the misses of the earlier run (decoders 2.45x, `unet` 1.14x at the slider
   setting, 1.5x at equal threads). ORT's profiler had every remaining cost in convolutions, so the
   fixes make ORT do less work for the same result (all exact; every export is parity-checked):
