@@ -42,6 +42,16 @@ def _attrs(node: onnx.NodeProto) -> dict[str, Any]:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _replace_nodes(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """Give ``graph`` these nodes and drop the initializers no node uses any more."""
+    del graph.node[:]
+    graph.node.extend(nodes)
+    used = {name for node in graph.node for name in node.input}
+    kept = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
 def split_concat_convs(model: onnx.ModelProto) -> int:
     """Rewrite every ``Conv(Concat([a, b], axis=1))`` whose concatenation has no
     other use into ``Conv(a, Wa) + Conv(b, Wb, bias)``, in place. Returns how many.
@@ -124,12 +134,7 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
                 copy.name = name
                 graph.value_info.append(copy)
         done += 1
-    del graph.node[:]
-    graph.node.extend(new_nodes)
-    used = {name for node in graph.node for name in node.input}
-    kept = [i for i in graph.initializer if i.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    _replace_nodes(graph, new_nodes)
     if done:
         log.debug("split %d Conv(Concat) pairs", done)
     return done
@@ -170,12 +175,7 @@ def depthwise_single_output_convs(model: onnx.ModelProto, *, min_channels: int =
         new_nodes.extend([depthwise, total])
         done += 1
     if done:
-        del graph.node[:]
-        graph.node.extend(new_nodes)
-        used = {name for node in graph.node for name in node.input}
-        kept = [i for i in graph.initializer if i.name in used]
-        del graph.initializer[:]
-        graph.initializer.extend(kept)
+        _replace_nodes(graph, new_nodes)
     return done
 
 
