@@ -48,7 +48,12 @@ responsive meanwhile: no timer tick later than {STALL_MAX_MS:g} ms.
 """
 
 FINDINGS = """
-- Measured only on a shared machine (other engineers' training runs and tests): at a 1-minute load
+- Idle machine (load average below 1.5), 2026-11-22, three runs of the median of 5 warm drops:
+  1.05 s (FAIL; run straight after `tiled`, which had just allocated ~1.5 GiB), 0.69 s and 0.57 s
+  (pass). The model here is a default-width U-Net trained 2 steps (speed does not depend on the
+  weights): 4 tiles of 544 px at ~120 ms each on 2 threads; the shipped base-8 U-Net takes ~65 ms
+  a tile. Run-to-run spread on this machine is wider than the margin to the target.
+- Earlier, measured only on a shared machine (other engineers' training runs and tests): at a 1-minute load
   average of ~7 on 2 cores, 1.5-1.8 s per warm drop of a 1024^2 photo (median 1.70 s, FAIL), for
   1.00 s of CPU per drop for the whole process (both ONNX Runtime threads, reading, overlay). On an
   idle 2-core machine that is roughly 0.5-0.6 s of wall time, inside the 1 s target, but that has

@@ -62,7 +62,9 @@ FINDINGS = """
   repaint of 1,437 points is 10-20 ms of Python in `paint()`, GIL held; throttled at 40 ms it took
   half the GUI thread during a drag.
 - Training while dragging: ratio 0.91, 0.80, 0.87, 0.83, 0.83, 0.84 in six full runs: at the target
-  or just under it. Training alone ran at only 88-509 images/s in the probe (the machine was
+  or just under it. Three more on an idle machine on 2026-11-22 (load below 1.4): 0.815, 0.867, 0.834,
+  with training alone at 416, 254 and ~400 images/s in the same probe: the spread between runs
+  is larger than the effect measured. Training alone ran at only 88-509 images/s in the probe (the machine was
   shared), so each figure is noisy. A 60 Hz drag costs ~1.5 ms of GUI CPU plus ~0.3 ms of
   decode per move (~110 ms/s), and that Python competes for the GIL with the training thread's
   Python and for the cores with torch's two threads. Left to try: coalesce decodes to the
