@@ -106,6 +106,28 @@ def test_slider_move_decodes_the_slider_code(make_panel, qtbot):
     assert "edited" in panel.decoded.caption.text()
 
 
+def test_a_drag_while_training_decodes_every_other_frame_and_ends_on_the_last_code(make_panel, qtbot, monkeypatch):
+    panel = make_panel()
+    settle(qtbot, panel)
+    monkeypatch.setattr(latent_module, "training_running", lambda: True)
+    submitted = []
+    submit = panel.live.submit
+    monkeypatch.setattr(panel.live, "submit", lambda fn, pred, z, **kw: (submitted.append(z.copy()), submit(fn, pred, z, **kw)))
+    slider = panel.sliders.row_slider(0)
+    for i in range(12):  # a fast drag: 12 moves within one throttle window
+        slider.setValue(-2.0 + 0.3 * i)
+    qtbot.waitUntil(lambda: len(submitted) >= 2, timeout=5000)  # the first move now, the last one after 33 ms
+    settle(qtbot, panel)
+    assert len(submitted) == 2
+    z = panel.sliders.code()
+    np.testing.assert_allclose(submitted[-1], z)
+    qtbot.waitUntil(lambda: np.allclose(panel.decoded.array, decode(panel, z), atol=1e-6), timeout=5000)
+    monkeypatch.setattr(latent_module, "training_running", lambda: False)
+    slider.setValue(0.5)
+    slider.setValue(0.7)
+    assert len(submitted) == 4  # nothing trains: every move decodes at once
+
+
 def test_sliders_ranked_by_kl_and_span_the_prior(make_panel):
     panel = make_panel()
     codes = panel.codes

@@ -24,6 +24,7 @@ import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
+from superqt.utils import qthrottled
 
 from aestudio.config import Task
 from aestudio.gui import engine
@@ -31,7 +32,7 @@ from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import LatestRunner
+from aestudio.gui.panels.common import LatestRunner, training_running
 from aestudio.gui.panels.latent_codes import (
     Cancelled,
     CodeSet,
@@ -55,6 +56,7 @@ DATA_LIMIT = 1500  # codes on the map: enough to see structure; t-SNE stays unde
 # costs 10-20 ms of Python in pyqtgraph's paint() (GIL held), which during a drag would delay
 # the decoded image and slow a training run.
 CROSS_MS = 150
+TRAINING_DECODE_MS = 33  # slider decodes while a run trains: about 30 a second
 
 
 def decode_for_display(predictor: Any, z: np.ndarray) -> tuple[np.ndarray, QImage]:
@@ -80,6 +82,10 @@ class LatentPanel(LatentSaving, ExplorePanel):
     def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, parent)
         self.live = LatestRunner(self, name="aestudio-latent")  # slider decodes
+        # While a training run shares the cores, a drag decodes at most every other frame
+        # (first and last move always): half the decode-and-paint work taken from training.
+        self._decode_while_training = qthrottled(self._decode, timeout=TRAINING_DECODE_MS, leading=True,
+                                                 parent=self)
         self.side = LatestRunner(self, name="aestudio-latent-between")  # the strip's in-between frame
         self.codes: CodeSet | None = None
         self.drops: list[Dropped] = []
@@ -161,6 +167,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
     def shutdown(self) -> None:
         """Stop the panel's decode threads (the window is closing)."""
         self._cancel.set()
+        self._decode_while_training.cancel()
         self.live.shutdown()
         self.side.shutdown()
 
@@ -307,7 +314,10 @@ class LatentPanel(LatentSaving, ExplorePanel):
         if not self._edited:
             self._edited = True
             self.decoded.caption.setText(f"{self._source}, edited" if self._source else "edited")
-        self._decode(z)
+        if training_running():
+            self._decode_while_training(z)
+        else:
+            self._decode(z)
 
     def _show_code(self, z: np.ndarray, source: str) -> None:
         """Put ``z`` on the sliders (no signal storm) and decode it once."""
