@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -222,9 +223,14 @@ def test_folder_writes_masks_names_bad_files_and_never_touches_inputs(qtbot, pan
     assert "bad.png" in panel.folder_status.text()
     assert panel.messages[-1][0] is Level.WARNING and "bad.png" in panel.messages[-1][2]
     assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
-    # again into the same folder: nothing is overwritten, every good file is reported as skipped
+    # again into the same folder, started while the first job's thread is still returning (held
+    # here for 0.3 s after it reported): accepted, nothing is overwritten, every good file skipped
+    panel.folder_job.finished.connect(lambda _r: time.sleep(0.3), Qt.ConnectionType.DirectConnection)
     with qtbot.waitSignal(panel.folder_finished, timeout=WAIT) as sig:
-        panel.segment_folder(src, out)
+        assert panel.segment_folder(src, out)
+    assert panel.folder_button.isEnabled()
+    with qtbot.waitSignal(panel.folder_finished, timeout=WAIT) as sig:
+        assert panel.segment_folder(src, out)
     assert sig.args[0].written == [] and len(sig.args[0].skipped) == 3
     assert not panel.segment_folder(src, src)  # refused: outputs would land among the inputs
 

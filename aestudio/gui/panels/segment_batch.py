@@ -300,11 +300,14 @@ class FolderJob(QObject):
         super().__init__(parent)
         self._cancel = threading.Event()
         self._thread: threading.Thread | None = None
+        self._active = False  # cleared by the worker just before it reports, so a new job can start at once
         self.report: FolderReport | None = None
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        # Not just "the thread is alive": ``finished`` reaches the GUI while the thread may still be
+        # returning, and a new folder started from that signal must not be refused as busy.
+        return self._active and self._thread is not None and self._thread.is_alive()
 
     def start(self, predictor: Any, in_dir: Path, out_dir: Path, settings: FolderSettings,
               batch_from: Path | None = None) -> None:
@@ -313,6 +316,7 @@ class FolderJob(QObject):
         self._cancel.clear()
         report = FolderReport(in_dir=Path(in_dir), out_dir=Path(out_dir))
         self.report = report
+        self._active = True
         self._thread = threading.Thread(target=self._run, args=(predictor, report, settings, batch_from),
                                         name="aestudio-segment-folder", daemon=True)
         self._thread.start()
@@ -344,4 +348,5 @@ class FolderJob(QObject):
             report.error = f"{type(exc).__name__}: {exc}"
             logger.error("segment folder failed\n%s", traceback.format_exc())
         report.seconds = time.perf_counter() - t0
+        self._active = False
         self.finished.emit(report)
