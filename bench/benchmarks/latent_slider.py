@@ -64,7 +64,12 @@ FINDINGS = """
 - Training while dragging: ratio 0.91, 0.80, 0.87, 0.83, 0.83, 0.84 in six full runs: at the target
   or just under it. Three more on an idle machine on 2026-11-22 (load below 1.4): 0.815, 0.867, 0.834,
   with training alone at 416, 254 and ~400 images/s in the same probe: the spread between runs
-  is larger than the effect measured. Training alone ran at only 88-509 images/s in the probe (the machine was
+  is larger than the effect measured. A fourth, on a slow run of the VM, 0.691.
+- Since 2026-11-22 17:30 the panel decodes at most every 33 ms while a training run is going
+  (superqt `qthrottled`, first and last move always): frames shown drop from 62 to 29 per second
+  and the slider's new frame arrives at p50 18 ms / p95 34 ms instead of 3 / 5 ms, while the
+  drag's decode-and-paint work on the cores halves. First run with it: ratio 0.923 (433 -> 399
+  images/s). Without training nothing changes: every move decodes at once (p95 above). Training alone ran at only 88-509 images/s in the probe (the machine was
   shared), so each figure is noisy. A 60 Hz drag costs ~1.5 ms of GUI CPU plus ~0.3 ms of
   decode per move (~110 ms/s), and that Python competes for the GIL with the training thread's
   Python and for the cores with torch's two threads. Left to try: coalesce decodes to the
