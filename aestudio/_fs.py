@@ -17,7 +17,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 Writer = Callable[[IO[bytes]], object]
 
@@ -108,16 +108,6 @@ def atomic_write_bytes(
     )
 
 
-def atomic_write_text(
-    path: str | os.PathLike[str],
-    text: str,
-    *,
-    overwrite: bool = True,
-    prefix: str | None = None,
-    suffix: str = ".tmp",
-    mode: int | None = None,
-) -> Path:
-    """Replace ``path`` with ``text`` encoded as UTF-8, atomically."""
-    return atomic_write_bytes(
-        path, text.encode("utf-8"), overwrite=overwrite, prefix=prefix, suffix=suffix, mode=mode
-    )
+def atomic_write_text(path: str | os.PathLike[str], text: str, **options: Any) -> Path:
+    """Replace ``path`` with ``text`` encoded as UTF-8, atomically (options as for :func:`atomic_write`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"), **options)

@@ -7,12 +7,11 @@ when it was measured), so a partial run never erases earlier figures.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aestudio import _fs
 from bench.harness import Figure, Row, Status
 
 _SECTION = re.compile(r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->\n?", re.S)
@@ -132,15 +131,6 @@ def write_markdown(path: Path, machine: dict[str, str], command: str, new: list[
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` atomically (aestudio's shared writer); readable by all, as docs are."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; docs are for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _fs.atomic_write_text(path, text, mode=0o644)

@@ -14,7 +14,6 @@ import errno
 import json
 import math
 import os
-import tempfile  # noqa: F401  (tests patch atomic.tempfile.mkstemp to inject faults)
 from pathlib import Path
 from typing import Any
 

@@ -3,7 +3,7 @@
 The kill tests run in a driver process (tests/reliability/kill_driver.py) that
 forks a training child per cycle and SIGKILLs it at a random moment; the
 other faults are injected by monkeypatching the module-level seams the code
-exposes for that (``loop.train_step``, the atomic writer's ``os``/``tempfile``).
+exposes for that (``loop.train_step``, the shared atomic writer's ``os``/``tempfile`` in ``aestudio._fs``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pytest
 import torch
 from rel_helpers import REPO, tiny_run
 
+from aestudio import _fs
 from aestudio.config import FinishReason
-from aestudio.training import atomic, load_net, loop, read_run, resume
+from aestudio.training import load_net, loop, read_run, resume
 from aestudio.training.checkpoint import load_weights, read_meta, save_weights
 from aestudio.training.events import BatchSizeReduced, CheckpointSaved, StepEnded, TrainFinished
 from aestudio.training.runs import RunError, recover_run
@@ -171,7 +172,7 @@ def test_out_of_memory_halves_the_batch_three_times_then_fails_clearly(tmp_path,
 def _fail_writes_after(monkeypatch, n_ok: int, exc: OSError, where: str) -> None:
     """Let ``n_ok`` atomic writes succeed, then fail every write at ``where`` (fsync or mkstemp)."""
     count = {"n": 0}
-    real_fsync, real_mkstemp = atomic.os.fsync, atomic.tempfile.mkstemp
+    real_fsync, real_mkstemp = _fs.os.fsync, _fs.tempfile.mkstemp
 
     def fsync(fd):
         if where == "fsync" and count["n"] >= n_ok:
@@ -184,8 +185,8 @@ def _fail_writes_after(monkeypatch, n_ok: int, exc: OSError, where: str) -> None
             raise exc
         return real_mkstemp(*a, **k)
 
-    monkeypatch.setattr(atomic.os, "fsync", fsync)
-    monkeypatch.setattr(atomic.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(_fs.os, "fsync", fsync)
+    monkeypatch.setattr(_fs.tempfile, "mkstemp", mkstemp)
 
 
 @pytest.mark.parametrize(("err", "where", "words"), [
