@@ -111,13 +111,13 @@ def _native_size(model: str, data: str, channels: int | None) -> int | None:
     """
     from aestudio.data.base import DataError
     from aestudio.data.specs import open_data
-    from aestudio.nets.registry import UnknownNetError, get_spec
+    from aestudio.nets.registry import get_spec
 
     try:
         if get_spec(model).fully_convolutional:
             return None
-    except (UnknownNetError, KeyError):
-        return None  # reported by the real start
+    except KeyError:  # an unknown net (UnknownNetError is one): the real start reports it
+        return None
     if data.partition(":")[0].strip().lower() not in _NATIVE_SIZE_DATA:
         return None
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 
@@ -13,7 +12,7 @@ from aestudio.gui.panels.common import (
     training_running,
     whole_image_predictor,
 )
-from aestudio.gui.workers import TRAIN_THREAD_NAME
+from aestudio.gui.workers import TrainWorker
 
 
 def test_latest_runner_drops_stale_jobs_and_reports_results_in_order(qtbot) -> None:
@@ -70,7 +69,7 @@ def test_image_pane_shows_arrays_and_refuses_garbage(qtbot) -> None:
     assert pane.qimage() is None and pane.array is None
 
 
-def test_large_images_use_every_core_only_while_nothing_trains(bundles) -> None:
+def test_large_images_use_every_core_only_while_nothing_trains(bundles, qtbot) -> None:
     from aestudio.inference.ort import OrtPredictor
 
     pred = OrtPredictor(bundles("denoising_ae"), profile="interactive")
@@ -78,14 +77,18 @@ def test_large_images_use_every_core_only_while_nothing_trains(bundles) -> None:
     assert whole_image_predictor(pred, small) is pred
     batch = whole_image_predictor(pred, large)
     assert batch is not pred and batch.profile.value == "batch"
-    stop = threading.Event()
-    trainer = threading.Thread(target=stop.wait, name=TRAIN_THREAD_NAME, daemon=True)
-    trainer.start()
+
+    def source(stop, pause):  # a training run that lasts until it is stopped
+        stop.wait(10)
+        return
+        yield
+
+    worker = TrainWorker(source)
+    worker.start()
     try:
         assert training_running()
         assert whole_image_predictor(pred, large) is pred  # a training run keeps its cores
     finally:
-        stop.set()
-        trainer.join(2)
-    time.sleep(0.01)
+        worker.stop()
+        assert worker.join(5)
     assert not training_running()

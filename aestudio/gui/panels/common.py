@@ -24,7 +24,7 @@ from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from aestudio.gui.images import array_to_qimage
-from aestudio.gui.workers import TRAIN_THREAD_NAME
+from aestudio.gui.workers import training_active
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +211,8 @@ class LatestRunner(QObject):
 
 
 def training_running() -> bool:
-    """True while a training run's worker thread is alive in this process."""
-    return any(t.name == TRAIN_THREAD_NAME and t.is_alive() for t in threading.enumerate())
+    """True while a training run goes on in this process (the GUI's TrainWorker)."""
+    return training_active()
 
 
 def whole_image_predictor(predictor: Any, image_shape: tuple[int, ...]) -> Any:

@@ -2,8 +2,9 @@
 
 :class:`LatentSliders` owns the current code ``z`` (float32 [D], in the code's own
 dimension order). Moving a slider changes one entry and passes a copy to
-``on_move`` when the owner set it (the hot path of a drag), else emits ``code_changed``; :meth:`set_code` moves every slider at once (a clicked map point, a
-dropped image) and emits once. Rows are ordered by importance (mean KL per
+``on_move`` when the owner set it (the hot path of a drag: a plain call, not a
+signal), else emits ``code_changed``; :meth:`set_code` moves every slider at
+once (a clicked map point, a dropped image) and emits once. Rows are ordered by importance (mean KL per
 dimension for a VAE, variance of the code otherwise); each row names its
 dimension and shows the importance so a person sees which sliders do something.
 """
