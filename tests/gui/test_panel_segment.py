@@ -213,6 +213,7 @@ def test_folder_writes_masks_names_bad_files_and_never_touches_inputs(qtbot, pan
         assert panel.folder_cancel.isVisibleTo(panel)
     report = sig.args[0]
     assert report.total == 4 and not report.cancelled and not report.error
+    assert report.profile == "batch"  # nothing trains: the model's all-cores twin did the work
     assert sorted(p.relative_to(out).as_posix() for p in report.written) == ["a_mask.png", "b_mask.png", "sub/c_mask.png"]
     for g in goods:
         rel = g.relative_to(src).parent

@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import LatestRunner
+from aestudio.gui.panels.common import LatestRunner, whole_image_predictor
 from aestudio.gui.workers import TaskRunner
 
 PSNR_CAP = 100.0  # dB for identical images, as training's metric (never inf on screen)
@@ -208,8 +208,6 @@ def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], Non
     The predictor tiles large images itself, reading each tile from ``img`` and blending
     into the result, so no full-size copy of the input is made here.
     """
-    from aestudio.gui.panels.common import whole_image_predictor
-
     info = predictor.info
     out = whole_image_predictor(predictor, img.shape).run_image(img, progress=progress)
     out = np.asarray(out, dtype=np.float32)

@@ -384,8 +384,7 @@ class SegmentPanel(ExplorePanel):
             return False
         settings = FolderSettings(self._colors.copy(), self._alphas(), self._threshold(),
                                   overlays=self.folder_overlays.isChecked(), outlines=self.outlines.isChecked())
-        batch_from = self.model.path if self.model.path.is_dir() else None
-        self.folder_job.start(self.model.predictor, in_dir, out_dir, settings, batch_from=batch_from)
+        self.folder_job.start(self.model.predictor, in_dir, out_dir, settings)
         self.folder_progress.setRange(0, 0)
         self.folder_progress.show()
         self.folder_cancel.show()

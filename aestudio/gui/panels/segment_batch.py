@@ -288,9 +288,9 @@ def segment_folder(predictor: Any, files: list[Path], report: FolderReport, sett
 class FolderJob(QObject):
     """Runs :func:`segment_folder` on its own thread; progress and the end arrive in the GUI thread.
 
-    ``predictor`` is used as is unless ``batch_from`` names a bundle: then, when no
-    training runs in this process, the job makes its own all-cores ("batch" profile)
-    ONNX Runtime session from it (in the worker, so the GUI thread never waits).
+    When no training runs in this process, an ONNX Runtime ``predictor`` is swapped for its
+    all-cores twin (``with_profile("batch")``, whose sessions are created in the worker,
+    so the GUI thread never waits); otherwise it is used as is.
     """
 
     progress = Signal(int, int, str)  # done, total, last file name
@@ -309,15 +309,14 @@ class FolderJob(QObject):
         # returning, and a new folder started from that signal must not be refused as busy.
         return self._active and self._thread is not None and self._thread.is_alive()
 
-    def start(self, predictor: Any, in_dir: Path, out_dir: Path, settings: FolderSettings,
-              batch_from: Path | None = None) -> None:
+    def start(self, predictor: Any, in_dir: Path, out_dir: Path, settings: FolderSettings) -> None:
         if self.running:
             raise RuntimeError("a folder job is already running")
         self._cancel.clear()
         report = FolderReport(in_dir=Path(in_dir), out_dir=Path(out_dir))
         self.report = report
         self._active = True
-        self._thread = threading.Thread(target=self._run, args=(predictor, report, settings, batch_from),
+        self._thread = threading.Thread(target=self._run, args=(predictor, report, settings),
                                         name="aestudio-segment-folder", daemon=True)
         self._thread.start()
 
@@ -330,17 +329,15 @@ class FolderJob(QObject):
             self._thread.join(timeout)
         return not self.running
 
-    def _run(self, predictor: Any, report: FolderReport, settings: FolderSettings, batch_from: Path | None) -> None:
+    def _run(self, predictor: Any, report: FolderReport, settings: FolderSettings) -> None:
         t0 = time.perf_counter()
         try:
             files = list_inputs(report.in_dir, report.out_dir)
             report.total = len(files)
             self.progress.emit(0, report.total, "")
             report.profile = "interactive"
-            if batch_from is not None and files and not training_running():
-                from aestudio.inference.ort import OrtPredictor
-
-                predictor = OrtPredictor(batch_from, profile="batch")
+            if files and hasattr(predictor, "with_profile") and not training_running():
+                predictor = predictor.with_profile("batch")
                 report.profile = "batch"
             segment_folder(predictor, files, report, settings, self._cancel,
                            lambda r, name: self.progress.emit(r.done, r.total, name))

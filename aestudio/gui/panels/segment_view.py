@@ -83,15 +83,14 @@ class DropPredictors:
     """Which predictor segments a dropped image; used from the inference thread only.
 
     While a training run is in progress: the window's interactive session (one thread,
-    so training keeps its cores). Otherwise an all-cores ("batch" profile) session of
-    the same bundle, made on first use in the worker, so a drop takes about half the
-    time on 2 cores. Either way the tiles are sized so a large image needs as few as
+    so training keeps its cores). Otherwise the same model's all-cores twin
+    (``with_profile("batch")``, shared with folder jobs; its sessions are made on first use,
+    in the worker), so a drop takes about half the time on 2 cores. Either way the tiles are sized so a large image needs as few as
     possible (a copy of the predictor carries the tiling: the shared one is not changed).
     """
 
     def __init__(self, model: LoadedModel | None) -> None:
         self.model = model
-        self._batch: Any = None
 
     def warm(self) -> None:
         """Make the session before the first drop (creating one holds the GIL for a moment)."""
@@ -103,12 +102,8 @@ class DropPredictors:
 
         model = self.model
         base, how = model.predictor, "interactive"
-        if model.path.is_dir() and not training_running():
-            if self._batch is None:
-                from aestudio.inference.ort import OrtPredictor
-
-                self._batch = OrtPredictor(model.path, profile="batch")
-            base, how = self._batch, "batch"
+        if hasattr(base, "with_profile") and not training_running():
+            base, how = base.with_profile("batch"), "batch"
         tiling = getattr(base, "tiling", None)
         if tiling is None:
             return base, how
