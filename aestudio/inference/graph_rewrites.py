@@ -96,13 +96,17 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
     new_nodes: list[onnx.NodeProto] = []
     dropped: set[str] = set()
     done = 0
-    plans: dict[str, tuple[onnx.NodeProto, int]] = {}
-    for out, cat in candidates.items():
-        info = infos.get(cat.input[0])
-        dims = info.type.tensor_type.shape.dim if info is not None else []
+    plans: dict[str, tuple[onnx.NodeProto, int, np.ndarray]] = {}  # conv output -> (concat, split, weight)
+    for node in graph.node:
+        cat = candidates.get(node.output[0]) if node.op_type == "Conv" else None
+        info = infos.get(cat.input[0]) if cat is not None else None
+        if cat is None or info is None:
+            continue
+        dims = info.type.tensor_type.shape.dim
         first = dims[1].dim_value if len(dims) > 1 and dims[1].HasField("dim_value") else 0
-        if first > 0:
-            plans[out] = (cat, first)
+        weight = numpy_helper.to_array(inits[node.input[1]])
+        if 0 < first < weight.shape[1]:  # the first input's channel count is known: split there
+            plans[node.output[0]] = (cat, first, weight)
             dropped.add(cat.output[0])
     for node in graph.node:
         if node.op_type == "Concat" and node.output[0] in dropped:
@@ -111,11 +115,7 @@ def split_concat_convs(model: onnx.ModelProto) -> int:
         if plan is None:
             new_nodes.append(node)
             continue
-        cat, first = plan
-        weight = numpy_helper.to_array(inits[node.input[1]])
-        if not 0 < first < weight.shape[1]:  # pragma: no cover - the checker would have refused the graph
-            new_nodes.extend([cat, node])
-            continue
+        cat, first, weight = plan
         base = node.name or node.output[0]
         names = (f"{base}.split_a.weight", f"{base}.split_b.weight")
         for name, part in zip(names, (weight[:, :first], weight[:, first:]), strict=True):
