@@ -60,7 +60,7 @@ class LatentPage(QWidget):
         self.subheader = QLabel()
         self.subheader.setObjectName("hint")
         self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
+        self.progress.setFixedWidth(200)  # room for "encoding 1437 / 1437"; the title stretch squeezed it to half
         self.progress.hide()
         head = QHBoxLayout()
         titles = QVBoxLayout()
