@@ -20,7 +20,7 @@ def test_every_recipe_has_a_shipped_bundle_with_a_card() -> None:
         assert recipe["name"] == name
         assert name in names, f"{name}: recipe without a bundle; run python -m aestudio.zoo.build {name}"
         card = (names[name].path / "README.md").read_text()
-        assert "Limits" in card and "How it was made" in card and "zoo_build" in card
+        assert "Limits" in card and "How it was made" in card and "aestudio.zoo.build" in card
         assert names[name].summary, f"{name}: the card has no summary paragraph"
 
 
