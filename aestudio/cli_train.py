@@ -67,6 +67,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int)
     t.add_argument("--init-encoder", type=Path, metavar="RUN_DIR", help="unet: start from this run's encoder")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
+    t.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after this many minutes of training (wall clock) with a checkpoint; "
+                        "--resume continues it exactly (with a new --time-limit if wanted)")
     t.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="VAE: ramp the KL weight from 0 over this many epochs")
     t.add_argument("--loss", choices=("mse", "bce"), help="reconstruction loss (default mse)")
     t.add_argument("--workers", type=int, metavar="N",
@@ -159,7 +162,7 @@ def _train_config(args: argparse.Namespace) -> Any:
     values: dict[str, Any] = {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
-                      ("workers", "num_workers")):
+                      ("workers", "num_workers"), ("time_limit", "time_limit_minutes")):
         if getattr(args, name) is not None:
             values[key] = getattr(args, name)
     if args.loss:
@@ -175,6 +178,8 @@ def _train_config(args: argparse.Namespace) -> Any:
             raise CliError(f"--{flag} must be >= {low}")
     if "lr" in values and not values["lr"] > 0:
         raise CliError("--lr must be > 0")
+    if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
+        raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
     return TrainConfig(**values)
 
 
@@ -189,8 +194,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             given = [f"--{k.replace('_', '-')}" for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)]
             if given:
                 raise CliError(f"{', '.join(given)} cannot change when resuming (the run continues exactly); "
-                               "only --epochs, --max-steps and --device can")
-            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
+                               "only --epochs, --max-steps, --time-limit and --device can")
+            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
+                          time_limit_minutes=args.time_limit)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:

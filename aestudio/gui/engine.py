@@ -198,9 +198,9 @@ def train(net_name: str, net_cfg: Any, data_spec: str, cfg: Any, run_dir: Path, 
 
 
 def resume(run_dir: Path, *, stop: threading.Event, pause: threading.Event,
-           epochs: int | None = None) -> Iterator[Any]:
+           epochs: int | None = None, time_limit_minutes: float | None = None) -> Iterator[Any]:
     fn = _attr("aestudio.training", "resume")
-    return fn(run_dir, stop=stop, pause=pause, epochs=epochs)
+    return fn(run_dir, stop=stop, pause=pause, epochs=epochs, time_limit_minutes=time_limit_minutes)
 
 
 # ------------------------------------------------------------------ data as arrays (for the panels)
