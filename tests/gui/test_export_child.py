@@ -7,6 +7,8 @@ the window while an export ran left an invisible process alive for ~50 s.
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -51,8 +53,17 @@ def test_a_real_export_from_a_poisoned_cwd_writes_a_bundle(poisoned_cwd: Path, t
     cfg = TrainConfig(epochs=1, batch_size=32, max_steps=2, device="cpu")
     events = list(train("dense_ae", default_config("dense_ae", latent_dim=4, hidden=16), "digits", cfg, run))
     assert events[-1].reason.value == "done"
-    out = engine.export_run(run)
+    old = os.umask(0o022)
+    try:
+        out = engine.export_run(run)
+    finally:
+        os.umask(old)
     assert engine.is_bundle(out) and out == run / "bundle"
+    # Files as a plain write makes them (issue 16: the bundle was 0700, model.json 0600).
+    if os.name != "nt":
+        assert stat.S_IMODE(out.stat().st_mode) == 0o755
+        assert stat.S_IMODE((out / "model.json").stat().st_mode) == 0o644
+        assert stat.S_IMODE((run / "run.json").stat().st_mode) == 0o666 & ~old
 
 
 def _fake_export(monkeypatch: pytest.MonkeyPatch, body: str) -> None:
