@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -178,6 +179,78 @@ def _train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(**values)
 
 
+def _run_value(info: Any, key: str) -> Any:
+    """The value a resumed run has for the train flag ``key`` (compared with what was given)."""
+    from aestudio.training.runner import class_field
+
+    cfg, net = info.train_cfg, info.net_cfg
+    if key == "model":
+        return info.net_name
+    if key == "data":
+        return info.data_spec
+    if key in ("image_size", "channels"):
+        # The option as given at the start, else what the data turned out to be.
+        return info.data_options.get(key) or info.data_info.get(key) or getattr(
+            net, "in_channels" if key == "channels" else key, None)
+    if key == "classes":
+        field = class_field(net)
+        return None if field is None else getattr(net, field)
+    if key == "init_encoder":
+        return info.extra.get("init_encoder")
+    if key == "loss":
+        return str(getattr(cfg.recon_loss, "value", cfg.recon_loss))
+    if key == "noise":
+        return cfg.noise
+    train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
+    if hasattr(cfg, train_key):
+        return getattr(cfg, train_key)
+    return getattr(net, key, None)
+
+
+def _same(key: str, given: Any, recorded: Any) -> bool:
+    from aestudio.config import parse_noise
+
+    if key == "noise":
+        try:
+            return parse_noise(given) == recorded
+        except ValueError:
+            return False
+    if key == "init_encoder":
+        return recorded is not None and Path(given).resolve() == Path(recorded).resolve()
+    if isinstance(given, float) and isinstance(recorded, (int, float)):
+        return math.isclose(given, recorded, rel_tol=1e-9)
+    return given == recorded
+
+
+def _resume_changes(args: argparse.Namespace) -> list[str]:
+    """The run-shaping flags given with --resume whose value differs from the run's.
+
+    The command a person repeats from the shell history (the first command plus
+    --resume) must be accepted; only a real change is refused.
+    """
+    from aestudio.training.runs import RunError, read_run
+
+    given = {k: getattr(args, k) for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)}
+    if not given:
+        return []
+    try:
+        info = read_run(args.out)
+    except (RunError, OSError, ValueError):
+        return []  # resume() reports the unreadable run with its own message
+    changed = []
+    for key, value in given.items():
+        recorded = _run_value(info, key)
+        if not _same(key, value, recorded):
+            flag = f"--{key.replace('_', '-')}"
+            shown = getattr(recorded, "value", recorded)
+            if key == "noise" and recorded is not None:
+                from aestudio.config import noise_to_spec
+
+                shown = noise_to_spec(recorded)
+            changed.append(f"{flag} {value} differs from the run's {shown if shown is not None else 'unset'}")
+    return changed
+
+
 def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
     from aestudio.data.base import DataError
     from aestudio.nets.registry import UnknownNetError
@@ -186,10 +259,11 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
     try:
         if args.resume:
-            given = [f"--{k.replace('_', '-')}" for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)]
-            if given:
-                raise CliError(f"{', '.join(given)} cannot change when resuming (the run continues exactly); "
-                               "only --epochs, --max-steps and --device can")
+            changed = _resume_changes(args)
+            if changed:
+                raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
+                               "exactly); repeat the run's own values or leave them out. Only --epochs, "
+                               "--max-steps and --device can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
