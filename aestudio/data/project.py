@@ -330,10 +330,10 @@ class LabelProject:
         region = flood(mask, (int(y), int(x)), connectivity=1)
         ys, xs = np.nonzero(region)
         rect = (int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1)
-        t, l, b, r = rect
-        before = mask[t:b, l:r].copy()
-        mask[t:b, l:r][region[t:b, l:r]] = value
-        self._record(index, Diff(rect, before, mask[t:b, l:r].copy()))
+        t, left, b, r = rect
+        before = mask[t:b, left:r].copy()
+        mask[t:b, left:r][region[t:b, left:r]] = value
+        self._record(index, Diff(rect, before, mask[t:b, left:r].copy()))
         return rect
 
     def accept(self, index: int, prediction: np.ndarray, only_class: int | None = None,
@@ -355,11 +355,11 @@ class LabelProject:
         if not take.any():
             return None
         ys, xs = np.nonzero(take)
-        t, l, b, r = int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
-        before = mask[t:b, l:r].copy()
-        mask[t:b, l:r][take[t:b, l:r]] = pred[t:b, l:r][take[t:b, l:r]].astype(np.uint8)
-        self._record(index, Diff((t, l, b, r), before, mask[t:b, l:r].copy()))
-        return t, l, b, r
+        t, left, b, r = int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+        before = mask[t:b, left:r].copy()
+        mask[t:b, left:r][take[t:b, left:r]] = pred[t:b, left:r][take[t:b, left:r]].astype(np.uint8)
+        self._record(index, Diff((t, left, b, r), before, mask[t:b, left:r].copy()))
+        return t, left, b, r
 
     def _check_value(self, value: int) -> None:
         if value != UNLABELLED and not 0 <= value < len(self.classes):
@@ -382,8 +382,8 @@ class LabelProject:
         if not source:
             return None
         diff = source.pop()
-        t, l, b, r = diff.rect
-        self.mask(index)[t:b, l:r] = getattr(diff, side)
+        t, left, b, r = diff.rect
+        self.mask(index)[t:b, left:r] = getattr(diff, side)
         target.append(diff)
         self.items[index].dirty = True
         return diff.rect
@@ -474,17 +474,17 @@ class Stroke:
         r = int(np.ceil(radius))
         ys = [p[0] for p in points]
         xs = [p[1] for p in points]
-        t, l = max(0, int(np.floor(min(ys))) - r), max(0, int(np.floor(min(xs))) - r)
+        t, left = max(0, int(np.floor(min(ys))) - r), max(0, int(np.floor(min(xs))) - r)
         b, rr = min(h, int(np.ceil(max(ys))) + r + 1), min(w, int(np.ceil(max(xs))) + r + 1)
-        if t >= b or l >= rr:
+        if t >= b or left >= rr:
             return None
-        gy, gx = np.ogrid[t:b, l:rr]
-        hit = np.zeros((b - t, rr - l), bool)
+        gy, gx = np.ogrid[t:b, left:rr]
+        hit = np.zeros((b - t, rr - left), bool)
         for py, px in points:
             hit |= (gy - py) ** 2 + (gx - px) ** 2 <= radius * radius
-        self.mask[t:b, l:rr][hit] = self.value
-        rect = (t, l, b, rr)
-        self.rect = rect if self.rect is None else (min(self.rect[0], t), min(self.rect[1], l),
+        self.mask[t:b, left:rr][hit] = self.value
+        rect = (t, left, b, rr)
+        self.rect = rect if self.rect is None else (min(self.rect[0], t), min(self.rect[1], left),
                                                     max(self.rect[2], b), max(self.rect[3], rr))
         return rect
 
@@ -492,9 +492,9 @@ class Stroke:
         """Record the stroke as one undo step (nothing if it changed nothing)."""
         if self.rect is None:
             return None
-        t, l, b, r = self.rect
-        before = self._before[t:b, l:r].copy()
-        after = self.mask[t:b, l:r].copy()
+        t, left, b, r = self.rect
+        before = self._before[t:b, left:r].copy()
+        after = self.mask[t:b, left:r].copy()
         self._before = np.empty((0, 0), np.uint8)
         if np.array_equal(before, after):
             return None
