@@ -36,7 +36,7 @@ FAMILY_FLAGS = {
 }
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers")
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size")
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
 
@@ -57,7 +57,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--depth", type=int, metavar="N", help="conv nets: number of 2x downsamplings (default 3)")
     t.add_argument("--image-size", type=int,
                    help="resize images to this square side (default: the built-in data's own side, e.g. 32 for shapes; "
-                        "28 for folders)")
+                        "28 for folders; a unet on pairs: data keeps the images' own scale unless this is given)")
+    t.add_argument("--crop-size", type=int, metavar="N",
+                   help="unet on pairs: data: side of the random training crops at the images' own scale (default 128); "
+                        "images smaller than this train whole")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--beta", type=float, help="VAE: weight of the KL term")
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
@@ -154,10 +157,12 @@ def _net_config(args: argparse.Namespace) -> Any:
         raise CliError(f"bad net option for {args.model}: {exc}") from None
 
 
-def _train_config(args: argparse.Namespace) -> Any:
+def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     from aestudio.config import ReconLoss, TrainConfig, parse_noise
+    from aestudio.training.runner import NATIVE_SEG_TRAIN
 
-    values: dict[str, Any] = {}
+    # At the images' own scale the defaults differ (smaller batches of larger crops, a higher rate).
+    values: dict[str, Any] = dict(NATIVE_SEG_TRAIN) if native else {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
                       ("workers", "num_workers")):
@@ -256,6 +261,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
     from aestudio.nets.registry import UnknownNetError
     from aestudio.training import resume, train
     from aestudio.training.device import DeviceError
+    from aestudio.training.runner import uses_native_scale
 
     try:
         if args.resume:
@@ -270,9 +276,16 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         if args.image_size is None:
             args.image_size = _native_size(args.model, args.data, args.channels)
         net_cfg = _net_config(args)
-        cfg = _train_config(args)
+        native = uses_native_scale(args.model, args.data, args.image_size)
+        if args.crop_size is not None and not native:
+            raise CliError("--crop-size applies to a unet on pairs: data without --image-size (training at the "
+                           "images' own scale); drop it or drop --image-size")
+        if args.crop_size is not None and args.crop_size < 1:
+            raise CliError("--crop-size must be >= 1")
+        cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
-                     image_size=args.image_size, channels=args.channels, num_classes=args.classes)
+                     image_size=args.image_size, channels=args.channels, num_classes=args.classes,
+                     crop_size=args.crop_size)
     except (DeviceError, DataError, UnknownNetError) as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # config checks in the engine (bad sizes, classes, families)
@@ -469,6 +482,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from aestudio.nets.registry import get_spec
     from aestudio.training.device import DeviceError, resolve_device
     from aestudio.training.metrics import evaluate
+    from aestudio.training.runner import native_from_options, native_plan, uses_native_scale
     from aestudio.training.runs import load_net
 
     net, info = load_net(args.run, which=args.which)
@@ -477,13 +491,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
     try:
         device = resolve_device(args.device)
+        native = native_from_options(opts)
+        if native is None and args.data and size is None and uses_native_scale(info.net_name, args.data, None):
+            native = native_plan(info.net_name, info.net_cfg, None)  # whole images at their own scale
         data = open_data(args.data or info.data_spec, image_size=size, channels=info.net_cfg.in_channels,
-                         val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed))
+                         val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed),
+                         native=native)
     except (DeviceError, DataError) as exc:
         raise CliError(str(exc)) from None
     if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
         raise CliError(f"{info.net_name} segments; {data.spec!r} has no masks (use shapes-seg or pairs:IMAGES,MASKS)")
-    dataset = {"val": data.val, "train": data.train, "all": ConcatDataset([data.train, data.val])}[args.split]
+    train_set = data.train.whole_images() if hasattr(data.train, "whole_images") else data.train  # no random crops
+    dataset = {"val": data.val, "train": train_set, "all": ConcatDataset([train_set, data.val])}[args.split]
+    if args.split == "all":  # images of varying sizes: keep the padding collate of the parts
+        dataset.collate_fn = getattr(data.val, "collate_fn", None)  # type: ignore[attr-defined]
+        dataset.varying_sizes = getattr(data.val, "varying_sizes", False)  # type: ignore[attr-defined]
     if len(dataset) == 0:
         raise CliError(f"the {args.split} split of {data.spec!r} is empty; use --split all")
     noise = info.train_cfg.noise if info.train_cfg.noise.kind != "none" else None
