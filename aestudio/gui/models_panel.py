@@ -50,14 +50,13 @@ class Group(str, enum.Enum):
 
 def run_summary(path: Path) -> str:
     try:
-        info = engine.read_run(path)
+        record = engine.read_record(path)  # run.json only: listing runs never loads torch
     except Exception as exc:  # noqa: BLE001 - a half-written run still gets listed
         return f"unreadable: {exc}"
     # Short: the folder name already says family and data; the tooltip has the path.
-    parts = [f"{getattr(info, 'epoch', 0)} ep"]
-    status = getattr(info, "status", "")
-    if status:
-        parts.append(str(getattr(status, "value", status)))
+    parts = [f"{record['epoch']} ep"]
+    if record["status"]:
+        parts.append(str(record["status"]))
     if engine.is_bundle(engine.run_bundle_dir(path)):
         parts.append("ONNX")
     return " · ".join(parts)
@@ -68,8 +67,7 @@ def bundle_summary(path: Path) -> str:
         info = engine.read_bundle(path)
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
-    task = getattr(info, "task", "")
-    return " · ".join(str(x) for x in (getattr(info, "net", ""), getattr(task, "value", task)) if x)
+    return " · ".join(x for x in (info.net or "", info.task.value) if x)
 
 
 class ModelsPanel(QWidget):
