@@ -34,7 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
-from aestudio.inference.bundle import MODEL_JSON, BundleFile, BundleTask, ModelInfo, is_bundle, read_bundle
+from aestudio.inference.bundle import (
+    MODEL_JSON,
+    BundleFile,
+    BundleTask,
+    ModelInfo,
+    is_bundle,
+    read_bundle,
+)
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +193,9 @@ def _card(bundle: Path, info: ModelInfo) -> str:
 
 
 def _description(bundle: Path, info: ModelInfo) -> str:
-    from aestudio.inference.zoo import _summary  # the card's first paragraph, as the Models panel shows it
+    from aestudio.inference.zoo import (
+        _summary,  # the card's first paragraph, as the Models panel shows it
+    )
 
     text = _summary(bundle / "README.md") if (bundle / "README.md").is_file() else ""
     if not text:
@@ -256,6 +265,7 @@ def write_package(
 def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description: str):  # -> v0_5.ModelDescr
     from bioimageio.spec.model.v0_5 import (
         Author,
+        AxisId,
         BatchAxis,
         ChannelAxis,
         CiteEntry,
@@ -281,7 +291,6 @@ def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description:
         TensorId,
         WeightsDescr,
     )
-    from bioimageio.spec.model.v0_5 import AxisId
 
     from aestudio.inference.bundle import INPUT_IMAGE
 
