@@ -12,7 +12,7 @@ import pytest
 def packages(bundles, tmp_path_factory: pytest.TempPathFactory):
     """``packages(name) -> Path``: the tiny ``name`` bundle written as a package once per session."""
     pytest.importorskip("bioimageio.spec")
-    from aestudio.inference.bioimageio_export import write_package
+    from aestudio.export.bioimageio import write_package
 
     root = tmp_path_factory.mktemp("packages")
     cache: dict[str, Path] = {}

@@ -18,7 +18,7 @@ import yaml
 pytest.importorskip("bioimageio.core")
 
 from aestudio.cli import main  # noqa: E402
-from aestudio.inference.bioimageio_export import minmax01  # noqa: E402
+from aestudio.export.bioimageio import minmax01  # noqa: E402
 from aestudio.inference.ort import OrtPredictor  # noqa: E402
 
 FAMILIES = ["denoising_ae", "unet", "conv_ae"]

@@ -17,7 +17,7 @@ spec's own operations, so other programs reproduce it:
 Sizes: fully convolutional nets declare ``min``/``step`` (the U-Net's size
 multiple), fixed-size nets their one size. The exporter needs ``bioimageio.spec``
 (the optional extra ``aestudio[bioimageio]``) but never torch: a run is first
-exported to a bundle by :mod:`aestudio.inference.export`.
+exported to a bundle by :mod:`aestudio.export.exporter`.
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def _card(bundle: Path, info: ModelInfo) -> str:
 
 
 def _description(bundle: Path, info: ModelInfo) -> str:
-    from aestudio.inference.zoo import (
+    from aestudio.zoo.catalog import (
         _summary,  # the card's first paragraph, as the Models panel shows it
     )
 
@@ -410,7 +410,7 @@ def export_package(
         return write_package(source, out_zip, options)
     if not (source / "run.json").is_file() and not (source / MODEL_JSON).is_file():
         raise PackageExportError(f"{source}: neither a run folder (run.json) nor a bundle (model.json)")
-    from aestudio.inference.export import export_run
+    from aestudio.export.exporter import export_run
 
     with tempfile.TemporaryDirectory(prefix=".aestudio-bioimageio-") as tmp:
         bundle = export_run(source, Path(tmp) / "bundle", which=which, measure_timings=False)
