@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,25 +124,111 @@ def run_bundle_dir(run_dir: Path) -> Path:
     return run_dir / BUNDLE_SUBDIR
 
 
+class ExportFailed(RuntimeError):
+    """The export child failed; ``details`` holds its own error output (not the GUI's traceback)."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ExportCancelled(ExportFailed):
+    """The export was cancelled (by the user or by closing the window); no bundle was written."""
+
+
+@dataclass
+class _Export:
+    run_dir: Path
+    out: Path
+    proc: Any  # subprocess.Popen
+    started: float
+    cancelled: bool = False
+
+
+_exports: list[_Export] = []
+_exports_lock = threading.Lock()
+CANCEL_GRACE_S = 5.0  # after SIGINT the child removes its temp folder; then it is killed
+
+
+def running_exports() -> list[tuple[Path, float]]:
+    """(run folder, seconds running) of every export child alive now; cheap, for a status line."""
+    import time
+
+    now = time.monotonic()
+    with _exports_lock:
+        return [(e.run_dir, now - e.started) for e in _exports if e.proc.poll() is None]
+
+
 def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     """Export a run to ``RUN/bundle`` (or ``out_dir``); returns the bundle folder.
 
     The export runs in a child process (`aestudio export`): done in the app's own
     process, the exporter's ~500k short-lived objects set off garbage-collection
     pauses of 130-300 ms that froze the GUI thread too (measured by bench
-    gui_stalls). The calling worker thread only waits on the child.
+    gui_stalls). The calling worker thread only waits on the child, which
+    :func:`cancel_exports` can end. Raises :class:`ExportFailed` with the child's
+    own error output as ``details``.
     """
     import subprocess
-    import sys
+    import time
+
+    from aestudio._child import aestudio_command
 
     out = Path(out_dir if out_dir is not None else run_bundle_dir(run_dir))
-    cmd = [sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = aestudio_command("export", str(run_dir), "-o", str(out))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = _Export(Path(run_dir), out, proc, time.monotonic())
+    with _exports_lock:
+        _exports.append(job)
+    try:
+        stdout, stderr = proc.communicate()
+    finally:
+        with _exports_lock:
+            _exports.remove(job)
+    if job.cancelled:
+        raise ExportCancelled(f"export of {run_dir.name} cancelled; the run keeps its checkpoint "
+                              "and is exported again when loaded")
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        text = (stderr or stdout or "").strip()
+        lines = [ln for ln in text.splitlines() if ln.strip()]
         reason = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise RuntimeError(f"export of {run_dir} failed: {reason.removeprefix('aestudio: error: ')}")
+        raise ExportFailed(f"export of {run_dir} failed: {reason.removeprefix('aestudio: error: ')}",
+                           details=f"$ {' '.join(cmd)}\n\n{text or f'exit code {proc.returncode}'}")
     return out
+
+
+def cancel_exports(timeout: float = CANCEL_GRACE_S) -> int:
+    """End every export child: Ctrl-C first (it deletes its unfinished bundle), a kill after ``timeout``.
+
+    Returns how many were running. A bundle is written to a temp folder and renamed into
+    place at the very end, so an ended export never leaves a half-written bundle; after a
+    kill (no chance to clean up) the child's own temp folder is removed here.
+    """
+    import signal
+    import subprocess
+    import time
+
+    with _exports_lock:
+        jobs = [e for e in _exports if e.proc.poll() is None]
+    for job in jobs:
+        job.cancelled = True
+        try:
+            if os.name == "nt":
+                job.proc.terminate()
+            else:
+                job.proc.send_signal(signal.SIGINT)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    for job in jobs:
+        try:
+            job.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            job.proc.kill()
+            job.proc.wait()
+            for leftover in job.out.parent.glob(f".{job.out.name}.export-*"):
+                shutil.rmtree(leftover, ignore_errors=True)  # the child's own temp folder
+    return len(jobs)
 
 
 @dataclass(frozen=True)
@@ -198,9 +286,9 @@ def train(net_name: str, net_cfg: Any, data_spec: str, cfg: Any, run_dir: Path, 
 
 
 def resume(run_dir: Path, *, stop: threading.Event, pause: threading.Event,
-           epochs: int | None = None) -> Iterator[Any]:
+           epochs: int | None = None, time_limit_minutes: float | None = None) -> Iterator[Any]:
     fn = _attr("aestudio.training", "resume")
-    return fn(run_dir, stop=stop, pause=pause, epochs=epochs)
+    return fn(run_dir, stop=stop, pause=pause, epochs=epochs, time_limit_minutes=time_limit_minutes)
 
 
 # ------------------------------------------------------------------ data as arrays (for the panels)
@@ -271,9 +359,9 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
 
 
 def zoo_models() -> list[Any]:
-    """The shipped zoo (``aestudio.inference.zoo.ZooModel`` items: name, path, task, summary); [] without it."""
+    """The shipped zoo (``aestudio.zoo.catalog.ZooModel`` items: name, path, task, summary); [] without it."""
     try:
-        return list(_attr("aestudio.inference.zoo", "list_models")())
+        return list(_attr("aestudio.zoo.catalog", "list_models")())
     except EngineUnavailable as exc:
         logger.warning("%s", exc)
         return []
@@ -282,7 +370,7 @@ def zoo_models() -> list[Any]:
 def zoo_default_model() -> Path | None:
     """The bundle a first run opens with, or None when no zoo is installed."""
     try:
-        model = _attr("aestudio.inference.zoo", "default_model")()
+        model = _attr("aestudio.zoo.catalog", "default_model")()
     except EngineUnavailable:
         return None
     return None if model is None else Path(model.path)
@@ -291,7 +379,7 @@ def zoo_default_model() -> Path | None:
 def zoo_model_for_task(task: str) -> Any | None:
     """The zoo model suggested for a task (``ZooModel``), or None."""
     try:
-        return _attr("aestudio.inference.zoo", "model_for_task")(str(getattr(task, "value", task)))
+        return _attr("aestudio.zoo.catalog", "model_for_task")(str(getattr(task, "value", task)))
     except EngineUnavailable:
         return None
 
@@ -307,6 +395,6 @@ def is_zoo_path(path: Path) -> bool:
 def sample_images() -> list[Path]:
     """The shipped sample images (resources/samples or the installed package); [] without them."""
     try:
-        return list(_attr("aestudio.inference.zoo", "sample_images")())
+        return list(_attr("aestudio.zoo.catalog", "sample_images")())
     except EngineUnavailable:
         return []

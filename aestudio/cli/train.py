@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli_common import CliError
+from aestudio.cli.common import CliError
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -70,6 +71,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int)
     t.add_argument("--init-encoder", type=Path, metavar="RUN_DIR", help="unet: start from this run's encoder")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
+    t.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after this many minutes of training (wall clock) with a checkpoint; "
+                        "--resume continues it exactly (with a new --time-limit if wanted)")
     t.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="VAE: ramp the KL weight from 0 over this many epochs")
     t.add_argument("--loss", choices=("mse", "bce"), help="reconstruction loss (default mse)")
     t.add_argument("--workers", type=int, metavar="N",
@@ -164,7 +168,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     values: dict[str, Any] = dict(NATIVE_SEG_TRAIN) if native else {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
-                      ("workers", "num_workers")):
+                      ("workers", "num_workers"), ("time_limit", "time_limit_minutes")):
         if getattr(args, name) is not None:
             values[key] = getattr(args, name)
     if args.loss:
@@ -180,7 +184,81 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
             raise CliError(f"--{flag} must be >= {low}")
     if "lr" in values and not values["lr"] > 0:
         raise CliError("--lr must be > 0")
+    if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
+        raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
     return TrainConfig(**values)
+
+
+def _run_value(info: Any, key: str) -> Any:
+    """The value a resumed run has for the train flag ``key`` (compared with what was given)."""
+    from aestudio.training.runner import class_field
+
+    cfg, net = info.train_cfg, info.net_cfg
+    if key == "model":
+        return info.net_name
+    if key == "data":
+        return info.data_spec
+    if key in ("image_size", "channels"):
+        # The option as given at the start, else what the data turned out to be.
+        return info.data_options.get(key) or info.data_info.get(key) or getattr(
+            net, "in_channels" if key == "channels" else key, None)
+    if key == "classes":
+        field = class_field(net)
+        return None if field is None else getattr(net, field)
+    if key == "init_encoder":
+        return info.extra.get("init_encoder")
+    if key == "loss":
+        return str(getattr(cfg.recon_loss, "value", cfg.recon_loss))
+    if key == "noise":
+        return cfg.noise
+    train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
+    if hasattr(cfg, train_key):
+        return getattr(cfg, train_key)
+    return getattr(net, key, None)
+
+
+def _same(key: str, given: Any, recorded: Any) -> bool:
+    from aestudio.config import parse_noise
+
+    if key == "noise":
+        try:
+            return parse_noise(given) == recorded
+        except ValueError:
+            return False
+    if key == "init_encoder":
+        return recorded is not None and Path(given).resolve() == Path(recorded).resolve()
+    if isinstance(given, float) and isinstance(recorded, (int, float)):
+        return math.isclose(given, recorded, rel_tol=1e-9)
+    return given == recorded
+
+
+def _resume_changes(args: argparse.Namespace) -> list[str]:
+    """The run-shaping flags given with --resume whose value differs from the run's.
+
+    The command a person repeats from the shell history (the first command plus
+    --resume) must be accepted; only a real change is refused.
+    """
+    from aestudio.training.runs import RunError, read_run
+
+    given = {k: getattr(args, k) for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)}
+    if not given:
+        return []
+    try:
+        info = read_run(args.out)
+    except (RunError, OSError, ValueError):
+        return []  # resume() reports the unreadable run with its own message
+    changed = []
+    for key, value in given.items():
+        recorded = _run_value(info, key)
+        if not _same(key, value, recorded):
+            flag = f"--{key.replace('_', '-')}"
+            shown = getattr(recorded, "value", recorded)
+            if key == "noise" and recorded is not None:
+                from aestudio.config import noise_to_spec
+
+                shown = noise_to_spec(recorded)
+            changed.append(f"{flag} {value} differs from the run's {shown if shown is not None else 'unset'}")
+    return changed
 
 
 def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
@@ -192,11 +270,13 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
     try:
         if args.resume:
-            given = [f"--{k.replace('_', '-')}" for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)]
-            if given:
-                raise CliError(f"{', '.join(given)} cannot change when resuming (the run continues exactly); "
-                               "only --epochs, --max-steps and --device can")
-            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
+            changed = _resume_changes(args)
+            if changed:
+                raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
+                               "exactly); repeat the run's own values or leave them out. Only --epochs, "
+                               "--max-steps, --time-limit and --device can change")
+            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
+                          time_limit_minutes=args.time_limit)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:
