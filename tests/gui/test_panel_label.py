@@ -137,3 +137,19 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     info = read_bundle(panel.exported)
     assert info.class_names == ["background", "foreground"]
     assert panel.trainer.step == step
+
+
+def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path) -> None:
+    from aestudio.data.project import LabelProject
+    from tests.gui.guitools import drop_paths
+
+    project = LabelProject.create(tmp_path / "proj", ["sky", "tree"])
+    project.add_images([_image(tmp_path / "src" / "a.png")])
+    drop_paths(window, [project.root])
+    label = window.current_explore_panel()
+    assert label is not None and label.title == "Label"
+    qtbot.waitUntil(lambda: label.image is not None, timeout=WAIT)
+    assert label.project.root == project.root and label.class_list.count() == 2
+    # The Label tab fits the smallest supported screen.
+    window.resize(1366, 768)
+    assert label.minimumSizeHint().width() <= 1366 and label.minimumSizeHint().height() <= 700
