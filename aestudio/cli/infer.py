@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from aestudio.cli_common import CliError
+from aestudio.cli.common import CliError
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _model_path(text: str) -> Path:
     """``--model``: a path as given, else a shipped zoo model's short name (the one place names resolve)."""
-    from aestudio.inference.zoo import ZooError, resolve_model
+    from aestudio.zoo.catalog import ZooError, resolve_model
 
     try:
         return resolve_model(text)
@@ -203,7 +203,7 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from aestudio.inference.export import export_run
+    from aestudio.export.exporter import export_run
 
     path = export_run(args.run_dir, args.out, which=args.which)
     from aestudio.inference.bundle import read_bundle
@@ -233,7 +233,7 @@ def cmd_import_pt(args: argparse.Namespace) -> int:
             params[key.strip().replace("-", "_")] = json.loads(raw)
         except json.JSONDecodeError:
             params[key.strip().replace("-", "_")] = raw
-    from aestudio.inference.export import export_net
+    from aestudio.export.exporter import export_net
     from aestudio.nets.registry import build_net, default_config
 
     try:
