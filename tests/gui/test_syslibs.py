@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aestudio import cli
+from aestudio.cli import entry as cli
 from aestudio.gui import syslibs
 
 # The C/C++ runtime, compression libraries every system has, and Qt's own (shipped in the wheel).
