@@ -130,8 +130,8 @@ class MainWindow(QMainWindow):
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.messages)
         rl.addWidget(self.tabs, 1)
+        self.messages.float_over(right)  # over the bottom (the sample strip): nothing moves as messages come and go
         rl.addWidget(self.samples)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)

@@ -1,0 +1,27 @@
+"""Issue 16, a new user's first hour: layout that stays put, and the window on a laptop screen."""
+
+from __future__ import annotations
+
+from aestudio.gui.messages import Level
+
+
+def test_messages_do_not_move_the_layout(window, qtbot) -> None:
+    window.resize(1366, 740)
+    qtbot.wait(50)
+    tabs_before = window.tabs.geometry()
+    inner_before = window.tabs.currentWidget().mapTo(window, window.tabs.currentWidget().rect().topLeft())
+    window.notify(Level.WARNING, "A long warning about a dropped file that could not be opened; " * 3)
+    window.notify(Level.INFO, "Active model: something.")
+    qtbot.wait(50)
+    assert window.messages.isVisible() and len(window.messages.visible_messages()) == 2
+    assert window.tabs.geometry() == tabs_before
+    assert window.tabs.currentWidget().mapTo(window, window.tabs.currentWidget().rect().topLeft()) == inner_before
+    # The banner floats inside the window, tall enough for its wrapped rows, and on top.
+    bar = window.messages
+    top_left = bar.mapTo(window, bar.rect().topLeft())
+    assert top_left.y() >= 0 and top_left.y() + bar.height() <= window.height()
+    rows = [bar._layout.itemAt(i).widget() for i in range(bar._layout.count())]
+    assert all(r.height() >= r.minimumSizeHint().height() for r in rows)
+    window.messages.clear()
+    qtbot.wait(20)
+    assert not window.messages.isVisible() and window.tabs.geometry() == tabs_before
