@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -70,6 +70,30 @@ def _verify_images(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]
     return good, bad
 
 
+class _PanelHost(QWidget):
+    """Holds one exploration panel in its tab's scroll area; scrolls only below its minimum size.
+
+    A scroll area sizes a widget whose layout has height-for-width (any word-wrapped label)
+    by its *preferred* height, so the Reconstruct tab scrolled at 1366x768 though its
+    minimum fits. This host has no layout: the scroll area sees the panel's minimum size.
+    """
+
+    def __init__(self, panel: QWidget) -> None:
+        super().__init__()
+        self.panel = panel
+        panel.setParent(self)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.panel.minimumSizeHint().expandedTo(self.panel.minimumSize())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.panel.sizeHint()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.panel.setGeometry(self.rect())
+        super().resizeEvent(event)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,7 +147,7 @@ class MainWindow(QMainWindow):
             area = QScrollArea()
             area.setWidgetResizable(True)
             area.setFrameShape(QFrame.Shape.NoFrame)
-            area.setWidget(panel)
+            area.setWidget(_PanelHost(panel))
             self._panel_tabs[panel] = area
             self.tabs.addTab(area, panel.title)
 
@@ -363,6 +387,7 @@ class MainWindow(QMainWindow):
     def current_explore_panel(self) -> ExplorePanel | None:
         w = self.tabs.currentWidget()
         inner = w.widget() if isinstance(w, QScrollArea) else w
+        inner = inner.panel if isinstance(inner, _PanelHost) else inner
         return inner if isinstance(inner, ExplorePanel) else None
 
     def show_panel(self, panel: QWidget) -> None:

@@ -25,3 +25,20 @@ def test_messages_do_not_move_the_layout(window, qtbot) -> None:
     window.messages.clear()
     qtbot.wait(20)
     assert not window.messages.isVisible() and window.tabs.geometry() == tabs_before
+
+
+def test_the_colour_bar_title_clears_its_top_tick(qtbot) -> None:
+    from aestudio.gui.panels.metrics_view import ColorBar
+
+    bar = ColorBar()
+    qtbot.addWidget(bar)
+    bar.resize(64, 200)
+    bar.set_scale(0.31)
+    title = bar.title_rect()
+    title_text = title.adjusted(0, 0, 0, -(title.height() - bar.fontMetrics().height()))
+    ticks = bar.tick_rects()
+    assert not title_text.intersects(ticks[2]), (title_text, ticks[2])  # the top tick: "0.31"
+    for rect in [title, *ticks]:
+        assert rect.left() >= 0 and rect.right() <= bar.width() and rect.top() >= 0 and rect.bottom() <= bar.height()
+    assert bar.fontMetrics().horizontalAdvance(bar.TITLE) <= bar.width()
+    bar.grab()  # paints without error

@@ -157,14 +157,37 @@ class ColorBar(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(64, 200)
 
+    TITLE = "|error|"
+
+    def _bar_rect(self) -> QRectF:
+        fm = self.fontMetrics()
+        top = 6 + fm.height() + fm.ascent()  # the title's line, then half a tick label above the bar
+        return QRectF(6, top, 14, max(0, self.height() - 10 - fm.height() - top))
+
+    def title_rect(self) -> QRectF:
+        """Where the title is drawn: its own line, clear of the top tick label."""
+        fm = self.fontMetrics()
+        return QRectF(0, 2, self.width(), fm.height())
+
+    def tick_rects(self) -> list[QRectF]:
+        """Bounding boxes of the three tick labels (0, half, top), as drawn."""
+        fm = self.fontMetrics()
+        bar = self._bar_rect()
+        out = []
+        for frac in (0.0, 0.5, 1.0):
+            y = bar.bottom() - frac * bar.height()
+            text = f"{(self._scale or 0.0) * frac:.2g}"
+            baseline = int(y + fm.ascent() / 2 - 1)
+            out.append(QRectF(bar.right() + 4, baseline - fm.ascent(), fm.horizontalAdvance(text), fm.height()))
+        return out
+
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = p.fontMetrics()
-        top, bottom = 28 + fm.height(), self.height() - 10 - fm.height()
-        if bottom - top < 20 or self._scale is None:
+        bar = self._bar_rect()
+        if bar.height() < 20 or self._scale is None:
             return
-        bar = QRectF(6, top, 14, bottom - top)
         grad = QLinearGradient(bar.bottomLeft(), bar.topLeft())
         for i, (r, g, b) in enumerate(self._lut):
             grad.setColorAt(i / (len(self._lut) - 1), QColor.fromRgbF(float(r), float(g), float(b)))
@@ -173,12 +196,12 @@ class ColorBar(QWidget):
         p.drawRect(bar)
         p.setPen(self.palette().windowText().color())
         x = int(bar.right()) + 4
-        for frac in (0.0, 0.5, 1.0):
+        for frac, rect in zip((0.0, 0.5, 1.0), self.tick_rects()):
             y = bar.bottom() - frac * bar.height()
             p.drawLine(int(bar.right()), int(y), x - 1, int(y))
-            p.drawText(x, int(y + fm.ascent() / 2 - 1), f"{self._scale * frac:.2g}")
-        p.drawText(QRectF(0, top - fm.height() - 22, self.width(), fm.height() * 2 + 4),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, "|error|")
+            p.drawText(x, int(rect.top() + fm.ascent()), f"{self._scale * frac:.2g}")
+        # The title has its own line above the top tick label (it used to overlap it).
+        p.drawText(self.title_rect(), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self.TITLE)
 
 
 class MetricTile(QWidget):
