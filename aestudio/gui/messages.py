@@ -106,9 +106,10 @@ class MessageBar(QWidget):
             return
         margin = 12
         width = max(100, host.width() - 2 * margin)
-        rows = [self._layout.itemAt(i).widget() for i in range(self._layout.count())]
-        heights = [r.heightForWidth(width) if r.hasHeightForWidth() else r.sizeHint().height() for r in rows if r]
-        needed = sum(max(h, r.minimumSizeHint().height()) for h, r in zip(heights, rows)) + 2 * max(0, len(rows) - 1)
+        rows = [w for w in (self._layout.itemAt(i).widget() for i in range(self._layout.count())) if w is not None]
+        heights = [max(r.heightForWidth(width) if r.hasHeightForWidth() else r.sizeHint().height(),
+                       r.minimumSizeHint().height()) for r in rows]
+        needed = sum(heights) + 2 * max(0, len(rows) - 1)
         height = min(needed, max(40, host.height() // 2))
         self.setGeometry(margin, max(0, host.height() - height - margin), width, height)
         self.raise_()

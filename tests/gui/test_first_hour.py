@@ -42,3 +42,30 @@ def test_the_colour_bar_title_clears_its_top_tick(qtbot) -> None:
         assert rect.left() >= 0 and rect.right() <= bar.width() and rect.top() >= 0 and rect.bottom() <= bar.height()
     assert bar.fontMetrics().horizontalAdvance(bar.TITLE) <= bar.width()
     bar.grab()  # paints without error
+
+
+def test_the_source_combo_is_never_cut_by_a_long_file_name(qtbot) -> None:
+    from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+    from aestudio.gui.panels.metrics_view import BrowseBar, ElidedLabel
+
+    host = QWidget()
+    qtbot.addWidget(host)
+    row = QHBoxLayout(host)
+    bar = BrowseBar()
+    label = ElidedLabel("")
+    row.addWidget(bar)
+    row.addWidget(label, 1)
+    bar.set_count(BrowseBar.DATA, 360, "digits (val)")
+    bar.set_count(BrowseBar.FILES, 12)
+    long_path = "/home/someone/Pictures/holidays/2026/a-very-long-folder-name/another-one/photo-0001.png"
+    label.setText(long_path)
+    host.resize(620, 40)
+    host.show()
+    qtbot.wait(20)
+    fm = bar.combo.fontMetrics()
+    widest = max(fm.horizontalAdvance(bar.combo.itemText(i)) for i in range(bar.combo.count()))
+    assert bar.combo.width() >= widest + 20, (bar.combo.width(), widest)  # "Dropped images (12)" whole
+    assert host.minimumSizeHint().width() <= 620  # the path does not widen the row ...
+    assert label.text() == long_path and label.toolTip() == long_path  # ... it is elided, kept whole
+    assert "…" in label.elided() and label.elided().endswith("photo-0001.png")

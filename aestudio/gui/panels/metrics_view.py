@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -196,7 +197,7 @@ class ColorBar(QWidget):
         p.drawRect(bar)
         p.setPen(self.palette().windowText().color())
         x = int(bar.right()) + 4
-        for frac, rect in zip((0.0, 0.5, 1.0), self.tick_rects()):
+        for frac, rect in zip((0.0, 0.5, 1.0), self.tick_rects(), strict=True):
             y = bar.bottom() - frac * bar.height()
             p.drawLine(int(bar.right()), int(y), x - 1, int(y))
             p.drawText(x, int(rect.top() + fm.ascent()), f"{self._scale * frac:.2g}")
@@ -227,6 +228,26 @@ class MetricTile(QWidget):
 
     def text(self) -> str:
         return self.value.text()
+
+
+class ElidedLabel(QLabel):
+    """One line that elides in the middle when short of room (a long path must not widen
+    the panel or squeeze its neighbours); ``text()`` stays the full text, also the tooltip."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(60, super().minimumSizeHint().height())
+
+    def elided(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        self.style().drawItemText(p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
+                                  self.elided(), self.foregroundRole())
 
 
 class BrowseBar(QWidget):
@@ -316,6 +337,11 @@ class BrowseBar(QWidget):
         self.combo.setCurrentIndex(max(0, i))
         self.combo.blockSignals(False)
         self.combo.setEnabled(self.combo.count() > 1)
+        # Room for the longest entry whatever its neighbours ask for: a long file name beside
+        # it squeezed the combo to "Dropped images (".
+        fm = self.combo.fontMetrics()
+        longest = max(fm.horizontalAdvance(self.combo.itemText(i)) for i in range(self.combo.count()))
+        self.combo.setMinimumWidth(longest + self.combo.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 28)
         self._update_label()
 
     def _update_label(self) -> None:
@@ -367,7 +393,7 @@ class BrowsedImagePanel(ExplorePanel):
         self.browse = BrowseBar()
         self.browse.changed.connect(on_change)
         bar.addWidget(self.browse)
-        self.item_label = QLabel("")
+        self.item_label = ElidedLabel("")
         self.item_label.setObjectName("hint")
         bar.addWidget(self.item_label, 1)
         self.busy_label = QLabel("")
