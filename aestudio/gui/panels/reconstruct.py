@@ -45,12 +45,12 @@ from aestudio.explore.image_metrics import (
     as_float_hwc,
     colorize,
     compression_ratio,
-    input_mismatch,
     display_copy,
     error_map,
     error_scale,
     fmt_metric,
     image_metrics,
+    input_mismatch,
     run_model_image,
     unique_path,
 )
