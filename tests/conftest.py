@@ -67,7 +67,7 @@ def tiny_net(name: str, **overrides) -> tuple[object, object]:
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory):
     """``bundles(name) -> Path``: the net exported once per test session."""
-    from aestudio.inference.export import export_net
+    from aestudio.export.exporter import export_net
 
     root = tmp_path_factory.mktemp("bundles")
     cache: dict[str, Path] = {}
@@ -77,6 +77,27 @@ def bundles(tmp_path_factory: pytest.TempPathFactory):
             net, cfg = tiny_net(name)
             export_net(net, name, cfg, root / name, measure_timings=False)
             cache[name] = root / name
+        return cache[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def packages(bundles, tmp_path_factory: pytest.TempPathFactory):
+    """``packages(name) -> Path``: the tiny ``name`` bundle as a BioImage Model Zoo package, once per session."""
+    pytest.importorskip("bioimageio.spec")
+    import warnings
+
+    from aestudio.export.bioimageio import write_package
+
+    root = tmp_path_factory.mktemp("packages")
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # bioimageio.spec's notes about FAIR metadata
+                cache[name] = write_package(bundles(name), root / f"{name}.zip")
         return cache[name]
 
     return get

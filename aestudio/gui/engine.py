@@ -159,8 +159,11 @@ def running_exports() -> list[tuple[Path, float]]:
         return [(e.run_dir, now - e.started) for e in _exports if e.proc.poll() is None]
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
+def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = False) -> Path:
     """Export a run to ``RUN/bundle`` (or ``out_dir``); returns the bundle folder.
+
+    ``package=True``: write a BioImage Model Zoo package ``out_dir`` (a .zip) instead;
+    ``run_dir`` may then be a run or a bundle (`aestudio export --format bioimageio`).
 
     The export runs in a child process (`aestudio export`): done in the app's own
     process, the exporter's ~500k short-lived objects set off garbage-collection
@@ -175,7 +178,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     from aestudio._child import aestudio_command
 
     out = Path(out_dir if out_dir is not None else run_bundle_dir(run_dir))
-    cmd = aestudio_command("export", str(run_dir), "-o", str(out))
+    cmd = aestudio_command("export", str(run_dir), "-o", str(out), *(("--format", "bioimageio") if package else ()))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job = _Export(Path(run_dir), out, proc, time.monotonic())
     with _exports_lock:
@@ -260,11 +263,20 @@ def load_model(path: Path) -> LoadedModel:
             logger.info("exporting %s to %s", path, bundle)
             bundle = export_run(path, bundle)
         path = bundle
-    predictor_cls = _attr("aestudio.inference.ort", "OrtPredictor")
-    predictor = predictor_cls(path, profile="interactive")
+    kind = ""
+    if is_package(path):  # a BioImage Model Zoo package: its rdf.yaml says the task
+        predictor = _attr("aestudio.inference.bioimageio_predictor", "PackagePredictor")(path, profile="interactive")
+        kind = ", BioImage Model Zoo package"
+    else:
+        predictor = _attr("aestudio.inference.ort", "OrtPredictor")(path, profile="interactive")
     provider = getattr(predictor, "provider", "CPUExecutionProvider")
     return LoadedModel(path=path, info=predictor.info, predictor=predictor,
-                       runtime=f"ONNX Runtime ({provider})", source=source)
+                       runtime=f"ONNX Runtime ({provider}{kind})", source=source)
+
+
+def is_package(path: Path) -> bool:
+    """A BioImage Model Zoo package (a .zip with an rdf.yaml)."""
+    return Path(path).suffix.lower() == ".zip" and bool(_attr("aestudio.inference.bioimageio_package", "is_package")(path))
 
 
 def _stale(bundle: Path, run_dir: Path) -> bool:
@@ -359,9 +371,9 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
 
 
 def zoo_models() -> list[Any]:
-    """The shipped zoo (``aestudio.inference.zoo.ZooModel`` items: name, path, task, summary); [] without it."""
+    """The shipped zoo (``aestudio.zoo.catalog.ZooModel`` items: name, path, task, summary); [] without it."""
     try:
-        return list(_attr("aestudio.inference.zoo", "list_models")())
+        return list(_attr("aestudio.zoo.catalog", "list_models")())
     except EngineUnavailable as exc:
         logger.warning("%s", exc)
         return []
@@ -370,7 +382,7 @@ def zoo_models() -> list[Any]:
 def zoo_default_model() -> Path | None:
     """The bundle a first run opens with, or None when no zoo is installed."""
     try:
-        model = _attr("aestudio.inference.zoo", "default_model")()
+        model = _attr("aestudio.zoo.catalog", "default_model")()
     except EngineUnavailable:
         return None
     return None if model is None else Path(model.path)
@@ -379,7 +391,7 @@ def zoo_default_model() -> Path | None:
 def zoo_model_for_task(task: str) -> Any | None:
     """The zoo model suggested for a task (``ZooModel``), or None."""
     try:
-        return _attr("aestudio.inference.zoo", "model_for_task")(str(getattr(task, "value", task)))
+        return _attr("aestudio.zoo.catalog", "model_for_task")(str(getattr(task, "value", task)))
     except EngineUnavailable:
         return None
 
@@ -395,6 +407,6 @@ def is_zoo_path(path: Path) -> bool:
 def sample_images() -> list[Path]:
     """The shipped sample images (resources/samples or the installed package); [] without them."""
     try:
-        return list(_attr("aestudio.inference.zoo", "sample_images")())
+        return list(_attr("aestudio.zoo.catalog", "sample_images")())
     except EngineUnavailable:
         return []

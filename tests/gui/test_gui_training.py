@@ -27,7 +27,7 @@ def _tiny_settings(panel) -> None:
     panel.set_device("cpu")
 
 
-@requires("aestudio.inference.export")
+@requires("aestudio.export.exporter")
 def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(window, qtbot, monkeypatch, tmp_path) -> None:
     _wait_for_data(window, qtbot)
     panel = window.train_panel

@@ -1,17 +1,7 @@
-"""Pieces shared by the Reconstruct and Noise lab panels: image metrics, error maps, a colour bar.
+"""Pieces shared by the Reconstruct and Noise lab panels: a colour bar, metric tiles, the browse bar.
 
-The numeric helpers are plain numpy (they run on worker threads):
-
-- :func:`image_metrics` — MSE, PSNR and SSIM of one image against a reference,
-  with the same SSIM settings as training's validation metric (11x11 Gaussian
-  window, sigma 1.5; smaller images use the largest odd window that fits), so the
-  numbers in the panels and in the run's metrics table mean the same thing.
-- :func:`error_map` / :func:`colorize` — absolute error per pixel, and a colormap.
-- :func:`run_model_image` — ``predictor.run_image`` with two additions: a
-  ``progress(done, total)`` callback for large tiled images, and colour images
-  through a grayscale model one channel at a time (so a photo keeps its colours).
-- :func:`display_copy` — a downscaled copy for the screen (a 24-megapixel photo is
-  never scaled in ``paintEvent``).
+The numbers they show come from :mod:`aestudio.explore.image_metrics` (Qt-free).
+:func:`error_lut` is the error maps' colour table (pyqtgraph's colormaps).
 
 The widgets: :class:`ColorBar` (the scale of an error map), :class:`MetricTile`
 (a big number with a name under it), :class:`BrowseBar` (data set or dropped
@@ -41,86 +31,23 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from aestudio.explore.image_metrics import as_float_hwc
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import LatestRunner, whole_image_predictor
+from aestudio.gui.panels.common import LatestRunner
 from aestudio.gui.workers import TaskRunner
 
-PSNR_CAP = 100.0  # dB for identical images, as training's metric (never inf on screen)
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-DISPLAY_MAX_SIDE = 1024  # larger images are shown downscaled (saved at full size)
 ERROR_CMAP = "inferno"  # perceptually uniform, dark = no error, bright = large error
 SHOW_BUSY_AFTER_S = 0.3  # an image job running longer than this shows the busy label and bar
 
 
-# ------------------------------------------------------------------ numbers (worker threads)
-
-
-def as_float_hwc(image: np.ndarray) -> np.ndarray:
-    """[H, W] / [H, W, C] / [C, H, W] (C 1 or 3) float in [0, 1] -> contiguous float32 [H, W, C]."""
-    a = np.asarray(image, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    elif a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[2] not in (1, 3, 4):
-        a = a.transpose(1, 2, 0)
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an image [H, W(, C)] or [C, H, W], got shape {np.shape(image)}")
-    return np.ascontiguousarray(a[:, :, :3])
-
-
-def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """[H, W, C] -> [H, W, channels] (grey -> RGB by repeat, RGB -> grey by luma)."""
-    from aestudio.inference.imageops import convert_channels
-
-    return np.ascontiguousarray(convert_channels(image, channels), dtype=np.float32)
-
-
-def ssim(reference: np.ndarray, test: np.ndarray) -> float:
-    """SSIM of two [H, W, C] images in [0, 1]; NaN for images under 3 pixels on a side."""
-    from skimage.metrics import structural_similarity
-
-    side = min(reference.shape[0], reference.shape[1])
-    if side < 3:
-        return math.nan
-    kw: dict[str, Any] = {"data_range": 1.0, "channel_axis": 2}
-    if side >= SSIM_WINDOW:
-        kw.update(gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False)
-    else:  # the largest odd window that fits, as training's metric does for small images
-        kw.update(win_size=side - (side + 1) % 2, use_sample_covariance=False)
-    return float(structural_similarity(reference.astype(np.float64), test.astype(np.float64), **kw))
-
-
-def psnr_from_mse(mse: float) -> float:
-    if not math.isfinite(mse):
-        return math.nan
-    return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(-10.0 * math.log10(mse))
-
-
-def image_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    """``mse``, ``psnr`` (dB, peak 1, capped at 100) and ``ssim`` of ``test`` against ``reference``.
-
-    Both are images in [0, 1] of the same height and width; ``test`` is brought
-    to ``reference``'s channel count first.
-    """
-    ref = as_float_hwc(reference)
-    out = match_channels(as_float_hwc(test), ref.shape[2])
-    if ref.shape != out.shape:
-        raise ValueError(f"cannot compare images of shapes {ref.shape} and {out.shape}")
-    mse = float(np.mean((ref.astype(np.float64) - out) ** 2))
-    return {"mse": mse, "psnr": psnr_from_mse(mse), "ssim": ssim(ref, out)}
-
-
-def error_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Absolute error per pixel, averaged over channels: float32 [H, W] in [0, 1]."""
-    ref = as_float_hwc(reference)
-    out = match_channels(as_float_hwc(test), ref.shape[2])
-    return np.abs(ref - out).mean(axis=2).astype(np.float32)
+# ------------------------------------------------------------------ colours and progress (worker threads)
 
 
 def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
@@ -138,83 +65,12 @@ def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
 _LUT_CACHE: dict[str, np.ndarray] = {}
 
 
-def colorize(values: np.ndarray, scale: float, name: str = ERROR_CMAP) -> np.ndarray:
-    """[H, W] values in [0, scale] -> float32 RGB [H, W, 3] in [0, 1] through a colormap."""
+def error_lut(name: str = ERROR_CMAP) -> np.ndarray:
+    """The error maps' colour table (256 colours, cached), for :func:`aestudio.explore.image_metrics.colorize`."""
     lut = _LUT_CACHE.get(name)
     if lut is None:
         lut = _LUT_CACHE[name] = _lut(name)
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=scale, neginf=0.0)
-    scale = scale if math.isfinite(scale) and scale > 0 else 1.0
-    idx = np.clip(v / scale * (len(lut) - 1) + 0.5, 0, len(lut) - 1).astype(np.intp)
-    return lut[idx]
-
-
-def error_scale(errors: np.ndarray) -> float:
-    """A readable top of the colour scale: the 99.5th percentile, rounded up to 2 significant digits."""
-    e = np.asarray(errors, dtype=np.float32)
-    e = e[np.isfinite(e)]
-    top = float(np.percentile(e, 99.5)) if e.size else 0.0
-    if top <= 1e-6:
-        top = float(e.max()) if e.size else 0.0
-    if top <= 1e-6:
-        return 0.01
-    digits = 1 - int(math.floor(math.log10(top)))
-    return min(1.0, math.ceil(top * 10**digits) / 10**digits)
-
-
-def display_copy(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
-    """A copy no larger than ``max_side`` on a side for the screen ([H, W, C] float32)."""
-    from aestudio.inference.imageops import resize
-
-    a = as_float_hwc(image)
-    h, w = a.shape[:2]
-    if max(h, w) <= max_side:
-        return a
-    s = max_side / max(h, w)
-    return resize(a, max(1, round(h * s)), max(1, round(w * s)))
-
-
-def run_model_image(predictor: Any, image: np.ndarray,
-                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """The model's image output for ``image`` [H, W, C] at its size, with ``image``'s channel count.
-
-    Like ``predictor.run_image`` (which resizes for fixed-size models and tiles
-    large images for fully convolutional ones), plus ``progress(done, total)``
-    while tiling, and colour images through a grayscale model one channel at a
-    time. Raises ``ValueError`` for a segmentation model (no image output).
-    """
-    from aestudio.inference.bundle import BundleTask
-
-    info = predictor.info
-    if getattr(info, "task", None) is BundleTask.SEGMENT:
-        raise ValueError(f"{info.name} is a segmentation model: it outputs class masks, not images. "
-                         "Use the Segment tab, or load an autoencoder")
-    img = as_float_hwc(image)
-    c = img.shape[2]
-    model_c = int(getattr(info, "in_channels", c) or c)
-    if model_c == 1 and c == 3:
-        planes = img.transpose(2, 0, 1)[:, :, :, None]
-        outs = []
-        for i, plane in enumerate(planes):
-            step = None if progress is None else (lambda d, t, i=i: progress(i * t + d, 3 * t))
-            outs.append(match_channels(_run_one(predictor, plane, step), 1))
-        return np.concatenate(outs, axis=2)
-    return match_channels(_run_one(predictor, img, progress), c)
-
-
-def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    """``run_image`` with a per-tile progress callback (it may raise to cancel), output checked.
-
-    The predictor tiles large images itself, reading each tile from ``img`` and blending
-    into the result, so no full-size copy of the input is made here.
-    """
-    info = predictor.info
-    out = whole_image_predictor(predictor, img.shape).run_image(img, progress=progress)
-    out = np.asarray(out, dtype=np.float32)
-    if out.ndim != 3 or out.shape[:2] != img.shape[:2] or not np.isfinite(out).all():
-        raise ValueError(f"{info.name} returned an unusable image (shape {out.shape}) for a "
-                         f"{img.shape[1]}x{img.shape[0]} input")
-    return np.ascontiguousarray(out)
+    return lut
 
 
 class Progress:
@@ -242,17 +98,6 @@ class Cancelled(Exception):
 
 
 # ------------------------------------------------------------------ saving
-
-
-def unique_path(path: Path) -> Path:
-    """``path``, or ``stem_2.png``, ``stem_3.png``… when it exists."""
-    if not path.exists():
-        return path
-    for i in range(2, 10_000):
-        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    return path
 
 
 def save_png(panel: Any, path: Path, array: np.ndarray, source: Path | None, *,
@@ -288,32 +133,6 @@ def _same_file(a: Path, b: Path) -> bool:
 # ------------------------------------------------------------------ formatting
 
 
-def fmt_metric(name: str, value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    if name == "psnr":
-        return f"{value:.1f} dB" if value < PSNR_CAP else "∞ (identical)"
-    if name == "ssim":
-        return f"{value:.3f}"
-    if name == "mse":
-        return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
-    if name == "ratio":
-        return f"{value:.1f} : 1"
-    return f"{value:.3g}"
-
-
-def compression_ratio(info: Any) -> float | None:
-    """Input values / code values: from the bundle's metrics or training summary, else computed."""
-    for source in (getattr(info, "metrics", None) or {}, getattr(info, "training", None) or {}):
-        v = source.get("compression_ratio") if isinstance(source, dict) else None
-        if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
-            return float(v)
-    size, latent = getattr(info, "fixed_size", None), getattr(info, "latent_dim", None)
-    if size and latent:
-        return float(int(info.in_channels) * size * size) / float(latent)
-    return None
-
-
 # ------------------------------------------------------------------ widgets
 
 
@@ -339,14 +158,37 @@ class ColorBar(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(64, 200)
 
+    TITLE = "|error|"
+
+    def _bar_rect(self) -> QRectF:
+        fm = self.fontMetrics()
+        top = 6 + fm.height() + fm.ascent()  # the title's line, then half a tick label above the bar
+        return QRectF(6, top, 14, max(0, self.height() - 10 - fm.height() - top))
+
+    def title_rect(self) -> QRectF:
+        """Where the title is drawn: its own line, clear of the top tick label."""
+        fm = self.fontMetrics()
+        return QRectF(0, 2, self.width(), fm.height())
+
+    def tick_rects(self) -> list[QRectF]:
+        """Bounding boxes of the three tick labels (0, half, top), as drawn."""
+        fm = self.fontMetrics()
+        bar = self._bar_rect()
+        out = []
+        for frac in (0.0, 0.5, 1.0):
+            y = bar.bottom() - frac * bar.height()
+            text = f"{(self._scale or 0.0) * frac:.2g}"
+            baseline = int(y + fm.ascent() / 2 - 1)
+            out.append(QRectF(bar.right() + 4, baseline - fm.ascent(), fm.horizontalAdvance(text), fm.height()))
+        return out
+
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = p.fontMetrics()
-        top, bottom = 28 + fm.height(), self.height() - 10 - fm.height()
-        if bottom - top < 20 or self._scale is None:
+        bar = self._bar_rect()
+        if bar.height() < 20 or self._scale is None:
             return
-        bar = QRectF(6, top, 14, bottom - top)
         grad = QLinearGradient(bar.bottomLeft(), bar.topLeft())
         for i, (r, g, b) in enumerate(self._lut):
             grad.setColorAt(i / (len(self._lut) - 1), QColor.fromRgbF(float(r), float(g), float(b)))
@@ -355,12 +197,12 @@ class ColorBar(QWidget):
         p.drawRect(bar)
         p.setPen(self.palette().windowText().color())
         x = int(bar.right()) + 4
-        for frac in (0.0, 0.5, 1.0):
+        for frac, rect in zip((0.0, 0.5, 1.0), self.tick_rects(), strict=True):
             y = bar.bottom() - frac * bar.height()
             p.drawLine(int(bar.right()), int(y), x - 1, int(y))
-            p.drawText(x, int(y + fm.ascent() / 2 - 1), f"{self._scale * frac:.2g}")
-        p.drawText(QRectF(0, top - fm.height() - 22, self.width(), fm.height() * 2 + 4),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, "|error|")
+            p.drawText(x, int(rect.top() + fm.ascent()), f"{self._scale * frac:.2g}")
+        # The title has its own line above the top tick label (it used to overlap it).
+        p.drawText(self.title_rect(), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self.TITLE)
 
 
 class MetricTile(QWidget):
@@ -386,6 +228,26 @@ class MetricTile(QWidget):
 
     def text(self) -> str:
         return self.value.text()
+
+
+class ElidedLabel(QLabel):
+    """One line that elides in the middle when short of room (a long path must not widen
+    the panel or squeeze its neighbours); ``text()`` stays the full text, also the tooltip."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(60, super().minimumSizeHint().height())
+
+    def elided(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        self.style().drawItemText(p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
+                                  self.elided(), self.foregroundRole())
 
 
 class BrowseBar(QWidget):
@@ -475,6 +337,11 @@ class BrowseBar(QWidget):
         self.combo.setCurrentIndex(max(0, i))
         self.combo.blockSignals(False)
         self.combo.setEnabled(self.combo.count() > 1)
+        # Room for the longest entry whatever its neighbours ask for: a long file name beside
+        # it squeezed the combo to "Dropped images (".
+        fm = self.combo.fontMetrics()
+        longest = max(fm.horizontalAdvance(self.combo.itemText(i)) for i in range(self.combo.count()))
+        self.combo.setMinimumWidth(longest + self.combo.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 28)
         self._update_label()
 
     def _update_label(self) -> None:
@@ -526,7 +393,7 @@ class BrowsedImagePanel(ExplorePanel):
         self.browse = BrowseBar()
         self.browse.changed.connect(on_change)
         bar.addWidget(self.browse)
-        self.item_label = QLabel("")
+        self.item_label = ElidedLabel("")
         self.item_label.setObjectName("hint")
         bar.addWidget(self.item_label, 1)
         self.busy_label = QLabel("")

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli_common import CliError
+from aestudio.cli.common import CliError
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {

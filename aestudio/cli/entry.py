@@ -1,7 +1,7 @@
 """The ``aestudio`` command: the GUI by default, plus headless subcommands.
 
 This module is the composition root: it parses arguments, dispatches to the
-subcommand modules (``cli_train``, ``cli_infer``), and turns expected errors
+subcommand modules (``aestudio.cli.train``, ``aestudio.cli.infer``), and turns expected errors
 into one line on stderr and exit code 2. It starts the GUI by module name so
 that the core never imports Qt (see docs/DESIGN-notes.md).
 """
@@ -14,9 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from aestudio import __version__
-from aestudio.cli_common import CliError, setup_logging
+from aestudio.cli.common import CliError, setup_logging
 
-_SUBCOMMAND_MODULES = ("aestudio.cli_train", "aestudio.cli_infer")
+_SUBCOMMAND_MODULES = ("aestudio.cli.train", "aestudio.cli.infer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_MISSING_LIBRARIES = 3  # the system lacks libraries Qt's platform plugin needs
+
+
 def _run_gui(args: argparse.Namespace) -> int:
+    # Before PySide6 is imported: Qt would abort naming one missing system library; name them all.
+    problem = importlib.import_module("aestudio.gui.syslibs").check_before_qt()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING_LIBRARIES
     app = importlib.import_module("aestudio.gui.app")
     return int(app.main(list(args.paths)) or 0)
 
@@ -46,7 +54,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("aestudio.data.io", ("ImageLoadError",)),
         ("aestudio.training.runs", ("RunError",)),
         ("aestudio.inference.bundle", ("BundleError",)),
-        ("aestudio.inference.export", ("ExportError",)),
+        ("aestudio.export.exporter", ("ExportError",)),
         ("aestudio.data.specs", ("DataError",)),
         ("aestudio.training.checkpoint", ("CheckpointError",)),
         ("aestudio.training.device", ("DeviceError",)),
