@@ -203,6 +203,8 @@ class MainWindow(QMainWindow):
             "Load a trained run, a bundle or an .onnx file as the active model")
         act(file, "export", "&Export active model…", self.export_active_dialog, "Ctrl+E",
             "Write the active model's ONNX bundle to a folder")
+        act(file, "export_package", "Export as BioImage &Model Zoo package…", self.export_package_dialog, None,
+            "Write the active model as a .zip that ilastik, deepImageJ, napari and bioimageio.core run")
         file.addSeparator()
         act(file, "workspace", "Change &workspace…", self.change_workspace_dialog, None,
             "Choose the folder where runs and bundles are kept")
@@ -372,7 +374,7 @@ class MainWindow(QMainWindow):
             if len(folders) > 1:
                 self.notify(Level.INFO, f"Using {folders[-1].path.name} as the data set; one folder at a time.")
             self.data_panel.open_folder(folders[-1].path)
-        models = groups[DropKind.RUN] + groups[DropKind.BUNDLE] + groups[DropKind.ONNX]
+        models = groups[DropKind.RUN] + groups[DropKind.BUNDLE] + groups[DropKind.ONNX] + groups[DropKind.PACKAGE]
         if models:
             if len(models) > 1:
                 self.notify(Level.INFO, f"Loading {models[-1].path.name}; one active model at a time.")
@@ -568,6 +570,26 @@ class MainWindow(QMainWindow):
 
         self.status(f"Exporting {source.name}…")
         self.tasks.submit(work, on_result=lambda p: self.notify(Level.INFO, f"Exported to {p}."),
+                          on_error=lambda exc, det: self._task_failed(f"Export of {source.name} failed", exc, det))
+
+    def export_package_dialog(self) -> None:
+        if self.active_model is None:
+            self.notify(Level.INFO, "No active model to export: train one or load a run first.")
+            return
+        source = self.active_model.source or self.active_model.path
+        out, _ = QFileDialog.getSaveFileName(self, f"Export {source.name} as a BioImage Model Zoo package",
+                                             str(self.workspace / f"{source.name}.zip"), "BioImage Model Zoo package (*.zip)")
+        if out:
+            self.export_package_to(source, Path(out) if out.lower().endswith(".zip") else Path(out + ".zip"))
+
+    def export_package_to(self, source: Path, target: Path) -> None:
+        """Write ``source`` (a run or a bundle) as a package, in a child process (see engine.export_run)."""
+        if target.exists():
+            self.notify(Level.WARNING, f"Cannot export to {target}: it already exists; choose another name.")
+            return
+        self.status(f"Exporting {source.name} as a BioImage Model Zoo package…")
+        self.tasks.submit(lambda: engine.export_run(source, target, package=True),
+                          on_result=lambda p: self.notify(Level.INFO, f"Exported the BioImage Model Zoo package {p}."),
                           on_error=lambda exc, det: self._task_failed(f"Export of {source.name} failed", exc, det))
 
     def change_workspace_dialog(self) -> None:
