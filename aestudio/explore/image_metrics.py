@@ -214,6 +214,24 @@ def input_mismatch(info: Any, shape: tuple[int, ...]) -> str | None:
     return "; ".join(differences) or None
 
 
+def denoise_verdict(noisy: dict[str, float], denoised: dict[str, float]) -> str:
+    """One sentence on what denoising did to an image, worded the same way every time.
+
+    The numbers are the changes as shown (PSNR to 0.1 dB, SSIM to 0.001), so the verdict
+    never contradicts them ("worse (-0.0 dB)" or "gains -11.6 dB" were both seen).
+    """
+    dp = round(denoised["psnr"] - noisy["psnr"], 1) + 0.0  # + 0.0: no "-0.0"
+    ds = round(denoised["ssim"] - noisy["ssim"], 3) + 0.0
+    numbers = f"PSNR {dp:+.1f} dB, SSIM {ds:+.3f}"
+    if dp >= 0 and ds >= 0:
+        return (f"Denoising improves this image ({numbers})." if dp > 0 or ds > 0
+                else f"Denoising leaves this image about the same ({numbers}).")
+    if dp <= 0 and ds <= 0:
+        return (f"Denoising makes this image worse ({numbers}): the model was likely trained on another "
+                "noise or other images.")
+    return f"Denoising gives a mixed result ({numbers}): one measure better, the other worse."
+
+
 def compression_ratio(info: Any) -> float | None:
     """Input values / code values: from the bundle's metrics or training summary, else computed."""
     for source in (getattr(info, "metrics", None) or {}, getattr(info, "training", None) or {}):

@@ -491,24 +491,30 @@ class MainWindow(QMainWindow):
         stays active and the message names the zoo model to load instead.
         """
         panel = self.current_explore_panel()
-        if panel is None or panel.supports(self.active_model) or not self._zoo_helpers_enabled():
+        if panel is None or not self._zoo_helpers_enabled():
+            return
+        preferred = getattr(panel.preferred_task, "value", None)
+        model_task = getattr(getattr(self.active_model, "info", None), "task", None)
+        model_task = str(getattr(model_task, "value", model_task or ""))
+        if panel.supports(self.active_model) and (preferred is None or model_task == preferred):
             return
         if self._restoring is not None:
             return  # the last session's model is loading; offer once it is known
         supported = [str(getattr(s, "value", s)) for s in panel.tasks_supported]
         by_title = next((task for word, task in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
-        task = by_title if by_title in supported else next(
-            (t for t in ("segment", "generate", "reconstruct", "denoise") if t in supported), None)
+        task = preferred or (by_title if by_title in supported else next(
+            (t for t in ("segment", "generate", "reconstruct", "denoise") if t in supported), None))
         zoo = engine.zoo_model_for_task(task) if task else None
         if zoo is None or zoo.name in self._offered:
             return
         self._offered.add(zoo.name)
         current = self.active_model
+        needs = "works best with" if panel.supports(current) else "needs"
         if current is None or engine.is_zoo_path(current.path):
-            self.notify(Level.INFO, f"{panel.title} needs a {task} model: loading the shipped {zoo.name}.")
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task} model: loading the shipped {zoo.name}.")
             self.load_model(Path(zoo.path))
         else:
-            self.notify(Level.INFO, f"{panel.title} needs a {task} model; the shipped {zoo.name} is one "
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task} model; the shipped {zoo.name} is one "
                                     "click away in Models > Shipped models.")
 
     def _run_finished(self, ev: TrainFinished) -> None:

@@ -69,3 +69,17 @@ def test_the_source_combo_is_never_cut_by_a_long_file_name(qtbot) -> None:
     assert host.minimumSizeHint().width() <= 620  # the path does not widen the row ...
     assert label.text() == long_path and label.toolTip() == long_path  # ... it is elided, kept whole
     assert "…" in label.elided() and label.elided().endswith("photo-0001.png")
+
+
+def test_the_denoising_verdict_never_contradicts_its_numbers() -> None:
+    from aestudio.explore.image_metrics import denoise_verdict
+
+    def v(dp: float, ds: float) -> str:
+        return denoise_verdict({"psnr": 20.0, "ssim": 0.5}, {"psnr": 20.0 + dp, "ssim": 0.5 + ds})
+
+    assert v(8.9, 0.469) == "Denoising improves this image (PSNR +8.9 dB, SSIM +0.469)."
+    assert v(-15.6, -0.2).startswith("Denoising makes this image worse (PSNR -15.6 dB, SSIM -0.200)")
+    assert v(-0.01, -0.0001) == "Denoising leaves this image about the same (PSNR +0.0 dB, SSIM +0.000)."
+    assert v(-11.6, 0.02).startswith("Denoising gives a mixed result (PSNR -11.6 dB, SSIM +0.020)")
+    for dp, ds in [(8.9, 0.4), (-15.6, -0.2), (-0.01, 0.0), (-11.6, 0.02), (0.04, -0.3)]:
+        assert "-0.0 " not in v(dp, ds) and "gains -" not in v(dp, ds)
