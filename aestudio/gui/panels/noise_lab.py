@@ -503,7 +503,7 @@ class NoiseLabPanel(BrowsedImagePanel):
                 notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
                              "so fine detail is lost. A denoising_ae works at any size.")
         if usable and self._task(self.model) != Task.DENOISE.value:
-            shipped = engine.zoo_model_for_task(Task.DENOISE.value)
+            shipped = engine.zoo_model_for_task(Task.DENOISE)
             notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
                          "copy rather than a clean image."
                          + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
