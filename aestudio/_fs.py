@@ -14,7 +14,8 @@ headless tools depend on this module.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -51,16 +52,18 @@ def atomic_write(
     ``overwrite=False`` refuses an existing target (checked before writing and
     again, atomically where the filesystem has hard links, when moving into
     place). ``prefix``/``suffix`` name the temp file (default
-    ``.{name}.XXXX.tmp``); ``mode`` sets its permission bits before the move
-    (``mkstemp`` makes it private, 0o600). The folder must exist.
+    ``.{name}.XXXX.tmp``). The file gets the permissions a plain ``open(path, "w")``
+    would give: a new file 0o666 minus the umask, a replaced file keeps its mode
+    (``mkstemp``'s private 0o600 made masks and run files unreadable to a second
+    account). ``mode`` sets other permission bits before the move. The folder must exist.
     """
     path = Path(path)
     if not overwrite and path.exists():
         raise _exists_error(path)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}." if prefix is None else prefix, suffix=suffix, dir=path.parent
-    )
+    fd, tmp_name = _create_temp(path, prefix=f".{path.name}." if prefix is None else prefix, suffix=suffix)
     tmp = Path(tmp_name)
+    if mode is None:
+        mode = _replaced_mode(path)
     try:
         os.close(fd)
         with open(tmp, "wb") as fh:  # by name: some writers (tifffile) want a named file object
@@ -79,6 +82,44 @@ def atomic_write(
         # replace it is already gone; after a hard link it is the second name).
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _create_temp(path: Path, *, prefix: str, suffix: str) -> tuple[int, str]:
+    """An exclusive new file beside ``path``, created 0o666 so the kernel applies the umask.
+
+    (Reading the umask means setting it, which races with other threads; creating the
+    file with 0o666 lets the kernel apply it, as a plain write does.)
+    """
+    for _ in range(100):
+        name = os.path.join(path.parent, f"{prefix}{secrets.token_hex(4)}{suffix}")
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{path.parent}: no free temporary name after 100 tries")
+
+
+def _replaced_mode(path: Path) -> int | None:
+    """The permission bits of the file being replaced (a plain write keeps them), else None."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return None
+
+
+def make_temp_dir(parent: str | os.PathLike[str], prefix: str) -> Path:
+    """A new folder in ``parent`` with the permissions of a plain ``mkdir`` (0o777 minus the umask).
+
+    ``tempfile.mkdtemp`` makes it 0o700; a bundle renamed into place from it stayed private.
+    """
+    for _ in range(100):
+        folder = Path(parent) / f"{prefix}{secrets.token_hex(4)}"
+        try:
+            folder.mkdir(0o777)
+            return folder
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{parent}: no free temporary name after 100 tries")
 
 
 def _link_no_clobber(tmp: Path, path: Path) -> None:

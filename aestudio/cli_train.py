@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -35,7 +36,7 @@ FAMILY_FLAGS = {
 }
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers")
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size")
 EXIT_TRAINING_FAILED = 1
 EXIT_INTERRUPTED = 130
 
@@ -56,7 +57,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--depth", type=int, metavar="N", help="conv nets: number of 2x downsamplings (default 3)")
     t.add_argument("--image-size", type=int,
                    help="resize images to this square side (default: the built-in data's own side, e.g. 32 for shapes; "
-                        "28 for folders)")
+                        "28 for folders; a unet on pairs: data keeps the images' own scale unless this is given)")
+    t.add_argument("--crop-size", type=int, metavar="N",
+                   help="unet on pairs: data: side of the random training crops at the images' own scale (default 128); "
+                        "images smaller than this train whole")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--beta", type=float, help="VAE: weight of the KL term")
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
@@ -153,10 +157,12 @@ def _net_config(args: argparse.Namespace) -> Any:
         raise CliError(f"bad net option for {args.model}: {exc}") from None
 
 
-def _train_config(args: argparse.Namespace) -> Any:
+def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     from aestudio.config import ReconLoss, TrainConfig, parse_noise
+    from aestudio.training.runner import NATIVE_SEG_TRAIN
 
-    values: dict[str, Any] = {}
+    # At the images' own scale the defaults differ (smaller batches of larger crops, a higher rate).
+    values: dict[str, Any] = dict(NATIVE_SEG_TRAIN) if native else {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
                       ("workers", "num_workers")):
@@ -178,27 +184,108 @@ def _train_config(args: argparse.Namespace) -> Any:
     return TrainConfig(**values)
 
 
+def _run_value(info: Any, key: str) -> Any:
+    """The value a resumed run has for the train flag ``key`` (compared with what was given)."""
+    from aestudio.training.runner import class_field
+
+    cfg, net = info.train_cfg, info.net_cfg
+    if key == "model":
+        return info.net_name
+    if key == "data":
+        return info.data_spec
+    if key in ("image_size", "channels"):
+        # The option as given at the start, else what the data turned out to be.
+        return info.data_options.get(key) or info.data_info.get(key) or getattr(
+            net, "in_channels" if key == "channels" else key, None)
+    if key == "classes":
+        field = class_field(net)
+        return None if field is None else getattr(net, field)
+    if key == "init_encoder":
+        return info.extra.get("init_encoder")
+    if key == "loss":
+        return str(getattr(cfg.recon_loss, "value", cfg.recon_loss))
+    if key == "noise":
+        return cfg.noise
+    train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
+    if hasattr(cfg, train_key):
+        return getattr(cfg, train_key)
+    return getattr(net, key, None)
+
+
+def _same(key: str, given: Any, recorded: Any) -> bool:
+    from aestudio.config import parse_noise
+
+    if key == "noise":
+        try:
+            return parse_noise(given) == recorded
+        except ValueError:
+            return False
+    if key == "init_encoder":
+        return recorded is not None and Path(given).resolve() == Path(recorded).resolve()
+    if isinstance(given, float) and isinstance(recorded, (int, float)):
+        return math.isclose(given, recorded, rel_tol=1e-9)
+    return given == recorded
+
+
+def _resume_changes(args: argparse.Namespace) -> list[str]:
+    """The run-shaping flags given with --resume whose value differs from the run's.
+
+    The command a person repeats from the shell history (the first command plus
+    --resume) must be accepted; only a real change is refused.
+    """
+    from aestudio.training.runs import RunError, read_run
+
+    given = {k: getattr(args, k) for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)}
+    if not given:
+        return []
+    try:
+        info = read_run(args.out)
+    except (RunError, OSError, ValueError):
+        return []  # resume() reports the unreadable run with its own message
+    changed = []
+    for key, value in given.items():
+        recorded = _run_value(info, key)
+        if not _same(key, value, recorded):
+            flag = f"--{key.replace('_', '-')}"
+            shown = getattr(recorded, "value", recorded)
+            if key == "noise" and recorded is not None:
+                from aestudio.config import noise_to_spec
+
+                shown = noise_to_spec(recorded)
+            changed.append(f"{flag} {value} differs from the run's {shown if shown is not None else 'unset'}")
+    return changed
+
+
 def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
     from aestudio.data.base import DataError
     from aestudio.nets.registry import UnknownNetError
     from aestudio.training import resume, train
     from aestudio.training.device import DeviceError
+    from aestudio.training.runner import uses_native_scale
 
     try:
         if args.resume:
-            given = [f"--{k.replace('_', '-')}" for k in _FIXED_ON_RESUME if getattr(args, k) not in (None, False)]
-            if given:
-                raise CliError(f"{', '.join(given)} cannot change when resuming (the run continues exactly); "
-                               "only --epochs, --max-steps and --device can")
+            changed = _resume_changes(args)
+            if changed:
+                raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
+                               "exactly); repeat the run's own values or leave them out. Only --epochs, "
+                               "--max-steps and --device can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:
             args.image_size = _native_size(args.model, args.data, args.channels)
         net_cfg = _net_config(args)
-        cfg = _train_config(args)
+        native = uses_native_scale(args.model, args.data, args.image_size)
+        if args.crop_size is not None and not native:
+            raise CliError("--crop-size applies to a unet on pairs: data without --image-size (training at the "
+                           "images' own scale); drop it or drop --image-size")
+        if args.crop_size is not None and args.crop_size < 1:
+            raise CliError("--crop-size must be >= 1")
+        cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
-                     image_size=args.image_size, channels=args.channels, num_classes=args.classes)
+                     image_size=args.image_size, channels=args.channels, num_classes=args.classes,
+                     crop_size=args.crop_size)
     except (DeviceError, DataError, UnknownNetError) as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # config checks in the engine (bad sizes, classes, families)
@@ -395,6 +482,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from aestudio.nets.registry import get_spec
     from aestudio.training.device import DeviceError, resolve_device
     from aestudio.training.metrics import evaluate
+    from aestudio.training.runner import native_from_options, native_plan, uses_native_scale
     from aestudio.training.runs import load_net
 
     net, info = load_net(args.run, which=args.which)
@@ -403,13 +491,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
     try:
         device = resolve_device(args.device)
+        native = native_from_options(opts)
+        if native is None and args.data and size is None and uses_native_scale(info.net_name, args.data, None):
+            native = native_plan(info.net_name, info.net_cfg, None)  # whole images at their own scale
         data = open_data(args.data or info.data_spec, image_size=size, channels=info.net_cfg.in_channels,
-                         val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed))
+                         val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed),
+                         native=native)
     except (DeviceError, DataError) as exc:
         raise CliError(str(exc)) from None
     if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
         raise CliError(f"{info.net_name} segments; {data.spec!r} has no masks (use shapes-seg or pairs:IMAGES,MASKS)")
-    dataset = {"val": data.val, "train": data.train, "all": ConcatDataset([data.train, data.val])}[args.split]
+    train_set = data.train.whole_images() if hasattr(data.train, "whole_images") else data.train  # no random crops
+    dataset = {"val": data.val, "train": train_set, "all": ConcatDataset([train_set, data.val])}[args.split]
+    if args.split == "all":  # images of varying sizes: keep the padding collate of the parts
+        dataset.collate_fn = getattr(data.val, "collate_fn", None)  # type: ignore[attr-defined]
+        dataset.varying_sizes = getattr(data.val, "varying_sizes", False)  # type: ignore[attr-defined]
     if len(dataset) == 0:
         raise CliError(f"the {args.split} split of {data.spec!r} is empty; use --split all")
     noise = info.train_cfg.noise if info.train_cfg.noise.kind != "none" else None

@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from aestudio._child import aestudio_command
 from aestudio.inference.bundle import read_bundle, utc_now, write_model_json
 from aestudio.inference.zoo import CARD
 
@@ -232,14 +233,14 @@ def build(name: str, *, out_root: Path = MODELS, work: Path | None = None, tiny:
         # An interrupted build (Ctrl-C checkpoints): resume exactly where it stopped. Without
         # a learning-rate schedule, stopping and resuming equals one uninterrupted run.
         epochs = _flag(train_args, "--epochs", "10") or "10"
-        train_cmd = [sys.executable, "-m", "aestudio", "train", "--resume", "--out", str(run_dir),
+        train_cmd = [*aestudio_command(), "train", "--resume", "--out", str(run_dir),
                      "--epochs", epochs, "--no-progress"]
     else:
-        train_cmd = [sys.executable, "-m", "aestudio", "train", *_fill(train_args, values),
+        train_cmd = [*aestudio_command(), "train", *_fill(train_args, values),
                      "--out", str(run_dir), "--no-progress"]
     train_seconds = _run(train_cmd)
     bundle = out_root / name
-    export_cmd = [sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(bundle)]
+    export_cmd = [*aestudio_command(), "export", str(run_dir), "-o", str(bundle)]
     export_seconds = _run(export_cmd)
 
     info = read_bundle(bundle)
@@ -301,7 +302,7 @@ def reexport(name: str, run_dir: Path | None = None, *, out_root: Path = MODELS)
         if (run.get("epoch"), run.get("step")) != (zoo.get("epochs"), zoo.get("steps")):
             raise SystemExit(f"zoo_build: {run_dir} (epoch {run.get('epoch')}, step {run.get('step')}) is not the run "
                              f"{bundle} was built from (epoch {zoo.get('epochs')}, step {zoo.get('steps')})")
-        cmd = [sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(bundle)]
+        cmd = [*aestudio_command(), "export", str(run_dir), "-o", str(bundle)]
         zoo["export_wall_seconds"] = round(_run(cmd), 1)
         zoo["reexported"] = f"exported again from the same run on {utc_now()[:10]} (exporter change)"
     else:

@@ -37,9 +37,22 @@ def test_train_info_eval_resume(tmp_path, capsys) -> None:
     assert res["metrics"]["mse"] == pytest.approx(info.best["value"], rel=1e-5)  # same weights, same split
     assert {"mse", "psnr", "ssim"} == set(res["metrics"])
 
-    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--max-steps", "5", "--no-progress"]) == 0
+    assert main(["train", "--resume", "--out", str(out), "--epochs", "2", "--max-steps", "4", "--no-progress"]) == 0
+    assert read_run(out).step == 4
+    capsys.readouterr()
+
+    # The first command again plus --resume (from the shell history) is accepted (issue 16) ...
+    assert main(["train", "--model", "dense_ae", *TINY, "--epochs", "2", "--max-steps", "5", "--out", str(out),
+                 "--resume", "--noise", "none", "--channels", "1"]) == 0
     assert read_run(out).step == 5
     capsys.readouterr()
+    # ... and only values that differ are refused, each named with the run's own value.
+    assert main(["train", "--model", "dense_ae", *TINY, "--lr", "0.1", "--max-steps", "6", "--out", str(out),
+                 "--resume", "--latent-dim", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr 0.1 differs from the run's 0.001" in err and "--latent-dim 9 differs from the run's 8" in err
+    assert "--model" not in err and "--data" not in err and "--batch-size" not in err
+    assert read_run(out).step == 5
 
 
 def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
@@ -67,7 +80,7 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
         (["train", "--model", "dense_ae", "--data", "digits", "--classes", "3"], "--classes does not apply to dense_ae"),
         (["train", "--model", "dense_ae", "--data", "digits", "--base-channels", "8"], "--base-channels does not apply to dense_ae"),
         (["train", "--model", "conv_ae", "--data", "digits", "--base-channels", "0"], "base_channels >= 1"),
-        (["train", "--resume", "--depth", "2"], "--depth cannot change when resuming"),
+        (["train", "--resume", "--depth", "2"], "no such run folder"),
         (["train", "--model", "nosuch", "--data", "digits"], "unknown net 'nosuch'"),
         (["train", "--model", "dense_ae", "--data", "nosuch"], "unknown data spec"),
         (["train", "--model", "dense_ae", "--data", "digits", "--noise", "fizz:1"], "--noise: unknown noise"),
@@ -75,7 +88,6 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
         (["train", "--model", "dense_ae", "--data", "digits", "--epochs", "-1"], "--epochs must be >= 0"),
         (["train", "--model", "unet", "--data", "digits"], "needs images with masks"),
         (["train", "--data", "digits"], "needs --model and --data"),
-        (["train", "--resume", "--lr", "0.1"], "--lr cannot change when resuming"),
         (["train", "--resume"], "no such run folder"),
         (["info"], "run.json is missing"),
         (["eval"], "run.json is missing"),

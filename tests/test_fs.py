@@ -97,6 +97,43 @@ def test_mode_sets_permissions_and_temp_names(tmp_path, monkeypatch) -> None:
     assert seen[0].startswith(".fig.") and seen[0].endswith(".png")
 
 
+@pytest.fixture
+def umask():
+    """Set the process umask for one test (restored after)."""
+    old = os.umask(0o022)
+    os.umask(old)
+
+    def set_to(value: int) -> None:
+        os.umask(value)
+
+    yield set_to
+    os.umask(old)
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+@pytest.mark.parametrize("mask", [0o022, 0o002, 0o077])
+def test_new_files_get_what_a_plain_write_gives_under_the_umask(tmp_path, umask, mask) -> None:
+    # Issue 16: masks, run files and model.json came out 0600 whatever the umask.
+    umask(mask)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = _fs.atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~mask
+    folder = _fs.make_temp_dir(tmp_path, ".bundle.export-")
+    assert folder.name.startswith(".bundle.export-")
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~mask
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX permission bits")
+def test_a_replaced_file_keeps_its_mode_as_a_plain_write_does(tmp_path, umask) -> None:
+    umask(0o022)
+    target = tmp_path / "run.json"
+    target.write_text("old")
+    target.chmod(0o640)
+    _fs.atomic_write_text(target, "new")
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o640
+
+
 def test_standard_library_only() -> None:
     code = (
         "import sys; import aestudio._fs; "

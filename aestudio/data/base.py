@@ -23,6 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
 NO_LABEL = -1  # target of unlabelled images
+UNLABELLED = 255  # mask value of a pixel nobody labelled: counts in no loss and no metric
 
 
 class DataError(ValueError):

@@ -10,11 +10,14 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from aestudio.data.base import (
+    UNLABELLED,
     ArrayDataset,
     BadFile,
     DataBundle,
@@ -28,6 +31,8 @@ from aestudio.data.base import (
     validate_channels,
     validate_size,
 )
+from aestudio.data.classes import ClassesError, read_classes
+from aestudio.data.crops import NativePairsDataset, NativeScale
 from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
 from aestudio.data.io import default_palette, iter_image_files, probe_image, read_mask
 from aestudio.data.mnist import DIGIT_LABELS, open_mnist
@@ -82,12 +87,16 @@ def open_data(
     val_fraction: float = 0.2,
     seed: int = 0,
     patches: bool = False,
+    native: NativeScale | None = None,
 ) -> DataBundle:
     """Open ``spec`` (see :func:`builtin_specs`); an existing folder path alone means ``folder:``.
 
     ``image_size`` is the side of the square items (each spec has a default),
     ``channels`` 1 or 3 converts, ``seed`` fixes the split of built-in data,
-    ``patches`` makes folder data yield random crops instead of whole resized images.
+    ``patches`` makes folder data yield random crops instead of whole resized images,
+    ``native`` makes ``pairs:`` data keep the images' own scale (random crops for
+    training, whole images for validation; see :mod:`aestudio.data.crops`) and
+    ignores ``image_size``.
     """
     spec = spec.strip()
     validate_channels(channels, spec)
@@ -119,7 +128,7 @@ def open_data(
     if key == "folder":
         return _open_folder(spec, arg.strip(), image_size, channels, val_fraction, seed, patches)
     if key == "pairs":
-        return _open_pairs(spec, arg.strip(), image_size, channels, val_fraction, seed, patches)
+        return _open_pairs(spec, arg.strip(), image_size, channels, val_fraction, seed, patches, native)
     raise DataError(f"unknown data spec {spec!r}; use one of: {', '.join(builtin_specs())}")
 
 
@@ -292,6 +301,7 @@ def _open_pairs(
     val_fraction: float,
     seed: int,
     patches: bool,
+    native: NativeScale | None = None,
 ) -> DataBundle:
     images_text, comma, masks_text = text.partition(",")
     if not comma:
@@ -316,28 +326,37 @@ def _open_pairs(
             "name masks like their images (cat.jpg -> cat.png or cat_mask.png)"
         )
     bad: list[BadFile] = []
-    num_classes, good_pairs = _scan_masks(pairs, bad)
+    scan = _scan_masks(pairs, bad)
+    good_pairs = scan.good
     if not good_pairs:
         raise DataError(
             f"{spec}: none of the {len(pairs)} masks could be read ({bad[0].reason}); save masks as index PNGs"
         )
-    size = image_size or DEFAULT_FOLDER_SIZE
+    names, colors, num_classes = _pairs_classes(spec, masks_root, scan)
     out_channels = channels or _guess_channels([image for image, _ in good_pairs])
     train_idx, val_idx = hash_split(
         _relative_keys([image for image, _ in good_pairs], images_root), val_fraction
     )
-    common = {"size": size, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
-    train = PairsDataset(
-        [good_pairs[i] for i in train_idx],
-        geometry=Geometry.RANDOM_CROP if patches else Geometry.RESIZE,
-        **common,
-    )
-    val = PairsDataset(
-        [good_pairs[i] for i in val_idx],
-        geometry=Geometry.FIXED_CROP if patches else Geometry.RESIZE,
-        **common,
-    )
-    names = ["background"] + [f"class {k}" for k in range(1, num_classes)]
+    if native is not None:
+        size: int | None = None
+        common_n = {"plan": native, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
+        train: Dataset = NativePairsDataset([good_pairs[i] for i in train_idx], [scan.sizes[i] for i in train_idx],
+                                            train=True, **common_n)
+        val: Dataset = NativePairsDataset([good_pairs[i] for i in val_idx], [scan.sizes[i] for i in val_idx],
+                                          train=False, **common_n)
+    else:
+        size = image_size or DEFAULT_FOLDER_SIZE
+        common = {"size": size, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
+        train = PairsDataset(
+            [good_pairs[i] for i in train_idx],
+            geometry=Geometry.RANDOM_CROP if patches else Geometry.RESIZE,
+            **common,
+        )
+        val = PairsDataset(
+            [good_pairs[i] for i in val_idx],
+            geometry=Geometry.FIXED_CROP if patches else Geometry.RESIZE,
+            **common,
+        )
     return DataBundle(
         spec=spec,
         train=train,
@@ -347,21 +366,49 @@ def _open_pairs(
         kind=DataKind.SEGMENTATION,
         num_classes=num_classes,
         class_names=names,
-        class_colors=default_palette(num_classes),
+        class_colors=colors,
         bad_files=bad,
     )
 
 
-def _scan_masks(
-    pairs: list[tuple[Path, Path]], bad: list[BadFile]
-) -> tuple[int, list[tuple[Path, Path]]]:
+def _pairs_classes(
+    spec: str, masks_root: Path, scan: _MaskScan
+) -> tuple[list[str], list[tuple[int, int, int]], int]:
+    """Class names and colours from ``MASKS/classes.json`` when present, else 'background', 'class 1', ..."""
+    try:
+        table = read_classes(masks_root)
+    except ClassesError as exc:
+        raise DataError(f"{spec}: {exc}") from None
+    if table is None:
+        k = scan.num_classes
+        return ["background"] + [f"class {c}" for c in range(1, k)], default_palette(k), k
+    if scan.largest >= len(table):
+        raise DataError(
+            f"{spec}: {scan.largest_file} holds value {scan.largest} but {masks_root / 'classes.json'} names only "
+            f"{len(table)} classes (0..{len(table) - 1}, 255 = unlabelled); add the missing class names or fix the mask"
+        )
+    return list(table.names), list(table.colors), len(table)
+
+
+class _MaskScan(NamedTuple):
+    num_classes: int  # largest labelled value + 1 (at least 2)
+    good: list[tuple[Path, Path]]  # readable pairs whose sizes agree
+    sizes: list[tuple[int, int]]  # (height, width) of each good pair
+    largest: int  # largest class value seen (255, unlabelled, excluded)
+    largest_file: Path | None  # a mask that holds it
+
+
+def _scan_masks(pairs: list[tuple[Path, Path]], bad: list[BadFile]) -> _MaskScan:
     """Read every mask once (fine for the small sets masks come in).
 
-    The largest index gives the class count. Unreadable masks, and masks whose
-    size differs from their image's header, are set aside before the split.
+    The largest index other than 255 (unlabelled) gives the class count.
+    Unreadable masks, and masks whose size differs from their image's header,
+    are set aside before the split.
     """
     largest = 0
+    largest_file: Path | None = None
     good: list[tuple[Path, Path]] = []
+    sizes: list[tuple[int, int]] = []
     for image, mask_path in pairs:
         try:
             mask = read_mask(mask_path)
@@ -375,10 +422,10 @@ def _scan_masks(
             bad.append(BadFile(str(mask_path), str(exc)))
             log.warning("skipping bad pair %s", exc)
             continue
-        largest = max(largest, int(mask.max(initial=0)))
+        labelled = mask[mask != UNLABELLED]
+        top = int(labelled.max(initial=0))
+        if largest_file is None or top > largest:
+            largest, largest_file = top, mask_path
         good.append((image, mask_path))
-    if largest >= 255:
-        log.warning(
-            "masks use index %d; if 255 marks 'ignore' (as in Pascal VOC), remap it first", largest
-        )
-    return max(2, largest + 1), good
+        sizes.append((int(mask.shape[0]), int(mask.shape[1])))
+    return _MaskScan(max(2, largest + 1), good, sizes, largest, largest_file)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
+import shutil
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,25 +124,111 @@ def run_bundle_dir(run_dir: Path) -> Path:
     return run_dir / BUNDLE_SUBDIR
 
 
+class ExportFailed(RuntimeError):
+    """The export child failed; ``details`` holds its own error output (not the GUI's traceback)."""
+
+    def __init__(self, message: str, details: str = "") -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ExportCancelled(ExportFailed):
+    """The export was cancelled (by the user or by closing the window); no bundle was written."""
+
+
+@dataclass
+class _Export:
+    run_dir: Path
+    out: Path
+    proc: Any  # subprocess.Popen
+    started: float
+    cancelled: bool = False
+
+
+_exports: list[_Export] = []
+_exports_lock = threading.Lock()
+CANCEL_GRACE_S = 5.0  # after SIGINT the child removes its temp folder; then it is killed
+
+
+def running_exports() -> list[tuple[Path, float]]:
+    """(run folder, seconds running) of every export child alive now; cheap, for a status line."""
+    import time
+
+    now = time.monotonic()
+    with _exports_lock:
+        return [(e.run_dir, now - e.started) for e in _exports if e.proc.poll() is None]
+
+
 def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     """Export a run to ``RUN/bundle`` (or ``out_dir``); returns the bundle folder.
 
     The export runs in a child process (`aestudio export`): done in the app's own
     process, the exporter's ~500k short-lived objects set off garbage-collection
     pauses of 130-300 ms that froze the GUI thread too (measured by bench
-    gui_stalls). The calling worker thread only waits on the child.
+    gui_stalls). The calling worker thread only waits on the child, which
+    :func:`cancel_exports` can end. Raises :class:`ExportFailed` with the child's
+    own error output as ``details``.
     """
     import subprocess
-    import sys
+    import time
+
+    from aestudio._child import aestudio_command
 
     out = Path(out_dir if out_dir is not None else run_bundle_dir(run_dir))
-    cmd = [sys.executable, "-m", "aestudio", "export", str(run_dir), "-o", str(out)]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = aestudio_command("export", str(run_dir), "-o", str(out))
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    job = _Export(Path(run_dir), out, proc, time.monotonic())
+    with _exports_lock:
+        _exports.append(job)
+    try:
+        stdout, stderr = proc.communicate()
+    finally:
+        with _exports_lock:
+            _exports.remove(job)
+    if job.cancelled:
+        raise ExportCancelled(f"export of {run_dir.name} cancelled; the run keeps its checkpoint "
+                              "and is exported again when loaded")
     if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).strip().splitlines() if ln.strip()]
+        text = (stderr or stdout or "").strip()
+        lines = [ln for ln in text.splitlines() if ln.strip()]
         reason = lines[-1] if lines else f"exit code {proc.returncode}"
-        raise RuntimeError(f"export of {run_dir} failed: {reason.removeprefix('aestudio: error: ')}")
+        raise ExportFailed(f"export of {run_dir} failed: {reason.removeprefix('aestudio: error: ')}",
+                           details=f"$ {' '.join(cmd)}\n\n{text or f'exit code {proc.returncode}'}")
     return out
+
+
+def cancel_exports(timeout: float = CANCEL_GRACE_S) -> int:
+    """End every export child: Ctrl-C first (it deletes its unfinished bundle), a kill after ``timeout``.
+
+    Returns how many were running. A bundle is written to a temp folder and renamed into
+    place at the very end, so an ended export never leaves a half-written bundle; after a
+    kill (no chance to clean up) the child's own temp folder is removed here.
+    """
+    import signal
+    import subprocess
+    import time
+
+    with _exports_lock:
+        jobs = [e for e in _exports if e.proc.poll() is None]
+    for job in jobs:
+        job.cancelled = True
+        try:
+            if os.name == "nt":
+                job.proc.terminate()
+            else:
+                job.proc.send_signal(signal.SIGINT)
+        except OSError:
+            pass
+    deadline = time.monotonic() + timeout
+    for job in jobs:
+        try:
+            job.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            job.proc.kill()
+            job.proc.wait()
+            for leftover in job.out.parent.glob(f".{job.out.name}.export-*"):
+                shutil.rmtree(leftover, ignore_errors=True)  # the child's own temp folder
+    return len(jobs)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from aestudio.gui import engine
 from aestudio.gui.data_panel import DataPanel, DataSummary
 from aestudio.gui.drops import DropKind, classify_all
 from aestudio.gui.engine import LoadedModel
+from aestudio.gui.export_status import ExportStatus
 from aestudio.gui.messages import Level, MessageBar, show_error_dialog
 from aestudio.gui.models_panel import ModelsPanel
 from aestudio.gui.panels import ExplorePanel, explore_panels
@@ -149,6 +150,8 @@ class MainWindow(QMainWindow):
         self.device_label = QLabel("Device: —")
         self.runtime_label = QLabel("Runtime: no model")
         self.model_label = QLabel("Model: none")
+        self.export_status = ExportStatus()
+        bar.addWidget(self.export_status)
         for w in (self.model_label, self.runtime_label, self.device_label):
             bar.addPermanentWidget(w)
 
@@ -268,6 +271,11 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - closing must never fail because one panel did
                 logger.exception("panel %s failed to shut down", panel.title)
         self.tasks.shutdown()
+        # An export child must not outlive the window (it did, invisibly, for ~50 s): end it.
+        # It writes to a temp folder and renames at the end, so no half-written bundle stays;
+        # the run is exported again when next loaded.
+        if engine.cancel_exports():
+            logger.info("export cancelled by closing the window")
         super().closeEvent(event)
 
     # ================================================================ messages
@@ -364,8 +372,14 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self.status(f"Loading {path.name} (a run is exported first)…")
         self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
-                          on_error=lambda exc, det: self.notify(
-                              Level.ERROR, f"Cannot load {path}: {describe_error(exc, path)}", det))
+                          on_error=lambda exc, det: self._task_failed(f"Cannot load {path}", exc, det, path))
+
+    def _task_failed(self, what: str, exc: BaseException, details: str, path: Path | None = None) -> None:
+        """Report a failed load/export; an export child's own error output is the details."""
+        if isinstance(exc, engine.ExportCancelled):
+            self.notify(Level.INFO, str(exc))
+            return
+        self.notify(Level.ERROR, f"{what}: {describe_error(exc, path)}", getattr(exc, "details", "") or details)
 
     def set_active_model(self, model: LoadedModel, requested: Path | None = None) -> None:
         self.active_model = model
@@ -482,8 +496,7 @@ class MainWindow(QMainWindow):
 
         self.status(f"Exporting {source.name}…")
         self.tasks.submit(work, on_result=lambda p: self.notify(Level.INFO, f"Exported to {p}."),
-                          on_error=lambda exc, det: self.notify(
-                              Level.ERROR, f"Export of {source.name} failed: {describe_error(exc)}", det))
+                          on_error=lambda exc, det: self._task_failed(f"Export of {source.name} failed", exc, det))
 
     def change_workspace_dialog(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose the workspace folder", str(self.workspace))

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from aestudio import __version__
+from aestudio._fs import make_temp_dir
 from aestudio.config import NetConfig
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
@@ -272,7 +273,7 @@ def export_net(
         net, net_name, net_cfg, name=meta.get("name"), class_names=meta.get("class_names"), class_colors=meta.get("class_colors")
     )
     real = _real_batch(sample_inputs, info)  # validate before the slow part
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.export-", dir=out_dir.parent))
+    tmp = make_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.export-")  # 0o777 - umask, as mkdir
     try:
         graphs = _graphs(net, info)
         files = {g.file.value: DEFAULT_FILES[g.file.value] for g in graphs}

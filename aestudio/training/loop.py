@@ -342,6 +342,7 @@ class _Trainer:
         workers_seed = torch.Generator().manual_seed(self.dist.loader_seed(seed) if self.dist else seed)
         loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=[s.indices for s in shares],
                                              num_workers=self.cfg.num_workers,
+                                             collate_fn=getattr(self.data.train, "collate_fn", None),
                                              pin_memory=self.device.type == "cuda", generator=workers_seed)
         return zip(iter(loader), shares, strict=True)
 

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from aestudio.config import NoiseConfig, ReconLoss
+from aestudio.data.base import UNLABELLED
 
 _EPS = 1e-6
 
@@ -46,10 +47,13 @@ def soft_dice_loss(logits: Tensor, target: Tensor) -> Tensor:
 
     Dice complements cross-entropy on imbalanced masks (a small object class
     weighs as much as the background). Classes absent from both the target
-    and the prediction are skipped, so they do not inflate the score."""
+    and the prediction are skipped, so they do not inflate the score.
+    Unlabelled pixels (:data:`UNLABELLED`) are left out of both sides."""
     num_classes = logits.shape[1]
-    probs = logits.float().softmax(dim=1)
-    onehot = F.one_hot(target.long(), num_classes).permute(0, 3, 1, 2).to(probs.dtype)
+    valid = (target != UNLABELLED).unsqueeze(1)
+    probs = logits.float().softmax(dim=1) * valid
+    onehot = F.one_hot(target.long().clamp(0, num_classes - 1), num_classes).permute(0, 3, 1, 2).to(probs.dtype)
+    onehot = onehot * valid
     dims = (0, 2, 3)
     inter = (probs * onehot).sum(dims)
     total = probs.sum(dims) + onehot.sum(dims)
@@ -61,7 +65,15 @@ def soft_dice_loss(logits: Tensor, target: Tensor) -> Tensor:
 
 
 def segmentation_losses(logits: Tensor, target: Tensor) -> dict[str, Tensor]:
-    return {"ce": F.cross_entropy(logits.float(), target.long()), "dice": soft_dice_loss(logits, target)}
+    """Cross-entropy + soft Dice over the labelled pixels; pixels valued 255 count in neither.
+
+    A batch with no labelled pixel at all gives a zero loss still tied to the
+    graph (cross-entropy's mean over nothing would be NaN and stop the run)."""
+    if not bool((target != UNLABELLED).any()):
+        zero = logits.float().sum() * 0.0
+        return {"ce": zero, "dice": zero}
+    return {"ce": F.cross_entropy(logits.float(), target.long(), ignore_index=UNLABELLED),
+            "dice": soft_dice_loss(logits, target)}
 
 
 def batch_loss(

@@ -103,7 +103,10 @@ class _SegCounts:
         self.conf = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def add(self, pred: Tensor, target: Tensor) -> None:
-        idx = target.long().flatten().cpu() * self.k + pred.long().flatten().cpu()
+        t = target.long().flatten().cpu()
+        p = pred.long().flatten().cpu()
+        keep = (t >= 0) & (t < self.k)  # 255 (unlabelled, also the padding of mixed sizes) counts nowhere
+        idx = t[keep] * self.k + p[keep]
         self.conf += torch.bincount(idx, minlength=self.k * self.k).reshape(self.k, self.k)
 
     def result(self, names: list[str]) -> dict[str, float]:
@@ -151,7 +154,12 @@ def evaluate(
     device = torch.device(device)
     was_training = net.training
     net.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    # Datasets of varying image sizes bring their own collate (padding with unlabelled pixels)
+    # and are scored image by image, as the app segments them.
+    if getattr(dataset, "varying_sizes", False):
+        batch_size = 1
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0,
+                        collate_fn=getattr(dataset, "collate_fn", None))
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     segment = task is Task.SEGMENT

@@ -28,7 +28,8 @@ class PreviewMaker:
         self.targets: torch.Tensor | None = None
         if n <= 0:
             return
-        x, target = default_collate([val[i] for i in range(n)])
+        collate = getattr(val, "collate_fn", None) or default_collate  # varying sizes pad to one
+        x, target = collate([val[i] for i in range(n)])
         self.clean = x
         self.targets = target if segment else None
         if noise is not None:
