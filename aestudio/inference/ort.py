@@ -336,6 +336,7 @@ def run_interruptibly(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], 
     the call therefore runs in a helper thread while the main thread waits in short
     slices, free to take the KeyboardInterrupt, which sets ``options.terminate``: ORT
     stops at its next node and the helper thread ends."""
+    result: dict[str, object] = {}
     timer = threading.Timer(time_limit_s, lambda: setattr(options, "terminate", True)) if time_limit_s else None
     if timer is not None:
         timer.daemon = True
@@ -343,7 +344,6 @@ def run_interruptibly(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], 
     try:
         if threading.current_thread() is not threading.main_thread():
             return sess.run(None, feeds, options)  # a worker: its owner cancels via options
-        result: dict[str, object] = {}
 
         def call() -> None:
             try:
@@ -360,12 +360,16 @@ def run_interruptibly(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], 
             options.terminate = True
             worker.join(5.0)
             raise
-        if "error" in result:
-            raise result["error"]  # type: ignore[misc]
+        error = result.pop("error", None)
+        if error is not None:
+            raise error  # type: ignore[misc]
         return result["outs"]  # type: ignore[return-value]
     finally:
         if timer is not None:
             timer.cancel()
+        # The stored error's traceback holds call()'s frame, which holds `result`: a cycle that
+        # kept the session alive until interpreter teardown, where ONNX Runtime aborts.
+        result.clear()
 
 
 # ----------------------------------------------------------------- foreign models
