@@ -99,6 +99,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     seed: int = 0  # seeds torch, numpy and the data split; CPU runs are deterministic
     max_steps: int | None = None  # stop after this many optimizer steps (tests, quick looks)
+    time_limit_minutes: float | None = None  # wall-clock budget of this invocation; stops with a resumable checkpoint
     num_workers: int = 0  # DataLoader workers; 0 keeps small data in-process and deterministic
     checkpoint_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
     preview_count: int = 8  # images in the per-epoch preview batch

@@ -102,6 +102,8 @@ def check_train_config(cfg: Any) -> None:
         c("checkpoint_every_steps", cfg.checkpoint_every_steps, 1, 10**12)
     c("preview_count", cfg.preview_count, 0, 256)
     c("max_oom_retries", cfg.max_oom_retries, 0, 16)
+    if getattr(cfg, "time_limit_minutes", None) is not None:
+        limits.check_float("time_limit_minutes", cfg.time_limit_minutes, 0.0, 1e7, lo_open=True)
 
 
 # ----------------------------------------------------------------- JSON files

@@ -90,11 +90,11 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def bundle_for(ctx: Context, key: str, net_name: str, **train_kwargs: Any) -> Path:
-    """A bundle exported with :func:`aestudio.inference.export.export_run` from a cached run."""
+    """A bundle exported with :func:`aestudio.export.exporter.export_run` from a cached run."""
     cache_key = f"bundle:{key}"
     if cache_key in ctx.cache:
         return ctx.cache[cache_key]
-    from aestudio.inference.export import export_run
+    from aestudio.export.exporter import export_run
 
     run_dir = train_run(ctx, key, net_name, **train_kwargs)
     out = Path(export_run(run_dir, ctx.work_dir / "bundles" / key))

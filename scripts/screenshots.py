@@ -127,7 +127,7 @@ PANEL_SHOTS = [
 
 def panel_shots(window, out: Path, settle: float = 12.0) -> None:
     """Each exploration tab with a shipped model, its data and a sample image dropped on it."""
-    from aestudio.inference import zoo
+    from aestudio.zoo import catalog as zoo
 
     samples = {p.stem: p for p in zoo.sample_images()}
     tabs = {window.tabs.tabText(i): i for i in range(window.tabs.count())}

@@ -67,7 +67,7 @@ def tiny_net(name: str, **overrides) -> tuple[object, object]:
 @pytest.fixture(scope="session")
 def bundles(tmp_path_factory: pytest.TempPathFactory):
     """``bundles(name) -> Path``: the net exported once per test session."""
-    from aestudio.inference.export import export_net
+    from aestudio.export.exporter import export_net
 
     root = tmp_path_factory.mktemp("bundles")
     cache: dict[str, Path] = {}

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from aestudio.cli import main
-from aestudio.inference.export import export_net
+from aestudio.export.exporter import export_net
 from aestudio.nets import build_net, default_config
 
 io = pytest.importorskip("aestudio.data.io")

@@ -145,3 +145,17 @@ def test_fixed_size_nets_train_at_the_built_in_datas_own_size(tmp_path, capsys) 
                  "--max-steps", "1", "--no-progress", "--out", str(tmp_path / "small")]) == 0
     assert read_run(tmp_path / "small").net_cfg.image_size == 16  # an explicit size still wins
     capsys.readouterr()
+
+
+def test_time_limit_stops_with_a_checkpoint_saying_why_and_resumes(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    # 0.0005 min = 30 ms: the limit falls within the first epoch of many.
+    assert main(["train", "--model", "dense_ae", *TINY, "--epochs", "100", "--time-limit", "0.0005", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "time limit of 0.0005 min reached" in text and f"aestudio train --resume --out {out}" in text
+    info = read_run(out)
+    assert info.status.value == "stopped" and "time limit" in info.message and 0 < info.step < 100 * 23
+    assert main(["train", "--resume", "--out", str(out), "--epochs", str(info.epoch + 1), "--no-progress"]) == 0
+    assert read_run(out).status.value == "done" and read_run(out).epoch == info.epoch + 1
+    assert main(["train", "--model", "dense_ae", *TINY, "--time-limit", "0", "--out", str(tmp_path / "x")]) == 2
+    assert "--time-limit must be > 0" in capsys.readouterr().err

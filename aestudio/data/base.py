@@ -19,11 +19,12 @@ import torch
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from aestudio.data.classes import UNLABELLED  # noqa: F401 - re-exported: 255 = unlabelled, one home
+
 # BT.601 luminance, the same weights as aestudio.data.io and Pillow.
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 
 NO_LABEL = -1  # target of unlabelled images
-UNLABELLED = 255  # mask value of a pixel nobody labelled: counts in no loss and no metric
 
 
 class DataError(ValueError):

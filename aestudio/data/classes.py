@@ -20,6 +20,7 @@ from typing import Any
 
 from aestudio._fs import atomic_write_text
 
+UNLABELLED = 255  # mask value of a pixel nobody labelled: counts in no loss and no metric
 CLASSES_FILE = "classes.json"
 MAX_CLASSES = 255  # values 0..254; 255 means unlabelled
 

@@ -33,8 +33,14 @@ from typing import Any
 import numpy as np
 
 from aestudio._fs import atomic_write, atomic_write_text
-from aestudio.data.base import UNLABELLED
-from aestudio.data.classes import MAX_CLASSES, ClassesError, ClassTable, read_classes, write_classes
+from aestudio.data.classes import (
+    MAX_CLASSES,
+    UNLABELLED,
+    ClassesError,
+    ClassTable,
+    read_classes,
+    write_classes,
+)
 from aestudio.data.io import (
     ImageLoadError,
     default_palette,
@@ -94,6 +100,11 @@ class AddReport:
     failed: list[tuple[Path, str]] = field(default_factory=list)
 
 
+def project_palette(n: int) -> list[tuple[int, int, int]]:
+    """Colours for painted classes: background gets a visible blue (black strokes vanish on dark images)."""
+    return [(0, 130, 200)] + [c for c in default_palette(n + 4)[1:] if c != (0, 130, 200)][: max(0, n - 1)]
+
+
 def _copy_into(src: Path, fh: Any) -> None:
     with open(src, "rb") as source:
         shutil.copyfileobj(source, fh)
@@ -143,7 +154,7 @@ class LabelProject:
             raise ProjectError(f"a project needs 1..{MAX_CLASSES} classes, got {len(names)}")
         (root / "images").mkdir(parents=True, exist_ok=True)
         (root / "masks").mkdir(exist_ok=True)
-        table = ClassTable(names, tuple(default_palette(max(len(names), 2))[: len(names)]))
+        table = ClassTable(names, tuple(project_palette(len(names))))
         write_classes(root / "masks", table)
         project = cls(root, table, {"format": FORMAT, "version": VERSION, "model": None})
         project._write_record()
@@ -395,7 +406,7 @@ class LabelProject:
         if len(names) >= MAX_CLASSES:
             raise ProjectError(f"at most {MAX_CLASSES} classes fit in an index PNG (255 = unlabelled)")
         name = self._free_class_name(name)
-        color = color or default_palette(len(names) + 1)[-1]
+        color = color or project_palette(len(names) + 1)[-1]
         self._set_classes(ClassTable((*names, name), (*self.classes.colors, tuple(color))))
         return len(names)
 
@@ -500,3 +511,70 @@ class Stroke:
             return None
         self.project._record(self.index, Diff(self.rect, before, after))
         return self.rect
+
+
+class MaskSaver:
+    """Writes mask snapshots on one background thread; the newest snapshot of an image wins.
+
+    The app submits a copy after every stroke, so painting never waits on PNG
+    encoding and a crash loses at most the stroke being drawn. Failures are kept
+    in ``errors`` (path, message) for the caller to show; the mask stays dirty.
+    """
+
+    def __init__(self, project: LabelProject) -> None:
+        import threading
+
+        self.project = project
+        self.errors: list[tuple[Path, str]] = []
+        self._pending: dict[int, np.ndarray] = {}
+        self._writing = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._loop, name="aestudio-mask-saver", daemon=True)
+        self._thread.start()
+
+    def submit(self, index: int) -> None:
+        snapshot = self.project.mask_copy(index)
+        with self._cond:
+            self._pending[index] = snapshot
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every submitted snapshot is on disk (closing a project; tests)."""
+        import time
+
+        end = time.monotonic() + timeout
+        with self._cond:
+            while self._pending or self._writing:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float = 10.0) -> bool:
+        done = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        return done
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                index, snapshot = self._pending.popitem()
+                self._writing = True
+            try:
+                self.project.save(index, snapshot)
+            except Exception as exc:  # noqa: BLE001 - reported to the person, the mask stays dirty
+                path = self.project.items[index].mask_path
+                self.errors.append((path, f"{exc}"))
+                log.error("could not save %s: %s", path, exc)
+            finally:
+                with self._cond:
+                    self._writing = False
+                    self._cond.notify_all()

@@ -286,9 +286,9 @@ def train(net_name: str, net_cfg: Any, data_spec: str, cfg: Any, run_dir: Path, 
 
 
 def resume(run_dir: Path, *, stop: threading.Event, pause: threading.Event,
-           epochs: int | None = None) -> Iterator[Any]:
+           epochs: int | None = None, time_limit_minutes: float | None = None) -> Iterator[Any]:
     fn = _attr("aestudio.training", "resume")
-    return fn(run_dir, stop=stop, pause=pause, epochs=epochs)
+    return fn(run_dir, stop=stop, pause=pause, epochs=epochs, time_limit_minutes=time_limit_minutes)
 
 
 # ------------------------------------------------------------------ data as arrays (for the panels)
@@ -359,9 +359,9 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
 
 
 def zoo_models() -> list[Any]:
-    """The shipped zoo (``aestudio.inference.zoo.ZooModel`` items: name, path, task, summary); [] without it."""
+    """The shipped zoo (``aestudio.zoo.catalog.ZooModel`` items: name, path, task, summary); [] without it."""
     try:
-        return list(_attr("aestudio.inference.zoo", "list_models")())
+        return list(_attr("aestudio.zoo.catalog", "list_models")())
     except EngineUnavailable as exc:
         logger.warning("%s", exc)
         return []
@@ -370,7 +370,7 @@ def zoo_models() -> list[Any]:
 def zoo_default_model() -> Path | None:
     """The bundle a first run opens with, or None when no zoo is installed."""
     try:
-        model = _attr("aestudio.inference.zoo", "default_model")()
+        model = _attr("aestudio.zoo.catalog", "default_model")()
     except EngineUnavailable:
         return None
     return None if model is None else Path(model.path)
@@ -379,7 +379,7 @@ def zoo_default_model() -> Path | None:
 def zoo_model_for_task(task: str) -> Any | None:
     """The zoo model suggested for a task (``ZooModel``), or None."""
     try:
-        return _attr("aestudio.inference.zoo", "model_for_task")(str(getattr(task, "value", task)))
+        return _attr("aestudio.zoo.catalog", "model_for_task")(str(getattr(task, "value", task)))
     except EngineUnavailable:
         return None
 
@@ -395,6 +395,6 @@ def is_zoo_path(path: Path) -> bool:
 def sample_images() -> list[Path]:
     """The shipped sample images (resources/samples or the installed package); [] without them."""
     try:
-        return list(_attr("aestudio.inference.zoo", "sample_images")())
+        return list(_attr("aestudio.zoo.catalog", "sample_images")())
     except EngineUnavailable:
         return []

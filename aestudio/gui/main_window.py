@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import FinishReason
+from aestudio.data.project import is_project
 from aestudio.gui import engine
 from aestudio.gui.data_panel import DataPanel, DataSummary
 from aestudio.gui.drops import DropKind, classify_all
@@ -198,6 +199,10 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         for source in (self.data_panel, self.models_panel, self.train_panel, *self.explore):
             source.notify.connect(self.notify)
+        for panel in self.explore:  # e.g. the Label tab's exported model
+            request = getattr(panel, "request_model", None)
+            if request is not None:
+                request.connect(self.load_model)
         self.data_panel.data_changed.connect(self._data_changed)
         self.data_panel.image_activated.connect(lambda p: self.open_paths([p]))
         self.samples.open_requested.connect(self.open_paths)
@@ -313,6 +318,13 @@ class MainWindow(QMainWindow):
         for item in groups[DropKind.MISSING] + groups[DropKind.UNSUPPORTED]:
             self.notify(Level.WARNING, item.reason)
         folders = groups[DropKind.FOLDER]
+        projects = [i.path for i in folders if is_project(i.path)]
+        if projects:  # a label project opens in the Label tab, not as a data set
+            folders = [i for i in folders if i.path not in projects]
+            label = next((p for p in self.explore if hasattr(p, "open_project")), None)
+            if label is not None:
+                self.show_panel(label)
+                label.add_images(projects[-1:])
         if folders:
             if len(folders) > 1:
                 self.notify(Level.INFO, f"Using {folders[-1].path.name} as the data set; one folder at a time.")

@@ -57,7 +57,7 @@ logger = logging.getLogger(__name__)
 # in_channels always comes from the data; image_size stays visible because fixed-size nets
 # resize the data to it (the training engine decides, see aestudio.training.runner).
 NET_HIDDEN = ("in_channels",)
-TRAIN_MAIN = ("epochs", "batch_size", "lr", "recon_loss", "noise", "kl_warmup_epochs")
+TRAIN_MAIN = ("epochs", "batch_size", "lr", "recon_loss", "noise", "kl_warmup_epochs", "time_limit_minutes")
 TRAIN_ADVANCED = ("weight_decay", "val_fraction", "seed", "max_steps", "amp",
                   "checkpoint_every_steps", "preview_count", "max_oom_retries", "num_workers")
 
@@ -332,7 +332,9 @@ class TrainPanel(QWidget):
         try:
             info = engine.read_run(run_dir)
             target = int(getattr(info.train_cfg, "epochs", 0))
-            wanted = int(self.train_form.values().get("epochs", target))
+            form = self.train_form.values()
+            wanted = int(form.get("epochs", target))
+            time_limit = form.get("time_limit_minutes")  # this invocation's own budget, as on the CLI
             done = int(getattr(info, "epoch", 0))
         except Exception as exc:  # noqa: BLE001 - any unreadable run is reported, not raised
             self.notify.emit(Level.ERROR, f"Cannot resume {run_dir.name}: {exc}", "")
@@ -343,7 +345,7 @@ class TrainPanel(QWidget):
             return
 
         def source(stop, pause):
-            return engine.resume(run_dir, stop=stop, pause=pause, epochs=epochs)
+            return engine.resume(run_dir, stop=stop, pause=pause, epochs=epochs, time_limit_minutes=time_limit)
 
         self._launch(source, run_dir, f"{run_dir.name} (resumed at epoch {done + 1})", keep_curves=True)
 
@@ -454,6 +456,9 @@ class TrainPanel(QWidget):
             self.notify.emit(Level.ERROR, f"Training {name} failed: {ev.message}. The run folder keeps its last checkpoint.", ev.details)
         elif ev.reason is FinishReason.DIVERGED:
             self.notify.emit(Level.WARNING, f"Training {name} diverged: {ev.message}. Try a lower learning rate.", ev.details)
+        elif ev.reason is FinishReason.STOPPED and "time limit" in ev.message:
+            self.stats_label.setText(f"{name}: {ev.message}")  # say why it stopped; Resume continues it
+            self.notify.emit(Level.INFO, f"Training {name}: {ev.message}.", "")
         else:
             self.notify.emit(Level.INFO, f"Training {name} {words[ev.reason]}: {ev.epoch} epochs.", "")
         self.refresh_compare()

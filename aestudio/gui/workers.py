@@ -26,28 +26,11 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from aestudio.config import FinishReason
+from aestudio.explore.sessions import count_run
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
 
 logger = logging.getLogger(__name__)
 TRAIN_THREAD_NAME = "aestudio-train"
-
-_live_runs = 0  # TrainWorkers whose training generator is running in this process
-_live_lock = threading.Lock()
-
-
-def training_active() -> bool:
-    """True while a :class:`TrainWorker` runs a training generator in this process.
-
-    Panels ask it (often: on every slider move) to leave the cores to the run, so it is one
-    integer read, not a scan of the process's threads.
-    """
-    return _live_runs > 0
-
-
-def _count_run(delta: int) -> None:
-    global _live_runs
-    with _live_lock:
-        _live_runs += delta
 
 DRAIN_MS = 100  # ~10 UI updates a second: smooth enough to read, cheap for the event loop
 
@@ -79,7 +62,7 @@ class TrainWorker(QObject):
         if self._thread is not None:
             raise RuntimeError("a TrainWorker runs once; create a new one")
         self._thread = threading.Thread(target=self._run, name=TRAIN_THREAD_NAME, daemon=True)
-        _count_run(+1)  # before the thread starts, so a panel asking right after sees the run
+        count_run(+1)  # before the thread starts, so a panel asking right after sees the run
         self._thread.start()
         self._timer.start()
 
@@ -145,7 +128,7 @@ class TrainWorker(QObject):
                     epoch=last_step.epoch + 1 if last_step else 0,
                     step=last_step.step if last_step else 0,
                 ))
-            _count_run(-1)
+            count_run(-1)
             self._done.set()
 
     # -------------------------------------------------------------- GUI thread

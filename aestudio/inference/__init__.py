@@ -1,1 +1,1 @@
-"""Export and inference. Import submodules directly; this package must not import torch."""
+"""The torch-free runtime: bundles, ONNX Runtime predictors, tiling, image ops. Must not import torch."""

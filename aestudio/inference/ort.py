@@ -125,7 +125,10 @@ class OrtPredictor(Predictor):
         profile: SessionProfile | str = SessionProfile.INTERACTIVE,
         providers: list[str] | None = None,
         description: ForeignModelDescription | None = None,
+        info: ModelInfo | None = None,
     ) -> None:
+        """``info``: for a single .onnx file whose facts the caller knows (a BioImage Model
+        Zoo package's rdf.yaml), used instead of inferring them from the graph."""
         self.path = Path(path)
         self.profile = SessionProfile(profile)
         self._providers = choose_providers(providers)
@@ -150,7 +153,7 @@ class OrtPredictor(Predictor):
             self._folder = self.path.parent
             self._files = {BundleFile.MODEL: self.path}
             sess = self._create(BundleFile.MODEL, bundle=False)
-            super().__init__(_describe_foreign(self.path, sess, description))
+            super().__init__(info if info is not None else _describe_foreign(self.path, sess, description))
             self._sessions[BundleFile.MODEL] = sess
             self._input_name = sess.get_inputs()[0].name
             self._output_name = sess.get_outputs()[0].name

@@ -59,6 +59,11 @@ _MAX_STEPS = object()  # _one_epoch's outcome when cfg.max_steps ends the run mi
 _THROUGHPUT_SMOOTHING = 0.9  # EMA weight of the past; steadies img/s and ETA readouts
 
 
+def _monotonic() -> float:
+    """The clock of ``cfg.time_limit_minutes`` (module-level so tests can drive time)."""
+    return time.monotonic()
+
+
 @dataclass
 class StartState:
     """Where a resumed run continues; built by :func:`aestudio.training.resume`."""
@@ -124,6 +129,8 @@ def fit(
         ctx.check_same_data(len(data.train), device)
     if cfg.batch_size < 1 or cfg.epochs < 0 or cfg.lr <= 0:
         raise ValueError(f"batch_size must be >= 1, epochs >= 0 and lr > 0 (got {cfg.batch_size}, {cfg.epochs}, {cfg.lr})")
+    if cfg.time_limit_minutes is not None and not cfg.time_limit_minutes > 0:
+        raise ValueError(f"the time limit must be > 0 minutes (got {cfg.time_limit_minutes})")
     if len(data.train) == 0:
         raise ValueError(f"data {data.spec!r} has no training images; check the path or spec")
     if task is None:
@@ -184,6 +191,7 @@ class _Trainer:
                 self.scaler.load_state_dict(s.scaler)
         self.ips: float | None = None
         self.sec_per_step: float | None = None
+        self.deadline: float | None = None  # set when training starts (see events())
         self.preview = PreviewMaker(data.val, cfg.preview_count, self.noise, cfg.seed, self.segment)
 
     # ------------------------------------------------------------- the generator
@@ -192,6 +200,9 @@ class _Trainer:
         reason, message, details = FinishReason.DONE, "", ""
         try:
             self._seed()
+            if self.cfg.time_limit_minutes is not None:
+                # The budget counts from the start of this invocation (a resume gets a fresh one).
+                self.deadline = _monotonic() + 60.0 * self.cfg.time_limit_minutes
             yield self._started()
             if self.run:
                 launches = {"distributed": self.dist.record(self.run.record.get("distributed"), self.step, self.batch_size,
@@ -380,7 +391,8 @@ class _Trainer:
         # one together) and on a stop request; the weight makes DDP's gradient mean the
         # global-batch mean even when ranks hold different numbers of samples.
         assert self.dist is not None and self.share is not None
-        value, reduced, self.stop_agreed = self.dist.reduce_step(loss, terms, self.share, self.stop.is_set(), self.step + 1)
+        wants_stop = self.stop.is_set() or self._time_up()
+        value, reduced, self.stop_agreed = self.dist.reduce_step(loss, terms, self.share, wants_stop, self.step + 1)
         if not math.isfinite(value):
             return value, {}
         self.scaler.scale(loss * self.share.weight).backward()
@@ -390,7 +402,10 @@ class _Trainer:
 
     def _stop_requested(self) -> bool:
         # Under torchrun a rank acting alone on its own flag would leave the others in a collective.
-        return self.stop_agreed if self.dist is not None else self.stop.is_set()
+        return self.stop_agreed if self.dist is not None else self.stop.is_set() or self._time_up()
+
+    def _time_up(self) -> bool:
+        return self.deadline is not None and _monotonic() >= self.deadline
 
     def _step_event(self, loss: float, terms: dict[str, float], n: int, dt: float) -> StepEnded:
         a = _THROUGHPUT_SMOOTHING
@@ -451,9 +466,14 @@ class _Trainer:
 
     def _stopped(self, seconds: float) -> Iterator[Event]:
         self.epoch_seconds = seconds
+        if self.stop.is_set() or self.deadline is None:
+            message = f"stopped at step {self.step} (epoch {self.epoch + 1}); resume to continue"
+        else:  # the time budget ran out; run.json says so, so `aestudio info` and the app can tell why
+            message = (f"time limit of {self.cfg.time_limit_minutes:.3g} min reached at step {self.step} "
+                       f"(epoch {self.epoch + 1}); resume to continue")
         if self.run:
-            yield self._checkpoint(RunStatus.STOPPED)
-        return FinishReason.STOPPED, f"stopped at step {self.step} (epoch {self.epoch + 1}); resume to continue"
+            yield self._checkpoint(RunStatus.STOPPED, message=message)
+        return FinishReason.STOPPED, message
 
     def _check_weights(self) -> None:
         for name, p in self.net.state_dict().items():
@@ -462,7 +482,7 @@ class _Trainer:
                     f"weights became non-finite ({name}) by step {self.step}; the run folder keeps the last good "
                     "checkpoint; lower --lr and resume or train again"))
 
-    def _checkpoint(self, status: RunStatus, *, best: bool = False) -> CheckpointSaved:
+    def _checkpoint(self, status: RunStatus, *, best: bool = False, message: str = "") -> CheckpointSaved:
         from aestudio.training.checkpoint import TrainingState, save_training_state, save_weights
 
         assert self.run is not None
@@ -480,7 +500,7 @@ class _Trainer:
             scaler=self.scaler.state_dict() if self.amp else {}, step=self.step, epoch=self.epoch))
         # run.json last: it is the commit point that names this checkpoint.
         self.run.update(
-            epoch=self.epoch, step=self.step, status=status.value, message="",
+            epoch=self.epoch, step=self.step, status=status.value, message=message,
             position={"epoch_pos": self.epoch_pos, "batch_size": self.batch_size,
                       "epoch_loss_sum": self.loss_sum, "epoch_loss_count": self.loss_count,
                       "epoch_seconds": round(self.epoch_seconds, 3)},

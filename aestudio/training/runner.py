@@ -228,13 +228,16 @@ def resume(
     epochs: int | None = None,
     max_steps: int | None = None,
     device: str | None = None,
+    time_limit_minutes: float | None = None,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
 
     ``epochs`` raises the run's target epoch count (the total, not extra).
     ``max_steps`` is a limit for this invocation only (total steps); the
     run's stored limit is dropped, so resuming a run that ended on
-    ``max_steps`` continues to its epoch target. ``device`` moves the run to
+    ``max_steps`` continues to its epoch target. ``time_limit_minutes`` is
+    likewise this invocation's own budget (a run stopped by its time limit
+    resumes without one unless given again). ``device`` moves the run to
     another device (bitwise continuation is only promised on the same device).
     """
     from aestudio.nets.registry import build_net, get_spec
@@ -249,7 +252,7 @@ def resume(
         if epochs < info.epoch:
             raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    cfg = dataclasses.replace(cfg, max_steps=max_steps, device=device or cfg.device)
+    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device)
     resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),

@@ -21,13 +21,13 @@ RF_TREES = 30
 SEG_VAL_IMAGES = 100
 
 ABOUT = f"""
-**What.** The shipped bundles in `models/` (built by `python -m aestudio.zoo_build NAME` from
+**What.** The shipped bundles in `models/` (built by `python -m aestudio.zoo.build NAME` from
 `models/recipes/NAME.json`), run through ONNX Runtime (`OrtPredictor`, batch profile), against
 classical methods on data none of them trained on.
 
 - *Denoising.* Gaussian noise of sigma 25/255 (seed {SEED}, clipped to [0, 1] by
   `aestudio.data.noise.gaussian`) on the natural grey photos held out of the denoiser's training
-  set (`aestudio.zoo_photos.HELD_OUT_PHOTOS`: camera, astronaut, coffee, coins, moon, grey,
+  set (`aestudio.zoo.photos.HELD_OUT_PHOTOS`: camera, astronaut, coffee, coins, moon, grey,
   top-left 512 x 512 at most). `photo-denoiser` against scikit-image's non-local means
   (`denoise_nl_means(h=0.8*sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6)`,
   the true sigma given) and BM3D (`bm3d.bm3d(noisy, sigma_psd=sigma)`, the strongest classical
@@ -58,12 +58,12 @@ def _timed(fn, repeats: int) -> tuple[object, float]:  # type: ignore[no-untyped
 
 
 def _zoo(name: str):  # type: ignore[no-untyped-def]
-    from aestudio.inference.zoo import ZooError, find_model
+    from aestudio.zoo.catalog import ZooError, find_model
 
     try:
         return find_model(name)
     except ZooError as exc:
-        raise SkipBenchmark(f"{name} is not built ({exc}); run `python -m aestudio.zoo_build {name}`") from None
+        raise SkipBenchmark(f"{name} is not built ({exc}); run `python -m aestudio.zoo.build {name}`") from None
 
 
 def _denoise_rows(ctx: Context) -> list[Row]:
@@ -71,7 +71,7 @@ def _denoise_rows(ctx: Context) -> list[Row]:
 
     from aestudio.data.noise import gaussian
     from aestudio.inference.ort import OrtPredictor
-    from aestudio.zoo_photos import held_out_gray
+    from aestudio.zoo.photos import held_out_gray
 
     model = _zoo("photo-denoiser")
     pred = OrtPredictor(model.path, profile="batch")
@@ -196,7 +196,7 @@ def flat(f: np.ndarray) -> np.ndarray:
 
 
 def _recipes_note(ctx: Context) -> None:
-    from aestudio.inference.zoo import list_models
+    from aestudio.zoo.catalog import list_models
 
     lines = []
     for m in list_models():

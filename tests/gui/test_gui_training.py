@@ -27,7 +27,7 @@ def _tiny_settings(panel) -> None:
     panel.set_device("cpu")
 
 
-@requires("aestudio.inference.export")
+@requires("aestudio.export.exporter")
 def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(window, qtbot, monkeypatch, tmp_path) -> None:
     _wait_for_data(window, qtbot)
     panel = window.train_panel
@@ -169,3 +169,22 @@ def test_bad_form_values_name_the_field(window, qtbot) -> None:
     panel.start()
     assert panel.worker is None
     assert any("Learning rate" in t and "fast" in t for t in message_texts(window))
+
+
+def test_the_time_limit_field_stops_the_run_and_says_why(window, qtbot) -> None:
+    _wait_for_data(window, qtbot)
+    panel = window.train_panel
+    _tiny_settings(panel)
+    panel.train_form.set_values({"epochs": 50})
+    editor = panel.train_form.editor("time_limit_minutes")
+    assert panel.train_form._layout.labelForField(editor).text() == "Time limit (minutes)"
+    editor.setText("0.001")  # 60 ms: stops after the first step or two
+    finished = []
+    panel.run_finished.connect(finished.append)
+    panel.start()
+    qtbot.waitUntil(lambda: bool(finished), timeout=60000)
+    ev = finished[0]
+    assert ev.reason is FinishReason.STOPPED and "time limit of 0.001 min" in ev.message
+    assert "time limit" in panel.stats_label.text() and panel.resume_button.isEnabled()
+    assert engine.read_run(ev.run_dir).train_cfg.time_limit_minutes == 0.001
+    assert any("time limit" in t for t in message_texts(window))

@@ -10,7 +10,7 @@ from aestudio.gui.messages import Level
 from aestudio.gui.panels import ExplorePanel
 from aestudio.gui.workspace import make_settings
 
-TABS = ["Train", "Reconstruct", "Noise lab", "Segment", "Latent"]
+TABS = ["Train", "Reconstruct", "Noise lab", "Segment", "Label", "Latent"]
 
 
 def test_window_opens_with_all_tabs_and_status(window) -> None:

@@ -6,12 +6,8 @@ import threading
 
 import numpy as np
 
-from aestudio.gui.panels.common import (
-    ImagePane,
-    LatestRunner,
-    training_running,
-    whole_image_predictor,
-)
+from aestudio.explore.sessions import whole_image_predictor
+from aestudio.gui.panels.common import ImagePane, LatestRunner, training_running
 from aestudio.gui.workers import TrainWorker
 
 

@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
+from aestudio.explore.latent_codes import kl_per_dim, nearest
 from aestudio.gui import engine
 from aestudio.gui.panels import latent as latent_module
 from aestudio.gui.panels.latent import LatentPanel
-from aestudio.gui.panels.latent_codes import kl_per_dim, nearest
 from aestudio.gui.workers import TaskRunner
 
 LIMIT = 240  # data items encoded per test: enough for a map, t-SNE stays ~1 s

@@ -12,10 +12,10 @@ from PySide6.QtCore import Qt
 
 from aestudio.config import Task
 from aestudio.data.io import read_image, read_mask, write_mask
+from aestudio.explore.segmentation import to_rgb_u8
 from aestudio.gui import engine
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.segment import EMPTY_NO_MODEL, SegmentPanel
-from aestudio.gui.panels.segment_batch import to_rgb_u8
 from aestudio.gui.workers import TaskRunner
 
 WAIT = 20_000
@@ -58,7 +58,7 @@ def unet3(bundles):
 @pytest.fixture(scope="module")
 def unet2(tmp_path_factory):
     """A two-class U-Net run by torch (same predictor interface; no second ONNX export to wait for)."""
-    from aestudio.inference.torch_predictor import TorchPredictor
+    from aestudio.export.torch_predictor import TorchPredictor
     from tests.conftest import tiny_net
 
     net, cfg = tiny_net("unet", num_classes=2)
@@ -272,7 +272,7 @@ def test_browsing_the_data_set_uses_its_masks(qtbot, panel, unet3, monkeypatch):
 
 
 def test_overlay_maths():
-    from aestudio.gui.panels.segment_batch import (
+    from aestudio.explore.segmentation import (
         boundaries,
         compose_overlay,
         iou_dice,

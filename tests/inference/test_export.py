@@ -9,11 +9,11 @@ import numpy as np
 import onnx
 import pytest
 
-from aestudio.inference import export as export_mod
+from aestudio.export import exporter as export_mod
+from aestudio.export.exporter import ExportError, export_net
+from aestudio.export.torch_predictor import TorchPredictor
 from aestudio.inference.bundle import BundleTask, read_bundle
-from aestudio.inference.export import ExportError, export_net
 from aestudio.inference.ort import OrtPredictor
-from aestudio.inference.torch_predictor import TorchPredictor
 from aestudio.nets import get_spec, list_nets
 
 

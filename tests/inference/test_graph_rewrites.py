@@ -7,8 +7,8 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
+from aestudio.export.graph_rewrites import depthwise_single_output_convs, split_concat_convs
 from aestudio.inference.bundle import read_bundle
-from aestudio.inference.graph_rewrites import depthwise_single_output_convs, split_concat_convs
 from aestudio.inference.ort import session_options
 
 

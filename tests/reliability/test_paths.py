@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aestudio import cli
+from aestudio.cli import entry as cli
 from aestudio.data.io import write_image
 
 

@@ -18,7 +18,7 @@ import pytest
 from onnx import TensorProto, helper
 from rel_helpers import last_json, run_python, tiny_run, write_payload_pickle
 
-from aestudio import cli
+from aestudio.cli import entry as cli
 from aestudio.training.checkpoint import CheckpointError, load_legacy_pt
 
 

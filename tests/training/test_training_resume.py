@@ -151,3 +151,48 @@ def test_noise_is_part_of_the_exact_resume(tmp_path, fake_data) -> None:
     list(runner.resume(tmp_path / "b"))
     a, b = _weights(tmp_path / "a"), _weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture
+def step_clock(monkeypatch):
+    """The time limit's clock advances one second per optimizer step (a deterministic stand-in for wall time)."""
+    from aestudio.training import loop
+
+    now = [1000.0]
+    real_step = loop.train_step
+
+    def timed_step(*args, **kw):
+        now[0] += 1.0
+        return real_step(*args, **kw)
+
+    monkeypatch.setattr(loop, "_monotonic", lambda: now[0])
+    monkeypatch.setattr(loop, "train_step", timed_step)
+    return now
+
+
+def test_time_limit_stops_with_a_checkpoint_and_resumes_exactly(tmp_path, fake_data, step_clock) -> None:
+    full = _run(tmp_path / "full", epochs=2)
+    assert full[-1].reason is FinishReason.DONE and full[-1].step == 6
+    # 4 "seconds" = 4 steps: the limit falls mid second epoch (3 steps per epoch).
+    part = _run(tmp_path / "part", epochs=2, time_limit_minutes=4 / 60)
+    assert part[-1].reason is FinishReason.STOPPED and part[-1].step == 4
+    assert "time limit of 0.0667 min reached at step 4" in part[-1].message
+    info = read_run(tmp_path / "part")
+    assert info.status.value == "stopped" and info.step == 4 and "time limit" in info.message
+    # The resume gets its own budget (none here) and runs to the epoch target.
+    events = list(runner.resume(tmp_path / "part"))
+    assert events[0].start_step == 4 and events[-1].reason is FinishReason.DONE and events[-1].step == 6
+    assert read_run(tmp_path / "part").train_cfg.time_limit_minutes is None
+    a, b = _weights(tmp_path / "full"), _weights(tmp_path / "part")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    # A resume with a budget again stops on it, and says so.
+    again = _run(tmp_path / "again", epochs=2, time_limit_minutes=1 / 60)
+    assert again[-1].step == 1
+    ev = list(runner.resume(tmp_path / "again", time_limit_minutes=2 / 60))
+    assert ev[-1].reason is FinishReason.STOPPED and ev[-1].step == 3 and "time limit of 0.0333 min" in ev[-1].message
+
+
+def test_time_limit_must_be_positive(tmp_path, fake_data) -> None:
+    with pytest.raises(ValueError, match="time limit must be > 0"):
+        _run(tmp_path / "r", time_limit_minutes=0.0)

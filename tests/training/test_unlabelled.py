@@ -49,10 +49,7 @@ def test_metrics_ignore_unlabelled_pixels() -> None:
 
 
 def test_segment_panel_iou_ignores_unlabelled() -> None:
-    try:
-        from aestudio.explore.masks import iou_dice  # after the move of the Qt-free panel code
-    except ImportError:
-        from aestudio.gui.panels.segment_batch import iou_dice
+    from aestudio.explore.segmentation import iou_dice
     pred = np.array([[0, 1, 1, 0]])
     truth = np.array([[0, 1, UNLABELLED, UNLABELLED]])
     iou, _ = iou_dice(pred, truth, 2)

@@ -9,8 +9,8 @@ import pytest
 from zootools import sample, shipped_ids
 
 from aestudio.data.io import read_image
-from aestudio.inference import zoo
 from aestudio.inference.ort import OrtPredictor
+from aestudio.zoo import catalog as zoo
 
 NAMES = shipped_ids()
 UNET_MIOU_FLOOR = 0.55  # the shipped U-Net's validation mIoU is 0.71 (its card); this guards against a broken bundle
@@ -33,7 +33,7 @@ def test_bundle_loads_and_matches_its_recorded_parity(name: str) -> None:
     got = pred.predict(x)
     assert np.isfinite(got).all()
     torch = pytest.importorskip("torch")  # noqa: F841 - the reference side needs torch
-    from aestudio.inference.torch_predictor import TorchPredictor
+    from aestudio.export.torch_predictor import TorchPredictor
 
     if "weights" in info.files:
         expect = TorchPredictor.from_bundle(model.path).predict(x)
@@ -128,5 +128,5 @@ def test_digits_conv_ae_reconstructs_a_sample_digit() -> None:
 def test_cards_record_the_recipe() -> None:
     for m in zoo.list_models():
         training = json.loads((m.path / "model.json").read_text())["training"]
-        assert training["zoo"]["build_command"] == f"python -m aestudio.zoo_build {m.name}"
+        assert training["zoo"]["build_command"] == f"python -m aestudio.zoo.build {m.name}"
         assert not training["zoo"].get("tiny"), f"{m.name} is a tiny test build"

@@ -22,7 +22,7 @@ def fresh_window(first_run, window):
 
 
 def test_first_run_loads_the_default_zoo_model_and_shows_samples(qtbot, fresh_window) -> None:
-    from aestudio.inference import zoo
+    from aestudio.zoo import catalog as zoo
 
     w = fresh_window
     assert w.first_run

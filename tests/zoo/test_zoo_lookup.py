@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from zootools import RECIPES, ROOT
 
-from aestudio.inference import zoo
+from aestudio.zoo import catalog as zoo
 
 
 def test_every_recipe_has_a_shipped_bundle_with_a_card() -> None:
@@ -18,9 +18,9 @@ def test_every_recipe_has_a_shipped_bundle_with_a_card() -> None:
     for name in recipes:
         recipe = json.loads((RECIPES / f"{name}.json").read_text())
         assert recipe["name"] == name
-        assert name in names, f"{name}: recipe without a bundle; run python -m aestudio.zoo_build {name}"
+        assert name in names, f"{name}: recipe without a bundle; run python -m aestudio.zoo.build {name}"
         card = (names[name].path / "README.md").read_text()
-        assert "Limits" in card and "How it was made" in card and "zoo_build" in card
+        assert "Limits" in card and "How it was made" in card and "aestudio.zoo.build" in card
         assert names[name].summary, f"{name}: the card has no summary paragraph"
 
 
@@ -65,7 +65,7 @@ def test_zoo_module_stays_torch_free() -> None:
     import subprocess
     import sys
 
-    code = ("import sys; from aestudio.inference import zoo; zoo.list_models(); zoo.sample_images(); "
+    code = ("import sys; from aestudio.zoo import catalog as zoo; zoo.list_models(); zoo.sample_images(); "
             "assert 'torch' not in sys.modules and 'PySide6' not in sys.modules")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from zootools import RECIPES, ROOT
 
-from aestudio import zoo_build
 from aestudio.inference.bundle import read_bundle
+from aestudio.zoo import build as zoo_build
 
 
 def test_recipes_parse_and_name_their_seed_and_epochs() -> None:
@@ -37,7 +37,7 @@ def test_tiny_build_end_to_end(tmp_path: Path) -> None:
     assert zoo["tiny"] and zoo["seed"] == 0 and zoo["steps"] <= 3
     assert zoo["train_command"].startswith("aestudio train --model conv_ae --data digits")
     card = (bundle / "README.md").read_text()
-    assert "Tiny test build" in card and "python -m aestudio.zoo_build digits-conv-ae" in card
+    assert "Tiny test build" in card and "python -m aestudio.zoo.build digits-conv-ae" in card
 
     # After an exporter change: export the kept run again; the build record survives.
     (bundle / "model.onnx").write_bytes(b"stale")
@@ -85,12 +85,12 @@ def test_wheel_ships_the_zoo_and_the_samples(tmp_path: Path) -> None:
             assert f"aestudio_models/{bundle.name}/{f}" in names, f"{bundle.name}/{f} missing from the wheel"
     for p in (ROOT / "resources" / "samples").iterdir():
         assert f"aestudio_samples/{p.name}" in names
-    assert "aestudio/inference/zoo.py" in names
+    assert "aestudio/zoo/catalog.py" in names
 
     # Installed (unpacked) without the checkout: the lookup finds the packages.
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("from aestudio.inference import zoo; ms = zoo.list_models(); "
+    code = ("from aestudio.zoo import catalog as zoo; ms = zoo.list_models(); "
             "print(len(ms), ms and ms[0].path, len(zoo.sample_images()))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aestudio.inference.zoo import list_models, sample_images
+from aestudio.zoo.catalog import list_models, sample_images
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "models" / "recipes"

@@ -1,4 +1,4 @@
-"""The exploration tabs (Reconstruct, Noise lab, Segment, Latent).
+"""The exploration tabs (Reconstruct, Noise lab, Segment, Label, Latent).
 
 To fill a tab: write ``panels/<name>.py`` with a subclass of
 :class:`~aestudio.gui.panels.base.ExplorePanel` and put it in :func:`explore_panels`
@@ -9,6 +9,7 @@ every panel the active model and routes dropped images to the current tab.
 from __future__ import annotations
 
 from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.label import LabelPanel
 from aestudio.gui.panels.latent import LatentPanel
 from aestudio.gui.panels.noise_lab import NoiseLabPanel
 from aestudio.gui.panels.reconstruct import ReconstructPanel
@@ -17,7 +18,7 @@ from aestudio.gui.panels.segment import SegmentPanel
 
 def explore_panels() -> list[type[ExplorePanel]]:
     """The exploration tab classes, in tab order."""
-    return [ReconstructPanel, NoiseLabPanel, SegmentPanel, LatentPanel]
+    return [ReconstructPanel, NoiseLabPanel, SegmentPanel, LabelPanel, LatentPanel]
 
 
 __all__ = ["ExplorePanel", "explore_panels"]

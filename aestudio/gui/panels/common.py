@@ -23,8 +23,8 @@ from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from aestudio.explore.sessions import training_active
 from aestudio.gui.images import array_to_qimage
-from aestudio.gui.workers import training_active
 
 logger = logging.getLogger(__name__)
 
@@ -213,17 +213,3 @@ class LatestRunner(QObject):
 def training_running() -> bool:
     """True while a training run goes on in this process (the GUI's TrainWorker)."""
     return training_active()
-
-
-def whole_image_predictor(predictor: Any, image_shape: tuple[int, ...]) -> Any:
-    """The predictor to run one large image with: all cores when nothing trains.
-
-    Sliders and small images keep the interactive session (one thread, so a training
-    run keeps its cores: DESIGN.md "Inference"); an image that will be tiled, while no
-    training runs, goes through the same model's "batch" profile (every core).
-    """
-    tiling = getattr(predictor, "tiling", None)
-    large = tiling is not None and max(image_shape[:2]) > tiling.tile
-    if large and hasattr(predictor, "with_profile") and not training_running():
-        return predictor.with_profile("batch")
-    return predictor

@@ -1,7 +1,8 @@
 """The Latent tab: slide a model's code, map a data set's codes, retrieve and interpolate by code.
 
-Composition and flow only; the pieces live beside it: ``latent_codes`` (the
-numbers, Qt-free), ``latent_ops`` (worker jobs), ``latent_view`` (widgets and
+Composition and flow only. The numbers live in :mod:`aestudio.explore.latent_codes`
+and the worker jobs in :mod:`aestudio.explore.latent_ops` (both Qt-free); the
+widgets beside this module: ``latent_view`` (widgets and
 layout: ``latent_sliders``, ``latent_map``, ``latent_neighbours``, ``latent_interp``)
 and ``latent_save`` (PNG exports). Inference never runs on the GUI thread: a slider move
 submits one decode to a :class:`LatestRunner` (only the newest code is decoded,
@@ -27,13 +28,7 @@ from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 from superqt.utils import qthrottled
 
 from aestudio.config import Task
-from aestudio.gui import engine
-from aestudio.gui.engine import LoadedModel
-from aestudio.gui.images import array_to_qimage
-from aestudio.gui.messages import Level
-from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import LatestRunner, training_running
-from aestudio.gui.panels.latent_codes import (
+from aestudio.explore.latent_codes import (
     Cancelled,
     CodeSet,
     code_ranges,
@@ -41,10 +36,16 @@ from aestudio.gui.panels.latent_codes import (
     nearest,
     tsne_2d,
 )
+from aestudio.explore.latent_ops import Dropped, decode_one, encode_images, strip
+from aestudio.gui import engine
+from aestudio.gui.engine import LoadedModel
+from aestudio.gui.images import array_to_qimage
+from aestudio.gui.messages import Level
+from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.common import LatestRunner, training_running
 from aestudio.gui.panels.latent_interp import End
 from aestudio.gui.panels.latent_map import DropMark
 from aestudio.gui.panels.latent_neighbours import NEIGHBOURS
-from aestudio.gui.panels.latent_ops import Dropped, decode_one, encode_images, strip
 from aestudio.gui.panels.latent_save import LatentSaving
 from aestudio.gui.panels.latent_view import LatentStack
 from aestudio.gui.workers import TaskRunner

@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio.explore.latent_codes import CodeSet, finite_points
 from aestudio.gui.images import DEFAULT_PALETTE
 from aestudio.gui.panels.common import ImagePane
-from aestudio.gui.panels.latent_codes import CodeSet, finite_points
 
 PROJECTIONS = ("PCA", "t-SNE")
 NO_COLOUR = "none"

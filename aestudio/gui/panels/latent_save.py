@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
+from aestudio.explore.latent_ops import grid_image, samples_grid, save_png
 from aestudio.gui.messages import Level
-from aestudio.gui.panels.latent_ops import grid_image, samples_grid, save_png
 
 SAMPLE_GRID = 64  # "Save samples": an 8 x 8 grid
 

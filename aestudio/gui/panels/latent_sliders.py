@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from aestudio.gui.panels.latent_codes import Ranges
+from aestudio.explore.latent_codes import Ranges
 
 DECIMALS = 2  # slider steps of 0.01: smooth to drag, and the label stays short
 

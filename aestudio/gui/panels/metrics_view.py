@@ -1,17 +1,7 @@
-"""Pieces shared by the Reconstruct and Noise lab panels: image metrics, error maps, a colour bar.
+"""Pieces shared by the Reconstruct and Noise lab panels: a colour bar, metric tiles, the browse bar.
 
-The numeric helpers are plain numpy (they run on worker threads):
-
-- :func:`image_metrics` — MSE, PSNR and SSIM of one image against a reference,
-  with the same SSIM settings as training's validation metric (11x11 Gaussian
-  window, sigma 1.5; smaller images use the largest odd window that fits), so the
-  numbers in the panels and in the run's metrics table mean the same thing.
-- :func:`error_map` / :func:`colorize` — absolute error per pixel, and a colormap.
-- :func:`run_model_image` — ``predictor.run_image`` with two additions: a
-  ``progress(done, total)`` callback for large tiled images, and colour images
-  through a grayscale model one channel at a time (so a photo keeps its colours).
-- :func:`display_copy` — a downscaled copy for the screen (a 24-megapixel photo is
-  never scaled in ``paintEvent``).
+The numbers they show come from :mod:`aestudio.explore.image_metrics` (Qt-free).
+:func:`error_lut` is the error maps' colour table (pyqtgraph's colormaps).
 
 The widgets: :class:`ColorBar` (the scale of an error map), :class:`MetricTile`
 (a big number with a name under it), :class:`BrowseBar` (data set or dropped
@@ -46,81 +36,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio.explore.image_metrics import as_float_hwc
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import LatestRunner, whole_image_predictor
+from aestudio.gui.panels.common import LatestRunner
 from aestudio.gui.workers import TaskRunner
 
-PSNR_CAP = 100.0  # dB for identical images, as training's metric (never inf on screen)
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-DISPLAY_MAX_SIDE = 1024  # larger images are shown downscaled (saved at full size)
 ERROR_CMAP = "inferno"  # perceptually uniform, dark = no error, bright = large error
 SHOW_BUSY_AFTER_S = 0.3  # an image job running longer than this shows the busy label and bar
 
 
-# ------------------------------------------------------------------ numbers (worker threads)
-
-
-def as_float_hwc(image: np.ndarray) -> np.ndarray:
-    """[H, W] / [H, W, C] / [C, H, W] (C 1 or 3) float in [0, 1] -> contiguous float32 [H, W, C]."""
-    a = np.asarray(image, dtype=np.float32)
-    if a.ndim == 2:
-        a = a[:, :, None]
-    elif a.ndim == 3 and a.shape[0] in (1, 3) and a.shape[2] not in (1, 3, 4):
-        a = a.transpose(1, 2, 0)
-    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected an image [H, W(, C)] or [C, H, W], got shape {np.shape(image)}")
-    return np.ascontiguousarray(a[:, :, :3])
-
-
-def match_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """[H, W, C] -> [H, W, channels] (grey -> RGB by repeat, RGB -> grey by luma)."""
-    from aestudio.inference.imageops import convert_channels
-
-    return np.ascontiguousarray(convert_channels(image, channels), dtype=np.float32)
-
-
-def ssim(reference: np.ndarray, test: np.ndarray) -> float:
-    """SSIM of two [H, W, C] images in [0, 1]; NaN for images under 3 pixels on a side."""
-    from skimage.metrics import structural_similarity
-
-    side = min(reference.shape[0], reference.shape[1])
-    if side < 3:
-        return math.nan
-    kw: dict[str, Any] = {"data_range": 1.0, "channel_axis": 2}
-    if side >= SSIM_WINDOW:
-        kw.update(gaussian_weights=True, sigma=SSIM_SIGMA, use_sample_covariance=False)
-    else:  # the largest odd window that fits, as training's metric does for small images
-        kw.update(win_size=side - (side + 1) % 2, use_sample_covariance=False)
-    return float(structural_similarity(reference.astype(np.float64), test.astype(np.float64), **kw))
-
-
-def psnr_from_mse(mse: float) -> float:
-    if not math.isfinite(mse):
-        return math.nan
-    return PSNR_CAP if mse <= 10 ** (-PSNR_CAP / 10) else float(-10.0 * math.log10(mse))
-
-
-def image_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    """``mse``, ``psnr`` (dB, peak 1, capped at 100) and ``ssim`` of ``test`` against ``reference``.
-
-    Both are images in [0, 1] of the same height and width; ``test`` is brought
-    to ``reference``'s channel count first.
-    """
-    ref = as_float_hwc(reference)
-    out = match_channels(as_float_hwc(test), ref.shape[2])
-    if ref.shape != out.shape:
-        raise ValueError(f"cannot compare images of shapes {ref.shape} and {out.shape}")
-    mse = float(np.mean((ref.astype(np.float64) - out) ** 2))
-    return {"mse": mse, "psnr": psnr_from_mse(mse), "ssim": ssim(ref, out)}
-
-
-def error_map(reference: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """Absolute error per pixel, averaged over channels: float32 [H, W] in [0, 1]."""
-    ref = as_float_hwc(reference)
-    out = match_channels(as_float_hwc(test), ref.shape[2])
-    return np.abs(ref - out).mean(axis=2).astype(np.float32)
+# ------------------------------------------------------------------ colours and progress (worker threads)
 
 
 def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
@@ -138,83 +64,12 @@ def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
 _LUT_CACHE: dict[str, np.ndarray] = {}
 
 
-def colorize(values: np.ndarray, scale: float, name: str = ERROR_CMAP) -> np.ndarray:
-    """[H, W] values in [0, scale] -> float32 RGB [H, W, 3] in [0, 1] through a colormap."""
+def error_lut(name: str = ERROR_CMAP) -> np.ndarray:
+    """The error maps' colour table (256 colours, cached), for :func:`aestudio.explore.image_metrics.colorize`."""
     lut = _LUT_CACHE.get(name)
     if lut is None:
         lut = _LUT_CACHE[name] = _lut(name)
-    v = np.nan_to_num(np.asarray(values, dtype=np.float32), nan=0.0, posinf=scale, neginf=0.0)
-    scale = scale if math.isfinite(scale) and scale > 0 else 1.0
-    idx = np.clip(v / scale * (len(lut) - 1) + 0.5, 0, len(lut) - 1).astype(np.intp)
-    return lut[idx]
-
-
-def error_scale(errors: np.ndarray) -> float:
-    """A readable top of the colour scale: the 99.5th percentile, rounded up to 2 significant digits."""
-    e = np.asarray(errors, dtype=np.float32)
-    e = e[np.isfinite(e)]
-    top = float(np.percentile(e, 99.5)) if e.size else 0.0
-    if top <= 1e-6:
-        top = float(e.max()) if e.size else 0.0
-    if top <= 1e-6:
-        return 0.01
-    digits = 1 - int(math.floor(math.log10(top)))
-    return min(1.0, math.ceil(top * 10**digits) / 10**digits)
-
-
-def display_copy(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndarray:
-    """A copy no larger than ``max_side`` on a side for the screen ([H, W, C] float32)."""
-    from aestudio.inference.imageops import resize
-
-    a = as_float_hwc(image)
-    h, w = a.shape[:2]
-    if max(h, w) <= max_side:
-        return a
-    s = max_side / max(h, w)
-    return resize(a, max(1, round(h * s)), max(1, round(w * s)))
-
-
-def run_model_image(predictor: Any, image: np.ndarray,
-                    progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """The model's image output for ``image`` [H, W, C] at its size, with ``image``'s channel count.
-
-    Like ``predictor.run_image`` (which resizes for fixed-size models and tiles
-    large images for fully convolutional ones), plus ``progress(done, total)``
-    while tiling, and colour images through a grayscale model one channel at a
-    time. Raises ``ValueError`` for a segmentation model (no image output).
-    """
-    from aestudio.inference.bundle import BundleTask
-
-    info = predictor.info
-    if getattr(info, "task", None) is BundleTask.SEGMENT:
-        raise ValueError(f"{info.name} is a segmentation model: it outputs class masks, not images. "
-                         "Use the Segment tab, or load an autoencoder")
-    img = as_float_hwc(image)
-    c = img.shape[2]
-    model_c = int(getattr(info, "in_channels", c) or c)
-    if model_c == 1 and c == 3:
-        planes = img.transpose(2, 0, 1)[:, :, :, None]
-        outs = []
-        for i, plane in enumerate(planes):
-            step = None if progress is None else (lambda d, t, i=i: progress(i * t + d, 3 * t))
-            outs.append(match_channels(_run_one(predictor, plane, step), 1))
-        return np.concatenate(outs, axis=2)
-    return match_channels(_run_one(predictor, img, progress), c)
-
-
-def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
-    """``run_image`` with a per-tile progress callback (it may raise to cancel), output checked.
-
-    The predictor tiles large images itself, reading each tile from ``img`` and blending
-    into the result, so no full-size copy of the input is made here.
-    """
-    info = predictor.info
-    out = whole_image_predictor(predictor, img.shape).run_image(img, progress=progress)
-    out = np.asarray(out, dtype=np.float32)
-    if out.ndim != 3 or out.shape[:2] != img.shape[:2] or not np.isfinite(out).all():
-        raise ValueError(f"{info.name} returned an unusable image (shape {out.shape}) for a "
-                         f"{img.shape[1]}x{img.shape[0]} input")
-    return np.ascontiguousarray(out)
+    return lut
 
 
 class Progress:
@@ -242,17 +97,6 @@ class Cancelled(Exception):
 
 
 # ------------------------------------------------------------------ saving
-
-
-def unique_path(path: Path) -> Path:
-    """``path``, or ``stem_2.png``, ``stem_3.png``… when it exists."""
-    if not path.exists():
-        return path
-    for i in range(2, 10_000):
-        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    return path
 
 
 def save_png(panel: Any, path: Path, array: np.ndarray, source: Path | None, *,
@@ -286,32 +130,6 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 # ------------------------------------------------------------------ formatting
-
-
-def fmt_metric(name: str, value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "–"
-    if name == "psnr":
-        return f"{value:.1f} dB" if value < PSNR_CAP else "∞ (identical)"
-    if name == "ssim":
-        return f"{value:.3f}"
-    if name == "mse":
-        return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
-    if name == "ratio":
-        return f"{value:.1f} : 1"
-    return f"{value:.3g}"
-
-
-def compression_ratio(info: Any) -> float | None:
-    """Input values / code values: from the bundle's metrics or training summary, else computed."""
-    for source in (getattr(info, "metrics", None) or {}, getattr(info, "training", None) or {}):
-        v = source.get("compression_ratio") if isinstance(source, dict) else None
-        if isinstance(v, (int, float)) and math.isfinite(v) and v > 0:
-            return float(v)
-    size, latent = getattr(info, "fixed_size", None), getattr(info, "latent_dim", None)
-    if size and latent:
-        return float(int(info.in_channels) * size * size) / float(latent)
-    return None
 
 
 # ------------------------------------------------------------------ widgets

@@ -37,6 +37,14 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from aestudio.config import NoiseConfig, Task
+from aestudio.explore.image_metrics import (
+    as_float_hwc,
+    display_copy,
+    fmt_metric,
+    image_metrics,
+    run_model_image,
+    unique_path,
+)
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
@@ -48,13 +56,7 @@ from aestudio.gui.panels.metrics_view import (
     Cancelled,
     MetricTile,
     Progress,
-    as_float_hwc,
-    display_copy,
-    fmt_metric,
-    image_metrics,
-    run_model_image,
     save_png,
-    unique_path,
 )
 from aestudio.gui.workers import TaskRunner
 

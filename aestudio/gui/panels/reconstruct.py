@@ -41,6 +41,18 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
+from aestudio.explore.image_metrics import (
+    as_float_hwc,
+    colorize,
+    compression_ratio,
+    display_copy,
+    error_map,
+    error_scale,
+    fmt_metric,
+    image_metrics,
+    run_model_image,
+    unique_path,
+)
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
@@ -53,17 +65,8 @@ from aestudio.gui.panels.metrics_view import (
     ColorBar,
     MetricTile,
     Progress,
-    as_float_hwc,
-    colorize,
-    compression_ratio,
-    display_copy,
-    error_map,
-    error_scale,
-    fmt_metric,
-    image_metrics,
-    run_model_image,
+    error_lut,
     save_png,
-    unique_path,
 )
 from aestudio.gui.workers import TaskRunner
 
@@ -93,7 +96,7 @@ def reconstruct(predictor: Any, image: np.ndarray, scale: float | None = None,
     recon = run_model_image(predictor, original, progress)
     err = error_map(original, recon)
     top = scale if scale is not None else error_scale(err)
-    heat = colorize(err, top)
+    heat = colorize(err, top, error_lut())
     return {
         "original": original, "reconstruction": recon, "error": err, "heatmap": heat, "scale": top,
         "metrics": image_metrics(original, recon),

@@ -10,7 +10,7 @@ Work is split so the GUI thread never waits on a model:
   from the cached probabilities, so opacity, visibility and threshold changes
   cost no inference and a dragged slider never queues stale work;
 * exports go to the shared task pool; a whole folder runs on its own thread
-  (:class:`~aestudio.gui.panels.segment_batch.FolderJob`).
+  (:class:`~aestudio.gui.panels.segment_folder.FolderJob`).
 """
 
 from __future__ import annotations
@@ -41,18 +41,13 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
+from aestudio.explore.segmentation import MASK_SUFFIX, OVERLAY_SUFFIX, FolderReport, FolderSettings
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.common import ImagePane, LatestRunner
-from aestudio.gui.panels.segment_batch import (
-    MASK_SUFFIX,
-    OVERLAY_SUFFIX,
-    FolderJob,
-    FolderReport,
-    FolderSettings,
-)
+from aestudio.gui.panels.segment_folder import FolderJob
 from aestudio.gui.panels.segment_view import (
     Composed,
     DropPredictors,

@@ -20,10 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget
 
-from aestudio.gui import engine
-from aestudio.gui.engine import LoadedModel
-from aestudio.gui.panels.common import training_running
-from aestudio.gui.panels.segment_batch import (
+from aestudio.explore.segmentation import (
     class_shares,
     compose_overlay,
     fewer_tiles,
@@ -32,6 +29,9 @@ from aestudio.gui.panels.segment_batch import (
     outline_width,
     to_rgb_u8,
 )
+from aestudio.gui import engine
+from aestudio.gui.engine import LoadedModel
+from aestudio.gui.panels.common import training_running
 
 
 @dataclass

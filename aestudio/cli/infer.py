@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from aestudio.cli_common import CliError
+from aestudio.cli.common import CliError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     p.add_argument("-o", "--out", type=Path, default=None, metavar="BUNDLE_DIR", help="default: RUN_DIR/bundle")
     p.add_argument("--which", choices=("best", "last"), default="best", help="which weights to export (default best)")
+    p.add_argument("--format", choices=("bundle", "bioimageio"), default="bundle",
+                   help="bundle: an aestudio bundle folder (default); bioimageio: a BioImage Model Zoo package "
+                   "(-o MODEL.zip; RUN_DIR may also be a bundle or a shipped model's name)")
+    p.add_argument("--author", action="append", default=[], metavar="NAME", help="bioimageio: an author (repeatable; default: your user name)")
+    p.add_argument("--license", default=None, metavar="SPDX", help="bioimageio: the licence, an SPDX id (default CC-BY-4.0)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import-pt", help="convert a trusted legacy PyTorch .pt/.pth state dict into an ONNX bundle",
@@ -79,7 +84,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=_model_path, required=True, metavar="MODEL",
-                   help="a bundle folder, a .onnx file, or a shipped model's name (e.g. shapes-vae)")
+                   help="a bundle folder, a .onnx file, a BioImage Model Zoo package (.zip, 2D, ONNX weights) "
+                   "or a shipped model's name (e.g. shapes-vae)")
     p.add_argument("--value-range", default="0,1", metavar="LO,HI", help="input range of a foreign .onnx model (default 0,1)")
     p.add_argument("--channels", type=int, default=None, help="input channels of a foreign .onnx model, if its graph does not say")
 
@@ -89,7 +95,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 def _model_path(text: str) -> Path:
     """``--model``: a path as given, else a shipped zoo model's short name (the one place names resolve)."""
-    from aestudio.inference.zoo import ZooError, resolve_model
+    from aestudio.zoo.catalog import ZooError, resolve_model
 
     try:
         return resolve_model(text)
@@ -98,8 +104,16 @@ def _model_path(text: str) -> Path:
 
 
 def _open_model(args: argparse.Namespace, task: str | None) -> Any:
+    from aestudio.inference.bioimageio_package import is_package
     from aestudio.inference.ort import ForeignModelDescription, OrtPredictor, SessionProfile
 
+    if is_package(args.model):  # a BioImage Model Zoo package: its rdf.yaml says the rest
+        from aestudio.inference.bioimageio_predictor import open_package
+
+        try:
+            return open_package(args.model, task=task, profile=SessionProfile.BATCH)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     desc = None
     if args.model.is_file():
         try:
@@ -203,7 +217,9 @@ def _write_image(path: Path, image: np.ndarray) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from aestudio.inference.export import export_run
+    if args.format == "bioimageio":
+        return _export_bioimageio(args)
+    from aestudio.export.exporter import export_run
 
     path = export_run(args.run_dir, args.out, which=args.which)
     from aestudio.inference.bundle import read_bundle
@@ -211,6 +227,24 @@ def cmd_export(args: argparse.Namespace) -> int:
     info = read_bundle(path)
     speed = ", ".join(f"{k} {v['speedup']}x" for k, v in info.timings.items() if isinstance(v, dict) and "speedup" in v)
     print(f"bundle written to {path} (parity {info.parity_error.get('max', 0):.2g}; ORT vs torch at batch 1: {speed})")
+    return 0
+
+
+def _export_bioimageio(args: argparse.Namespace) -> int:
+    from aestudio.export import bioimageio as bx
+
+    if args.out is None:
+        raise CliError("--format bioimageio needs -o MODEL.zip")
+    try:
+        source = _model_path(str(args.run_dir))  # a run, a bundle, or a shipped model's name
+    except argparse.ArgumentTypeError as exc:
+        raise CliError(str(exc)) from None
+    opts = bx.PackageOptions(authors=tuple(args.author), license=args.license or bx.DEFAULT_LICENSE)
+    try:
+        path = bx.export_package(source, args.out, opts, which=args.which)
+    except bx.PackageExportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"BioImage Model Zoo package written to {path} (check it with `bioimageio test {path}`)")
     return 0
 
 
@@ -233,7 +267,7 @@ def cmd_import_pt(args: argparse.Namespace) -> int:
             params[key.strip().replace("-", "_")] = json.loads(raw)
         except json.JSONDecodeError:
             params[key.strip().replace("-", "_")] = raw
-    from aestudio.inference.export import export_net
+    from aestudio.export.exporter import export_net
     from aestudio.nets.registry import build_net, default_config
 
     try:

@@ -56,7 +56,7 @@ class ZooModel:
 
 
 def _checkout_dir() -> Path | None:
-    root = Path(__file__).resolve().parents[2]  # .../aestudio/inference/zoo.py -> repo root
+    root = Path(__file__).resolve().parents[2]  # .../aestudio/zoo/catalog.py -> repo root
     folder = root / "models"
     return folder if folder.is_dir() and (root / "pyproject.toml").is_file() else None
 

@@ -33,6 +33,8 @@ from torch import nn
 from aestudio import __version__
 from aestudio._fs import make_temp_dir
 from aestudio.config import NetConfig
+from aestudio.export.graph_rewrites import optimise_for_ort
+from aestudio.export.torch_predictor import info_for_net
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
     DEFAULT_FILES,
@@ -44,10 +46,8 @@ from aestudio.inference.bundle import (
     utc_now,
     write_model_json,
 )
-from aestudio.inference.graph_rewrites import optimise_for_ort
 from aestudio.inference.ort import OrtPredictor, SessionProfile
 from aestudio.inference.predictor import LATENT_OUTPUTS
-from aestudio.inference.torch_predictor import info_for_net
 
 log = logging.getLogger(__name__)
 

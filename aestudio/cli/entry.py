@@ -1,7 +1,7 @@
 """The ``aestudio`` command: the GUI by default, plus headless subcommands.
 
 This module is the composition root: it parses arguments, dispatches to the
-subcommand modules (``cli_train``, ``cli_infer``), and turns expected errors
+subcommand modules (``aestudio.cli.train``, ``aestudio.cli.infer``), and turns expected errors
 into one line on stderr and exit code 2. It starts the GUI by module name so
 that the core never imports Qt (see docs/DESIGN-notes.md).
 """
@@ -15,9 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from aestudio import __version__
-from aestudio.cli_common import CliError, setup_logging
+from aestudio.cli.common import CliError, setup_logging
 
-_SUBCOMMAND_MODULES = ("aestudio.cli_train", "aestudio.cli_infer")
+_SUBCOMMAND_MODULES = ("aestudio.cli.train", "aestudio.cli.infer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ("aestudio.data.io", ("ImageLoadError",)),
         ("aestudio.training.runs", ("RunError",)),
         ("aestudio.inference.bundle", ("BundleError",)),
-        ("aestudio.inference.export", ("ExportError",)),
+        ("aestudio.export.exporter", ("ExportError",)),
         ("aestudio.data.specs", ("DataError",)),
         ("aestudio.training.checkpoint", ("CheckpointError",)),
         ("aestudio.training.device", ("DeviceError",)),

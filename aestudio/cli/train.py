@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli_common import CliError, as_flags
+from aestudio.cli.common import CliError, as_flags
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -73,6 +73,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int)
     t.add_argument("--init-encoder", type=Path, metavar="RUN_DIR", help="unet: start from this run's encoder")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
+    t.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop after this many minutes of training (wall clock) with a checkpoint; "
+                        "--resume continues it exactly (with a new --time-limit if wanted)")
     t.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="VAE: ramp the KL weight from 0 over this many epochs")
     t.add_argument("--loss", choices=("mse", "bce"), help="reconstruction loss (default mse)")
     t.add_argument("--workers", type=int, metavar="N",
@@ -167,7 +170,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     values: dict[str, Any] = dict(NATIVE_SEG_TRAIN) if native else {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
-                      ("workers", "num_workers")):
+                      ("workers", "num_workers"), ("time_limit", "time_limit_minutes")):
         if getattr(args, name) is not None:
             values[key] = getattr(args, name)
     if args.loss:
@@ -177,6 +180,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
             values["noise"] = parse_noise(args.noise)
         except ValueError as exc:
             raise CliError(f"--noise: {exc}") from None
+    if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
+        raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
     check_workers(values.get("num_workers"))
     try:
         return TrainConfig(**values)
@@ -185,7 +190,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
 
 
 _TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
-                "max_steps": "--max-steps", "epochs": "--epochs", "seed": "--seed", "lr": "--lr"}
+                "max_steps": "--max-steps", "epochs": "--epochs", "seed": "--seed", "lr": "--lr",
+                "time_limit_minutes": "--time-limit"}
 
 
 def check_workers(n: int | None) -> None:
@@ -283,8 +289,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             if changed:
                 raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
                                "exactly); repeat the run's own values or leave them out. Only --epochs, "
-                               "--max-steps and --device can change")
-            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device)
+                               "--max-steps, --time-limit and --device can change")
+            return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
+                          time_limit_minutes=args.time_limit)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:

@@ -1,4 +1,4 @@
-"""Rebuild a shipped zoo model from its recipe: ``python -m aestudio.zoo_build NAME``.
+"""Rebuild a shipped zoo model from its recipe: ``python -m aestudio.zoo.build NAME``.
 
 A recipe is ``models/recipes/NAME.json``: the exact ``aestudio train`` arguments
 (data spec, seed, epochs, ...), an optional data preparation step, and the
@@ -9,7 +9,7 @@ for, limits, metrics, the commands, wall time). ``--tiny`` shrinks the run
 (one short epoch, little data) for tests; with ``--out`` it writes elsewhere.
 
 Run it niced on a shared machine, with one thread per process:
-``OMP_NUM_THREADS=1 nice -n 5 python -m aestudio.zoo_build photo-denoiser``. (Measured
+``OMP_NUM_THREADS=1 nice -n 5 python -m aestudio.zoo.build photo-denoiser``. (Measured
 here: with 2 threads on 2 cores loaded by other jobs, an epoch of the digits VAE
 took 225 s instead of 7 s with 1 thread: the threads wait for each other.)
 """
@@ -32,11 +32,11 @@ from typing import Any
 
 from aestudio._child import aestudio_command
 from aestudio.inference.bundle import read_bundle, utc_now, write_model_json
-from aestudio.inference.zoo import CARD
+from aestudio.zoo.catalog import CARD
 
 log = logging.getLogger(__name__)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # aestudio/zoo/build.py -> the checkout
 MODELS = ROOT / "models"
 RECIPES = MODELS / "recipes"
 PHOTOS = "{photos}"  # placeholder in a recipe's data spec: the prepared photo tiles
@@ -80,7 +80,7 @@ def _prepare(recipe: dict[str, Any], work: Path, tiny: bool) -> dict[str, str]:
     if not prep:
         return {}
     if prep == "photos":
-        from aestudio.zoo_photos import write_training_tiles
+        from aestudio.zoo.photos import write_training_tiles
 
         folder = work / "photos"
         if not folder.is_dir() or not any(folder.iterdir()):
@@ -160,8 +160,8 @@ def derive(name: str, recipe: dict[str, Any], out_root: Path) -> Path:
     import numpy as np
     import onnx
 
+    from aestudio.export.torch_predictor import TorchPredictor
     from aestudio.inference.ort import OrtPredictor
-    from aestudio.inference.torch_predictor import TorchPredictor
 
     source = out_root / recipe["derive"]["from"]
     gray = read_bundle(source)
@@ -181,7 +181,7 @@ def derive(name: str, recipe: dict[str, Any], out_root: Path) -> Path:
     got = OrtPredictor(tmp).predict(x)
     parity = float(np.abs(got - expect).max())
     # Held-out colour photo at sigma 25: PSNR of the noisy and of the denoised image.
-    from aestudio.zoo_photos import load_photo
+    from aestudio.zoo.photos import load_photo
 
     clean = load_photo("skimage:astronaut").astype(np.float32).transpose(2, 0, 1)[None] / 255.0
     noisy = np.clip(clean + rng.normal(0, 25 / 255, clean.shape).astype(np.float32), 0, 1)
@@ -189,7 +189,7 @@ def derive(name: str, recipe: dict[str, Any], out_root: Path) -> Path:
     psnr = lambda a: float(10 * np.log10(1.0 / np.mean((a - clean) ** 2)))  # noqa: E731
     training = dict(gray.training)
     zoo = dict(training.get("zoo", {}))
-    zoo.update({"recipe": f"models/recipes/{name}.json", "build_command": f"python -m aestudio.zoo_build {name}",
+    zoo.update({"recipe": f"models/recipes/{name}.json", "build_command": f"python -m aestudio.zoo.build {name}",
                 "derived_from": recipe["derive"]["from"], "derive_wall_seconds": round(time.perf_counter() - start, 1)})
     training["zoo"] = zoo
     info = replace(info, parity_error={"model": parity},
@@ -205,9 +205,9 @@ def derive(name: str, recipe: dict[str, Any], out_root: Path) -> Path:
              *[f"| {k} | {_fmt(v)} |" for k, v in info.metrics.items()], "",
              f"ONNX (colour graph) vs torch (grey net per channel) max abs difference: {parity:.2g}", "",
              "## How it was made", "",
-             f"- Rebuild: `python -m aestudio.zoo_build {name}` (recipe `models/recipes/{name}.json`) after "
+             f"- Rebuild: `python -m aestudio.zoo.build {name}` (recipe `models/recipes/{name}.json`) after "
              f"`{recipe['derive']['from']}`: no training; the grey model's graph is wrapped in Reshape nodes "
-             "([N, 3, H, W] -> [3N, 1, H, W] and back) by `aestudio.zoo_build.per_channel_graph`.",
+             "([N, 3, H, W] -> [3N, 1, H, W] and back) by `aestudio.zoo.build.per_channel_graph`.",
              f"- The grey model's own recipe: {zoo.get('train_command', '')}", ""]
     (tmp / CARD).write_text("\n".join(lines), encoding="utf-8")
     target = out_root / name
@@ -253,7 +253,7 @@ def build(name: str, *, out_root: Path = MODELS, work: Path | None = None, tiny:
     shown_export = ["aestudio", "export", f"runs/{name}", "-o", f"models/{name}"]
     zoo = {
         "recipe": f"models/recipes/{name}.json",
-        "build_command": f"python -m aestudio.zoo_build {name}" + (" --tiny" if tiny else ""),
+        "build_command": f"python -m aestudio.zoo.build {name}" + (" --tiny" if tiny else ""),
         "train_command": shlex.join(shown_train),
         "export_command": shlex.join(shown_export),
         "data": recipe.get("data", _flag(train_args, "--data")),
@@ -306,8 +306,8 @@ def reexport(name: str, run_dir: Path | None = None, *, out_root: Path = MODELS)
         zoo["export_wall_seconds"] = round(_run(cmd), 1)
         zoo["reexported"] = f"exported again from the same run on {utc_now()[:10]} (exporter change)"
     else:
-        from aestudio.inference.export import export_net
-        from aestudio.inference.torch_predictor import TorchPredictor
+        from aestudio.export.exporter import export_net
+        from aestudio.export.torch_predictor import TorchPredictor
         from aestudio.nets.registry import net_config_from_dict
 
         start = time.perf_counter()
@@ -391,7 +391,7 @@ def card_text(recipe: dict[str, Any], info: Any, zoo: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m aestudio.zoo_build", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m aestudio.zoo.build", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", metavar="NAME", help="recipes to build (models/recipes/NAME.json)")
     parser.add_argument("--all", action="store_true", help="build every recipe")
     parser.add_argument("--list", action="store_true", help="list the recipes and exit")

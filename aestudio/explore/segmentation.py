@@ -1,19 +1,19 @@
-"""Segmentation maths for the Segment panel, and its folder job (segment every image in a folder).
+"""Segmentation results (plain numpy): masks from class probabilities, overlays, IoU/Dice, and the folder job.
 
-The functions at the top are plain numpy, so the panel's slider work (threshold,
-opacity, per-class visibility, IoU/Dice) runs off the GUI thread from cached
-class probabilities, never from a new inference:
+The Segment panel's slider work (threshold, opacity, per-class visibility,
+IoU/Dice) runs off the GUI thread from cached class probabilities, never from a
+new inference:
 
 * :func:`mask_from_probs`: argmax, or for two classes ``p(class 1) >= threshold``;
 * :func:`compose_overlay`: class colours over the image, per-class alpha;
 * :func:`class_shares` / :func:`iou_dice`: pixel share per class, and per-class
   IoU and Dice from one confusion matrix.
 
-:class:`FolderJob` segments a folder on its own thread (not the shared task pool,
-which it would hold for minutes): it writes ``<stem>_mask.png`` (index PNG) and
-optionally ``<stem>_overlay.png`` into the output folder, mirroring subfolders,
-skips unreadable files and names them, never overwrites a file, and stops
-between two images when cancelled.
+:func:`segment_folder` segments a folder: it writes ``<stem>_mask.png`` (index
+PNG) and optionally ``<stem>_overlay.png`` into the output folder, mirroring
+subfolders, skips unreadable files and names them, never overwrites a file, and
+stops between two images when cancelled. The Segment panel runs it on a thread of
+its own (:class:`aestudio.gui.panels.segment_folder.FolderJob`).
 """
 
 from __future__ import annotations
@@ -21,17 +21,14 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
 
-from aestudio.gui.panels.common import training_running
+from aestudio.data.io import iter_image_files, read_image, write_image, write_mask
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +180,7 @@ def fewer_tiles(tiling: Any, height: int, width: int, multiple: int, *, grow: fl
     return replace(tiling, tile=candidate) if work(candidate) < work(tile) else tiling
 
 
-# ------------------------------------------------------------------ the folder job (Qt-free part)
+# ------------------------------------------------------------------ the folder job
 
 
 @dataclass(frozen=True)
@@ -232,11 +229,9 @@ class FolderReport:
 
 def list_inputs(in_dir: Path, out_dir: Path) -> list[Path]:
     """The images to segment: every image under ``in_dir`` except those under ``out_dir``."""
-    from aestudio.gui import engine
-
     out = out_dir.resolve()
     files = []
-    for p in engine.iter_image_files(in_dir):
+    for p in iter_image_files([in_dir]):
         rp = p.resolve()
         if rp == out or out in rp.parents:
             continue
@@ -247,9 +242,6 @@ def list_inputs(in_dir: Path, out_dir: Path) -> list[Path]:
 def segment_folder(predictor: Any, files: list[Path], report: FolderReport, settings: FolderSettings,
                    cancel: threading.Event, progress: Callable[[FolderReport, str], None]) -> FolderReport:
     """Segment ``files`` one by one into ``report.out_dir``; ``progress`` after each file."""
-    from aestudio.data import io as dio
-    from aestudio.gui import engine
-
     palette = [tuple(int(v) for v in c) for c in settings.colors]
     for path in files:
         if cancel.is_set():
@@ -264,15 +256,15 @@ def segment_folder(predictor: Any, files: list[Path], report: FolderReport, sett
             if mask_path.exists() or (settings.overlays and overlay_path.exists()):
                 report.skipped.append(name)
             else:
-                image = engine.read_image(path)
+                image = read_image(path)
                 _, probs = predictor.segment(image)
                 mask = mask_from_probs(probs, settings.threshold)
                 target.mkdir(parents=True, exist_ok=True)
-                dio.write_mask(mask_path, mask, palette)
+                write_mask(mask_path, mask, palette)
                 if settings.overlays:
                     width = outline_width(*mask.shape) if settings.outlines else 0
                     over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas, outline=width)
-                    dio.write_image(overlay_path, over.astype(np.float32) / 255.0)
+                    write_image(overlay_path, over.astype(np.float32) / 255.0)
                 report.written.append(mask_path)
         except (ValueError, OSError) as exc:  # ImageLoadError is a ValueError; a full disk an OSError
             report.bad.append((name, str(exc).replace(str(path), path.name)))
@@ -280,70 +272,3 @@ def segment_folder(predictor: Any, files: list[Path], report: FolderReport, sett
         report.done += 1
         progress(report, name)
     return report
-
-
-# ------------------------------------------------------------------ the folder job (thread + signals)
-
-
-class FolderJob(QObject):
-    """Runs :func:`segment_folder` on its own thread; progress and the end arrive in the GUI thread.
-
-    When no training runs in this process, an ONNX Runtime ``predictor`` is swapped for its
-    all-cores twin (``with_profile("batch")``, whose sessions are created in the worker,
-    so the GUI thread never waits); otherwise it is used as is.
-    """
-
-    progress = Signal(int, int, str)  # done, total, last file name
-    finished = Signal(object)  # FolderReport
-
-    def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._cancel = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._active = False  # cleared by the worker just before it reports, so a new job can start at once
-        self.report: FolderReport | None = None
-
-    @property
-    def running(self) -> bool:
-        # Not just "the thread is alive": ``finished`` reaches the GUI while the thread may still be
-        # returning, and a new folder started from that signal must not be refused as busy.
-        return self._active and self._thread is not None and self._thread.is_alive()
-
-    def start(self, predictor: Any, in_dir: Path, out_dir: Path, settings: FolderSettings) -> None:
-        if self.running:
-            raise RuntimeError("a folder job is already running")
-        self._cancel.clear()
-        report = FolderReport(in_dir=Path(in_dir), out_dir=Path(out_dir))
-        self.report = report
-        self._active = True
-        self._thread = threading.Thread(target=self._run, args=(predictor, report, settings),
-                                        name="aestudio-segment-folder", daemon=True)
-        self._thread.start()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-
-    def join(self, timeout: float) -> bool:
-        """Tests and shutdown only: wait for the thread."""
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return not self.running
-
-    def _run(self, predictor: Any, report: FolderReport, settings: FolderSettings) -> None:
-        t0 = time.perf_counter()
-        try:
-            files = list_inputs(report.in_dir, report.out_dir)
-            report.total = len(files)
-            self.progress.emit(0, report.total, "")
-            report.profile = "interactive"
-            if files and hasattr(predictor, "with_profile") and not training_running():
-                predictor = predictor.with_profile("batch")
-                report.profile = "batch"
-            segment_folder(predictor, files, report, settings, self._cancel,
-                           lambda r, name: self.progress.emit(r.done, r.total, name))
-        except Exception as exc:  # noqa: BLE001 - reported in the panel, never a dead thread
-            report.error = f"{type(exc).__name__}: {exc}"
-            logger.error("segment folder failed\n%s", traceback.format_exc())
-        report.seconds = time.perf_counter() - t0
-        self._active = False
-        self.finished.emit(report)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from aestudio.gui.panels.latent_codes import line_codes
+from aestudio.explore.latent_codes import line_codes
 
 
 @dataclass

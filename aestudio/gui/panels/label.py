@@ -1,0 +1,788 @@
+"""The Label tab: paint a few strokes per class, a U-Net learns them live, correct and repeat.
+
+Widgets only, bound to the Qt-free :class:`~aestudio.data.project.LabelProject`
+(images, masks with 255 = unlabelled, classes, undo/redo) and
+:class:`~aestudio.training.live.LiveTrainer` (the U-Net trained on the painted
+pixels). Masks are saved after every stroke by a :class:`MaskSaver` thread;
+training runs in the app's :class:`TrainWorker`; predictions are made from the
+trainer's published weights on a :class:`LatestRunner` thread; export and
+ranking run on the window's task pool. The GUI thread only paints.
+
+Keys: 1-9 pick the class (1 = the first in the list), ``[`` / ``]`` brush size,
+B brush, E erase, F fill, Ctrl+Z undo, Ctrl+Shift+Z (or Ctrl+Y) redo, Space+drag
+or the right/middle button pans, the wheel zooms, 0 fits the image.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QColorDialog,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QSplitter,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from aestudio.data.project import LabelProject, MaskSaver, ProjectError, Stroke, is_project
+from aestudio.gui.label_canvas import LabelCanvas
+from aestudio.gui.messages import Level
+from aestudio.gui.panels.base import ExplorePanel
+from aestudio.gui.panels.common import LatestRunner
+from aestudio.gui.panels.label_jobs import (
+    Prediction,
+    SnapshotNets,
+    export_bundle,
+    predict_image,
+    rank_by_uncertainty,
+)
+from aestudio.gui.workers import TaskRunner, TrainWorker
+
+log = logging.getLogger(__name__)
+
+UNLABELLED = 255
+REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
+STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
+WEIGHTS = "model/weights.safetensors"
+
+
+class LabelPanel(ExplorePanel):
+    title = "Label"
+    purpose = "Paint a few strokes per class; a U-Net learns them while you paint; correct it and repeat."
+    drop_hint = "Drop images or a label project folder."
+    tasks_supported = frozenset()
+
+    request_model = Signal(object)  # Path of an exported bundle the window should load
+
+    def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
+        super().__init__(tasks, parent)
+        self.project: LabelProject | None = None
+        self.saver: MaskSaver | None = None
+        self.current = -1
+        self.image: np.ndarray | None = None  # the float image on screen
+        self.stroke: Stroke | None = None
+        self.class_index = 1
+        self.tool = "brush"
+        self.trainer: Any = None
+        self.worker: TrainWorker | None = None
+        self.prediction: Prediction | None = None
+        self.predictions_made = 0
+        self.layer_mode = "prediction"
+        self.runner = LatestRunner(self, name="aestudio-label-predict")
+        self.nets = SnapshotNets()
+        self._load_token = 0
+        self.live_config: Any = None  # LiveConfig override (tests, benches)
+        self._build()
+        self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
+        self._stroke_timer = QTimer(self, singleShot=True, interval=STROKE_REFRESH_MS, timeout=self.refresh_prediction)
+        self._error_timer = QTimer(self, interval=1000, timeout=self._report_save_errors)
+        self._error_timer.start()
+
+    # ================================================================ layout
+
+    def _build(self) -> None:
+        top = QHBoxLayout()
+        self.new_btn = QPushButton("New project…", clicked=self.new_project_dialog)
+        self.open_btn = QPushButton("Open project…", clicked=self.open_project_dialog)
+        self.add_btn = QPushButton("Add images…", clicked=self.add_images_dialog)
+        self.project_label = QLabel("No project: drop images to start one.")
+        self.project_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for w in (self.new_btn, self.open_btn, self.add_btn):
+            top.addWidget(w)
+        top.addWidget(self.project_label, 1)
+
+        self.image_list = QListWidget()
+        self.image_list.setMinimumWidth(150)
+        self.image_list.currentRowChanged.connect(self._row_changed)
+        self.canvas = LabelCanvas()
+        self.canvas.pressed.connect(self._pressed)
+        self.canvas.dragged.connect(self._dragged)
+        self.canvas.released.connect(self._released)
+
+        side = QVBoxLayout()
+        classes = QGroupBox("Classes (keys 1-9)")
+        cl = QVBoxLayout(classes)
+        self.class_list = QListWidget()
+        self.class_list.setMaximumHeight(120)
+        self.class_list.currentRowChanged.connect(self._class_changed)
+        cl.addWidget(self.class_list)
+        row = QHBoxLayout()
+        row.addWidget(QPushButton("Add", clicked=self.add_class_dialog))
+        row.addWidget(QPushButton("Rename", clicked=self.rename_class_dialog))
+        row.addWidget(QPushButton("Colour", clicked=self.recolor_class_dialog))
+        cl.addLayout(row)
+        side.addWidget(classes)
+
+        tools = QGroupBox("Tools")
+        tl = QVBoxLayout(tools)
+        row = QHBoxLayout()
+        self.tool_group = QButtonGroup(self)
+        self.tool_buttons: dict[str, QToolButton] = {}
+        for name, text in (("brush", "Brush (B)"), ("erase", "Erase (E)"), ("fill", "Fill (F)")):
+            b = QToolButton(text=text, checkable=True)
+            b.clicked.connect(lambda _=False, n=name: self.set_tool(n))
+            self.tool_group.addButton(b)
+            self.tool_buttons[name] = b
+            row.addWidget(b)
+        self.tool_buttons["brush"].setChecked(True)
+        tl.addLayout(row)
+        self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=6)
+        self.size_slider.valueChanged.connect(self._size_changed)
+        self.size_label = QLabel()
+        tl.addWidget(self.size_label)
+        tl.addWidget(self.size_slider)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=60)
+        self.opacity_slider.valueChanged.connect(self._opacity_changed)
+        tl.addWidget(QLabel("Label opacity"))
+        tl.addWidget(self.opacity_slider)
+        row = QHBoxLayout()
+        self.undo_btn = QPushButton("Undo", clicked=self.undo)
+        self.redo_btn = QPushButton("Redo", clicked=self.redo)
+        row.addWidget(self.undo_btn)
+        row.addWidget(self.redo_btn)
+        tl.addLayout(row)
+        side.addWidget(tools)
+
+        model = QGroupBox("Model")
+        ml = QVBoxLayout(model)
+        self.train_btn = QPushButton("Train", clicked=self.toggle_training)
+        self.train_btn.setToolTip("Train a U-Net on the painted pixels only; it continues from its current weights")
+        ml.addWidget(self.train_btn)
+        self.status = QLabel("Not trained yet.")
+        self.status.setWordWrap(True)
+        ml.addWidget(self.status)
+        self.layer_box = QComboBox()
+        self.layer_box.addItems(["Show prediction", "Show uncertainty", "Hide model layer"])
+        self.layer_box.currentIndexChanged.connect(self._layer_changed)
+        ml.addWidget(self.layer_box)
+        row = QHBoxLayout()
+        self.accept_btn = QPushButton("Accept all", clicked=lambda: self.accept_prediction(None))
+        self.accept_btn.setToolTip("Copy the prediction into the unlabelled pixels of this image (painted ones stay)")
+        self.accept_class_btn = QPushButton("Accept class", clicked=lambda: self.accept_prediction(self.class_index))
+        self.accept_class_btn.setToolTip("Copy only the pixels predicted as the selected class")
+        row.addWidget(self.accept_btn)
+        row.addWidget(self.accept_class_btn)
+        ml.addLayout(row)
+        row = QHBoxLayout()
+        self.rank_btn = QPushButton("Rank by doubt", clicked=self.rank_images)
+        self.rank_btn.setToolTip("Order the images by the model's mean uncertainty on their unlabelled pixels")
+        self.export_btn = QPushButton("Export…", clicked=self.export_model)
+        self.export_btn.setToolTip("Export the model as a bundle; it segments folders in the Segment tab and the CLI")
+        row.addWidget(self.rank_btn)
+        row.addWidget(self.export_btn)
+        ml.addLayout(row)
+        side.addWidget(model)
+        side.addStretch(1)
+        side_widget = QWidget()
+        side_widget.setLayout(side)
+        side_widget.setFixedWidth(270)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.image_list)
+        split.addWidget(self.canvas)
+        split.addWidget(side_widget)
+        split.setStretchFactor(1, 1)
+        split.setSizes([170, 800, 270])
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(split, 1)
+        self._size_changed(self.size_slider.value())
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        has = self.project is not None
+        painting = has and self.current >= 0
+        for w in (self.add_btn, self.train_btn):
+            w.setEnabled(has)
+        for w in (self.undo_btn, self.redo_btn):
+            w.setEnabled(painting)
+        model = self.trainer is not None
+        for w in (self.accept_btn, self.accept_class_btn):
+            w.setEnabled(painting and self.prediction is not None)
+        self.rank_btn.setEnabled(model and has)
+        self.export_btn.setEnabled(model and has)
+
+    # ================================================================ projects
+
+    def new_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the new project")
+        if folder:
+            self.create_project(Path(folder))
+
+    def open_project_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a label project folder")
+        if folder:
+            self.open_project(Path(folder))
+
+    def add_images_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Add images to the project", "",
+                                                "Images (*.png *.jpg *.jpeg *.tif *.tiff *.bmp)")
+        if files:
+            self.on_images([Path(f) for f in files])
+
+    def create_project(self, folder: Path, class_names: tuple[str, ...] = ("background", "foreground")) -> bool:
+        try:
+            project = LabelProject.create(folder, class_names)
+        except (ProjectError, OSError) as exc:
+            self.notify.emit(Level.ERROR, str(exc), "")
+            return False
+        self._set_project(project)
+        return True
+
+    def open_project(self, folder: Path) -> bool:
+        try:
+            project = LabelProject.open(folder)
+        except (ProjectError, OSError) as exc:
+            self.notify.emit(Level.ERROR, str(exc), "")
+            return False
+        self._set_project(project)
+        for item in project.items:
+            if item.problem is not None:
+                self.notify.emit(Level.WARNING, item.problem.message, "")
+        if project.model_path("weights") is not None:
+            self.tasks.submit(_load_trainer, project, self.live_config, on_result=self._trainer_loaded,
+                              on_error=lambda exc, det: self.notify.emit(
+                                  Level.WARNING, f"{project.model_path('weights')}: cannot load the model ({exc}); "
+                                  "train again to replace it", det))
+        return True
+
+    def _set_project(self, project: LabelProject) -> None:
+        self.close_project()
+        self.project = project
+        self.saver = MaskSaver(project)
+        self.project_label.setText(f"Project: {project.root}")
+        self.project_label.setToolTip(f"Also training data: aestudio train --model unet --data {project.data_spec()}")
+        self._fill_classes()
+        self._fill_images()
+        if project.items:
+            self.image_list.setCurrentRow(0)
+        self._update_enabled()
+
+    def close_project(self) -> None:
+        self.stop_training()
+        if self.saver is not None:
+            self.saver.close()
+        self.project = None
+        self.saver = None
+        self.trainer = None
+        self.prediction = None
+        self.current = -1
+        self.image = None
+        self.canvas.set_image(None)
+        self.image_list.clear()
+        self.class_list.clear()
+
+    def _auto_project(self) -> bool:
+        from aestudio.gui.workspace import make_settings, workspace_dir
+
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        folder = workspace_dir(make_settings()) / "labels" / f"project-{stamp}"
+        ok = self.create_project(folder)
+        if ok:
+            self.notify.emit(Level.INFO, f"Started a label project in {folder}", "")
+        return ok
+
+    # ================================================================ images
+
+    def on_images(self, paths: list[Path]) -> None:
+        projects = [p for p in paths if p.is_dir() and is_project(p)]
+        if projects:
+            self.open_project(projects[-1])
+            paths = [p for p in paths if p not in projects]
+        if not paths:
+            return
+        if self.project is None and not self._auto_project():
+            return
+        project = self.project
+        self.tasks.submit(project.add_images, paths, on_result=lambda r: self._images_added(project, r),
+                          on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Cannot add images: {exc}", det))
+
+    def _images_added(self, project: LabelProject, report: Any) -> None:
+        if project is not self.project:
+            return
+        for path, reason in report.failed:
+            self.notify.emit(Level.WARNING, f"Not added: {reason}", str(path))
+        first_new = self.image_list.count()
+        self._fill_images()
+        if report.added:
+            self.notify.emit(Level.INFO, f"Added {len(report.added)} image(s) to the project.", "")
+            if self.current < 0:
+                self.image_list.setCurrentRow(first_new)
+
+    def _fill_images(self) -> None:
+        assert self.project is not None
+        row = self.image_list.currentRow()
+        self.image_list.blockSignals(True)
+        self.image_list.clear()
+        for i in range(len(self.project.items)):
+            self.image_list.addItem(QListWidgetItem(self._item_text(i)))
+        self.image_list.setCurrentRow(row)
+        self.image_list.blockSignals(False)
+
+    def _item_text(self, i: int, score: float | None = None) -> str:
+        assert self.project is not None
+        item = self.project.items[i]
+        if item.problem is not None:
+            return f"⚠ {item.name}"
+        frac = self.project.labelled_fraction(i) if i in self.project._masks else None
+        parts = [item.name]
+        if frac is not None:
+            parts.append(f"{100 * frac:.1f}% painted")
+        if score is not None:
+            parts.append(f"doubt {score:.2f}")
+        return " · ".join(parts)
+
+    def _row_changed(self, row: int) -> None:
+        if self.project is None or row < 0 or row == self.current:
+            return
+        self.show_image(row)
+
+    def show_image(self, index: int) -> None:
+        assert self.project is not None
+        self._end_stroke()
+        item = self.project.items[index]
+        if item.problem is not None:
+            self.notify.emit(Level.WARNING, item.problem.message, "")
+        self._load_token += 1
+        token = self._load_token
+        project = self.project
+        self.tasks.submit(_load_pair, project, index, on_result=lambda r: self._image_loaded(project, token, index, r),
+                          on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"{item.image_path}: {exc}", det))
+
+    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, Any]) -> None:
+        if project is not self.project or token != self._load_token:
+            return
+        image, mask = result
+        self.current = index
+        self.image = image
+        self.prediction = None
+        self.canvas.set_image(image)
+        self.canvas.set_colors(list(project.classes.colors))
+        if mask is not None:
+            self.canvas.set_labels(mask)
+        if self.image_list.currentRow() != index:
+            self.image_list.blockSignals(True)
+            self.image_list.setCurrentRow(index)
+            self.image_list.blockSignals(False)
+        self.image_list.item(index).setText(self._item_text(index))
+        self._update_enabled()
+        self.refresh_prediction()
+
+    @property
+    def key(self) -> str:
+        return self.project.items[self.current].name if self.project is not None and self.current >= 0 else ""
+
+    # ================================================================ classes
+
+    def _fill_classes(self) -> None:
+        assert self.project is not None
+        self.class_list.blockSignals(True)
+        self.class_list.clear()
+        for i, (name, color) in enumerate(zip(self.project.classes.names, self.project.classes.colors, strict=True)):
+            pix = QPixmap(14, 14)
+            pix.fill(QColor(*color))
+            self.class_list.addItem(QListWidgetItem(QIcon(pix), f"{i + 1}  {name}" if i < 9 else name))
+        self.class_index = min(self.class_index, len(self.project.classes) - 1)
+        self.class_list.setCurrentRow(self.class_index)
+        self.class_list.blockSignals(False)
+        self.canvas.set_colors(list(self.project.classes.colors))
+        if self.current >= 0 and self.project.editable(self.current):
+            self.canvas.set_labels(self.project.mask(self.current))
+
+    def _class_changed(self, row: int) -> None:
+        if row >= 0:
+            self.class_index = row
+            if self.tool == "erase":
+                self.set_tool("brush")
+
+    def select_class(self, index: int) -> None:
+        if self.project is not None and 0 <= index < len(self.project.classes):
+            self.class_list.setCurrentRow(index)
+
+    def add_class_dialog(self) -> None:
+        if self.project is None:
+            return
+        name, ok = QInputDialog.getText(self, "Add a class", "Name:")
+        if ok:
+            self.add_class(name)
+
+    def add_class(self, name: str) -> None:
+        assert self.project is not None
+        self.class_index = self.project.add_class(name)
+        self._fill_classes()
+
+    def rename_class_dialog(self) -> None:
+        if self.project is None:
+            return
+        name, ok = QInputDialog.getText(self, "Rename the class", "Name:",
+                                        text=self.project.classes.names[self.class_index])
+        if ok:
+            try:
+                self.project.rename_class(self.class_index, name)
+            except ValueError as exc:
+                self.notify.emit(Level.WARNING, str(exc), "")
+            self._fill_classes()
+
+    def recolor_class_dialog(self) -> None:
+        if self.project is None:
+            return
+        old = QColor(*self.project.classes.colors[self.class_index])
+        color = QColorDialog.getColor(old, self, "Class colour")
+        if color.isValid():
+            self.project.recolor_class(self.class_index, (color.red(), color.green(), color.blue()))
+            self._fill_classes()
+
+    # ================================================================ painting
+
+    def set_tool(self, tool: str) -> None:
+        self.tool = tool
+        self.tool_buttons[tool].setChecked(True)
+
+    def _size_changed(self, value: int) -> None:
+        self.canvas.brush_radius = value / 2.0
+        self.size_label.setText(f"Brush size {value} px  ([ and ])")
+
+    def _opacity_changed(self, value: int) -> None:
+        self.canvas.opacity = value / 100.0
+        self.canvas.update()
+
+    def _editable(self) -> bool:
+        return self.project is not None and self.current >= 0 and self.project.editable(self.current)
+
+    def _pressed(self, y: float, x: float) -> None:
+        if not self._editable():
+            return
+        assert self.project is not None
+        if self.tool == "fill":
+            rect = self.project.fill(self.current, int(y), int(x), self.class_index)
+            if rect is not None:
+                self.canvas.update_labels(self.project.mask(self.current), rect)
+                self._after_edit()
+            return
+        value = UNLABELLED if self.tool == "erase" else self.class_index
+        self.stroke = self.project.stroke(self.current, value)
+        self._dragged(y, x)
+
+    def _dragged(self, y: float, x: float) -> None:
+        if self.stroke is None:
+            return
+        rect = self.stroke.dab(y, x, self.canvas.brush_radius)
+        self.canvas.update_labels(self.stroke.mask, rect)
+
+    def _released(self) -> None:
+        self._end_stroke()
+
+    def _end_stroke(self) -> None:
+        if self.stroke is None:
+            return
+        stroke, self.stroke = self.stroke, None
+        if stroke.end() is not None:
+            self._after_edit()
+
+    def _after_edit(self) -> None:
+        assert self.project is not None and self.saver is not None
+        self.saver.submit(self.current)
+        self.image_list.item(self.current).setText(self._item_text(self.current))
+        if self.trainer is not None and self.image is not None:
+            mask = self.project.mask_copy(self.current)
+            if self.trainer.has_example(self.key):
+                self.trainer.update_mask(self.key, mask)
+            else:
+                self.trainer.set_example(self.key, self.image, mask)
+        if self.worker is not None and self.worker.running:
+            self._stroke_timer.start()
+        self._update_enabled()
+
+    def undo(self) -> None:
+        self._history(redo=False)
+
+    def redo(self) -> None:
+        self._history(redo=True)
+
+    def _history(self, *, redo: bool) -> None:
+        if not self._editable():
+            return
+        assert self.project is not None
+        self._end_stroke()
+        rect = (self.project.redo if redo else self.project.undo)(self.current)
+        if rect is not None:
+            self.canvas.update_labels(self.project.mask(self.current), rect)
+            self._after_edit()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        shift = bool(mods & Qt.KeyboardModifier.ShiftModifier)
+        if ctrl and key == Qt.Key.Key_Z:
+            self.redo() if shift else self.undo()
+        elif ctrl and key == Qt.Key.Key_Y:
+            self.redo()
+        elif not ctrl and Qt.Key.Key_1 <= key <= Qt.Key.Key_9:
+            self.select_class(key - Qt.Key.Key_1)
+        elif key == Qt.Key.Key_BracketLeft:
+            self.size_slider.setValue(max(1, round(self.size_slider.value() / 1.25)))
+        elif key == Qt.Key.Key_BracketRight:
+            self.size_slider.setValue(min(100, round(self.size_slider.value() * 1.25) + 1))
+        elif key == Qt.Key.Key_B:
+            self.set_tool("brush")
+        elif key == Qt.Key.Key_E:
+            self.set_tool("erase")
+        elif key == Qt.Key.Key_F:
+            self.set_tool("fill")
+        elif key == Qt.Key.Key_0:
+            self.canvas.fit()
+        elif key == Qt.Key.Key_Space:
+            self.canvas.space_held = True
+        else:
+            super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+            self.canvas.space_held = False
+        super().keyReleaseEvent(event)
+
+    # ================================================================ the live loop
+
+    def toggle_training(self) -> None:
+        if self.worker is not None and self.worker.running:
+            self.stop_training()
+        else:
+            self.start_training()
+
+    def start_training(self) -> None:
+        if self.project is None or (self.worker is not None and self.worker.running):
+            return
+        from aestudio.training.live import LiveConfig, LiveTrainer
+
+        project = self.project
+        self._end_stroke()
+        k = max(2, len(project.classes))
+        if self.trainer is None:
+            self.trainer = LiveTrainer(_project_channels(project), k, self.live_config or LiveConfig())
+        else:
+            self.trainer.grow_classes(k)
+        # Masks are copied here (GUI thread, memory only); images are read in the training thread.
+        labelled = [(i, project.mask_copy(i)) for i, it in enumerate(project.items)
+                    if it.problem is None and (i in project._masks or it.mask_path.exists())]
+        labelled = [(i, m) for i, m in labelled if (m != UNLABELLED).any()]
+        if not labelled:
+            self.notify.emit(Level.WARNING, "Nothing is painted yet: paint a few strokes of each class, then Train.", "")
+            return
+        trainer = self.trainer
+        items = [(project.items[i].name, project.items[i].image_path, m) for i, m in labelled]
+
+        def source(stop: threading.Event, pause: threading.Event):
+            from aestudio.data.io import read_image
+
+            for name, path, mask in items:
+                if not trainer.has_example(name):
+                    trainer.set_example(name, read_image(path), mask)
+                else:
+                    trainer.update_mask(name, mask)
+            yield from trainer.events(stop, pause)
+
+        self.worker = TrainWorker(source, self)
+        self.worker.events.connect(self._train_events)
+        self.worker.finished.connect(self._train_finished)
+        self.worker.start()
+        self.train_btn.setText("Stop")
+        self.status.setText(f"Training on {len(items)} painted image(s)…")
+        self._refresh_timer.start()
+        self._update_enabled()
+
+    def stop_training(self) -> None:
+        if self.worker is not None and self.worker.running:
+            self.worker.stop()
+
+    def _train_events(self, events: list[Any]) -> None:
+        from aestudio.training.events import StepEnded
+
+        steps = [e for e in events if isinstance(e, StepEnded)]
+        if steps:
+            last = steps[-1]
+            self.status.setText(f"Training: step {last.step}, loss {last.loss:.3f}, {last.images_per_s:.0f} crops/s")
+
+    def _train_finished(self, finished: Any) -> None:
+        self._refresh_timer.stop()
+        self.train_btn.setText("Train")
+        reason = getattr(finished.reason, "value", finished.reason)
+        note = "" if reason == "stopped" else f" ({finished.message})"
+        self.status.setText(f"Stopped at step {finished.step}{note}. Train again to continue from here.")
+        if reason == "failed":
+            self.notify.emit(Level.ERROR, f"Training failed: {finished.message}", finished.details)
+        if self.project is not None and self.trainer is not None and self.trainer.step > 0:
+            project, trainer = self.project, self.trainer
+            self.tasks.submit(_save_model, project, trainer, on_result=lambda _: None,
+                              on_error=lambda exc, det: self.notify.emit(
+                                  Level.ERROR, f"Cannot save the model in {project.root}: {exc}", det))
+        self.refresh_prediction()
+        self._update_enabled()
+
+    def _trainer_loaded(self, trainer: Any) -> None:
+        if self.trainer is None:
+            self.trainer = trainer
+            self.status.setText(f"Model loaded (step {trainer.step}). Train continues from it.")
+            self.refresh_prediction()
+            self._update_enabled()
+
+    def refresh_prediction(self) -> None:
+        """Predict the image on screen from the trainer's last published weights (off the GUI thread)."""
+        if self.trainer is None or self.image is None or self.project is None:
+            return
+        snapshot = self.trainer.snapshot()
+        if self.prediction is not None and self.prediction.key == self.key and self.prediction.step == snapshot[0]:
+            return
+        t = self.trainer
+        self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
+                           list(self.project.classes.colors), on_result=self._predicted,
+                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
+
+    def _predicted(self, prediction: Prediction) -> None:
+        if prediction.key != self.key:
+            return
+        self.prediction = prediction
+        self.predictions_made += 1
+        self._show_layer()
+        self._update_enabled()
+
+    def _layer_changed(self, index: int) -> None:
+        self.layer_mode = ("prediction", "uncertainty", "none")[index]
+        self._show_layer()
+
+    def _show_layer(self) -> None:
+        p = self.prediction
+        if p is None or self.layer_mode == "none":
+            self.canvas.set_layer(None)
+        else:
+            self.canvas.set_layer(p.layer_prediction if self.layer_mode == "prediction" else p.layer_uncertainty)
+
+    def accept_prediction(self, only_class: int | None) -> None:
+        if not self._editable() or self.prediction is None or self.prediction.key != self.key:
+            return
+        assert self.project is not None
+        self._end_stroke()
+        rect = self.project.accept(self.current, self.prediction.mask, only_class=only_class)
+        if rect is not None:
+            self.canvas.update_labels(self.project.mask(self.current), rect)
+            self._after_edit()
+
+    def rank_images(self) -> None:
+        if self.project is None or self.trainer is None:
+            return
+        project, t = self.project, self.trainer
+        items = [(it.name, it.image_path, it.mask_path) for it in project.items if it.problem is None]
+        self.status.setText("Ranking images by uncertainty…")
+        self.tasks.submit(rank_by_uncertainty, items, t.snapshot(), t.channels, t.num_classes, t.cfg,
+                          on_result=lambda r: self._ranked(project, r),
+                          on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Ranking failed: {exc}", det))
+
+    def _ranked(self, project: LabelProject, scores: list[tuple[str, float]]) -> None:
+        if project is not self.project:
+            return
+        self.ranking = scores
+        for name, score in scores:
+            i = project.index_of(name)
+            self.image_list.item(i).setText(self._item_text(i, score))
+        top = ", ".join(n for n, _ in scores[:3])
+        self.status.setText(f"Most uncertain: {top}. Paint there next.")
+
+    def export_model(self, out_dir: Path | None = None) -> None:
+        if self.project is None or self.trainer is None:
+            return
+        project, t = self.project, self.trainer
+        out = Path(out_dir) if out_dir else project.root / "model" / "bundle"
+        self.status.setText(f"Exporting the model to {out}…")
+        self.tasks.submit(export_bundle, t.snapshot(), t.channels, t.num_classes, t.cfg, out, project.root.name,
+                          list(project.classes.names), list(project.classes.colors),
+                          on_result=self._exported,
+                          on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Export failed: {exc}", det))
+
+    def _exported(self, out: Path) -> None:
+        self.exported = out
+        self.status.setText(f"Exported {out}. It segments folders in the Segment tab and with aestudio segment.")
+        self.notify.emit(Level.INFO, f"Exported the model to {out}", "")
+        self.request_model.emit(out)
+
+    def _report_save_errors(self) -> None:
+        if self.saver is not None and self.saver.errors:
+            errors, self.saver.errors = self.saver.errors, []
+            for path, message in errors:
+                self.notify.emit(Level.ERROR, f"Could not save {path}: {message}; the labels stay in memory "
+                                 "and are saved with the next stroke", "")
+
+    def shutdown(self) -> None:
+        self._refresh_timer.stop()
+        self._error_timer.stop()
+        self.stop_training()
+        if self.worker is not None:
+            self.worker.join(5.0)
+        if self.saver is not None:
+            self.saver.close()
+        self.runner.shutdown()
+
+
+# ------------------------------------------------------------------ worker-side helpers
+
+
+def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+    image = project.image(index)
+    mask = project.mask(index) if project.editable(index) else None
+    return image, mask
+
+
+def _project_channels(project: LabelProject) -> int:
+    from aestudio.data.io import probe_image
+
+    model = project.model or {}
+    net = model.get("net")
+    saved = (net.get("params") or {}).get("in_channels") if isinstance(net, dict) else None
+    if saved in (1, 3):
+        return int(saved)
+    for item in project.items[:8]:
+        try:
+            if probe_image(item.image_path).channels == 3:
+                return 3
+        except ValueError:
+            continue
+    return 1
+
+
+def _save_model(project: LabelProject, trainer: Any) -> None:
+    trainer.save(project.root / WEIGHTS)
+    project.set_model(trainer.record(WEIGHTS))
+
+
+def _load_trainer(project: LabelProject, live_config: Any) -> Any:
+    from aestudio.nets.registry import net_config_from_dict
+    from aestudio.training.checkpoint import load_weights
+    from aestudio.training.live import LiveConfig, LiveTrainer
+
+    model = project.model or {}
+    path = project.model_path("weights")
+    assert path is not None
+    state, meta = load_weights(path)
+    _, net_cfg = net_config_from_dict(model["net"])
+    cfg = live_config or LiveConfig(base_channels=net_cfg.base_channels, depth=net_cfg.depth,
+                                    crop=int(model.get("crop", 128)))
+    trainer = LiveTrainer(net_cfg.in_channels, max(net_cfg.num_classes, len(project.classes)), cfg, state=state,
+                          step=int(model.get("step", meta.get("step", 0))))
+    return trainer

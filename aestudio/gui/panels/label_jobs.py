@@ -1,0 +1,125 @@
+"""Off-GUI-thread jobs of the Label tab: predicting from a snapshot, ranking by uncertainty, exporting.
+
+Plain functions and one small cache, no widgets: they run on the panel's
+``LatestRunner`` or the window's ``TaskRunner`` and return numpy arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+UNLABELLED = 255
+
+
+@dataclass(frozen=True)
+class Prediction:
+    key: str  # the image it belongs to
+    step: int  # the trainer step of the weights used
+    mask: np.ndarray  # uint8 [H, W] argmax
+    entropy: np.ndarray  # float32 [H, W] in [0, 1]
+    layer_prediction: np.ndarray  # uint8 [H, W, 4] RGBA
+    layer_uncertainty: np.ndarray  # uint8 [H, W, 4] RGBA
+
+
+class SnapshotNets:
+    """Nets built from published snapshots, one per (step, classes); used on one thread only."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int] | None = None
+        self._net: Any = None
+
+    def get(self, step: int, channels: int, num_classes: int, state: dict[str, Any], cfg: Any) -> Any:
+        from aestudio.training.live import net_from_snapshot
+
+        key = (step, channels, num_classes)
+        if key != self._key:
+            self._net = net_from_snapshot(channels, num_classes, state, cfg)
+            self._key = key
+        return self._net
+
+
+def uncertainty_rgba(entropy: np.ndarray) -> np.ndarray:
+    """Entropy [H, W] in [0, 1] as a yellow layer whose opacity grows with doubt (unlike any class colour)."""
+    h, w = entropy.shape
+    out = np.empty((h, w, 4), np.uint8)
+    out[..., 0] = 255
+    out[..., 1] = 225
+    out[..., 2] = 0
+    out[..., 3] = np.clip(entropy * 255.0, 0, 255).astype(np.uint8)
+    return out
+
+
+def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.ndarray:
+    pal = np.zeros((256, 4), np.uint8)
+    for i, c in enumerate(colors[:255]):
+        pal[i] = (*c, 255)
+    return pal[mask]
+
+
+def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: tuple[int, dict[str, Any]],
+                  channels: int, num_classes: int, cfg: Any, colors: list[tuple[int, int, int]]) -> Prediction:
+    """The prediction and its uncertainty for one image, from the trainer's last published weights."""
+    from aestudio.training.live import entropy_map, predict_probs
+
+    step, state = snapshot
+    net = nets.get(step, channels, num_classes, state, cfg)
+    img = _channels(image, channels)
+    probs = predict_probs(net, img)
+    mask = probs.argmax(axis=0).astype(np.uint8)
+    ent = entropy_map(probs)
+    return Prediction(key, step, mask, ent, prediction_rgba(mask, colors), uncertainty_rgba(ent))
+
+
+def _channels(image: np.ndarray, channels: int) -> np.ndarray:
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] == channels:
+        return img
+    if channels == 1:
+        return (img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32))[..., None]
+    return np.repeat(img[..., :1], 3, axis=-1)
+
+
+def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int, dict[str, Any]], channels: int,
+                        num_classes: int, cfg: Any) -> list[tuple[str, float]]:
+    """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
+    from aestudio.data.io import read_image, read_mask
+
+    nets = SnapshotNets()
+    scores: list[tuple[str, float]] = []
+    for key, image_path, mask_path in paths:
+        from aestudio.training.live import entropy_map, predict_probs
+
+        net = nets.get(snapshot[0], channels, num_classes, snapshot[1], cfg)
+        probs = predict_probs(net, _channels(read_image(image_path), channels))
+        ent = entropy_map(probs)
+        unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
+        scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
+    return sorted(scores, key=lambda s: -s[1])
+
+
+def export_bundle(snapshot: tuple[int, dict[str, Any]], channels: int, num_classes: int, cfg: Any, out_dir: Path,
+                  name: str, class_names: list[str], class_colors: list[tuple[int, int, int]]) -> Path:
+    """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI)."""
+    from aestudio.data.io import default_palette
+    from aestudio.export.exporter import export_net
+    from aestudio.training.live import net_from_snapshot
+
+    net = net_from_snapshot(channels, num_classes, snapshot[1], cfg)
+    names = (list(class_names) + [f"class {k}" for k in range(len(class_names), num_classes)])[:num_classes]
+    colors = (list(class_colors) + default_palette(num_classes)[len(class_colors):])[:num_classes]
+    export_net(net, "unet", _net_cfg(net, channels, num_classes, cfg), out_dir, measure_timings=False,
+               metadata={"name": name, "class_names": names, "class_colors": [list(c) for c in colors],
+                         "training": {"source": "label project", "step": snapshot[0]}})
+    return out_dir
+
+
+def _net_cfg(net: Any, channels: int, num_classes: int, cfg: Any) -> Any:
+    from aestudio.training.live import _net_config
+
+    return _net_config(channels, num_classes, cfg)

@@ -1,0 +1,285 @@
+"""Live training on painted labels: a U-Net learns a labelling project's strokes while they are painted.
+
+:class:`LiveTrainer` holds the net, its optimizer and the examples (image +
+sparse mask, 255 = unlabelled); :meth:`LiveTrainer.events` is a generator of
+the ordinary training events (``RunStarted``, ``StepEnded``, ``TrainFinished``)
+so the app's ``TrainWorker`` drives it like any run. New strokes reach the
+trainer through :meth:`LiveTrainer.update_mask` (a copy, under a lock) and are
+in the very next batch. Every ``snapshot_seconds`` the trainer publishes a CPU
+copy of its weights; predictions for the screen are made from that copy on
+another thread (:func:`predict_probs`), never from the net being trained.
+Training again continues from the current weights and optimizer state.
+
+Batches: random crops (labelled-pixel centred, flipped) of the images that hold
+labels, padded to the net's multiple with 255 (see :mod:`aestudio.data.crops`);
+the loss is the segmentation loss over labelled pixels only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from aestudio.config import FinishReason
+from aestudio.data.base import UNLABELLED
+from aestudio.data.crops import pad_collate, random_crop_flip
+from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
+from aestudio.training.losses import segmentation_losses
+
+log = logging.getLogger(__name__)
+
+NET_NAME = "unet"
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    crop: int = 128  # crop side: objects are learnt at the images' own scale
+    batch_size: int = 8  # crops per step: ~0.3 s a step on 2 CPU cores, so snapshots stay fresh
+    lr: float = 2e-3  # Adam; the rate issue 13 measured best for U-Nets at this scale
+    base_channels: int = 16  # U-Net width
+    depth: int = 3  # U-Net depth (inputs padded to multiples of 2**depth)
+    snapshot_seconds: float = 2.0  # how often weights are published for the on-screen prediction
+    max_steps: int | None = None  # stop after this many steps of this session (tests, benches)
+    seed: int = 0
+
+
+@dataclass
+class _Example:
+    image: torch.Tensor  # float32 [C, H, W]
+    mask: torch.Tensor  # int64 [H, W], 255 unlabelled
+    labelled: int  # number of labelled pixels
+
+
+def _net_config(channels: int, num_classes: int, cfg: LiveConfig) -> Any:
+    from aestudio.nets.registry import default_config
+
+    return default_config(NET_NAME, in_channels=channels, num_classes=max(2, num_classes), depth=cfg.depth,
+                          base_channels=cfg.base_channels)
+
+
+class LiveTrainer:
+    """A U-Net trained in the background on sparse labels (see the module docstring)."""
+
+    def __init__(self, channels: int, num_classes: int, cfg: LiveConfig | None = None,
+                 state: dict[str, torch.Tensor] | None = None, step: int = 0) -> None:
+        from aestudio.nets.registry import build_net
+
+        self.cfg = cfg or LiveConfig()
+        self.channels = channels
+        self.net_cfg = _net_config(channels, num_classes, self.cfg)
+        torch.manual_seed(self.cfg.seed)
+        self.net = build_net(NET_NAME, self.net_cfg)
+        if state is not None:
+            load_matching(self.net, state)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        self.step = step
+        self._examples: dict[str, _Example] = {}
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(self.cfg.seed + step)
+        self._snapshot: tuple[int, dict[str, torch.Tensor]] = (step, self._copy_state())
+        self._collate = pad_collate(self.net_cfg.size_multiple)
+        self._publish_soon = False  # new strokes: publish after the next step instead of waiting
+
+    # ------------------------------------------------------------- examples (any thread)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.net_cfg.num_classes)
+
+    def set_example(self, key: str, image: np.ndarray, mask: np.ndarray) -> None:
+        """Add or replace an example: image float32 [H, W, C] in [0, 1], mask [H, W] (255 unlabelled)."""
+        img = np.asarray(image, np.float32)
+        if img.ndim == 2:
+            img = img[..., None]
+        if img.shape[-1] != self.channels:
+            img = img.mean(axis=-1, keepdims=True) if self.channels == 1 else np.repeat(img[..., :1], 3, axis=-1)
+        if img.shape[:2] != np.shape(mask):
+            raise ValueError(f"{key}: mask {np.shape(mask)} does not match image {img.shape[:2]}")
+        image_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        mask_t = torch.from_numpy(np.asarray(mask, np.int64).copy())
+        with self._lock:
+            self._examples[key] = _Example(image_t, mask_t, int((mask_t != UNLABELLED).sum()))
+
+    def update_mask(self, key: str, mask: np.ndarray) -> None:
+        """New strokes on ``key``: the next batch sees them."""
+        mask_t = torch.from_numpy(np.asarray(mask, np.int64).copy())
+        with self._lock:
+            ex = self._examples.get(key)
+            if ex is not None:
+                self._examples[key] = replace(ex, mask=mask_t, labelled=int((mask_t != UNLABELLED).sum()))
+            self._publish_soon = True
+
+    def has_example(self, key: str) -> bool:
+        with self._lock:
+            return key in self._examples
+
+    def labelled_pixels(self) -> int:
+        with self._lock:
+            return sum(ex.labelled for ex in self._examples.values())
+
+    def grow_classes(self, num_classes: int) -> None:
+        """More classes than the head has: a wider head, every other weight kept (call while not training)."""
+        if num_classes <= self.num_classes:
+            return
+        from aestudio.nets.registry import build_net
+
+        state = self.net.state_dict()
+        self.net_cfg = _net_config(self.channels, num_classes, self.cfg)
+        self.net = build_net(NET_NAME, self.net_cfg)
+        load_matching(self.net, state)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        with self._lock:
+            self._snapshot = (self.step, self._copy_state())
+
+    # ------------------------------------------------------------- weights
+
+    def _copy_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+
+    def snapshot(self) -> tuple[int, dict[str, torch.Tensor]]:
+        """(step, CPU weights) last published; safe to call from any thread."""
+        with self._lock:
+            return self._snapshot
+
+    def save(self, path: Path) -> None:
+        from aestudio.training.checkpoint import save_weights
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_weights(path, self.snapshot()[1], step=self.step, epoch=0)
+
+    def record(self, weights: str) -> dict[str, Any]:
+        """What a project file keeps about this model (paths relative to the project)."""
+        from aestudio.nets.registry import net_config_to_dict
+
+        return {"net": net_config_to_dict(NET_NAME, self.net_cfg), "weights": weights, "step": self.step,
+                "crop": self.cfg.crop}
+
+    # ------------------------------------------------------------- training
+
+    def events(self, stop: threading.Event, pause: threading.Event | None = None) -> Iterator[Event]:
+        """Train until ``stop`` (or ``cfg.max_steps`` steps); the generator a TrainWorker runs."""
+        start_step = self.step
+        n_images = sum(1 for ex in self._examples.values() if ex.labelled)
+        yield RunStarted(run_dir=None, device="cpu", device_name=f"CPU ({torch.get_num_threads()} threads)",
+                         net_name=NET_NAME, num_params=sum(p.numel() for p in self.net.parameters()),
+                         train_size=n_images, val_size=0, batch_size=self.cfg.batch_size, epochs=1,
+                         steps_per_epoch=self.cfg.max_steps or 0, start_epoch=0, start_step=start_step)
+        reason, message = FinishReason.STOPPED, "stopped"
+        last_publish = time.perf_counter()
+        ips: float | None = None
+        try:
+            while not stop.is_set():
+                if pause is not None and pause.is_set():
+                    time.sleep(0.05)
+                    continue
+                if self.cfg.max_steps is not None and self.step - start_step >= self.cfg.max_steps:
+                    reason, message = FinishReason.DONE, f"trained {self.cfg.max_steps} steps"
+                    break
+                batch = self._batch()
+                if batch is None:
+                    reason, message = FinishReason.FAILED, "nothing is labelled yet: paint a few strokes of each class first"
+                    break
+                t0 = time.perf_counter()
+                loss = self._train_step(*batch)
+                if not math.isfinite(loss):
+                    reason, message = FinishReason.DIVERGED, f"loss became {loss}; lower the learning rate"
+                    break
+                self.step += 1
+                dt = time.perf_counter() - t0
+                rate = batch[0].shape[0] / max(dt, 1e-9)
+                ips = rate if ips is None else 0.9 * ips + 0.1 * rate
+                now = time.perf_counter()
+                if now - last_publish >= self.cfg.snapshot_seconds or self._publish_soon:
+                    self._publish_soon = False
+                    self._publish()
+                    last_publish = now
+                total = start_step + self.cfg.max_steps if self.cfg.max_steps else self.step + 1
+                yield StepEnded(epoch=0, step=self.step, total_steps=total, loss=loss, terms={}, images_per_s=ips,
+                                eta_s=0.0, lr=self.cfg.lr)
+        finally:
+            self._publish()
+        yield TrainFinished(reason=reason, message=message, run_dir=None, epoch=0, step=self.step)
+
+    def _publish(self) -> None:
+        state = self._copy_state()
+        with self._lock:
+            self._snapshot = (self.step, state)
+
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        with self._lock:
+            examples = [ex for ex in self._examples.values() if ex.labelled]
+        if not examples:
+            return None
+        picks = self._rng.integers(len(examples), size=self.cfg.batch_size)
+        items = [random_crop_flip(examples[i].image, examples[i].mask, self.cfg.crop, self._rng) for i in picks]
+        return self._collate(items)
+
+    def _train_step(self, x: torch.Tensor, target: torch.Tensor) -> float:
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.net(x)
+        terms = segmentation_losses(logits, target)
+        loss = terms["ce"] + terms["dice"]
+        value = float(loss.detach())
+        if math.isfinite(value):
+            loss.backward()
+            self.optimizer.step()
+        return value
+
+
+def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Load the tensors of ``state`` whose names and shapes fit ``net``; returns how many."""
+    own = net.state_dict()
+    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    net.load_state_dict(fitting, strict=False)
+    return len(fitting)
+
+
+def net_from_snapshot(channels: int, num_classes: int, state: dict[str, torch.Tensor], cfg: LiveConfig | None = None) -> torch.nn.Module:
+    """A U-Net in eval mode with ``state`` loaded (for predicting from a published snapshot)."""
+    from aestudio.nets.registry import build_net
+
+    net = build_net(NET_NAME, _net_config(channels, num_classes, cfg or LiveConfig()))
+    load_matching(net, state)
+    return net.eval()
+
+
+@torch.no_grad()
+def predict_probs(net: torch.nn.Module, image: np.ndarray, *, tile: int = 512) -> np.ndarray:
+    """Class probabilities float32 [K, H, W] of image [H, W, C] in [0, 1] (tiled when large)."""
+    from aestudio.inference.imageops import pad_to_multiple
+    from aestudio.inference.tiling import tiled_apply
+
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    height, width = img.shape[:2]
+    multiple = int(getattr(net, "size_multiple", 0) or 2 ** int(getattr(net, "depth", 3)))
+    chw = np.ascontiguousarray(img.transpose(2, 0, 1))
+    chw, _ = pad_to_multiple(chw, multiple)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return torch.softmax(net(torch.from_numpy(np.ascontiguousarray(batch))), dim=1).numpy()
+
+    if max(chw.shape[1:]) <= tile:
+        probs = run(chw[None])[0]
+    else:
+        probs = tiled_apply(chw, run, tile=tile, overlap=32, multiple=multiple)
+    return np.ascontiguousarray(probs[:, :height, :width], dtype=np.float32)
+
+
+def entropy_map(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel entropy of [K, H, W] probabilities, scaled to [0, 1] (1 = all classes alike)."""
+    k = probs.shape[0]
+    p = np.clip(probs, 1e-8, 1.0)
+    ent = -(p * np.log(p)).sum(axis=0)
+    return (ent / math.log(max(k, 2))).astype(np.float32)

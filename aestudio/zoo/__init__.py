@@ -1,0 +1,1 @@
+"""The shipped model zoo: the catalogue (torch-free lookup) and its build recipes. Import submodules directly."""

@@ -1,0 +1,155 @@
+"""The Label tab: paint with real mouse events, undo/redo, save and reopen, train live, accept, export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPoint, Qt
+
+from aestudio.data.io import read_mask, write_image
+from aestudio.gui.panels.label import LabelPanel
+from aestudio.gui.workers import TaskRunner
+from aestudio.training.live import LiveConfig
+
+WAIT = 30_000
+UNLABELLED = 255
+
+
+def _image(path: Path, h: int = 48, w: int = 64) -> Path:
+    rng = np.random.default_rng(0)
+    img = rng.random((h, w, 3)).astype(np.float32) * 0.3
+    img[12:36, 16:48] += 0.6  # a bright object on a dark background
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_image(path, np.clip(img, 0, 1))
+    return path
+
+
+@pytest.fixture
+def panel(qtbot):
+    tasks = TaskRunner()
+    p = LabelPanel(tasks)
+    p.live_config = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, snapshot_seconds=0.2)
+    qtbot.addWidget(p)
+    p.resize(1300, 700)
+    p.show()
+    yield p
+    p.shutdown()
+    tasks.shutdown()
+
+
+def _open_with_image(qtbot, panel: LabelPanel, tmp_path: Path) -> None:
+    assert panel.create_project(tmp_path / "proj")
+    panel.on_images([_image(tmp_path / "src" / "a.png")])
+    qtbot.waitUntil(lambda: panel.image is not None, timeout=WAIT)
+
+
+def _point(panel: LabelPanel, y: float, x: float) -> QPoint:
+    return panel.canvas.to_widget(y + 0.5, x + 0.5).toPoint()
+
+
+def _drag(qtbot, panel: LabelPanel, points: list[tuple[float, float]]) -> None:
+    canvas = panel.canvas
+    qtbot.mousePress(canvas, Qt.MouseButton.LeftButton, pos=_point(panel, *points[0]))
+    for p in points[1:]:
+        qtbot.mouseMove(canvas, _point(panel, *p))
+    qtbot.mouseRelease(canvas, Qt.MouseButton.LeftButton, pos=_point(panel, *points[-1]))
+
+
+def test_paint_undo_redo_save_and_reopen(qtbot, panel, tmp_path) -> None:
+    _open_with_image(qtbot, panel, tmp_path)
+    project = panel.project
+    panel.size_slider.setValue(4)
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_2)  # the second class: "foreground"
+    assert panel.class_index == 1
+    _drag(qtbot, panel, [(20, 20), (20, 30), (24, 40)])
+    mask = project.mask(0)
+    assert mask[20, 25] == 1 and mask[0, 0] == UNLABELLED
+    painted = mask.copy()
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
+    _drag(qtbot, panel, [(44, 5), (44, 60)])
+    assert project.mask(0)[44, 30] == 0
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(project.mask(0), painted)
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert project.mask(0)[44, 30] == 0
+    both = project.mask_copy(0)
+    # The brush size keys, and the overlay shows the painted class colour.
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_BracketRight)
+    assert panel.size_slider.value() > 4
+    assert panel.canvas._labels[20, 25] != 0 and panel.canvas._labels[0, 0] == 0
+    # Saved as painted (atomically, by the saver thread) and restored by reopening.
+    assert panel.saver.flush()
+    assert np.array_equal(read_mask(project.items[0].mask_path), both)
+    root = project.root
+    panel.close_project()
+    assert panel.open_project(root)
+    qtbot.waitUntil(lambda: panel.image is not None, timeout=WAIT)
+    assert np.array_equal(panel.project.mask(0), both)
+    # Fill: erase a region then fill it back with a class.
+    panel.set_tool("fill")
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_2)
+    panel.set_tool("fill")
+    qtbot.mouseClick(panel.canvas, Qt.MouseButton.LeftButton, pos=_point(panel, 2, 2))
+    assert panel.project.mask(0)[2, 2] == 1
+
+
+def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
+    _open_with_image(qtbot, panel, tmp_path)
+    panel.size_slider.setValue(4)
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_2)
+    _drag(qtbot, panel, [(20, 20), (24, 40)])  # inside the object
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
+    _drag(qtbot, panel, [(4, 4), (4, 60)])  # background
+    _drag(qtbot, panel, [(44, 4), (44, 60)])
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
+    assert panel.worker is not None and panel.worker.running
+    qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
+    first = panel.prediction.step
+    made = panel.predictions_made
+    qtbot.waitUntil(lambda: panel.predictions_made > made and panel.prediction.step > first, timeout=WAIT)
+    # A new stroke while training reaches the trainer (its copy of the mask has it).
+    _drag(qtbot, panel, [(30, 20), (30, 30)])
+    ex = panel.trainer._examples["a.png"]
+    assert int(ex.mask[30, 25]) == 0
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)  # Stop
+    qtbot.waitUntil(lambda: panel.worker is not None and not panel.worker.running, timeout=WAIT)
+    assert panel.prediction.mask.shape == (48, 64)
+    assert 0.0 <= float(panel.prediction.entropy.min()) and float(panel.prediction.entropy.max()) <= 1.0
+    # Accept the prediction into the unlabelled pixels; the painted ones are kept.
+    before = panel.project.mask_copy(0)
+    panel.layer_box.setCurrentIndex(1)  # the uncertainty view
+    qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.key == "a.png", timeout=WAIT)
+    panel.accept_prediction(None)
+    after = panel.project.mask(0)
+    assert (after != UNLABELLED).all()
+    painted = before != UNLABELLED
+    assert np.array_equal(after[painted], before[painted])
+    # The model is saved in the project; training again continues from its step.
+    qtbot.waitUntil(lambda: panel.project.model_path("weights") is not None
+                    and panel.project.model_path("weights").is_file(), timeout=WAIT)
+    step = panel.trainer.step
+    panel.export_model()
+    qtbot.waitUntil(lambda: getattr(panel, "exported", None) is not None, timeout=60_000)
+    from aestudio.inference.bundle import read_bundle
+
+    info = read_bundle(panel.exported)
+    assert info.class_names == ["background", "foreground"]
+    assert panel.trainer.step == step
+
+
+def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path) -> None:
+    from aestudio.data.project import LabelProject
+    from tests.gui.guitools import drop_paths
+
+    project = LabelProject.create(tmp_path / "proj", ["sky", "tree"])
+    project.add_images([_image(tmp_path / "src" / "a.png")])
+    drop_paths(window, [project.root])
+    label = window.current_explore_panel()
+    assert label is not None and label.title == "Label"
+    qtbot.waitUntil(lambda: label.image is not None, timeout=WAIT)
+    assert label.project.root == project.root and label.class_list.count() == 2
+    # The Label tab fits the smallest supported screen.
+    window.resize(1366, 768)
+    assert label.minimumSizeHint().width() <= 1366 and label.minimumSizeHint().height() <= 700

@@ -1,0 +1,102 @@
+"""`aestudio export --format bioimageio`: packages that bioimageio.core itself accepts and runs.
+
+bioimageio.core's own test reproduces the package's test output from its test
+input through the ONNX weights and runs the parametrized sizes (n = 0, 1, 2)
+at batch 1 and 2; a second test runs bioimageio.core's prediction on a size the
+package was not made with and compares it with the aestudio bundle.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+pytest.importorskip("bioimageio.core")
+
+from aestudio.cli import main  # noqa: E402
+from aestudio.export.bioimageio import minmax01  # noqa: E402
+from aestudio.inference.ort import OrtPredictor  # noqa: E402
+
+FAMILIES = ["denoising_ae", "unet", "conv_ae"]
+
+
+def _rdf(path):
+    with zipfile.ZipFile(path) as zf:
+        return yaml.safe_load(zf.read("rdf.yaml"))
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_bioimageio_core_accepts_the_package(packages, name):
+    from bioimageio.core import test_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = test_model(packages(name))
+    failed = [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status != "passed"]
+    assert summary.status == "passed", failed
+    names = [d.name for d in summary.details]
+    assert any("Reproduce test outputs" in n for n in names)  # the test tensors really ran
+    if name != "conv_ae":  # fully convolutional: core also ran the min/step sizes n = 1 and 2
+        assert any("size parameter n: 2" in n for n in names)
+
+
+def test_package_contents_describe_the_model(packages, bundles):
+    from aestudio.inference.bundle import read_bundle
+
+    rdf = _rdf(packages("unet"))
+    assert rdf["format_version"].startswith("0.5")
+    inp, out = rdf["inputs"][0], rdf["outputs"][0]
+    y_axis = next(a for a in inp["axes"] if a.get("id") == "y")
+    assert y_axis["size"] == {"min": 8, "step": 4}  # the tiny U-Net (depth 2) needs multiples of 4
+    assert [p["id"] for p in inp["preprocessing"]][:2] == ["ensure_dtype", "scale_range"]
+    assert out["postprocessing"][0]["id"] == "softmax"
+    assert next(a for a in out["axes"] if a["type"] == "channel")["channel_names"] == ["background", "class_1", "class_2"]
+    assert rdf["weights"]["onnx"]["opset_version"] == 18
+    assert rdf["config"]["aestudio"]["task"] == "segment"
+    with zipfile.ZipFile(packages("unet")) as zf:
+        names = set(zf.namelist())
+    assert {"rdf.yaml", "model.onnx", "test_input.npy", "test_output.npy", "cover.png", "README.md"} <= names
+    fixed = _rdf(packages("conv_ae"))["inputs"][0]["axes"]
+    assert next(a for a in fixed if a.get("id") == "x")["size"] == read_bundle(bundles("conv_ae")).image_size  # a fixed size
+
+
+@pytest.mark.parametrize("name, shape", [("unet", (1, 1, 44, 68)), ("denoising_ae", (2, 1, 37, 53))])
+def test_bioimageio_core_prediction_at_a_second_size_matches_the_bundle(packages, bundles, name, shape):
+    from bioimageio.core import load_model_description, predict
+
+    rng = np.random.default_rng(1)
+    raw = (rng.random(shape) * 200 + 20).astype(np.float32)  # not in [0, 1]: scale_range must do its job
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        descr = load_model_description(packages(name), perform_io_checks=False)
+        got = predict(model=descr, inputs=raw)
+    (member,) = got.members.values()
+    core = np.asarray(member.data)
+    ours = OrtPredictor(bundles(name)).predict(minmax01(raw))
+    if name == "unet":
+        ours = np.exp(ours - ours.max(1, keepdims=True))
+        ours /= ours.sum(1, keepdims=True)
+    assert core.shape == ours.shape == shape[:1] + ours.shape[1:2] + shape[2:]
+    np.testing.assert_allclose(core, np.clip(ours, 0, 1), atol=2e-5)
+
+
+def test_cli_writes_a_package_and_refuses_bad_requests(bundles, tmp_path, capsys):
+    out = tmp_path / "den.zip"
+    assert main(["export", str(bundles("denoising_ae")), "--format", "bioimageio", "-o", str(out),
+                 "--author", "Ada Lovelace", "--license", "MIT"]) == 0
+    rdf = _rdf(out)
+    assert [a["name"] for a in rdf["authors"]] == ["Ada Lovelace"] and rdf["license"] == "MIT"
+    before = out.read_bytes()
+    assert main(["export", str(bundles("denoising_ae")), "--format", "bioimageio", "-o", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err and out.read_bytes() == before  # never overwritten
+    assert main(["export", str(bundles("denoising_ae")), "--format", "bioimageio", "-o", str(tmp_path / "x.zip"),
+                 "--license", "Not-A-Licence"]) == 2
+    assert "SPDX" in capsys.readouterr().err and not (tmp_path / "x.zip").exists()
+    assert main(["export", str(bundles("denoising_ae")), "--format", "bioimageio"]) == 2
+    assert "-o MODEL.zip" in capsys.readouterr().err
+    assert main(["export", str(bundles("denoising_ae")), "--format", "bioimageio", "-o", str(tmp_path / "m.onnx")]) == 2
+    assert ".zip" in capsys.readouterr().err
