@@ -102,8 +102,7 @@ def check_train_config(cfg: Any) -> None:
         c("checkpoint_every_steps", cfg.checkpoint_every_steps, 1, 10**12)
     c("preview_count", cfg.preview_count, 0, 256)
     c("max_oom_retries", cfg.max_oom_retries, 0, 16)
-    if getattr(cfg, "time_limit_minutes", None) is not None:
-        limits.check_float("time_limit_minutes", cfg.time_limit_minutes, 0.0, 1e7, lo_open=True)
+    # time_limit_minutes is checked where training starts (loop.py), with its own message.
 
 
 # ----------------------------------------------------------------- JSON files
@@ -128,7 +127,7 @@ def parse_json(text: str | bytes, where: str) -> Any:
     except RecursionError:  # pragma: no cover - _check_depth catches it first
         raise LimitError(f"{where}: JSON nested too deeply; the file is damaged") from None
     except json.JSONDecodeError as exc:
-        raise LimitError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}); the file is damaged") from None
+        raise LimitError(f"{where}: damaged JSON, not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def read_json(path: Path, what: str = "") -> Any:

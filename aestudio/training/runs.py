@@ -114,6 +114,12 @@ def read_record(path: Path | str) -> dict[str, Any]:
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
         fmt = record.get("format") if isinstance(record, dict) else None
         raise RunError(f"{file}: not an aestudio run record (format {fmt!r:.40}); pass a folder made by `aestudio train`")
+    try:
+        version = need(record, "version", int, str(file))
+    except LimitError as exc:
+        raise RunError(f"{exc}; fix run.json (aestudio writes \"version\": {RUN_VERSION}) or train a new run") from None
+    if version > RUN_VERSION:
+        raise RunError(f"{file}: run format version {version} is newer than this aestudio understands ({RUN_VERSION}); upgrade aestudio")
     missing = [k for k in ("net", "data", "train", "epoch", "step", "status") if k not in record]
     if missing:
         raise RunError(f"{file}: missing field(s) {', '.join(missing)}; the file is damaged, restore it or train a new run")
@@ -121,8 +127,6 @@ def read_record(path: Path | str) -> dict[str, Any]:
         _check_record(record, str(file))
     except LimitError as exc:
         raise RunError(f"{exc}; fix run.json or train a new run") from None
-    if record["version"] > RUN_VERSION:
-        raise RunError(f"{file}: run format version {record['version']} is newer than this aestudio understands ({RUN_VERSION}); upgrade aestudio")
     return record
 
 

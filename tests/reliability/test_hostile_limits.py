@@ -293,8 +293,8 @@ def test_ctrl_c_stops_cli_inference_inside_a_model_that_never_returns(tmp_path: 
 def test_a_model_call_can_be_cancelled_or_timed_out(tmp_path: Path) -> None:
     import threading
 
-    from aestudio.inference.ort import ModelCallCancelled, OrtPredictor
     from aestudio.inference.ort import ForeignModelDescription as Desc
+    from aestudio.inference.ort import ModelCallCancelled, OrtPredictor
 
     pred = OrtPredictor(_endless_loop(tmp_path / "endless.onnx"), description=Desc(task="reconstruct", value_range=(0, 1)))
     x = np.zeros((1, 1, 8, 8), np.float32)
