@@ -31,6 +31,14 @@ class ReconLoss(str, enum.Enum):
     BCE = "bce"  # the classic choice for near-binary images such as digits
 
 
+class SelfSupervised(str, enum.Enum):
+    """Learning a denoiser from noisy images alone (``aestudio.training.selfsup``)."""
+
+    NONE = "none"  # supervised: clean targets, synthetic noise from TrainConfig.noise
+    N2V2 = "n2v2"  # Noise2Void blind spots with the N2V2 fixes (median replacement without the centre)
+    NE2NE = "ne2ne"  # Neighbor2Neighbor: predict one sub-sampled neighbour image from the other
+
+
 class FinishReason(str, enum.Enum):
     DONE = "done"
     STOPPED = "stopped"
@@ -100,6 +108,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the data split; CPU runs are deterministic
     max_steps: int | None = None  # stop after this many optimizer steps (tests, quick looks)
     time_limit_minutes: float | None = None  # wall-clock budget of this invocation; stops with a resumable checkpoint
+    self_supervised: SelfSupervised = SelfSupervised.NONE  # denoisers: learn from the noisy images alone (no --noise)
     num_workers: int = 0  # DataLoader workers; 0 keeps small data in-process and deterministic
     checkpoint_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
     preview_count: int = 8  # images in the per-epoch preview batch

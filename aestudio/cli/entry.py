@@ -36,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_MISSING_LIBRARIES = 3  # the system lacks libraries Qt's platform plugin needs
+
+
 def _run_gui(args: argparse.Namespace) -> int:
+    # Before PySide6 is imported: Qt would abort naming one missing system library; name them all.
+    problem = importlib.import_module("aestudio.gui.syslibs").check_before_qt()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING_LIBRARIES
     app = importlib.import_module("aestudio.gui.app")
     return int(app.main(list(args.paths)) or 0)
 

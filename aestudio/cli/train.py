@@ -38,8 +38,10 @@ FAMILY_FLAGS = {
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
               "in_channels": "--channels"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size")
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size",
+                    "self_supervised")
 EXIT_TRAINING_FAILED = 1
+DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
 EXIT_INTERRUPTED = 130
 
 
@@ -68,6 +70,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
     t.add_argument("--contractive", type=float, help="contractive_ae: weight of the Jacobian penalty")
     t.add_argument("--noise", help="input corruption, e.g. gaussian:0.1, gaussian:0-0.2, saltpepper:0.05, mask:0.3")
+    t.add_argument("--self-supervised", nargs="?", const=DEFAULT_SELF_SUPERVISED, choices=("n2v2", "ne2ne"),
+                   metavar="METHOD",
+                   help="denoising_ae on folder:NOISY: learn from the noisy images alone, no clean copies and no --noise; "
+                        f"METHOD n2v2 (blind spots) or ne2ne (Neighbor2Neighbor), default {DEFAULT_SELF_SUPERVISED} "
+                        "(measured, docs/BENCHMARKS.md); crops of --image-size pixels (default 64), never resized")
     t.add_argument("--classes", type=int, help="unet: number of mask classes (default: from the data)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--seed", type=int)
@@ -163,7 +170,7 @@ def _net_config(args: argparse.Namespace) -> Any:
 
 
 def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
-    from aestudio.config import ReconLoss, TrainConfig, parse_noise
+    from aestudio.config import ReconLoss, SelfSupervised, TrainConfig, parse_noise
     from aestudio.training.runner import NATIVE_SEG_TRAIN
 
     # At the images' own scale the defaults differ (smaller batches of larger crops, a higher rate).
@@ -175,6 +182,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
             values[key] = getattr(args, name)
     if args.loss:
         values["recon_loss"] = ReconLoss(args.loss)
+    if args.self_supervised:
+        values["self_supervised"] = SelfSupervised(args.self_supervised)
     if args.noise:
         try:
             values["noise"] = parse_noise(args.noise)

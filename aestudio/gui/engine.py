@@ -159,8 +159,11 @@ def running_exports() -> list[tuple[Path, float]]:
         return [(e.run_dir, now - e.started) for e in _exports if e.proc.poll() is None]
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
+def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = False) -> Path:
     """Export a run to ``RUN/bundle`` (or ``out_dir``); returns the bundle folder.
+
+    ``package=True``: write a BioImage Model Zoo package ``out_dir`` (a .zip) instead;
+    ``run_dir`` may then be a run or a bundle (`aestudio export --format bioimageio`).
 
     The export runs in a child process (`aestudio export`): done in the app's own
     process, the exporter's ~500k short-lived objects set off garbage-collection
@@ -175,7 +178,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None) -> Path:
     from aestudio._child import aestudio_command
 
     out = Path(out_dir if out_dir is not None else run_bundle_dir(run_dir))
-    cmd = aestudio_command("export", str(run_dir), "-o", str(out))
+    cmd = aestudio_command("export", str(run_dir), "-o", str(out), *(("--format", "bioimageio") if package else ()))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     job = _Export(Path(run_dir), out, proc, time.monotonic())
     with _exports_lock:
@@ -260,11 +263,20 @@ def load_model(path: Path) -> LoadedModel:
             logger.info("exporting %s to %s", path, bundle)
             bundle = export_run(path, bundle)
         path = bundle
-    predictor_cls = _attr("aestudio.inference.ort", "OrtPredictor")
-    predictor = predictor_cls(path, profile="interactive")
+    kind = ""
+    if is_package(path):  # a BioImage Model Zoo package: its rdf.yaml says the task
+        predictor = _attr("aestudio.inference.bioimageio_predictor", "PackagePredictor")(path, profile="interactive")
+        kind = ", BioImage Model Zoo package"
+    else:
+        predictor = _attr("aestudio.inference.ort", "OrtPredictor")(path, profile="interactive")
     provider = getattr(predictor, "provider", "CPUExecutionProvider")
     return LoadedModel(path=path, info=predictor.info, predictor=predictor,
-                       runtime=f"ONNX Runtime ({provider})", source=source)
+                       runtime=f"ONNX Runtime ({provider}{kind})", source=source)
+
+
+def is_package(path: Path) -> bool:
+    """A BioImage Model Zoo package (a .zip with an rdf.yaml)."""
+    return Path(path).suffix.lower() == ".zip" and bool(_attr("aestudio.inference.bioimageio_package", "is_package")(path))
 
 
 def _stale(bundle: Path, run_dir: Path) -> bool:

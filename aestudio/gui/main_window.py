@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -71,6 +71,30 @@ def _verify_images(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]
     return good, bad
 
 
+class _PanelHost(QWidget):
+    """Holds one exploration panel in its tab's scroll area; scrolls only below its minimum size.
+
+    A scroll area sizes a widget whose layout has height-for-width (any word-wrapped label)
+    by its *preferred* height, so the Reconstruct tab scrolled at 1366x768 though its
+    minimum fits. This host has no layout: the scroll area sees the panel's minimum size.
+    """
+
+    def __init__(self, panel: QWidget) -> None:
+        super().__init__()
+        self.panel = panel
+        panel.setParent(self)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.panel.minimumSizeHint().expandedTo(self.panel.minimumSize())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return self.panel.sizeHint()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.panel.setGeometry(self.rect())
+        super().resizeEvent(event)
+
+
 class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,6 +118,7 @@ class MainWindow(QMainWindow):
         self.samples = SampleStrip()
         self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
         self._show_tab_for_model = False  # first run: switch to the default model's tab when it loads
+        self._restoring: Path | None = None  # the last session's model, while it loads (no tab offers meanwhile)
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
@@ -123,15 +148,15 @@ class MainWindow(QMainWindow):
             area = QScrollArea()
             area.setWidgetResizable(True)
             area.setFrameShape(QFrame.Shape.NoFrame)
-            area.setWidget(panel)
+            area.setWidget(_PanelHost(panel))
             self._panel_tabs[panel] = area
             self.tabs.addTab(area, panel.title)
 
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
-        rl.addWidget(self.messages)
         rl.addWidget(self.tabs, 1)
+        self.messages.float_over(right)  # over the bottom (the sample strip): nothing moves as messages come and go
         rl.addWidget(self.samples)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -178,6 +203,8 @@ class MainWindow(QMainWindow):
             "Load a trained run, a bundle or an .onnx file as the active model")
         act(file, "export", "&Export active model…", self.export_active_dialog, "Ctrl+E",
             "Write the active model's ONNX bundle to a folder")
+        act(file, "export_package", "Export as BioImage &Model Zoo package…", self.export_package_dialog, None,
+            "Write the active model as a .zip that ilastik, deepImageJ, napari and bioimageio.core run")
         file.addSeparator()
         act(file, "workspace", "Change &workspace…", self.change_workspace_dialog, None,
             "Choose the folder where runs and bundles are kept")
@@ -229,6 +256,11 @@ class MainWindow(QMainWindow):
         split = s.value(Key.SPLITTER)
         if isinstance(split, QByteArray):
             self.splitter.restoreState(split)
+        last_model = self._last_model()
+        if last_model is not None:
+            # Set before the tab: restoring the tab would otherwise offer (and load) a zoo model
+            # while the session's own model is still loading.
+            self._restoring = last_model
         self.tabs.setCurrentIndex(int(s.value(Key.TAB, 0, type=int)))
         self.train_panel.ensure_devices()
         device = s.value(Key.DEVICE, "", type=str)
@@ -239,11 +271,24 @@ class MainWindow(QMainWindow):
         if spec:
             self.data_panel.open_spec(spec)
         self.train_panel.refresh_compare()
-        if self.first_run:
+        if last_model is not None:
+            self.load_model(last_model)
+        elif self.first_run:
             default = engine.zoo_default_model()
             if default is not None:
                 self._show_tab_for_model = True  # once loaded, open the tab where it shines
                 self.load_model(default)
+
+    def _last_model(self) -> Path | None:
+        """The model active when the app last closed, if it is still there."""
+        saved = self.settings.value(Key.MODEL, "", type=str)
+        if not saved:
+            return None
+        path = Path(saved)
+        if not path.exists():
+            logger.info("last session's model %s is gone; not reopened", path)
+            return None
+        return path
 
     @staticmethod
     def _zoo_helpers_enabled() -> bool:
@@ -329,7 +374,7 @@ class MainWindow(QMainWindow):
             if len(folders) > 1:
                 self.notify(Level.INFO, f"Using {folders[-1].path.name} as the data set; one folder at a time.")
             self.data_panel.open_folder(folders[-1].path)
-        models = groups[DropKind.RUN] + groups[DropKind.BUNDLE] + groups[DropKind.ONNX]
+        models = groups[DropKind.RUN] + groups[DropKind.BUNDLE] + groups[DropKind.ONNX] + groups[DropKind.PACKAGE]
         if models:
             if len(models) > 1:
                 self.notify(Level.INFO, f"Loading {models[-1].path.name}; one active model at a time.")
@@ -356,6 +401,7 @@ class MainWindow(QMainWindow):
     def current_explore_panel(self) -> ExplorePanel | None:
         w = self.tabs.currentWidget()
         inner = w.widget() if isinstance(w, QScrollArea) else w
+        inner = inner.panel if isinstance(inner, _PanelHost) else inner
         return inner if isinstance(inner, ExplorePanel) else None
 
     def show_panel(self, panel: QWidget) -> None:
@@ -384,7 +430,13 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self.status(f"Loading {path.name} (a run is exported first)…")
         self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
-                          on_error=lambda exc, det: self._task_failed(f"Cannot load {path}", exc, det, path))
+                          on_error=lambda exc, det: self._load_failed(path, exc, det))
+
+    def _load_failed(self, path: Path, exc: BaseException, details: str) -> None:
+        self._task_failed(f"Cannot load {path}", exc, details, path)
+        if self._restoring == path:
+            self._restoring = None
+            self._offer_model_for_tab()
 
     def _task_failed(self, what: str, exc: BaseException, details: str, path: Path | None = None) -> None:
         """Report a failed load/export; an export child's own error output is the details."""
@@ -401,6 +453,8 @@ class MainWindow(QMainWindow):
         task = getattr(getattr(model.info, "task", ""), "value", getattr(model.info, "task", ""))
         self.model_label.setText(f"Model: {model.name}" + (f" ({task})" if task else ""))
         add_recent(self.settings, requested or model.path)
+        self.settings.setValue(Key.MODEL, str(requested or model.path))
+        self._restoring = None
         self.models_panel.protected = {p for p in (model.path, model.source) if p is not None}
         self.models_panel.set_recent(recent_items(self.settings))
         self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).")
@@ -437,22 +491,30 @@ class MainWindow(QMainWindow):
         stays active and the message names the zoo model to load instead.
         """
         panel = self.current_explore_panel()
-        if panel is None or panel.supports(self.active_model) or not self._zoo_helpers_enabled():
+        if panel is None or not self._zoo_helpers_enabled():
             return
+        preferred = getattr(panel.preferred_task, "value", None)
+        model_task = getattr(getattr(self.active_model, "info", None), "task", None)
+        model_task = str(getattr(model_task, "value", model_task or ""))
+        if panel.supports(self.active_model) and (preferred is None or model_task == preferred):
+            return
+        if self._restoring is not None:
+            return  # the last session's model is loading; offer once it is known
         supported = [str(getattr(s, "value", s)) for s in panel.tasks_supported]
         by_title = next((task for word, task in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
-        task = by_title if by_title in supported else next(
-            (t for t in ("segment", "generate", "reconstruct", "denoise") if t in supported), None)
+        task = preferred or (by_title if by_title in supported else next(
+            (t for t in ("segment", "generate", "reconstruct", "denoise") if t in supported), None))
         zoo = engine.zoo_model_for_task(task) if task else None
         if zoo is None or zoo.name in self._offered:
             return
         self._offered.add(zoo.name)
         current = self.active_model
+        needs = "works best with" if panel.supports(current) else "needs"
         if current is None or engine.is_zoo_path(current.path):
-            self.notify(Level.INFO, f"{panel.title} needs a {task} model: loading the shipped {zoo.name}.")
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task} model: loading the shipped {zoo.name}.")
             self.load_model(Path(zoo.path))
         else:
-            self.notify(Level.INFO, f"{panel.title} needs a {task} model; the shipped {zoo.name} is one "
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task} model; the shipped {zoo.name} is one "
                                     "click away in Models > Shipped models.")
 
     def _run_finished(self, ev: TrainFinished) -> None:
@@ -508,6 +570,26 @@ class MainWindow(QMainWindow):
 
         self.status(f"Exporting {source.name}…")
         self.tasks.submit(work, on_result=lambda p: self.notify(Level.INFO, f"Exported to {p}."),
+                          on_error=lambda exc, det: self._task_failed(f"Export of {source.name} failed", exc, det))
+
+    def export_package_dialog(self) -> None:
+        if self.active_model is None:
+            self.notify(Level.INFO, "No active model to export: train one or load a run first.")
+            return
+        source = self.active_model.source or self.active_model.path
+        out, _ = QFileDialog.getSaveFileName(self, f"Export {source.name} as a BioImage Model Zoo package",
+                                             str(self.workspace / f"{source.name}.zip"), "BioImage Model Zoo package (*.zip)")
+        if out:
+            self.export_package_to(source, Path(out) if out.lower().endswith(".zip") else Path(out + ".zip"))
+
+    def export_package_to(self, source: Path, target: Path) -> None:
+        """Write ``source`` (a run or a bundle) as a package, in a child process (see engine.export_run)."""
+        if target.exists():
+            self.notify(Level.WARNING, f"Cannot export to {target}: it already exists; choose another name.")
+            return
+        self.status(f"Exporting {source.name} as a BioImage Model Zoo package…")
+        self.tasks.submit(lambda: engine.export_run(source, target, package=True),
+                          on_result=lambda p: self.notify(Level.INFO, f"Exported the BioImage Model Zoo package {p}."),
                           on_error=lambda exc, det: self._task_failed(f"Export of {source.name} failed", exc, det))
 
     def change_workspace_dialog(self) -> None:

@@ -39,6 +39,7 @@ from superqt import QLabeledDoubleSlider
 from aestudio.config import NoiseConfig, Task
 from aestudio.explore.image_metrics import (
     as_float_hwc,
+    denoise_verdict,
     display_copy,
     fmt_metric,
     image_metrics,
@@ -145,6 +146,7 @@ class NoiseLabPanel(BrowsedImagePanel):
                "watch the model remove it, with PSNR and SSIM against the clean image.")
     drop_hint = "Drop a photo (any size, grey or colour) or open a data set in the data panel to corrupt and denoise it."
     tasks_supported = frozenset({Task.DENOISE, Task.RECONSTRUCT, Task.GENERATE})
+    preferred_task = Task.DENOISE  # other autoencoders blur a photo into a blob: offer a denoiser
     runner_name = "aestudio-noiselab"
     busy_bar_width = 200
     busy_tiles = "Denoising: tile {done} of {total}…"
@@ -180,7 +182,8 @@ class NoiseLabPanel(BrowsedImagePanel):
         root.addLayout(top)
 
         controls = QHBoxLayout()
-        controls.addWidget(QLabel("Noise"))
+        self.noise_label = QLabel("Noise")
+        controls.addWidget(self.noise_label)
         self.kind_box = QComboBox()
         for n in NOISES:
             self.kind_box.addItem(n.label, n.kind)
@@ -322,7 +325,7 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.recompute()
 
     def _noisy_toggled(self, on: bool) -> None:
-        for w in (self.kind_box, self.strength, self.new_noise_button):
+        for w in (self.noise_label, self.kind_box, self.strength_name, self.strength, self.new_noise_button):
             w.setEnabled(not on)
         self._refresh_state()
         self.recompute()
@@ -399,13 +402,7 @@ class NoiseLabPanel(BrowsedImagePanel):
             # Without a model there is no denoised side: the caption must not promise one.
             tile.name.setText(f"{metric.upper()}, noisy → denoised" if md else f"{metric.upper()} of the noisy image")
         if mn and md:
-            dp, ds = md["psnr"] - mn["psnr"], md["ssim"] - mn["ssim"]
-            if dp >= 0 or ds >= 0:
-                self.gain_label.setText(f"Denoising gains {dp:+.1f} dB PSNR and {ds:+.3f} SSIM on this image "
-                                        f"(noise seed {self.seed}).")
-            else:
-                self.gain_label.setText(f"Denoising makes this image worse ({dp:+.1f} dB PSNR, {ds:+.3f} SSIM): "
-                                        "the model was likely trained on another noise or other images.")
+            self.gain_label.setText(f"{denoise_verdict(mn, md)} Noise seed {self.seed}.")
         else:
             self.gain_label.setText("")
         self._refresh_state()
@@ -477,6 +474,11 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     # ================================================================ state
 
+    @staticmethod
+    def _task(model: LoadedModel) -> str:
+        task = getattr(model.info, "task", "")
+        return str(getattr(task, "value", task))
+
     def _usable(self, model: LoadedModel | None) -> bool:
         if model is None:
             return False
@@ -500,6 +502,12 @@ class NoiseLabPanel(BrowsedImagePanel):
             if (h, w) != (s, s):
                 notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
                              "so fine detail is lost. A denoising_ae works at any size.")
+        if usable and self._task(self.model) != Task.DENOISE.value:
+            shipped = engine.zoo_model_for_task(Task.DENOISE.value)
+            notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
+                         "copy rather than a clean image."
+                         + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
+                            if shipped is not None else " Train a denoising_ae to remove noise."))
         self.state_label.setText("\n".join(notes))
         self.state_label.setVisible(bool(notes))
         self.noisy_pane.set_placeholder(self.drop_hint if not has_images else "")
