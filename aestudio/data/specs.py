@@ -88,6 +88,7 @@ def open_data(
     seed: int = 0,
     patches: bool = False,
     native: NativeScale | None = None,
+    noisy: bool = False,
 ) -> DataBundle:
     """Open ``spec`` (see :func:`builtin_specs`); an existing folder path alone means ``folder:``.
 
@@ -96,7 +97,9 @@ def open_data(
     ``patches`` makes folder data yield random crops instead of whole resized images,
     ``native`` makes ``pairs:`` data keep the images' own scale (random crops for
     training, whole images for validation; see :mod:`aestudio.data.crops`) and
-    ignores ``image_size``.
+    ignores ``image_size``; ``noisy`` opens ``folder:`` data as noisy-only
+    crops of side ``image_size`` at full resolution, for self-supervised
+    denoising (:mod:`aestudio.data.noisy`).
     """
     spec = spec.strip()
     validate_channels(channels, spec)
@@ -110,6 +113,8 @@ def open_data(
         and Path(spec).expanduser().is_dir()
     ):
         key, arg, spec = "folder", spec, f"folder:{spec}"
+    if noisy and key != "folder":
+        raise DataError(f"{spec}: self-supervised training reads a folder of noisy images; use folder:DIR")
     if key == "digits":
         return _open_digits(image_size, channels, val_fraction, seed)
     if key == "shapes":
@@ -125,6 +130,10 @@ def open_data(
             val_fraction=val_fraction,
             seed=seed,
         )
+    if key == "folder" and noisy:
+        from aestudio.data.noisy import open_noisy_folder
+
+        return open_noisy_folder(spec, _folder(spec, arg.strip(), "image"), crop=image_size, channels=channels, seed=seed)
     if key == "folder":
         return _open_folder(spec, arg.strip(), image_size, channels, val_fraction, seed, patches)
     if key == "pairs":
