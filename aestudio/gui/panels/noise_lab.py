@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -51,6 +51,7 @@ from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.common import ImagePane
+from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
@@ -141,6 +142,7 @@ class _ImageCache:
 
 
 class NoiseLabPanel(BrowsedImagePanel):
+    request_model = Signal(object)  # a run or bundle Path the window should load as the active model
     title = "Noise lab"
     purpose = ("Add noise (gaussian, salt and pepper, speckle, shot noise, masking, blur) with a slider and "
                "watch the model remove it, with PSNR and SSIM against the clean image.")
@@ -207,6 +209,16 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.already_noisy.toggled.connect(self._noisy_toggled)
         controls.addWidget(self.already_noisy)
         root.addLayout(controls)
+
+        # "Learn this noise": self-supervised training on the dropped images, live preview, Stop -> active model.
+        self.learner = NoiseLearner(self.tasks, self._learn_image, self)
+        self.learner.preview_ready.connect(self._show_learned)
+        self.learner.model_ready.connect(self.request_model.emit)
+        self.learner.notify.connect(self.notify.emit)
+        self.learner.running_changed.connect(lambda _r: self._refresh_state())
+        self.learn_row = LearnRow(self.learner)
+        self.learn_row.learn_button.clicked.connect(self.learn_this_noise)
+        root.addWidget(self.learn_row)
 
         self.state_label = QLabel("")
         self.state_label.setObjectName("emptyHint")
@@ -445,6 +457,36 @@ class NoiseLabPanel(BrowsedImagePanel):
             tile.set_value("–")
         self.gain_label.setText("")
         self._refresh_state()
+
+    # ================================================================ learning this noise
+
+    def learn_this_noise(self) -> bool:
+        """Train a denoiser on the dropped (or browsed folder's) images alone, in the background."""
+        from aestudio.gui.workspace import make_settings, workspace_dir
+
+        paths = list(self.images) or list(self.data_files)
+        if not paths:
+            self.notify.emit(Level.WARNING, "Drop or open the noisy images to learn from first.", "")
+            return False
+        if not self.already_noisy.isChecked():
+            self.already_noisy.setChecked(True)  # the images themselves are the noisy input now
+        return self.learner.start(paths, workspace_dir(make_settings()))
+
+    def _learn_image(self) -> np.ndarray | None:
+        r = self.result
+        return r["noisy"] if r is not None and r.get("noise") is None else None
+
+    def _show_learned(self, result: dict[str, Any]) -> None:
+        if self.result is None or self.result.get("noise") is not None:
+            return  # the screen moved on to synthetic noise
+        self.result = dict(self.result, denoised=result["denoised"])
+        self.denoised_pane.set_qimage(result["qimage"], f"learning: step {result['step']:,}")
+        self.denoised_pane.array = result["denoised"]
+        self.save_button.setEnabled(True)
+
+    def shutdown(self) -> None:
+        self.learner.shutdown()
+        super().shutdown()
 
     # ================================================================ saving
 
