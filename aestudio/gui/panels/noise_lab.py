@@ -51,7 +51,6 @@ from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.common import ImagePane
-from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
@@ -60,6 +59,7 @@ from aestudio.gui.panels.metrics_view import (
     Progress,
     save_png,
 )
+from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner
 from aestudio.gui.workers import TaskRunner
 
 logger = logging.getLogger(__name__)
