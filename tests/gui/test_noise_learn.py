@@ -60,3 +60,58 @@ def test_learn_without_images_says_what_to_do(window, qtbot) -> None:
     panel = next(p for p in window.explore if isinstance(p, NoiseLabPanel))
     assert panel.learn_this_noise() is False
     assert any("noisy images to learn from" in t for t in message_texts(window))
+
+
+def _panel(qtbot):
+    from aestudio.gui.workers import TaskRunner
+
+    tasks = TaskRunner()
+    p = NoiseLabPanel(tasks)
+    qtbot.addWidget(p)
+    p.resize(1200, 700)
+    p.show()
+    return p, tasks
+
+
+def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) -> None:
+    from aestudio.gui import engine
+
+    shipped = engine.zoo_model_for_task("denoise")
+    if shipped is None:
+        import pytest
+
+        pytest.skip("the shipped photo-denoiser is not built")
+    model = engine.load_model(shipped.path)
+    panel, tasks = _panel(qtbot)
+    try:
+        panel.set_model(model)
+        rng = np.random.default_rng(1)
+        yy, xx = np.mgrid[0:96, 0:96] / 96
+        clean = 0.5 + 0.3 * np.sin(9 * xx) * np.cos(7 * yy)
+        paths = []
+        for sigma in (0.05, 0.3):
+            paths.append(tmp_path / f"s{sigma}.png")
+            write_image(paths[-1], np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 1)[..., None], bit_depth=16)
+        panel.already_noisy.setChecked(True)
+        panel.add_images(paths[:1])
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.get("sigma") is not None, timeout=30000)
+        assert abs(panel.result["sigma"] - 0.05) < 0.015
+        text = panel.noise_level_label.text()
+        assert "sigma ≈ 0.05" in text and "gaussian noise, strength 0-0.196" in text
+        assert "beyond it" not in panel.state_label.text()
+        previous = panel.result
+        panel.add_images(paths[1:])
+        qtbot.waitUntil(lambda: panel.result is not previous and panel.result.get("sigma") is not None, timeout=30000)
+        assert panel.result["sigma"] > 0.2
+        assert "beyond it" in panel.state_label.text() and "Learn this noise" in panel.state_label.text()
+        # Synthetic noise: the sigma slider past the trained range says so.
+        panel.already_noisy.setChecked(False)
+        panel.set_noise("gaussian", 0.3)
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result["noise"] == ("gaussian", 0.3, 0), timeout=30000)
+        assert "Sigma 0.300 is beyond what" in panel.state_label.text()
+        panel.set_noise("gaussian", 0.1)
+        qtbot.waitUntil(lambda: panel.result["noise"] == ("gaussian", 0.1, 0), timeout=30000)
+        assert "beyond what" not in panel.state_label.text()
+    finally:
+        panel.shutdown()
+        tasks.shutdown()

@@ -46,6 +46,7 @@ from aestudio.explore.image_metrics import (
     run_model_image,
     unique_path,
 )
+from aestudio.explore.noise_level import estimate_sigma, range_warning, trained_noise
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
@@ -113,6 +114,8 @@ def denoise_job(predictor: Any | None, image: np.ndarray, noise: tuple[str, floa
     out: dict[str, Any] = {"noisy": noisy, "denoised": denoised, "clean": clean, "noise": noise}
     out["metrics_noisy"] = image_metrics(clean, noisy) if clean is not None else None
     out["metrics_denoised"] = image_metrics(clean, denoised) if clean is not None and denoised is not None else None
+    # An image that came noisy: estimate its noise level (the lab compares it with what the model knows).
+    out["sigma"] = estimate_sigma(noisy) if noise is None else None
     out["qimages"] = {k: array_to_qimage(display_copy(v)) for k, v in
                       (("noisy", noisy), ("denoised", denoised), ("clean", clean)) if v is not None}
     return out
@@ -219,6 +222,10 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.learn_row = LearnRow(self.learner)
         self.learn_row.learn_button.clicked.connect(self.learn_this_noise)
         root.addWidget(self.learn_row)
+        self.noise_level_label = QLabel("")
+        self.noise_level_label.setObjectName("hint")
+        self.noise_level_label.setWordWrap(True)
+        root.addWidget(self.noise_level_label)
 
         self.state_label = QLabel("")
         self.state_label.setObjectName("emptyHint")
@@ -458,6 +465,39 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.gain_label.setText("")
         self._refresh_state()
 
+    # ================================================================ noise level vs the model's range
+
+    def trained_range(self) -> Any:
+        """What the active model was trained on (``TrainedNoise``), or None when its bundle does not say."""
+        return trained_noise(getattr(self.model.info, "training", None)) if self.model is not None else None
+
+    def _noise_level_text(self) -> str:
+        r = self.result
+        if r is None or r.get("sigma") is None:
+            return ""
+        sigma = float(r["sigma"])
+        text = f"Estimated noise of this image: sigma ≈ {sigma:.3f} ({sigma * 255:.0f}/255, Gaussian-equivalent)."
+        trained = self.trained_range()
+        if self.model is not None and trained is not None:
+            text += f" {self.model.name}: {trained.describe()}."
+        return text
+
+    def _noise_range_notes(self, usable: bool) -> list[str]:
+        """Warnings when the noise on screen is outside what the active denoiser was trained for."""
+        trained = self.trained_range() if usable else None
+        if trained is None or self.model is None:
+            return []
+        r = self.result
+        if self.already_noisy.isChecked():
+            warn = range_warning(self.model.name, trained, float(r["sigma"])) if r and r.get("sigma") is not None else None
+            return [warn] if warn else []
+        n = self.choice()
+        value = float(self.strength.value())
+        if n.kind == trained.kind == "gaussian" and value > trained.high + 0.01:
+            return [f"Sigma {value:.3f} is beyond what {self.model.name} was trained on (Gaussian sigma "
+                    f"{trained.low:.2f}-{trained.high:.2f}): expect leftover noise."]
+        return []
+
     # ================================================================ learning this noise
 
     def learn_this_noise(self) -> bool:
@@ -544,12 +584,15 @@ class NoiseLabPanel(BrowsedImagePanel):
             if (h, w) != (s, s):
                 notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
                              "so fine detail is lost. A denoising_ae works at any size.")
+        notes += self._noise_range_notes(usable)
         if usable and self._task(self.model) != Task.DENOISE.value:
             shipped = engine.zoo_model_for_task(Task.DENOISE.value)
             notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
                          "copy rather than a clean image."
                          + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
                             if shipped is not None else " Train a denoising_ae to remove noise."))
+        self.noise_level_label.setText(self._noise_level_text())
+        self.noise_level_label.setVisible(bool(self.noise_level_label.text()))
         self.state_label.setText("\n".join(notes))
         self.state_label.setVisible(bool(notes))
         self.noisy_pane.set_placeholder(self.drop_hint if not has_images else "")
