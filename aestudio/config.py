@@ -53,6 +53,13 @@ class NetConfig:
     in_channels: int = 1  # 1 grayscale or 3 RGB; set from the data unless overridden
     image_size: int = 28  # square side for fixed-size nets; fully convolutional nets accept any size
 
+    def __post_init__(self) -> None:
+        # Every family's config passes here, from CLI flags, run.json, model.json and
+        # import-pt alike: the one guard against sizes that would allocate gigabytes.
+        from aestudio.validate import check_net_config
+
+        check_net_config(self)
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
@@ -73,6 +80,12 @@ class NoiseConfig:
     kind: str = "none"
     strength: float = 0.0
     strength_max: float | None = None
+
+    def __post_init__(self) -> None:
+        # Checked once, where a noise enters (a --noise flag, run.json), not per image.
+        from aestudio.validate import check_noise_config
+
+        check_noise_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -100,6 +113,11 @@ class TrainConfig:
     checkpoint_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
     preview_count: int = 8  # images in the per-epoch preview batch
     max_oom_retries: int = 3  # CUDA OOM: halve the batch size at most this many times
+
+    def __post_init__(self) -> None:
+        from aestudio.validate import check_train_config
+
+        check_train_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

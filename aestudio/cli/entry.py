@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -68,6 +69,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_program = argv is None  # the `aestudio` command itself, not a caller in Python (tests)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = {"gui", *parser._subparsers._group_actions[0].choices}  # type: ignore[union-attr]
@@ -83,6 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("aestudio: interrupted", file=sys.stderr)
+        # Leave without the interpreter's teardown: an ONNX Runtime session whose call was
+        # just terminated by Ctrl-C aborts the process when destroyed during teardown
+        # (C++ "terminate called"). Every write is atomic, so nothing is left half-done.
+        if as_program:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except _known_errors() as exc:
         msg = str(exc) if not isinstance(exc, (FileNotFoundError, NotADirectoryError)) or not exc.filename else f"{exc.strerror}: {exc.filename}"

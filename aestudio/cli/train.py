@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli.common import CliError
+from aestudio.cli.common import CliError, as_flags
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -35,6 +35,8 @@ FAMILY_FLAGS = {
     "depth": "--depth",
 }
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
+_NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
+              "in_channels": "--channels"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size",
                     "self_supervised")
@@ -164,7 +166,7 @@ def _net_config(args: argparse.Namespace) -> Any:
     except UnknownNetError as exc:
         raise CliError(str(exc)) from None
     except (TypeError, ValueError) as exc:
-        raise CliError(f"bad net option for {args.model}: {exc}") from None
+        raise CliError(f"bad net option for {args.model}: {as_flags(str(exc), _NET_FLAGS)}") from None
 
 
 def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
@@ -187,15 +189,28 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
             values["noise"] = parse_noise(args.noise)
         except ValueError as exc:
             raise CliError(f"--noise: {exc}") from None
-    for key, low in (("epochs", 0), ("batch_size", 1), ("max_steps", 1), ("kl_warmup_epochs", 0), ("num_workers", 0)):
-        if key in values and values[key] < low:
-            flag = {"num_workers": "workers"}.get(key, key).replace('_epochs', '').replace('_', '-')
-            raise CliError(f"--{flag} must be >= {low}")
-    if "lr" in values and not values["lr"] > 0:
-        raise CliError("--lr must be > 0")
     if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
         raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
-    return TrainConfig(**values)
+    check_workers(values.get("num_workers"))
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:  # aestudio.validate's bounds, worded with the flag the user typed
+        raise CliError(as_flags(str(exc), _TRAIN_FLAGS)) from None
+
+
+_TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
+                "max_steps": "--max-steps", "epochs": "--epochs", "seed": "--seed", "lr": "--lr",
+                "time_limit_minutes": "--time-limit"}
+
+
+def check_workers(n: int | None) -> None:
+    """``--workers``: each worker is a process with its own interpreter and torch (~400 MB);
+    more than this machine's cores only add memory (10000 of them brought in the OOM killer)."""
+    from aestudio.limits import max_workers
+
+    if n is not None and n > max_workers():
+        raise CliError(f"--workers {n}: this machine gives aestudio {max_workers()} cores; use at most --workers "
+                       f"{max_workers()} (one DataLoader process per core)")
 
 
 def _run_value(info: Any, key: str) -> Any:
@@ -295,8 +310,10 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         if args.crop_size is not None and not native:
             raise CliError("--crop-size applies to a unet on pairs: data without --image-size (training at the "
                            "images' own scale); drop it or drop --image-size")
-        if args.crop_size is not None and args.crop_size < 1:
-            raise CliError("--crop-size must be >= 1")
+        if args.crop_size is not None:
+            from aestudio import limits
+
+            limits.check_int("--crop-size", args.crop_size, 1, limits.MAX_NET_IMAGE_SIZE)
         cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
@@ -308,7 +325,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
         if isinstance(exc, RunError):
             raise
-        raise CliError(str(exc)) from None
+        raise CliError(as_flags(str(exc), _NET_FLAGS)) from None
 
 
 class _CtrlC:

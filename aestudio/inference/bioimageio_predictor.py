@@ -124,9 +124,11 @@ class PackagePredictor(OrtPredictor):
         self.package = pkg
         self.path = pkg.path  # what the app and the CLI show; the graph itself lives in the cache
         self._local = threading.local()  # whole-image statistics for the tiles of one run_image call
-        if "batch" not in pkg.input_axes or pkg.batch_size == 1:
-            self._max_batch = 1
         sess = self.session(BundleFile.MODEL)
+        # One image per call without a batch axis; else what the rdf or the graph fixes (OrtPredictor read
+        # the graph's first axis, which need not be the batch here).
+        graph_batch = sess.get_inputs()[0].shape[pkg.input_axes.index("batch")] if "batch" in pkg.input_axes else 1
+        self._max_batch = 1 if pkg.batch_size == 1 else graph_batch if isinstance(graph_batch, int) else None
         rank_in, rank_out = len(sess.get_inputs()[0].shape), len(sess.get_outputs()[0].shape)
         if rank_in != len(pkg.input_axes):
             raise PackageError(f"{pkg.path}: inputs[0].axes: {len(pkg.input_axes)} axes, but the ONNX graph's input has {rank_in}")

@@ -48,6 +48,7 @@ from aestudio.training.events import (
 )
 from aestudio.training.losses import batch_loss, kl_scale, noisy_copy
 from aestudio.training.metrics import evaluate, is_better, main_metric
+from aestudio.training.orphans import bounded_workers, worker_init
 from aestudio.training.preview import PreviewMaker
 from aestudio.training.runs import RunFolder, RunStatus
 from aestudio.training.selfsup import batch_objective as selfsup_objective
@@ -358,7 +359,8 @@ class _Trainer:
         # different moment than the uninterrupted run did, shifting the training stream.
         workers_seed = torch.Generator().manual_seed(self.dist.loader_seed(seed) if self.dist else seed)
         loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=[s.indices for s in shares],
-                                             num_workers=self.cfg.num_workers,
+                                             num_workers=bounded_workers(self.cfg.num_workers),
+                                             worker_init_fn=worker_init() if self.cfg.num_workers else None,
                                              collate_fn=getattr(self.data.train, "collate_fn", None),
                                              pin_memory=self.device.type == "cuda", generator=workers_seed)
         return zip(iter(loader), shares, strict=True)

@@ -224,3 +224,98 @@ def test_format_04_package_runs(packages, bundles, tmp_path):
     img = np.random.default_rng(6).random((50, 70)).astype(np.float32)
     # uint8 data: aestudio's [0, 1] becomes 0..255 again, and the package's gain brings it back.
     np.testing.assert_allclose(pred.run_image(img), OrtPredictor(bundles("denoising_ae")).run_image(img), atol=1e-5)
+
+
+def _channels_last_graph(onnx_bytes: bytes) -> bytes:
+    """Our denoiser's graph behind Transpose nodes: input `raw` [N, H, W, 1] -> output `out` [N, H, W, 1]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    g = model.graph
+    (old_in,), (old_out,) = list(g.input), list(g.output)
+    g.node.insert(0, helper.make_node("Transpose", ["raw"], [old_in.name], perm=[0, 3, 1, 2]))
+    g.node.append(helper.make_node("Transpose", [old_out.name], ["out"], perm=[0, 2, 3, 1]))
+    g.input.remove(old_in)
+    g.output.remove(old_out)
+    g.input.append(helper.make_tensor_value_info("raw", TensorProto.FLOAT, ["n", "h", "w", 1]))
+    g.output.append(helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", "h", "w", 1]))
+    return model.SerializeToString()
+
+
+def test_foreign_layout_fixed_tiles_and_whole_image_statistics(packages, bundles, tmp_path):
+    """A package unlike ours: axes batch, y, x, channel; uint8 input; zero_mean_unit_variance
+    (per image); a fixed 48 x 48 input, so larger images run in 48 px tiles that share the
+    whole image's mean and std; an output halo."""
+    from aestudio.inference.tiling import tiled_apply
+
+    with zipfile.ZipFile(packages("denoising_ae")) as zf:
+        graph = _channels_last_graph(zf.read("model.onnx"))
+    axes_in = [{"type": "batch"}, {"type": "space", "id": "y", "size": 48}, {"type": "space", "id": "x", "size": 48},
+               {"type": "channel", "channel_names": ["gray"]}]
+    axes_out = [{"type": "batch"}, {"type": "space", "id": "y", "size": {"tensor_id": "raw", "axis_id": "y"}, "halo": 4},
+                {"type": "space", "id": "x", "size": {"tensor_id": "raw", "axis_id": "x"}, "halo": 4},
+                {"type": "channel", "channel_names": ["gray"]}]
+    rdf = {
+        "format_version": "0.5.4", "type": "model", "name": "channels-last denoiser",
+        "inputs": [{"id": "raw", "axes": axes_in, "data": {"type": "uint8"},
+                    "preprocessing": [{"id": "ensure_dtype", "kwargs": {"dtype": "float32"}},
+                                      {"id": "zero_mean_unit_variance", "kwargs": {"axes": ["y", "x"]}}]}],
+        "outputs": [{"id": "out", "axes": axes_out}],
+        "weights": {"onnx": {"source": "net.onnx", "opset_version": 18}},
+    }
+    path = tmp_path / "cl.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("rdf.yaml", yaml.safe_dump(rdf))
+        zf.writestr("net.onnx", graph)
+    pred = PackagePredictor(path, task="denoise")
+    assert pred.package.input_axes == ("batch", "y", "x", "channel") and pred.info.image_size == "any"
+    assert pred.tiling.tile == 48 and pred.tiling.overlap >= 8  # tiles of the fixed size; the halo widened nothing here
+    bundle = OrtPredictor(bundles("denoising_ae"))
+
+    def zmuv(img: np.ndarray) -> np.ndarray:
+        f = img.astype(np.float32)
+        return ((f - f.mean()) / (f.std() + np.float32(1e-6)))[None, None].astype(np.float32)
+
+    rng = np.random.default_rng(7)
+    one = (rng.random((48, 48)) * 255).astype(np.uint8)
+    np.testing.assert_allclose(pred.run_image(one)[..., 0], np.clip(bundle.predict(zmuv(one))[0, 0], 0, 1), atol=1e-4)
+    big = (rng.random((100, 90)) * 255).astype(np.uint8)
+    want = tiled_apply(zmuv(big)[0], bundle.predict, tile=48, overlap=pred.tiling.overlap)
+    np.testing.assert_allclose(pred.run_image(big)[..., 0], np.clip(want[0], 0, 1), atol=1e-4)
+    small = (rng.random((20, 30)) * 255).astype(np.uint8)  # smaller than the fixed size: padded, cropped back
+    assert pred.run_image(small).shape == (20, 30, 1)
+
+
+def test_package_without_batch_or_channel_axes_runs_image_by_image(packages, bundles, tmp_path):
+    """axes [y, x] only: the graph takes one [H, W] image; a batch of 3 runs as three calls."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    with zipfile.ZipFile(packages("denoising_ae")) as zf:
+        model = onnx.load_from_string(zf.read("model.onnx"))
+    g = model.graph
+    (old_in,), (old_out,) = list(g.input), list(g.output)
+    g.initializer.append(numpy_helper.from_array(np.array([0, 1], np.int64), "nc_axes"))
+    g.node.insert(0, helper.make_node("Unsqueeze", ["yx", "nc_axes"], [old_in.name]))
+    g.node.append(helper.make_node("Squeeze", [old_out.name, "nc_axes"], ["yx_out"]))
+    g.input.remove(old_in)
+    g.output.remove(old_out)
+    g.input.append(helper.make_tensor_value_info("yx", TensorProto.FLOAT, ["h", "w"]))
+    g.output.append(helper.make_tensor_value_info("yx_out", TensorProto.FLOAT, ["h", "w"]))
+    rdf = {
+        "format_version": "0.5.4", "type": "model", "name": "plain 2D",
+        "inputs": [{"id": "yx", "axes": [{"type": "space", "id": "y", "size": {"min": 4, "step": 1}},
+                                         {"type": "space", "id": "x", "size": {"min": 4, "step": 1}}]}],
+        "outputs": [{"id": "yx_out", "axes": [{"type": "space", "id": "y", "size": {"tensor_id": "yx", "axis_id": "y"}},
+                                              {"type": "space", "id": "x", "size": {"tensor_id": "yx", "axis_id": "x"}}]}],
+        "weights": {"onnx": {"source": "m.onnx"}},
+    }
+    path = tmp_path / "yx.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("rdf.yaml", yaml.safe_dump(rdf))
+        zf.writestr("m.onnx", model.SerializeToString())
+    pred = PackagePredictor(path)
+    assert pred.info.task.value == "reconstruct" and pred.info.in_channels == 1  # no softmax: an image model
+    x = np.random.default_rng(8).random((3, 1, 24, 20)).astype(np.float32)
+    np.testing.assert_allclose(pred.predict(x), OrtPredictor(bundles("denoising_ae")).predict(x), atol=1e-5)
