@@ -242,6 +242,7 @@ class MainWindow(QMainWindow):
         self.train_panel.run_finished.connect(self._run_finished)
         self.train_panel.device_reported.connect(lambda d: self.device_label.setText(f"Device: {d}"))
         self.train_panel.running_changed.connect(self._running_changed)
+        self.train_panel.checkpoint_saved.connect(self.models_panel.refresh)  # "5 ep · running", not "0 ep"
         self.train_panel.device_box.currentTextChanged.connect(
             lambda _t: self.device_label.setText(f"Device: {self.train_panel.device_key()}"))
 

@@ -69,7 +69,20 @@ def bundle_summary(path: Path) -> str:
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
     task = getattr(info, "task", "")
-    return " · ".join(str(x) for x in (getattr(info, "net", ""), getattr(task, "value", task)) if x)
+    # The task only: the column is narrow and "denoising_ae · denoise" was cut to "denoisi…denoise";
+    # the family is in the tooltip (bundle_tooltip).
+    return str(getattr(task, "value", task) or getattr(info, "net", "") or "bundle")
+
+
+def bundle_tooltip(path: Path) -> str:
+    try:
+        info = engine.read_bundle(path)
+    except Exception as exc:  # noqa: BLE001
+        return f"unreadable: {exc}"
+    task = getattr(info, "task", "")
+    parts = [str(getattr(info, "name", "") or path.name), str(getattr(info, "net", "") or ""),
+             str(getattr(task, "value", task) or "")]
+    return " · ".join(p for p in parts if p) + f"\n{path}"
 
 
 class ModelsPanel(QWidget):
@@ -95,8 +108,9 @@ class ModelsPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(1, 120)  # names need the room more; details are in the tooltips too
+        # Details are short ("5 ep · running · ONNX", "denoise") and must show whole; names
+        # elide in the middle instead (the full path is their tooltip).
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the end
         self.tree.setUniformRowHeights(True)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
@@ -158,7 +172,7 @@ class ModelsPanel(QWidget):
                 continue
             item = QTreeWidgetItem([p.name, details])
             item.setToolTip(0, str(p))
-            item.setToolTip(1, details)
+            item.setToolTip(1, bundle_tooltip(p) if kind is EntryKind.BUNDLE else details)
             item.setData(0, PATH_ROLE, str(p))
             item.setData(0, KIND_ROLE, kind.value)
             top.addChild(item)

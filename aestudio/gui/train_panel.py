@@ -9,6 +9,7 @@ metrics. It never exports or loads models itself; it emits
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -62,6 +63,11 @@ TRAIN_ADVANCED = ("self_supervised", "weight_decay", "val_fraction", "seed", "ma
                   "checkpoint_every_steps", "preview_count", "max_oom_retries", "num_workers")
 
 
+# A paused run is unpaused, not "continued": "Continue" beside "Resume" (which restarts a
+# stopped run from its checkpoint) read as two names for one thing.
+PAUSED_TEXT = "Unpause"
+
+
 def format_seconds(s: float) -> str:
     if not math.isfinite(s) or s < 0:
         return "—"
@@ -76,6 +82,7 @@ class TrainPanel(QWidget):
     device_reported = Signal(str)  # "cpu" / "cuda:0 · NVIDIA ..." from RunStarted
     notify = Signal(object, str, str)  # Level, text, details
     running_changed = Signal(bool)
+    checkpoint_saved = Signal()  # run.json was rewritten (epoch ends): lists showing runs may refresh
 
     def __init__(self, workspace: Path, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -86,6 +93,7 @@ class TrainPanel(QWidget):
         self.run_dir: Path | None = None
         self._steps_per_epoch = 1
         self._last_step: StepEnded | None = None
+        self._device = ""  # the device of the current run, from RunStarted
         self._devices: list[Device] | None = None
         self.net_form: ConfigForm | None = None
 
@@ -250,6 +258,8 @@ class TrainPanel(QWidget):
         self._net_form_host.addWidget(self.net_form)
         task = getattr(spec.task, "value", spec.task)
         self.family_help.setText(f"{spec.description or name} · task: {task}")
+        self._family_spec = spec
+        self._show_train_fields()
         preset = preset_for(self.data_spec) if self.data_spec else None
         if preset is not None and preset.net == name:
             self.net_form.set_values(preset.net_params)
@@ -258,6 +268,17 @@ class TrainPanel(QWidget):
             self.net_form.set_values({"image_size": self.data_image_size})
         if hasattr(self, "_settings_scroll"):
             self._fit_settings_width()
+
+    def _show_train_fields(self) -> None:
+        """Training fields only for the families they act on: KL warm-up for the VAE, noise for the
+        denoiser (a hidden field returns to its default, so it never acts unseen)."""
+        spec = getattr(self, "_family_spec", None)
+        if spec is None:
+            return
+        fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+        task = getattr(spec.task, "value", spec.task)
+        for name, applies in (("kl_warmup_epochs", "beta" in fields), ("noise", task == "denoise")):
+            self.train_form.set_row_visible(name, applies)
 
     def ensure_devices(self) -> None:
         """List devices on first need (it imports torch and asks CUDA)."""
@@ -295,8 +316,12 @@ class TrainPanel(QWidget):
                 self._family_changed(preset.net)
             else:
                 self.family_box.setCurrentText(preset.net)
-        self.train_form.set_values(preset.train_params)
-        self.advanced_form.set_values(preset.train_params)
+        # From the defaults every time, so a value one data set's preset set (KL warm-up 5 for
+        # shapes) is not carried to the next data set, and a session does not depend on the order.
+        for form in (self.train_form, self.advanced_form):
+            form.reset()
+            form.set_values(preset.train_params)
+        self._show_train_fields()  # the preset may set a field this family ignores: back to hidden and default
         self.preset_help.setText(f"Defaults for {spec}: {preset.why}" if preset.why else f"Data: {spec}")
         self._update_buttons()
 
@@ -357,7 +382,7 @@ class TrainPanel(QWidget):
     def _pause_toggled(self, paused: bool) -> None:
         if self.worker is not None and self.worker.running:
             self.worker.set_paused(paused)
-        self.pause_button.setText("Continue" if paused else "Pause")
+        self.pause_button.setText(PAUSED_TEXT if paused else "Pause")
 
     def _launch(self, source, run_dir: Path, title: str, keep_curves: bool = False) -> None:
         self.run_dir = run_dir
@@ -387,6 +412,7 @@ class TrainPanel(QWidget):
 
     def _on_events(self, batch: list[Event]) -> None:
         last_preview: EpochEnded | None = None
+        saved = False
         for event in batch:
             if isinstance(event, StepEnded):
                 self._last_step = event
@@ -400,17 +426,20 @@ class TrainPanel(QWidget):
                 self._run_started(event)
             elif isinstance(event, CheckpointSaved):
                 logger.info("checkpoint %s (epoch %d)", event.path, event.epoch)
+                saved = True
             elif isinstance(event, BatchSizeReduced):
                 self.notify.emit(Level.WARNING, f"Batch size reduced from {event.old} to {event.new}: {event.reason}", "")
             elif isinstance(event, Paused):
                 self.pause_button.blockSignals(True)
                 self.pause_button.setChecked(event.paused)
-                self.pause_button.setText("Continue" if event.paused else "Pause")
+                self.pause_button.setText(PAUSED_TEXT if event.paused else "Pause")
                 self.pause_button.blockSignals(False)
         if last_preview is not None:
             self.preview.set_preview(last_preview.preview, last_preview.epoch)
         self._show_progress()
         self.curves.redraw()  # once per batch: the worker batches at ~10 Hz
+        if saved:
+            self.checkpoint_saved.emit()
 
     def _run_started(self, ev: RunStarted) -> None:
         self._steps_per_epoch = max(1, ev.steps_per_epoch)
@@ -422,6 +451,7 @@ class TrainPanel(QWidget):
         self.run_label.setText(
             f"{name} — training on {device} · {ev.num_params:,} parameters · "
             f"{ev.train_size:,} train / {ev.val_size:,} validation images")
+        self._device = device
         self.device_reported.emit(device)
         self.running_changed.emit(True)  # again: the run folder exists now, lists can show it
 
@@ -451,6 +481,10 @@ class TrainPanel(QWidget):
                  FinishReason.DIVERGED: "diverged", FinishReason.FAILED: "failed"}
         name = self.run_dir.name if self.run_dir else "run"
         self.stats_label.setText(f"{name} {words.get(ev.reason, ev.reason)} after {ev.epoch} epochs, {ev.step:,} steps")
+        # The header said "training on cpu" after the end: say how it ended.
+        on = f" on {self._device}" if self._device else ""
+        epochs = f"{ev.epoch} epoch{'' if ev.epoch == 1 else 's'}"
+        self.run_label.setText(f"{name} — {words.get(ev.reason, ev.reason)}{on} after {epochs}, {ev.step:,} steps")
         if ev.reason is FinishReason.FAILED:
             self.progress.setRange(0, 1)
             self.notify.emit(Level.ERROR, f"Training {name} failed: {ev.message}. The run folder keeps its last checkpoint.", ev.details)
