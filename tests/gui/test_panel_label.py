@@ -137,6 +137,13 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     info = read_bundle(panel.exported)
     assert info.class_names == ["background", "foreground"]
     assert panel.trainer.step == step
+    # The bundle segments a folder from the command line like any other.
+    from aestudio.cli import main
+
+    out = tmp_path / "segmented"
+    assert main(["segment", "--model", str(panel.exported), str(tmp_path / "src"), "-o", str(out)]) == 0
+    written = read_mask(out / "a_mask.png")
+    assert written.shape == (48, 64) and set(np.unique(written)) <= {0, 1}
 
 
 def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path) -> None:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
     QColorDialog,
     QComboBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSplitter,
     QToolButton,
@@ -122,7 +124,7 @@ class LabelPanel(ExplorePanel):
         classes = QGroupBox("Classes (keys 1-9)")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget()
-        self.class_list.setMaximumHeight(120)
+        self.class_list.setMaximumHeight(96)
         self.class_list.currentRowChanged.connect(self._class_changed)
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
@@ -194,12 +196,18 @@ class LabelPanel(ExplorePanel):
         side.addStretch(1)
         side_widget = QWidget()
         side_widget.setLayout(side)
-        side_widget.setFixedWidth(270)
+        # Its own scroll area: on a 768-pixel screen the canvas keeps the height, the tools scroll.
+        side_scroll = QScrollArea()
+        side_scroll.setWidget(side_widget)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setFixedWidth(side_widget.sizeHint().width() + 18)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.image_list)
         split.addWidget(self.canvas)
-        split.addWidget(side_widget)
+        split.addWidget(side_scroll)
         split.setStretchFactor(1, 1)
         split.setSizes([170, 800, 270])
         layout = QVBoxLayout(self)
