@@ -9,7 +9,7 @@ trainer's published weights on a :class:`LatestRunner` thread; export and
 ranking run on the window's task pool. The GUI thread only paints.
 
 Keys: 1-9 pick the class (1 = the first in the list), ``[`` / ``]`` brush size,
-B brush, E erase, F fill, Ctrl+Z undo, Ctrl+Shift+Z (or Ctrl+Y) redo, Space+drag
+B brush, E erase, F fill, A accept the prediction under the brush, Ctrl+Z undo, Ctrl+Shift+Z (or Ctrl+Y) redo, Space+drag
 or the right/middle button pans, the wheel zooms, 0 fits the image.
 """
 
@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFrame,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
@@ -38,6 +39,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QToolButton,
@@ -136,17 +138,21 @@ class LabelPanel(ExplorePanel):
 
         tools = QGroupBox("Tools")
         tl = QVBoxLayout(tools)
-        row = QHBoxLayout()
+        grid = QGridLayout()
         self.tool_group = QButtonGroup(self)
         self.tool_buttons: dict[str, QToolButton] = {}
-        for name, text in (("brush", "Brush (B)"), ("erase", "Erase (E)"), ("fill", "Fill (F)")):
+        tips = {"accept": "Brush the model's prediction into the pixels nobody painted"}
+        for n, (name, text) in enumerate((("brush", "Brush (B)"), ("erase", "Erase (E)"), ("fill", "Fill (F)"),
+                                          ("accept", "Accept (A)"))):
             b = QToolButton(text=text, checkable=True)
-            b.clicked.connect(lambda _=False, n=name: self.set_tool(n))
+            b.setToolTip(tips.get(name, ""))
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            b.clicked.connect(lambda _=False, nm=name: self.set_tool(nm))
             self.tool_group.addButton(b)
             self.tool_buttons[name] = b
-            row.addWidget(b)
+            grid.addWidget(b, n // 2, n % 2)
+        tl.addLayout(grid)
         self.tool_buttons["brush"].setChecked(True)
-        tl.addLayout(row)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=6)
         self.size_slider.valueChanged.connect(self._size_changed)
         self.size_label = QLabel()
@@ -486,6 +492,13 @@ class LabelPanel(ExplorePanel):
                 self.canvas.update_labels(self.project.mask(self.current), rect)
                 self._after_edit()
             return
+        if self.tool == "accept":  # paint the prediction in, where nothing is painted yet
+            if self.prediction is None or self.prediction.key != self.key:
+                self.notify.emit(Level.INFO, "No prediction for this image yet: train first, then brush it in.", "")
+                return
+            self.stroke = self.project.accept_stroke(self.current, self.prediction.mask)
+            self._dragged(y, x)
+            return
         value = UNLABELLED if self.tool == "erase" else self.class_index
         self.stroke = self.project.stroke(self.current, value)
         self._dragged(y, x)
@@ -556,6 +569,8 @@ class LabelPanel(ExplorePanel):
             self.set_tool("erase")
         elif key == Qt.Key.Key_F:
             self.set_tool("fill")
+        elif key == Qt.Key.Key_A:
+            self.set_tool("accept")
         elif key == Qt.Key.Key_0:
             self.canvas.fit()
         elif key == Qt.Key.Key_Space:
@@ -654,8 +669,8 @@ class LabelPanel(ExplorePanel):
 
     def refresh_prediction(self) -> None:
         """Predict the image on screen from the trainer's last published weights (off the GUI thread)."""
-        if self.trainer is None or self.image is None or self.project is None:
-            return
+        if self.trainer is None or self.image is None or self.project is None or self.layer_mode == "none":
+            return  # a hidden model layer costs nothing: the cores stay with the training
         snapshot = self.trainer.snapshot()
         if self.prediction is not None and self.prediction.key == self.key and self.prediction.step == snapshot[0]:
             return
@@ -675,6 +690,7 @@ class LabelPanel(ExplorePanel):
     def _layer_changed(self, index: int) -> None:
         self.layer_mode = ("prediction", "uncertainty", "none")[index]
         self._show_layer()
+        self.refresh_prediction()
 
     def _show_layer(self) -> None:
         p = self.prediction
