@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--display", action="store_true", help="use $DISPLAY instead of the offscreen platform")
     parser.add_argument("--size", default="1440x900", help="window size WxH")
     parser.add_argument("--panels", action="store_true", help="only the exploration panels (no training)")
-    parser.add_argument("--label", action="store_true", help="only the Label tab (scripted strokes, 40 s of live training)")
+    parser.add_argument("--label", action="store_true", help="only the Label tab (scripted strokes, 90 s of live training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.display:
@@ -160,7 +160,7 @@ def panel_shots(window, out: Path, settle: float = 12.0) -> None:
         log.info("wrote %s", shot)
 
 
-def label_shot(window, out: Path, home: Path, train_seconds: float = 40.0) -> None:
+def label_shot(window, out: Path, home: Path, train_seconds: float = 90.0) -> None:
     """The Label tab: a shapes scene with a few scripted strokes per class, after live training."""
     import numpy as np
     from scipy.ndimage import binary_erosion

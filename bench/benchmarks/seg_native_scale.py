@@ -49,8 +49,9 @@ images, argmax, one confusion matrix over the set, IoU averaged over the 4 class
 FINDINGS = """
 - 2026-12-07, **shared machine** (five other engineers at work: 1-minute load average 7.5-8.5 on 2
   cores), so the budget was cut to 150 s per contender with 1 torch thread each (2 threads on a loaded
-  2-core machine ran ~10x slower per step here): old defaults 0.126 mIoU (21 steps of 64 resized
-  images), own scale 0.219 (35 steps of 16), plain U-Net 0.207 (57 steps of 16). The engine at its new
+  2-core machine ran ~10x slower per step here). Two runs: old defaults 0.126 / 0.188 mIoU (21 / 31
+  steps of 64 resized images), own scale 0.219 / 0.231 (35 / 47 steps of 16), plain U-Net 0.207 / 0.208
+  (57 / 64 steps of 16). The engine at its new
   defaults matches the plain loop although it took fewer steps in the same time (it decodes the PNGs
   per item and validates and checkpoints each epoch; the plain loop holds tensors in memory and does
   nothing else), and the old 64 x 64 default is far behind, as issue 13 found at 7 minutes (0.151 vs

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,10 @@ log = logging.getLogger(__name__)
 UNLABELLED = 255
 REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
+# While training, predictions may take at most this share of the wall time: after a refresh that
+# took p seconds the next waits p * (1 - share) / share. A 1024^2 forward pass costs seconds on 2
+# cores; refreshing every 2 s regardless halved the training's speed (bench label_live).
+PREDICT_SHARE = 0.15
 WEIGHTS = "model/weights.safetensors"
 
 
@@ -94,6 +99,8 @@ class LabelPanel(ExplorePanel):
         self.runner = LatestRunner(self, name="aestudio-label-predict")
         self.nets = SnapshotNets()
         self._load_token = 0
+        self._predict_t0 = 0.0
+        self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.live_config: Any = None  # LiveConfig override (tests, benches)
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
@@ -530,7 +537,7 @@ class LabelPanel(ExplorePanel):
             else:
                 self.trainer.set_example(self.key, self.image, mask)
         if self.worker is not None and self.worker.running:
-            self._stroke_timer.start()
+            self._stroke_timer.start(STROKE_REFRESH_MS)
         self._update_enabled()
 
     def undo(self) -> None:
@@ -674,12 +681,21 @@ class LabelPanel(ExplorePanel):
         snapshot = self.trainer.snapshot()
         if self.prediction is not None and self.prediction.key == self.key and self.prediction.step == snapshot[0]:
             return
+        if self.worker is not None and self.worker.running:
+            wait_s = self._next_refresh - time.monotonic()
+            if wait_s > 0:  # keep the cores for training: come back when the duty cycle allows
+                self._stroke_timer.start(int(wait_s * 1000) + 1)
+                return
+        self._predict_t0 = time.monotonic()
         t = self.trainer
+        training = self.worker is not None and self.worker.running
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), on_result=self._predicted,
+                           list(self.project.classes.colors), training, on_result=self._predicted,
                            on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
     def _predicted(self, prediction: Prediction) -> None:
+        cost = time.monotonic() - self._predict_t0
+        self._next_refresh = time.monotonic() + cost * (1 - PREDICT_SHARE) / PREDICT_SHARE
         if prediction.key != self.key:
             return
         self.prediction = prediction
@@ -715,7 +731,8 @@ class LabelPanel(ExplorePanel):
         project, t = self.project, self.trainer
         items = [(it.name, it.image_path, it.mask_path) for it in project.items if it.problem is None]
         self.status.setText("Ranking images by uncertainty…")
-        self.tasks.submit(rank_by_uncertainty, items, t.snapshot(), t.channels, t.num_classes, t.cfg,
+        training = self.worker is not None and self.worker.running
+        self.tasks.submit(rank_by_uncertainty, items, t.snapshot(), t.channels, t.num_classes, t.cfg, training,
                           on_result=lambda r: self._ranked(project, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Ranking failed: {exc}", det))
 
@@ -762,6 +779,7 @@ class LabelPanel(ExplorePanel):
         if self.saver is not None:
             self.saver.close()
         self.runner.shutdown()
+        self.runner.join(10.0)  # a prediction inside torch at interpreter exit would abort the process
 
 
 # ------------------------------------------------------------------ worker-side helpers
