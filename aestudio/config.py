@@ -31,6 +31,14 @@ class ReconLoss(str, enum.Enum):
     BCE = "bce"  # the classic choice for near-binary images such as digits
 
 
+class SelfSupervised(str, enum.Enum):
+    """Learning a denoiser from noisy images alone (``aestudio.training.selfsup``)."""
+
+    NONE = "none"  # supervised: clean targets, synthetic noise from TrainConfig.noise
+    N2V2 = "n2v2"  # Noise2Void blind spots with the N2V2 fixes (median replacement without the centre)
+    NE2NE = "ne2ne"  # Neighbor2Neighbor: predict one sub-sampled neighbour image from the other
+
+
 class FinishReason(str, enum.Enum):
     DONE = "done"
     STOPPED = "stopped"
@@ -44,6 +52,13 @@ class NetConfig:
 
     in_channels: int = 1  # 1 grayscale or 3 RGB; set from the data unless overridden
     image_size: int = 28  # square side for fixed-size nets; fully convolutional nets accept any size
+
+    def __post_init__(self) -> None:
+        # Every family's config passes here, from CLI flags, run.json, model.json and
+        # import-pt alike: the one guard against sizes that would allocate gigabytes.
+        from aestudio.validate import check_net_config
+
+        check_net_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
@@ -66,6 +81,12 @@ class NoiseConfig:
     strength: float = 0.0
     strength_max: float | None = None
 
+    def __post_init__(self) -> None:
+        # Checked once, where a noise enters (a --noise flag, run.json), not per image.
+        from aestudio.validate import check_noise_config
+
+        check_noise_config(self)
+
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)
 
@@ -87,10 +108,16 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the data split; CPU runs are deterministic
     max_steps: int | None = None  # stop after this many optimizer steps (tests, quick looks)
     time_limit_minutes: float | None = None  # wall-clock budget of this invocation; stops with a resumable checkpoint
+    self_supervised: SelfSupervised = SelfSupervised.NONE  # denoisers: learn from the noisy images alone (no --noise)
     num_workers: int = 0  # DataLoader workers; 0 keeps small data in-process and deterministic
     checkpoint_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
     preview_count: int = 8  # images in the per-epoch preview batch
     max_oom_retries: int = 3  # CUDA OOM: halve the batch size at most this many times
+
+    def __post_init__(self) -> None:
+        from aestudio.validate import check_train_config
+
+        check_train_config(self)
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

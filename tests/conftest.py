@@ -82,6 +82,27 @@ def bundles(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+@pytest.fixture(scope="session")
+def packages(bundles, tmp_path_factory: pytest.TempPathFactory):
+    """``packages(name) -> Path``: the tiny ``name`` bundle as a BioImage Model Zoo package, once per session."""
+    pytest.importorskip("bioimageio.spec")
+    import warnings
+
+    from aestudio.export.bioimageio import write_package
+
+    root = tmp_path_factory.mktemp("packages")
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # bioimageio.spec's notes about FAIR metadata
+                cache[name] = write_package(bundles(name), root / f"{name}.zip")
+        return cache[name]
+
+    return get
+
+
 @pytest.fixture(name="tiny_net")
 def _tiny_net_fixture():
     return tiny_net
@@ -111,6 +132,9 @@ def window(qtbot, settings_dir):
     w = MainWindow(make_settings())
     qtbot.addWidget(w)
     w.show()
+    # The window opens before torch is imported; the Train panel's families and devices arrive
+    # from a background load just after the first paint (see MainWindow._when_shown).
+    qtbot.waitUntil(lambda: w.train_panel.core_ready, timeout=60_000)
     yield w
     w.train_panel.shutdown(timeout=10)
     w.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -35,7 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXIT_MISSING_LIBRARIES = 3  # the system lacks libraries Qt's platform plugin needs
+
+
 def _run_gui(args: argparse.Namespace) -> int:
+    # Before PySide6 is imported: Qt would abort naming one missing system library; name them all.
+    problem = importlib.import_module("aestudio.gui.syslibs").check_before_qt()
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return EXIT_MISSING_LIBRARIES
     app = importlib.import_module("aestudio.gui.app")
     return int(app.main(list(args.paths)) or 0)
 
@@ -60,6 +69,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    as_program = argv is None  # the `aestudio` command itself, not a caller in Python (tests)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = {"gui", *parser._subparsers._group_actions[0].choices}  # type: ignore[union-attr]
@@ -75,6 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("aestudio: interrupted", file=sys.stderr)
+        # Leave without the interpreter's teardown: an ONNX Runtime session whose call was
+        # just terminated by Ctrl-C aborts the process when destroyed during teardown
+        # (C++ "terminate called"). Every write is atomic, so nothing is left half-done.
+        if as_program:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except _known_errors() as exc:
         msg = str(exc) if not isinstance(exc, (FileNotFoundError, NotADirectoryError)) or not exc.filename else f"{exc.strerror}: {exc.filename}"

@@ -84,7 +84,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=_model_path, required=True, metavar="MODEL",
-                   help="a bundle folder, a .onnx file, or a shipped model's name (e.g. shapes-vae)")
+                   help="a bundle folder, a .onnx file, a BioImage Model Zoo package (.zip, 2D, ONNX weights) "
+                   "or a shipped model's name (e.g. shapes-vae)")
     p.add_argument("--value-range", default="0,1", metavar="LO,HI", help="input range of a foreign .onnx model (default 0,1)")
     p.add_argument("--channels", type=int, default=None, help="input channels of a foreign .onnx model, if its graph does not say")
 
@@ -103,8 +104,16 @@ def _model_path(text: str) -> Path:
 
 
 def _open_model(args: argparse.Namespace, task: str | None) -> Any:
+    from aestudio.inference.bioimageio_package import is_package
     from aestudio.inference.ort import ForeignModelDescription, OrtPredictor, SessionProfile
 
+    if is_package(args.model):  # a BioImage Model Zoo package: its rdf.yaml says the rest
+        from aestudio.inference.bioimageio_predictor import open_package
+
+        try:
+            return open_package(args.model, task=task, profile=SessionProfile.BATCH)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     desc = None
     if args.model.is_file():
         try:

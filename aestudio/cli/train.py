@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli.common import CliError
+from aestudio.cli.common import CliError, as_flags
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -35,9 +35,13 @@ FAMILY_FLAGS = {
     "depth": "--depth",
 }
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
+_NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
+              "in_channels": "--channels"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size")
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size",
+                    "self_supervised")
 EXIT_TRAINING_FAILED = 1
+DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
 EXIT_INTERRUPTED = 130
 
 
@@ -66,6 +70,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
     t.add_argument("--contractive", type=float, help="contractive_ae: weight of the Jacobian penalty")
     t.add_argument("--noise", help="input corruption, e.g. gaussian:0.1, gaussian:0-0.2, saltpepper:0.05, mask:0.3")
+    t.add_argument("--self-supervised", nargs="?", const=DEFAULT_SELF_SUPERVISED, choices=("n2v2", "ne2ne"),
+                   metavar="METHOD",
+                   help="denoising_ae on folder:NOISY: learn from the noisy images alone, no clean copies and no --noise; "
+                        f"METHOD n2v2 (blind spots) or ne2ne (Neighbor2Neighbor), default {DEFAULT_SELF_SUPERVISED} "
+                        "(measured, docs/BENCHMARKS.md); crops of --image-size pixels (default 64), never resized")
     t.add_argument("--classes", type=int, help="unet: number of mask classes (default: from the data)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--seed", type=int)
@@ -157,11 +166,11 @@ def _net_config(args: argparse.Namespace) -> Any:
     except UnknownNetError as exc:
         raise CliError(str(exc)) from None
     except (TypeError, ValueError) as exc:
-        raise CliError(f"bad net option for {args.model}: {exc}") from None
+        raise CliError(f"bad net option for {args.model}: {as_flags(str(exc), _NET_FLAGS)}") from None
 
 
 def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
-    from aestudio.config import ReconLoss, TrainConfig, parse_noise
+    from aestudio.config import ReconLoss, SelfSupervised, TrainConfig, parse_noise
     from aestudio.training.runner import NATIVE_SEG_TRAIN
 
     # At the images' own scale the defaults differ (smaller batches of larger crops, a higher rate).
@@ -173,20 +182,35 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
             values[key] = getattr(args, name)
     if args.loss:
         values["recon_loss"] = ReconLoss(args.loss)
+    if args.self_supervised:
+        values["self_supervised"] = SelfSupervised(args.self_supervised)
     if args.noise:
         try:
             values["noise"] = parse_noise(args.noise)
         except ValueError as exc:
             raise CliError(f"--noise: {exc}") from None
-    for key, low in (("epochs", 0), ("batch_size", 1), ("max_steps", 1), ("kl_warmup_epochs", 0), ("num_workers", 0)):
-        if key in values and values[key] < low:
-            flag = {"num_workers": "workers"}.get(key, key).replace('_epochs', '').replace('_', '-')
-            raise CliError(f"--{flag} must be >= {low}")
-    if "lr" in values and not values["lr"] > 0:
-        raise CliError("--lr must be > 0")
     if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
         raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
-    return TrainConfig(**values)
+    check_workers(values.get("num_workers"))
+    try:
+        return TrainConfig(**values)
+    except ValueError as exc:  # aestudio.validate's bounds, worded with the flag the user typed
+        raise CliError(as_flags(str(exc), _TRAIN_FLAGS)) from None
+
+
+_TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
+                "max_steps": "--max-steps", "epochs": "--epochs", "seed": "--seed", "lr": "--lr",
+                "time_limit_minutes": "--time-limit"}
+
+
+def check_workers(n: int | None) -> None:
+    """``--workers``: each worker is a process with its own interpreter and torch (~400 MB);
+    more than this machine's cores only add memory (10000 of them brought in the OOM killer)."""
+    from aestudio.limits import max_workers
+
+    if n is not None and n > max_workers():
+        raise CliError(f"--workers {n}: this machine gives aestudio {max_workers()} cores; use at most --workers "
+                       f"{max_workers()} (one DataLoader process per core)")
 
 
 def _run_value(info: Any, key: str) -> Any:
@@ -286,8 +310,10 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         if args.crop_size is not None and not native:
             raise CliError("--crop-size applies to a unet on pairs: data without --image-size (training at the "
                            "images' own scale); drop it or drop --image-size")
-        if args.crop_size is not None and args.crop_size < 1:
-            raise CliError("--crop-size must be >= 1")
+        if args.crop_size is not None:
+            from aestudio import limits
+
+            limits.check_int("--crop-size", args.crop_size, 1, limits.MAX_NET_IMAGE_SIZE)
         cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
@@ -299,7 +325,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
         if isinstance(exc, RunError):
             raise
-        raise CliError(str(exc)) from None
+        raise CliError(as_flags(str(exc), _NET_FLAGS)) from None
 
 
 class _CtrlC:

@@ -42,13 +42,15 @@ import tifffile
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from aestudio._fs import atomic_write
+from aestudio.data.tiff import float_to_unit, is_tiff, needs_tifffile, probe_tiff, read_tiff
+from aestudio.limits import MAX_CLASSES, LimitError, check_image_header
 
 log = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike[str]
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff")
-SUPPORTED_TEXT = "PNG, JPEG, TIFF (8/16-bit) or BMP"
+SUPPORTED_TEXT = "PNG, JPEG, TIFF (8/16/32-bit integer or float, grey or RGB) or BMP"
 
 # Pillow's opener names we accept. (A JPEG carrying extra pictures, as many phone
 # cameras write, opens through "JPEG" and reports format "MPO"; frame 0 is the photo.)
@@ -72,10 +74,15 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 # Luminance weights of ITU-R BT.601, the ones Pillow uses for RGB -> L.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _UINT16_WHITE = 65535.0
+NO_LABEL_VALUE = 255  # the mask value for "unlabelled" (DESIGN.md; data.base.NO_LABEL)
 
 
 class ImageLoadError(ValueError):
     """An image file could not be used; the message names the file and the fix."""
+
+
+class _PillowCannotOpenTiff(ImageLoadError):
+    """A TIFF that only tifffile reads; read_image and probe_image take that route."""
 
 
 class BitDepth(enum.IntEnum):
@@ -101,10 +108,17 @@ class ImageInfo(NamedTuple):
 def probe_image(path: PathLike) -> ImageInfo:
     """Read the header of a supported image (cheap: no pixel decoding)."""
     path = Path(path)
-    with _open_checked(path) as img:
-        return ImageInfo(
-            img.format or "?", img.width, img.height, img.mode, _native_channels(img.mode)
-        )
+    try:
+        with _open_checked(path) as img:
+            return ImageInfo(
+                img.format or "?", img.width, img.height, img.mode, _native_channels(img.mode)
+            )
+    except _PillowCannotOpenTiff:
+        try:
+            w, h, c = probe_tiff(path)
+        except Exception as exc:
+            raise _decode_error(path, exc) from exc
+        return ImageInfo("TIFF", w, h, "tifffile", c)
 
 
 def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
@@ -116,18 +130,21 @@ def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
     if channels not in (None, 1, 3):
         raise ValueError(f"channels must be None, 1 or 3, not {channels!r}")
     path = Path(path)
-    with _open_checked(path) as img:
-        try:
-            if img.format == "TIFF" and _is_deep_colour_tiff(img):
-                array = _read_deep_tiff(path, img)
-            else:
-                img.load()  # decode now so truncation errors surface inside this try
-                img = ImageOps.exif_transpose(img)
-                array = _to_float(img, path)
-        except (ImageLoadError, MemoryError):
-            raise
-        except Exception as exc:  # any decoder failure is a bad file, not a crash
-            raise _decode_error(path, exc) from exc
+    try:
+        with _open_checked(path) as img:
+            try:
+                if img.format == "TIFF" and needs_tifffile(img.tag_v2):
+                    array = _tifffile_read(path, int(img.tag_v2.get(274, 1)))
+                else:
+                    img.load()  # decode now so truncation errors surface inside this try
+                    img = ImageOps.exif_transpose(img)
+                    array = _to_float(img, path)
+            except (ImageLoadError, MemoryError):
+                raise
+            except Exception as exc:  # any decoder failure is a bad file, not a crash
+                raise _decode_error(path, exc) from exc
+    except _PillowCannotOpenTiff:
+        array = _tifffile_read(path, 1)
     return _convert_channels(array, channels)
 
 
@@ -163,6 +180,12 @@ def read_mask(path: PathLike) -> np.ndarray:
         )
     if mask.min(initial=0) < 0:
         raise ImageLoadError(f"{path}: mask has negative class indices; use 0 for background")
+    top = int(mask.max(initial=0))
+    if top > MAX_CLASSES and top != NO_LABEL_VALUE:
+        # One class per value: a single pixel of 2,000,000,000 (or 65535 in a 16-bit mask)
+        # would otherwise build that many class names and a net with that many outputs.
+        raise ImageLoadError(f"{path}: mask value {top:,} is not a class index; classes are 0..{MAX_CLASSES - 1} "
+                             f"and {NO_LABEL_VALUE} means unlabelled. Save the mask with class indices (e.g. 0, 1, 2)")
     return mask
 
 
@@ -195,6 +218,8 @@ def _open_checked(path: Path) -> Iterator[Image.Image]:
             "raise PIL.Image.MAX_IMAGE_PIXELS, or downscale it first."
         ) from exc
     except UnidentifiedImageError as exc:
+        if is_tiff(path):  # RGB float, RGB int16...: tifffile reads them (see aestudio.data.tiff)
+            raise _PillowCannotOpenTiff(f"{path}: a TIFF kind Pillow cannot open; read_image reads it with tifffile") from exc
         raise ImageLoadError(
             f"{path}: {_sniff(path)} is not supported; aestudio reads {SUPPORTED_TEXT}. "
             "Convert the file to PNG (or 16-bit TIFF)."
@@ -207,6 +232,11 @@ def _open_checked(path: Path) -> Iterator[Image.Image]:
         ) from exc
     except Exception as exc:  # a damaged header: Pillow raises ValueError, SyntaxError, struct.error...
         raise _decode_error(path, exc) from exc
+    try:  # before any decoding: a 5 KB PNG may declare 1 x 5,000,000 pixels
+        check_image_header(path, img.width, img.height, _native_channels(img.mode))
+    except LimitError as exc:
+        img.close()
+        raise ImageLoadError(str(exc)) from None
     try:
         yield img
     finally:
@@ -287,40 +317,18 @@ def _composite_on_white(img: Image.Image) -> np.ndarray:
 
 
 def _float_to_unit(array: np.ndarray, path: Path) -> np.ndarray:
-    array = np.nan_to_num(array, nan=0.0, posinf=1.0, neginf=0.0)
-    lo, hi = float(array.min(initial=0.0)), float(array.max(initial=0.0))
-    if lo >= 0.0 and hi <= 1.0:
-        return array
-    log.info("%s: float image spans [%g, %g]; rescaling to [0, 1] by its min/max", path, lo, hi)
-    return (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+    return float_to_unit(array, path)
 
 
-def _is_deep_colour_tiff(img: Image.Image) -> bool:
-    """Pillow reduces 16-bit (and float) colour TIFFs to 8 bits; tifffile keeps them."""
-    bits = img.tag_v2.get(258, (8,))  # BitsPerSample
-    bits = bits if isinstance(bits, tuple) else (bits,)
-    samples = int(img.tag_v2.get(277, 1))  # SamplesPerPixel
-    return samples >= 3 and max(bits) > 8
-
-
-def _read_deep_tiff(path: Path, img: Image.Image) -> np.ndarray:
-    orientation = int(img.tag_v2.get(274, 1))
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        data = page.asarray()  # the first page only, like Pillow's frame 0
-    if data.ndim == 3 and data.shape[0] in (3, 4) and data.shape[-1] not in (3, 4):
-        data = np.moveaxis(data, 0, -1)  # planar (separate) configuration
-    if np.issubdtype(data.dtype, np.integer):
-        white = float(np.iinfo(data.dtype).max)
-        array = data.astype(np.float32) / white
-    else:
-        array = _float_to_unit(data.astype(np.float32), path)
-    if array.ndim != 3 or array.shape[-1] not in (3, 4):
-        raise ImageLoadError(f"{path}: unexpected TIFF layout {data.shape}; save it as RGB or grey")
-    if array.shape[-1] == 4:
-        colour, alpha = array[..., :3], array[..., 3:]
-        array = colour * alpha + (1.0 - alpha)
-    return np.ascontiguousarray(_apply_orientation(array, orientation), dtype=np.float32)
+def _tifffile_read(path: Path, orientation: int) -> np.ndarray:
+    try:
+        return read_tiff(path, orientation)
+    except LimitError as exc:
+        raise ImageLoadError(str(exc)) from None
+    except (ImageLoadError, MemoryError):
+        raise
+    except Exception as exc:  # tifffile's errors on a damaged file
+        raise _decode_error(path, exc) from exc
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:

@@ -31,6 +31,7 @@ from aestudio.data.base import (
     validate_channels,
     validate_size,
 )
+from aestudio.data.catalog import builtin_specs
 from aestudio.data.classes import ClassesError, read_classes
 from aestudio.data.crops import NativePairsDataset, NativeScale
 from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
@@ -66,19 +67,6 @@ DEFAULT_FOLDER_SIZE = 64
 _CHANNEL_PROBE_FILES = 8  # folder colour detection looks at this many files
 
 
-def builtin_specs() -> dict[str, str]:
-    """Spec name -> one-line description, for menus and ``--help``."""
-    return {
-        "digits": "scikit-learn's 1,797 handwritten digits, 8x8 grey, labels 0-9 (bundled, instant)",
-        "shapes": "procedural sprites (square, ellipse, triangle, heart) with known scale, rotation and position, 32x32",
-        "shapes-seg": "procedural scenes of circles, squares and triangles on textured backgrounds, 64x64 RGB, 4-class masks",
-        "mnist:DIR": "MNIST handwritten digits from IDX files in DIR (downloaded there when online), 28x28",
-        "fashion-mnist:DIR": "Fashion-MNIST clothing from IDX files in DIR (downloaded there when online), 28x28",
-        "folder:DIR": "any PNG/JPEG/TIFF/BMP images under DIR, loaded lazily, unlabelled",
-        "pairs:IMAGES_DIR,MASKS_DIR": "images with index-PNG masks matched by file name, for segmentation",
-    }
-
-
 def open_data(
     spec: str,
     *,
@@ -88,6 +76,7 @@ def open_data(
     seed: int = 0,
     patches: bool = False,
     native: NativeScale | None = None,
+    noisy: bool = False,
 ) -> DataBundle:
     """Open ``spec`` (see :func:`builtin_specs`); an existing folder path alone means ``folder:``.
 
@@ -96,7 +85,9 @@ def open_data(
     ``patches`` makes folder data yield random crops instead of whole resized images,
     ``native`` makes ``pairs:`` data keep the images' own scale (random crops for
     training, whole images for validation; see :mod:`aestudio.data.crops`) and
-    ignores ``image_size``.
+    ignores ``image_size``; ``noisy`` opens ``folder:`` data as noisy-only
+    crops of side ``image_size`` at full resolution, for self-supervised
+    denoising (:mod:`aestudio.data.noisy`).
     """
     spec = spec.strip()
     validate_channels(channels, spec)
@@ -110,6 +101,8 @@ def open_data(
         and Path(spec).expanduser().is_dir()
     ):
         key, arg, spec = "folder", spec, f"folder:{spec}"
+    if noisy and key != "folder":
+        raise DataError(f"{spec}: self-supervised training reads a folder of noisy images; use folder:DIR")
     if key == "digits":
         return _open_digits(image_size, channels, val_fraction, seed)
     if key == "shapes":
@@ -125,6 +118,10 @@ def open_data(
             val_fraction=val_fraction,
             seed=seed,
         )
+    if key == "folder" and noisy:
+        from aestudio.data.noisy import open_noisy_folder
+
+        return open_noisy_folder(spec, _folder(spec, arg.strip(), "image"), crop=image_size, channels=channels, seed=seed)
     if key == "folder":
         return _open_folder(spec, arg.strip(), image_size, channels, val_fraction, seed, patches)
     if key == "pairs":

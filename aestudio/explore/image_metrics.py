@@ -10,6 +10,7 @@
   through a grayscale model one channel at a time (so a photo keeps its colours).
 - :func:`display_copy` — a downscaled copy for the screen (a 24-megapixel photo is
   never scaled in ``paintEvent``).
+- :func:`input_mismatch` — how an image differs from what a fixed-size model takes.
 - :func:`fmt_metric`, :func:`compression_ratio`, :func:`unique_path` — how the
   numbers are written, and where a result is saved without overwriting.
 """
@@ -134,10 +135,10 @@ def run_model_image(predictor: Any, image: np.ndarray,
     while tiling, and colour images through a grayscale model one channel at a
     time. Raises ``ValueError`` for a segmentation model (no image output).
     """
-    from aestudio.inference.bundle import BundleTask
+    from aestudio.config import Task
 
     info = predictor.info
-    if getattr(info, "task", None) is BundleTask.SEGMENT:
+    if getattr(info, "task", None) is Task.SEGMENT:
         raise ValueError(f"{info.name} is a segmentation model: it outputs class masks, not images. "
                          "Use the Segment tab, or load an autoencoder")
     img = as_float_hwc(image)
@@ -191,6 +192,44 @@ def fmt_metric(name: str, value: float | None) -> str:
     if name == "ratio":
         return f"{value:.1f} : 1"
     return f"{value:.3g}"
+
+
+def input_mismatch(info: Any, shape: tuple[int, ...]) -> str | None:
+    """How an image [H, W, C] differs from what a fixed-size model takes, in words; None when it fits.
+
+    A 256x256 colour photo through an 8x8 grey model is shrunk to 64 grey values and run
+    per channel: its reconstruction says little about the photo and the model's
+    compression ratio does not describe it.
+    """
+    h, w, c = (int(v) for v in shape[:3])
+    size = getattr(info, "fixed_size", None)
+    model_c = int(getattr(info, "in_channels", c) or c)
+    kind = {1: "grey", 3: "colour"}
+    differences = []
+    if size and (h, w) != (size, size):
+        differences.append(f"resized from {w}×{h} to {size}×{size}")
+    if model_c != c:
+        differences.append(f"a {kind.get(c, f'{c}-channel')} image through a {kind.get(model_c, f'{model_c}-channel')} "
+                           "model" + (", one channel at a time" if model_c == 1 else ""))
+    return "; ".join(differences) or None
+
+
+def denoise_verdict(noisy: dict[str, float], denoised: dict[str, float]) -> str:
+    """One sentence on what denoising did to an image, worded the same way every time.
+
+    The numbers are the changes as shown (PSNR to 0.1 dB, SSIM to 0.001), so the verdict
+    never contradicts them ("worse (-0.0 dB)" or "gains -11.6 dB" were both seen).
+    """
+    dp = round(denoised["psnr"] - noisy["psnr"], 1) + 0.0  # + 0.0: no "-0.0"
+    ds = round(denoised["ssim"] - noisy["ssim"], 3) + 0.0
+    numbers = f"PSNR {dp:+.1f} dB, SSIM {ds:+.3f}"
+    if dp >= 0 and ds >= 0:
+        return (f"Denoising improves this image ({numbers})." if dp > 0 or ds > 0
+                else f"Denoising leaves this image about the same ({numbers}).")
+    if dp <= 0 and ds <= 0:
+        return (f"Denoising makes this image worse ({numbers}): the model was likely trained on another "
+                "noise or other images.")
+    return f"Denoising gives a mixed result ({numbers}): one measure better, the other worse."
 
 
 def compression_ratio(info: Any) -> float | None:

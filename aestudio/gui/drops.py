@@ -21,6 +21,7 @@ class DropKind(str, enum.Enum):
     RUN = "run"  # loads as the active model (exported first if needed)
     BUNDLE = "bundle"  # loads as the active model
     ONNX = "onnx"  # a foreign single-input ONNX image model
+    PACKAGE = "package"  # a BioImage Model Zoo package (.zip with rdf.yaml): loads as the active model
     UNSUPPORTED = "unsupported"  # a file type we cannot use
     MISSING = "missing"  # does not exist (stale recent item, typo on the command line)
 
@@ -38,7 +39,8 @@ class DropItem:
         if self.kind is DropKind.UNSUPPORTED:
             suffixes = ", ".join(sorted(engine.image_suffixes()))
             return (f"{self.path.name}: not an image, folder, run or model bundle "
-                    f"(images: {suffixes}; models: a bundle folder, a run folder or a .onnx file)")
+                    f"(images: {suffixes}; models: a bundle folder, a run folder, a .onnx file "
+                    "or a BioImage Model Zoo package .zip)")
         return ""
 
 
@@ -55,6 +57,8 @@ def classify(path: Path) -> DropItem:
     suffix = path.suffix.lower()
     if suffix == ".onnx":
         return DropItem(path, DropKind.ONNX)
+    if suffix == ".zip" and engine.is_package(path):
+        return DropItem(path, DropKind.PACKAGE)
     if path.name == "model.json" and engine.is_bundle(path.parent):
         return DropItem(path.parent, DropKind.BUNDLE)
     if path.name == "run.json" and engine.is_run_dir(path.parent):

@@ -11,7 +11,7 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -70,17 +70,49 @@ class _MessageRow(QFrame):
 
 
 class MessageBar(QWidget):
-    """A stack of short messages shown above the main area."""
+    """A stack of short messages.
+
+    :meth:`float_over` makes it float over the bottom edge of a host widget instead of
+    taking a place in a layout: a bar in the layout pushed the whole tab area down and
+    back up as messages came and went, and a click landed on the wrong control.
+    """
 
     posted = Signal(object)  # Message
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history: list[Message] = []
+        self._host: QWidget | None = None
         self._layout = QVBoxLayout(self)
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._layout.setSpacing(2)
         self.hide()
+
+    def float_over(self, host: QWidget) -> None:
+        """Float over ``host``'s bottom edge (following its resizes); no layout moves."""
+        self._host = host
+        self.setParent(host)
+        host.installEventFilter(self)
+        self._place()
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        if obj is self._host and event.type() in (QEvent.Type.Resize, QEvent.Type.Show):
+            self._place()
+        return False
+
+    def _place(self) -> None:
+        host = self._host
+        if host is None:
+            return
+        margin = 12
+        width = max(100, host.width() - 2 * margin)
+        rows = [w for w in (self._layout.itemAt(i).widget() for i in range(self._layout.count())) if w is not None]
+        heights = [max(r.heightForWidth(width) if r.hasHeightForWidth() else r.sizeHint().height(),
+                       r.minimumSizeHint().height()) for r in rows]
+        needed = sum(heights) + 2 * max(0, len(rows) - 1)
+        height = min(needed, max(40, host.height() // 2))
+        self.setGeometry(margin, max(0, host.height() - height - margin), width, height)
+        self.raise_()
 
     def post(self, level: Level, text: str, details: str = "") -> Message:
         msg = Message(level, text, details)
@@ -97,6 +129,7 @@ class MessageBar(QWidget):
         if level is Level.INFO:
             QTimer.singleShot(INFO_TIMEOUT_MS, row, lambda r=row: self._remove(r))
         self.show()
+        self._place()
         self.posted.emit(msg)
         return msg
 
@@ -125,6 +158,8 @@ class MessageBar(QWidget):
         row.deleteLater()
         if self._layout.count() == 0:
             self.hide()
+        else:
+            self._place()
 
 
 def show_error_dialog(parent: QWidget | None, text: str, details: str = "",

@@ -35,6 +35,7 @@ class Key:
     DATA_SPEC = "train/data_spec"
     NET = "train/net"
     DEVICE = "train/device"
+    MODEL = "session/model"  # the active model's path (bundle, run or .onnx), reopened at launch
 
 
 def make_settings() -> QSettings:

@@ -18,7 +18,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from aestudio import limits
 from aestudio._fs import atomic_write_bytes
+from aestudio.config import Task
+from aestudio.limits import LimitError
+from aestudio.validate import need, parse_json, read_json
 
 FORMAT_NAME = "aestudio-bundle"
 FORMAT_VERSION = 1
@@ -38,15 +42,6 @@ DECODER_OUTPUT = "image"
 
 class BundleError(ValueError):
     """A bundle or model file that cannot be used; the message names the file and the fix."""
-
-
-class BundleTask(str, enum.Enum):
-    """Mirrors :class:`aestudio.config.Task` (kept here so this module stays dependency-free)."""
-
-    RECONSTRUCT = "reconstruct"
-    DENOISE = "denoise"
-    GENERATE = "generate"
-    SEGMENT = "segment"
 
 
 class LatentKind(str, enum.Enum):
@@ -77,7 +72,7 @@ class ModelInfo:
 
     name: str  # display name, e.g. "conv_ae on digits"
     net: str  # registry name ("conv_ae") or "foreign"
-    task: BundleTask
+    task: Task
     in_channels: int  # 1 grayscale or 3 RGB
     image_size: int | str = "any"  # square side for fixed-size nets, or "any" (fully convolutional)
     size_multiple: int = 1  # H and W must be multiples of this (U-Net: 2**depth)
@@ -109,7 +104,7 @@ class ModelInfo:
 
     @property
     def output_name(self) -> str:
-        return OUTPUT_LOGITS if self.task is BundleTask.SEGMENT else OUTPUT_IMAGE
+        return OUTPUT_LOGITS if self.task is Task.SEGMENT else OUTPUT_IMAGE
 
     @property
     def num_classes(self) -> int:
@@ -131,9 +126,9 @@ class ModelInfo:
     def from_json(cls, text: str, *, source: str = MODEL_JSON) -> ModelInfo:
         """Parse and validate; any problem raises :class:`BundleError` naming ``source``."""
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"{source}: not valid JSON ({exc}); re-export the bundle with `aestudio export RUN_DIR`") from None
+            data = parse_json(text, source)
+        except LimitError as exc:
+            raise BundleError(f"{exc}; re-export the bundle with `aestudio export RUN_DIR`") from None
         if not isinstance(data, dict):
             raise BundleError(f"{source}: expected a JSON object; re-export the bundle with `aestudio export RUN_DIR`")
         return cls.from_dict(data, source=source)
@@ -158,11 +153,15 @@ class ModelInfo:
         for key in ("name", "net", "task", "in_channels"):
             if key not in data:
                 raise bad(f"missing required key {key!r}")
+        try:
+            _check_types(data, source)
+        except LimitError as exc:
+            raise BundleError(f"{exc}; re-export the bundle with `aestudio export RUN_DIR`") from None
         kw = dict(data)
         try:
-            kw["task"] = BundleTask(data["task"])
+            kw["task"] = Task(data["task"])
         except ValueError:
-            raise bad(f"'task' {data['task']!r} is not one of {[t.value for t in BundleTask]}") from None
+            raise bad(f"'task' {data['task']!r} is not one of {[t.value for t in Task]}") from None
         kind = data.get("latent_kind")
         try:
             kw["latent_kind"] = LatentKind(kind) if kind is not None else None
@@ -182,17 +181,20 @@ class ModelInfo:
         def bad(msg: str) -> BundleError:
             return BundleError(f"{source}: {msg}; re-export the bundle with `aestudio export RUN_DIR`")
 
-        if not isinstance(self.in_channels, int) or self.in_channels < 1:
-            raise bad(f"'in_channels' {self.in_channels!r} must be a positive integer")
-        if self.image_size != "any" and not (isinstance(self.image_size, int) and self.image_size > 0):
-            raise bad(f"'image_size' {self.image_size!r} must be a positive integer or \"any\"")
-        if not isinstance(self.size_multiple, int) or self.size_multiple < 1:
-            raise bad(f"'size_multiple' {self.size_multiple!r} must be a positive integer")
+        try:  # sizes that would allocate: the same bounds as a net config (aestudio.limits)
+            limits.check_int("'in_channels'", self.in_channels, 1, limits.MAX_CHANNELS)
+            if self.image_size != "any":
+                limits.check_int("'image_size' (a number or \"any\")", self.image_size, 1, limits.MAX_NET_IMAGE_SIZE)
+            limits.check_int("'size_multiple'", self.size_multiple, 1, limits.MAX_SIZE_MULTIPLE)
+            if self.latent_dim is not None:
+                limits.check_int("'latent_dim'", self.latent_dim, 1, limits.MAX_LATENT)
+            if len(self.class_names) > limits.MAX_CLASSES:
+                raise LimitError(f"{len(self.class_names)} 'class_names'; at most {limits.MAX_CLASSES}")
+        except LimitError as exc:
+            raise bad(str(exc)) from None
         if (self.latent_dim is None) != (self.latent_kind is None):
             raise bad("'latent_dim' and 'latent_kind' must be given together (or both null)")
-        if self.latent_dim is not None and (not isinstance(self.latent_dim, int) or self.latent_dim < 1):
-            raise bad(f"'latent_dim' {self.latent_dim!r} must be a positive integer")
-        if self.task is BundleTask.SEGMENT and len(self.class_names) < 2:
+        if self.task is Task.SEGMENT and len(self.class_names) < 2:
             raise bad("a segmentation model needs 'class_names' (at least 2)")
         if self.class_colors and len(self.class_colors) != len(self.class_names):
             raise bad(f"{len(self.class_colors)} 'class_colors' for {len(self.class_names)} 'class_names'")
@@ -214,6 +216,22 @@ class ModelInfo:
                 raise bad(f"a model with a code needs 'files' entries {missing}")
 
 
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "net": (str,), "task": (str,), "latent_kind": (str,), "value_range": (list,),
+    "class_names": (list,), "class_colors": (list,), "metrics": (dict,), "parity_error": (dict,), "timings": (dict,),
+    "training": (dict,), "net_config": (dict,), "files": (dict,), "exporter": (str,), "created": (str,),
+    "in_channels": (int,), "size_multiple": (int,), "latent_dim": (int,), "image_size": (int, str),
+}
+
+
+def _check_types(data: dict[str, Any], source: str) -> None:
+    """Each known field of model.json has its JSON type (values are checked by ``validate``)."""
+    for key, types in _FIELD_TYPES.items():
+        need(data, key, types, source, optional=True)
+    if not all(isinstance(n, str) for n in data.get("class_names") or []):
+        raise LimitError(f"{source}: 'class_names' must be a list of text")
+
+
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
@@ -222,7 +240,7 @@ def is_bundle(path: str | os.PathLike[str]) -> bool:
     """True if ``path`` is a folder with a ``model.json`` that names the bundle format."""
     p = Path(path) / MODEL_JSON
     try:
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = read_json(p)
     except (OSError, ValueError):
         return False
     return isinstance(data, dict) and data.get("format") == FORMAT_NAME
@@ -237,7 +255,10 @@ def read_bundle(path: str | os.PathLike[str]) -> ModelInfo:
     if not mj.is_file():
         raise BundleError(f"{mj}: missing; {folder} is not a bundle. Create one with `aestudio export RUN_DIR -o {folder}`")
     try:
+        limits.check_file_size(mj, limits.MAX_JSON_BYTES, MODEL_JSON)
         text = mj.read_text(encoding="utf-8")
+    except LimitError as exc:
+        raise BundleError(f"{exc}; re-export the bundle with `aestudio export RUN_DIR`") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BundleError(f"{mj}: cannot be read ({exc}); re-export the bundle with `aestudio export RUN_DIR`") from None
     info = ModelInfo.from_json(text, source=str(mj))

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import enum
 import logging
+import math
 import os
 import threading
 import time
@@ -21,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from aestudio import limits
+from aestudio.config import Task
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
     INPUT_IMAGE,
     LATENT_Z,
     BundleError,
     BundleFile,
-    BundleTask,
     ModelInfo,
     read_bundle,
 )
@@ -93,7 +95,7 @@ def choose_providers(providers: list[str] | None = None) -> list[str]:
 class ForeignModelDescription:
     """Facts about a foreign ONNX model that its graph cannot tell (see docs/BUNDLE_FORMAT.md)."""
 
-    task: BundleTask | str | None = None  # reconstruct | denoise | generate | segment
+    task: Task | str | None = None  # reconstruct | denoise | generate | segment
     value_range: tuple[float, float] | None = None  # input range the model was trained on, e.g. (0, 1) or (-1, 1)
     channels: int | None = None  # only needed when the graph leaves the channel dimension dynamic
     image_size: int | None = None  # only needed to fix the size of a dynamic-size, fixed-size-trained model
@@ -123,13 +125,18 @@ class OrtPredictor(Predictor):
         profile: SessionProfile | str = SessionProfile.INTERACTIVE,
         providers: list[str] | None = None,
         description: ForeignModelDescription | None = None,
+        info: ModelInfo | None = None,
     ) -> None:
+        """``info``: for a single .onnx file whose facts the caller knows (a BioImage Model
+        Zoo package's rdf.yaml), used instead of inferring them from the graph."""
         self.path = Path(path)
         self.profile = SessionProfile(profile)
         self._providers = choose_providers(providers)
         self._sessions: dict[BundleFile, ort.InferenceSession] = {}
         self._lock = threading.Lock()
         self.load_seconds: dict[str, float] = {}  # session creation time per graph (for benchmarks)
+        self._active: set[ort.RunOptions] = set()  # calls in flight, so cancel() can stop them
+        self.time_limit_s: float | None = None  # a model call running longer is cancelled (None: no limit)
         self._foreign = False
         # One predictor per profile over the same model, shared by all of them (see with_profile).
         self._by_profile: dict[SessionProfile, OrtPredictor] = {self.profile: self}
@@ -146,7 +153,7 @@ class OrtPredictor(Predictor):
             self._folder = self.path.parent
             self._files = {BundleFile.MODEL: self.path}
             sess = self._create(BundleFile.MODEL, bundle=False)
-            super().__init__(_describe_foreign(self.path, sess, description))
+            super().__init__(info if info is not None else _describe_foreign(self.path, sess, description))
             self._sessions[BundleFile.MODEL] = sess
             self._input_name = sess.get_inputs()[0].name
             self._output_name = sess.get_outputs()[0].name
@@ -180,6 +187,7 @@ class OrtPredictor(Predictor):
                     other.profile = profile
                     other._sessions = {}
                     other._lock = threading.Lock()
+                    other._active = set()
                     other.load_seconds = {}
                     other.tiling = dataclasses.replace(self.tiling)
                     self._by_profile[profile] = other  # the dict is shared by every sibling
@@ -212,6 +220,7 @@ class OrtPredictor(Predictor):
                 f"{path}: {size / 1024**3:.1f} GiB is larger than an ONNX file can be "
                 f"({MAX_ONNX_BYTES / 1024**3:.1f} GiB limit); it is damaged or not a model"
             )
+        _check_external_data(path)
         t0 = time.perf_counter()
         try:
             sess = ort.InferenceSession(str(path), session_options(self.profile), providers=self._providers)
@@ -252,15 +261,138 @@ class OrtPredictor(Predictor):
 
     def _run(self, graph: BundleFile, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         sess = self.session(graph)
+        options = ort.RunOptions()
+        with self._lock:
+            self._active.add(options)
         try:
-            outs = sess.run(None, feeds)
+            outs = run_interruptibly(sess, feeds, options, self.time_limit_s)
+        except (KeyboardInterrupt, ModelCallCancelled):
+            raise
         except Exception as exc:
+            if options.terminate:
+                raise ModelCallCancelled(f"{self._files[graph]}: the model call was cancelled"
+                                         + (f" after the {self.time_limit_s:g} s time limit" if self.time_limit_s else "")) from None
             first = str(exc).strip().splitlines()[0]
             raise RuntimeError(f"{self._files[graph]}: ONNX Runtime failed on inputs {[v.shape for v in feeds.values()]}: {first}") from None
+        finally:
+            with self._lock:
+                self._active.discard(options)
         return {o.name: v for o, v in zip(sess.get_outputs(), outs, strict=True)}
+
+    def cancel(self) -> int:
+        """Stop every model call in flight (from any thread); each raises :class:`ModelCallCancelled`.
+        Returns how many were asked to stop. The app's Cancel and time limit use this."""
+        with self._lock:
+            active = list(self._active)
+        for options in active:
+            options.terminate = True
+        return len(active)
+
+
+_EXTERNAL_SCAN_BYTES = 64 * 1024**2  # graphs with external data are small; bigger ones hold their weights
+
+
+def _check_external_data(path: Path) -> None:
+    """Refuse a graph whose external data files are huge (a 300-byte model.onnx naming a 3 GiB
+    sparse file made ONNX Runtime allocate 6.3 GB) before ONNX Runtime reads them. Where a file
+    lives is ONNX Runtime's own check (it refuses paths escaping the folder)."""
+    if path.stat().st_size > _EXTERNAL_SCAN_BYTES:
+        return
+    try:
+        import onnx
+        from onnx.external_data_helper import _get_all_tensors
+    except ImportError:  # the runtime works without the onnx package; ORT's own limits apply
+        return
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception:  # not parseable: ORT's load reports it with the usual message
+        return
+    total = 0
+    for tensor in _get_all_tensors(model):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        entry = {e.key: e.value for e in tensor.external_data}
+        name = entry.get("location", "")
+        target = (path.parent / name)
+        length = int(entry["length"]) if entry.get("length", "").isdigit() else None
+        try:
+            size = target.stat().st_size if length is None else length
+        except OSError:
+            continue  # missing or escaping: ORT refuses it by name
+        total += size
+        if total > limits.MAX_WEIGHTS_BYTES:
+            raise BundleError(f"{path}: its external data ({name}) holds {total / 1024**3:.1f} GiB, over the "
+                              f"{limits.MAX_WEIGHTS_BYTES / 1024**3:.0f} GiB aestudio loads (aestudio.limits.MAX_WEIGHTS_BYTES); "
+                              "the file is damaged or not a model for this studio")
+
+
+class ModelCallCancelled(RuntimeError):
+    """A model call stopped by :meth:`OrtPredictor.cancel` or its time limit."""
+
+
+def run_interruptibly(sess: ort.InferenceSession, feeds: dict[str, np.ndarray], options: ort.RunOptions,
+                      time_limit_s: float | None = None) -> list[np.ndarray]:
+    """``sess.run`` that Ctrl-C (and a time limit) can stop.
+
+    ONNX Runtime holds the calling thread inside C++ until the graph ends, so a SIGINT
+    only reaches Python after it (a Loop of 1e15 iterations: never). On the main thread
+    the call therefore runs in a helper thread while the main thread waits in short
+    slices, free to take the KeyboardInterrupt, which sets ``options.terminate``: ORT
+    stops at its next node and the helper thread ends."""
+    result: dict[str, object] = {}
+    timer = threading.Timer(time_limit_s, lambda: setattr(options, "terminate", True)) if time_limit_s else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        if threading.current_thread() is not threading.main_thread():
+            return sess.run(None, feeds, options)  # a worker: its owner cancels via options
+
+        def call() -> None:
+            try:
+                result["outs"] = sess.run(None, feeds, options)
+            except BaseException as exc:  # handed to the waiting thread
+                result["error"] = exc
+
+        worker = threading.Thread(target=call, name="ort-run", daemon=True)
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.05)
+        except KeyboardInterrupt:
+            options.terminate = True
+            worker.join(5.0)
+            raise
+        error = result.pop("error", None)
+        if error is not None:
+            raise error  # type: ignore[misc]
+        return result["outs"]  # type: ignore[return-value]
+    finally:
+        if timer is not None:
+            timer.cancel()
+        # The stored error's traceback holds call()'s frame, which holds `result`: a cycle that
+        # kept the session alive until interpreter teardown, where ONNX Runtime aborts.
+        result.clear()
 
 
 # ----------------------------------------------------------------- foreign models
+
+
+def _check_foreign_shapes(path: Path, inp: object, out: object, desc: ForeignModelDescription) -> None:
+    """Shapes that would mislead or allocate without bound, refused with the file named."""
+    n, c, h, w = inp.shape  # type: ignore[attr-defined]
+    if isinstance(n, int) and n < 1:
+        raise ValueError(f"{path}: input {inp.name!r} declares a batch of {n}; "  # type: ignore[attr-defined]
+                         "re-export it with a dynamic or positive batch dimension")
+    if isinstance(c, int) and not 1 <= c <= limits.MAX_CHANNELS:
+        raise ValueError(f"{path}: input {inp.name!r} declares {c} channels; image models take 1 or 3")  # type: ignore[attr-defined]
+    for side in (h, w):
+        if isinstance(side, int) and not 1 <= side <= limits.MAX_NET_IMAGE_SIZE:
+            raise ValueError(f"{path}: input {inp.name!r} declares a fixed {h} x {w} image; aestudio runs fixed-size "  # type: ignore[attr-defined]
+                             f"models up to {limits.MAX_NET_IMAGE_SIZE} px a side (aestudio.limits.MAX_NET_IMAGE_SIZE)")
+    vr = desc.value_range
+    if vr is not None and not (len(vr) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in vr) and vr[0] < vr[1]):
+        raise ValueError(f"value range {tuple(vr)} of {path} must be two finite numbers, low < high (--value-range 0,1)")
 
 
 def _describe_foreign(
@@ -276,7 +408,8 @@ def _describe_foreign(
     if len(inp.shape) != 4:
         raise ValueError(f"{path}: input {inp.name!r} has shape {inp.shape}; an image model needs [N, C, H, W]")
     if len(out.shape) != 4:
-        raise ValueError(f"{path}: output {out.name!r} has shape {out.shape}; only image-like outputs [N, C, H, W] are supported")
+        raise ValueError(f"{path}: output {out.name!r} has shape {out.shape}; aestudio runs models whose output is "
+                         "an image or per-pixel class scores [N, C, H, W]; re-export it with such an output")
     desc = desc or ForeignModelDescription()
     _, c, h, w = inp.shape
     missing = []
@@ -284,17 +417,18 @@ def _describe_foreign(
     if isinstance(c, int) and desc.channels not in (None, c):
         raise ValueError(f"{path}: the graph has {c} input channels but the description says {desc.channels}")
     if channels is None:
-        missing.append("channels (the graph's channel dimension is dynamic)")
+        missing.append("its input channels (the graph leaves them open): channels, or --channels 1|3 on the command line")
     if desc.task is None:
-        missing.append("task (reconstruct, denoise, generate or segment)")
+        missing.append("its task (reconstruct, denoise, generate or segment)")
     if desc.value_range is None:
-        missing.append("value_range (e.g. (0, 1) or (-1, 1))")
+        missing.append("its input value range: value_range, or --value-range 0,1 (or -1,1) on the command line")
     if missing:
-        raise ValueError(f"{path}: describe this foreign model with ForeignModelDescription(...): missing " + "; ".join(missing))
+        raise ValueError(f"{path}: a foreign model needs " + "; ".join(missing))
+    _check_foreign_shapes(path, inp, out, desc)
     try:
-        task = BundleTask(desc.task)
+        task = Task(desc.task)
     except ValueError:
-        raise ValueError(f"{path}: task {desc.task!r} is not one of {[t.value for t in BundleTask]}") from None
+        raise ValueError(f"{path}: task {desc.task!r} is not one of {[t.value for t in Task]}") from None
     image_size: int | str = "any"
     if isinstance(h, int) or isinstance(w, int):
         if h != w:
@@ -306,9 +440,10 @@ def _describe_foreign(
         image_size = int(desc.image_size)
     class_names = list(desc.class_names)
     k = out.shape[1]
-    if task is BundleTask.SEGMENT and not class_names:
+    if task is Task.SEGMENT and not class_names:
         if not isinstance(k, int):
-            raise ValueError(f"{path}: describe this foreign model with ForeignModelDescription(...): missing class_names (the output's class dimension is dynamic)")
+            raise ValueError(f"{path}: the output's class dimension is open, so the class names are unknown; "
+                             "pass class_names in the model's description (or export it with a fixed class count)")
         class_names = [f"class {i}" for i in range(k)]
     lo, hi = desc.value_range  # type: ignore[misc]
     info = ModelInfo(

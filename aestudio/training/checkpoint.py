@@ -29,7 +29,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from aestudio import limits
+from aestudio.limits import LimitError
 from aestudio.training.atomic import TEMP_PREFIX, atomic_write_bytes, explained, fsync_dir
+from aestudio.validate import parse_json
 
 log = logging.getLogger(__name__)
 
@@ -93,34 +96,51 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and the JSON metadata of a safetensors file written by :func:`save_tensors`."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:
+            head = fh.read(16)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: file not found; the run folder is incomplete (train again or copy the file back)") from None
-    if data.startswith(_PICKLE_MAGIC):
+    if head.startswith(_PICKLE_MAGIC):
         raise CheckpointError(
             f"{path}: is a PyTorch pickle checkpoint, not safetensors; aestudio never unpickles "
             "weights (loading a pickle can run code). If you trust its source, convert it with "
             f"`{IMPORT_HINT}`"
         )
+    try:  # before reading: a 3 GiB sparse file must not be read whole to be called damaged
+        limits.check_file_size(path, limits.MAX_WEIGHTS_BYTES, "the weights file")
+    except LimitError as exc:
+        raise CheckpointError(f"{exc}; restore it or train again") from None
+    data = path.read_bytes()
     try:
+        raw_meta = _header_metadata(data, path)
         tensors = st_load(data)
-        raw_meta = _header_metadata(data)
+    except LimitError as exc:
+        raise CheckpointError(f"{exc}; restore the file or train again") from None
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc}); it is damaged, restore it or train again") from None
     try:
-        meta = json.loads(raw_meta.get(_META_KEY, "{}"))
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path}: damaged metadata; restore the file or train again") from None
+        meta = parse_json(raw_meta.get(_META_KEY, "{}"), f"{path}: metadata")
+        if not isinstance(meta, dict):
+            raise LimitError(f"{path}: metadata must be a JSON object, not {type(meta).__name__}")
+    except LimitError as exc:
+        raise CheckpointError(f"{exc}; restore the file or train again") from None
     return tensors, meta
 
 
-def _header_metadata(data: bytes) -> dict[str, str]:
+def _header_metadata(data: bytes, path: Path) -> dict[str, str]:
     # The safetensors layout: u64 little-endian header size, then a JSON header
     # whose "__metadata__" holds the string metadata. Parsed from the bytes we
     # already read, so tensors and metadata come from the same file version.
     size = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8 : 8 + size])
-    return header.get("__metadata__") or {}
+    if not 0 < size <= min(len(data) - 8, limits.MAX_JSON_BYTES):
+        raise LimitError(f"{path}: the safetensors header claims {size:,} bytes; the file is damaged")
+    header = parse_json(data[8 : 8 + size], f"{path}: header")
+    if not isinstance(header, dict):
+        raise LimitError(f"{path}: the safetensors header must be a JSON object")
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise LimitError(f"{path}: the safetensors '__metadata__' must map names to text")
+    return meta
 
 
 def read_meta(path: Path) -> dict[str, Any] | None:
@@ -229,7 +249,7 @@ def load_training_state(path: Path) -> TrainingState:
             step=int(meta["step"]),
             epoch=int(meta["epoch"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{path}: incomplete training state (missing {exc}); restore it or start a new run") from None
 
 

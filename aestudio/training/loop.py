@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aestudio.config import FinishReason, Task, TrainConfig
+from aestudio.config import FinishReason, SelfSupervised, Task, TrainConfig
 from aestudio.training.device import device_name, resolve_device
 from aestudio.training.distributed import Share, active, split_batches
 from aestudio.training.events import (
@@ -48,8 +48,11 @@ from aestudio.training.events import (
 )
 from aestudio.training.losses import batch_loss, kl_scale, noisy_copy
 from aestudio.training.metrics import evaluate, is_better, main_metric
+from aestudio.training.orphans import bounded_workers, worker_init
 from aestudio.training.preview import PreviewMaker
 from aestudio.training.runs import RunFolder, RunStatus
+from aestudio.training.selfsup import batch_objective as selfsup_objective
+from aestudio.training.selfsup import validation_loss as selfsup_validation
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +169,11 @@ class _Trainer:
         self.task = task
         self.segment = task is Task.SEGMENT
         self.metric_name, self.metric_mode = main_metric(self.task)
-        self.noise = cfg.noise if cfg.noise.kind != "none" and not self.segment else None
+        # Self-supervised: the batches are the noisy images themselves, the loss masks or sub-samples them.
+        self.selfsup = cfg.self_supervised if not self.segment else SelfSupervised.NONE
+        if self.selfsup is not SelfSupervised.NONE:
+            self.metric_name = "ss_loss"  # no clean images: the method's own loss on fixed validation masks
+        self.noise = cfg.noise if cfg.noise.kind != "none" and not self.segment and self.selfsup is SelfSupervised.NONE else None
         self.n_train = len(data.train)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.amp = cfg.amp and device.type == "cuda"  # float16 autocast only pays (and is only tested) on CUDA
@@ -352,7 +359,8 @@ class _Trainer:
         # different moment than the uninterrupted run did, shifting the training stream.
         workers_seed = torch.Generator().manual_seed(self.dist.loader_seed(seed) if self.dist else seed)
         loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=[s.indices for s in shares],
-                                             num_workers=self.cfg.num_workers,
+                                             num_workers=bounded_workers(self.cfg.num_workers),
+                                             worker_init_fn=worker_init() if self.cfg.num_workers else None,
                                              collate_fn=getattr(self.data.train, "collate_fn", None),
                                              pin_memory=self.device.type == "cuda", generator=workers_seed)
         return zip(iter(loader), shares, strict=True)
@@ -370,10 +378,14 @@ class _Trainer:
     def step_once(self, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float) -> tuple[float, dict[str, float]]:
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-            out = self.dist.forward_train(x_in, self.share.weight) if self.dist else self.net.forward_train(x_in)
-        loss, terms = batch_loss(self.net, out, x_in, target, segmentation=self.segment,
-                                 recon=self.cfg.recon_loss, kl_weight=kl_weight)
+        if self.selfsup is not SelfSupervised.NONE:
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+                loss, terms = selfsup_objective(self.net, x_in, self.selfsup)
+        else:
+            with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+                out = self.dist.forward_train(x_in, self.share.weight) if self.dist else self.net.forward_train(x_in)
+            loss, terms = batch_loss(self.net, out, x_in, target, segmentation=self.segment,
+                                     recon=self.cfg.recon_loss, kl_weight=kl_weight)
         if self.dist is not None:
             return self._step_distributed(loss, terms)
         value = float(loss.detach())
@@ -428,6 +440,9 @@ class _Trainer:
             return {}  # rank 0 validates the whole set: metrics match a 1-process run exactly
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
+            if self.selfsup is not SelfSupervised.NONE:
+                return selfsup_validation(self.net, self.data.val, self.selfsup, device=self.device,
+                                          batch_size=self.batch_size, seed=self.cfg.seed)
             return evaluate(self.net, self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
                             noise=self.noise, seed=self.cfg.seed, num_classes=getattr(self.data, "num_classes", None),
                             class_names=getattr(self.data, "class_names", None))

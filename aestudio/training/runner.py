@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from aestudio.config import NetConfig, NoiseConfig, Task, TrainConfig, to_dict
+from aestudio.config import NetConfig, NoiseConfig, SelfSupervised, Task, TrainConfig, to_dict
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
-from aestudio.training.distributed import is_main, main_process_first
+from aestudio.training.distributed import active, is_main, main_process_first
 from aestudio.training.events import Event
 from aestudio.training.loop import StartState, fit
 from aestudio.training.runs import BEST_FILE, MODEL_FILE, RunError, RunFolder, RunInfo, read_run
@@ -41,11 +41,12 @@ def class_field(cfg: NetConfig) -> str | None:
 
 
 def _open(spec: str, *, image_size: int | None, channels: int | None, val_fraction: float, seed: int,
-          patches: bool = False, native: Any = None) -> Any:
+          patches: bool = False, native: Any = None, noisy: bool = False) -> Any:
     from aestudio.data.specs import open_data
 
+    extra = {"noisy": True} if noisy else {}  # only self-supervised runs pass it (test fakes take **kw)
     return open_data(spec, image_size=image_size, channels=channels, val_fraction=val_fraction, seed=seed,
-                     patches=patches, native=native)
+                     patches=patches, native=native, **extra)
 
 
 # Defaults for segmentation at the images' own scale (issue 13, measured on 2 CPU cores: 128-pixel
@@ -149,7 +150,10 @@ def train(
     spec = get_spec(net_name)  # KeyError names the choices
     resolve_device(cfg.device)  # fail before touching the disk
     net_cfg = net_cfg or spec.config_cls()
-    if spec.task is Task.DENOISE and cfg.noise.kind == "none":
+    selfsup = cfg.self_supervised is not SelfSupervised.NONE
+    if selfsup:
+        _check_self_supervised(net_name, spec, cfg, data_spec)
+    elif spec.task is Task.DENOISE and cfg.noise.kind == "none":
         log.info("denoising net without --noise: using %s", DEFAULT_DENOISE_NOISE)
         cfg = dataclasses.replace(cfg, noise=DEFAULT_DENOISE_NOISE)
     if image_size is None and not spec.fully_convolutional:
@@ -157,7 +161,7 @@ def train(
     patches = _wants_patches(spec)
     native = native_plan(net_name, net_cfg, crop_size) if uses_native_scale(net_name, data_spec, image_size) else None
     data = _open(data_spec, image_size=image_size, channels=channels, val_fraction=cfg.val_fraction, seed=cfg.seed,
-                 patches=patches, native=native)
+                 patches=patches, native=native, noisy=selfsup)
     if spec.task is Task.SEGMENT and _kind(data) != "segmentation":
         raise ValueError(f"{net_name} needs images with masks, but {data_spec!r} has none; use shapes-seg or pairs:IMAGES,MASKS")
     net_cfg = _fit_net_to_data(net_name, net_cfg, data, num_classes)
@@ -172,7 +176,7 @@ def train(
     run = RunFolder.create(run_dir, {
         "net": net_config_to_dict(net_name, net_cfg),
         "task": spec.task.value,
-        "data": _data_record(data, image_size, channels, cfg, patches, native),
+        "data": _data_record(data, image_size, channels, cfg, patches, native, noisy=selfsup),
         "train": to_dict(cfg),
         "num_params": int(info["num_params"]),
         "code_values": info.get("code_values"),
@@ -183,12 +187,23 @@ def train(
     return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task)
 
 
+def _check_self_supervised(net_name: str, spec: Any, cfg: TrainConfig, data_spec: str) -> None:
+    """Self-supervised training: a fully convolutional denoiser, the images' own noise, a folder."""
+    if spec.task is not Task.DENOISE or not spec.fully_convolutional:
+        raise ValueError(f"--self-supervised trains a denoiser; {net_name} is not one (use --model denoising_ae)")
+    if cfg.noise.kind != "none":
+        raise ValueError("--self-supervised learns from the noise already in the images; leave out --noise")
+    if active() is not None:
+        raise ValueError("--self-supervised does not run under torchrun yet; start it as a single process")
+
+
 def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: TrainConfig,
-                 patches: bool = False, native: Any = None) -> dict[str, Any]:
+                 patches: bool = False, native: Any = None, noisy: bool = False) -> dict[str, Any]:
     return {
         "spec": data.spec,
         "options": {"image_size": image_size, "channels": channels, "val_fraction": cfg.val_fraction, "seed": cfg.seed,
-                    "patches": patches, "native": native.to_dict() if native is not None else None},
+                    "patches": patches, "native": native.to_dict() if native is not None else None,
+                    "noisy": noisy},
         "kind": _kind(data),
         "channels": int(data.channels),
         "image_size": data.image_size,
@@ -257,7 +272,8 @@ def resume(
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
                  val_fraction=opts.get("val_fraction", cfg.val_fraction), seed=opts.get("seed", cfg.seed),
-                 patches=bool(opts.get("patches", False)), native=native_from_options(opts))
+                 patches=bool(opts.get("patches", False)), native=native_from_options(opts),
+                 noisy=bool(opts.get("noisy", False)))
     expected = info.data_info.get("train_size")
     if expected is not None and expected != len(data.train):
         log.warning("%s: the training set changed (%s -> %d images); the resume is not exact", folder, expected, len(data.train))

@@ -23,11 +23,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
-
+from aestudio import limits
 from aestudio.config import NetConfig, TrainConfig, from_dict
+from aestudio.limits import LimitError
 from aestudio.training.atomic import (
     TEMP_PREFIX,
     append_line,
@@ -35,7 +35,13 @@ from aestudio.training.atomic import (
     finite_json,
     fsync_dir,
 )
-from aestudio.training.checkpoint import PREV_SUFFIX, CheckpointError, load_weights, read_meta
+from aestudio.validate import need, parse_json, read_json
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# The checkpoint module (torch, safetensors) is imported where weights are touched, so listing and
+# reading runs (the app's Models panel, drops) never loads torch: a 3 s import on these machines.
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +111,41 @@ def read_record(path: Path | str) -> dict[str, Any]:
     if not file.is_file():
         raise RunError(f"{folder} is not a run folder: {RUN_JSON} is missing; pass a folder made by `aestudio train --out DIR`")
     try:
-        record = json.loads(file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"{file}: damaged JSON ({exc}); restore it from a backup or train a new run") from None
+        record = read_json(file)
+    except LimitError as exc:
+        raise RunError(f"{exc}; restore it from a backup or train a new run") from None
     if not isinstance(record, dict) or record.get("format") != RUN_FORMAT:
-        raise RunError(f"{file}: not an aestudio run record (format {record.get('format') if isinstance(record, dict) else None!r}); pass a folder made by `aestudio train`")
-    version = record.get("version")
-    if not isinstance(version, int) or version > RUN_VERSION:
-        raise RunError(f"{file}: run format version {version!r} is newer than this aestudio understands ({RUN_VERSION}); upgrade aestudio")
+        fmt = record.get("format") if isinstance(record, dict) else None
+        raise RunError(f"{file}: not an aestudio run record (format {fmt!r:.40}); pass a folder made by `aestudio train`")
+    try:
+        version = need(record, "version", int, str(file))
+    except LimitError as exc:
+        raise RunError(f"{exc}; fix run.json (aestudio writes \"version\": {RUN_VERSION}) or train a new run") from None
+    if version > RUN_VERSION:
+        raise RunError(f"{file}: run format version {version} is newer than this aestudio understands ({RUN_VERSION}); upgrade aestudio")
     missing = [k for k in ("net", "data", "train", "epoch", "step", "status") if k not in record]
     if missing:
         raise RunError(f"{file}: missing field(s) {', '.join(missing)}; the file is damaged, restore it or train a new run")
+    try:
+        _check_record(record, str(file))
+    except LimitError as exc:
+        raise RunError(f"{exc}; fix run.json or train a new run") from None
     return record
+
+
+def _check_record(record: dict[str, Any], where: str) -> None:
+    """Types of run.json's fields (the configs check their own values), so no reader meets a surprise."""
+    need(record, "version", int, where)
+    for key in ("net", "data", "train"):
+        need(record, key, dict, where)
+    for key in ("epoch", "step"):
+        limits.check_int(key, need(record, key, int, where), 0, 10**15, where=where)
+    need(record, "status", str, where)
+    for key, types in (("metrics", dict), ("best", dict), ("position", dict), ("num_params", int), ("bad_files", int),
+                       ("message", str), ("created", str), ("updated", str), ("compression_ratio", (int, float))):
+        need(record, key, types, where, optional=True)
+    need(record["data"], "spec", str, f"{where}: data", optional=True)
+    need(record["data"], "options", dict, f"{where}: data", optional=True)
 
 
 def read_run(path: Path | str) -> RunInfo:
@@ -178,11 +207,11 @@ def history(path: Path | str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            log.warning("%s line %d is damaged; skipped", file, n)
+            rec = parse_json(line, f"{file} line {n}")
+        except LimitError as exc:
+            log.warning("%s; skipped", exc)
             continue
-        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int):
+        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int) and not isinstance(rec["epoch"], bool):
             by_epoch[rec["epoch"]] = rec
     return [by_epoch[k] for k in sorted(by_epoch)]
 
@@ -190,6 +219,7 @@ def history(path: Path | str) -> list[dict[str, Any]]:
 def load_net(run_dir: Path | str, which: str = "best") -> tuple[nn.Module, RunInfo]:
     """The run's net with its ``best`` (falls back to ``last`` if none yet) or ``last`` weights, in eval mode."""
     from aestudio.nets.registry import build_net
+    from aestudio.training.checkpoint import CheckpointError, load_weights
 
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', not {which!r}")
@@ -224,6 +254,8 @@ def recover_run(path: Path | str) -> list[str]:
     ``run.json`` (the commit point) to the ``.prev`` version they replaced, so
     the weights, the training state and run.json name the same step again.
     """
+    from aestudio.training.checkpoint import PREV_SUFFIX, read_meta
+
     folder = Path(path)
     actions: list[str] = []
     for tmp in folder.glob(TEMP_PREFIX + "*"):

@@ -101,7 +101,38 @@ def test_dropped_image_reconstruction_and_metrics_match_direct_computation(qtbot
     np.testing.assert_allclose(r["error"], np.abs(original - expected)[:, :, 0], atol=1e-6)
     assert panel.error_pane.array.shape == (24, 20, 3)
     assert panel.colorbar.scale is not None and panel.colorbar.scale >= float(r["error"].max()) * 0.5
-    assert panel.save_recon_button.isEnabled() and not panel.state_label.isVisible()
+    assert panel.save_recon_button.isEnabled()
+    # 20x24 is not the model's 16x16: said beside the images, and no compression ratio then.
+    assert panel.state_label.isVisible() and "resized from 20×24 to 16×16" in panel.state_label.text()
+    assert panel.tiles["ratio"].text() == "– (resized)"
+
+
+def test_an_image_unlike_the_models_input_is_warned_and_gets_no_compression_ratio(qtbot, panel, conv_model, tmp_path):
+    # Issue 16: a 256x256 colour photo through an 8x8 grey model went by without a word,
+    # with the model's compression ratio shown as if it applied.
+    fits = grey_png(tmp_path / "fits.png", 16, 16)
+    rgb = (np.random.default_rng(2).random((64, 64, 3)) * 255).astype(np.uint8)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(rgb).save(photo)
+    panel.set_model(conv_model)
+    panel.set_data(SimpleNamespace(spec="digits"))
+    qtbot.waitUntil(lambda: panel.errors is not None, timeout=15000)
+    panel.add_images([fits, photo])
+    panel.browse.set_position(panel.browse.FILES, 0)
+    qtbot.waitUntil(lambda: panel.current is not None and panel.current.get("path") == fits, timeout=WAIT)
+    assert not panel.state_label.isVisible()
+    assert panel.tiles["ratio"].text() == "16.0 : 1"
+    # The dropped image is marked on the data set's error histogram, at its own MSE.
+    assert panel.shown_line.isVisible() and panel.shown_line.label.format == "dropped"
+    assert panel.shown_line.value() == pytest.approx(panel.current["metrics"]["mse"])
+
+    panel.browse.set_position(panel.browse.FILES, 1)
+    qtbot.waitUntil(lambda: panel.current is not None and panel.current.get("path") == photo, timeout=WAIT)
+    text = panel.state_label.text()
+    assert panel.state_label.isVisible() and "does not fit" in text
+    assert "resized from 64×64 to 16×16" in text and "a colour image through a grey model" in text
+    assert panel.tiles["ratio"].text() == "– (resized)"
+    assert panel.shown_line.value() == pytest.approx(panel.current["metrics"]["mse"])
 
 
 def test_colour_photo_keeps_its_colours_through_a_grey_model(qtbot, panel, conv_model, tmp_path):
@@ -259,9 +290,9 @@ def test_large_photo_through_a_fully_convolutional_model_is_tiled(qtbot, panel, 
 def test_a_segmentation_model_is_not_run_and_the_panel_says_why(qtbot, panel, conv_model, tmp_path):
     from dataclasses import replace
 
-    from aestudio.inference.bundle import BundleTask
+    from aestudio.config import Task
 
-    seg = LoadedModel(path=conv_model.path, info=replace(conv_model.info, task=BundleTask.SEGMENT),
+    seg = LoadedModel(path=conv_model.path, info=replace(conv_model.info, task=Task.SEGMENT),
                       predictor=FailingPredictor(conv_model.info), runtime="seg")
     panel.set_model(seg)
     panel.add_images([grey_png(tmp_path / "s.png")])

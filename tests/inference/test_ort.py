@@ -233,7 +233,7 @@ def _foreign_file(tmp_path: Path, dynamic: bool) -> tuple[Path, torch.nn.Module]
 
 def test_foreign_model_asks_for_missing_facts(tmp_path: Path) -> None:
     path, _ = _foreign_file(tmp_path, dynamic=True)
-    with pytest.raises(ValueError, match=r"missing task .*value_range"):
+    with pytest.raises(ValueError, match=r"needs its task .*value_range"):
         OrtPredictor(path)
 
 

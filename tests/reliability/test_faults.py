@@ -3,7 +3,7 @@
 The kill tests run in a driver process (tests/reliability/kill_driver.py) that
 forks a training child per cycle and SIGKILLs it at a random moment; the
 other faults are injected by monkeypatching the module-level seams the code
-exposes for that (``loop.train_step``, the shared atomic writer's ``os``/``tempfile`` in ``aestudio._fs``).
+exposes for that (``loop.train_step``, the shared atomic writer's ``os`` and ``_create_temp`` in ``aestudio._fs``).
 """
 
 from __future__ import annotations
@@ -170,9 +170,10 @@ def test_out_of_memory_halves_the_batch_three_times_then_fails_clearly(tmp_path,
 
 
 def _fail_writes_after(monkeypatch, n_ok: int, exc: OSError, where: str) -> None:
-    """Let ``n_ok`` atomic writes succeed, then fail every write at ``where`` (fsync or mkstemp)."""
+    """Let ``n_ok`` atomic writes succeed, then fail every write at ``where`` (fsync, or
+    ``mkstemp``: the creation of the temp file, ``_fs._create_temp``)."""
     count = {"n": 0}
-    real_fsync, real_mkstemp = _fs.os.fsync, _fs.tempfile.mkstemp
+    real_fsync, real_mkstemp = _fs.os.fsync, _fs._create_temp
 
     def fsync(fd):
         if where == "fsync" and count["n"] >= n_ok:
@@ -186,7 +187,7 @@ def _fail_writes_after(monkeypatch, n_ok: int, exc: OSError, where: str) -> None
         return real_mkstemp(*a, **k)
 
     monkeypatch.setattr(_fs.os, "fsync", fsync)
-    monkeypatch.setattr(_fs.tempfile, "mkstemp", mkstemp)
+    monkeypatch.setattr(_fs, "_create_temp", mkstemp)
 
 
 @pytest.mark.parametrize(("err", "where", "words"), [

@@ -64,6 +64,21 @@ def test_segment_tab_offers_the_shapes_seg_unet(qtbot, fresh_window) -> None:
     qtbot.waitUntil(lambda: segment.data is not None and segment.data.spec == "shapes-seg", timeout=10000)
 
 
+def test_noise_lab_offers_the_photo_denoiser_over_a_reconstructing_model(qtbot, fresh_window) -> None:
+    # Issue 16: the Noise lab kept digits-conv-ae active and a dropped photo came out as a blob.
+    from aestudio.zoo import catalog as zoo
+
+    w = fresh_window
+    qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
+    w.load_model(zoo.find_model("digits-conv-ae").path)
+    qtbot.waitUntil(lambda: w.active_model.path.name == "digits-conv-ae", timeout=60000)
+    noise = next(p for p in w.explore if "noise" in p.title.lower())
+    w.show_panel(noise)
+    qtbot.waitUntil(lambda: w.active_model.path.name == "photo-denoiser", timeout=60000)
+    assert any("Noise lab works best with a denoise model: loading the shipped photo-denoiser" in m.text
+               for m in w.messages.history)
+
+
 def test_scripted_setups_skip_the_first_run_model(qtbot, settings_dir, monkeypatch: pytest.MonkeyPatch) -> None:
     from aestudio.gui.app import application
     from aestudio.gui.main_window import MainWindow

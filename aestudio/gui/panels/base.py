@@ -29,6 +29,10 @@ class ExplorePanel(QWidget):
     purpose: ClassVar[str] = ""  # one sentence: what this panel does
     drop_hint: ClassVar[str] = "Drop images here."  # what to drop, shown while empty
     tasks_supported: ClassVar[frozenset[Task]] = frozenset(Task)  # which models make sense here
+    # The task this panel is made for, when it also runs others (the Noise lab runs any
+    # autoencoder, but only a denoiser removes noise): the window offers the shipped model
+    # for it, as it does for an unsupported model.
+    preferred_task: ClassVar[Task | None] = None
 
     notify = Signal(object, str, str)  # Level, text, details: routed to the window's message bar
 

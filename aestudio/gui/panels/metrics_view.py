@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QSizePolicy,
+    QStyle,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -157,14 +158,37 @@ class ColorBar(QWidget):
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
         return QSize(64, 200)
 
+    TITLE = "|error|"
+
+    def _bar_rect(self) -> QRectF:
+        fm = self.fontMetrics()
+        top = 6 + fm.height() + fm.ascent()  # the title's line, then half a tick label above the bar
+        return QRectF(6, top, 14, max(0, self.height() - 10 - fm.height() - top))
+
+    def title_rect(self) -> QRectF:
+        """Where the title is drawn: its own line, clear of the top tick label."""
+        fm = self.fontMetrics()
+        return QRectF(0, 2, self.width(), fm.height())
+
+    def tick_rects(self) -> list[QRectF]:
+        """Bounding boxes of the three tick labels (0, half, top), as drawn."""
+        fm = self.fontMetrics()
+        bar = self._bar_rect()
+        out = []
+        for frac in (0.0, 0.5, 1.0):
+            y = bar.bottom() - frac * bar.height()
+            text = f"{(self._scale or 0.0) * frac:.2g}"
+            baseline = int(y + fm.ascent() / 2 - 1)
+            out.append(QRectF(bar.right() + 4, baseline - fm.ascent(), fm.horizontalAdvance(text), fm.height()))
+        return out
+
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         fm = p.fontMetrics()
-        top, bottom = 28 + fm.height(), self.height() - 10 - fm.height()
-        if bottom - top < 20 or self._scale is None:
+        bar = self._bar_rect()
+        if bar.height() < 20 or self._scale is None:
             return
-        bar = QRectF(6, top, 14, bottom - top)
         grad = QLinearGradient(bar.bottomLeft(), bar.topLeft())
         for i, (r, g, b) in enumerate(self._lut):
             grad.setColorAt(i / (len(self._lut) - 1), QColor.fromRgbF(float(r), float(g), float(b)))
@@ -173,12 +197,12 @@ class ColorBar(QWidget):
         p.drawRect(bar)
         p.setPen(self.palette().windowText().color())
         x = int(bar.right()) + 4
-        for frac in (0.0, 0.5, 1.0):
+        for frac, rect in zip((0.0, 0.5, 1.0), self.tick_rects(), strict=True):
             y = bar.bottom() - frac * bar.height()
             p.drawLine(int(bar.right()), int(y), x - 1, int(y))
-            p.drawText(x, int(y + fm.ascent() / 2 - 1), f"{self._scale * frac:.2g}")
-        p.drawText(QRectF(0, top - fm.height() - 22, self.width(), fm.height() * 2 + 4),
-                   Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom, "|error|")
+            p.drawText(x, int(rect.top() + fm.ascent()), f"{self._scale * frac:.2g}")
+        # The title has its own line above the top tick label (it used to overlap it).
+        p.drawText(self.title_rect(), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, self.TITLE)
 
 
 class MetricTile(QWidget):
@@ -204,6 +228,26 @@ class MetricTile(QWidget):
 
     def text(self) -> str:
         return self.value.text()
+
+
+class ElidedLabel(QLabel):
+    """One line that elides in the middle when short of room (a long path must not widen
+    the panel or squeeze its neighbours); ``text()`` stays the full text, also the tooltip."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(60, super().minimumSizeHint().height())
+
+    def elided(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, self.contentsRect().width())
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        self.style().drawItemText(p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
+                                  self.elided(), self.foregroundRole())
 
 
 class BrowseBar(QWidget):
@@ -293,6 +337,11 @@ class BrowseBar(QWidget):
         self.combo.setCurrentIndex(max(0, i))
         self.combo.blockSignals(False)
         self.combo.setEnabled(self.combo.count() > 1)
+        # Room for the longest entry whatever its neighbours ask for: a long file name beside
+        # it squeezed the combo to "Dropped images (".
+        fm = self.combo.fontMetrics()
+        longest = max(fm.horizontalAdvance(self.combo.itemText(i)) for i in range(self.combo.count()))
+        self.combo.setMinimumWidth(longest + self.combo.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent) + 28)
         self._update_label()
 
     def _update_label(self) -> None:
@@ -344,7 +393,7 @@ class BrowsedImagePanel(ExplorePanel):
         self.browse = BrowseBar()
         self.browse.changed.connect(on_change)
         bar.addWidget(self.browse)
-        self.item_label = QLabel("")
+        self.item_label = ElidedLabel("")
         self.item_label.setObjectName("hint")
         bar.addWidget(self.item_label, 1)
         self.busy_label = QLabel("")

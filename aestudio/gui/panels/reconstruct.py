@@ -50,6 +50,7 @@ from aestudio.explore.image_metrics import (
     error_scale,
     fmt_metric,
     image_metrics,
+    input_mismatch,
     run_model_image,
     unique_path,
 )
@@ -151,6 +152,7 @@ class ReconstructPanel(BrowsedImagePanel):
         self.errors: np.ndarray | None = None  # reconstruction MSE per row of arrays.images
         self.order: np.ndarray | None = None  # rows sorted by error, worst first
         self.current: dict[str, Any] | None = None  # what the top row shows (for Save)
+        self._mismatch: str | None = None  # how the image shown differs from what the model takes (words)
         self.current_path: Path | None = None  # the dropped file shown, if any
         self._gen = 0  # bumped when the model or the data changes
         self._loading_spec: str | None = None
@@ -292,12 +294,24 @@ class ReconstructPanel(BrowsedImagePanel):
 
     def on_model_changed(self, model: LoadedModel | None) -> None:
         self._reset_data()
-        ratio = compression_ratio(model.info) if model is not None else None
-        self.tiles["ratio"].set_value(fmt_metric("ratio", ratio) if ratio else "– (no code)" if model else "–")
+        self._mismatch = None
+        self._show_ratio()
         if self.data is not None:
             self._load_data()
         self._refresh_state()
         self.show_current()
+
+    def _show_ratio(self) -> None:
+        """The model's compression ratio, unless the image shown does not fit the model (then it does not apply)."""
+        model = self.model
+        ratio = compression_ratio(model.info) if model is not None else None
+        if self._mismatch:
+            self.tiles["ratio"].set_value("– (resized)")
+            self.tiles["ratio"].setToolTip(f"Not for this image ({self._mismatch}): the ratio describes images "
+                                           "the size and kind the model was trained on")
+            return
+        self.tiles["ratio"].setToolTip("Input values per code value: how much the model compresses an image")
+        self.tiles["ratio"].set_value(fmt_metric("ratio", ratio) if ratio else "– (no code)" if model else "–")
 
     def on_data_changed(self, summary: Any) -> None:
         self._reset_data()
@@ -525,6 +539,7 @@ class ReconstructPanel(BrowsedImagePanel):
             if self.errors is not None:
                 rank = int(np.where(self.order == i)[0][0]) + 1
                 text += f"  ·  {rank} of {len(self.errors)} by error (1 = worst)"
+                self.shown_line.label.setFormat("shown")
                 self.shown_line.setValue(float(self.errors[i]))
             self.shown_line.setVisible(self.errors is not None)
             self.item_label.setText(text)
@@ -592,6 +607,13 @@ class ReconstructPanel(BrowsedImagePanel):
         for key in ("mse", "psnr", "ssim"):
             self.tiles[key].set_value(fmt_metric(key, m[key]))
         self.current = dict(r, path=path)
+        self._mismatch = input_mismatch(self.model.info, r["original"].shape) if self.model is not None else None
+        self._show_ratio()
+        if path is not None and self.errors is not None:
+            # A dropped image on the data set's error histogram: is it an anomaly for this model?
+            self.shown_line.label.setFormat("dropped")
+            self.shown_line.setValue(float(m["mse"]))
+            self.shown_line.setVisible(True)
         self._refresh_state()
 
     def _failed(self, exc: BaseException, details: str) -> None:
@@ -609,6 +631,8 @@ class ReconstructPanel(BrowsedImagePanel):
 
     def _clear_view(self) -> None:
         self.current = None
+        self._mismatch = None
+        self._show_ratio()
         self.item_label.setText("")
         for pane in (self.original_pane, self.recon_pane, self.error_pane):
             pane.clear()
@@ -678,6 +702,10 @@ class ReconstructPanel(BrowsedImagePanel):
             text = f"Opening {self._loading_spec}…"
         elif not has_images:
             text = self.drop_hint
+        elif self._mismatch and self.current is not None:
+            text = (f"⚠ This image does not fit {self.model.name} ({self._mismatch}): the reconstruction "
+                    "says little about it, and the compression ratio does not apply. Drop images like the "
+                    "model's training data, or train a model on yours.")
         else:
             text = ""
         self.state_label.setText(text)
