@@ -117,7 +117,7 @@ class LatentMap(QWidget):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setStyle(tickLength=-4)
             self.plot.getAxis(axis).setTextPen("#6b717b")
-        self.plot.setMinimumSize(240, 200)
+        self.plot.setMinimumSize(240, 180)  # 180: the Latent tab fits above the sample strip at 1366x768
         self._drop_item = pg.ScatterPlotItem(size=17, symbol="star", pen=pg.mkPen("#111", width=1.2),
                                              brush=pg.mkBrush("#ffd21f"))
         self._drop_item.setZValue(20)
