@@ -32,7 +32,7 @@ from torch import nn
 
 from aestudio import __version__
 from aestudio._fs import make_temp_dir
-from aestudio.config import NetConfig
+from aestudio.config import NetConfig, to_dict
 from aestudio.export.graph_rewrites import optimise_for_ort
 from aestudio.export.torch_predictor import info_for_net
 from aestudio.inference.bundle import (
@@ -455,6 +455,9 @@ def export_run(
             "steps": run.step,
             "wall_time_s": round(sum(float(h.get("seconds", 0.0)) for h in run.history), 2),
             "seed": run.train_cfg.seed,
+            # What the model knows: the Noise lab warns when an image's noise is outside it.
+            "noise": to_dict(run.train_cfg.noise),
+            "self_supervised": getattr(run.train_cfg.self_supervised, "value", "none"),
             "best": run.best,
             "status": run.status.value,
         },

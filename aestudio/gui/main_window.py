@@ -220,6 +220,8 @@ class MainWindow(QMainWindow):
             "Use a folder of images as the data set")
         act(file, "open_model", "Open &run or bundle…", self.open_model_dialog, "Ctrl+L",
             "Load a trained run, a bundle or an .onnx file as the active model")
+        act(file, "open_package", "Open model &file (.zip, .onnx)…", self.open_model_file_dialog, None,
+            "Load a BioImage Model Zoo package (.zip) or a .onnx file as the active model")
         act(file, "export", "&Export active model…", self.export_active_dialog, "Ctrl+E",
             "Write the active model's ONNX bundle to a folder")
         act(file, "export_package", "Export as BioImage &Model Zoo package…", self.export_package_dialog, None,
@@ -442,6 +444,12 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open a run or bundle folder", str(self.workspace))
         if folder:
             self.open_paths([Path(folder)])
+
+    def open_model_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model file", str(self.workspace),
+                                              "Models (*.zip *.onnx);;BioImage Model Zoo package (*.zip);;ONNX (*.onnx)")
+        if path:
+            self.open_paths([Path(path)])
 
     # ================================================================ models
 
