@@ -50,14 +50,13 @@ class Group(str, enum.Enum):
 
 def run_summary(path: Path) -> str:
     try:
-        info = engine.read_run(path)
+        record = engine.read_record(path)  # run.json only: listing runs never loads torch
     except Exception as exc:  # noqa: BLE001 - a half-written run still gets listed
         return f"unreadable: {exc}"
     # Short: the folder name already says family and data; the tooltip has the path.
-    parts = [f"{getattr(info, 'epoch', 0)} ep"]
-    status = getattr(info, "status", "")
-    if status:
-        parts.append(str(getattr(status, "value", status)))
+    parts = [f"{record['epoch']} ep"]
+    if record["status"]:
+        parts.append(str(record["status"]))
     if engine.is_bundle(engine.run_bundle_dir(path)):
         parts.append("ONNX")
     return " · ".join(parts)
@@ -68,10 +67,9 @@ def bundle_summary(path: Path) -> str:
         info = engine.read_bundle(path)
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
-    task = getattr(info, "task", "")
     # The task only: the column is narrow and "denoising_ae · denoise" was cut to "denoisi…denoise";
     # the family is in the tooltip (bundle_tooltip).
-    return str(getattr(task, "value", task) or getattr(info, "net", "") or "bundle")
+    return info.task.value
 
 
 def bundle_tooltip(path: Path) -> str:
@@ -79,9 +77,7 @@ def bundle_tooltip(path: Path) -> str:
         info = engine.read_bundle(path)
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
-    task = getattr(info, "task", "")
-    parts = [str(getattr(info, "name", "") or path.name), str(getattr(info, "net", "") or ""),
-             str(getattr(task, "value", task) or "")]
+    parts = [info.name or path.name, info.net or "", info.task.value]
     return " · ".join(p for p in parts if p) + f"\n{path}"
 
 

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QCollapsible
 
-from aestudio.config import FinishReason, TrainConfig
+from aestudio.config import FinishReason, Task, TrainConfig
 from aestudio.gui import engine
 from aestudio.gui.config_form import ConfigForm
 from aestudio.gui.curves import CurvesView
@@ -77,6 +77,12 @@ def format_seconds(s: float) -> str:
     return f"{h}h {m:02d}m" if h else f"{m}m {sec:02d}s" if m else f"{sec}s"
 
 
+def preload_core() -> list[Device]:
+    """Import the net families (and so torch) and list the devices: a worker's job, ~3 s."""
+    engine.list_nets()
+    return list_devices()
+
+
 class TrainPanel(QWidget):
     run_finished = Signal(object)  # TrainFinished (run_dir set when a run folder exists)
     device_reported = Signal(str)  # "cpu" / "cuda:0 · NVIDIA ..." from RunStarted
@@ -95,6 +101,8 @@ class TrainPanel(QWidget):
         self._last_step: StepEnded | None = None
         self._device = ""  # the device of the current run, from RunStarted
         self._devices: list[Device] | None = None
+        self._core_ready = False  # families and devices listed (both need torch; see ensure_core)
+        self._pending_device = ""  # a device asked for before the list existed (restored settings)
         self.net_form: ConfigForm | None = None
 
         splitter = QSplitter(Qt.Orientation.Horizontal, self)
@@ -105,7 +113,7 @@ class TrainPanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(splitter)
-        self._populate_families()
+        self.family_help.setText("Loading the model families (PyTorch)…")
         self._update_buttons()
         self._fit_settings_width()
 
@@ -276,26 +284,45 @@ class TrainPanel(QWidget):
         if spec is None:
             return
         fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-        task = getattr(spec.task, "value", spec.task)
-        for name, applies in (("kl_warmup_epochs", "beta" in fields), ("noise", task == "denoise")):
+        for name, applies in (("kl_warmup_epochs", "beta" in fields), ("noise", spec.task is Task.DENOISE)):
             self.train_form.set_row_visible(name, applies)
 
-    def ensure_devices(self) -> None:
-        """List devices on first need (it imports torch and asks CUDA)."""
-        if self._devices is not None:
+    @property
+    def core_ready(self) -> bool:
+        return self._core_ready
+
+    def ensure_core(self, devices: list[Device] | None = None) -> None:
+        """Fill the family picker and the device list, once.
+
+        Both need torch (the nets register in torch modules; devices ask CUDA), a 3 s import,
+        so the window opens without them: it preloads them on a worker after the first paint
+        (:func:`preload_core`) and hands over ``devices``; anything that needs them sooner
+        (data chosen, Start, a device asked for) calls this and loads them here.
+        """
+        if self._core_ready:
             return
-        self._devices = list_devices()
+        self._core_ready = True
+        self._populate_families()
+        self._devices = devices if devices is not None else list_devices()
         self.device_box.clear()
         for d in self._devices:
             self.device_box.addItem(d.label, d.key)
         self.device_box.setCurrentIndex(self._devices.index(best_device(self._devices)))
+        if self._pending_device:
+            self.set_device(self._pending_device)
+        if self.data_spec:
+            self.set_data(self.data_spec, self.data_image_size)
+        self._update_buttons()
 
     def device_key(self) -> str:
-        self.ensure_devices()
+        if not self._core_ready:
+            return self._pending_device or "cpu"
         return self.device_box.currentData() or "cpu"
 
     def set_device(self, key: str) -> None:
-        self.ensure_devices()
+        if not self._core_ready:
+            self._pending_device = key
+            return
         idx = self.device_box.findData(key)
         if idx >= 0:
             self.device_box.setCurrentIndex(idx)
@@ -310,6 +337,7 @@ class TrainPanel(QWidget):
         self.data_image_size = image_size
         if self.worker is not None and self.worker.running:
             return
+        self.ensure_core()
         preset = preset_for(spec)
         if self.family_box.findText(preset.net) >= 0:
             if self.family_box.currentText() == preset.net:
@@ -333,6 +361,7 @@ class TrainPanel(QWidget):
     def start(self) -> None:
         if self.worker is not None and self.worker.running:
             return
+        self.ensure_core()
         if not self.data_spec:
             self.notify.emit(Level.WARNING, "Choose data first (a built-in set or a folder), then press Start.", "")
             return
@@ -402,7 +431,7 @@ class TrainPanel(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.worker is not None and self.worker.running
-        self.start_button.setEnabled(not running and self.family_box.count() > 0)
+        self.start_button.setEnabled(not running and self.family_box.count() > 0)  # empty until ensure_core
         self.pause_button.setEnabled(running)
         self.stop_button.setEnabled(running)
         self.resume_button.setEnabled(not running and self.run_dir is not None)

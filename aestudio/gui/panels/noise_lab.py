@@ -586,7 +586,7 @@ class NoiseLabPanel(BrowsedImagePanel):
                              "so fine detail is lost. A denoising_ae works at any size.")
         notes += self._noise_range_notes(usable)
         if usable and self._task(self.model) != Task.DENOISE.value:
-            shipped = engine.zoo_model_for_task(Task.DENOISE.value)
+            shipped = engine.zoo_model_for_task(Task.DENOISE)
             notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
                          "copy rather than a clean image."
                          + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
