@@ -70,6 +70,7 @@ class LabelCanvas(QWidget):
         self._painting = False
         self._cursor: QPointF | None = None
         self.space_held = False
+        self._fit_mode = True  # follow the widget's size until the person zooms or pans
 
     # ------------------------------------------------------------- content
 
@@ -130,6 +131,7 @@ class LabelCanvas(QWidget):
         h, w = self.image_size
         if not h:
             return
+        self._fit_mode = True
         s = min(self.width() / w, self.height() / h)
         self.scale = float(np.clip(s, MIN_SCALE, MAX_SCALE))
         self.offset = QPointF((self.width() - w * self.scale) / 2, (self.height() - h * self.scale) / 2)
@@ -137,6 +139,7 @@ class LabelCanvas(QWidget):
         self.update()
 
     def zoom_at(self, factor: float, at: QPointF) -> None:
+        self._fit_mode = False
         new = float(np.clip(self.scale * factor, MIN_SCALE, MAX_SCALE))
         img = self.to_image(at)
         self.scale = new
@@ -215,6 +218,7 @@ class LabelCanvas(QWidget):
         old = self._cursor_rect()
         self._cursor = pos
         if self._panning is not None:
+            self._fit_mode = False
             self.offset += pos - self._panning
             self._panning = pos
             self.update()
@@ -244,5 +248,5 @@ class LabelCanvas(QWidget):
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         super().resizeEvent(event)
-        if self._image is not None and event.oldSize().width() <= 0:
+        if self._image is not None and (self._fit_mode or event.oldSize().width() <= 0):
             self.fit()

@@ -121,6 +121,14 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     before = panel.project.mask_copy(0)
     panel.layer_box.setCurrentIndex(1)  # the uncertainty view
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.key == "a.png", timeout=WAIT)
+    # The accept brush: the prediction under one stroke, one undo step.
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_A)
+    assert panel.tool == "accept"
+    _drag(qtbot, panel, [(40, 10), (40, 20)])
+    assert panel.project.mask(0)[40, 15] == panel.prediction.mask[40, 15]
+    assert panel.project.mask(0)[12, 2] == UNLABELLED
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(panel.project.mask(0), before)
     panel.accept_prediction(None)
     after = panel.project.mask(0)
     assert (after != UNLABELLED).all()
@@ -137,6 +145,13 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     info = read_bundle(panel.exported)
     assert info.class_names == ["background", "foreground"]
     assert panel.trainer.step == step
+    # The bundle segments a folder from the command line like any other.
+    from aestudio.cli import main
+
+    out = tmp_path / "segmented"
+    assert main(["segment", "--model", str(panel.exported), str(tmp_path / "src"), "-o", str(out)]) == 0
+    written = read_mask(out / "a_mask.png")
+    assert written.shape == (48, 64) and set(np.unique(written)) <= {0, 1}
 
 
 def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path) -> None:

@@ -179,6 +179,14 @@ class LatestRunner(QObject):
             self._pending = None
             self._cond.notify()
 
+    def join(self, timeout: float) -> bool:
+        """Only at shutdown: wait up to ``timeout`` s for the current job; True when the thread ended.
+
+        A job still inside torch or ONNX Runtime when the interpreter exits can abort the
+        process ("terminate called without an active exception")."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _loop(self) -> None:
         while True:
             with self._cond:

@@ -31,6 +31,19 @@ class SnapshotNets:
     def __init__(self) -> None:
         self._key: tuple[int, int, int] | None = None
         self._net: Any = None
+        self._default_threads: int | None = None
+
+    def use_threads(self, one: bool) -> None:
+        """One torch thread while a training run shares the cores, else the process default.
+
+        torch's intra-op setting is per calling thread (OpenMP), so this leaves the training
+        thread alone. Two 2-thread pools on 2 cores wait for each other's time slices: a
+        prediction every few seconds then halved the training's speed (bench label_live)."""
+        import torch
+
+        if self._default_threads is None:
+            self._default_threads = torch.get_num_threads()  # this thread's, before any change
+        torch.set_num_threads(1 if one else self._default_threads)
 
     def get(self, step: int, channels: int, num_classes: int, state: dict[str, Any], cfg: Any) -> Any:
         from aestudio.training.live import net_from_snapshot
@@ -61,10 +74,12 @@ def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.
 
 
 def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: tuple[int, dict[str, Any]],
-                  channels: int, num_classes: int, cfg: Any, colors: list[tuple[int, int, int]]) -> Prediction:
+                  channels: int, num_classes: int, cfg: Any, colors: list[tuple[int, int, int]],
+                  training: bool = False) -> Prediction:
     """The prediction and its uncertainty for one image, from the trainer's last published weights."""
     from aestudio.training.live import entropy_map, predict_probs
 
+    nets.use_threads(one=training)
     step, state = snapshot
     net = nets.get(step, channels, num_classes, state, cfg)
     img = _channels(image, channels)
@@ -86,11 +101,12 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int, dict[str, Any]], channels: int,
-                        num_classes: int, cfg: Any) -> list[tuple[str, float]]:
+                        num_classes: int, cfg: Any, training: bool = False) -> list[tuple[str, float]]:
     """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
     from aestudio.data.io import read_image, read_mask
 
     nets = SnapshotNets()
+    nets.use_threads(one=training)
     scores: list[tuple[str, float]] = []
     for key, image_path, mask_path in paths:
         from aestudio.training.live import entropy_map, predict_probs
