@@ -76,9 +76,10 @@ def _panel(qtbot):
 
 
 def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) -> None:
+    from aestudio.config import Task
     from aestudio.gui import engine
 
-    shipped = engine.zoo_model_for_task("denoise")
+    shipped = engine.zoo_model_for_task(Task.DENOISE)
     if shipped is None:
         pytest.skip("the shipped photo-denoiser is not built")
     model = engine.load_model(shipped.path)
