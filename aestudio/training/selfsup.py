@@ -159,7 +159,7 @@ def batch_objective(net: nn.Module, x: Tensor, method: SelfSupervised) -> tuple[
         return loss, {"blind_spot": loss}
     if method is SelfSupervised.NE2NE:
         first, second = neighbour_indices((n, h, w))
-        return ne2ne_loss(net, x, first, second)
+        return ne2ne_loss(net, x, first, second, gamma=NE2NE_GAMMA)
     raise ValueError(f"not a self-supervised method: {method!r}")
 
 
