@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from guitools import message_texts, requires
 
+from aestudio.config import Task
 from aestudio.data.io import write_image
 from aestudio.gui.panels.noise_lab import NoiseLabPanel
 
