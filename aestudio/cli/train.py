@@ -583,7 +583,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"data        {info.data_spec}  ({info.data_info.get('train_size', '?')} train / {info.data_info.get('val_size', '?')} val)",
         f"training    epochs {info.epoch}/{tc.epochs}, step {info.step}, batch {tc.batch_size}, lr {tc.lr:g}, "
         f"loss {tc.recon_loss.value}, seed {tc.seed}, device {tc.device}"
-        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else ""),
+        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else "")
+        + (f", self-supervised {tc.self_supervised.value}" if tc.self_supervised.value != "none" else "")
+        + (f", time limit {tc.time_limit_minutes:g} min" if tc.time_limit_minutes else ""),
     ]
     if info.best:
         b = info.best

@@ -148,7 +148,7 @@ class PackagePredictor(OrtPredictor):
         if not any(op.needs_stats for op in self.package.pre):
             return super().run_image(image, progress=progress)
         batch, _ = self.prepare_image(image)
-        fixed, _ = resolve(self.package.pre, self._raw(batch))
+        fixed = resolve(self.package.pre, self._raw(batch))
         self._local.pre = fixed
         try:
             return super().run_image(image, progress=progress)

@@ -24,6 +24,7 @@ CROP, BATCH, LR = 64, 16, 1e-3
 # The issue's budget is 8 minutes of training per case on 2 cores; the machine is shared now, so the
 # budget is a parameter: AESTUDIO_BENCH_SELFSUP_MINUTES (default below).
 DEFAULT_MINUTES = 2.5
+CHOICE_STEPS = 40  # method choice: both methods get the same number of steps (AESTUDIO_BENCH_SELFSUP_STEPS)
 
 ABOUT = f"""
 **What.** `aestudio train --model denoising_ae --data folder:NOISY --self-supervised` (Neighbor2Neighbor,
@@ -37,6 +38,10 @@ BM3D (`bm3d.bm3d(noisy, sigma_psd=sigma)`) — both given the true sigma (for Po
 overall standard deviation of the actual noise) — and the shipped supervised `photo-denoiser`
 (ONNX Runtime, trained on Gaussian sigma 0-0.196). Cases: additive Gaussian sigma 25/255; and
 Poisson-Gaussian ({PHOTONS:g} photons per unit intensity, then Gaussian read noise {READ_NOISE}).
+
+*Method choice.* The last two rows train both methods for the same {CHOICE_STEPS} steps
+(`AESTUDIO_BENCH_SELFSUP_STEPS`) on the Gaussian case: N2V2 blind spots (median replacement without
+the centre) and Neighbor2Neighbor; the better one is the default of `--self-supervised`.
 
 **Targets** (issue 14). Gaussian: self-supervised PSNR >= NLM's. Poisson-Gaussian: self-supervised
 PSNR > photo-denoiser's. The issue's budget is 8 minutes on 2 cores; the budget used is in the table
@@ -59,7 +64,8 @@ def _cases(photos: dict[str, np.ndarray]) -> dict[str, tuple[dict[str, np.ndarra
     return {"Gaussian sigma 25/255": (g, SIGMA), f"Poisson-Gaussian ({PHOTONS:g} photons + {READ_NOISE})": (pg, pg_sigma)}
 
 
-def _self_supervised(ctx: Context, name: str, noisy: dict[str, np.ndarray], minutes: float) -> tuple[dict[str, np.ndarray], dict]:
+def _self_supervised(ctx: Context, name: str, noisy: dict[str, np.ndarray], minutes: float | None,
+                     method: str = "ne2ne", steps: int | None = None) -> tuple[dict[str, np.ndarray], dict]:
     import torch
 
     from aestudio.config import SelfSupervised, TrainConfig
@@ -67,13 +73,13 @@ def _self_supervised(ctx: Context, name: str, noisy: dict[str, np.ndarray], minu
     from aestudio.training import train
     from aestudio.training.runs import load_net, read_run
 
-    folder = ctx.work_dir / "selfsup" / name.split()[0].lower()
+    folder = ctx.work_dir / "selfsup" / f"{name.split()[0].lower()}-{method}-{steps}"
     (folder / "noisy").mkdir(parents=True, exist_ok=True)
     for key, x in noisy.items():
         write_image(folder / "noisy" / f"{key}.png", x[..., None], bit_depth=16, overwrite=True)
     cfg = TrainConfig(epochs=100_000, batch_size=BATCH, lr=LR, device="cpu", seed=SEED, preview_count=1,
-                      self_supervised=SelfSupervised.NE2NE, time_limit_minutes=minutes,
-                      max_steps=ctx.pick(None, 3))
+                      self_supervised=SelfSupervised(method), time_limit_minutes=minutes,
+                      max_steps=ctx.pick(steps, 3))
     t0 = time.perf_counter()
     events = list(train("denoising_ae", None, f"folder:{folder / 'noisy'}", cfg, folder / "run", image_size=CROP))
     wall = time.perf_counter() - t0
@@ -84,6 +90,20 @@ def _self_supervised(ctx: Context, name: str, noisy: dict[str, np.ndarray], minu
         for key, x in noisy.items():
             out[key] = net(torch.from_numpy(x)[None, None])[0, 0].numpy()
     return out, {"steps": info.step, "wall_s": wall, "finish": events[-1].message}
+
+
+def _method_choice(ctx: Context, photos: dict[str, np.ndarray]) -> list[Row]:
+    """N2V2 vs Neighbor2Neighbor at the same number of steps on the Gaussian case (the choice of the default)."""
+    steps = int(os.environ.get("AESTUDIO_BENCH_SELFSUP_STEPS", CHOICE_STEPS))
+    noisy, _ = next(iter(_cases(photos).values()))
+    rows = []
+    for method in ("n2v2", "ne2ne"):
+        out, facts = _self_supervised(ctx, "choice", noisy, None, method=method, steps=steps)
+        mean = float(np.mean([_psnr(np.clip(out[k], 0, 1), photos[k]) for k in photos]))
+        rows.append(Row(f"method choice, Gaussian 25/255: {method}, {facts['steps']} steps",
+                        {"mean PSNR dB": round(mean, 2), "steps": facts["steps"], "train s": round(facts["wall_s"], 0)},
+                        status=Status.INFO))
+    return rows
 
 
 def run(ctx: Context) -> list[Row]:
@@ -143,6 +163,7 @@ def run(ctx: Context) -> list[Row]:
         if case.startswith("Poisson"):
             ctx.note(f"Poisson-Gaussian: the noise's overall standard deviation, given to NLM and BM3D, "
                      f"is {sigma:.4f} ({sigma * 255:.1f}/255).")
+    rows += _method_choice(ctx, photos)
     ctx.note("PSNR (dB) per photo:\n\n" + "\n".join(per_photo))
     ctx.note(f"Budget: {minutes:g} min of training per case (`AESTUDIO_BENCH_SELFSUP_MINUTES={minutes:g}`; "
              "the issue allows 8). Measured on a 2-core machine shared with other jobs, so steps per minute "

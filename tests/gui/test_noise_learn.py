@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from guitools import message_texts, requires
 
 from aestudio.data.io import write_image
@@ -24,6 +25,7 @@ def _noisy_images(folder, n=2, size=48):
     return paths
 
 
+@pytest.mark.slow
 @requires("aestudio.export.exporter")
 def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(window, qtbot, tmp_path) -> None:
     from aestudio.cli import main
@@ -78,8 +80,6 @@ def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) 
 
     shipped = engine.zoo_model_for_task("denoise")
     if shipped is None:
-        import pytest
-
         pytest.skip("the shipped photo-denoiser is not built")
     model = engine.load_model(shipped.path)
     panel, tasks = _panel(qtbot)
