@@ -103,10 +103,13 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
     _drag(qtbot, panel, [(4, 4), (4, 60)])  # background
     _drag(qtbot, panel, [(44, 4), (44, 60)])
+    panel.pretrain_box.setChecked(True)  # the encoder first learns from every image of the project
+    panel.pretrain_seconds = 0.5
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     assert panel.worker is not None and panel.worker.running
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
     first = panel.prediction.step
+    assert panel.trainer.pretrained > 0
     made = panel.predictions_made
     qtbot.waitUntil(lambda: panel.predictions_made > made and panel.prediction.step > first, timeout=WAIT)
     # A new stroke while training reaches the trainer (its copy of the mask has it).

@@ -27,6 +27,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QColorDialog,
     QComboBox,
     QFileDialog,
@@ -72,6 +73,8 @@ STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # cores; refreshing every 2 s regardless halved the training's speed (bench label_live).
 PREDICT_SHARE = 0.15
 WEIGHTS = "model/weights.safetensors"
+PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
+PRETRAIN_MAX_IMAGES = 100
 
 
 class LabelPanel(ExplorePanel):
@@ -102,6 +105,7 @@ class LabelPanel(ExplorePanel):
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.live_config: Any = None  # LiveConfig override (tests, benches)
+        self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
         self._stroke_timer = QTimer(self, singleShot=True, interval=STROKE_REFRESH_MS, timeout=self.refresh_prediction)
@@ -182,6 +186,10 @@ class LabelPanel(ExplorePanel):
         self.train_btn = QPushButton("Train", clicked=self.toggle_training)
         self.train_btn.setToolTip("Train a U-Net on the painted pixels only; it continues from its current weights")
         ml.addWidget(self.train_btn)
+        self.pretrain_box = QCheckBox(f"First pre-train on all images ({PRETRAIN_SECONDS:.0f} s)")
+        self.pretrain_box.setToolTip("Before the first training, a denoising autoencoder learns from every image of the "
+                                     "project, painted or not, and the U-Net's encoder starts from it")
+        ml.addWidget(self.pretrain_box)
         self.status = QLabel("Not trained yet.")
         self.status.setWordWrap(True)
         ml.addWidget(self.status)
@@ -619,10 +627,16 @@ class LabelPanel(ExplorePanel):
             return
         trainer = self.trainer
         items = [(project.items[i].name, project.items[i].image_path, m) for i, m in labelled]
+        pretrain = [it.image_path for it in project.items if it.problem is None][:PRETRAIN_MAX_IMAGES] \
+            if self.pretrain_box.isChecked() and trainer.step == 0 else []
+        seconds = self.pretrain_seconds
 
         def source(stop: threading.Event, pause: threading.Event):
             from aestudio.data.io import read_image
 
+            if pretrain:
+                copied = trainer.pretrain_encoder([read_image(p) for p in pretrain], seconds, stop)
+                log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
                     trainer.set_example(name, read_image(path), mask)
@@ -635,7 +649,8 @@ class LabelPanel(ExplorePanel):
         self.worker.finished.connect(self._train_finished)
         self.worker.start()
         self.train_btn.setText("Stop")
-        self.status.setText(f"Training on {len(items)} painted image(s)…")
+        first = f"Pre-training the encoder on {len(pretrain)} images ({seconds:.0f} s), then t" if pretrain else "T"
+        self.status.setText(f"{first}raining on {len(items)} painted image(s)…")
         self._refresh_timer.start()
         self._update_enabled()
 
