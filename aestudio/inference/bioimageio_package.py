@@ -233,8 +233,7 @@ def _parse(package: Path, rdf: dict, members: set[str]) -> Package:
         if member is not None and member not in members:
             raise PackageError(f"{package}: {member!r} is named in rdf.yaml but missing from the zip; the package is incomplete")
     name = rdf.get("name") if isinstance(rdf.get("name"), str) and rdf.get("name") else package.stem
-    if (in_chan or 1) not in (1, 3):
-        raise PackageError(f"{package}: inputs[0].axes[channel]: {in_chan} input channels; aestudio feeds grey (1) or RGB (3) images")
+    limits.check_int("inputs[0] channels", in_chan or 1, 1, limits.MAX_CLASSES, where=str(package))
     limits.check_int("outputs[0] channels", out_chan or 1, 1, limits.MAX_CLASSES, where=str(package))
     return Package(
         path=package, name=name, format_version=version, input_id=in_id, output_id=out_id,
