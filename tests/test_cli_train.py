@@ -216,6 +216,14 @@ def test_blind_spot_run_trains_and_resumes_from_the_cli(tmp_path, capsys) -> Non
     # The first command repeated with --resume continues with the same method and data.
     assert main(["train", *base, "--resume", "--max-steps", "5"]) == 0
     assert read_run(out).step == 5
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "self-supervised n2v2" in capsys.readouterr().out
+    # eval scores it the way training validated it: its own loss on the same fixed noisy crops.
+    assert main(["eval", str(out), "--which", "last", "--batch-size", "8", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["metrics"]) == {"ss_loss"}
+    assert res["metrics"]["ss_loss"] == pytest.approx(read_run(out).metrics["ss_loss"], rel=1e-6)
     assert main(["train", "--resume", "--out", str(out), "--self-supervised", "ne2ne", "--no-progress"]) == 2
     assert "--self-supervised ne2ne differs" in capsys.readouterr().err
 

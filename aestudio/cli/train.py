@@ -520,6 +520,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     net, info = load_net(args.run, which=args.which)
     spec = get_spec(info.net_name)
     opts = info.data_options
+    # Self-supervised runs have no clean images: they are scored by their own loss on noisy crops.
+    selfsup = getattr(info.train_cfg.self_supervised, "value", "none") != "none"
     size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
     try:
         device = resolve_device(args.device)
@@ -528,7 +530,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             native = native_plan(info.net_name, info.net_cfg, None)  # whole images at their own scale
         data = open_data(args.data or info.data_spec, image_size=size, channels=info.net_cfg.in_channels,
                          val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed),
-                         native=native)
+                         native=native, **({"noisy": True} if selfsup else {}))
     except (DeviceError, DataError) as exc:
         raise CliError(str(exc)) from None
     if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
@@ -541,8 +543,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if len(dataset) == 0:
         raise CliError(f"the {args.split} split of {data.spec!r} is empty; use --split all")
     noise = info.train_cfg.noise if info.train_cfg.noise.kind != "none" else None
-    metrics = evaluate(net.to(device), dataset, task=spec.task, device=device, batch_size=args.batch_size, noise=noise,
-                       seed=info.train_cfg.seed, num_classes=data.num_classes or None, class_names=data.class_names or None)
+    if selfsup:
+        from aestudio.training.selfsup import validation_loss
+
+        metrics = validation_loss(net.to(device), dataset, info.train_cfg.self_supervised, device=device,
+                                  batch_size=args.batch_size, seed=info.train_cfg.seed)
+    else:
+        metrics = evaluate(net.to(device), dataset, task=spec.task, device=device, batch_size=args.batch_size,
+                           noise=noise, seed=info.train_cfg.seed, num_classes=data.num_classes or None,
+                           class_names=data.class_names or None)
     if args.json:
         print(json.dumps({"run": str(args.run), "data": data.spec, "split": args.split, "images": len(dataset),
                           "weights": args.which, "metrics": _finite(metrics)}))
@@ -583,7 +592,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"data        {info.data_spec}  ({info.data_info.get('train_size', '?')} train / {info.data_info.get('val_size', '?')} val)",
         f"training    epochs {info.epoch}/{tc.epochs}, step {info.step}, batch {tc.batch_size}, lr {tc.lr:g}, "
         f"loss {tc.recon_loss.value}, seed {tc.seed}, device {tc.device}"
-        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else ""),
+        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else "")
+        + (f", self-supervised {tc.self_supervised.value}" if tc.self_supervised.value != "none" else "")
+        + (f", time limit {tc.time_limit_minutes:g} min" if tc.time_limit_minutes else ""),
     ]
     if info.best:
         b = info.best

@@ -35,7 +35,7 @@ from aestudio.data.catalog import builtin_specs
 from aestudio.data.classes import ClassesError, read_classes
 from aestudio.data.crops import NativePairsDataset, NativeScale
 from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
-from aestudio.data.io import default_palette, iter_image_files, probe_image, read_mask
+from aestudio.data.io import iter_image_files, probe_image, read_mask
 from aestudio.data.mnist import DIGIT_LABELS, open_mnist
 from aestudio.data.procedural import (
     FACTOR_NAMES,
@@ -46,6 +46,7 @@ from aestudio.data.procedural import (
     ShapesSegDataset,
     shape_factors,
 )
+from aestudio.palette import default_palette
 
 __all__ = [
     "BadFile",

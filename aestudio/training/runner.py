@@ -192,7 +192,7 @@ def _check_self_supervised(net_name: str, spec: Any, cfg: TrainConfig, data_spec
     if spec.task is not Task.DENOISE or not spec.fully_convolutional:
         raise ValueError(f"--self-supervised trains a denoiser; {net_name} is not one (use --model denoising_ae)")
     if cfg.noise.kind != "none":
-        raise ValueError("--self-supervised learns from the noise already in the images; leave out --noise")
+        raise ValueError("--self-supervised learns from the noise already in the images; leave out --noise (noise: none)")
     if active() is not None:
         raise ValueError("--self-supervised does not run under torchrun yet; start it as a single process")
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from guitools import message_texts, requires
 
+from aestudio.config import Task
 from aestudio.data.io import write_image
 from aestudio.gui.panels.noise_lab import NoiseLabPanel
 
@@ -76,9 +77,10 @@ def _panel(qtbot):
 
 
 def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) -> None:
+    from aestudio.config import Task
     from aestudio.gui import engine
 
-    shipped = engine.zoo_model_for_task("denoise")
+    shipped = engine.zoo_model_for_task(Task.DENOISE)
     if shipped is None:
         pytest.skip("the shipped photo-denoiser is not built")
     model = engine.load_model(shipped.path)
