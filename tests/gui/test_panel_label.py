@@ -171,3 +171,16 @@ def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path
     # The Label tab fits the smallest supported screen.
     window.resize(1366, 768)
     assert label.minimumSizeHint().width() <= 1366 and label.minimumSizeHint().height() <= 700
+
+
+def test_recent_projects_reopen(qtbot, panel, tmp_path, settings_dir) -> None:
+    from aestudio.data.project import LabelProject
+
+    first = LabelProject.create(tmp_path / "one", ["bg", "fg"]).root
+    second = LabelProject.create(tmp_path / "two", ["sky", "sea", "sand"]).root
+    assert panel.open_project(first) and panel.open_project(second)
+    assert panel.recent_projects()[:2] == [second, first]
+    panel._fill_recent()
+    actions = {a.text(): a for a in panel.recent_menu.actions()}
+    actions["one"].trigger()
+    assert panel.project.root == first and panel.class_list.count() == 2
