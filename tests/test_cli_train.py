@@ -273,3 +273,22 @@ def test_self_supervised_fine_tuning_starts_from_a_bundles_weights(tmp_path, cap
                  "--out", str(tmp_path / "x")]) == 2
     err_text = capsys.readouterr().err
     assert "do not fit this net" in err_text and "grey vs colour" in err_text
+
+
+def test_train_opens_the_data_set_once_at_its_own_size(tmp_path, monkeypatch) -> None:
+    """A fixed-size net on built-in data trains at the data's side without a second open (issue 15)."""
+    from aestudio.data import specs
+
+    opened: list[int | None] = []
+    real = specs._open_digits
+
+    def counting(image_size, *args, **kwargs):  # noqa: ANN001, ANN202 - same signature as the real one
+        opened.append(image_size)
+        return real(image_size, *args, **kwargs)
+
+    monkeypatch.setattr(specs, "_open_digits", counting)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "conv_ae", "--data", "digits", "--base-channels", "4", "--epochs", "1",
+                 "--max-steps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert opened == [8]  # once, at the digits' own 8x8
+    assert json.loads((out / "run.json").read_text())["net"]["params"]["image_size"] == 8

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from aestudio.errors import AestudioError
 
-class CliError(Exception):
+
+class CliError(AestudioError):
     """A user-facing error: printed as one line, exit code 2, no traceback."""
 
 

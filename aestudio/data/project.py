@@ -43,13 +43,14 @@ from aestudio.data.classes import (
 )
 from aestudio.data.io import (
     ImageLoadError,
-    default_palette,
     iter_image_files,
     probe_image,
     read_image,
     read_mask,
     write_mask,
 )
+from aestudio.errors import AestudioError
+from aestudio.palette import default_palette
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ UNLABELLED_COLOR = (128, 128, 128)  # how 255 looks when a mask PNG is opened in
 MAX_HISTORY = 200  # undo steps kept per image
 
 
-class ProjectError(ValueError):
+class ProjectError(AestudioError, ValueError):
     """A project folder cannot be used; the message names the file and the fix."""
 
 

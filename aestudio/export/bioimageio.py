@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from aestudio.config import Task
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import (
     MODEL_JSON,
     BundleFile,
@@ -64,7 +65,7 @@ _DEFAULT_CITATION = ("Masci, Meier, Ciresan, Schmidhuber. Stacked Convolutional 
                      "10.1007/978-3-642-21735-7_7")
 
 
-class PackageExportError(ValueError):
+class PackageExportError(AestudioError, ValueError):
     """The bundle cannot become a package; the message names the reason and the fix."""
 
 
@@ -176,7 +177,8 @@ def _cover(x: np.ndarray, y: np.ndarray, info: ModelInfo, path: Path) -> None:
     """Input | output side by side (2:1, at least 256 px tall), from the test tensors."""
     from PIL import Image
 
-    from aestudio.inference.imageops import colorize, default_palette
+    from aestudio.inference.imageops import colorize
+    from aestudio.palette import default_palette
 
     def rgb(a: np.ndarray) -> np.ndarray:  # [C, H, W] in [0, 1] -> uint8 [H, W, 3]
         a = np.clip(a, 0, 1)

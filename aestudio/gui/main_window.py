@@ -498,7 +498,7 @@ class MainWindow(QMainWindow):
             self._when_shown(lambda: self.load_model(path))
             return
         path = Path(path)
-        self.status(f"Loading {path.name} (a run is exported first)…")
+        self.status(f"Loading {path.name}" + (" (a run is exported to ONNX first)…" if engine.is_run_dir(path) else "…"))
         self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
                           on_error=lambda exc, det: self._load_failed(path, exc, det))
 
@@ -517,6 +517,7 @@ class MainWindow(QMainWindow):
 
     def set_active_model(self, model: LoadedModel, requested: Path | None = None) -> None:
         self.active_model = model
+        self.statusBar().clearMessage()  # "Loading …" is over
         for panel in self.explore:
             panel.set_model(model)
         self.runtime_label.setText(f"Runtime: {model.runtime}")

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from aestudio.errors import AestudioError
+
 CANONICAL = ("batch", "channel", "y", "x")
 KNOWN_OPS = (
     "binarize", "clip", "ensure_dtype", "fixed_zero_mean_unit_variance", "scale_linear",
@@ -39,7 +41,7 @@ REFUSED_OPS = {
 _DTYPES = {"float32", "float64", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "bool"}
 
 
-class OpError(ValueError):
+class OpError(AestudioError, ValueError):
     """An operation aestudio cannot run; the message names the field."""
 
 

@@ -33,8 +33,8 @@ from aestudio.inference.bundle import (
     ModelInfo,
     read_bundle,
 )
-from aestudio.inference.imageops import default_palette
 from aestudio.inference.predictor import LATENT_OUTPUTS, Predictor
+from aestudio.palette import default_palette
 
 log = logging.getLogger(__name__)
 
@@ -455,7 +455,7 @@ def _describe_foreign(
         size_multiple=int(desc.size_multiple),
         value_range=(float(lo), float(hi)),
         class_names=class_names,
-        class_colors=default_palette(len(class_names)) if class_names else [],
+        class_colors=[list(c) for c in default_palette(len(class_names))] if class_names else [],
         files={BundleFile.MODEL.value: path.name},
     )
     try:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aestudio import limits
 from aestudio.config import NetConfig, TrainConfig, from_dict
+from aestudio.errors import AestudioError
 from aestudio.limits import LimitError
 from aestudio.training.atomic import (
     TEMP_PREFIX,
@@ -54,7 +55,7 @@ STATE_FILE = "optimizer.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
 
-class RunError(ValueError):
+class RunError(AestudioError, ValueError):
     """A run folder is missing, damaged, or cannot be used as asked (message names the file and the fix)."""
 
 

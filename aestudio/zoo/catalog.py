@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import MODEL_JSON, is_bundle
 
 ZOO_ENV = "AESTUDIO_ZOO"
@@ -40,7 +41,7 @@ MODEL_FOR_TASK: dict[str, str] = {
 }
 
 
-class ZooError(ValueError):
+class ZooError(AestudioError, ValueError):
     """A zoo name that is not shipped; the message lists the names that are."""
 
 

@@ -248,3 +248,19 @@ def test_the_banner_keeps_warnings_over_newer_infos(window, qtbot) -> None:
     shown = [m.text for m in window.messages.visible_messages()]
     assert len(shown) == MAX_VISIBLE and shown[0] == "Export failed: boom" and shown[-1] == f"info {MAX_VISIBLE + 1}"
     assert len(window.messages.history) == MAX_VISIBLE + 3
+
+
+def test_start_is_in_view_on_the_train_tab_at_the_laptop_size(window, qtbot) -> None:
+    from PySide6.QtCore import QSize
+
+    from aestudio.gui.main_window import default_window_size
+
+    window.resize(default_window_size(QSize(1366, 768 - 28)))
+    window.show_panel(window.train_panel)
+    qtbot.wait(50)
+    panel = window.train_panel
+    for button in (panel.start_button, panel.pause_button, panel.stop_button, panel.resume_button):
+        assert button.isVisible()
+        bottom = button.mapTo(panel, button.rect().bottomLeft()).y()
+        assert bottom <= panel.height(), f"{button.text()} is below the tab's edge"
+        assert not panel._settings_scroll.isAncestorOf(button)  # never scrolled out of view

@@ -109,7 +109,7 @@ def test_slider_move_decodes_the_slider_code(make_panel, qtbot):
 def test_a_drag_while_training_decodes_every_other_frame_and_ends_on_the_last_code(make_panel, qtbot, monkeypatch):
     panel = make_panel()
     settle(qtbot, panel)
-    monkeypatch.setattr(latent_module, "training_running", lambda: True)
+    monkeypatch.setattr(latent_module, "training_active", lambda: True)
     submitted = []
     submit = panel.live.submit
     monkeypatch.setattr(panel.live, "submit", lambda fn, pred, z, **kw: (submitted.append(z.copy()), submit(fn, pred, z, **kw)))
@@ -122,7 +122,7 @@ def test_a_drag_while_training_decodes_every_other_frame_and_ends_on_the_last_co
     z = panel.sliders.code()
     np.testing.assert_allclose(submitted[-1], z)
     qtbot.waitUntil(lambda: np.allclose(panel.decoded.array, decode(panel, z), atol=1e-6), timeout=5000)
-    monkeypatch.setattr(latent_module, "training_running", lambda: False)
+    monkeypatch.setattr(latent_module, "training_active", lambda: False)
     slider.setValue(0.5)
     slider.setValue(0.7)
     assert len(submitted) == 4  # nothing trains: every move decodes at once

@@ -23,7 +23,6 @@ from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from aestudio.explore.sessions import training_active
 from aestudio.gui.images import array_to_qimage
 
 logger = logging.getLogger(__name__)
@@ -216,8 +215,3 @@ class LatestRunner(QObject):
             on_error(*error)
         else:
             logger.error("interactive job failed: %s\n%s", error[0], error[1])
-
-
-def training_running() -> bool:
-    """True while a training run goes on in this process (the GUI's TrainWorker)."""
-    return training_active()

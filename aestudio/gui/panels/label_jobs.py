@@ -122,8 +122,8 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int
 def export_bundle(snapshot: tuple[int, dict[str, Any]], channels: int, num_classes: int, cfg: Any, out_dir: Path,
                   name: str, class_names: list[str], class_colors: list[tuple[int, int, int]]) -> Path:
     """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI)."""
-    from aestudio.data.io import default_palette
     from aestudio.export.exporter import export_net
+    from aestudio.palette import default_palette
     from aestudio.training.live import net_from_snapshot
 
     net = net_from_snapshot(channels, num_classes, snapshot[1], cfg)

@@ -493,7 +493,7 @@ class SegmentPanel(ExplorePanel):
             names, colors = list(data.class_names), list(data.class_colors)
         names = (names + [f"class {i}" for i in range(len(names), k)])[:k]
         if len(colors) < k:
-            from aestudio.inference.imageops import default_palette
+            from aestudio.palette import default_palette
 
             colors = (colors + default_palette(k)[len(colors):])[:k]
         return names, colors[:k]
