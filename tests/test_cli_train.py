@@ -239,3 +239,22 @@ def test_self_supervised_refuses_other_nets_added_noise_and_non_folders(tmp_path
         assert main(["train", *argv, "--self-supervised", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_train_opens_the_data_set_once_at_its_own_size(tmp_path, monkeypatch) -> None:
+    """A fixed-size net on built-in data trains at the data's side without a second open (issue 15)."""
+    from aestudio.data import specs
+
+    opened: list[int | None] = []
+    real = specs._open_digits
+
+    def counting(image_size, *args, **kwargs):  # noqa: ANN001, ANN202 - same signature as the real one
+        opened.append(image_size)
+        return real(image_size, *args, **kwargs)
+
+    monkeypatch.setattr(specs, "_open_digits", counting)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "conv_ae", "--data", "digits", "--base-channels", "4", "--epochs", "1",
+                 "--max-steps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert opened == [8]  # once, at the digits' own 8x8
+    assert json.loads((out / "run.json").read_text())["net"]["params"]["image_size"] == 8

@@ -115,7 +115,6 @@ def _families_with(field: str) -> list[str]:
     return [n for n in list_nets() if field in {f.name for f in dataclasses.fields(get_spec(n).config_cls)}]
 
 
-_NATIVE_SIZE_DATA = ("digits", "shapes", "shapes-seg", "mnist", "fashion-mnist")
 
 
 def _native_size(model: str, data: str, channels: int | None) -> int | None:
@@ -124,9 +123,9 @@ def _native_size(model: str, data: str, channels: int | None) -> int | None:
     Without it the net's config default (28) would win and, say, the 32x32 ``shapes``
     sprites would be resized to 28 (the GUI's presets already use the data's size).
     None for fully convolutional nets (any size) and for folders (their sizes vary).
+    Read from the data catalogue: the data set itself is opened once, by the training run.
     """
-    from aestudio.data.base import DataError
-    from aestudio.data.specs import open_data
+    from aestudio.data.catalog import native_size
     from aestudio.nets.registry import get_spec
 
     try:
@@ -134,12 +133,7 @@ def _native_size(model: str, data: str, channels: int | None) -> int | None:
             return None
     except KeyError:  # an unknown net (UnknownNetError is one): the real start reports it
         return None
-    if data.partition(":")[0].strip().lower() not in _NATIVE_SIZE_DATA:
-        return None
-    try:
-        return open_data(data, channels=channels).image_size
-    except (DataError, ValueError, OSError):
-        return None  # the real open reports it
+    return native_size(data)
 
 
 def _net_config(args: argparse.Namespace) -> Any:

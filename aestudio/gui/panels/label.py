@@ -76,6 +76,7 @@ PREDICT_SHARE = 0.15
 WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
 PRETRAIN_MAX_IMAGES = 100
+PRETRAIN_MAX_PIXELS = 64 * 2**20  # e.g. 16 images of 2048 x 2048 (~400 MB as float16 RGB)
 RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
 RECENT_MAX = 8
 
@@ -666,7 +667,14 @@ class LabelPanel(ExplorePanel):
             from aestudio.data.io import read_image
 
             if pretrain:
-                copied = trainer.pretrain_encoder([read_image(p) for p in pretrain], seconds, stop)
+                images, pixels = [], 0
+                for p in pretrain:  # bounded memory: images kept as float16 up to a pixel budget
+                    if pixels >= PRETRAIN_MAX_PIXELS or stop.is_set():
+                        break
+                    image = read_image(p).astype(np.float16)
+                    images.append(image)
+                    pixels += image.shape[0] * image.shape[1]
+                copied = trainer.pretrain_encoder(images, seconds, stop)
                 log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
