@@ -40,7 +40,7 @@ FAMILY_FLAGS = {
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
               "in_channels": "--channels"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size",
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "init_from",
                     "self_supervised")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
@@ -77,6 +77,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="denoising_ae on folder:NOISY: learn from the noisy images alone, no clean copies and no --noise; "
                         f"METHOD n2v2 (blind spots) or ne2ne (Neighbor2Neighbor), default {DEFAULT_SELF_SUPERVISED} "
                         "(measured, docs/BENCHMARKS.md); crops of --image-size pixels (default 64), never resized")
+    t.add_argument("--init-from", type=Path, metavar="RUN_OR_BUNDLE",
+                   help="start from the weights of a trained run or bundle of the same net (fine-tuning), "
+                        "e.g. --self-supervised from the shipped photo-denoiser's bundle folder")
     t.add_argument("--classes", type=int, help="unet: number of mask classes (default: from the data)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--seed", type=int)
@@ -227,6 +230,8 @@ def _run_value(info: Any, key: str) -> Any:
         return None if field is None else getattr(net, field)
     if key == "init_encoder":
         return info.extra.get("init_encoder")
+    if key == "init_from":
+        return (info.extra.get("init_weights") or {}).get("from")
     if key == "loss":
         return cfg.recon_loss.value
     if key == "noise":
@@ -245,7 +250,7 @@ def _same(key: str, given: Any, recorded: Any) -> bool:
             return parse_noise(given) == recorded
         except ValueError:
             return False
-    if key == "init_encoder":
+    if key in ("init_encoder", "init_from"):
         return recorded is not None and Path(given).resolve() == Path(recorded).resolve()
     if isinstance(given, float) and isinstance(recorded, (int, float)):
         return math.isclose(given, recorded, rel_tol=1e-9)
@@ -311,7 +316,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
             limits.check_int("--crop-size", args.crop_size, 1, limits.MAX_NET_IMAGE_SIZE)
         cfg = _train_config(args, native)
-        return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
+        return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder, init_weights=args.init_from,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
                      crop_size=args.crop_size)
     except (DeviceError, DataError, UnknownNetError) as exc:
