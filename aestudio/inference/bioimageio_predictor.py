@@ -57,6 +57,8 @@ def _task(pkg: Package, asked: str | None) -> Task:
 
 
 def _info(pkg: Package, task: Task) -> ModelInfo:
+    if pkg.in_channels not in (1, 3):
+        raise PackageError(f"{pkg.path}: inputs[0].axes[channel]: {pkg.in_channels} input channels; aestudio feeds grey (1) or RGB (3) images")
     ours = bool(pkg.config)
     image_size: int | str = "any"
     if pkg.fixed_size is not None and ours:  # our fixed-size nets see whole images resized, as in the app

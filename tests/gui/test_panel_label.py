@@ -103,10 +103,13 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
     _drag(qtbot, panel, [(4, 4), (4, 60)])  # background
     _drag(qtbot, panel, [(44, 4), (44, 60)])
+    panel.pretrain_box.setChecked(True)  # the encoder first learns from every image of the project
+    panel.pretrain_seconds = 0.5
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     assert panel.worker is not None and panel.worker.running
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
     first = panel.prediction.step
+    assert panel.trainer.pretrained > 0
     made = panel.predictions_made
     qtbot.waitUntil(lambda: panel.predictions_made > made and panel.prediction.step > first, timeout=WAIT)
     # A new stroke while training reaches the trainer (its copy of the mask has it).
@@ -168,3 +171,16 @@ def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path
     # The Label tab fits the smallest supported screen.
     window.resize(1366, 768)
     assert label.minimumSizeHint().width() <= 1366 and label.minimumSizeHint().height() <= 700
+
+
+def test_recent_projects_reopen(qtbot, panel, tmp_path, settings_dir) -> None:
+    from aestudio.data.project import LabelProject
+
+    first = LabelProject.create(tmp_path / "one", ["bg", "fg"]).root
+    second = LabelProject.create(tmp_path / "two", ["sky", "sea", "sand"]).root
+    assert panel.open_project(first) and panel.open_project(second)
+    assert panel.recent_projects()[:2] == [second, first]
+    panel._fill_recent()
+    actions = {a.text(): a for a in panel.recent_menu.actions()}
+    actions["one"].trigger()
+    assert panel.project.root == first and panel.class_list.count() == 2

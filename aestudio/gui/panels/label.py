@@ -27,6 +27,7 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QColorDialog,
     QComboBox,
     QFileDialog,
@@ -38,6 +39,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
     QScrollArea,
     QSizePolicy,
@@ -72,6 +74,11 @@ STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # cores; refreshing every 2 s regardless halved the training's speed (bench label_live).
 PREDICT_SHARE = 0.15
 WEIGHTS = "model/weights.safetensors"
+PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
+PRETRAIN_MAX_IMAGES = 100
+PRETRAIN_MAX_PIXELS = 64 * 2**20  # e.g. 16 images of 2048 x 2048 (~400 MB as float16 RGB)
+RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
+RECENT_MAX = 8
 
 
 class LabelPanel(ExplorePanel):
@@ -102,6 +109,7 @@ class LabelPanel(ExplorePanel):
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.live_config: Any = None  # LiveConfig override (tests, benches)
+        self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
         self._stroke_timer = QTimer(self, singleShot=True, interval=STROKE_REFRESH_MS, timeout=self.refresh_prediction)
@@ -115,9 +123,14 @@ class LabelPanel(ExplorePanel):
         self.new_btn = QPushButton("New project…", clicked=self.new_project_dialog)
         self.open_btn = QPushButton("Open project…", clicked=self.open_project_dialog)
         self.add_btn = QPushButton("Add images…", clicked=self.add_images_dialog)
+        self.recent_btn = QToolButton(text="Recent")
+        self.recent_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_menu = QMenu(self.recent_btn)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.recent_btn.setMenu(self.recent_menu)
         self.project_label = QLabel("No project: drop images to start one.")
         self.project_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for w in (self.new_btn, self.open_btn, self.add_btn):
+        for w in (self.new_btn, self.open_btn, self.recent_btn, self.add_btn):
             top.addWidget(w)
         top.addWidget(self.project_label, 1)
 
@@ -182,6 +195,10 @@ class LabelPanel(ExplorePanel):
         self.train_btn = QPushButton("Train", clicked=self.toggle_training)
         self.train_btn.setToolTip("Train a U-Net on the painted pixels only; it continues from its current weights")
         ml.addWidget(self.train_btn)
+        self.pretrain_box = QCheckBox(f"First pre-train on all images ({PRETRAIN_SECONDS:.0f} s)")
+        self.pretrain_box.setToolTip("Before the first training, a denoising autoencoder learns from every image of the "
+                                     "project, painted or not, and the U-Net's encoder starts from it")
+        ml.addWidget(self.pretrain_box)
         self.status = QLabel("Not trained yet.")
         self.status.setWordWrap(True)
         ml.addWidget(self.status)
@@ -290,6 +307,7 @@ class LabelPanel(ExplorePanel):
         self.close_project()
         self.project = project
         self.saver = MaskSaver(project)
+        self._remember(project.root)
         self.project_label.setText(f"Project: {project.root}")
         self.project_label.setToolTip(f"Also training data: aestudio train --model unet --data {project.data_spec()}")
         self._fill_classes()
@@ -297,6 +315,28 @@ class LabelPanel(ExplorePanel):
         if project.items:
             self.image_list.setCurrentRow(0)
         self._update_enabled()
+
+    def recent_projects(self) -> list[Path]:
+        """Projects opened before (newest first) that still exist."""
+        from aestudio.gui.workspace import make_settings
+
+        raw = make_settings().value(RECENT_KEY, [], type=list) or []
+        return [Path(p) for p in raw if isinstance(p, str) and is_project(Path(p))]
+
+    def _remember(self, root: Path) -> None:
+        from aestudio.gui.workspace import make_settings
+
+        settings = make_settings()
+        old = [p for p in (settings.value(RECENT_KEY, [], type=list) or []) if isinstance(p, str)]
+        settings.setValue(RECENT_KEY, [str(root)] + [p for p in old if p != str(root)][: RECENT_MAX - 1])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        projects = self.recent_projects()
+        for path in projects:
+            self.recent_menu.addAction(path.name, lambda p=path: self.open_project(p)).setToolTip(str(path))
+        if not projects:
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
 
     def close_project(self) -> None:
         self.stop_training()
@@ -619,10 +659,23 @@ class LabelPanel(ExplorePanel):
             return
         trainer = self.trainer
         items = [(project.items[i].name, project.items[i].image_path, m) for i, m in labelled]
+        pretrain = [it.image_path for it in project.items if it.problem is None][:PRETRAIN_MAX_IMAGES] \
+            if self.pretrain_box.isChecked() and trainer.step == 0 else []
+        seconds = self.pretrain_seconds
 
         def source(stop: threading.Event, pause: threading.Event):
             from aestudio.data.io import read_image
 
+            if pretrain:
+                images, pixels = [], 0
+                for p in pretrain:  # bounded memory: images kept as float16 up to a pixel budget
+                    if pixels >= PRETRAIN_MAX_PIXELS or stop.is_set():
+                        break
+                    image = read_image(p).astype(np.float16)
+                    images.append(image)
+                    pixels += image.shape[0] * image.shape[1]
+                copied = trainer.pretrain_encoder(images, seconds, stop)
+                log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
                     trainer.set_example(name, read_image(path), mask)
@@ -635,7 +688,8 @@ class LabelPanel(ExplorePanel):
         self.worker.finished.connect(self._train_finished)
         self.worker.start()
         self.train_btn.setText("Stop")
-        self.status.setText(f"Training on {len(items)} painted image(s)…")
+        first = f"Pre-training the encoder on {len(pretrain)} images ({seconds:.0f} s), then t" if pretrain else "T"
+        self.status.setText(f"{first}raining on {len(items)} painted image(s)…")
         self._refresh_timer.start()
         self._update_enabled()
 
