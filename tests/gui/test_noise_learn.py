@@ -77,7 +77,6 @@ def _panel(qtbot):
 
 
 def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) -> None:
-    from aestudio.config import Task
     from aestudio.gui import engine
 
     shipped = engine.zoo_model_for_task(Task.DENOISE)
