@@ -189,7 +189,7 @@ def read_run(path: Path | str) -> RunInfo:
         position=record.get("position", {}),
         bad_files=int(record.get("bad_files", 0)),
         message=record.get("message", ""),
-        extra={k: record[k] for k in ("init_encoder",) if k in record},
+        extra={k: record[k] for k in ("init_encoder", "init_weights") if k in record},
     )
 
 

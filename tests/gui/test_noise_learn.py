@@ -46,6 +46,12 @@ def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(win
     assert panel.denoised_pane.array is not None and panel.denoised_pane.array.shape == (48, 48, 1)
     assert "step" in panel.learn_row.label.text()
     run_dir = panel.learner.run_dir
+    from aestudio.training.runs import read_run
+
+    # A loaded grey denoising_ae (the shipped one, on a first start) is fine-tuned rather than replaced.
+    active = window.active_model
+    expect_init = active is not None and getattr(active.info, "net", None) == "denoising_ae" and active.info.in_channels == 1
+    assert ("init_weights" in read_run(run_dir).extra) == expect_init
     panel.learn_row.stop_button.click()
     qtbot.waitUntil(lambda: window.active_model is not None and run_dir.name in str(window.active_model.path),
                     timeout=WAIT)
