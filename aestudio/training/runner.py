@@ -244,8 +244,12 @@ def resume(
     max_steps: int | None = None,
     device: str | None = None,
     time_limit_minutes: float | None = None,
+    lr: float | None = None,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
+
+    ``lr`` sets a new learning rate from here on (the common fix after a divergence);
+    the optimizer's moments are kept.
 
     ``epochs`` raises the run's target epoch count (the total, not extra).
     ``max_steps`` is a limit for this invocation only (total steps); the
@@ -267,7 +271,8 @@ def resume(
         if epochs < info.epoch:
             raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device)
+    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device,
+                              lr=cfg.lr if lr is None else lr)
     resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
