@@ -193,6 +193,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
         raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
     check_workers(values.get("num_workers"))
+    if values.get("epochs") == 0:
+        raise CliError("--epochs must be at least 1 for a new run")
     try:
         return TrainConfig(**values)
     except ValueError as exc:  # aestudio.validate's bounds, worded with the flag the user typed

@@ -21,7 +21,7 @@ from typing import Any
 from aestudio import limits
 from aestudio._fs import atomic_write_bytes
 from aestudio.limits import LimitError
-from aestudio.validate import need, parse_json, read_json
+from aestudio.validate import need, parse_json, printable, read_json
 
 FORMAT_NAME = "aestudio-bundle"
 FORMAT_VERSION = 1
@@ -166,6 +166,8 @@ class ModelInfo:
         except LimitError as exc:
             raise BundleError(f"{exc}; re-export the bundle with `aestudio export RUN_DIR`") from None
         kw = dict(data)
+        kw["name"] = printable(data["name"])  # shown in terminals and windows: no escape sequences
+        kw["class_names"] = [printable(n, 80) for n in data.get("class_names") or []]
         try:
             kw["task"] = BundleTask(data["task"])
         except ValueError:

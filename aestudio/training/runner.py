@@ -290,6 +290,9 @@ def resume(
 
 
 def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
+    if info.step == 0 and not (folder / MODEL_FILE).exists():
+        raise RunError(f"{folder} never trained (no checkpoint was saved); start it again with the same "
+                       "`aestudio train` command without --resume (the folder is reused)")
     try:
         weights, wmeta = load_weights(folder / MODEL_FILE)
         state = load_training_state(folder / "optimizer.safetensors")

@@ -297,6 +297,34 @@ def lock_run(folder: Path) -> Any:
     return fh
 
 
+_UNTRAINED_FILES = (RUN_JSON, METRICS_FILE, LOCK_FILE)
+
+
+def _never_trained(folder: Path) -> bool:
+    """A run folder with run.json and no checkpoint (its setup or first epoch failed) holding
+    only files a run writes: it can be created again instead of being stuck."""
+    names = [p.name for p in folder.iterdir()]
+    if RUN_JSON not in names or MODEL_FILE in names:
+        return False
+    if any(n not in _UNTRAINED_FILES and not n.startswith(TEMP_PREFIX) for n in names):
+        return False
+    try:
+        return int(read_record(folder).get("step", 0)) == 0
+    except RunError:
+        return False
+
+
+def _clear_untrained(folder: Path) -> None:
+    lock = lock_run(folder)  # not while another process is setting it up
+    try:
+        for p in folder.iterdir():
+            if p.name != LOCK_FILE:
+                p.unlink()
+    finally:
+        lock.close()
+    log.info("%s never trained; starting it again", folder)
+
+
 def _trim_metrics(folder: Path, epoch: int) -> None:
     """Drop metrics rows of epochs after run.json's: they belong to a checkpoint that never
     committed (a kill between the two writes), and the resume will write them again."""
@@ -332,7 +360,9 @@ class RunFolder:
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise RunError(f"{folder} exists and is not a folder; choose another --out")
-        if folder.is_dir() and any(folder.iterdir()):
+        if folder.is_dir() and _never_trained(folder):
+            _clear_untrained(folder)  # a setup that failed before the first checkpoint: start again
+        if folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir()):
             hint = "continue it with --resume" if is_run_dir(folder) else "it is not a run folder"
             raise RunError(f"{folder} already exists and is not empty ({hint}); use --resume or another --out")
         folder.mkdir(parents=True, exist_ok=True)
