@@ -132,6 +132,9 @@ def window(qtbot, settings_dir):
     w = MainWindow(make_settings())
     qtbot.addWidget(w)
     w.show()
+    # The window opens before torch is imported; the Train panel's families and devices arrive
+    # from a background load just after the first paint (see MainWindow._when_shown).
+    qtbot.waitUntil(lambda: w.train_panel.core_ready, timeout=60_000)
     yield w
     w.train_panel.shutdown(timeout=10)
     w.close()

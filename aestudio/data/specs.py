@@ -31,6 +31,7 @@ from aestudio.data.base import (
     validate_channels,
     validate_size,
 )
+from aestudio.data.catalog import builtin_specs
 from aestudio.data.classes import ClassesError, read_classes
 from aestudio.data.crops import NativePairsDataset, NativeScale
 from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
@@ -64,19 +65,6 @@ SHAPES_TRAIN = (
 SHAPES_SEG_TRAIN = 2_000
 DEFAULT_FOLDER_SIZE = 64
 _CHANNEL_PROBE_FILES = 8  # folder colour detection looks at this many files
-
-
-def builtin_specs() -> dict[str, str]:
-    """Spec name -> one-line description, for menus and ``--help``."""
-    return {
-        "digits": "scikit-learn's 1,797 handwritten digits, 8x8 grey, labels 0-9 (bundled, instant)",
-        "shapes": "procedural sprites (square, ellipse, triangle, heart) with known scale, rotation and position, 32x32",
-        "shapes-seg": "procedural scenes of circles, squares and triangles on textured backgrounds, 64x64 RGB, 4-class masks",
-        "mnist:DIR": "MNIST handwritten digits from IDX files in DIR (downloaded there when online), 28x28",
-        "fashion-mnist:DIR": "Fashion-MNIST clothing from IDX files in DIR (downloaded there when online), 28x28",
-        "folder:DIR": "any PNG/JPEG/TIFF/BMP images under DIR, loaded lazily, unlabelled",
-        "pairs:IMAGES_DIR,MASKS_DIR": "images with index-PNG masks matched by file name, for segmentation",
-    }
 
 
 def open_data(

@@ -135,10 +135,10 @@ def run_model_image(predictor: Any, image: np.ndarray,
     while tiling, and colour images through a grayscale model one channel at a
     time. Raises ``ValueError`` for a segmentation model (no image output).
     """
-    from aestudio.inference.bundle import BundleTask
+    from aestudio.config import Task
 
     info = predictor.info
-    if getattr(info, "task", None) is BundleTask.SEGMENT:
+    if getattr(info, "task", None) is Task.SEGMENT:
         raise ValueError(f"{info.name} is a segmentation model: it outputs class masks, not images. "
                          "Use the Segment tab, or load an autoencoder")
     img = as_float_hwc(image)

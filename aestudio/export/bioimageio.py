@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from aestudio.config import Task
 from aestudio.inference.bundle import (
     MODEL_JSON,
     BundleFile,
-    BundleTask,
     ModelInfo,
     is_bundle,
     read_bundle,
@@ -115,7 +115,7 @@ def _test_image(info: ModelInfo, side: int) -> np.ndarray:
         img = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < r * r, v, img)
     chans = [np.clip(img * (0.8 + 0.2 * c) + 0.05 * c, 0, 1) for c in range(info.in_channels)]
     x = np.stack(chans)[None].astype(np.float32)
-    if info.task is BundleTask.DENOISE:
+    if info.task is Task.DENOISE:
         x = np.clip(x + rng.normal(0.0, 0.1, x.shape).astype(np.float32), 0.0, 1.0)
     # Exactly 0 and 1 somewhere, so scale_range leaves it unchanged (up to eps) and the
     # bundle and the package see the same numbers in the round-trip tests.
@@ -149,7 +149,7 @@ def _cover(x: np.ndarray, y: np.ndarray, info: ModelInfo, path: Path) -> None:
         return (a.transpose(1, 2, 0) * 255 + 0.5).astype(np.uint8)
 
     left = rgb(x[0])
-    if info.task is BundleTask.SEGMENT:
+    if info.task is Task.SEGMENT:
         colors = info.class_colors or default_palette(y.shape[1])
         right = colorize(y[0].argmax(0), colors)
     else:
@@ -187,7 +187,7 @@ def _card(bundle: Path, info: ModelInfo) -> str:
         lines.append("")
     lines += ["## Use", "", "Input: an image of any dtype; it is scaled to [0, 1] by its own minimum and maximum "
               "(`scale_range`, percentiles 0 and 100).",
-              "Output: " + ("one probability map per class (softmax)." if info.task is BundleTask.SEGMENT
+              "Output: " + ("one probability map per class (softmax)." if info.task is Task.SEGMENT
                             else "an image in [0, 1]."), ""]
     return "\n".join(lines)
 
@@ -234,7 +234,7 @@ def write_package(
     side = _test_side(info)
     x = _test_image(info, side)
     logits_or_image = _run_bundle(bundle, minmax01(x))
-    segment = info.task is BundleTask.SEGMENT
+    segment = info.task is Task.SEGMENT
     y = _softmax(logits_or_image) if segment else np.clip(logits_or_image, 0.0, 1.0)
 
     work = Path(tempfile.mkdtemp(prefix=".bioimageio-"))
@@ -294,7 +294,7 @@ def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description:
 
     from aestudio.inference.bundle import INPUT_IMAGE
 
-    segment = info.task is BundleTask.SEGMENT
+    segment = info.task is Task.SEGMENT
     in_id, out_id = TensorId(INPUT_IMAGE), TensorId(info.output_name)
     in_names = ["gray"] if info.in_channels == 1 else ["red", "green", "blue"] if info.in_channels == 3 else [f"c{i}" for i in range(info.in_channels)]
     if info.fixed_size is not None:

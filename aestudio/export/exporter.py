@@ -31,7 +31,7 @@ from torch import nn
 
 from aestudio import __version__
 from aestudio._fs import make_temp_dir
-from aestudio.config import NetConfig
+from aestudio.config import NetConfig, to_dict
 from aestudio.export.graph_rewrites import optimise_for_ort
 from aestudio.export.target import (
     ExportTargetError,
@@ -422,6 +422,26 @@ def _real_batch(sample: np.ndarray | torch.Tensor | None, info: ModelInfo) -> to
 # ----------------------------------------------------------------- run folders
 
 
+def run_model_name(run: Any) -> str:
+    """A bundle's display name that tells runs apart: "conv_ae on digits (code 16, 30 epochs, 2026-12-07 04:20)".
+
+    Every run used to be called "conv_ae on digits", so a list of them said nothing.
+    """
+    base = f"{run.net_name} on {run.data_spec}" if run.data_spec else run.net_name
+    details = []
+    latent = getattr(run.net_cfg, "latent_dim", None)
+    if latent:
+        details.append(f"code {latent}")
+    classes = getattr(run.net_cfg, "num_classes", None)
+    if classes and not latent:
+        details.append(f"{classes} classes")
+    details.append(f"{run.epoch} epoch{'s' if run.epoch != 1 else ''}")
+    created = str(getattr(run, "created", "") or "")
+    if len(created) >= 16:
+        details.append(created[:16].replace("T", " "))
+    return f"{base} ({', '.join(details)})"
+
+
 def export_run(
     run_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
@@ -453,7 +473,7 @@ def export_run(
         colors = []
     metrics = (run.best or {}).get("metrics") if which == "best" and isinstance((run.best or {}).get("metrics"), dict) else None
     metadata = {
-        "name": f"{run.net_name} on {run.data_spec}" if run.data_spec else run.net_name,
+        "name": run_model_name(run),
         "metrics": {k2: float(v) for k2, v in (metrics or run.metrics or {}).items() if isinstance(v, (int, float))},
         "training": {
             "run": run_dir.name,
@@ -463,6 +483,9 @@ def export_run(
             "steps": run.step,
             "wall_time_s": round(sum(float(h.get("seconds", 0.0)) for h in run.history), 2),
             "seed": run.train_cfg.seed,
+            # What the model knows: the Noise lab warns when an image's noise is outside it.
+            "noise": to_dict(run.train_cfg.noise),
+            "self_supervised": getattr(run.train_cfg.self_supervised, "value", "none"),
             "best": run.best,
             "status": run.status.value,
         },

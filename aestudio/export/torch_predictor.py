@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aestudio.config import NetConfig
+from aestudio.config import NetConfig, Task
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
     LATENT_LOGVAR,
@@ -23,7 +23,6 @@ from aestudio.inference.bundle import (
     LATENT_Z,
     BundleError,
     BundleFile,
-    BundleTask,
     LatentKind,
     ModelInfo,
     read_bundle,
@@ -64,13 +63,13 @@ def info_for_net(
 ) -> ModelInfo:
     """The facts about a registered net that ``model.json`` records (no metrics or timings yet)."""
     spec = get_spec(net_name)
-    task = BundleTask(spec.task.value)
+    task = Task(spec.task)
     fixed = not spec.fully_convolutional
     multiple = size_multiple(net_name, net_cfg)
     latent_dim = int(net.latent_dim) if spec.has_latent else None  # type: ignore[arg-type]
     kind = _latent_kind(net, net_cfg.in_channels, net_cfg.image_size) if spec.has_latent else None
     names: list[str] = []
-    if task is BundleTask.SEGMENT:
+    if task is Task.SEGMENT:
         k = int(getattr(net_cfg, "num_classes", 0))
         names = list(class_names) if class_names else ["background", *(f"class {i}" for i in range(1, k))]
         if len(names) != k:

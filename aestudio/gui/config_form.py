@@ -160,6 +160,23 @@ class ConfigForm(QWidget):
             else:
                 editor.setText(str(value))
 
+    def set_row_visible(self, name: str, visible: bool) -> None:
+        """Show or hide a field's row; a hidden field goes back to its default (it must not act unseen)."""
+        if name not in self._editors:
+            return
+        self._layout.setRowVisible(self._editors[name][0], visible)
+        if not visible:
+            self._set(name, getattr(self.cls(), name))
+
+    def row_visible(self, name: str) -> bool:
+        return name in self._editors and self._editors[name][0].isVisibleTo(self)
+
+    def reset(self) -> None:
+        """Every field back to the dataclass default."""
+        defaults = self.cls()
+        for name in self._editors:
+            self._set(name, getattr(defaults, name))
+
     def set_values(self, values: dict[str, Any]) -> None:
         """Set the fields this form has; others are ignored (defaults may name other families' fields)."""
         for name, value in values.items():

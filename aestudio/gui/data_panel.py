@@ -137,6 +137,11 @@ class DataPanel(QWidget):
         if folder:
             self.open_spec(f"{FOLDER_PREFIX}{folder}")
 
+    @property
+    def requested_spec(self) -> str:
+        """The data last asked for (opening or open), "" before any."""
+        return self._pending_spec
+
     def open_folder(self, folder: Path) -> None:
         self.open_spec(f"{FOLDER_PREFIX}{folder}")
 

@@ -1,123 +1,86 @@
-"""Lazy, typed access from the GUI to the core (data, training, export, predictors).
+"""The GUI's use of the core, typed and Qt-free: models, runs, exports, data as arrays, the zoo.
 
-The window must open even when a part of the core is missing or broken (an ORT-only
-install, a half-installed checkout), so every core import happens here, on first
-use, and a missing piece raises :class:`EngineUnavailable` naming the module and the
-fix instead of killing the app at import time. Everything here is Qt-free.
+Ordinary imports: the torch-free parts of the core (image IO, bundles, run records,
+the zoo catalogue, the data menu) at the top; anything that loads torch, ONNX
+Runtime or scikit-learn (data sets, nets, training, predictors) inside the function
+that needs it, so the window opens without them (launch to window: bench
+``launch``) and they load on the worker thread that first asks.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import shutil
+import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from aestudio.config import NetConfig, Task, TrainConfig
+from aestudio.data.catalog import builtin_specs as builtin_specs
+from aestudio.data.io import SUPPORTED_SUFFIXES
+from aestudio.data.io import read_image as read_image
+from aestudio.inference.bundle import ModelInfo
+from aestudio.inference.bundle import is_bundle as is_bundle
+from aestudio.inference.bundle import read_bundle as read_bundle
+from aestudio.training.runs import is_run_dir as is_run_dir
+from aestudio.training.runs import read_record as read_record
+from aestudio.training.runs import read_run as read_run
+from aestudio.zoo import catalog as zoo
+
+if TYPE_CHECKING:
+    from aestudio.data.base import DataBundle
+    from aestudio.inference.ort import OrtPredictor
+    from aestudio.nets.registry import NetSpec
+    from aestudio.training.events import Event
+    from aestudio.zoo.catalog import ZooModel
 
 logger = logging.getLogger(__name__)
 
-# Image suffixes used when aestudio.data.io is not importable (kept in sync by hand
-# with the reader's SUPPORTED_SUFFIXES; the reader's list wins when present).
-_FALLBACK_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm"})
-
 BUNDLE_SUBDIR = "bundle"  # a run's own bundle: RUN/bundle (the README's convention)
-
-
-class EngineUnavailable(RuntimeError):
-    """A core module the GUI needs could not be imported."""
-
-
-def _module(name: str) -> ModuleType:
-    try:
-        return importlib.import_module(name)
-    except ImportError as exc:
-        raise EngineUnavailable(
-            f"{name} is not available ({exc}); reinstall aestudio with `pip install -e .`"
-        ) from exc
-
-
-def _attr(module: str, name: str) -> Any:
-    mod = _module(module)
-    try:
-        return getattr(mod, name)
-    except AttributeError:
-        raise EngineUnavailable(f"{module}.{name} is missing; update aestudio") from None
 
 
 # ------------------------------------------------------------------ data
 
 
 def image_suffixes() -> frozenset[str]:
-    try:
-        return frozenset(s.lower() for s in _attr("aestudio.data.io", "SUPPORTED_SUFFIXES"))
-    except EngineUnavailable:
-        return _FALLBACK_SUFFIXES
+    return frozenset(s.lower() for s in SUPPORTED_SUFFIXES)
 
 
-def read_image(path: Path) -> Any:
-    """float32 [H, W, C] in [0, 1]; raises ImageLoadError (a ValueError) naming the file."""
-    return _attr("aestudio.data.io", "read_image")(path)
+def open_data(spec: str, **kwargs: Any) -> DataBundle:
+    """Open a data spec (loads torch: call it from a worker thread)."""
+    from aestudio.data.specs import open_data as _open
 
-
-def builtin_specs() -> dict[str, str]:
-    try:
-        return dict(_attr("aestudio.data.specs", "builtin_specs")())
-    except EngineUnavailable as exc:
-        logger.warning("%s", exc)
-        return {}
-
-
-def open_data(spec: str, **kwargs: Any) -> Any:
-    return _attr("aestudio.data.specs", "open_data")(spec, **kwargs)
+    return _open(spec, **kwargs)
 
 
 def iter_image_files(folder: Path) -> list[Path]:
-    try:
-        return list(_attr("aestudio.data.io", "iter_image_files")([folder]))
-    except EngineUnavailable:
-        suffixes = image_suffixes()
-        return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    from aestudio.data.io import iter_image_files as _iter
+
+    return list(_iter([folder]))
 
 
 # ------------------------------------------------------------------ nets
 
 
 def list_nets() -> list[str]:
-    return list(_attr("aestudio.nets", "list_nets")())
+    from aestudio.nets import list_nets as _list
+
+    return list(_list())
 
 
-def get_spec(name: str) -> Any:
-    return _attr("aestudio.nets", "get_spec")(name)
+def get_spec(name: str) -> NetSpec:
+    from aestudio.nets import get_spec as _get
+
+    return _get(name)
 
 
 # ------------------------------------------------------------------ runs and bundles
-
-
-def is_run_dir(path: Path) -> bool:
-    try:
-        return bool(_attr("aestudio.training.runs", "is_run_dir")(path))
-    except EngineUnavailable:
-        return (path / "run.json").is_file()
-
-
-def is_bundle(path: Path) -> bool:
-    try:
-        return bool(_attr("aestudio.inference.bundle", "is_bundle")(path))
-    except EngineUnavailable:
-        return (path / "model.json").is_file() and (path / "model.onnx").is_file()
-
-
-def read_run(path: Path) -> Any:
-    return _attr("aestudio.training.runs", "read_run")(path)
-
-
-def read_bundle(path: Path) -> Any:
-    return _attr("aestudio.inference.bundle", "read_bundle")(path)
 
 
 def run_bundle_dir(run_dir: Path) -> Path:
@@ -172,7 +135,6 @@ def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = Fa
     :func:`cancel_exports` can end. Raises :class:`ExportFailed` with the child's
     own error output as ``details``.
     """
-    import subprocess
     import time
 
     from aestudio._child import aestudio_command
@@ -208,7 +170,6 @@ def cancel_exports(timeout: float = CANCEL_GRACE_S) -> int:
     kill (no chance to clean up) the child's own temp folder is removed here.
     """
     import signal
-    import subprocess
     import time
 
     with _exports_lock:
@@ -239,14 +200,14 @@ class LoadedModel:
     """The active model of the exploration panels."""
 
     path: Path  # the bundle folder (or a foreign .onnx file)
-    info: Any  # aestudio.inference.bundle.ModelInfo
-    predictor: Any  # OrtPredictor: predict / encode / decode / run_image / segment
+    info: ModelInfo
+    predictor: OrtPredictor  # predict / encode / decode / run_image / segment
     runtime: str  # e.g. "ONNX Runtime (CPUExecutionProvider)"
     source: Path | None = None  # the run folder it came from, if any
 
     @property
     def name(self) -> str:
-        return getattr(self.info, "name", None) or self.path.name
+        return self.info.name or self.path.name
 
 
 def load_model(path: Path) -> LoadedModel:
@@ -265,18 +226,24 @@ def load_model(path: Path) -> LoadedModel:
         path = bundle
     kind = ""
     if is_package(path):  # a BioImage Model Zoo package: its rdf.yaml says the task
-        predictor = _attr("aestudio.inference.bioimageio_predictor", "PackagePredictor")(path, profile="interactive")
+        from aestudio.inference.bioimageio_predictor import PackagePredictor
+
+        predictor: OrtPredictor = PackagePredictor(path, profile="interactive")
         kind = ", BioImage Model Zoo package"
     else:
-        predictor = _attr("aestudio.inference.ort", "OrtPredictor")(path, profile="interactive")
-    provider = getattr(predictor, "provider", "CPUExecutionProvider")
+        from aestudio.inference.ort import OrtPredictor
+
+        predictor = OrtPredictor(path, profile="interactive")
+    provider = predictor.provider
     return LoadedModel(path=path, info=predictor.info, predictor=predictor,
                        runtime=f"ONNX Runtime ({provider}{kind})", source=source)
 
 
 def is_package(path: Path) -> bool:
     """A BioImage Model Zoo package (a .zip with an rdf.yaml)."""
-    return Path(path).suffix.lower() == ".zip" and bool(_attr("aestudio.inference.bioimageio_package", "is_package")(path))
+    from aestudio.inference.bioimageio_package import is_package as _is_package
+
+    return Path(path).suffix.lower() == ".zip" and _is_package(path)
 
 
 def _stale(bundle: Path, run_dir: Path) -> bool:
@@ -291,16 +258,20 @@ def _stale(bundle: Path, run_dir: Path) -> bool:
 # ------------------------------------------------------------------ training
 
 
-def train(net_name: str, net_cfg: Any, data_spec: str, cfg: Any, run_dir: Path, *,
-          stop: threading.Event, pause: threading.Event) -> Iterator[Any]:
-    fn = _attr("aestudio.training", "train")
-    return fn(net_name, net_cfg, data_spec, cfg, run_dir, stop=stop, pause=pause)
+def train(net_name: str, net_cfg: NetConfig, data_spec: str, cfg: TrainConfig, run_dir: Path, *,
+          stop: threading.Event, pause: threading.Event) -> Iterator[Event]:
+    """The core's training generator (torch loads here: call it on the training thread)."""
+    from aestudio.training import train as _train
+
+    return _train(net_name, net_cfg, data_spec, cfg, run_dir, stop=stop, pause=pause)
 
 
 def resume(run_dir: Path, *, stop: threading.Event, pause: threading.Event,
-           epochs: int | None = None, time_limit_minutes: float | None = None) -> Iterator[Any]:
-    fn = _attr("aestudio.training", "resume")
-    return fn(run_dir, stop=stop, pause=pause, epochs=epochs, time_limit_minutes=time_limit_minutes)
+           epochs: int | None = None, time_limit_minutes: float | None = None) -> Iterator[Event]:
+    """The core's resume generator (torch loads here: call it on the training thread)."""
+    from aestudio.training import resume as _resume
+
+    return _resume(run_dir, stop=stop, pause=pause, epochs=epochs, time_limit_minutes=time_limit_minutes)
 
 
 # ------------------------------------------------------------------ data as arrays (for the panels)
@@ -312,14 +283,14 @@ class DataArrays:
 
     spec: str
     split: str  # "val" or "train"
-    images: Any  # float32 [N, C, H, W] in [0, 1]
-    labels: Any = None  # int64 [N] class labels (-1: none), or None when the data has no labels
-    masks: Any = None  # int64 [N, H, W] ground-truth masks for segmentation data, else None
+    images: np.ndarray  # float32 [N, C, H, W] in [0, 1]
+    labels: np.ndarray | None = None  # int64 [N] class labels (-1: none), or None when the data has no labels
+    masks: np.ndarray | None = None  # int64 [N, H, W] ground-truth masks for segmentation data, else None
     label_names: tuple[str, ...] = ()  # names of the labels (digits: "0".."9")
     class_names: tuple[str, ...] = ()  # segmentation classes
     class_colors: tuple[tuple[int, int, int], ...] = ()
-    indices: Any = None  # int64 [N]: the item index in the split of each row
-    factors: Any = None  # float32 [N, 5] generative factors (shapes), else None
+    indices: np.ndarray | None = None  # int64 [N]: the item index in the split of each row
+    factors: np.ndarray | None = None  # float32 [N, 5] generative factors (shapes), else None
 
 
 def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int = 0,
@@ -329,8 +300,6 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
     Slow for folders (decodes files): call it from a worker thread. ``image_size``
     and ``channels`` ask the data for a size/channel count (e.g. the model's).
     """
-    import numpy as np
-
     kwargs: dict[str, Any] = {"seed": seed}
     if image_size is not None:
         kwargs["image_size"] = image_size
@@ -348,52 +317,41 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
         image, target = items[int(i)]
         images.append(np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32))
         targets.append(target.numpy() if hasattr(target, "numpy") else target)
-    kind = str(getattr(getattr(data, "kind", "images"), "value", getattr(data, "kind", "images")))
+    kind = data.kind.value
     labels = masks = None
     if kind == "segmentation":
         masks = np.stack([np.asarray(t, dtype=np.int64) for t in targets])
     elif kind == "labels":
         labels = np.asarray(targets, dtype=np.int64)
     factors = None
-    f = getattr(data, "factors", None)
+    f = data.factors
     if f is not None:
         table = f.val if used_split == "val" else f.train
         factors = np.asarray(table, dtype=np.float32)[idx]
     return DataArrays(
         spec=spec, split=used_split, images=np.stack(images), labels=labels, masks=masks,
-        label_names=tuple(getattr(data, "label_names", None) or ()),
-        class_names=tuple(getattr(data, "class_names", None) or ()),
-        class_colors=tuple(tuple(c) for c in (getattr(data, "class_colors", None) or ())),
+        label_names=tuple(data.label_names), class_names=tuple(data.class_names),
+        class_colors=tuple((int(r), int(g), int(b)) for r, g, b in data.class_colors),
         indices=idx, factors=factors)
 
 
 # ------------------------------------------------------------------ zoo (shipped models, sample images)
 
 
-def zoo_models() -> list[Any]:
-    """The shipped zoo (``aestudio.zoo.catalog.ZooModel`` items: name, path, task, summary); [] without it."""
-    try:
-        return list(_attr("aestudio.zoo.catalog", "list_models")())
-    except EngineUnavailable as exc:
-        logger.warning("%s", exc)
-        return []
+def zoo_models() -> list[ZooModel]:
+    """The shipped zoo (``ZooModel`` items: name, path, task, summary); [] when none is installed."""
+    return list(zoo.list_models())
 
 
 def zoo_default_model() -> Path | None:
     """The bundle a first run opens with, or None when no zoo is installed."""
-    try:
-        model = _attr("aestudio.zoo.catalog", "default_model")()
-    except EngineUnavailable:
-        return None
+    model = zoo.default_model()
     return None if model is None else Path(model.path)
 
 
-def zoo_model_for_task(task: str) -> Any | None:
-    """The zoo model suggested for a task (``ZooModel``), or None."""
-    try:
-        return _attr("aestudio.zoo.catalog", "model_for_task")(str(getattr(task, "value", task)))
-    except EngineUnavailable:
-        return None
+def zoo_model_for_task(task: Task) -> ZooModel | None:
+    """The zoo model suggested for a task, or None."""
+    return zoo.model_for_task(task.value)
 
 
 def is_zoo_path(path: Path) -> bool:
@@ -406,7 +364,4 @@ def is_zoo_path(path: Path) -> bool:
 
 def sample_images() -> list[Path]:
     """The shipped sample images (resources/samples or the installed package); [] without them."""
-    try:
-        return list(_attr("aestudio.zoo.catalog", "sample_images")())
-    except EngineUnavailable:
-        return []
+    return list(zoo.sample_images())

@@ -11,10 +11,19 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QPaintEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
@@ -28,7 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aestudio.config import FinishReason
+from aestudio.config import FinishReason, Task
 from aestudio.data.project import is_project
 from aestudio.gui import engine
 from aestudio.gui.data_panel import DataPanel, DataSummary
@@ -39,7 +48,7 @@ from aestudio.gui.messages import Level, MessageBar, show_error_dialog
 from aestudio.gui.models_panel import ModelsPanel
 from aestudio.gui.panels import ExplorePanel, explore_panels
 from aestudio.gui.sample_strip import SampleStrip
-from aestudio.gui.train_panel import TrainPanel
+from aestudio.gui.train_panel import TrainPanel, preload_core
 from aestudio.gui.workers import TaskRunner, describe_error
 from aestudio.gui.workspace import ENV_HOME, Key, add_recent, recent_items, workspace_dir
 from aestudio.training.events import TrainFinished
@@ -52,7 +61,8 @@ DEFAULT_DATA = "digits"  # opened on first launch so Start works with one click
 # unless AESTUDIO_FIRST_RUN=1 (so do the tab offers below); AESTUDIO_FIRST_RUN=0 skips both.
 ENV_FIRST_RUN = "AESTUDIO_FIRST_RUN"
 # Which kind of zoo model a tab wants most, by a word of its title (tabs accept several tasks).
-TAB_TASK_HINTS = {"noise": "denoise", "segment": "segment", "latent": "generate", "reconstruct": "reconstruct"}
+FIRST_PAINT_FALLBACK_MS = 1000  # start the deferred background work even if the window is never painted
+TAB_TASK_HINTS = {"noise": Task.DENOISE, "segment": Task.SEGMENT, "latent": Task.GENERATE, "reconstruct": Task.RECONSTRUCT}
 EXPORTABLE_REASONS = (FinishReason.DONE, FinishReason.STOPPED, FinishReason.DIVERGED)
 
 
@@ -64,8 +74,6 @@ def _verify_images(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]
         try:
             engine.read_image(p)
             good.append(p)
-        except engine.EngineUnavailable:
-            good.append(p)  # no reader to check with: let the panel try
         except Exception as exc:  # noqa: BLE001 - ImageLoadError, OSError, decoder errors
             bad.append((p, describe_error(exc, p)))
     return good, bad
@@ -105,6 +113,9 @@ class MainWindow(QMainWindow):
         self.active_model: LoadedModel | None = None
         self._closing = False
         self.tasks = TaskRunner(self)
+        # Its own thread for loading torch in the background (~3 s), so checking a dropped
+        # image or opening data never queues behind it in the shared pool.
+        self._preload = TaskRunner(self, max_workers=1)
         self.setWindowTitle("aestudio")
         self.setAcceptDrops(True)
         self.resize(1400, 880)
@@ -122,6 +133,8 @@ class MainWindow(QMainWindow):
         self._build_layout()
         self._build_status_bar()
         self._build_menus()
+        self._painted = False  # background work waits for the first paint (see _when_shown)
+        self._after_first_paint: list[Callable[[], object]] = []
         self._connect()
         self._restore()
 
@@ -201,6 +214,8 @@ class MainWindow(QMainWindow):
             "Use a folder of images as the data set")
         act(file, "open_model", "Open &run or bundle…", self.open_model_dialog, "Ctrl+L",
             "Load a trained run, a bundle or an .onnx file as the active model")
+        act(file, "open_package", "Open model &file (.zip, .onnx)…", self.open_model_file_dialog, None,
+            "Load a BioImage Model Zoo package (.zip) or a .onnx file as the active model")
         act(file, "export", "&Export active model…", self.export_active_dialog, "Ctrl+E",
             "Write the active model's ONNX bundle to a folder")
         act(file, "export_package", "Export as BioImage &Model Zoo package…", self.export_package_dialog, None,
@@ -240,6 +255,7 @@ class MainWindow(QMainWindow):
         self.train_panel.run_finished.connect(self._run_finished)
         self.train_panel.device_reported.connect(lambda d: self.device_label.setText(f"Device: {d}"))
         self.train_panel.running_changed.connect(self._running_changed)
+        self.train_panel.checkpoint_saved.connect(self.models_panel.refresh)  # "5 ep · running", not "0 ep"
         self.train_panel.device_box.currentTextChanged.connect(
             lambda _t: self.device_label.setText(f"Device: {self.train_panel.device_key()}"))
 
@@ -262,15 +278,18 @@ class MainWindow(QMainWindow):
             # while the session's own model is still loading.
             self._restoring = last_model
         self.tabs.setCurrentIndex(int(s.value(Key.TAB, 0, type=int)))
-        self.train_panel.ensure_devices()
         device = s.value(Key.DEVICE, "", type=str)
         if device:
             self.train_panel.set_device(device)
         self.device_label.setText(f"Device: {self.train_panel.device_key()}")
-        spec = s.value(Key.DATA_SPEC, "", type=str) or (DEFAULT_DATA if DEFAULT_DATA in engine.builtin_specs() else "")
-        if spec:
-            self.data_panel.open_spec(spec)
         self.train_panel.refresh_compare()
+        # Background work (it loads torch and ONNX Runtime) starts after the first paint, so
+        # the window shows first and the GUI thread is not sharing the interpreter while it builds.
+        spec = s.value(Key.DATA_SPEC, "", type=str) or (DEFAULT_DATA if DEFAULT_DATA in engine.builtin_specs() else "")
+        if spec:  # unless paths given at launch chose the data meanwhile
+            self._when_shown(lambda: None if self.data_panel.requested_spec else self.data_panel.open_spec(spec))
+        self._when_shown(lambda: self._preload.submit(preload_core, on_result=self.train_panel.ensure_core,
+                                                      on_error=lambda exc, _d: self.train_panel.ensure_core()))
         if last_model is not None:
             self.load_model(last_model)
         elif self.first_run:
@@ -311,6 +330,35 @@ class MainWindow(QMainWindow):
             s.setValue(Key.DATA_SPEC, self.data_panel.spec)
         s.sync()
 
+    def _when_shown(self, job: Callable[[], object]) -> None:
+        """Run ``job`` now if the window has been painted, else right after its first paint.
+
+        Background jobs load torch, ONNX Runtime and data; started while the window is being
+        built they share the interpreter with it and delay the first paint (bench ``launch``).
+        """
+        if self._painted:
+            job()
+        else:
+            self._after_first_paint.append(job)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt override
+        super().showEvent(event)
+        if not self._painted:  # in case no paint comes (a minimised start): go on anyway
+            QTimer.singleShot(FIRST_PAINT_FALLBACK_MS, self, self._run_after_first_paint)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(event)
+        if not self._painted:
+            QTimer.singleShot(0, self, self._run_after_first_paint)
+
+    def _run_after_first_paint(self) -> None:
+        if self._painted:
+            return
+        self._painted = True
+        jobs, self._after_first_paint = self._after_first_paint, []
+        for job in jobs:
+            job()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._closing = True
         self.save_settings()
@@ -321,6 +369,7 @@ class MainWindow(QMainWindow):
             except Exception:  # noqa: BLE001 - closing must never fail because one panel did
                 logger.exception("panel %s failed to shut down", panel.title)
         self.tasks.shutdown()
+        self._preload.shutdown()
         # An export child must not outlive the window (it did, invisibly, for ~50 s): end it.
         # It writes to a temp folder and renames at the end, so no half-written bundle stays;
         # the run is exported again when next loaded.
@@ -424,9 +473,18 @@ class MainWindow(QMainWindow):
         if folder:
             self.open_paths([Path(folder)])
 
+    def open_model_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a model file", str(self.workspace),
+                                              "Models (*.zip *.onnx);;BioImage Model Zoo package (*.zip);;ONNX (*.onnx)")
+        if path:
+            self.open_paths([Path(path)])
+
     # ================================================================ models
 
     def load_model(self, path: Path) -> None:
+        if not self._painted:  # restored settings ask for a model while the window builds: after the paint
+            self._when_shown(lambda: self.load_model(path))
+            return
         path = Path(path)
         self.status(f"Loading {path.name} (a run is exported first)…")
         self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
@@ -493,17 +551,16 @@ class MainWindow(QMainWindow):
         panel = self.current_explore_panel()
         if panel is None or not self._zoo_helpers_enabled():
             return
-        preferred = getattr(panel.preferred_task, "value", None)
-        model_task = getattr(getattr(self.active_model, "info", None), "task", None)
-        model_task = str(getattr(model_task, "value", model_task or ""))
-        if panel.supports(self.active_model) and (preferred is None or model_task == preferred):
+        preferred = panel.preferred_task
+        model_task = self.active_model.info.task if self.active_model is not None else None
+        if panel.supports(self.active_model) and (preferred is None or model_task is preferred):
             return
         if self._restoring is not None:
             return  # the last session's model is loading; offer once it is known
-        supported = [str(getattr(s, "value", s)) for s in panel.tasks_supported]
+        supported = panel.tasks_supported
         by_title = next((task for word, task in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
         task = preferred or (by_title if by_title in supported else next(
-            (t for t in ("segment", "generate", "reconstruct", "denoise") if t in supported), None))
+            (t for t in (Task.SEGMENT, Task.GENERATE, Task.RECONSTRUCT, Task.DENOISE) if t in supported), None))
         zoo = engine.zoo_model_for_task(task) if task else None
         if zoo is None or zoo.name in self._offered:
             return
@@ -511,10 +568,10 @@ class MainWindow(QMainWindow):
         current = self.active_model
         needs = "works best with" if panel.supports(current) else "needs"
         if current is None or engine.is_zoo_path(current.path):
-            self.notify(Level.INFO, f"{panel.title} {needs} a {task} model: loading the shipped {zoo.name}.")
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task.value} model: loading the shipped {zoo.name}.")
             self.load_model(Path(zoo.path))
         else:
-            self.notify(Level.INFO, f"{panel.title} {needs} a {task} model; the shipped {zoo.name} is one "
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task.value} model; the shipped {zoo.name} is one "
                                     "click away in Models > Shipped models.")
 
     def _run_finished(self, ev: TrainFinished) -> None:

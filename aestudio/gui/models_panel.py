@@ -50,14 +50,13 @@ class Group(str, enum.Enum):
 
 def run_summary(path: Path) -> str:
     try:
-        info = engine.read_run(path)
+        record = engine.read_record(path)  # run.json only: listing runs never loads torch
     except Exception as exc:  # noqa: BLE001 - a half-written run still gets listed
         return f"unreadable: {exc}"
     # Short: the folder name already says family and data; the tooltip has the path.
-    parts = [f"{getattr(info, 'epoch', 0)} ep"]
-    status = getattr(info, "status", "")
-    if status:
-        parts.append(str(getattr(status, "value", status)))
+    parts = [f"{record['epoch']} ep"]
+    if record["status"]:
+        parts.append(str(record["status"]))
     if engine.is_bundle(engine.run_bundle_dir(path)):
         parts.append("ONNX")
     return " · ".join(parts)
@@ -68,8 +67,18 @@ def bundle_summary(path: Path) -> str:
         info = engine.read_bundle(path)
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
-    task = getattr(info, "task", "")
-    return " · ".join(str(x) for x in (getattr(info, "net", ""), getattr(task, "value", task)) if x)
+    # The task only: the column is narrow and "denoising_ae · denoise" was cut to "denoisi…denoise";
+    # the family is in the tooltip (bundle_tooltip).
+    return info.task.value
+
+
+def bundle_tooltip(path: Path) -> str:
+    try:
+        info = engine.read_bundle(path)
+    except Exception as exc:  # noqa: BLE001
+        return f"unreadable: {exc}"
+    parts = [info.name or path.name, info.net or "", info.task.value]
+    return " · ".join(p for p in parts if p) + f"\n{path}"
 
 
 class ModelsPanel(QWidget):
@@ -95,8 +104,9 @@ class ModelsPanel(QWidget):
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(1, 120)  # names need the room more; details are in the tooltips too
+        # Details are short ("5 ep · running · ONNX", "denoise") and must show whole; names
+        # elide in the middle instead (the full path is their tooltip).
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the end
         self.tree.setUniformRowHeights(True)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
@@ -158,7 +168,7 @@ class ModelsPanel(QWidget):
                 continue
             item = QTreeWidgetItem([p.name, details])
             item.setToolTip(0, str(p))
-            item.setToolTip(1, details)
+            item.setToolTip(1, bundle_tooltip(p) if kind is EntryKind.BUNDLE else details)
             item.setData(0, PATH_ROLE, str(p))
             item.setData(0, KIND_ROLE, kind.value)
             top.addChild(item)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from aestudio.config import Task
 from aestudio.inference.bioimageio_ops import CANONICAL, Op, apply, resolve
 from aestudio.inference.bioimageio_package import (
     Package,
@@ -30,7 +31,7 @@ from aestudio.inference.bioimageio_package import (
     extract_weights,
     read_package,
 )
-from aestudio.inference.bundle import BundleFile, BundleTask, ModelInfo
+from aestudio.inference.bundle import BundleFile, ModelInfo
 from aestudio.inference.imageops import default_palette
 from aestudio.inference.ort import OrtPredictor, SessionProfile
 
@@ -46,16 +47,16 @@ def _last_op(ops: tuple[Op, ...]) -> str | None:
     return ids[-1] if ids else None
 
 
-def _task(pkg: Package, asked: str | None) -> BundleTask:
+def _task(pkg: Package, asked: str | None) -> Task:
     ours = pkg.config.get("task")
-    if ours in {t.value for t in BundleTask}:
-        return BundleTask(ours)
+    if ours in {t.value for t in Task}:
+        return Task(ours)
     if asked is not None:
-        return BundleTask(asked)
-    return BundleTask.SEGMENT if _last_op(pkg.post) == "softmax" else BundleTask.RECONSTRUCT
+        return Task(asked)
+    return Task.SEGMENT if _last_op(pkg.post) == "softmax" else Task.RECONSTRUCT
 
 
-def _info(pkg: Package, task: BundleTask) -> ModelInfo:
+def _info(pkg: Package, task: Task) -> ModelInfo:
     ours = bool(pkg.config)
     image_size: int | str = "any"
     if pkg.fixed_size is not None and ours:  # our fixed-size nets see whole images resized, as in the app
@@ -65,7 +66,7 @@ def _info(pkg: Package, task: BundleTask) -> ModelInfo:
         image_size = h
     names: list[str] = []
     colors: list[list[int]] = []
-    if task is BundleTask.SEGMENT:
+    if task is Task.SEGMENT:
         names = [str(n) for n in pkg.config.get("class_names") or []] or list(pkg.output_names)
         if pkg.out_channels == 1:  # one probability map: background vs that class
             names = ["background", names[0] if names else "foreground"]
@@ -115,18 +116,20 @@ class PackagePredictor(OrtPredictor):
         *,
         profile: SessionProfile | str = SessionProfile.INTERACTIVE,
         providers: list[str] | None = None,
-        task: BundleTask | str | None = None,
+        task: Task | str | None = None,
         cache: Path | None = None,
     ) -> None:
         pkg = read_package(path)
-        info = _info(pkg, _task(pkg, BundleTask(task).value if task is not None else None))
+        info = _info(pkg, _task(pkg, Task(task).value if task is not None else None))
         super().__init__(extract_weights(pkg, cache), profile=profile, providers=providers, info=info)
         self.package = pkg
         self.path = pkg.path  # what the app and the CLI show; the graph itself lives in the cache
         self._local = threading.local()  # whole-image statistics for the tiles of one run_image call
-        if "batch" not in pkg.input_axes or pkg.batch_size == 1:
-            self._max_batch = 1
         sess = self.session(BundleFile.MODEL)
+        # One image per call without a batch axis; else what the rdf or the graph fixes (OrtPredictor read
+        # the graph's first axis, which need not be the batch here).
+        graph_batch = sess.get_inputs()[0].shape[pkg.input_axes.index("batch")] if "batch" in pkg.input_axes else 1
+        self._max_batch = 1 if pkg.batch_size == 1 else graph_batch if isinstance(graph_batch, int) else None
         rank_in, rank_out = len(sess.get_inputs()[0].shape), len(sess.get_outputs()[0].shape)
         if rank_in != len(pkg.input_axes):
             raise PackageError(f"{pkg.path}: inputs[0].axes: {len(pkg.input_axes)} axes, but the ONNX graph's input has {rank_in}")
@@ -174,7 +177,7 @@ class PackagePredictor(OrtPredictor):
             x = np.pad(x, ((0, 0), (0, 0), (0, ph - h), (0, pw - w)), mode=mode)
         y = _from_layout(super()._run(graph, {self._input_name: _to_layout(x, pkg.input_axes)})[self._output_name], pkg.output_axes)
         y = apply(pkg.post, np.ascontiguousarray(y[:, :, :h, :w], dtype=np.float32))
-        if self.info.task is BundleTask.SEGMENT:
+        if self.info.task is Task.SEGMENT:
             y = self._as_logits(y)
         return {self._output_name: y}
 

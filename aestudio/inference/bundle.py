@@ -20,6 +20,7 @@ from typing import Any
 
 from aestudio import limits
 from aestudio._fs import atomic_write_bytes
+from aestudio.config import Task
 from aestudio.limits import LimitError
 from aestudio.validate import need, parse_json, printable, read_json
 
@@ -41,15 +42,6 @@ DECODER_OUTPUT = "image"
 
 class BundleError(ValueError):
     """A bundle or model file that cannot be used; the message names the file and the fix."""
-
-
-class BundleTask(str, enum.Enum):
-    """Mirrors :class:`aestudio.config.Task` (kept here so this module stays dependency-free)."""
-
-    RECONSTRUCT = "reconstruct"
-    DENOISE = "denoise"
-    GENERATE = "generate"
-    SEGMENT = "segment"
 
 
 class LatentKind(str, enum.Enum):
@@ -80,7 +72,7 @@ class ModelInfo:
 
     name: str  # display name, e.g. "conv_ae on digits"
     net: str  # registry name ("conv_ae") or "foreign"
-    task: BundleTask
+    task: Task
     in_channels: int  # 1 grayscale or 3 RGB
     image_size: int | str = "any"  # square side for fixed-size nets, or "any" (fully convolutional)
     size_multiple: int = 1  # H and W must be multiples of this (U-Net: 2**depth)
@@ -112,7 +104,7 @@ class ModelInfo:
 
     @property
     def output_name(self) -> str:
-        return OUTPUT_LOGITS if self.task is BundleTask.SEGMENT else OUTPUT_IMAGE
+        return OUTPUT_LOGITS if self.task is Task.SEGMENT else OUTPUT_IMAGE
 
     @property
     def num_classes(self) -> int:
@@ -169,9 +161,9 @@ class ModelInfo:
         kw["name"] = printable(data["name"])  # shown in terminals and windows: no escape sequences
         kw["class_names"] = [printable(n, 80) for n in data.get("class_names") or []]
         try:
-            kw["task"] = BundleTask(data["task"])
+            kw["task"] = Task(data["task"])
         except ValueError:
-            raise bad(f"'task' {data['task']!r} is not one of {[t.value for t in BundleTask]}") from None
+            raise bad(f"'task' {data['task']!r} is not one of {[t.value for t in Task]}") from None
         kind = data.get("latent_kind")
         try:
             kw["latent_kind"] = LatentKind(kind) if kind is not None else None
@@ -204,7 +196,7 @@ class ModelInfo:
             raise bad(str(exc)) from None
         if (self.latent_dim is None) != (self.latent_kind is None):
             raise bad("'latent_dim' and 'latent_kind' must be given together (or both null)")
-        if self.task is BundleTask.SEGMENT and len(self.class_names) < 2:
+        if self.task is Task.SEGMENT and len(self.class_names) < 2:
             raise bad("a segmentation model needs 'class_names' (at least 2)")
         if self.class_colors and len(self.class_colors) != len(self.class_names):
             raise bad(f"{len(self.class_colors)} 'class_colors' for {len(self.class_names)} 'class_names'")

@@ -23,13 +23,13 @@ import numpy as np
 import onnxruntime as ort
 
 from aestudio import limits
+from aestudio.config import Task
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
     INPUT_IMAGE,
     LATENT_Z,
     BundleError,
     BundleFile,
-    BundleTask,
     ModelInfo,
     read_bundle,
 )
@@ -96,7 +96,7 @@ def choose_providers(providers: list[str] | None = None) -> list[str]:
 class ForeignModelDescription:
     """Facts about a foreign ONNX model that its graph cannot tell (see docs/BUNDLE_FORMAT.md)."""
 
-    task: BundleTask | str | None = None  # reconstruct | denoise | generate | segment
+    task: Task | str | None = None  # reconstruct | denoise | generate | segment
     value_range: tuple[float, float] | None = None  # input range the model was trained on, e.g. (0, 1) or (-1, 1)
     channels: int | None = None  # only needed when the graph leaves the channel dimension dynamic
     image_size: int | None = None  # only needed to fix the size of a dynamic-size, fixed-size-trained model
@@ -454,9 +454,9 @@ def _describe_foreign(
         raise ValueError(f"{path}: a foreign model needs " + "; ".join(missing))
     _check_foreign_shapes(path, inp, out, desc)
     try:
-        task = BundleTask(desc.task)
+        task = Task(desc.task)
     except ValueError:
-        raise ValueError(f"{path}: task {desc.task!r} is not one of {[t.value for t in BundleTask]}") from None
+        raise ValueError(f"{path}: task {desc.task!r} is not one of {[t.value for t in Task]}") from None
     image_size: int | str = "any"
     if isinstance(h, int) or isinstance(w, int):
         if h != w:
@@ -468,7 +468,7 @@ def _describe_foreign(
         image_size = int(desc.image_size)
     class_names = list(desc.class_names)
     k = out.shape[1]
-    if task is BundleTask.SEGMENT and not class_names:
+    if task is Task.SEGMENT and not class_names:
         if not isinstance(k, int):
             raise ValueError(f"{path}: the output's class dimension is open, so the class names are unknown; "
                              "pass class_names in the model's description (or export it with a fixed class count)")

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from aestudio.config import Task
 from aestudio.inference import imageops
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
@@ -26,7 +27,6 @@ from aestudio.inference.bundle import (
     LATENT_MU,
     LATENT_Z,
     BundleFile,
-    BundleTask,
     LatentKind,
     ModelInfo,
 )
@@ -153,7 +153,7 @@ class Predictor(abc.ABC):
         (and ONNX Runtime's working memory for one tile) are held.
         """
         info = self.info
-        segment = info.task is BundleTask.SEGMENT
+        segment = info.task is Task.SEGMENT
         if info.fixed_size is not None:
             batch, (h, w) = self.prepare_image(image)
             out = imageops.resize_chw(self.predict(batch)[0], h, w, channels_last=not segment)
@@ -212,7 +212,7 @@ class Predictor(abc.ABC):
         self, image: np.ndarray, *, progress: Callable[[int, int], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Class index per pixel (int64 [H, W]) and class probabilities (float32 [K, H, W])."""
-        if self.info.task is not BundleTask.SEGMENT:
+        if self.info.task is not Task.SEGMENT:
             raise ValueError(f"{self.info.name} is a {self.info.task.value} model, not a segmentation model")
         probs = self.run_image(image, progress=progress)  # logits, turned into probabilities in place
         mask = imageops.softmax_argmax_(probs)

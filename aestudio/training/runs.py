@@ -23,9 +23,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from aestudio import limits
 from aestudio.config import NetConfig, TrainConfig, from_dict
@@ -38,8 +36,13 @@ from aestudio.training.atomic import (
     finite_json,
     fsync_dir,
 )
-from aestudio.training.checkpoint import PREV_SUFFIX, CheckpointError, load_weights, read_meta
 from aestudio.validate import need, parse_json, read_json
+
+if TYPE_CHECKING:
+    from torch import nn
+
+# The checkpoint module (torch, safetensors) is imported where weights are touched, so listing and
+# reading runs (the app's Models panel, drops) never loads torch: a 3 s import on these machines.
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +220,7 @@ def history(path: Path | str) -> list[dict[str, Any]]:
 def load_net(run_dir: Path | str, which: str = "best") -> tuple[nn.Module, RunInfo]:
     """The run's net with its ``best`` (falls back to ``last`` if none yet) or ``last`` weights, in eval mode."""
     from aestudio.nets.registry import build_net
+    from aestudio.training.checkpoint import CheckpointError, load_weights
 
     if which not in ("best", "last"):
         raise ValueError(f"which must be 'best' or 'last', not {which!r}")
@@ -251,6 +255,8 @@ def recover_run(path: Path | str) -> list[str]:
     ``run.json`` (the commit point) to the ``.prev`` version they replaced, so
     the weights, the training state and run.json name the same step again.
     """
+    from aestudio.training.checkpoint import PREV_SUFFIX, read_meta
+
     folder = Path(path)
     actions: list[str] = []
     for tmp in folder.glob(TEMP_PREFIX + "*"):

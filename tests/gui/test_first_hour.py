@@ -83,3 +83,62 @@ def test_the_denoising_verdict_never_contradicts_its_numbers() -> None:
     assert v(-11.6, 0.02).startswith("Denoising gives a mixed result (PSNR -11.6 dB, SSIM +0.020)")
     for dp, ds in [(8.9, 0.4), (-15.6, -0.2), (-0.01, 0.0), (-11.6, 0.02), (0.04, -0.3)]:
         assert "-0.0 " not in v(dp, ds) and "gains -" not in v(dp, ds)
+
+
+def test_train_fields_follow_the_family_and_presets_start_from_defaults(window, qtbot) -> None:
+    panel = window.train_panel
+    form = panel.train_form
+
+    def family(name: str) -> None:
+        panel.family_box.setCurrentText(name)
+        qtbot.wait(10)
+
+    family("conv_ae")
+    assert not form.row_visible("kl_warmup_epochs") and not form.row_visible("noise")
+    family("vae")
+    assert form.row_visible("kl_warmup_epochs") and not form.row_visible("noise")
+    form.set_values({"kl_warmup_epochs": 7})
+    family("denoising_ae")
+    assert form.row_visible("noise") and not form.row_visible("kl_warmup_epochs")
+    assert form.values()["kl_warmup_epochs"] == 0  # hidden: back to its default, never acting unseen
+    form.set_values({"noise": "gaussian:0.3"})
+    family("conv_ae")
+    assert str(getattr(form.values()["noise"].kind, "value", form.values()["noise"].kind)) == "none"
+
+    # The KL warm-up a VAE starts with depends on the data only, not on what was opened before.
+    panel.set_data("shapes", 32)
+    assert panel.family_box.currentText() == "vae" and form.values()["kl_warmup_epochs"] == 5
+    panel.set_data("digits", 8)
+    family("vae")
+    assert form.values()["kl_warmup_epochs"] == 0
+
+
+def test_pause_reads_unpause_not_continue_beside_resume(window) -> None:
+    panel = window.train_panel
+    panel._pause_toggled(True)
+    assert panel.pause_button.text() == "Unpause" and panel.resume_button.text() == "Resume"
+    panel._pause_toggled(False)
+    assert panel.pause_button.text() == "Pause"
+
+
+def test_models_details_column_shows_its_text_whole(window, qtbot, bundles) -> None:
+    import shutil
+
+    from aestudio.gui.workspace import bundles_dir
+
+    target = bundles_dir(window.workspace) / "my-denoiser"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(bundles("denoising_ae"), target)
+    window.resize(1366, 740)
+    window.models_panel.refresh()
+    qtbot.wait(50)
+    tree = window.models_panel.tree
+    fm = tree.fontMetrics()
+    column = tree.header().sectionSize(1)
+    texts = []
+    for i in range(tree.topLevelItemCount()):
+        top = tree.topLevelItem(i)
+        texts += [top.child(j).text(1) for j in range(top.childCount())]
+    assert "denoise" in texts
+    for text in texts:
+        assert fm.horizontalAdvance(text) + 6 <= column, (text, column)  # the delegate keeps 3 px a side

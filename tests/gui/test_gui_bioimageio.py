@@ -42,3 +42,13 @@ def test_export_menu_writes_a_package(window, qtbot, bundles, tmp_path: Path) ->
     from aestudio.inference.bioimageio_package import read_package
 
     assert read_package(target).config["task"] == "denoise"
+
+
+def test_open_model_file_menu_loads_a_package(window, qtbot, packages, monkeypatch) -> None:
+    from aestudio.gui import main_window
+
+    pkg = packages("denoising_ae")
+    monkeypatch.setattr(main_window.QFileDialog, "getOpenFileName", lambda *a, **k: (str(pkg), ""))
+    window.actions["open_package"].trigger()
+    qtbot.waitUntil(lambda: window.active_model is not None, timeout=30000)
+    assert window.active_model.path == pkg and window.active_model.info.task.value == "denoise"

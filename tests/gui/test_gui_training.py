@@ -61,6 +61,15 @@ def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(wi
     assert "training on cpu" in panel.run_label.text()
     assert window.device_label.text().startswith("Device: cpu")
 
+    # The Runs list follows the run as it checkpoints (it said "0 ep · running" at epoch 5).
+    def run_details() -> str:
+        tree = window.models_panel.tree
+        top = next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == "Runs")
+        return top.child(0).text(1) if top.childCount() else ""
+
+    qtbot.waitUntil(lambda: run_details().startswith(("1 ep", "2 ep", "3 ep")), timeout=60000)
+    assert "running" in run_details()
+
     stopped_at = worker_steps[0]
     panel.stop()
     qtbot.waitUntil(lambda: bool(finished), timeout=30000)
@@ -68,6 +77,9 @@ def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(wi
     assert ev.reason is FinishReason.STOPPED
     assert ev.step <= stopped_at + 1, f"stop requested at step {stopped_at}, run ended at {ev.step}"
     assert ev.step < panel.progress.maximum()  # it really stopped early
+    # The header says how the run ended, not "training on cpu" any more.
+    assert "stopped on cpu" in panel.run_label.text() and "training on" not in panel.run_label.text()
+    assert f"{ev.step:,} steps" in panel.run_label.text()
     run_dir = ev.run_dir
     assert run_dir.parent == window.workspace / "runs"
     assert re.fullmatch(r"conv_ae-digits-\d{8}-\d{6}(-\d+)?", run_dir.name)
@@ -81,6 +93,8 @@ def test_a_tiny_run_shows_progress_stops_within_a_step_and_loads_as_the_model(wi
     model = window.active_model
     assert model.source == run_dir and model.path == run_dir / "bundle"
     assert engine.is_bundle(model.path)
+    # A name that tells runs apart (every run was "conv_ae on digits").
+    assert model.name.startswith("conv_ae on digits (code 8, ") and "epoch" in model.name
     assert "ONNX Runtime" in window.runtime_label.text()
     assert all(p.model is model for p in window.explore)
     out = model.predictor.predict(np.zeros((1, 1, 16, 16), "float32"))

@@ -244,9 +244,9 @@ def test_a_model_that_raises_is_reported_and_the_panel_stays_usable(qtbot, panel
 def test_a_segmentation_model_only_shows_the_noise(qtbot, panel, denoiser, tmp_path):
     from dataclasses import replace
 
-    from aestudio.inference.bundle import BundleTask
+    from aestudio.config import Task
 
-    seg = LoadedModel(path=denoiser.path, info=replace(denoiser.info, task=BundleTask.SEGMENT),
+    seg = LoadedModel(path=denoiser.path, info=replace(denoiser.info, task=Task.SEGMENT),
                       predictor=FailingPredictor(denoiser.info), runtime="seg")
     panel.set_model(seg)
     panel.add_images([photo(tmp_path / "s.png")])

@@ -290,9 +290,9 @@ def test_large_photo_through_a_fully_convolutional_model_is_tiled(qtbot, panel, 
 def test_a_segmentation_model_is_not_run_and_the_panel_says_why(qtbot, panel, conv_model, tmp_path):
     from dataclasses import replace
 
-    from aestudio.inference.bundle import BundleTask
+    from aestudio.config import Task
 
-    seg = LoadedModel(path=conv_model.path, info=replace(conv_model.info, task=BundleTask.SEGMENT),
+    seg = LoadedModel(path=conv_model.path, info=replace(conv_model.info, task=Task.SEGMENT),
                       predictor=FailingPredictor(conv_model.info), runtime="seg")
     panel.set_model(seg)
     panel.add_images([grey_png(tmp_path / "s.png")])

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from aestudio.config import Task
 from aestudio.inference.bundle import (
     BundleError,
-    BundleTask,
     LatentKind,
     ModelInfo,
     is_bundle,
@@ -23,7 +23,7 @@ def _info(**kw) -> ModelInfo:
     base = ModelInfo(
         name="vae on digits",
         net="vae",
-        task=BundleTask.GENERATE,
+        task=Task.GENERATE,
         in_channels=1,
         image_size=28,
         latent_dim=8,
@@ -53,7 +53,7 @@ def test_round_trip_preserves_every_field(tmp_path: Path) -> None:
 
 def test_segment_round_trip_and_derived_facts(tmp_path: Path) -> None:
     info = _info(
-        net="unet", task=BundleTask.SEGMENT, image_size="any", size_multiple=8, latent_dim=None, latent_kind=None,
+        net="unet", task=Task.SEGMENT, image_size="any", size_multiple=8, latent_dim=None, latent_kind=None,
         class_names=["bg", "disc", "square"], class_colors=[[0, 0, 0], [255, 0, 0], [0, 255, 0]], files={"model": "model.onnx"},
     )  # fmt: skip
     back = read_bundle(_write(tmp_path / "s", info))

@@ -9,10 +9,11 @@ import numpy as np
 import onnx
 import pytest
 
+from aestudio.config import Task
 from aestudio.export import exporter as export_mod
 from aestudio.export.exporter import ExportError, export_net
 from aestudio.export.torch_predictor import TorchPredictor
-from aestudio.inference.bundle import BundleTask, read_bundle
+from aestudio.inference.bundle import read_bundle
 from aestudio.inference.ort import OrtPredictor
 from aestudio.nets import get_spec, list_nets
 
@@ -51,7 +52,7 @@ def test_export_and_parity(name: str, bundles) -> None:
     image = (rng.random((37, 45, 3)) * 255).astype(np.uint8)  # odd size, RGB, uint8
     out_o, out_t = ort_p.run_image(image), torch_p.run_image(image)
     np.testing.assert_allclose(out_o, out_t, atol=1e-4)
-    if info.task is BundleTask.SEGMENT:
+    if info.task is Task.SEGMENT:
         assert out_o.shape == (info.num_classes, 37, 45)
         mask, probs = ort_p.segment(image)
         assert mask.shape == (37, 45) and mask.dtype == np.int64 and mask.max() < info.num_classes

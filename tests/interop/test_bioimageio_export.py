@@ -100,3 +100,23 @@ def test_cli_writes_a_package_and_refuses_bad_requests(bundles, tmp_path, capsys
     assert "-o MODEL.zip" in capsys.readouterr().err
     assert main(["export", str(bundles("denoising_ae")), "--format", "bioimageio", "-o", str(tmp_path / "m.onnx")]) == 2
     assert ".zip" in capsys.readouterr().err
+
+
+def test_cli_packages_a_training_run_without_writing_into_it(tmp_path, capsys):
+    from aestudio.config import TrainConfig
+    from aestudio.inference.bioimageio_package import read_package
+    from aestudio.training import train
+
+    run = tmp_path / "run"
+    for _ in train("dense_ae", None, "digits", TrainConfig(epochs=1, max_steps=2, batch_size=16), run):
+        pass
+    before = sorted(p.name for p in run.iterdir())
+    out = tmp_path / "digits.zip"
+    assert main(["export", str(run), "--format", "bioimageio", "-o", str(out), "--which", "last"]) == 0
+    assert "bioimageio test" in capsys.readouterr().out
+    pkg = read_package(out)
+    from aestudio.training import read_run
+
+    side = read_run(run).net_cfg.image_size
+    assert pkg.config["net"] == "dense_ae" and pkg.fixed_size == (side, side)
+    assert sorted(p.name for p in run.iterdir()) == before  # the bundle went to a temp folder

@@ -285,3 +285,37 @@ def test_foreign_layout_fixed_tiles_and_whole_image_statistics(packages, bundles
     np.testing.assert_allclose(pred.run_image(big)[..., 0], np.clip(want[0], 0, 1), atol=1e-4)
     small = (rng.random((20, 30)) * 255).astype(np.uint8)  # smaller than the fixed size: padded, cropped back
     assert pred.run_image(small).shape == (20, 30, 1)
+
+
+def test_package_without_batch_or_channel_axes_runs_image_by_image(packages, bundles, tmp_path):
+    """axes [y, x] only: the graph takes one [H, W] image; a batch of 3 runs as three calls."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    with zipfile.ZipFile(packages("denoising_ae")) as zf:
+        model = onnx.load_from_string(zf.read("model.onnx"))
+    g = model.graph
+    (old_in,), (old_out,) = list(g.input), list(g.output)
+    g.initializer.append(numpy_helper.from_array(np.array([0, 1], np.int64), "nc_axes"))
+    g.node.insert(0, helper.make_node("Unsqueeze", ["yx", "nc_axes"], [old_in.name]))
+    g.node.append(helper.make_node("Squeeze", [old_out.name, "nc_axes"], ["yx_out"]))
+    g.input.remove(old_in)
+    g.output.remove(old_out)
+    g.input.append(helper.make_tensor_value_info("yx", TensorProto.FLOAT, ["h", "w"]))
+    g.output.append(helper.make_tensor_value_info("yx_out", TensorProto.FLOAT, ["h", "w"]))
+    rdf = {
+        "format_version": "0.5.4", "type": "model", "name": "plain 2D",
+        "inputs": [{"id": "yx", "axes": [{"type": "space", "id": "y", "size": {"min": 4, "step": 1}},
+                                         {"type": "space", "id": "x", "size": {"min": 4, "step": 1}}]}],
+        "outputs": [{"id": "yx_out", "axes": [{"type": "space", "id": "y", "size": {"tensor_id": "yx", "axis_id": "y"}},
+                                              {"type": "space", "id": "x", "size": {"tensor_id": "yx", "axis_id": "x"}}]}],
+        "weights": {"onnx": {"source": "m.onnx"}},
+    }
+    path = tmp_path / "yx.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("rdf.yaml", yaml.safe_dump(rdf))
+        zf.writestr("m.onnx", model.SerializeToString())
+    pred = PackagePredictor(path)
+    assert pred.info.task.value == "reconstruct" and pred.info.in_channels == 1  # no softmax: an image model
+    x = np.random.default_rng(8).random((3, 1, 24, 20)).astype(np.float32)
+    np.testing.assert_allclose(pred.predict(x), OrtPredictor(bundles("denoising_ae")).predict(x), atol=1e-5)

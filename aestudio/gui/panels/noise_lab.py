@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -46,6 +46,7 @@ from aestudio.explore.image_metrics import (
     run_model_image,
     unique_path,
 )
+from aestudio.explore.noise_level import estimate_sigma, range_warning, trained_noise
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
@@ -59,6 +60,7 @@ from aestudio.gui.panels.metrics_view import (
     Progress,
     save_png,
 )
+from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner
 from aestudio.gui.workers import TaskRunner
 
 logger = logging.getLogger(__name__)
@@ -112,6 +114,8 @@ def denoise_job(predictor: Any | None, image: np.ndarray, noise: tuple[str, floa
     out: dict[str, Any] = {"noisy": noisy, "denoised": denoised, "clean": clean, "noise": noise}
     out["metrics_noisy"] = image_metrics(clean, noisy) if clean is not None else None
     out["metrics_denoised"] = image_metrics(clean, denoised) if clean is not None and denoised is not None else None
+    # An image that came noisy: estimate its noise level (the lab compares it with what the model knows).
+    out["sigma"] = estimate_sigma(noisy) if noise is None else None
     out["qimages"] = {k: array_to_qimage(display_copy(v)) for k, v in
                       (("noisy", noisy), ("denoised", denoised), ("clean", clean)) if v is not None}
     return out
@@ -141,6 +145,7 @@ class _ImageCache:
 
 
 class NoiseLabPanel(BrowsedImagePanel):
+    request_model = Signal(object)  # a run or bundle Path the window should load as the active model
     title = "Noise lab"
     purpose = ("Add noise (gaussian, salt and pepper, speckle, shot noise, masking, blur) with a slider and "
                "watch the model remove it, with PSNR and SSIM against the clean image.")
@@ -207,6 +212,20 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.already_noisy.toggled.connect(self._noisy_toggled)
         controls.addWidget(self.already_noisy)
         root.addLayout(controls)
+
+        # "Learn this noise": self-supervised training on the dropped images, live preview, Stop -> active model.
+        self.learner = NoiseLearner(self.tasks, self._learn_image, self)
+        self.learner.preview_ready.connect(self._show_learned)
+        self.learner.model_ready.connect(self.request_model.emit)
+        self.learner.notify.connect(self.notify.emit)
+        self.learner.running_changed.connect(lambda _r: self._refresh_state())
+        self.learn_row = LearnRow(self.learner)
+        self.learn_row.learn_button.clicked.connect(self.learn_this_noise)
+        root.addWidget(self.learn_row)
+        self.noise_level_label = QLabel("")
+        self.noise_level_label.setObjectName("hint")
+        self.noise_level_label.setWordWrap(True)
+        root.addWidget(self.noise_level_label)
 
         self.state_label = QLabel("")
         self.state_label.setObjectName("emptyHint")
@@ -446,6 +465,69 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.gain_label.setText("")
         self._refresh_state()
 
+    # ================================================================ noise level vs the model's range
+
+    def trained_range(self) -> Any:
+        """What the active model was trained on (``TrainedNoise``), or None when its bundle does not say."""
+        return trained_noise(getattr(self.model.info, "training", None)) if self.model is not None else None
+
+    def _noise_level_text(self) -> str:
+        r = self.result
+        if r is None or r.get("sigma") is None:
+            return ""
+        sigma = float(r["sigma"])
+        text = f"Estimated noise of this image: sigma ≈ {sigma:.3f} ({sigma * 255:.0f}/255, Gaussian-equivalent)."
+        trained = self.trained_range()
+        if self.model is not None and trained is not None:
+            text += f" {self.model.name}: {trained.describe()}."
+        return text
+
+    def _noise_range_notes(self, usable: bool) -> list[str]:
+        """Warnings when the noise on screen is outside what the active denoiser was trained for."""
+        trained = self.trained_range() if usable else None
+        if trained is None or self.model is None:
+            return []
+        r = self.result
+        if self.already_noisy.isChecked():
+            warn = range_warning(self.model.name, trained, float(r["sigma"])) if r and r.get("sigma") is not None else None
+            return [warn] if warn else []
+        n = self.choice()
+        value = float(self.strength.value())
+        if n.kind == trained.kind == "gaussian" and value > trained.high + 0.01:
+            return [f"Sigma {value:.3f} is beyond what {self.model.name} was trained on (Gaussian sigma "
+                    f"{trained.low:.2f}-{trained.high:.2f}): expect leftover noise."]
+        return []
+
+    # ================================================================ learning this noise
+
+    def learn_this_noise(self) -> bool:
+        """Train a denoiser on the dropped (or browsed folder's) images alone, in the background."""
+        from aestudio.gui.workspace import make_settings, workspace_dir
+
+        paths = list(self.images) or list(self.data_files)
+        if not paths:
+            self.notify.emit(Level.WARNING, "Drop or open the noisy images to learn from first.", "")
+            return False
+        if not self.already_noisy.isChecked():
+            self.already_noisy.setChecked(True)  # the images themselves are the noisy input now
+        return self.learner.start(paths, workspace_dir(make_settings()))
+
+    def _learn_image(self) -> np.ndarray | None:
+        r = self.result
+        return r["noisy"] if r is not None and r.get("noise") is None else None
+
+    def _show_learned(self, result: dict[str, Any]) -> None:
+        if self.result is None or self.result.get("noise") is not None:
+            return  # the screen moved on to synthetic noise
+        self.result = dict(self.result, denoised=result["denoised"])
+        self.denoised_pane.set_qimage(result["qimage"], f"learning: step {result['step']:,}")
+        self.denoised_pane.array = result["denoised"]
+        self.save_button.setEnabled(True)
+
+    def shutdown(self) -> None:
+        self.learner.shutdown()
+        super().shutdown()
+
     # ================================================================ saving
 
     def save(self, path: Path | None = None) -> Path | None:
@@ -502,12 +584,15 @@ class NoiseLabPanel(BrowsedImagePanel):
             if (h, w) != (s, s):
                 notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
                              "so fine detail is lost. A denoising_ae works at any size.")
+        notes += self._noise_range_notes(usable)
         if usable and self._task(self.model) != Task.DENOISE.value:
-            shipped = engine.zoo_model_for_task(Task.DENOISE.value)
+            shipped = engine.zoo_model_for_task(Task.DENOISE)
             notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
                          "copy rather than a clean image."
                          + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
                             if shipped is not None else " Train a denoising_ae to remove noise."))
+        self.noise_level_label.setText(self._noise_level_text())
+        self.noise_level_label.setVisible(bool(self.noise_level_label.text()))
         self.state_label.setText("\n".join(notes))
         self.state_label.setVisible(bool(notes))
         self.noisy_pane.set_placeholder(self.drop_hint if not has_images else "")

@@ -1,0 +1,89 @@
+"""How noisy is an image, and does the active denoiser know that much noise?
+
+:func:`estimate_sigma` estimates the standard deviation of additive white
+Gaussian noise from the image alone (scikit-image's wavelet-based
+``estimate_sigma``, Donoho's MAD of the finest diagonal coefficients).
+:func:`trained_noise` reads what a bundle was trained on from its training
+summary (``training.noise``, written by the exporter; for older bundles the
+``--noise`` of the zoo recipe's train command). :func:`range_warning` puts the
+two together in one sentence for the Noise lab.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from aestudio.config import NoiseConfig, from_dict, parse_noise
+
+_TOLERANCE = 0.01  # sigma: estimates within this of the trained range count as inside it
+
+
+@dataclass(frozen=True)
+class TrainedNoise:
+    """The noise a denoiser learned: a kind and a strength range, or its own images' noise."""
+
+    kind: str  # gaussian, poisson, ... or "self-supervised"
+    low: float = 0.0
+    high: float = 0.0
+
+    def describe(self) -> str:
+        if self.kind == "self-supervised":
+            return "learned from its training images' own noise"
+        span = f"{self.low:.3g}" if self.high <= self.low else f"{self.low:.3g}-{self.high:.3g}"
+        return f"{self.kind} noise, strength {span}"
+
+
+def estimate_sigma(image: np.ndarray) -> float:
+    """Estimated Gaussian noise sigma of ``image`` ([H, W] or [H, W, C] in [0, 1]), averaged over channels."""
+    from skimage.restoration import estimate_sigma as _estimate
+
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim == 3:
+        return float(_estimate(img, channel_axis=-1, average_sigmas=True))
+    return float(_estimate(img))
+
+
+def trained_noise(training: dict[str, Any] | None) -> TrainedNoise | None:
+    """What a bundle's ``training`` summary says its model was trained on; None when it does not say."""
+    training = training or {}
+    if str(training.get("self_supervised", "none")) not in ("none", ""):
+        return TrainedNoise("self-supervised")
+    noise = training.get("noise")
+    cfg: NoiseConfig | None = None
+    if isinstance(noise, dict):
+        try:
+            cfg = from_dict(NoiseConfig, noise)
+        except (TypeError, ValueError):
+            cfg = None
+    if cfg is None:  # bundles exported before the summary named the noise: the zoo recipe's command does
+        command = str((training.get("zoo") or {}).get("train_command", ""))
+        m = re.search(r"--noise[ =](\S+)", command)
+        if m:
+            try:
+                cfg = parse_noise(shlex.split(m.group(1))[0])
+            except ValueError:
+                cfg = None
+    if cfg is None or cfg.kind == "none":
+        return None
+    high = cfg.strength_max if cfg.strength_max is not None else cfg.strength
+    return TrainedNoise(cfg.kind, float(cfg.strength), float(high))
+
+
+def range_warning(model_name: str, trained: TrainedNoise | None, sigma: float) -> str | None:
+    """A sentence when a Gaussian-trained model meets noise outside its range (else None)."""
+    if trained is None or trained.kind != "gaussian":
+        return None
+    if sigma > trained.high + _TOLERANCE:
+        return (f"{model_name} was trained on Gaussian sigma {trained.low:.2f}-{trained.high:.2f}; this image's noise "
+                f"(about {sigma:.3f}) is beyond it, so expect leftover noise: press \"Learn this noise\" to train on it.")
+    if trained.low > _TOLERANCE and sigma < trained.low - _TOLERANCE:
+        return (f"{model_name} was trained on Gaussian sigma {trained.low:.2f}-{trained.high:.2f}; this image's noise "
+                f"(about {sigma:.3f}) is below it, so expect over-smoothing.")
+    return None

@@ -1,0 +1,117 @@
+"""Noise lab, "Learn this noise": trains on the dropped noisy images, previews live, Stop swaps the model in."""
+
+from __future__ import annotations
+
+import numpy as np
+from guitools import message_texts, requires
+
+from aestudio.data.io import write_image
+from aestudio.gui.panels.noise_lab import NoiseLabPanel
+
+WAIT = 120_000  # ms: a shared 2-core machine, and the export runs in a child process
+
+
+def _noisy_images(folder, n=2, size=48):
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    folder.mkdir()
+    paths = []
+    for i in range(n):
+        clean = 0.5 + 0.35 * np.sin(7 * xx + i) * np.cos(5 * yy - i)
+        noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)[..., None]
+        paths.append(folder / f"noisy{i}.png")
+        write_image(paths[-1], noisy, bit_depth=16)
+    return paths
+
+
+@requires("aestudio.export.exporter")
+def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(window, qtbot, tmp_path) -> None:
+    from aestudio.cli import main
+
+    paths = _noisy_images(tmp_path / "in")
+    before = [p.read_bytes() for p in paths]
+    panel = next(p for p in window.explore if isinstance(p, NoiseLabPanel))
+    window.show_panel(panel)
+    window.open_paths(paths)
+    qtbot.waitUntil(lambda: len(panel.images) == 2, timeout=WAIT)
+    assert panel.learn_row.learn_button.isEnabled() and not panel.learn_row.stop_button.isEnabled()
+    panel.learn_row.learn_button.click()
+    assert panel.already_noisy.isChecked() and panel.learner.running
+    assert panel.learn_row.stop_button.isEnabled() and not panel.learn_row.learn_button.isEnabled()
+    # The denoised pane refreshes from the newest checkpoint while training goes on.
+    qtbot.waitUntil(lambda: "learning: step" in panel.denoised_pane.caption.text(), timeout=WAIT)
+    assert panel.denoised_pane.array is not None and panel.denoised_pane.array.shape == (48, 48, 1)
+    assert "step" in panel.learn_row.label.text()
+    run_dir = panel.learner.run_dir
+    panel.learn_row.stop_button.click()
+    qtbot.waitUntil(lambda: window.active_model is not None and run_dir.name in str(window.active_model.path),
+                    timeout=WAIT)
+    assert not panel.learner.running and panel.learn_row.learn_button.isEnabled()
+    bundle = run_dir / "bundle"
+    assert (bundle / "model.json").is_file() and any("Active model" in t for t in message_texts(window))
+    assert [p.read_bytes() for p in paths] == before  # the inputs were only read
+    # The learned bundle denoises a whole folder from the command line.
+    out = tmp_path / "out"
+    assert main(["denoise", "--model", str(bundle), str(tmp_path / "in"), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["noisy0_denoised.png", "noisy1_denoised.png"]
+
+
+def test_learn_without_images_says_what_to_do(window, qtbot) -> None:
+    panel = next(p for p in window.explore if isinstance(p, NoiseLabPanel))
+    assert panel.learn_this_noise() is False
+    assert any("noisy images to learn from" in t for t in message_texts(window))
+
+
+def _panel(qtbot):
+    from aestudio.gui.workers import TaskRunner
+
+    tasks = TaskRunner()
+    p = NoiseLabPanel(tasks)
+    qtbot.addWidget(p)
+    p.resize(1200, 700)
+    p.show()
+    return p, tasks
+
+
+def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) -> None:
+    from aestudio.gui import engine
+
+    shipped = engine.zoo_model_for_task("denoise")
+    if shipped is None:
+        import pytest
+
+        pytest.skip("the shipped photo-denoiser is not built")
+    model = engine.load_model(shipped.path)
+    panel, tasks = _panel(qtbot)
+    try:
+        panel.set_model(model)
+        rng = np.random.default_rng(1)
+        yy, xx = np.mgrid[0:96, 0:96] / 96
+        clean = 0.5 + 0.3 * np.sin(9 * xx) * np.cos(7 * yy)
+        paths = []
+        for sigma in (0.05, 0.3):
+            paths.append(tmp_path / f"s{sigma}.png")
+            write_image(paths[-1], np.clip(clean + rng.normal(0, sigma, clean.shape), 0, 1)[..., None], bit_depth=16)
+        panel.already_noisy.setChecked(True)
+        panel.add_images(paths[:1])
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result.get("sigma") is not None, timeout=30000)
+        assert abs(panel.result["sigma"] - 0.05) < 0.015
+        text = panel.noise_level_label.text()
+        assert "sigma ≈ 0.05" in text and "gaussian noise, strength 0-0.196" in text
+        assert "beyond it" not in panel.state_label.text()
+        previous = panel.result
+        panel.add_images(paths[1:])
+        qtbot.waitUntil(lambda: panel.result is not previous and panel.result.get("sigma") is not None, timeout=30000)
+        assert panel.result["sigma"] > 0.2
+        assert "beyond it" in panel.state_label.text() and "Learn this noise" in panel.state_label.text()
+        # Synthetic noise: the sigma slider past the trained range says so.
+        panel.already_noisy.setChecked(False)
+        panel.set_noise("gaussian", 0.3)
+        qtbot.waitUntil(lambda: panel.result is not None and panel.result["noise"] == ("gaussian", 0.3, 0), timeout=30000)
+        assert "Sigma 0.300 is beyond what" in panel.state_label.text()
+        panel.set_noise("gaussian", 0.1)
+        qtbot.waitUntil(lambda: panel.result["noise"] == ("gaussian", 0.1, 0), timeout=30000)
+        assert "beyond what" not in panel.state_label.text()
+    finally:
+        panel.shutdown()
+        tasks.shutdown()

@@ -1,0 +1,34 @@
+"""Noise-level estimate and the trained-range check (aestudio.explore.noise_level)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aestudio.explore.noise_level import TrainedNoise, estimate_sigma, range_warning, trained_noise
+
+
+def test_estimate_sigma_of_grey_and_colour_images() -> None:
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128] / 128
+    clean = 0.5 + 0.3 * np.sin(6 * xx) * np.cos(5 * yy)
+    for sigma in (0.02, 0.1):
+        grey = clean + rng.normal(0, sigma, clean.shape)
+        assert abs(estimate_sigma(grey[..., None]) - sigma) < 0.2 * sigma + 0.003
+        colour = np.stack([clean, clean[::-1], 1 - clean], -1) + rng.normal(0, sigma, (128, 128, 3))
+        assert abs(estimate_sigma(colour) - sigma) < 0.2 * sigma + 0.003
+
+
+def test_trained_noise_from_the_summary_the_zoo_command_or_self_supervision() -> None:
+    assert trained_noise({"noise": {"kind": "gaussian", "strength": 0.0, "strength_max": 0.2}}) == TrainedNoise("gaussian", 0.0, 0.2)
+    zoo = {"zoo": {"train_command": "aestudio train --model denoising_ae --noise gaussian:0-0.196 --epochs 60"}}
+    assert trained_noise(zoo) == TrainedNoise("gaussian", 0.0, 0.196)
+    assert trained_noise({"self_supervised": "ne2ne", "noise": {"kind": "none"}}).kind == "self-supervised"
+    assert trained_noise({}) is None and trained_noise({"noise": {"kind": "none"}}) is None
+
+
+def test_range_warning_only_outside_the_range() -> None:
+    t = TrainedNoise("gaussian", 0.0, 0.2)
+    assert range_warning("m", t, 0.1) is None and range_warning("m", t, 0.205) is None
+    assert "beyond it" in range_warning("m", t, 0.3)
+    assert "below it" in range_warning("m", TrainedNoise("gaussian", 0.1, 0.2), 0.02)
+    assert range_warning("m", TrainedNoise("self-supervised"), 0.5) is None
