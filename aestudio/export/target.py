@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 _STALE = re.compile(r"^\.(?P<name>.+)\.(export|old)-(?P<pid>\d+)-[0-9a-f]+$")
 
 
+# Files a bundle may carry besides those model.json lists: the model card the zoo builder
+# writes beside model.json (aestudio/zoo/build.py), regenerated after each export.
+BUNDLE_COMPANIONS = ("README.md",)
+
+
 class ExportTargetError(RuntimeError):
     """The export's target or weights are refused; the message names them and the fix."""
 
@@ -52,7 +57,7 @@ def check_target(out_dir: Path) -> None:
     except ValueError as exc:
         raise ExportTargetError(f"{out_dir} holds a model.json that is not a readable bundle ({exc}); "
                                 "refusing to replace it. Choose a new or empty folder with -o") from None
-    ours = {MODEL_JSON, *info.files.values()}
+    ours = {MODEL_JSON, *info.files.values(), *BUNDLE_COMPANIONS}
     foreign = [e for e in entries if e not in ours]
     if foreign:
         shown = ", ".join(repr(e) for e in foreign[:3]) + (" ..." if len(foreign) > 3 else "")
