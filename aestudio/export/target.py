@@ -50,8 +50,8 @@ def check_target(out_dir: Path) -> None:
     if not entries:
         return
     if MODEL_JSON not in entries:
-        raise ExportTargetError(f"{out_dir} exists and is not a bundle ({len(entries)} entries, e.g. {entries[0]!r}); "
-                                "refusing to overwrite it. Choose a new or empty folder with -o")
+        raise ExportTargetError(f"{out_dir} exists and is not a bundle; refusing to overwrite it (it holds "
+                                f"{len(entries)} entries, e.g. {entries[0]!r}). Choose a new or empty folder with -o")
     try:
         info = read_bundle(out_dir)
     except ValueError as exc:
