@@ -301,3 +301,34 @@ def test_foreign_model_messages_name_the_flag_not_a_class(tmp_path: Path) -> Non
     with pytest.raises(ValueError) as err:
         OrtPredictor(f)
     assert "--channels" in str(err.value) and "ForeignModelDescription" not in str(err.value)
+
+
+def test_a_decoder_that_outputs_nan_is_blamed_not_the_user(bundles, tmp_path: Path, capsys) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    b = Path(shutil.copytree(bundles("vae"), tmp_path / "vae"))
+    model = onnx.load(str(b / "decoder.onnx"))
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if arr.dtype == np.float32 and arr.size > 1:
+            init.CopyFrom(numpy_helper.from_array(np.full_like(arr, np.nan), init.name))
+    onnx.save(model, str(b / "decoder.onnx"))
+    code = cli.main(["sample", "--model", str(b), "-n", "2", "-o", str(tmp_path / "g.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "decoder turned finite codes into NaN" in err and "re-export" in err, err
+
+
+def test_a_foreign_model_with_a_rank_3_output_says_what_is_supported(tmp_path: Path) -> None:
+    from onnx import TensorProto, helper
+
+    from aestudio.inference.ort import ForeignModelDescription, OrtPredictor
+
+    graph = helper.make_graph([helper.make_node("Squeeze", ["image", "axes"], ["out"])], "g",
+                              [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 1, "h", "w"])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", "h", "w"])],
+                              initializer=[helper.make_tensor("axes", TensorProto.INT64, [1], [1])])
+    f = tmp_path / "r3.onnx"
+    f.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    with pytest.raises(ValueError, match=r"r3\.onnx: output 'out' has shape .*re-export it with such an output"):
+        OrtPredictor(f, description=ForeignModelDescription(task="reconstruct", value_range=(0, 1)))
