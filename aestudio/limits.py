@@ -18,6 +18,8 @@ import math
 import os
 from typing import Any
 
+from aestudio.errors import AestudioError
+
 # --- net configs (model.json, run.json, CLI flags, import-pt --param)
 MAX_CHANNELS = 4  # image channels: grey, RGB (RGBA is composited before a net sees it)
 MAX_NET_IMAGE_SIZE = 4096  # the square side a fixed-size net is built for
@@ -48,7 +50,7 @@ MAX_WEIGHTS_BYTES = 2 * 1024**3  # model.safetensors / ONNX external data (proto
 MAX_MODEL_INPUT_PIXELS = 16384**2  # a foreign model's fixed H x W
 
 
-class LimitError(ValueError):
+class LimitError(AestudioError, ValueError):
     """A number or a file is beyond what aestudio will allocate; the message names it and the fix."""
 
 

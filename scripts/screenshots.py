@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--display", action="store_true", help="use $DISPLAY instead of the offscreen platform")
     parser.add_argument("--size", default="1440x900", help="window size WxH")
     parser.add_argument("--panels", action="store_true", help="only the exploration panels (no training)")
+    parser.add_argument("--label", action="store_true", help="only the Label tab (scripted strokes, 90 s of live training)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not args.display:
@@ -73,8 +74,14 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     wait_until(lambda: window.data_panel.summary is not None, 60, "the digits data")
+    if args.label:
+        label_shot(window, args.out, home)
+        window.close()
+        app.processEvents()
+        return 0
     if args.panels:
         panel_shots(window, args.out)
+        label_shot(window, args.out, home)
         window.close()
         app.processEvents()
         return 0
@@ -151,6 +158,49 @@ def panel_shots(window, out: Path, settle: float = 12.0) -> None:
         shot = out / name
         window.grab().save(str(shot))
         log.info("wrote %s", shot)
+
+
+def label_shot(window, out: Path, home: Path, train_seconds: float = 90.0) -> None:
+    """The Label tab: a shapes scene with a few scripted strokes per class, after live training."""
+    import numpy as np
+    from scipy.ndimage import binary_erosion
+
+    from aestudio.data.io import write_image
+    from aestudio.data.procedural import SEG_CLASS_NAMES, render_seg
+
+    image, truth = render_seg(7, 256)
+    src = home / "label-src" / "scene.png"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    write_image(src, image.astype(np.float32) / 255.0)
+    tabs = {window.tabs.tabText(i): i for i in range(window.tabs.count())}
+    window.tabs.setCurrentIndex(tabs["Label"])
+    panel = window.current_explore_panel()
+    panel.create_project(home / "label-project", tuple(SEG_CLASS_NAMES))
+    panel.on_images([src])
+    wait_until(lambda: panel.image is not None, 60, "the image in the Label tab")
+    rng = np.random.default_rng(0)
+    project = panel.project
+    for cls in range(len(SEG_CLASS_NAMES)):  # two short strokes inside each class, as a person would
+        inside = np.argwhere(binary_erosion(truth == cls, iterations=6))
+        for _ in range(2 if len(inside) else 0):
+            y, x = inside[rng.integers(len(inside))]
+            stroke = project.stroke(0, cls)
+            stroke.dab(y, x, 3)
+            stroke.dab(y + rng.integers(-8, 9), x + rng.integers(-8, 9), 3)
+            stroke.end()
+    panel.canvas.set_labels(project.mask(0))
+    panel._after_edit()
+    panel.start_training()
+    deadline = time.monotonic() + train_seconds
+    wait_until(lambda: time.monotonic() > deadline, train_seconds + 5, "live training")
+    panel.stop_training()
+    wait_until(lambda: not panel.worker.running, 60, "training to stop")
+    panel.refresh_prediction()
+    wait_until(lambda: panel.prediction is not None and panel.prediction.step == panel.trainer.step, 60,
+               "the prediction")
+    shot = out / "label.png"
+    window.grab().save(str(shot))
+    log.info("wrote %s (step %d)", shot, panel.trainer.step)
 
 
 if __name__ == "__main__":

@@ -104,3 +104,18 @@ def test_export_command_on_a_trained_run(tmp_path: Path, capsys) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "x.txt").write_text("keep")
     assert main(["export", str(run), "-o", str(tmp_path / "mine")]) == 2
+
+
+def test_segment_keeps_earlier_results_unless_asked_and_names_like_the_panel(models, inputs: Path, tmp_path: Path, capsys) -> None:
+    """One folder job for CLI and app (issue 15): existing outputs are skipped unless --overwrite."""
+    (inputs / "broken.png").unlink()
+    out = tmp_path / "seg"
+    args = ["segment", "--model", str(models["segment"]), str(inputs), "-o", str(out)]
+    assert main(args) == 0
+    mask = out / "a_photo_mask.png"
+    assert mask.is_file() and (out / "sub" / "b_mask.png").is_file()
+    mask.write_bytes(b"kept")  # a result the user changed by hand
+    assert main(args) == 0
+    assert mask.read_bytes() == b"kept" and "skipped (outputs already there" in capsys.readouterr().out
+    assert main([*args, "--overwrite"]) == 0
+    assert io.read_mask(mask).shape == (30, 40)

@@ -220,6 +220,14 @@ def test_blind_spot_run_trains_and_resumes_from_the_cli(tmp_path, capsys) -> Non
     # The first command repeated with --resume continues with the same method and data.
     assert main(["train", *base, "--resume", "--max-steps", "5"]) == 0
     assert read_run(out).step == 5
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert "self-supervised n2v2" in capsys.readouterr().out
+    # eval scores it the way training validated it: its own loss on the same fixed noisy crops.
+    assert main(["eval", str(out), "--which", "last", "--batch-size", "8", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert set(res["metrics"]) == {"ss_loss"}
+    assert res["metrics"]["ss_loss"] == pytest.approx(read_run(out).metrics["ss_loss"], rel=1e-6)
     assert main(["train", "--resume", "--out", str(out), "--self-supervised", "ne2ne", "--no-progress"]) == 2
     assert "--self-supervised ne2ne differs" in capsys.readouterr().err
 
@@ -235,3 +243,56 @@ def test_self_supervised_refuses_other_nets_added_noise_and_non_folders(tmp_path
         assert main(["train", *argv, "--self-supervised", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1
+
+
+def test_self_supervised_fine_tuning_starts_from_a_bundles_weights(tmp_path, capsys) -> None:
+    import numpy as np
+    import torch
+
+    from aestudio.data.io import write_image
+    from aestudio.training.runs import load_net
+    from aestudio.zoo.catalog import ZooError, find_model
+
+    try:
+        shipped = find_model("photo-denoiser").path
+    except ZooError:
+        pytest.skip("the shipped photo-denoiser is not built")
+    folder, cleans, noisys = _noisy_folder(tmp_path)
+    out = tmp_path / "run"
+    base = ["--model", "denoising_ae", "--data", f"folder:{folder}", "--self-supervised", "--image-size", "32",
+            "--batch-size", "8", "--no-progress"]
+    assert main(["train", *base, "--init-from", str(shipped), "--max-steps", "2", "--lr", "1e-4", "--out", str(out)]) == 0
+    assert read_run(out).extra["init_weights"]["from"] == str(shipped)
+    net, _ = load_net(out, which="last")
+    with torch.no_grad():
+        err = np.mean([np.mean((net(torch.from_numpy(n.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0) - c) ** 2)
+                       for n, c in zip(noisys, cleans, strict=True)])
+    assert err < 0.3 * np.mean([np.mean((n - c) ** 2) for n, c in zip(noisys, cleans, strict=True)])  # denoises at once
+    # Colour images cannot start from a grey model: one line naming the fix.
+    colour = tmp_path / "colour"
+    colour.mkdir()
+    write_image(colour / "c.png", np.random.default_rng(0).random((40, 40, 3), dtype=np.float32))
+    capsys.readouterr()
+    assert main(["train", *base[:2], "--data", f"folder:{colour}", *base[4:], "--init-from", str(shipped),
+                 "--out", str(tmp_path / "x")]) == 2
+    err_text = capsys.readouterr().err
+    assert "do not fit this net" in err_text and "grey vs colour" in err_text
+
+
+def test_train_opens_the_data_set_once_at_its_own_size(tmp_path, monkeypatch) -> None:
+    """A fixed-size net on built-in data trains at the data's side without a second open (issue 15)."""
+    from aestudio.data import specs
+
+    opened: list[int | None] = []
+    real = specs._open_digits
+
+    def counting(image_size, *args, **kwargs):  # noqa: ANN001, ANN202 - same signature as the real one
+        opened.append(image_size)
+        return real(image_size, *args, **kwargs)
+
+    monkeypatch.setattr(specs, "_open_digits", counting)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "conv_ae", "--data", "digits", "--base-channels", "4", "--epochs", "1",
+                 "--max-steps", "2", "--out", str(out), "--no-progress"]) == 0
+    assert opened == [8]  # once, at the digits' own 8x8
+    assert json.loads((out / "run.json").read_text())["net"]["params"]["image_size"] == 8

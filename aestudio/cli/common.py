@@ -7,8 +7,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from aestudio.errors import AestudioError
 
-class CliError(Exception):
+
+class CliError(AestudioError):
     """A user-facing error: printed as one line, exit code 2, no traceback."""
 
 

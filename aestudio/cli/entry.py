@@ -15,7 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from aestudio import __version__
-from aestudio.cli.common import CliError, setup_logging
+from aestudio.cli.common import setup_logging
+from aestudio.errors import AestudioError
 
 _SUBCOMMAND_MODULES = ("aestudio.cli.train", "aestudio.cli.infer")
 
@@ -50,24 +51,8 @@ def _run_gui(args: argparse.Namespace) -> int:
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [CliError, FileNotFoundError, NotADirectoryError, PermissionError]
-    for mod, names in (
-        ("aestudio.data.io", ("ImageLoadError",)),
-        ("aestudio.training.runs", ("RunError",)),
-        ("aestudio.inference.bundle", ("BundleError",)),
-        ("aestudio.export.exporter", ("ExportError",)),
-        ("aestudio.data.specs", ("DataError",)),
-        ("aestudio.training.checkpoint", ("CheckpointError",)),
-        ("aestudio.training.device", ("DeviceError",)),
-        ("aestudio.limits", ("LimitError",)),
-        ("aestudio.export.target", ("ExportTargetError",)),
-    ):
-        try:
-            m = importlib.import_module(mod)
-        except ImportError:
-            continue
-        errors += [getattr(m, n) for n in names if hasattr(m, n)]
-    return tuple(errors)
+    """Printed as one line with exit code 2: every error aestudio raises on purpose, and missing files."""
+    return (AestudioError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

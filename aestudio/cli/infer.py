@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from aestudio.cli.common import CliError, bounded_int, noise_spec, value_range
+from aestudio.config import Task
 from aestudio.limits import MAX_SAMPLES, MAX_SEED, MAX_STEPS
 
 log = logging.getLogger(__name__)
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+OVERLAY_ALPHA = 0.5  # `segment --overlay`: class colours at half opacity over the image
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +67,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0, help="noise seed (default 0)")
     q = folder_command("segment", "segment images into class-index masks (NAME_mask.png)", cmd_segment)
     q.add_argument("--overlay", action="store_true", help="also save NAME_overlay.png with class colours over the image")
+    q.add_argument("--overwrite", action="store_true",
+                   help="replace results already in OUT_DIR (by default they are kept and the image is skipped)")
     folder_command("reconstruct", "reconstruct images through the model (NAME_recon.png)", cmd_reconstruct)
 
     q = sub.add_parser("sample", help="decode random codes from a VAE's prior into a grid image")
@@ -131,51 +134,17 @@ def _open_model(args: argparse.Namespace, task: str | None) -> Any:
         raise CliError(str(exc)) from None
 
 
-def _safe_name(stem: str) -> str:
-    name = _SAFE.sub("_", stem).lstrip("._") or "image"
-    return name[:120]
-
-
 def _collect(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
-    """(input file, output stem path inside out_dir) pairs; sub-folders are mirrored."""
-    from aestudio.data.io import iter_image_files
+    """(input file, output stem path inside out_dir) pairs: the one naming scheme of every folder job."""
+    from aestudio.explore.batch import plan_outputs
 
-    out_res = out_dir.resolve()
-    pairs: list[tuple[Path, Path]] = []
-    used: set[Path] = set()
-    for root in inputs:
-        if root.is_dir() and root.resolve() == out_res:
-            raise CliError(f"-o {out_dir} is the input folder {root}; results would mix with the inputs: "
-                           f"choose another folder, e.g. -o {root / 'results'}")
-        try:
-            files = list(iter_image_files([root]))
-        except FileNotFoundError as exc:
-            raise CliError(str(exc)) from None
-        for f in files:
-            if root.is_dir() and out_res in f.resolve().parents:  # earlier results inside an input folder are not inputs
-                continue
-            rel = f.relative_to(root).parent if root.is_dir() else Path()
-            parts = [_safe_name(p) for p in rel.parts]
-            stem = out_dir.joinpath(*parts, _safe_name(f.stem))
-            n = 2
-            while stem in used:  # a.png and a.jpg, or names equal once sanitised: never share an output
-                stem = stem.with_name(f"{_safe_name(f.stem)}-{n}")
-                n += 1
-            used.add(stem)
-            pairs.append((f, stem))
+    try:
+        pairs = plan_outputs(inputs, out_dir)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
     if not pairs:
         raise CliError(f"no supported images found in {', '.join(map(str, inputs))}")
     return pairs
-
-
-def _target(stem: Path, suffix: str, out_dir: Path, inputs: set[Path]) -> Path:
-    path = stem.with_name(stem.name + suffix)
-    res = path.resolve()
-    if out_dir.resolve() not in res.parents:
-        raise CliError(f"{path}: would be written outside {out_dir}; refusing")
-    if res in inputs:
-        raise CliError(f"{path} is one of the inputs; choose another -o folder so inputs are never overwritten")
-    return path
 
 
 def _run_folder(args: argparse.Namespace, work: Callable[[np.ndarray, Callable[[str], Path]], None]) -> int:
@@ -183,6 +152,7 @@ def _run_folder(args: argparse.Namespace, work: Callable[[np.ndarray, Callable[[
     from tqdm import tqdm
 
     from aestudio.data.io import ImageLoadError, read_image
+    from aestudio.explore.batch import OutputPlanError, output_path
 
     out_dir: Path = args.out
     if out_dir.exists() and not out_dir.is_dir():
@@ -194,14 +164,14 @@ def _run_folder(args: argparse.Namespace, work: Callable[[np.ndarray, Callable[[
     for f, stem in tqdm(pairs, unit="image", desc=args.command, file=sys.stderr, leave=False):
 
         def target(suffix: str, stem: Path = stem) -> Path:
-            path = _target(stem, suffix, out_dir, inputs)
+            path = output_path(stem, suffix, out_dir, inputs)
             path.parent.mkdir(parents=True, exist_ok=True)
             return path
 
         try:
             work(read_image(f), target)
             written += 1
-        except CliError:
+        except (CliError, OutputPlanError):  # about the whole command, not this image
             raise
         except (ImageLoadError, ValueError, OSError, RuntimeError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -321,21 +291,41 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    from aestudio.data.io import write_mask
-    from aestudio.inference.imageops import overlay
+    """The Segment panel's folder job (aestudio.explore.segmentation.segment_folder), headless."""
+    import threading
+
+    from tqdm import tqdm
+
+    from aestudio.explore.segmentation import FolderReport, FolderSettings, segment_folder
 
     pred = _open_model(args, "segment")
-    if pred.info.task.value != "segment":
+    if pred.info.task is not Task.SEGMENT:
         raise CliError(f"{args.model} is a {pred.info.task.value} model, not a segmentation model")
-    colors = [tuple(c) for c in pred.info.class_colors]
+    out_dir: Path = args.out
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"{out_dir} is a file; -o needs a folder")
+    pairs = _collect(list(args.inputs), out_dir)
+    colors = np.asarray(pred.info.class_colors, dtype=np.uint8).reshape(-1, 3)
+    alphas = np.full(len(colors), OVERLAY_ALPHA, np.float32)
+    alphas[:1] = 0.0  # class 0 (background) is left unpainted in the overlay
+    settings = FolderSettings(colors, alphas, threshold=None, overlays=args.overlay, outlines=False)
+    report = FolderReport(in_dir=Path(os.curdir), out_dir=out_dir, total=len(pairs))
+    bar = tqdm(total=len(pairs), unit="image", desc=args.command, file=sys.stderr, leave=False)
+    seen_bad = 0
 
-    def work(img: np.ndarray, target: Callable[[str], Path]) -> None:
-        mask, _ = pred.segment(img)
-        write_mask(target("_mask.png"), mask, palette=colors or None, overwrite=True)
-        if args.overlay:
-            _write_image(target("_overlay.png"), overlay(img, mask, [list(c) for c in colors]))
+    def progress(r: FolderReport, _name: str) -> None:
+        nonlocal seen_bad
+        bar.update(1)
+        for name, reason in r.bad[seen_bad:]:
+            tqdm.write(f"aestudio: skipped {name}: {reason}", file=sys.stderr)
+        seen_bad = len(r.bad)
 
-    return _run_folder(args, work)
+    segment_folder(pred, pairs, report, settings, threading.Event(), progress, overwrite=args.overwrite)
+    bar.close()
+    print(f"{len(report.written)} image(s) written to {out_dir}"
+          + (f"; {len(report.skipped)} skipped (outputs already there; --overwrite replaces them)" if report.skipped else "")
+          + (f"; {len(report.bad)} failed" if report.bad else ""))
+    return 1 if report.bad else 0
 
 
 def _write_result(path: Path, image: np.ndarray, overwrite: bool) -> None:

@@ -39,7 +39,7 @@ FAMILY_FLAGS = {
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
               "in_channels": "--channels"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size",
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "init_from",
                     "self_supervised")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
@@ -76,6 +76,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="denoising_ae on folder:NOISY: learn from the noisy images alone, no clean copies and no --noise; "
                         f"METHOD n2v2 (blind spots) or ne2ne (Neighbor2Neighbor), default {DEFAULT_SELF_SUPERVISED} "
                         "(measured, docs/BENCHMARKS.md); crops of --image-size pixels (default 64), never resized")
+    t.add_argument("--init-from", type=Path, metavar="RUN_OR_BUNDLE",
+                   help="start from the weights of a trained run or bundle of the same net (fine-tuning), "
+                        "e.g. --self-supervised from the shipped photo-denoiser's bundle folder")
     t.add_argument("--classes", type=int, help="unet: number of mask classes (default: from the data)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--seed", type=int)
@@ -116,7 +119,6 @@ def _families_with(field: str) -> list[str]:
     return [n for n in list_nets() if field in {f.name for f in dataclasses.fields(get_spec(n).config_cls)}]
 
 
-_NATIVE_SIZE_DATA = ("digits", "shapes", "shapes-seg", "mnist", "fashion-mnist")
 
 
 def _native_size(model: str, data: str, channels: int | None) -> int | None:
@@ -125,9 +127,9 @@ def _native_size(model: str, data: str, channels: int | None) -> int | None:
     Without it the net's config default (28) would win and, say, the 32x32 ``shapes``
     sprites would be resized to 28 (the GUI's presets already use the data's size).
     None for fully convolutional nets (any size) and for folders (their sizes vary).
+    Read from the data catalogue: the data set itself is opened once, by the training run.
     """
-    from aestudio.data.base import DataError
-    from aestudio.data.specs import open_data
+    from aestudio.data.catalog import native_size
     from aestudio.nets.registry import get_spec
 
     try:
@@ -135,12 +137,7 @@ def _native_size(model: str, data: str, channels: int | None) -> int | None:
             return None
     except KeyError:  # an unknown net (UnknownNetError is one): the real start reports it
         return None
-    if data.partition(":")[0].strip().lower() not in _NATIVE_SIZE_DATA:
-        return None
-    try:
-        return open_data(data, channels=channels).image_size
-    except (DataError, ValueError, OSError):
-        return None  # the real open reports it
+    return native_size(data)
 
 
 def _net_config(args: argparse.Namespace) -> Any:
@@ -234,6 +231,8 @@ def _run_value(info: Any, key: str) -> Any:
         return None if field is None else getattr(net, field)
     if key == "init_encoder":
         return info.extra.get("init_encoder")
+    if key == "init_from":
+        return (info.extra.get("init_weights") or {}).get("from")
     if key == "loss":
         return str(getattr(cfg.recon_loss, "value", cfg.recon_loss))
     if key == "noise":
@@ -252,7 +251,7 @@ def _same(key: str, given: Any, recorded: Any) -> bool:
             return parse_noise(given) == recorded
         except ValueError:
             return False
-    if key == "init_encoder":
+    if key in ("init_encoder", "init_from"):
         return recorded is not None and Path(given).resolve() == Path(recorded).resolve()
     if isinstance(given, float) and isinstance(recorded, (int, float)):
         return math.isclose(given, recorded, rel_tol=1e-9)
@@ -318,7 +317,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
             limits.check_int("--crop-size", args.crop_size, 1, limits.MAX_NET_IMAGE_SIZE)
         cfg = _train_config(args, native)
-        return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder,
+        return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder, init_weights=args.init_from,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
                      crop_size=args.crop_size)
     except (DeviceError, DataError, UnknownNetError) as exc:
@@ -525,6 +524,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     net, info = load_net(args.run, which=args.which)
     spec = get_spec(info.net_name)
     opts = info.data_options
+    # Self-supervised runs have no clean images: they are scored by their own loss on noisy crops.
+    selfsup = getattr(info.train_cfg.self_supervised, "value", "none") != "none"
     size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
     try:
         device = resolve_device(args.device)
@@ -533,7 +534,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             native = native_plan(info.net_name, info.net_cfg, None)  # whole images at their own scale
         data = open_data(args.data or info.data_spec, image_size=size, channels=info.net_cfg.in_channels,
                          val_fraction=opts.get("val_fraction", info.train_cfg.val_fraction), seed=opts.get("seed", info.train_cfg.seed),
-                         native=native)
+                         native=native, **({"noisy": True} if selfsup else {}))
     except (DeviceError, DataError) as exc:
         raise CliError(str(exc)) from None
     if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
@@ -546,8 +547,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if len(dataset) == 0:
         raise CliError(f"the {args.split} split of {data.spec!r} is empty; use --split all")
     noise = info.train_cfg.noise if info.train_cfg.noise.kind != "none" else None
-    metrics = evaluate(net.to(device), dataset, task=spec.task, device=device, batch_size=args.batch_size, noise=noise,
-                       seed=info.train_cfg.seed, num_classes=data.num_classes or None, class_names=data.class_names or None)
+    if selfsup:
+        from aestudio.training.selfsup import validation_loss
+
+        metrics = validation_loss(net.to(device), dataset, info.train_cfg.self_supervised, device=device,
+                                  batch_size=args.batch_size, seed=info.train_cfg.seed)
+    else:
+        metrics = evaluate(net.to(device), dataset, task=spec.task, device=device, batch_size=args.batch_size,
+                           noise=noise, seed=info.train_cfg.seed, num_classes=data.num_classes or None,
+                           class_names=data.class_names or None)
     if args.json:
         print(json.dumps({"run": str(args.run), "data": data.spec, "split": args.split, "images": len(dataset),
                           "weights": args.which, "metrics": _finite(metrics)}))
@@ -588,7 +596,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         f"data        {info.data_spec}  ({info.data_info.get('train_size', '?')} train / {info.data_info.get('val_size', '?')} val)",
         f"training    epochs {info.epoch}/{tc.epochs}, step {info.step}, batch {tc.batch_size}, lr {tc.lr:g}, "
         f"loss {tc.recon_loss.value}, seed {tc.seed}, device {tc.device}"
-        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else ""),
+        + (f", noise {_noise(tc.noise)}" if tc.noise.kind != "none" else "")
+        + (f", self-supervised {tc.self_supervised.value}" if tc.self_supervised.value != "none" else "")
+        + (f", time limit {tc.time_limit_minutes:g} min" if tc.time_limit_minutes else ""),
     ]
     if info.best:
         b = info.best

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from aestudio.data.classes import UNLABELLED  # noqa: F401 - re-exported: 255 = unlabelled, one home
+from aestudio.errors import AestudioError
 
 # BT.601 luminance, the same weights as aestudio.data.io and Pillow.
 _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
@@ -27,7 +28,7 @@ _LUMA = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
 NO_LABEL = -1  # target of unlabelled images
 
 
-class DataError(ValueError):
+class DataError(AestudioError, ValueError):
     """A data spec cannot be opened; the message names the spec or path and the fix."""
 
 

@@ -18,3 +18,14 @@ def builtin_specs() -> dict[str, str]:
         "folder:DIR": "any PNG/JPEG/TIFF/BMP images under DIR, loaded lazily, unlabelled",
         "pairs:IMAGES_DIR,MASKS_DIR": "images with index-PNG masks matched by file name, for segmentation",
     }
+
+
+# The built-in data sets' own image side (mnist files are 28x28 by their format). The opener
+# uses it as the default size; the CLI reads it to train a fixed-size net at the data's own
+# size without opening the data set a second time.
+NATIVE_SIZE = {"digits": 8, "shapes": 32, "shapes-seg": 64, "mnist": 28, "fashion-mnist": 28}
+
+
+def native_size(spec: str) -> int | None:
+    """A built-in spec's own image side, or None (folders, pairs: sizes vary)."""
+    return NATIVE_SIZE.get(spec.partition(":")[0].strip().lower())

@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from aestudio._fs import atomic_write_text
+from aestudio.errors import AestudioError
 
 UNLABELLED = 255  # mask value of a pixel nobody labelled: counts in no loss and no metric
 CLASSES_FILE = "classes.json"
 MAX_CLASSES = 255  # values 0..254; 255 means unlabelled
 
 
-class ClassesError(ValueError):
+class ClassesError(AestudioError, ValueError):
     """classes.json cannot be used; the message names the file and the fix."""
 
 
@@ -45,7 +46,7 @@ def _fix(path: Path) -> str:
 
 def parse_classes(data: Any, path: Path) -> ClassTable:
     """Validate the JSON value of a classes file (see the module docstring)."""
-    from aestudio.data.io import default_palette
+    from aestudio.palette import default_palette
 
     items = data.get("classes") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:

@@ -43,7 +43,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from aestudio._fs import atomic_write
 from aestudio.data.tiff import float_to_unit, is_tiff, needs_tifffile, probe_tiff, read_tiff
+from aestudio.errors import AestudioError
 from aestudio.limits import MAX_CLASSES, LimitError, check_image_header
+from aestudio.palette import default_palette
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ _UINT16_WHITE = 65535.0
 NO_LABEL_VALUE = 255  # the mask value for "unlabelled" (DESIGN.md; data.base.NO_LABEL)
 
 
-class ImageLoadError(ValueError):
+class ImageLoadError(AestudioError, ValueError):
     """An image file could not be used; the message names the file and the fix."""
 
 
@@ -446,41 +448,6 @@ def write_mask(
     pil.putpalette(flat)
     _atomic_write(path, lambda fh: pil.save(fh, format="PNG"), overwrite)
     return path
-
-
-def default_palette(n: int) -> list[tuple[int, int, int]]:
-    """``n`` distinct colours; class 0 (background) is black."""
-    base = [
-        (0, 0, 0),
-        (230, 25, 75),
-        (60, 180, 75),
-        (0, 130, 200),
-        (255, 225, 25),
-        (245, 130, 48),
-        (145, 30, 180),
-        (70, 240, 240),
-        (240, 50, 230),
-        (210, 245, 60),
-        (250, 190, 212),
-        (0, 128, 128),
-        (220, 190, 255),
-        (170, 110, 40),
-        (255, 250, 200),
-        (128, 0, 0),
-    ]
-    out = base[:n]
-    golden = 0.618033988749895  # golden-ratio hue steps stay distinct for many classes
-    for i in range(len(out), n):
-        h = (i * golden) % 1.0
-        out.append(_hsv_to_rgb(h, 0.65, 0.95))
-    return out
-
-
-def _hsv_to_rgb(h: float, s: float, v: float) -> tuple[int, int, int]:
-    import colorsys
-
-    r, g, b = colorsys.hsv_to_rgb(h, s, v)
-    return round(r * 255), round(g * 255), round(b * 255)
 
 
 def _photometric(data: np.ndarray) -> str:

@@ -43,13 +43,14 @@ from aestudio.data.classes import (
 )
 from aestudio.data.io import (
     ImageLoadError,
-    default_palette,
     iter_image_files,
     probe_image,
     read_image,
     read_mask,
     write_mask,
 )
+from aestudio.errors import AestudioError
+from aestudio.palette import default_palette
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ UNLABELLED_COLOR = (128, 128, 128)  # how 255 looks when a mask PNG is opened in
 MAX_HISTORY = 200  # undo steps kept per image
 
 
-class ProjectError(ValueError):
+class ProjectError(AestudioError, ValueError):
     """A project folder cannot be used; the message names the file and the fix."""
 
 
@@ -330,6 +331,16 @@ class LabelProject:
         self._check_value(value)
         return Stroke(self, index, value)
 
+    def accept_stroke(self, index: int, prediction: np.ndarray) -> Stroke:
+        """A brush that copies ``prediction`` into the unlabelled pixels it passes over (one undo step)."""
+        mask = self.mask(index)
+        pred = np.asarray(prediction)
+        if pred.shape != mask.shape:
+            raise ValueError(f"prediction is {pred.shape[1]}x{pred.shape[0]} but {self.items[index].name} is "
+                             f"{mask.shape[1]}x{mask.shape[0]}; predict on this image again")
+        source = np.where((pred >= 0) & (pred < len(self.classes)), pred, UNLABELLED).astype(np.uint8)
+        return Stroke(self, index, UNLABELLED, source=source)
+
     def fill(self, index: int, y: int, x: int, value: int) -> tuple[int, int, int, int] | None:
         """Flood-fill the 4-connected region of ``(y, x)``'s value with ``value``; returns the changed rect."""
         from skimage.segmentation import flood
@@ -463,10 +474,11 @@ class Stroke:
     once), so each dab costs only its own disc, and the undo step stores just the
     stroke's bounding rectangle."""
 
-    def __init__(self, project: LabelProject, index: int, value: int) -> None:
+    def __init__(self, project: LabelProject, index: int, value: int, source: np.ndarray | None = None) -> None:
         self.project = project
         self.index = index
         self.value = np.uint8(value)
+        self.source = source  # accept-brush: copy these values into unlabelled pixels instead of `value`
         self.mask = project.mask(index)
         self._before = self.mask.copy()
         self.rect: tuple[int, int, int, int] | None = None
@@ -493,7 +505,12 @@ class Stroke:
         hit = np.zeros((b - t, rr - left), bool)
         for py, px in points:
             hit |= (gy - py) ** 2 + (gx - px) ** 2 <= radius * radius
-        self.mask[t:b, left:rr][hit] = self.value
+        if self.source is None:
+            self.mask[t:b, left:rr][hit] = self.value
+        else:
+            sub = self.mask[t:b, left:rr]
+            take = hit & (sub == UNLABELLED)
+            sub[take] = self.source[t:b, left:rr][take]
         rect = (t, left, b, rr)
         self.rect = rect if self.rect is None else (min(self.rect[0], t), min(self.rect[1], left),
                                                     max(self.rect[2], b), max(self.rect[3], rr))

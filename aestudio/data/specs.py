@@ -31,11 +31,11 @@ from aestudio.data.base import (
     validate_channels,
     validate_size,
 )
-from aestudio.data.catalog import builtin_specs
+from aestudio.data.catalog import NATIVE_SIZE, builtin_specs
 from aestudio.data.classes import ClassesError, read_classes
 from aestudio.data.crops import NativePairsDataset, NativeScale
 from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
-from aestudio.data.io import default_palette, iter_image_files, probe_image, read_mask
+from aestudio.data.io import iter_image_files, probe_image, read_mask
 from aestudio.data.mnist import DIGIT_LABELS, open_mnist
 from aestudio.data.procedural import (
     FACTOR_NAMES,
@@ -46,6 +46,7 @@ from aestudio.data.procedural import (
     ShapesSegDataset,
     shape_factors,
 )
+from aestudio.palette import default_palette
 
 __all__ = [
     "BadFile",
@@ -161,7 +162,7 @@ def _open_digits(
     pixels, labels = _load_digits()
     images = torch.from_numpy(pixels)[:, None]  # values 0..16
     train_idx, val_idx = split_indices(len(images), val_fraction, seed)
-    size = image_size or 8
+    size = image_size or NATIVE_SIZE["digits"]
     out_channels = channels or 1
 
     def dataset(idx: np.ndarray) -> ArrayDataset:
@@ -184,7 +185,7 @@ def _open_digits(
 def _open_shapes(
     image_size: int | None, channels: int | None, val_fraction: float, seed: int
 ) -> DataBundle:
-    size = image_size or 32
+    size = image_size or NATIVE_SIZE["shapes"]
     out_channels = channels or 1
     table = shape_factors(total_for_train(SHAPES_TRAIN, val_fraction))
     train_idx, val_idx = split_indices(len(table), val_fraction, seed)
@@ -204,7 +205,7 @@ def _open_shapes(
 def _open_shapes_seg(
     image_size: int | None, channels: int | None, val_fraction: float, seed: int
 ) -> DataBundle:
-    size = image_size or 64
+    size = image_size or NATIVE_SIZE["shapes-seg"]
     out_channels = channels or 3
     train_idx, val_idx = split_indices(
         total_for_train(SHAPES_SEG_TRAIN, val_fraction), val_fraction, seed

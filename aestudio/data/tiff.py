@@ -27,13 +27,14 @@ import numpy as np
 import tifffile
 
 from aestudio import limits
+from aestudio.errors import AestudioError
 
 log = logging.getLogger(__name__)
 
 TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF
 
 
-class TiffError(ValueError):
+class TiffError(AestudioError, ValueError):
     """A TIFF tifffile cannot turn into an image; the message names the file."""
 
 

@@ -10,9 +10,10 @@ new inference:
   IoU and Dice from one confusion matrix.
 
 :func:`segment_folder` segments a folder: it writes ``<stem>_mask.png`` (index
-PNG) and optionally ``<stem>_overlay.png`` into the output folder, mirroring
-subfolders, skips unreadable files and names them, never overwrites a file, and
-stops between two images when cancelled. The Segment panel runs it on a thread of
+PNG) and optionally ``<stem>_overlay.png`` into the output folder, named as every
+folder job names its outputs (:mod:`aestudio.explore.batch`), skips unreadable files
+and names them, never overwrites a file unless asked, and stops between two images
+when cancelled. The CLI's ``aestudio segment`` and the Segment panel both run it. The Segment panel runs it on a thread of
 its own (:class:`aestudio.gui.panels.segment_folder.FolderJob`).
 """
 
@@ -28,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from aestudio.data.io import iter_image_files, read_image, write_image, write_mask
+from aestudio.data.io import read_image, write_image, write_mask
+from aestudio.explore.batch import output_path
 
 logger = logging.getLogger(__name__)
 
@@ -227,44 +229,36 @@ class FolderReport:
         return "\n".join(lines)
 
 
-def list_inputs(in_dir: Path, out_dir: Path) -> list[Path]:
-    """The images to segment: every image under ``in_dir`` except those under ``out_dir``."""
-    out = out_dir.resolve()
-    files = []
-    for p in iter_image_files([in_dir]):
-        rp = p.resolve()
-        if rp == out or out in rp.parents:
-            continue
-        files.append(p)
-    return files
+def segment_folder(predictor: Any, pairs: list[tuple[Path, Path]], report: FolderReport, settings: FolderSettings,
+                   cancel: threading.Event, progress: Callable[[FolderReport, str], None], *,
+                   overwrite: bool = False) -> FolderReport:
+    """Segment each (input, output stem) of :func:`aestudio.explore.batch.plan_outputs`; ``progress`` after each.
 
-
-def segment_folder(predictor: Any, files: list[Path], report: FolderReport, settings: FolderSettings,
-                   cancel: threading.Event, progress: Callable[[FolderReport, str], None]) -> FolderReport:
-    """Segment ``files`` one by one into ``report.out_dir``; ``progress`` after each file."""
+    Existing outputs are skipped (``report.skipped``) unless ``overwrite``; an input is never
+    written. A file that cannot be read or written goes to ``report.bad`` with the reason.
+    """
     palette = [tuple(int(v) for v in c) for c in settings.colors]
-    for path in files:
+    inputs = {f.resolve() for f, _ in pairs}
+    for path, stem in pairs:
         if cancel.is_set():
             report.cancelled = True
             break
-        rel = path.relative_to(report.in_dir) if report.in_dir in path.parents else Path(path.name)
-        name = str(rel)
-        target = report.out_dir / rel.parent
-        mask_path = target / f"{path.stem}{MASK_SUFFIX}"
-        overlay_path = target / f"{path.stem}{OVERLAY_SUFFIX}"
+        name = str(path.relative_to(report.in_dir)) if report.in_dir in path.parents else str(path)
         try:
-            if mask_path.exists() or (settings.overlays and overlay_path.exists()):
+            mask_path = output_path(stem, MASK_SUFFIX, report.out_dir, inputs)
+            overlay_path = output_path(stem, OVERLAY_SUFFIX, report.out_dir, inputs)
+            if not overwrite and (mask_path.exists() or (settings.overlays and overlay_path.exists())):
                 report.skipped.append(name)
             else:
                 image = read_image(path)
                 _, probs = predictor.segment(image)
                 mask = mask_from_probs(probs, settings.threshold)
-                target.mkdir(parents=True, exist_ok=True)
-                write_mask(mask_path, mask, palette)
+                mask_path.parent.mkdir(parents=True, exist_ok=True)
+                write_mask(mask_path, mask, palette, overwrite=overwrite)
                 if settings.overlays:
                     width = outline_width(*mask.shape) if settings.outlines else 0
                     over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas, outline=width)
-                    write_image(overlay_path, over.astype(np.float32) / 255.0)
+                    write_image(overlay_path, over.astype(np.float32) / 255.0, overwrite=overwrite)
                 report.written.append(mask_path)
         except (ValueError, OSError) as exc:  # ImageLoadError is a ValueError; a full disk an OSError
             report.bad.append((name, str(exc).replace(str(path), path.name)))

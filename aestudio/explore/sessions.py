@@ -10,7 +10,9 @@ slider move), not a scan of the process's threads.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+P = TypeVar("P", bound=Any)  # a predictor (OrtPredictor, or a test double with the same methods)
 
 _live_runs = 0  # training generators running in this process (the GUI's TrainWorkers)
 _live_lock = threading.Lock()
@@ -28,15 +30,27 @@ def count_run(delta: int) -> None:
         _live_runs += delta
 
 
-def whole_image_predictor(predictor: Any, image_shape: tuple[int, ...]) -> Any:
-    """The predictor to run one large image with: all cores when nothing trains.
+Profile = Literal["interactive", "batch"]  # aestudio.inference.ort.SessionProfile values (no ORT import here)
 
-    Sliders and small images keep the interactive session (one thread, so a training
-    run keeps its cores: DESIGN.md "Inference"); an image that will be tiled, while no
-    training runs, goes through the same model's "batch" profile (every core).
+
+def profile_for(*, heavy: bool) -> Profile:
+    """The one choice of session profile, for every front end.
+
+    ``heavy`` work (a whole image that will be tiled, a folder, a drop in the Segment panel)
+    gets every core ("batch") unless a training run goes on in this process; everything
+    else (sliders, previews, small images) keeps one thread ("interactive").
     """
-    tiling = getattr(predictor, "tiling", None)
-    large = tiling is not None and max(image_shape[:2]) > tiling.tile
-    if large and hasattr(predictor, "with_profile") and not training_active():
+    return "batch" if heavy and not training_active() else "interactive"
+
+
+def for_work(predictor: P, *, heavy: bool) -> P:
+    """``predictor`` or its twin on the profile :func:`profile_for` picks (same model, own sessions)."""
+    if profile_for(heavy=heavy) == "batch" and hasattr(predictor, "with_profile"):
         return predictor.with_profile("batch")
     return predictor
+
+
+def whole_image_predictor(predictor: P, image_shape: tuple[int, ...]) -> P:
+    """The predictor to run one image with: every core for one that will be tiled, while nothing trains."""
+    tiling = getattr(predictor, "tiling", None)
+    return for_work(predictor, heavy=tiling is not None and max(image_shape[:2]) > tiling.tile)

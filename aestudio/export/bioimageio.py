@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from aestudio.config import Task
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import (
     MODEL_JSON,
     BundleFile,
@@ -50,6 +51,7 @@ DEFAULT_LICENSE = "CC-BY-4.0"  # what the BioImage Model Zoo recommends for mode
 SCALE_RANGE_EPS = 1e-6
 CONFIG_KEY = "aestudio"  # our facts under rdf.yaml's `config`, read back by bioimageio_package
 TEST_SIDE = 64  # side of the test tensors of fully convolutional nets (small: CI runs them)
+SAMPLE_SIDE = 128  # the same when a shipped sample like the training data is used
 
 # What each family is, for the package's `cite` (the spec requires at least one entry).
 _CITATIONS = {
@@ -63,7 +65,7 @@ _DEFAULT_CITATION = ("Masci, Meier, Ciresan, Schmidhuber. Stacked Convolutional 
                      "10.1007/978-3-642-21735-7_7")
 
 
-class PackageExportError(ValueError):
+class PackageExportError(AestudioError, ValueError):
     """The bundle cannot become a package; the message names the reason and the fix."""
 
 
@@ -102,13 +104,47 @@ def _softmax(x: np.ndarray, axis: int = 1) -> np.ndarray:
     return (e / e.sum(axis=axis, keepdims=True)).astype(np.float32)
 
 
-def _test_image(info: ModelInfo, side: int) -> np.ndarray:
-    """A deterministic test input [1, C, side, side] in [0, 1]: smooth shapes, plus noise for denoisers.
+def _sample_image(info: ModelInfo) -> np.ndarray | None:
+    """A shipped sample like the model's training data (a digit, a photo...) as [C, S, S], or None.
 
-    Made here (not read from a data set) so a package can be written from any
-    bundle, also one whose training data is gone.
+    Centre-cropped to a square; fixed-size nets get their size, fully convolutional
+    ones at most SAMPLE_SIDE px and never an enlargement (a net trained at the
+    images' own scale would see bigger objects than it learned).
     """
+    from aestudio.data.io import read_image
+    from aestudio.inference.imageops import convert_channels, resize_chw
+    from aestudio.zoo.catalog import sample_for_data
+
+    path = sample_for_data(str(info.training.get("data_spec", "")))
+    if path is None:
+        return None
+    img = convert_channels(read_image(path), info.in_channels)  # [H, W, C] in [0, 1]
+    h, w = img.shape[:2]
+    s = min(h, w)
+    crop = np.ascontiguousarray(img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s].transpose(2, 0, 1), dtype=np.float32)
+    if info.fixed_size is not None:
+        side = info.fixed_size
+    else:
+        m = info.size_multiple
+        side = max(m, min(SAMPLE_SIDE, s) // m * m)
+        if side < 8:
+            return None
+    return resize_chw(crop, side, side)
+
+
+def _test_image(info: ModelInfo) -> np.ndarray:
+    """A deterministic test input [1, C, S, S] in [0, 1], plus noise for denoisers: a shipped
+    sample like the training data when there is one, else smooth synthetic shapes (so a package can
+    be written from any bundle, also one whose training data is gone)."""
     rng = np.random.default_rng(0)
+    sample = _sample_image(info)
+    if sample is not None:
+        x = np.clip(sample, 0.0, 1.0)[None].astype(np.float32)
+        if info.task is Task.DENOISE:
+            x = np.clip(x + rng.normal(0.0, 0.1, x.shape).astype(np.float32), 0.0, 1.0)
+        x[..., 0, 0], x[..., -1, -1] = 0.0, 1.0  # full range, as below
+        return x
+    side = _synthetic_side(info)
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / max(side - 1, 1)
     img = 0.25 + 0.35 * xx
     for cy, cx, r, v in ((0.35, 0.3, 0.18, 0.95), (0.65, 0.7, 0.22, 0.05), (0.7, 0.25, 0.12, 0.7)):
@@ -123,7 +159,7 @@ def _test_image(info: ModelInfo, side: int) -> np.ndarray:
     return x
 
 
-def _test_side(info: ModelInfo) -> int:
+def _synthetic_side(info: ModelInfo) -> int:
     if info.fixed_size is not None:
         return info.fixed_size
     m = info.size_multiple
@@ -141,7 +177,8 @@ def _cover(x: np.ndarray, y: np.ndarray, info: ModelInfo, path: Path) -> None:
     """Input | output side by side (2:1, at least 256 px tall), from the test tensors."""
     from PIL import Image
 
-    from aestudio.inference.imageops import colorize, default_palette
+    from aestudio.inference.imageops import colorize
+    from aestudio.palette import default_palette
 
     def rgb(a: np.ndarray) -> np.ndarray:  # [C, H, W] in [0, 1] -> uint8 [H, W, 3]
         a = np.clip(a, 0, 1)
@@ -231,8 +268,8 @@ def write_package(
     if out.exists() and not overwrite:
         raise PackageExportError(f"{out}: already exists; choose another name (aestudio never overwrites a file it did not write)")
     info = read_bundle(bundle)
-    side = _test_side(info)
-    x = _test_image(info, side)
+    x = _test_image(info)
+    side = x.shape[-1]
     logits_or_image = _run_bundle(bundle, minmax01(x))
     segment = info.task is Task.SEGMENT
     y = _softmax(logits_or_image) if segment else np.clip(logits_or_image, 0.0, 1.0)

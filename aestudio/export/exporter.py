@@ -32,6 +32,7 @@ from torch import nn
 from aestudio import __version__
 from aestudio._fs import make_temp_dir
 from aestudio.config import NetConfig, to_dict
+from aestudio.errors import AestudioError
 from aestudio.export.graph_rewrites import optimise_for_ort
 from aestudio.export.target import (
     ExportTargetError,
@@ -62,7 +63,7 @@ PARITY_BATCHES = (1, 8)
 _METADATA_KEYS = {"name", "metrics", "training", "class_names", "class_colors"}
 
 
-class ExportError(RuntimeError):
+class ExportError(AestudioError, RuntimeError):
     """Export failed or would be wrong; the message names the net or folder and the fix."""
 
 
@@ -508,9 +509,9 @@ def export_run(
 
 
 def _palette_tail(start: int, stop: int) -> list[list[int]]:
-    from aestudio.inference.imageops import default_palette
+    from aestudio.palette import default_palette
 
-    return default_palette(stop)[start:stop]
+    return [list(c) for c in default_palette(stop)[start:stop]]
 
 
 def _sample_images(run: Any) -> torch.Tensor | None:

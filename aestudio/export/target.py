@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import MODEL_JSON, read_bundle
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ _STALE = re.compile(r"^\.(?P<name>.+)\.(export|old)-(?P<pid>\d+)-[0-9a-f]+$")
 BUNDLE_COMPANIONS = ("README.md",)
 
 
-class ExportTargetError(RuntimeError):
+class ExportTargetError(AestudioError, RuntimeError):
     """The export's target or weights are refused; the message names them and the fix."""
 
 

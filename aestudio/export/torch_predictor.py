@@ -27,7 +27,6 @@ from aestudio.inference.bundle import (
     ModelInfo,
     read_bundle,
 )
-from aestudio.inference.imageops import default_palette
 from aestudio.inference.predictor import Predictor
 from aestudio.nets.registry import (
     build_net,
@@ -36,6 +35,7 @@ from aestudio.nets.registry import (
     net_config_to_dict,
     size_multiple,
 )
+from aestudio.palette import default_palette
 
 
 def _latent_kind(net: nn.Module, in_channels: int, image_size: int) -> LatentKind:
@@ -74,7 +74,7 @@ def info_for_net(
         names = list(class_names) if class_names else ["background", *(f"class {i}" for i in range(1, k))]
         if len(names) != k:
             raise ValueError(f"{len(names)} class names for a {k}-class {net_name}; pass one name per class")
-    colors = [list(map(int, c)) for c in class_colors] if class_colors and names else default_palette(len(names))
+    colors = [list(map(int, c)) for c in class_colors] if class_colors and names else [list(c) for c in default_palette(len(names))]
     return ModelInfo(
         name=name or net_name,
         net=net_name,

@@ -82,6 +82,29 @@ class RunSeries:
         return series
 
 
+class UncrowdedAxis(pg.AxisItem):
+    """An axis that never draws two tick labels over each other.
+
+    On a log axis spanning less than a decade pyqtgraph labels every minor tick, and on a
+    short plot "0.1", "0.09", "0.08", "0.07" overlapped. Labels are kept in pyqtgraph's own
+    order (major ticks first) and one that would touch a label already kept is dropped.
+    """
+
+    GAP = 2  # px between two labels
+
+    def generateDrawSpecs(self, p):  # noqa: ANN001, ANN201, N802 - pyqtgraph override
+        specs = super().generateDrawSpecs(p)
+        if specs is None:
+            return specs
+        axis_spec, tick_specs, text_specs = specs
+        kept: list = []
+        for spec in text_specs:
+            rect = spec[0].adjusted(0, -self.GAP / 2, 0, self.GAP / 2)
+            if not any(rect.intersects(k[0]) for k in kept):
+                kept.append(spec)
+        return axis_spec, tick_specs, kept
+
+
 class CurvesView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -125,7 +148,7 @@ class CurvesView(QWidget):
         self.redraws = 0
 
     def _make_plot(self, title: str, col: int) -> pg.PlotItem:
-        plot = self.graphics.addPlot(row=0, col=col)
+        plot = self.graphics.addPlot(row=0, col=col, axisItems={"left": UncrowdedAxis("left")})
         plot.setTitle(title, color="#333", size="11pt")
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setLabel("bottom", "epoch", color="#555")

@@ -25,6 +25,7 @@ from aestudio.config import NetConfig, Task, TrainConfig
 from aestudio.data.catalog import builtin_specs as builtin_specs
 from aestudio.data.io import SUPPORTED_SUFFIXES
 from aestudio.data.io import read_image as read_image
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import ModelInfo
 from aestudio.inference.bundle import is_bundle as is_bundle
 from aestudio.inference.bundle import read_bundle as read_bundle
@@ -87,7 +88,7 @@ def run_bundle_dir(run_dir: Path) -> Path:
     return run_dir / BUNDLE_SUBDIR
 
 
-class ExportFailed(RuntimeError):
+class ExportFailed(AestudioError, RuntimeError):
     """The export child failed; ``details`` holds its own error output (not the GUI's traceback)."""
 
     def __init__(self, message: str, details: str = "") -> None:

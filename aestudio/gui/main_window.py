@@ -20,6 +20,7 @@ from PySide6.QtGui import (
     QCloseEvent,
     QDragEnterEvent,
     QDropEvent,
+    QGuiApplication,
     QKeySequence,
     QPaintEvent,
     QShowEvent,
@@ -66,6 +67,18 @@ TAB_TASK_HINTS = {"noise": Task.DENOISE, "segment": Task.SEGMENT, "latent": Task
 EXPORTABLE_REASONS = (FinishReason.DONE, FinishReason.STOPPED, FinishReason.DIVERGED)
 
 
+DEFAULT_SIZE = QSize(1400, 880)  # on a large screen
+FRAME_ROOM = QSize(24, 40)  # the window manager's frame and title bar, outside the geometry
+
+
+def default_window_size(available: QSize | None) -> QSize:
+    """The first window's size: 1400x880, or less on a smaller screen (it was larger than a
+    1366x768 laptop's). The window's minimum size still applies (Qt enforces it)."""
+    if available is None or not available.isValid():
+        return QSize(DEFAULT_SIZE)
+    return DEFAULT_SIZE.boundedTo(available - FRAME_ROOM)
+
+
 def _verify_images(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Split image files into readable and broken (with the reader's reason). Worker thread."""
     good: list[Path] = []
@@ -79,28 +92,27 @@ def _verify_images(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]
     return good, bad
 
 
-class _PanelHost(QWidget):
-    """Holds one exploration panel in its tab's scroll area; scrolls only below its minimum size.
+class _NoHeightForWidthLayout(QVBoxLayout):
+    """Reports no height-for-width, so a scroll area sizes its widget by the minimum size.
 
-    A scroll area sizes a widget whose layout has height-for-width (any word-wrapped label)
-    by its *preferred* height, so the Reconstruct tab scrolled at 1366x768 though its
-    minimum fits. This host has no layout: the scroll area sees the panel's minimum size.
+    A scroll area sizes a widget whose layout has height-for-width (any word-wrapped
+    label) by its *preferred* height: the Reconstruct tab scrolled at 1366x768 though
+    its minimum fits. The layout inside still wraps its labels.
     """
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt override
+        return False
+
+
+class _PanelHost(QWidget):
+    """Holds one exploration panel in its tab's scroll area; scrolls only below its minimum size."""
 
     def __init__(self, panel: QWidget) -> None:
         super().__init__()
         self.panel = panel
-        panel.setParent(self)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return self.panel.minimumSizeHint().expandedTo(self.panel.minimumSize())
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return self.panel.sizeHint()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        self.panel.setGeometry(self.rect())
-        super().resizeEvent(event)
+        lay = _NoHeightForWidthLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(panel)
 
 
 class MainWindow(QMainWindow):
@@ -118,7 +130,8 @@ class MainWindow(QMainWindow):
         self._preload = TaskRunner(self, max_workers=1)
         self.setWindowTitle("aestudio")
         self.setAcceptDrops(True)
-        self.resize(1400, 880)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        self.resize(default_window_size(screen.availableGeometry().size() if screen is not None else None))
 
         self.messages = MessageBar()
         self.data_panel = DataPanel(self.tasks)
@@ -291,7 +304,7 @@ class MainWindow(QMainWindow):
         self._when_shown(lambda: self._preload.submit(preload_core, on_result=self.train_panel.ensure_core,
                                                       on_error=lambda exc, _d: self.train_panel.ensure_core()))
         if last_model is not None:
-            self.load_model(last_model)
+            self._when_shown(lambda: self.load_model(last_model))  # after the first paint, like the data
         elif self.first_run:
             default = engine.zoo_default_model()
             if default is not None:
@@ -380,8 +393,7 @@ class MainWindow(QMainWindow):
     # ================================================================ messages
 
     def notify(self, level: Level, text: str, details: str = "") -> None:
-        self.messages.post(level, text, details)
-        self.statusBar().showMessage(text, 6000)
+        self.messages.post(level, text, details)  # (not also in the status bar: cut there, beside the labels)
 
     def status(self, text: str) -> None:
         """A transient progress note: status bar only, replaced by the outcome's message."""
@@ -486,7 +498,7 @@ class MainWindow(QMainWindow):
             self._when_shown(lambda: self.load_model(path))
             return
         path = Path(path)
-        self.status(f"Loading {path.name} (a run is exported first)…")
+        self.status(f"Loading {path.name}" + (" (a run is exported to ONNX first)…" if engine.is_run_dir(path) else "…"))
         self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
                           on_error=lambda exc, det: self._load_failed(path, exc, det))
 
@@ -505,6 +517,7 @@ class MainWindow(QMainWindow):
 
     def set_active_model(self, model: LoadedModel, requested: Path | None = None) -> None:
         self.active_model = model
+        self.statusBar().clearMessage()  # "Loading …" is over
         for panel in self.explore:
             panel.set_model(model)
         self.runtime_label.setText(f"Runtime: {model.runtime}")

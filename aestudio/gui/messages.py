@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 
 logger = logging.getLogger(__name__)
 
-MAX_VISIBLE = 4  # older messages scroll out; history keeps them
+MAX_VISIBLE = 2  # older messages go (history keeps them): the banner floats over the sample strip, not the panels
 INFO_TIMEOUT_MS = 8000  # info messages fade on their own; warnings and errors stay until closed
 
 
@@ -123,9 +123,10 @@ class MessageBar(QWidget):
         row.closed.connect(self._remove)
         self._layout.addWidget(row)
         while self._layout.count() > MAX_VISIBLE:
-            item = self._layout.itemAt(0)
-            if item is not None and item.widget() is not None:
-                self._remove(item.widget())
+            rows = [self._layout.itemAt(i).widget() for i in range(self._layout.count())]
+            # The oldest info goes first: a warning or an error stays until it is dismissed.
+            infos = [r for r in rows if isinstance(r, _MessageRow) and r.message.level is Level.INFO and r is not row]
+            self._remove(infos[0] if infos else rows[0])
         if level is Level.INFO:
             QTimer.singleShot(INFO_TIMEOUT_MS, row, lambda r=row: self._remove(r))
         self.show()

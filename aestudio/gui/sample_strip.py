@@ -29,7 +29,7 @@ from aestudio.gui.thumbnails import decode_thumbnail
 
 logger = logging.getLogger(__name__)
 
-THUMB = 52
+THUMB = 40  # small enough that every tab fits above the strip on a 1366x768 screen
 PATH_ROLE = Qt.ItemDataRole.UserRole
 
 # What each sample is for, by file-name prefix (shown as the tooltip).

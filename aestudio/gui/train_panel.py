@@ -176,7 +176,6 @@ class TrainPanel(QWidget):
         self.resume_button.clicked.connect(lambda: self.resume_run(self.run_dir) if self.run_dir else None)
         for i, b in enumerate((self.start_button, self.pause_button, self.stop_button, self.resume_button)):
             buttons.addWidget(b, i // 2, i % 2)
-        col.addLayout(buttons)
         col.addStretch(1)
 
         scroll = QScrollArea()
@@ -185,7 +184,15 @@ class TrainPanel(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._settings_scroll = scroll
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        return scroll
+        # The run buttons stay under the settings, outside their scroll area: at 1366x768 the
+        # settings scroll, and Start was below the fold.
+        column = QWidget()
+        outer = QVBoxLayout(column)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll, 1)
+        buttons.setContentsMargins(0, 4, 6, 0)
+        outer.addLayout(buttons)
+        return column
 
     def _build_live(self) -> QWidget:
         host = QWidget()

@@ -5,9 +5,12 @@ Arrays are in one canonical layout, float32 ``[batch, channel, y, x]``; an op's
 Formulas follow ``bioimageio.core`` (``proc_ops.py``): ``scale_range`` is
 ``(x - p_lo) / (p_hi - p_lo + eps)`` with linear-interpolated percentiles,
 ``zero_mean_unit_variance`` is ``(x - mean) / (std + eps)`` with the population
-std. Statistics are per sample (over the op's axes, never across the batch):
-a whole image is one sample, so :func:`resolve` computes them once on the whole
-image and returns fixed ops that tiles can share without seams.
+std. Statistics are per sample (over the op's axes, never across the batch) and,
+as in ``bioimageio.core`` (which measures every statistic once, before the first
+operation), they are taken from the tensor as it enters the chain, not from an
+earlier operation's result. A whole image is one sample, so :func:`resolve`
+computes them once on the whole image and returns fixed ops that tiles share
+without seams.
 
 Nothing here is executed from the package but numbers: an op is an id from
 :data:`KNOWN_OPS` and numeric keyword arguments.
@@ -20,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from aestudio.errors import AestudioError
 
 CANONICAL = ("batch", "channel", "y", "x")
 KNOWN_OPS = (
@@ -36,7 +41,7 @@ REFUSED_OPS = {
 _DTYPES = {"float32", "float64", "uint8", "int8", "uint16", "int16", "uint32", "int32", "uint64", "int64", "bool"}
 
 
-class OpError(ValueError):
+class OpError(AestudioError, ValueError):
     """An operation aestudio cannot run; the message names the field."""
 
 
@@ -175,27 +180,28 @@ def _stats(op: Op, x: np.ndarray) -> dict[str, np.ndarray]:
     moved = np.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
     flat = moved.reshape(moved.shape[: x.ndim - len(axes)] + (-1,))
     for k in keys:
-        q = np.percentile(flat, op.kwargs[k], axis=-1, method="linear").astype(np.float32)
+        pct = op.kwargs[k]
+        if pct in (0.0, 100.0):  # min / max: exact, and a single pass instead of a partition
+            q = (flat.min(axis=-1) if pct == 0.0 else flat.max(axis=-1)).astype(np.float32)
+        else:
+            q = np.percentile(flat, pct, axis=-1, method="linear").astype(np.float32)
         qs.append(np.expand_dims(q, axes))
     return dict(zip(keys, qs, strict=True))
 
 
-def resolve(ops: Sequence[Op], x: np.ndarray) -> tuple[list[Op], np.ndarray]:
-    """Statistics of ``x`` (a whole sample) baked into every op that needs them; also returns the result.
+def resolve(ops: Sequence[Op], x: np.ndarray) -> list[Op]:
+    """Statistics of ``x`` (a whole sample, as it enters the chain) baked into every op that needs them.
 
     The returned ops give the same values on any tile of ``x`` as on the whole.
     """
-    fixed: list[Op] = []
-    for op in ops:
-        if op.needs_stats:
-            op = Op(op.id, {**op.kwargs, "_fixed": _stats(op, x)}, op.where)
-        fixed.append(op)
-        x = apply_one(op, x)
-    return fixed, x
+    return [Op(op.id, {**op.kwargs, "_fixed": _stats(op, x.astype(np.float32, copy=False))}, op.where)
+            if op.needs_stats else op for op in ops]
 
 
 def apply(ops: Sequence[Op], x: np.ndarray) -> np.ndarray:
-    """Apply ``ops`` in order to a canonical batch; per-sample statistics come from ``x`` itself."""
+    """Apply ``ops`` in order to a canonical batch; per-sample statistics come from ``x`` as given."""
+    if any(op.needs_stats for op in ops):
+        ops = resolve(ops, x)
     for op in ops:
         x = apply_one(op, x)
     return x
@@ -220,9 +226,9 @@ def apply_one(op: Op, x: np.ndarray) -> np.ndarray:
     if op.id == "fixed_zero_mean_unit_variance":
         mean, std = _along(kw["mean"], kw.get("axis"), x, op.where), _along(kw["std"], kw.get("axis"), x, op.where)
         return ((x - mean) / (std + np.float32(kw["eps"]))).astype(np.float32)
-    if op.id == "clip" and not op.needs_stats and "_fixed" not in kw:
+    if op.id == "clip" and "_fixed" not in kw:
         return np.clip(x, kw.get("min"), kw.get("max")).astype(np.float32)
-    stats = kw.get("_fixed") or _stats(op, x)
+    stats = kw["_fixed"]  # apply() resolves every statistic from the chain's input first
     if op.id == "scale_range":
         lo, hi = stats["min_percentile"], stats["max_percentile"]
         return ((x - lo) / (hi - lo + np.float32(kw["eps"]))).astype(np.float32)

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from aestudio import limits
 from aestudio.inference.bioimageio_ops import Op, OpError, make_op
 from aestudio.inference.bundle import BundleError
 
@@ -38,7 +39,7 @@ RDF_NAMES = ("rdf.yaml", "bioimageio.yaml")
 MAX_MEMBERS = 10_000
 MAX_RDF_BYTES = 1024**2  # an rdf is a few kB
 MAX_TENSOR_BYTES = 256 * 1024**2  # test tensors are small images
-MAX_ONNX_BYTES = 2 * 1024**3  # protobuf's limit for one .onnx file
+MAX_ONNX_BYTES = limits.MAX_WEIGHTS_BYTES  # protobuf's limit for one .onnx file
 MAX_RATIO = 200  # deflate reaches ~1000x only on degenerate data; real weights compress < 2x
 
 # Input dtypes whose values an integer image holds: aestudio reads images to [0, 1]; a package
@@ -170,6 +171,8 @@ def read_package(path: str | os.PathLike[str]) -> Package:
         rdf = yaml.safe_load(text.decode("utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise PackageError(f"{package}: {rdf_name} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    except RecursionError:  # a few kB of '[[[[...' nests deeper than Python's stack
+        raise PackageError(f"{package}: {rdf_name} nests too deeply to be a model description") from None
     if not isinstance(rdf, dict):
         raise PackageError(f"{package}: {rdf_name} must be a mapping of fields")
     return _parse(package, rdf, set(members))
@@ -230,6 +233,8 @@ def _parse(package: Path, rdf: dict, members: set[str]) -> Package:
         if member is not None and member not in members:
             raise PackageError(f"{package}: {member!r} is named in rdf.yaml but missing from the zip; the package is incomplete")
     name = rdf.get("name") if isinstance(rdf.get("name"), str) and rdf.get("name") else package.stem
+    limits.check_int("inputs[0] channels", in_chan or 1, 1, limits.MAX_CLASSES, where=str(package))
+    limits.check_int("outputs[0] channels", out_chan or 1, 1, limits.MAX_CLASSES, where=str(package))
     return Package(
         path=package, name=name, format_version=version, input_id=in_id, output_id=out_id,
         input_axes=in_axes, output_axes=out_axes, in_channels=in_chan or 1, out_channels=out_chan or 1,
@@ -287,6 +292,9 @@ def _sizes(package: Path, sizes: dict[str, Any]) -> tuple[tuple[int, int] | None
             steps.append(s["step"])
         else:
             raise PackageError(f"{package}: inputs[0].axes[{ax}].size: {s!r}; aestudio needs a number or {{min, step}}")
+    for ax, low, step in zip(("y", "x"), mins, steps, strict=True):
+        limits.check_int(f"inputs[0].axes[{ax}].size", low, 1, limits.MAX_IMAGE_SIDE, where=str(package))
+        limits.check_int(f"inputs[0].axes[{ax}].size.step", step, 0, limits.MAX_IMAGE_SIDE, where=str(package))
     if len(fixed) == 2 or all(st == 0 for st in steps):
         return (mins[0], mins[1]), (mins[0], mins[1]), (0, 0)
     if fixed:

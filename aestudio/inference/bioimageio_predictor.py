@@ -32,8 +32,8 @@ from aestudio.inference.bioimageio_package import (
     read_package,
 )
 from aestudio.inference.bundle import BundleFile, ModelInfo
-from aestudio.inference.imageops import default_palette
 from aestudio.inference.ort import OrtPredictor, SessionProfile
+from aestudio.palette import default_palette
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ def _task(pkg: Package, asked: str | None) -> Task:
 
 
 def _info(pkg: Package, task: Task) -> ModelInfo:
+    if pkg.in_channels not in (1, 3):
+        raise PackageError(f"{pkg.path}: inputs[0].axes[channel]: {pkg.in_channels} input channels; aestudio feeds grey (1) or RGB (3) images")
     ours = bool(pkg.config)
     image_size: int | str = "any"
     if pkg.fixed_size is not None and ours:  # our fixed-size nets see whole images resized, as in the app
@@ -73,7 +75,7 @@ def _info(pkg: Package, task: Task) -> ModelInfo:
         elif len(names) != pkg.out_channels:
             names = [f"class {i}" for i in range(pkg.out_channels)]
         cc = pkg.config.get("class_colors")
-        colors = [list(map(int, c)) for c in cc] if isinstance(cc, list) and len(cc) == len(names) else default_palette(len(names))
+        colors = [list(map(int, c)) for c in cc] if isinstance(cc, list) and len(cc) == len(names) else [list(c) for c in default_palette(len(names))]
     elif pkg.out_channels not in (1, 3):
         raise PackageError(f"{pkg.path}: outputs[0].axes[channel]: {pkg.out_channels} output channels; as an image aestudio "
                            "shows 1 (grey) or 3 (RGB). If they are class scores, use `aestudio segment`")
@@ -148,7 +150,7 @@ class PackagePredictor(OrtPredictor):
         if not any(op.needs_stats for op in self.package.pre):
             return super().run_image(image, progress=progress)
         batch, _ = self.prepare_image(image)
-        fixed, _ = resolve(self.package.pre, self._raw(batch))
+        fixed = resolve(self.package.pre, self._raw(batch))
         self._local.pre = fixed
         try:
             return super().run_image(image, progress=progress)

@@ -21,6 +21,7 @@ from typing import Any
 from aestudio import limits
 from aestudio._fs import atomic_write_bytes
 from aestudio.config import Task
+from aestudio.errors import AestudioError
 from aestudio.limits import LimitError
 from aestudio.validate import need, parse_json, printable, read_json
 
@@ -40,7 +41,7 @@ LATENT_LOGVAR = "logvar"
 DECODER_OUTPUT = "image"
 
 
-class BundleError(ValueError):
+class BundleError(AestudioError, ValueError):
     """A bundle or model file that cannot be used; the message names the file and the fix."""
 
 

@@ -209,16 +209,6 @@ def make_grid(images: np.ndarray, *, nrow: int | None = None, padding: int = 2, 
     return grid
 
 
-def default_palette(num_classes: int) -> list[list[int]]:
-    """Distinct RGB colours; class 0 (usually background) is black."""
-    base = [
-        [0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
-        [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [250, 190, 212], [0, 128, 128],
-    ]  # fmt: skip
-    out = [base[i % len(base)] for i in range(num_classes)]
-    return [list(map(int, c)) for c in out]
-
-
 def colorize(mask: np.ndarray, colors: list[list[int]]) -> np.ndarray:
     """int [H, W] class indices -> uint8 [H, W, 3] using ``colors``."""
     lut = np.asarray(colors, dtype=np.uint8)

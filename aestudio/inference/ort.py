@@ -24,6 +24,7 @@ import onnxruntime as ort
 
 from aestudio import limits
 from aestudio.config import Task
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
     INPUT_IMAGE,
@@ -33,8 +34,8 @@ from aestudio.inference.bundle import (
     ModelInfo,
     read_bundle,
 )
-from aestudio.inference.imageops import default_palette
 from aestudio.inference.predictor import LATENT_OUTPUTS, Predictor
+from aestudio.palette import default_palette
 from aestudio.validate import printable
 
 log = logging.getLogger(__name__)
@@ -354,7 +355,7 @@ def _check_external_data(path: Path) -> None:
                               "the file is damaged or not a model for this studio")
 
 
-class ModelCallCancelled(RuntimeError):
+class ModelCallCancelled(AestudioError, RuntimeError):
     """A model call stopped by :meth:`OrtPredictor.cancel` or its time limit."""
 
 
@@ -483,7 +484,7 @@ def _describe_foreign(
         size_multiple=int(desc.size_multiple),
         value_range=(float(lo), float(hi)),
         class_names=class_names,
-        class_colors=default_palette(len(class_names)) if class_names else [],
+        class_colors=[list(c) for c in default_palette(len(class_names))] if class_names else [],
         files={BundleFile.MODEL.value: path.name},
     )
     try:

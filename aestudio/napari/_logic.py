@@ -132,9 +132,6 @@ def model_path_kind(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
-_SAMPLE_PREFIX = {"digits": "digit-", "mnist": "digit-", "shapes-seg": "shapes-seg-", "shapes": "shapes-", "folder": "photo-"}
-
-
 def _data_spec(path: Path) -> str:
     import json
 
@@ -153,7 +150,7 @@ def sample_for(path: str | os.PathLike[str]) -> np.ndarray:
     """A sample input for the model at ``path``: a package's own test input, else a shipped sample
     image like the model's training data, else a synthetic one. [H, W] or [H, W, 3] in [0, 1]."""
     from aestudio.data.io import read_image
-    from aestudio.zoo.catalog import sample_images
+    from aestudio.zoo.catalog import sample_for_data
 
     p = Path(path)
     kind = model_path_kind(p)
@@ -166,13 +163,10 @@ def sample_for(path: str | os.PathLike[str]) -> np.ndarray:
 
             x = _from_layout(read_tensor(p, pkg.test_input).astype(np.float32), pkg.input_axes)[0]  # [C, H, W]
             return x[0] if x.shape[0] == 1 else x.transpose(1, 2, 0)
-    spec = _data_spec(p if kind != "run" else p)
-    key = spec.split(":", 1)[0]
-    prefix = _SAMPLE_PREFIX.get(key)
-    for img in sample_images():
-        if prefix and img.name.startswith(prefix) and not (prefix == "shapes-" and img.name.startswith("shapes-seg")):
-            arr = read_image(img)
-            return arr[..., 0] if arr.shape[-1] == 1 else arr
+    sample = sample_for_data(_data_spec(p))
+    if sample is not None:
+        arr = read_image(sample)
+        return arr[..., 0] if arr.shape[-1] == 1 else arr
     yy, xx = np.mgrid[0:128, 0:128].astype(np.float32) / 127
     return (0.5 + 0.4 * np.sin(6 * xx) * np.cos(4 * yy)).astype(np.float32)
 

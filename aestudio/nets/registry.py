@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from aestudio.config import NetConfig, Task, from_dict, to_dict
+from aestudio.errors import AestudioError
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class NetSpec:
     description: str = ""  # one line for menus and `aestudio info`
 
 
-class UnknownNetError(KeyError, ValueError):
+class UnknownNetError(AestudioError, KeyError, ValueError):
     """An unregistered net name. A KeyError for lookups, a ValueError for argument checks."""
 
     def __str__(self) -> str:  # KeyError would quote the whole message

@@ -30,6 +30,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from aestudio import limits
+from aestudio.errors import AestudioError
 from aestudio.limits import LimitError
 from aestudio.training.atomic import TEMP_PREFIX, atomic_write_bytes, explained, fsync_dir
 from aestudio.validate import parse_json
@@ -50,7 +51,7 @@ _PICKLE_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x0
 IMPORT_HINT = "aestudio import-pt FILE --net NAME -o BUNDLE_DIR --allow-pickle"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(AestudioError, ValueError):
     """A checkpoint file is missing, damaged or of the wrong kind (message names the file)."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import torch
 
+from aestudio.errors import AestudioError
 
-class DeviceError(ValueError):
+
+class DeviceError(AestudioError, ValueError):
     """The requested device does not exist here; the message says what does."""
 
 

@@ -57,6 +57,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from aestudio.errors import AestudioError
+
 log = logging.getLogger(__name__)
 
 TIMEOUT_ENV = "AESTUDIO_DIST_TIMEOUT"  # seconds any collective may wait for the slowest rank
@@ -66,7 +68,7 @@ DEFAULT_TIMEOUT_S = 900.0  # must cover rank 0's validation and checkpoint at an
 TEST_FAULT_ENV = "AESTUDIO_TEST_FAIL_RANK_AT_STEP"
 
 
-class DistributedError(RuntimeError):
+class DistributedError(AestudioError, RuntimeError):
     """The process group could not be formed or used; the message names the rank."""
 
 

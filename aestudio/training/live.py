@@ -54,7 +54,7 @@ class LiveConfig:
 
 @dataclass
 class _Example:
-    image: torch.Tensor  # float32 [C, H, W]
+    image: torch.Tensor  # float16 [C, H, W]: half the memory of float32, ~11 bits (enough for 16-bit data's use here)
     mask: torch.Tensor  # int64 [H, W], 255 unlabelled
     labelled: int  # number of labelled pixels
 
@@ -88,6 +88,7 @@ class LiveTrainer:
         self._snapshot: tuple[int, dict[str, torch.Tensor]] = (step, self._copy_state())
         self._collate = pad_collate(self.net_cfg.size_multiple)
         self._publish_soon = False  # new strokes: publish after the next step instead of waiting
+        self.pretrained = 0  # encoder tensors copied from a pre-trained autoencoder
 
     # ------------------------------------------------------------- examples (any thread)
 
@@ -104,7 +105,7 @@ class LiveTrainer:
             img = img.mean(axis=-1, keepdims=True) if self.channels == 1 else np.repeat(img[..., :1], 3, axis=-1)
         if img.shape[:2] != np.shape(mask):
             raise ValueError(f"{key}: mask {np.shape(mask)} does not match image {img.shape[:2]}")
-        image_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        image_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float16))
         mask_t = torch.from_numpy(np.asarray(mask, np.int64).copy())
         with self._lock:
             self._examples[key] = _Example(image_t, mask_t, int((mask_t != UNLABELLED).sum()))
@@ -139,6 +140,53 @@ class LiveTrainer:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         with self._lock:
             self._snapshot = (self.step, self._copy_state())
+
+    # ------------------------------------------------------------- pre-training
+
+    def pretrain_encoder(self, images: list[np.ndarray], seconds: float, stop: threading.Event | None = None,
+                         crop: int = 64, noise: float = 0.1) -> int:
+        """Start the U-Net's encoder from a denoising conv autoencoder trained on ``images``.
+
+        Every image of a project can teach the encoder what the pictures look like, painted or
+        not: random crops (flipped), Gaussian noise in, the clean crop out, for ``seconds``.
+        Returns the number of encoder tensors copied into the U-Net (call while not training)."""
+        from aestudio.nets.registry import build_net, default_config
+
+        if not images:
+            return 0
+        m = self.net_cfg.size_multiple
+        crop = min(crop, min(min(np.shape(im)[:2]) for im in images)) // m * m  # small images: a smaller crop
+        if crop < 2 * m:
+            return 0
+        cfg = default_config("conv_ae", in_channels=self.channels, image_size=crop, latent_dim=64,
+                             base_channels=self.net_cfg.base_channels, depth=self.net_cfg.depth)
+        ae = build_net("conv_ae", cfg)
+        opt = torch.optim.Adam(ae.parameters(), lr=self.cfg.lr)
+        tensors = [torch.from_numpy(np.ascontiguousarray(np.asarray(im).reshape(
+            im.shape[0], im.shape[1], -1).transpose(2, 0, 1), dtype=np.float16)) for im in images]
+        tensors = [t if t.shape[0] == self.channels else (t.mean(0, keepdim=True) if self.channels == 1
+                                                          else t[:1].expand(3, -1, -1)) for t in tensors]
+        end = time.perf_counter() + seconds
+        ae.train()
+        while time.perf_counter() < end and not (stop is not None and stop.is_set()):
+            batch = []
+            for i in self._rng.integers(len(tensors), size=self.cfg.batch_size):
+                t = tensors[i]
+                y = int(self._rng.integers(0, t.shape[1] - crop + 1))
+                x = int(self._rng.integers(0, t.shape[2] - crop + 1))
+                c = t[:, y:y + crop, x:x + crop]
+                batch.append(c.flip(-1) if self._rng.random() < 0.5 else c)
+            clean = torch.stack(batch).float()
+            noisy = (clean + noise * torch.randn_like(clean)).clamp(0, 1)
+            opt.zero_grad(set_to_none=True)
+            loss = torch.nn.functional.mse_loss(ae(noisy), clean)
+            loss.backward()
+            opt.step()
+        copied = int(self.net.load_encoder_state(ae.state_dict()))
+        self.pretrained = copied
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        self._publish()
+        return copied
 
     # ------------------------------------------------------------- weights
 
@@ -221,7 +269,7 @@ class LiveTrainer:
             return None
         picks = self._rng.integers(len(examples), size=self.cfg.batch_size)
         items = [random_crop_flip(examples[i].image, examples[i].mask, self.cfg.crop, self._rng) for i in picks]
-        return self._collate(items)
+        return self._collate([(x.float(), m) for x, m in items])
 
     def _train_step(self, x: torch.Tensor, target: torch.Tensor) -> float:
         self.net.train()

@@ -134,6 +134,7 @@ def train(
     channels: int | None = None,
     num_classes: int | None = None,
     crop_size: int | None = None,
+    init_weights: Path | str | None = None,
 ) -> Iterator[Event]:
     """Start a new run in ``run_dir`` (which must not exist or be empty).
 
@@ -170,6 +171,9 @@ def train(
     extra: dict[str, Any] = {}
     if init_encoder is not None:
         extra["init_encoder"] = {"run": str(init_encoder), "copied": _init_encoder(net, Path(init_encoder))}
+    if init_weights is not None:
+        _init_weights(net, Path(init_weights))
+        extra["init_weights"] = {"from": str(init_weights)}
     info = _summary(net)
     if not is_main():  # under torchrun only rank 0 creates and writes the run folder
         return fit(net, data, cfg, stop, pause=pause, task=spec.task)
@@ -192,7 +196,7 @@ def _check_self_supervised(net_name: str, spec: Any, cfg: TrainConfig, data_spec
     if spec.task is not Task.DENOISE or not spec.fully_convolutional:
         raise ValueError(f"--self-supervised trains a denoiser; {net_name} is not one (use --model denoising_ae)")
     if cfg.noise.kind != "none":
-        raise ValueError("--self-supervised learns from the noise already in the images; leave out --noise")
+        raise ValueError("--self-supervised learns from the noise already in the images; leave out --noise (noise: none)")
     if active() is not None:
         raise ValueError("--self-supervised does not run under torchrun yet; start it as a single process")
 
@@ -213,6 +217,40 @@ def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: T
         "train_size": len(data.train),
         "val_size": len(data.val),
     }
+
+
+def _init_weights(net: nn.Module, source: Path) -> None:
+    """Start from a trained run's (best) or a bundle's weights of the same net: fine-tuning, e.g. a shipped
+    denoiser adapted self-supervised to a camera's own noise. Raises ``RunError`` naming the mismatch."""
+    from aestudio.inference.bundle import BundleError, BundleFile, is_bundle, read_bundle
+
+    folder = Path(source)
+    if is_bundle(folder):
+        try:
+            weights = read_bundle(folder).files.get(BundleFile.WEIGHTS.value)
+        except BundleError as exc:
+            raise RunError(str(exc)) from None
+        if not weights:
+            raise RunError(f"{folder}: this bundle has no torch weights (weights.safetensors) to start from")
+        file = folder / weights
+    else:
+        read_run(folder)  # validates and names the file on error
+        file = folder / BEST_FILE if (folder / BEST_FILE).is_file() else folder / MODEL_FILE
+    try:
+        if is_bundle(folder):  # a bundle's weights carry the exporter's metadata, not a checkpoint's
+            from safetensors.torch import load_file
+
+            state = load_file(str(file))
+        else:
+            state, _ = load_weights(file)
+        net.load_state_dict(state, strict=True)
+    except (CheckpointError, OSError) as exc:
+        raise RunError(str(exc)) from None
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RunError(f"{file}: these weights do not fit this net ({first}); start from a model of the same "
+                       "family, width and channel count (grey vs colour)") from None
+    log.info("initialised all weights from %s", file)
 
 
 def _init_encoder(net: nn.Module, source: Path) -> int:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from aestudio import limits
 from aestudio.config import NetConfig, TrainConfig, from_dict
+from aestudio.errors import AestudioError
 from aestudio.limits import LimitError
 from aestudio.training.atomic import (
     TEMP_PREFIX,
@@ -55,7 +56,7 @@ STATE_FILE = "optimizer.safetensors"
 METRICS_FILE = "metrics.jsonl"
 
 
-class RunError(ValueError):
+class RunError(AestudioError, ValueError):
     """A run folder is missing, damaged, or cannot be used as asked (message names the file and the fix)."""
 
 
@@ -189,7 +190,7 @@ def read_run(path: Path | str) -> RunInfo:
         position=record.get("position", {}),
         bad_files=int(record.get("bad_files", 0)),
         message=record.get("message", ""),
-        extra={k: record[k] for k in ("init_encoder",) if k in record},
+        extra={k: record[k] for k in ("init_encoder", "init_weights") if k in record},
     )
 
 

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import MODEL_JSON, is_bundle
 
 ZOO_ENV = "AESTUDIO_ZOO"
@@ -43,7 +44,7 @@ MODEL_FOR_TASK: dict[str, str] = {
 log = logging.getLogger(__name__)
 
 
-class ZooError(ValueError):
+class ZooError(AestudioError, ValueError):
     """A zoo name that is not shipped; the message lists the names that are."""
 
 
@@ -207,3 +208,20 @@ def sample_images() -> list[Path]:
     if folder is None:
         return []
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES)
+
+
+# A shipped sample that looks like a data spec's images (its kind before the colon).
+_SAMPLE_PREFIX = {"digits": "digit-", "mnist": "digit-", "fashion-mnist": "digit-", "shapes-seg": "shapes-seg-",
+                  "shapes": "shapes-", "folder": "photo-", "pairs": "photo-"}
+
+
+def sample_for_data(data_spec: str) -> Path | None:
+    """The first shipped sample image like the images of ``data_spec`` (``digits`` -> a digit,
+    ``folder:...`` -> a photo), or None. Used for a model's sample in napari and in packages."""
+    prefix = _SAMPLE_PREFIX.get(str(data_spec).split(":", 1)[0])
+    if prefix is None:
+        return None
+    for img in sample_images():
+        if img.name.startswith(prefix) and not (prefix == "shapes-" and img.name.startswith("shapes-seg")):
+            return img
+    return None

@@ -70,7 +70,8 @@ def main() -> None:
         if window.data_panel.summary is not None:
             marks.setdefault("data_ready_s", now)
         done = all(k in marks for k in ("usable_s", "core_ready_s", "data_ready_s"))
-        if done or time.monotonic() > deadline:
+        waited = time.monotonic() > deadline  # --wait 0: only the window
+        if done or (waited and "usable_s" in marks) or time.monotonic() > deadline + 120:
             qapp.quit()
 
     timer = QTimer()

@@ -81,3 +81,19 @@ def test_noisy_needs_a_folder(tmp_path) -> None:
 def test_random_crop_refuses_a_smaller_image() -> None:
     with pytest.raises(ValueError, match="smaller than the 32-pixel crop"):
         random_crop(torch.zeros(1, 20, 40), 32)
+
+
+def test_float_tiff_with_nans_and_a_narrow_16_bit_range_read_without_crashing(tmp_path) -> None:
+    import tifffile
+
+    rng = np.random.default_rng(0)
+    image = rng.random((40, 40)).astype(np.float32)
+    image[5:8, 5:8] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", image)
+    narrow = (30000 + rng.integers(0, 50, (40, 40))).astype(np.uint16)  # a dim 16-bit frame
+    tifffile.imwrite(tmp_path / "narrow.tif", narrow)
+    data = open_data(f"folder:{tmp_path}", image_size=32, noisy=True)
+    crops = [data.train[i][0] for i in range(8)] + [data.val[i][0] for i in range(len(data.val))]
+    assert all(torch.isfinite(c).all() for c in crops)  # NaNs read as 0 (documented in aestudio.data.noisy)
+    values = torch.cat([c.flatten() for c in crops])
+    assert len(torch.unique(values[(values > 0.45) & (values < 0.47)])) > 20  # 16-bit steps, not 8-bit ones

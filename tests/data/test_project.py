@@ -115,3 +115,22 @@ def test_bad_input_names_the_file_and_keeps_labels(tmp_path, sources) -> None:
         LabelProject.open(tmp_path / "proj")
     with pytest.raises(ProjectError, match="not an empty folder"):
         LabelProject.create(tmp_path / "proj")
+
+
+def test_accept_brush_copies_the_prediction_under_the_brush_only(tmp_path, sources) -> None:
+    project = LabelProject.create(tmp_path / "proj", ["bg", "a", "b"])
+    project.add_images([sources / "colour.png"])
+    s = project.stroke(0, 1)
+    s.dab(10, 10, 2)
+    s.end()
+    prediction = np.full((30, 40), 2, np.int64)
+    brush = project.accept_stroke(0, prediction)
+    brush.dab(10, 8, 4)
+    brush.dab(10, 20, 4)
+    brush.end()
+    m = project.mask(0)
+    assert m[10, 10] == 1  # painted before: kept
+    assert m[10, 15] == 2 and m[10, 5] == 2  # under the brush: the prediction
+    assert m[25, 35] == UNLABELLED  # elsewhere: untouched
+    project.undo(0)  # one step
+    assert m[10, 15] == UNLABELLED and m[10, 10] == 1

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from aestudio.gui.messages import Level
 
 
@@ -142,3 +145,122 @@ def test_models_details_column_shows_its_text_whole(window, qtbot, bundles) -> N
     assert "denoise" in texts
     for text in texts:
         assert fm.horizontalAdvance(text) + 6 <= column, (text, column)  # the delegate keeps 3 px a side
+
+
+def test_loss_axis_tick_labels_never_overlap(qtbot) -> None:
+    # Issue 16: "0.1", "0.09", "0.08", "0.07" overlapped on the log loss axis of a short plot.
+    import pyqtgraph as pg
+    from PySide6.QtGui import QImage, QPainter
+
+    from aestudio.gui.curves import CurvesView
+
+    view = CurvesView()
+    qtbot.addWidget(view)
+    view.resize(700, 230)
+    view.show()
+    for i in range(200):
+        view.add_step(i / 20, 0.3 * (0.02 / 0.3) ** (i / 200))  # 0.3 down to 0.02
+    view.redraw()
+    qtbot.wait(50)
+    axis = view.loss_plot.getAxis("left")
+    image = QImage(200, 800, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    try:
+        plain = pg.AxisItem.generateDrawSpecs(axis, painter)[2]
+        ours = axis.generateDrawSpecs(painter)[2]
+    finally:
+        painter.end()
+
+    def overlapping(specs) -> int:
+        rects = [s[0] for s in specs]
+        return sum(rects[i].intersects(rects[j]) for i in range(len(rects)) for j in range(i + 1, len(rects)))
+
+    assert overlapping(plain) > 0  # the case really crowds pyqtgraph's own axis
+    assert overlapping(ours) == 0
+    labels = [s[2] for s in ours]
+    assert {"0.1", "0.3"} <= set(labels) and len(labels) >= 4
+
+
+def test_every_panel_fits_a_1366x768_laptop_with_models_images_and_a_mask(window, qtbot, monkeypatch) -> None:
+    """The issue's panels at the size the window opens with on a 1366x768 screen (28 px taken by a
+    desktop panel): no tab scrolls, Segment keeps its data-set arrows with a mask loaded, the
+    histogram markers and the source combo are whole."""
+    from PySide6.QtCore import QSize
+
+    from aestudio.gui.main_window import default_window_size
+    from aestudio.zoo import catalog as zoo
+
+    size = default_window_size(QSize(1366, 768 - 28))
+    assert size.width() + 24 <= 1366 and size.height() + 40 <= 768 - 28  # room for the frame and title
+    assert size.width() >= window.minimumSizeHint().width() and size.height() >= window.minimumSizeHint().height()
+    window.resize(size)
+    qtbot.wait(50)
+    assert window.size() == size
+    samples = {p.stem: p for p in zoo.sample_images()}
+    cases = [("Reconstruct", "digits-conv-ae", "digits", None), ("Noise lab", "photo-denoiser", "digits", "photo-camera"),
+             ("Segment", "shapes-seg-unet", "shapes-seg", "shapes-seg-1"), ("Latent", "shapes-vae", "shapes", "shapes-1")]
+    tabs = {window.tabs.tabText(i): i for i in range(window.tabs.count())}
+    for title, model, spec, sample in cases:
+        window.tabs.setCurrentIndex(tabs[title])
+        panel = window.current_explore_panel()
+        if window.data_panel.spec != spec:
+            window.data_panel.open_spec(spec)
+            qtbot.waitUntil(lambda s=spec: window.data_panel.summary is not None and window.data_panel.summary.spec == s,
+                            timeout=60000)
+        path = zoo.find_model(model).path
+        window.load_model(path)
+        qtbot.waitUntil(lambda p=path: window.active_model is not None and window.active_model.path == p, timeout=60000)
+        if sample:
+            window.open_paths([samples[sample]])
+            qtbot.waitUntil(lambda p=panel: bool(p.images), timeout=30000)
+        if title == "Segment":  # a data-set image brings its mask: the score table appears
+            qtbot.waitUntil(lambda p=panel: p.data_index.isEnabled(), timeout=60000)
+            panel.data_index.setValue(3)
+            qtbot.waitUntil(lambda p=panel: p.scores.rowCount() > 0 and p.scores.isVisibleTo(p), timeout=30000)
+        if title == "Reconstruct":
+            qtbot.waitUntil(lambda p=panel: p.errors is not None and p.shown_line.isVisible(), timeout=60000)
+        qtbot.wait(300)
+        area = window.tabs.currentWidget()
+        assert not area.verticalScrollBar().isVisible(), f"{title} scrolls at {size.width()}x{size.height()}"
+        assert not area.horizontalScrollBar().isVisible(), f"{title} scrolls sideways"
+        if title == "Segment":
+            for button in (panel.prev_button, panel.next_button):
+                top_left = button.mapTo(area.viewport(), button.rect().topLeft())
+                assert top_left.y() + button.height() <= area.viewport().height(), "data-set arrows cut"
+        if hasattr(panel, "browse"):
+            combo = panel.browse.combo
+            fm = combo.fontMetrics()
+            assert combo.width() >= fm.horizontalAdvance(combo.currentText()) + 20, (title, combo.currentText())
+        if title == "Reconstruct":
+            vb = panel.plot.getPlotItem().getViewBox().sceneBoundingRect()
+            shown = panel.shown_line.label.sceneBoundingRect()
+            assert vb.contains(shown), "the 'shown' marker's label is cut"
+            assert not shown.intersects(panel.threshold_line.label.sceneBoundingRect())
+        window.grab().save(str(Path(tempfile.gettempdir()) / f"aestudio-fit-{title.replace(' ', '-').lower()}.png"))
+
+
+def test_the_banner_keeps_warnings_over_newer_infos(window, qtbot) -> None:
+    from aestudio.gui.messages import MAX_VISIBLE
+
+    window.notify(Level.ERROR, "Export failed: boom")
+    for i in range(MAX_VISIBLE + 2):
+        window.notify(Level.INFO, f"info {i}")
+    shown = [m.text for m in window.messages.visible_messages()]
+    assert len(shown) == MAX_VISIBLE and shown[0] == "Export failed: boom" and shown[-1] == f"info {MAX_VISIBLE + 1}"
+    assert len(window.messages.history) == MAX_VISIBLE + 3
+
+
+def test_start_is_in_view_on_the_train_tab_at_the_laptop_size(window, qtbot) -> None:
+    from PySide6.QtCore import QSize
+
+    from aestudio.gui.main_window import default_window_size
+
+    window.resize(default_window_size(QSize(1366, 768 - 28)))
+    window.show_panel(window.train_panel)
+    qtbot.wait(50)
+    panel = window.train_panel
+    for button in (panel.start_button, panel.pause_button, panel.stop_button, panel.resume_button):
+        assert button.isVisible()
+        bottom = button.mapTo(panel, button.rect().bottomLeft()).y()
+        assert bottom <= panel.height(), f"{button.text()} is below the tab's edge"
+        assert not panel._settings_scroll.isAncestorOf(button)  # never scrolled out of view

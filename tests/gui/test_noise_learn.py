@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from guitools import message_texts, requires
 
+from aestudio.config import Task
 from aestudio.data.io import write_image
 from aestudio.gui.panels.noise_lab import NoiseLabPanel
 
@@ -24,6 +26,7 @@ def _noisy_images(folder, n=2, size=48):
     return paths
 
 
+@pytest.mark.slow
 @requires("aestudio.export.exporter")
 def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(window, qtbot, tmp_path) -> None:
     from aestudio.cli import main
@@ -43,6 +46,12 @@ def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(win
     assert panel.denoised_pane.array is not None and panel.denoised_pane.array.shape == (48, 48, 1)
     assert "step" in panel.learn_row.label.text()
     run_dir = panel.learner.run_dir
+    from aestudio.training.runs import read_run
+
+    # A loaded grey denoising_ae (the shipped one, on a first start) is fine-tuned rather than replaced.
+    active = window.active_model
+    expect_init = active is not None and getattr(active.info, "net", None) == "denoising_ae" and active.info.in_channels == 1
+    assert ("init_weights" in read_run(run_dir).extra) == expect_init
     panel.learn_row.stop_button.click()
     qtbot.waitUntil(lambda: window.active_model is not None and run_dir.name in str(window.active_model.path),
                     timeout=WAIT)
@@ -76,10 +85,8 @@ def _panel(qtbot):
 def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) -> None:
     from aestudio.gui import engine
 
-    shipped = engine.zoo_model_for_task("denoise")
+    shipped = engine.zoo_model_for_task(Task.DENOISE)
     if shipped is None:
-        import pytest
-
         pytest.skip("the shipped photo-denoiser is not built")
     model = engine.load_model(shipped.path)
     panel, tasks = _panel(qtbot)

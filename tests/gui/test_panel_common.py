@@ -6,8 +6,8 @@ import threading
 
 import numpy as np
 
-from aestudio.explore.sessions import whole_image_predictor
-from aestudio.gui.panels.common import ImagePane, LatestRunner, training_running
+from aestudio.explore.sessions import training_active, whole_image_predictor
+from aestudio.gui.panels.common import ImagePane, LatestRunner
 from aestudio.gui.workers import TrainWorker
 
 
@@ -82,9 +82,9 @@ def test_large_images_use_every_core_only_while_nothing_trains(bundles, qtbot) -
     worker = TrainWorker(source)
     worker.start()
     try:
-        assert training_running()
+        assert training_active()
         assert whole_image_predictor(pred, large) is pred  # a training run keeps its cores
     finally:
         worker.stop()
         assert worker.join(5)
-    assert not training_running()
+    assert not training_active()

@@ -103,10 +103,13 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
     _drag(qtbot, panel, [(4, 4), (4, 60)])  # background
     _drag(qtbot, panel, [(44, 4), (44, 60)])
+    panel.pretrain_box.setChecked(True)  # the encoder first learns from every image of the project
+    panel.pretrain_seconds = 0.5
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     assert panel.worker is not None and panel.worker.running
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
     first = panel.prediction.step
+    assert panel.trainer.pretrained > 0
     made = panel.predictions_made
     qtbot.waitUntil(lambda: panel.predictions_made > made and panel.prediction.step > first, timeout=WAIT)
     # A new stroke while training reaches the trainer (its copy of the mask has it).
@@ -121,6 +124,18 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     before = panel.project.mask_copy(0)
     panel.layer_box.setCurrentIndex(1)  # the uncertainty view
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.key == "a.png", timeout=WAIT)
+    expected = panel.prediction.layer_uncertainty
+    assert panel.canvas._layer_buf is not None and np.array_equal(panel.canvas._layer_buf, expected)
+    alpha = (expected >> 24).astype(np.float64) / 255.0  # opacity follows the entropy
+    assert np.allclose(alpha, panel.prediction.entropy, atol=1 / 255 + 1e-6)
+    # The accept brush: the prediction under one stroke, one undo step.
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_A)
+    assert panel.tool == "accept"
+    _drag(qtbot, panel, [(40, 10), (40, 20)])
+    assert panel.project.mask(0)[40, 15] == panel.prediction.mask[40, 15]
+    assert panel.project.mask(0)[12, 2] == UNLABELLED
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert np.array_equal(panel.project.mask(0), before)
     panel.accept_prediction(None)
     after = panel.project.mask(0)
     assert (after != UNLABELLED).all()
@@ -137,6 +152,13 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     info = read_bundle(panel.exported)
     assert info.class_names == ["background", "foreground"]
     assert panel.trainer.step == step
+    # The bundle segments a folder from the command line like any other.
+    from aestudio.cli import main
+
+    out = tmp_path / "segmented"
+    assert main(["segment", "--model", str(panel.exported), str(tmp_path / "src"), "-o", str(out)]) == 0
+    written = read_mask(out / "a_mask.png")
+    assert written.shape == (48, 64) and set(np.unique(written)) <= {0, 1}
 
 
 def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path) -> None:
@@ -153,3 +175,16 @@ def test_window_opens_a_dropped_project_in_the_label_tab(qtbot, window, tmp_path
     # The Label tab fits the smallest supported screen.
     window.resize(1366, 768)
     assert label.minimumSizeHint().width() <= 1366 and label.minimumSizeHint().height() <= 700
+
+
+def test_recent_projects_reopen(qtbot, panel, tmp_path, settings_dir) -> None:
+    from aestudio.data.project import LabelProject
+
+    first = LabelProject.create(tmp_path / "one", ["bg", "fg"]).root
+    second = LabelProject.create(tmp_path / "two", ["sky", "sea", "sand"]).root
+    assert panel.open_project(first) and panel.open_project(second)
+    assert panel.recent_projects()[:2] == [second, first]
+    panel._fill_recent()
+    actions = {a.text(): a for a in panel.recent_menu.actions()}
+    actions["one"].trigger()
+    assert panel.project.root == first and panel.class_list.count() == 2

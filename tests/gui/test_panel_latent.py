@@ -109,7 +109,7 @@ def test_slider_move_decodes_the_slider_code(make_panel, qtbot):
 def test_a_drag_while_training_decodes_every_other_frame_and_ends_on_the_last_code(make_panel, qtbot, monkeypatch):
     panel = make_panel()
     settle(qtbot, panel)
-    monkeypatch.setattr(latent_module, "training_running", lambda: True)
+    monkeypatch.setattr(latent_module, "training_active", lambda: True)
     submitted = []
     submit = panel.live.submit
     monkeypatch.setattr(panel.live, "submit", lambda fn, pred, z, **kw: (submitted.append(z.copy()), submit(fn, pred, z, **kw)))
@@ -122,7 +122,7 @@ def test_a_drag_while_training_decodes_every_other_frame_and_ends_on_the_last_co
     z = panel.sliders.code()
     np.testing.assert_allclose(submitted[-1], z)
     qtbot.waitUntil(lambda: np.allclose(panel.decoded.array, decode(panel, z), atol=1e-6), timeout=5000)
-    monkeypatch.setattr(latent_module, "training_running", lambda: False)
+    monkeypatch.setattr(latent_module, "training_active", lambda: False)
     slider.setValue(0.5)
     slider.setValue(0.7)
     assert len(submitted) == 4  # nothing trains: every move decodes at once
@@ -192,6 +192,61 @@ def test_click_on_a_point_puts_its_code_on_the_sliders(make_panel, qtbot):
     settle(qtbot, panel)
     np.testing.assert_allclose(panel.decoded.array, decode(panel, panel.codes.codes[picked]), atol=1e-6)
     assert panel.map.preview.array is not None
+
+
+def _view_pos(panel, x: float, y: float):
+    from PySide6.QtCore import QPointF
+
+    scene = panel.map._view().mapViewToScene(QPointF(x, y))
+    return panel.map.plot.mapFromScene(scene)
+
+
+def test_a_click_on_empty_map_space_picks_the_nearest_point(make_panel, qtbot):
+    # Issue 16: clicking between the dots did nothing.
+    panel = make_panel()
+    view = panel.map._view()
+    view.autoRange(padding=0.3)
+    qtbot.wait(30)
+    xy = panel.codes.xy_pca
+    (x0, x1), (y0, y1) = view.viewRange()
+    corner = (x0 + 0.03 * (x1 - x0), y1 - 0.03 * (y1 - y0))  # top-left: no dot there (padding)
+    expected = int(np.argmin(np.hypot((xy[:, 0] - corner[0]) / view.viewPixelSize()[0],
+                                      (xy[:, 1] - corner[1]) / view.viewPixelSize()[1])))
+    with qtbot.waitSignal(panel.map.clicked, timeout=3000) as sig:
+        QTest.mouseClick(panel.map.plot.viewport(), Qt.MouseButton.LeftButton, pos=_view_pos(panel, *corner))
+    assert sig.args[0] == expected
+    np.testing.assert_allclose(panel.sliders.code(), panel.codes.codes[expected], atol=1e-6)
+
+
+def test_the_hovered_preview_clears_when_the_pointer_leaves_the_dots(make_panel, qtbot):
+    panel = make_panel()
+    view = panel.map._view()
+    view.autoRange(padding=0.3)
+    qtbot.wait(30)
+    i = 5
+    panel.map._scene_moved(view.mapViewToScene(_as_point(panel.codes.xy_pca[i])))
+    assert panel.map.preview.array is not None and panel.map._hover_index == i
+    (x0, x1), (y0, y1) = view.viewRange()
+    panel.map._scene_moved(view.mapViewToScene(_as_point((x0 + 0.02 * (x1 - x0), y1 - 0.02 * (y1 - y0)))))
+    assert panel.map.preview.array is None and panel.map._hover_index == -1
+
+
+def _as_point(xy):
+    from PySide6.QtCore import QPointF
+
+    return QPointF(float(xy[0]), float(xy[1]))
+
+
+def test_the_current_code_cross_stays_inside_the_plot(make_panel, qtbot):
+    panel = make_panel()
+    qtbot.wait(30)
+    (x0, x1), (y0, y1) = panel.map._view().viewRange()
+    panel.map.set_current(np.array([x1 + 100 * (x1 - x0), (y0 + y1) / 2]))  # an extreme slider value
+    x, y = panel.map.current_position()
+    assert x0 < x < x1 and y0 < y < y1 and panel.map.current_off_map
+    panel.map.set_current(np.array([(x0 + x1) / 2, (y0 + y1) / 2]))
+    assert panel.map.current_position() == pytest.approx(((x0 + x1) / 2, (y0 + y1) / 2))
+    assert not panel.map.current_off_map
 
 
 def test_hover_shows_the_items_image(make_panel):

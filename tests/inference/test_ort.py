@@ -315,3 +315,21 @@ def test_ort_predictor_runs_without_torch(bundles) -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok CPUExecutionProvider")
+
+
+def test_one_palette_for_masks_on_disk_and_model_overlays(tmp_path: Path) -> None:
+    """A class has the same colour in a written mask (data panel) and in a model's overlay (issue 15)."""
+    from PIL import Image
+
+    from aestudio.data.io import write_mask
+    from aestudio.palette import default_palette
+
+    path, _ = _foreign_file(tmp_path, dynamic=True)  # 3 output channels: 3 classes as a segmenter
+    p = OrtPredictor(path, description=ForeignModelDescription(task="segment", value_range=(0, 1),
+                                                               class_names=("bg", "a", "b")))
+    mask = np.array([[0, 1, 2]], dtype=np.int64)
+    written = write_mask(tmp_path / "m.png", mask)
+    png_palette = Image.open(written).getpalette()[: 3 * 3]
+    assert [tuple(c) for c in p.info.class_colors] == default_palette(3)
+    assert png_palette == [v for c in default_palette(3) for v in c]
+    assert default_palette(5)[3] == (0, 130, 200) and default_palette(5)[4] == (255, 225, 25)

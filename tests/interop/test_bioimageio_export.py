@@ -120,3 +120,25 @@ def test_cli_packages_a_training_run_without_writing_into_it(tmp_path, capsys):
     side = read_run(run).net_cfg.image_size
     assert pkg.config["net"] == "dense_ae" and pkg.fixed_size == (side, side)
     assert sorted(p.name for p in run.iterdir()) == before  # the bundle went to a temp folder
+
+
+def test_shipped_model_package_uses_a_real_sample_and_passes_core(tmp_path):
+    """A zoo model's package: the test input is a shipped sample like its training data (not
+    enlarged), so the cover shows the model doing its job; bioimageio.core accepts it."""
+    from bioimageio.core import test_model
+
+    from aestudio.inference.bioimageio_package import read_package, read_tensor
+    from aestudio.inference.bioimageio_predictor import PackagePredictor
+    from aestudio.zoo.catalog import find_model
+
+    out = tmp_path / "seg.zip"
+    assert main(["export", "shapes-seg-unet", "--format", "bioimageio", "-o", str(out)]) == 0
+    pkg = read_package(out)
+    x = read_tensor(out, pkg.test_input)
+    assert x.shape == (1, 3, 64, 64)  # the 64 px sample at its own scale
+    mask, _ = PackagePredictor(out).segment(x[0].transpose(1, 2, 0))
+    assert len(np.unique(mask)) >= 3  # background and at least two shapes: a cover worth showing
+    assert pkg.name == _rdf(out)["name"] and "U-Net" in pkg.name and find_model("shapes-seg-unet")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert test_model(out).status == "passed"

@@ -133,6 +133,14 @@ def _offset_output(rdf):
     rdf["outputs"][0]["axes"][2]["size"]["offset"] = -8
 
 
+def _two_channels(rdf):
+    rdf["inputs"][0]["axes"][1]["channel_names"] = ["a", "b"]
+
+
+def _huge_size(rdf):
+    rdf["inputs"][0]["axes"][2]["size"] = {"min": 10**12, "step": 1}
+
+
 def _time_axis(rdf):
     rdf["inputs"][0]["axes"].insert(1, {"type": "time"})
 
@@ -148,13 +156,15 @@ def _time_axis(rdf):
     (_url, "weights.onnx.source", "never downloads"),
     (_old_format, "format_version", "0.4 and 0.5"),
     (_offset_output, "outputs[0].axes[2].size", "not the input's size"),
+    (_two_channels, "inputs[0].axes[channel]", "2 input channels"),
+    (_huge_size, "inputs[0].axes[y].size", "between 1 and"),
 ])
 def test_unsupported_packages_are_refused_naming_the_field(packages, tmp_path, edit, field, says):
     bad = repack(packages("denoising_ae"), tmp_path / "bad.zip", edit)
-    with pytest.raises(PackageError) as err:
+    with pytest.raises(ValueError) as err:  # PackageError, or LimitError for sizes (aestudio.limits)
         PackagePredictor(bad)
     msg = str(err.value)
-    assert f"{field}:" in msg and says in msg and str(bad) in msg
+    assert field in msg and says in msg and str(bad) in msg
 
 
 def test_cli_refusal_is_one_line(packages, tmp_path, capsys):
@@ -178,6 +188,18 @@ def test_yaml_tags_are_never_constructed(packages, tmp_path):
     with pytest.raises(PackageError, match="not valid YAML"):
         read_package(evil)
     assert not marker.exists()
+
+
+def test_deeply_nested_yaml_is_refused(packages, tmp_path):
+    deep = repack(packages("denoising_ae"), tmp_path / "deep.zip")
+    with zipfile.ZipFile(deep) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["rdf.yaml"] = b"a: " + b"[" * 100_000 + b"]" * 100_000
+    with zipfile.ZipFile(deep, "w") as out:
+        for n, d in members.items():
+            out.writestr(n, d)
+    with pytest.raises(PackageError, match="nests too deeply|not valid YAML"):
+        read_package(deep)
 
 
 def test_zip_bomb_is_refused_before_inflating(packages, tmp_path):

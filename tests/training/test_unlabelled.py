@@ -85,3 +85,18 @@ def test_cli_trains_and_evaluates_on_labelled_pixels_only(tmp_path, capsys) -> N
         total += int(keep.sum())
     assert total < sum(read_mask(tmp_path / "set" / "masks" / p.name).size for p in images)
     assert res["pixel_acc"] == pytest.approx(right / total, abs=1e-9)
+
+
+def test_live_encoder_pretraining_copies_a_trained_encoder() -> None:
+    from aestudio.training.live import LiveConfig, LiveTrainer
+
+    rng = np.random.default_rng(0)
+    images = [rng.random((40, 48, 3)).astype(np.float32) for _ in range(3)]
+    trainer = LiveTrainer(3, 2, LiveConfig(batch_size=2, base_channels=4, depth=2))
+    before = {k: v.clone() for k, v in trainer.net.state_dict().items()}
+    copied = trainer.pretrain_encoder(images, seconds=1.0, crop=16)
+    after = trainer.net.state_dict()
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert copied > 0 and changed and all(k.startswith("encoder") for k in changed)
+    key = "encoder_blocks.stages.0.conv.0.0.weight"
+    assert trainer.snapshot()[1][key].equal(after[key])  # published: the on-screen prediction uses it

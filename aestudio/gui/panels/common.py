@@ -23,7 +23,6 @@ from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from aestudio.explore.sessions import training_active
 from aestudio.gui.images import array_to_qimage
 
 logger = logging.getLogger(__name__)
@@ -180,6 +179,14 @@ class LatestRunner(QObject):
             self._pending = None
             self._cond.notify()
 
+    def join(self, timeout: float) -> bool:
+        """Only at shutdown: wait up to ``timeout`` s for the current job; True when the thread ended.
+
+        A job still inside torch or ONNX Runtime when the interpreter exits can abort the
+        process ("terminate called without an active exception")."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -208,8 +215,3 @@ class LatestRunner(QObject):
             on_error(*error)
         else:
             logger.error("interactive job failed: %s\n%s", error[0], error[1])
-
-
-def training_running() -> bool:
-    """True while a training run goes on in this process (the GUI's TrainWorker)."""
-    return training_active()

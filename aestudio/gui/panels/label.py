@@ -9,7 +9,7 @@ trainer's published weights on a :class:`LatestRunner` thread; export and
 ranking run on the window's task pool. The GUI thread only paints.
 
 Keys: 1-9 pick the class (1 = the first in the list), ``[`` / ``]`` brush size,
-B brush, E erase, F fill, Ctrl+Z undo, Ctrl+Shift+Z (or Ctrl+Y) redo, Space+drag
+B brush, E erase, F fill, A accept the prediction under the brush, Ctrl+Z undo, Ctrl+Shift+Z (or Ctrl+Y) redo, Space+drag
 or the right/middle button pans, the wheel zooms, 0 fits the image.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,22 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QColorDialog,
     QComboBox,
     QFileDialog,
+    QFrame,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QPushButton,
+    QScrollArea,
+    QSizePolicy,
     QSlider,
     QSplitter,
     QToolButton,
@@ -62,7 +69,16 @@ log = logging.getLogger(__name__)
 UNLABELLED = 255
 REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
+# While training, predictions may take at most this share of the wall time: after a refresh that
+# took p seconds the next waits p * (1 - share) / share. A 1024^2 forward pass costs seconds on 2
+# cores; refreshing every 2 s regardless halved the training's speed (bench label_live).
+PREDICT_SHARE = 0.15
 WEIGHTS = "model/weights.safetensors"
+PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
+PRETRAIN_MAX_IMAGES = 100
+PRETRAIN_MAX_PIXELS = 64 * 2**20  # e.g. 16 images of 2048 x 2048 (~400 MB as float16 RGB)
+RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
+RECENT_MAX = 8
 
 
 class LabelPanel(ExplorePanel):
@@ -90,7 +106,10 @@ class LabelPanel(ExplorePanel):
         self.runner = LatestRunner(self, name="aestudio-label-predict")
         self.nets = SnapshotNets()
         self._load_token = 0
+        self._predict_t0 = 0.0
+        self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.live_config: Any = None  # LiveConfig override (tests, benches)
+        self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
         self._stroke_timer = QTimer(self, singleShot=True, interval=STROKE_REFRESH_MS, timeout=self.refresh_prediction)
@@ -104,9 +123,14 @@ class LabelPanel(ExplorePanel):
         self.new_btn = QPushButton("New project…", clicked=self.new_project_dialog)
         self.open_btn = QPushButton("Open project…", clicked=self.open_project_dialog)
         self.add_btn = QPushButton("Add images…", clicked=self.add_images_dialog)
+        self.recent_btn = QToolButton(text="Recent")
+        self.recent_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_menu = QMenu(self.recent_btn)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.recent_btn.setMenu(self.recent_menu)
         self.project_label = QLabel("No project: drop images to start one.")
         self.project_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for w in (self.new_btn, self.open_btn, self.add_btn):
+        for w in (self.new_btn, self.open_btn, self.recent_btn, self.add_btn):
             top.addWidget(w)
         top.addWidget(self.project_label, 1)
 
@@ -122,7 +146,7 @@ class LabelPanel(ExplorePanel):
         classes = QGroupBox("Classes (keys 1-9)")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget()
-        self.class_list.setMaximumHeight(120)
+        self.class_list.setMaximumHeight(96)
         self.class_list.currentRowChanged.connect(self._class_changed)
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
@@ -134,17 +158,21 @@ class LabelPanel(ExplorePanel):
 
         tools = QGroupBox("Tools")
         tl = QVBoxLayout(tools)
-        row = QHBoxLayout()
+        grid = QGridLayout()
         self.tool_group = QButtonGroup(self)
         self.tool_buttons: dict[str, QToolButton] = {}
-        for name, text in (("brush", "Brush (B)"), ("erase", "Erase (E)"), ("fill", "Fill (F)")):
+        tips = {"accept": "Brush the model's prediction into the pixels nobody painted"}
+        for n, (name, text) in enumerate((("brush", "Brush (B)"), ("erase", "Erase (E)"), ("fill", "Fill (F)"),
+                                          ("accept", "Accept (A)"))):
             b = QToolButton(text=text, checkable=True)
-            b.clicked.connect(lambda _=False, n=name: self.set_tool(n))
+            b.setToolTip(tips.get(name, ""))
+            b.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+            b.clicked.connect(lambda _=False, nm=name: self.set_tool(nm))
             self.tool_group.addButton(b)
             self.tool_buttons[name] = b
-            row.addWidget(b)
+            grid.addWidget(b, n // 2, n % 2)
+        tl.addLayout(grid)
         self.tool_buttons["brush"].setChecked(True)
-        tl.addLayout(row)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=6)
         self.size_slider.valueChanged.connect(self._size_changed)
         self.size_label = QLabel()
@@ -167,6 +195,10 @@ class LabelPanel(ExplorePanel):
         self.train_btn = QPushButton("Train", clicked=self.toggle_training)
         self.train_btn.setToolTip("Train a U-Net on the painted pixels only; it continues from its current weights")
         ml.addWidget(self.train_btn)
+        self.pretrain_box = QCheckBox(f"First pre-train on all images ({PRETRAIN_SECONDS:.0f} s)")
+        self.pretrain_box.setToolTip("Before the first training, a denoising autoencoder learns from every image of the "
+                                     "project, painted or not, and the U-Net's encoder starts from it")
+        ml.addWidget(self.pretrain_box)
         self.status = QLabel("Not trained yet.")
         self.status.setWordWrap(True)
         ml.addWidget(self.status)
@@ -194,12 +226,18 @@ class LabelPanel(ExplorePanel):
         side.addStretch(1)
         side_widget = QWidget()
         side_widget.setLayout(side)
-        side_widget.setFixedWidth(270)
+        # Its own scroll area: on a 768-pixel screen the canvas keeps the height, the tools scroll.
+        side_scroll = QScrollArea()
+        side_scroll.setWidget(side_widget)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setFixedWidth(side_widget.sizeHint().width() + 18)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.image_list)
         split.addWidget(self.canvas)
-        split.addWidget(side_widget)
+        split.addWidget(side_scroll)
         split.setStretchFactor(1, 1)
         split.setSizes([170, 800, 270])
         layout = QVBoxLayout(self)
@@ -269,6 +307,7 @@ class LabelPanel(ExplorePanel):
         self.close_project()
         self.project = project
         self.saver = MaskSaver(project)
+        self._remember(project.root)
         self.project_label.setText(f"Project: {project.root}")
         self.project_label.setToolTip(f"Also training data: aestudio train --model unet --data {project.data_spec()}")
         self._fill_classes()
@@ -276,6 +315,28 @@ class LabelPanel(ExplorePanel):
         if project.items:
             self.image_list.setCurrentRow(0)
         self._update_enabled()
+
+    def recent_projects(self) -> list[Path]:
+        """Projects opened before (newest first) that still exist."""
+        from aestudio.gui.workspace import make_settings
+
+        raw = make_settings().value(RECENT_KEY, [], type=list) or []
+        return [Path(p) for p in raw if isinstance(p, str) and is_project(Path(p))]
+
+    def _remember(self, root: Path) -> None:
+        from aestudio.gui.workspace import make_settings
+
+        settings = make_settings()
+        old = [p for p in (settings.value(RECENT_KEY, [], type=list) or []) if isinstance(p, str)]
+        settings.setValue(RECENT_KEY, [str(root)] + [p for p in old if p != str(root)][: RECENT_MAX - 1])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        projects = self.recent_projects()
+        for path in projects:
+            self.recent_menu.addAction(path.name, lambda p=path: self.open_project(p)).setToolTip(str(path))
+        if not projects:
+            self.recent_menu.addAction("No recent projects").setEnabled(False)
 
     def close_project(self) -> None:
         self.stop_training()
@@ -478,6 +539,13 @@ class LabelPanel(ExplorePanel):
                 self.canvas.update_labels(self.project.mask(self.current), rect)
                 self._after_edit()
             return
+        if self.tool == "accept":  # paint the prediction in, where nothing is painted yet
+            if self.prediction is None or self.prediction.key != self.key:
+                self.notify.emit(Level.INFO, "No prediction for this image yet: train first, then brush it in.", "")
+                return
+            self.stroke = self.project.accept_stroke(self.current, self.prediction.mask)
+            self._dragged(y, x)
+            return
         value = UNLABELLED if self.tool == "erase" else self.class_index
         self.stroke = self.project.stroke(self.current, value)
         self._dragged(y, x)
@@ -509,7 +577,7 @@ class LabelPanel(ExplorePanel):
             else:
                 self.trainer.set_example(self.key, self.image, mask)
         if self.worker is not None and self.worker.running:
-            self._stroke_timer.start()
+            self._stroke_timer.start(STROKE_REFRESH_MS)
         self._update_enabled()
 
     def undo(self) -> None:
@@ -548,6 +616,8 @@ class LabelPanel(ExplorePanel):
             self.set_tool("erase")
         elif key == Qt.Key.Key_F:
             self.set_tool("fill")
+        elif key == Qt.Key.Key_A:
+            self.set_tool("accept")
         elif key == Qt.Key.Key_0:
             self.canvas.fit()
         elif key == Qt.Key.Key_Space:
@@ -589,10 +659,23 @@ class LabelPanel(ExplorePanel):
             return
         trainer = self.trainer
         items = [(project.items[i].name, project.items[i].image_path, m) for i, m in labelled]
+        pretrain = [it.image_path for it in project.items if it.problem is None][:PRETRAIN_MAX_IMAGES] \
+            if self.pretrain_box.isChecked() and trainer.step == 0 else []
+        seconds = self.pretrain_seconds
 
         def source(stop: threading.Event, pause: threading.Event):
             from aestudio.data.io import read_image
 
+            if pretrain:
+                images, pixels = [], 0
+                for p in pretrain:  # bounded memory: images kept as float16 up to a pixel budget
+                    if pixels >= PRETRAIN_MAX_PIXELS or stop.is_set():
+                        break
+                    image = read_image(p).astype(np.float16)
+                    images.append(image)
+                    pixels += image.shape[0] * image.shape[1]
+                copied = trainer.pretrain_encoder(images, seconds, stop)
+                log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
                     trainer.set_example(name, read_image(path), mask)
@@ -605,7 +688,8 @@ class LabelPanel(ExplorePanel):
         self.worker.finished.connect(self._train_finished)
         self.worker.start()
         self.train_btn.setText("Stop")
-        self.status.setText(f"Training on {len(items)} painted image(s)…")
+        first = f"Pre-training the encoder on {len(pretrain)} images ({seconds:.0f} s), then t" if pretrain else "T"
+        self.status.setText(f"{first}raining on {len(items)} painted image(s)…")
         self._refresh_timer.start()
         self._update_enabled()
 
@@ -646,17 +730,26 @@ class LabelPanel(ExplorePanel):
 
     def refresh_prediction(self) -> None:
         """Predict the image on screen from the trainer's last published weights (off the GUI thread)."""
-        if self.trainer is None or self.image is None or self.project is None:
-            return
+        if self.trainer is None or self.image is None or self.project is None or self.layer_mode == "none":
+            return  # a hidden model layer costs nothing: the cores stay with the training
         snapshot = self.trainer.snapshot()
         if self.prediction is not None and self.prediction.key == self.key and self.prediction.step == snapshot[0]:
             return
+        if self.worker is not None and self.worker.running:
+            wait_s = self._next_refresh - time.monotonic()
+            if wait_s > 0:  # keep the cores for training: come back when the duty cycle allows
+                self._stroke_timer.start(int(wait_s * 1000) + 1)
+                return
+        self._predict_t0 = time.monotonic()
         t = self.trainer
+        training = self.worker is not None and self.worker.running
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), on_result=self._predicted,
+                           list(self.project.classes.colors), training, on_result=self._predicted,
                            on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
     def _predicted(self, prediction: Prediction) -> None:
+        cost = time.monotonic() - self._predict_t0
+        self._next_refresh = time.monotonic() + cost * (1 - PREDICT_SHARE) / PREDICT_SHARE
         if prediction.key != self.key:
             return
         self.prediction = prediction
@@ -667,6 +760,7 @@ class LabelPanel(ExplorePanel):
     def _layer_changed(self, index: int) -> None:
         self.layer_mode = ("prediction", "uncertainty", "none")[index]
         self._show_layer()
+        self.refresh_prediction()
 
     def _show_layer(self) -> None:
         p = self.prediction
@@ -691,7 +785,8 @@ class LabelPanel(ExplorePanel):
         project, t = self.project, self.trainer
         items = [(it.name, it.image_path, it.mask_path) for it in project.items if it.problem is None]
         self.status.setText("Ranking images by uncertainty…")
-        self.tasks.submit(rank_by_uncertainty, items, t.snapshot(), t.channels, t.num_classes, t.cfg,
+        training = self.worker is not None and self.worker.running
+        self.tasks.submit(rank_by_uncertainty, items, t.snapshot(), t.channels, t.num_classes, t.cfg, training,
                           on_result=lambda r: self._ranked(project, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Ranking failed: {exc}", det))
 
@@ -738,6 +833,7 @@ class LabelPanel(ExplorePanel):
         if self.saver is not None:
             self.saver.close()
         self.runner.shutdown()
+        self.runner.join(10.0)  # a prediction inside torch at interpreter exit would abort the process
 
 
 # ------------------------------------------------------------------ worker-side helpers

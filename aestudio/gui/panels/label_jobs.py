@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from aestudio.gui.label_canvas import premultiplied_argb
+
 UNLABELLED = 255
 
 
@@ -21,8 +23,8 @@ class Prediction:
     step: int  # the trainer step of the weights used
     mask: np.ndarray  # uint8 [H, W] argmax
     entropy: np.ndarray  # float32 [H, W] in [0, 1]
-    layer_prediction: np.ndarray  # uint8 [H, W, 4] RGBA
-    layer_uncertainty: np.ndarray  # uint8 [H, W, 4] RGBA
+    layer_prediction: np.ndarray  # uint32 [H, W] premultiplied ARGB, ready for the canvas
+    layer_uncertainty: np.ndarray  # uint32 [H, W] premultiplied ARGB
 
 
 class SnapshotNets:
@@ -31,6 +33,19 @@ class SnapshotNets:
     def __init__(self) -> None:
         self._key: tuple[int, int, int] | None = None
         self._net: Any = None
+        self._default_threads: int | None = None
+
+    def use_threads(self, one: bool) -> None:
+        """One torch thread while a training run shares the cores, else the process default.
+
+        torch's intra-op setting is per calling thread (OpenMP), so this leaves the training
+        thread alone. Two 2-thread pools on 2 cores wait for each other's time slices: a
+        prediction every few seconds then halved the training's speed (bench label_live)."""
+        import torch
+
+        if self._default_threads is None:
+            self._default_threads = torch.get_num_threads()  # this thread's, before any change
+        torch.set_num_threads(1 if one else self._default_threads)
 
     def get(self, step: int, channels: int, num_classes: int, state: dict[str, Any], cfg: Any) -> Any:
         from aestudio.training.live import net_from_snapshot
@@ -61,17 +76,21 @@ def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.
 
 
 def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: tuple[int, dict[str, Any]],
-                  channels: int, num_classes: int, cfg: Any, colors: list[tuple[int, int, int]]) -> Prediction:
+                  channels: int, num_classes: int, cfg: Any, colors: list[tuple[int, int, int]],
+                  training: bool = False) -> Prediction:
     """The prediction and its uncertainty for one image, from the trainer's last published weights."""
     from aestudio.training.live import entropy_map, predict_probs
 
+    nets.use_threads(one=training)
     step, state = snapshot
     net = nets.get(step, channels, num_classes, state, cfg)
     img = _channels(image, channels)
     probs = predict_probs(net, img)
     mask = probs.argmax(axis=0).astype(np.uint8)
     ent = entropy_map(probs)
-    return Prediction(key, step, mask, ent, prediction_rgba(mask, colors), uncertainty_rgba(ent))
+    # The layers are converted here, on the prediction thread, so the GUI thread only wraps them.
+    return Prediction(key, step, mask, ent, premultiplied_argb(prediction_rgba(mask, colors)),
+                      premultiplied_argb(uncertainty_rgba(ent)))
 
 
 def _channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -86,11 +105,12 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int, dict[str, Any]], channels: int,
-                        num_classes: int, cfg: Any) -> list[tuple[str, float]]:
+                        num_classes: int, cfg: Any, training: bool = False) -> list[tuple[str, float]]:
     """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
     from aestudio.data.io import read_image, read_mask
 
     nets = SnapshotNets()
+    nets.use_threads(one=training)
     scores: list[tuple[str, float]] = []
     for key, image_path, mask_path in paths:
         from aestudio.training.live import entropy_map, predict_probs
@@ -106,8 +126,8 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int
 def export_bundle(snapshot: tuple[int, dict[str, Any]], channels: int, num_classes: int, cfg: Any, out_dir: Path,
                   name: str, class_names: list[str], class_colors: list[tuple[int, int, int]]) -> Path:
     """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI)."""
-    from aestudio.data.io import default_palette
     from aestudio.export.exporter import export_net
+    from aestudio.palette import default_palette
     from aestudio.training.live import net_from_snapshot
 
     net = net_from_snapshot(channels, num_classes, snapshot[1], cfg)

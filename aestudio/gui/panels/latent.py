@@ -37,12 +37,13 @@ from aestudio.explore.latent_codes import (
     tsne_2d,
 )
 from aestudio.explore.latent_ops import Dropped, decode_one, encode_images, strip
+from aestudio.explore.sessions import training_active
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
-from aestudio.gui.panels.common import LatestRunner, training_running
+from aestudio.gui.panels.common import LatestRunner
 from aestudio.gui.panels.latent_interp import End
 from aestudio.gui.panels.latent_map import DropMark
 from aestudio.gui.panels.latent_neighbours import NEIGHBOURS
@@ -315,7 +316,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         if not self._edited:
             self._edited = True
             self.decoded.caption.setText(f"{self._source}, edited" if self._source else "edited")
-        if training_running():
+        if training_active():
             self._decode_while_training(z)
         else:
             self._decode(z)

@@ -117,7 +117,7 @@ class LatentMap(QWidget):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setStyle(tickLength=-4)
             self.plot.getAxis(axis).setTextPen("#6b717b")
-        self.plot.setMinimumSize(240, 200)
+        self.plot.setMinimumSize(240, 180)  # 180: the Latent tab fits above the sample strip at 1366x768
         self._drop_item = pg.ScatterPlotItem(size=17, symbol="star", pen=pg.mkPen("#111", width=1.2),
                                              brush=pg.mkBrush("#ffd21f"))
         self._drop_item.setZValue(20)
@@ -126,6 +126,14 @@ class LatentMap(QWidget):
         self._current_item.setZValue(30)
         self.plot.addItem(self._drop_item)
         self.plot.addItem(self._current_item, ignoreBounds=True)  # the view never jumps to follow it
+        self._current_xy: np.ndarray | None = None  # the current code's position, unclamped
+        self.current_off_map = False  # the cross sits on the edge, pointing at a code outside the view
+        # Clicks and hovers are resolved to the nearest point in screen pixels here, so a click
+        # on empty map space still picks something (it did nothing) and leaving a point clears
+        # the preview (it kept a stale item).
+        self.plot.scene().sigMouseClicked.connect(self._scene_clicked)
+        self.plot.scene().sigMouseMoved.connect(self._scene_moved)
+        self._view().sigRangeChanged.connect(lambda *_: self._place_current())
 
         self.placeholder = QLabel("")
         self.placeholder.setObjectName("emptyText")
@@ -209,6 +217,8 @@ class LatentMap(QWidget):
         self.plot.getPlotItem().enableAutoRange()
         if projection != "PCA":
             self._current_item.setData([], [])
+        else:
+            self._place_current()
 
     def set_busy(self, text: str | None) -> None:
         """An indeterminate busy bar and a note with the seconds spent so far (``None``: done)."""
@@ -235,9 +245,82 @@ class LatentMap(QWidget):
             return
         p = np.asarray(xy, dtype=np.float64).reshape(-1)
         if p.size != 2 or not np.isfinite(p).all():
+            self._current_xy = None
             self._current_item.setData([], [])
             return
-        self._current_item.setData([p[0]], [p[1]])
+        self._current_xy = p
+        self._place_current()
+
+    def _view(self) -> pg.ViewBox:
+        return self.plot.getPlotItem().getViewBox()
+
+    def _place_current(self) -> None:
+        """Draw the cross at the current code, or on the view's edge pointing at it when it lies outside.
+
+        At extreme slider values the code's PCA position leaves the map; a cross drawn there
+        was outside the plot (over the axes). The view never follows it (ignoreBounds).
+        """
+        p = self._current_xy
+        if p is None or self.projection != "PCA":
+            return
+        (x0, x1), (y0, y1) = self._view().viewRange()
+        px, py = self._view().viewPixelSize()
+        margin_x, margin_y = 8 * abs(px), 8 * abs(py)  # half the symbol, in data units
+        x = min(max(p[0], x0 + margin_x), x1 - margin_x)
+        y = min(max(p[1], y0 + margin_y), y1 - margin_y)
+        dx, dy = p[0] - x, p[1] - y
+        self.current_off_map = bool(dx or dy)
+        if not self.current_off_map:
+            symbol = "+"
+        elif abs(dx) / max(abs(px), 1e-12) >= abs(dy) / max(abs(py), 1e-12):
+            symbol = "t2" if dx > 0 else "t3"  # a triangle pointing right / left, towards the code
+        else:
+            symbol = "t1" if dy > 0 else "t"  # up / down
+        self._current_item.setData([x], [y], symbol=symbol)
+        self._current_item.setToolTip(
+            f"The code on the sliders is at ({p[0]:.2g}, {p[1]:.2g}), off this view" if self.current_off_map
+            else "The code on the sliders")
+
+    def current_position(self) -> tuple[float, float] | None:
+        """Where the cross is drawn (data units), or None when hidden."""
+        xs, ys = self._current_item.getData()
+        return (float(xs[0]), float(ys[0])) if xs is not None and len(xs) else None
+
+    # -------------------------------------------------------------- pointer
+
+    def nearest(self, scene_pos) -> tuple[int, float]:  # noqa: ANN001 - QPointF
+        """(item index, distance in screen pixels) of the point nearest ``scene_pos``; (-1, inf) off the plot."""
+        view = self._view()
+        if self.xy is None or not len(self.xy) or not view.sceneBoundingRect().contains(scene_pos):
+            return -1, float("inf")
+        at = view.mapSceneToView(scene_pos)
+        px, py = (abs(v) or 1.0 for v in view.viewPixelSize())
+        with np.errstate(invalid="ignore"):
+            d = np.hypot((self.xy[:, 0] - at.x()) / px, (self.xy[:, 1] - at.y()) / py)
+        d[~np.isfinite(d)] = np.inf
+        i = int(np.argmin(d))
+        return (i, float(d[i])) if np.isfinite(d[i]) else (-1, float("inf"))
+
+    def _scene_clicked(self, ev) -> None:  # noqa: ANN001 - pyqtgraph MouseClickEvent
+        if ev.button() != Qt.MouseButton.LeftButton:
+            return
+        index, _ = self.nearest(ev.scenePos())
+        if index >= 0:
+            self.clicked.emit(index)
+
+    def _scene_moved(self, scene_pos) -> None:  # noqa: ANN001 - QPointF
+        index, distance = self.nearest(scene_pos)
+        if index >= 0 and distance <= POINT_SIZE / 2 + 4:
+            if index != self._hover_index:
+                self._hover_index = index
+                self.show_preview(index)
+                self.hovered.emit(index)
+        elif self._hover_index != -1:
+            self.clear_preview()
+
+    def clear_preview(self) -> None:
+        self._hover_index = -1
+        self.preview.clear()
 
     # -------------------------------------------------------------- introspection (tests, panel)
 
@@ -278,8 +361,7 @@ class LatentMap(QWidget):
             x=self.xy[index, 0], y=self.xy[index, 1], data=index, size=POINT_SIZE,
             pen=pg.mkPen(255, 255, 255, 120, width=0.5), brush=brush, hoverable=True, tip=None,
             hoverSize=POINT_SIZE + 5, hoverPen=pg.mkPen("#111", width=1.5), name=name)
-        item.sigHovered.connect(self._on_hover)
-        item.sigClicked.connect(self._on_click)
+        item.sigHovered.connect(self._on_hover)  # (clicks: _scene_clicked, for empty space too)
         self.plot.addItem(item)
         self.items.append(item)
         return item
@@ -388,11 +470,6 @@ class LatentMap(QWidget):
             names = codes.label_names
             parts.append(f"label {names[lab] if 0 <= lab < len(names) else lab}")
         return " · ".join(parts)
-
-    def _on_click(self, item: pg.ScatterPlotItem, points, ev) -> None:  # noqa: ANN001 - pyqtgraph API
-        if points is None or len(points) == 0:
-            return
-        self.clicked.emit(int(points[0].data()))
 
 
 __all__ = ["DropMark", "LatentMap", "PROJECTIONS", "category_colors"]

@@ -510,7 +510,8 @@ class NoiseLabPanel(BrowsedImagePanel):
             return False
         if not self.already_noisy.isChecked():
             self.already_noisy.setChecked(True)  # the images themselves are the noisy input now
-        return self.learner.start(paths, workspace_dir(make_settings()))
+        # A loaded denoising_ae is fine-tuned (adapted to this noise), else a new one learns from scratch.
+        return self.learner.start(paths, workspace_dir(make_settings()), self.model)
 
     def _learn_image(self) -> np.ndarray | None:
         r = self.result

@@ -69,10 +69,13 @@ class NoiseLearner(QObject):
     def running(self) -> bool:
         return self.worker is not None and self.worker.running
 
-    def start(self, paths: list[Path], workspace: Path) -> bool:
-        """Copy ``paths`` into the workspace and start training on them; False (with a message) if it cannot."""
+    def start(self, paths: list[Path], workspace: Path, model: Any = None) -> bool:
+        """Copy ``paths`` into the workspace and start training on them; False (with a message) if it cannot.
+
+        ``model`` (the active ``LoadedModel``): a denoising_ae bundle with the images' channel count is
+        fine-tuned instead of starting from scratch, so the preview starts from its quality."""
         from aestudio.gui.workspace import new_run_dir
-        from aestudio.training.learn_noise import NET, learn, stage_images
+        from aestudio.training.learn_noise import NET, can_start_from, learn, stage_images
 
         if self.running:
             return False
@@ -84,17 +87,20 @@ class NoiseLearner(QObject):
             return False
         run_dir = new_run_dir(workspace, NET, f"selfsup-{images.name}")
         self.run_dir = run_dir
+        base = getattr(model, "path", None)
+        init_from = Path(base) if base is not None and can_start_from(getattr(model, "info", None), images) else None
         self._checkpointed = False
         self._last_preview = 0.0
 
         def source(stop, pause):
-            return learn(images, run_dir, stop=stop, pause=pause)
+            return learn(images, run_dir, stop=stop, pause=pause, init_from=init_from)
 
         self.worker = TrainWorker(source, self)
         self.worker.events.connect(self._on_events)
         self.worker.finished.connect(self._on_finished)
         self.worker.start()
-        self.status.emit(f"Learning from {len(list(images.iterdir()))} noisy image(s)… the denoised image "
+        start = f", starting from {model.name}" if init_from is not None else ""
+        self.status.emit(f"Learning from {len(list(images.iterdir()))} noisy image(s){start}… the denoised image "
                          "refreshes every few seconds; press Stop to keep the best model so far.")
         self.running_changed.emit(True)
         return True

@@ -251,7 +251,7 @@ class ReconstructPanel(BrowsedImagePanel):
         self.plot.addItem(self.threshold_line)
         self.shown_line = pg.InfiniteLine(  # where the image shown above sits in the distribution
             angle=90, movable=False, pen=pg.mkPen("#444a52", width=1.5, style=Qt.PenStyle.DashLine),
-            label="shown", labelOpts={"position": 0.75, "color": "#444a52"})
+            label="shown", labelOpts={"position": 0.5, "color": "#444a52"})  # clear of the threshold label (0.9)
         self.shown_line.setVisible(False)
         self.plot.addItem(self.shown_line)
         split.addWidget(self.plot)

@@ -24,6 +24,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
+    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
@@ -32,6 +33,7 @@ from PySide6.QtWidgets import (
     QListWidgetItem,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QSplitter,
@@ -139,7 +141,17 @@ class SegmentPanel(ExplorePanel):
         views.addWidget(self.view, 1)
         views.addWidget(self.truth_view, 1)
         split.addWidget(centre)
-        split.addWidget(self._build_right())
+        # The controls column scrolls on its own: with a mask loaded (the score table) it is
+        # taller than a 1366x768 screen leaves, and the whole tab scrolled instead, cutting
+        # the data-set arrows at the bottom of the left column.
+        right = QScrollArea()
+        right.setWidgetResizable(True)
+        right.setFrameShape(QFrame.Shape.NoFrame)
+        right.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        right.setWidget(self._build_right())
+        right.setMinimumWidth(right.widget().minimumSizeHint().width() + right.verticalScrollBar().sizeHint().width())
+        self.controls_scroll = right
+        split.addWidget(right)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
         split.setStretchFactor(2, 0)
@@ -481,7 +493,7 @@ class SegmentPanel(ExplorePanel):
             names, colors = list(data.class_names), list(data.class_colors)
         names = (names + [f"class {i}" for i in range(len(names), k)])[:k]
         if len(colors) < k:
-            from aestudio.inference.imageops import default_palette
+            from aestudio.palette import default_palette
 
             colors = (colors + default_palette(k)[len(colors):])[:k]
         return names, colors[:k]

@@ -16,8 +16,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from aestudio.explore.segmentation import FolderReport, FolderSettings, list_inputs, segment_folder
-from aestudio.explore.sessions import training_active
+from aestudio.explore.batch import plan_outputs
+from aestudio.explore.segmentation import FolderReport, FolderSettings, segment_folder
+from aestudio.explore.sessions import for_work, profile_for
 
 logger = logging.getLogger(__name__)
 
@@ -69,14 +70,12 @@ class FolderJob(QObject):
     def _run(self, predictor: Any, report: FolderReport, settings: FolderSettings) -> None:
         t0 = time.perf_counter()
         try:
-            files = list_inputs(report.in_dir, report.out_dir)
-            report.total = len(files)
+            pairs = plan_outputs([report.in_dir], report.out_dir)
+            report.total = len(pairs)
             self.progress.emit(0, report.total, "")
-            report.profile = "interactive"
-            if files and hasattr(predictor, "with_profile") and not training_active():
-                predictor = predictor.with_profile("batch")
-                report.profile = "batch"
-            segment_folder(predictor, files, report, settings, self._cancel,
+            report.profile = profile_for(heavy=True)
+            predictor = for_work(predictor, heavy=True)
+            segment_folder(predictor, pairs, report, settings, self._cancel,
                            lambda r, name: self.progress.emit(r.done, r.total, name))
         except Exception as exc:  # noqa: BLE001 - reported in the panel, never a dead thread
             report.error = f"{type(exc).__name__}: {exc}"

@@ -29,9 +29,9 @@ from aestudio.explore.segmentation import (
     outline_width,
     to_rgb_u8,
 )
+from aestudio.explore.sessions import for_work, profile_for
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
-from aestudio.gui.panels.common import training_running
 
 
 @dataclass
@@ -101,9 +101,8 @@ class DropPredictors:
         import copy
 
         model = self.model
-        base, how = model.predictor, "interactive"
-        if hasattr(base, "with_profile") and not training_running():
-            base, how = base.with_profile("batch"), "batch"
+        how = profile_for(heavy=True)  # a drop runs on every core unless a run trains here
+        base = for_work(model.predictor, heavy=True)
         tiling = getattr(base, "tiling", None)
         if tiling is None:
             return base, how
