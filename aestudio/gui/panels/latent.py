@@ -50,6 +50,7 @@ from aestudio.gui.panels.latent_neighbours import NEIGHBOURS
 from aestudio.gui.panels.latent_save import LatentSaving
 from aestudio.gui.panels.latent_view import LatentStack
 from aestudio.gui.workers import TaskRunner
+from aestudio.inference.bundle import LatentKind
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +190,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         return training.get("data_spec") or None
 
     def _gaussian(self) -> bool:
-        kind = getattr(self.model.info, "latent_kind", None)  # type: ignore[union-attr]
-        return getattr(kind, "value", kind) == "gaussian"
+        return self.model is not None and self.model.info.latent_kind is LatentKind.GAUSSIAN
 
     def _refresh(self) -> None:
         """The model or the data changed: drop everything derived and recompute in the background."""

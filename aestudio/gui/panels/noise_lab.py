@@ -557,16 +557,8 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     # ================================================================ state
 
-    @staticmethod
-    def _task(model: LoadedModel) -> str:
-        task = getattr(model.info, "task", "")
-        return str(getattr(task, "value", task))
-
     def _usable(self, model: LoadedModel | None) -> bool:
-        if model is None:
-            return False
-        task = getattr(model.info, "task", "")
-        return str(getattr(task, "value", task)) != Task.SEGMENT.value
+        return model is not None and model.info.task is not Task.SEGMENT
 
     def _refresh_state(self) -> None:
         has_images = bool(self.images) or self.arrays is not None or bool(self.data_files)
@@ -586,9 +578,9 @@ class NoiseLabPanel(BrowsedImagePanel):
                 notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
                              "so fine detail is lost. A denoising_ae works at any size.")
         notes += self._noise_range_notes(usable)
-        if usable and self._task(self.model) != Task.DENOISE.value:
+        if usable and self.model.info.task is not Task.DENOISE:
             shipped = engine.zoo_model_for_task(Task.DENOISE)
-            notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
+            notes.append(f"{self.model.name} is a {self.model.info.task.value} model, not a denoiser: expect a blurred "
                          "copy rather than a clean image."
                          + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
                             if shipped is not None else " Train a denoising_ae to remove noise."))

@@ -683,12 +683,7 @@ class ReconstructPanel(BrowsedImagePanel):
     # ================================================================ state
 
     def _usable(self, model: LoadedModel | None) -> bool:
-        return model is not None and self._task(model) != Task.SEGMENT.value
-
-    @staticmethod
-    def _task(model: LoadedModel) -> str:
-        task = getattr(model.info, "task", "")
-        return str(getattr(task, "value", task))
+        return model is not None and model.info.task is not Task.SEGMENT
 
     def _refresh_state(self) -> None:
         has_model = self._usable(self.model)
