@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from aestudio.cli.common import CliError, as_flags
+from aestudio.config import FinishReason
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -231,7 +233,7 @@ def _run_value(info: Any, key: str) -> Any:
     if key == "init_from":
         return (info.extra.get("init_weights") or {}).get("from")
     if key == "loss":
-        return str(getattr(cfg.recon_loss, "value", cfg.recon_loss))
+        return cfg.recon_loss.value
     if key == "noise":
         return cfg.noise
     train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
@@ -275,7 +277,7 @@ def _resume_changes(args: argparse.Namespace) -> list[str]:
         recorded = _run_value(info, key)
         if not _same(key, value, recorded):
             flag = f"--{key.replace('_', '-')}"
-            shown = getattr(recorded, "value", recorded)
+            shown = recorded.value if isinstance(recorded, enum.Enum) else recorded
             if key == "noise" and recorded is not None:
                 from aestudio.config import noise_to_spec
 
@@ -401,7 +403,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, ctx: Any) -> int:
     from tqdm import tqdm
 
-    from aestudio.config import FinishReason
     from aestudio.training.events import (
         BatchSizeReduced,
         EpochEnded,
@@ -497,7 +498,7 @@ def _print_summary(out: Path, started: Any, fin: Any, wall: float) -> None:
     if fin.reason.value == "done":
         lines.append(f"next      aestudio export {out}")
         lines.append(f"          aestudio eval {out} --data {info.data_spec if info else 'SPEC'}")
-    elif fin.reason.value in ("stopped", "diverged"):
+    elif fin.reason in (FinishReason.STOPPED, FinishReason.DIVERGED):
         lines.append(f"next      aestudio train --resume --out {out}")
     print("\n".join(lines))
 
@@ -508,7 +509,8 @@ def _print_summary(out: Path, started: Any, fin: Any, wall: float) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from torch.utils.data import ConcatDataset
 
-    from aestudio.data.base import DataError
+    from aestudio.config import SelfSupervised, Task
+    from aestudio.data.base import DataError, DataKind
     from aestudio.data.specs import open_data
     from aestudio.nets.registry import get_spec
     from aestudio.training.device import DeviceError, resolve_device
@@ -520,7 +522,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     spec = get_spec(info.net_name)
     opts = info.data_options
     # Self-supervised runs have no clean images: they are scored by their own loss on noisy crops.
-    selfsup = getattr(info.train_cfg.self_supervised, "value", "none") != "none"
+    selfsup = info.train_cfg.self_supervised is not SelfSupervised.NONE
     size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
     try:
         device = resolve_device(args.device)
@@ -532,7 +534,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          native=native, **({"noisy": True} if selfsup else {}))
     except (DeviceError, DataError) as exc:
         raise CliError(str(exc)) from None
-    if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
+    if spec.task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise CliError(f"{info.net_name} segments; {data.spec!r} has no masks (use shapes-seg or pairs:IMAGES,MASKS)")
     train_set = data.train.whole_images() if hasattr(data.train, "whole_images") else data.train  # no random crops
     dataset = {"val": data.val, "train": train_set, "all": ConcatDataset([train_set, data.val])}[args.split]

@@ -458,7 +458,7 @@ def export_run(
             "seed": run.train_cfg.seed,
             # What the model knows: the Noise lab warns when an image's noise is outside it.
             "noise": to_dict(run.train_cfg.noise),
-            "self_supervised": getattr(run.train_cfg.self_supervised, "value", "none"),
+            "self_supervised": run.train_cfg.self_supervised.value,
             "best": run.best,
             "status": run.status.value,
         },

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from aestudio.config import FinishReason, SelfSupervised, Task, TrainConfig
+from aestudio.data.base import DataKind
 from aestudio.training.device import device_name, resolve_device
 from aestudio.training.distributed import Share, active, split_batches
 from aestudio.training.events import (
@@ -137,7 +138,7 @@ def fit(
         raise ValueError(f"data {data.spec!r} has no training images; check the path or spec")
     if task is None:
         task = _default_task(data, run)
-    if task is Task.SEGMENT and str(getattr(data.kind, "value", data.kind)) != "segmentation":
+    if task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise ValueError(f"a segmentation net needs images with masks; {data.spec!r} has none (use shapes-seg or pairs:IMAGES,MASKS)")
     trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task)
     return trainer.events()
@@ -146,7 +147,7 @@ def fit(
 def _default_task(data: Any, run: RunFolder | None) -> Task:
     if run is not None and run.record.get("task"):
         return Task(run.record["task"])
-    return Task.SEGMENT if str(getattr(data.kind, "value", data.kind)) == "segmentation" else Task.RECONSTRUCT
+    return Task.SEGMENT if data.kind is DataKind.SEGMENTATION else Task.RECONSTRUCT
 
 
 class _Trainer:

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from aestudio.training.distributed import active, is_main, main_process_first
 from aestudio.training.events import Event
 from aestudio.training.loop import StartState, fit
 from aestudio.training.runs import BEST_FILE, MODEL_FILE, RunError, RunFolder, RunInfo, read_run
+
+if TYPE_CHECKING:
+    from aestudio.data.base import DataBundle
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +111,8 @@ def _fit_net_to_data(net_name: str, net_cfg: NetConfig, data: Any, num_classes: 
     return dataclasses.replace(net_cfg, **changes)
 
 
-def _kind(data: Any) -> str:
-    kind = getattr(data, "kind", "images")
-    return str(getattr(kind, "value", kind))
+def _kind(data: DataBundle) -> str:
+    return data.kind.value
 
 
 def _summary(net: nn.Module) -> dict[str, Any]:
