@@ -19,7 +19,7 @@ import logging
 import threading
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
@@ -52,6 +52,9 @@ from aestudio.gui.panels.latent_view import LatentStack
 from aestudio.gui.workers import TaskRunner
 from aestudio.inference.bundle import LatentKind
 
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
+
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 1500  # codes on the map: enough to see structure; t-SNE stays under ~10 s on 2 cores
@@ -62,7 +65,7 @@ CROSS_MS = 150
 TRAINING_DECODE_MS = 33  # slider decodes while a run trains: about 30 a second
 
 
-def decode_for_display(predictor: Any, z: np.ndarray) -> tuple[np.ndarray, QImage]:
+def decode_for_display(predictor: Predictor, z: np.ndarray) -> tuple[np.ndarray, QImage]:
     """Worker side of a slider move: the decoded image and a QImage ready to draw.
 
     The QImage is built here, off the GUI thread (QImage is thread-safe; QPixmap is not), in
