@@ -24,8 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli.common import CliError, as_flags
+from aestudio.cli.common import CliError, as_flags, bounded_int
 from aestudio.config import FinishReason
+from aestudio.limits import MAX_BATCH
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -39,7 +40,7 @@ FAMILY_FLAGS = {
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
               "in_channels": "--channels"}
-_FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
+_FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "init_from",
                     "self_supervised")
 EXIT_TRAINING_FAILED = 1
@@ -100,7 +101,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", help="data spec (default: the run's own)")
     e.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of the data (default val)")
     e.add_argument("--which", choices=("best", "last"), default="best", help="which weights (default best)")
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=64)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
@@ -191,6 +192,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
         raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
     check_workers(values.get("num_workers"))
+    if values.get("epochs") == 0:
+        raise CliError("--epochs must be at least 1 for a new run")
     try:
         return TrainConfig(**values)
     except ValueError as exc:  # aestudio.validate's bounds, worded with the flag the user typed
@@ -299,9 +302,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             if changed:
                 raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
                                "exactly); repeat the run's own values or leave them out. Only --epochs, "
-                               "--max-steps, --time-limit and --device can change")
+                               "--max-steps, --time-limit, --lr and --device can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
-                          time_limit_minutes=args.time_limit)
+                          time_limit_minutes=args.time_limit, lr=args.lr)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:
@@ -326,11 +329,11 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
         if isinstance(exc, RunError):
             raise
-        raise CliError(as_flags(str(exc), _NET_FLAGS)) from None
+        raise CliError(as_flags(str(exc), {**_NET_FLAGS, **_TRAIN_FLAGS})) from None
 
 
 class _CtrlC:
-    """First Ctrl-C: ask the engine to stop (it saves a checkpoint). Second: abort.
+    """First Ctrl-C (or SIGTERM): ask the engine to stop (it saves a checkpoint). Second: abort.
 
     Under torchrun (``launched``) SIGTERM stops too, and repeats are ignored: the
     terminal's Ctrl-C reaches every worker and torchrun forwards it once more, so
@@ -345,7 +348,9 @@ class _CtrlC:
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM) if self.launched else (signal.SIGINT,):
+            # SIGTERM is what a scheduler, systemctl or `kill` sends: it stops like Ctrl-C (with a
+            # checkpoint and status "stopped"), where it used to kill the run mid-epoch.
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 self.old[sig] = signal.signal(sig, self._handle)
         return self
 

@@ -215,6 +215,9 @@ class LoadedModel:
         return self.info.name or self.path.name
 
 
+MODEL_CALL_LIMIT_S = 120.0  # one model call (a batch of tiles) on a slow CPU takes seconds, not minutes
+
+
 def load_model(path: Path, *, closing: threading.Event | None = None) -> LoadedModel:
     """Open a bundle, a run (exported first when it has no bundle) or a foreign .onnx.
 
@@ -239,6 +242,9 @@ def load_model(path: Path, *, closing: threading.Event | None = None) -> LoadedM
         from aestudio.inference.ort import OrtPredictor
 
         predictor = OrtPredictor(path, profile="interactive")
+    # A model that never returns (a hostile Loop of 1e15 iterations) must not hold a worker
+    # thread forever: each call ends with ModelCallCancelled after this long, reported like any error.
+    predictor.time_limit_s = MODEL_CALL_LIMIT_S
     provider = predictor.provider
     return LoadedModel(path=path, info=predictor.info, predictor=predictor,
                        runtime=f"ONNX Runtime ({provider}{kind})", source=source)

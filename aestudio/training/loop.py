@@ -194,6 +194,8 @@ class _Trainer:
         self.sampler_epoch_start = s.sampler_epoch_start if s else None
         if s:
             self.optimizer.load_state_dict(s.optimizer)
+            for group in self.optimizer.param_groups:  # a resume may set a new rate (after a divergence)
+                group["lr"] = cfg.lr
             if s.scaler and self.amp:
                 self.scaler.load_state_dict(s.scaler)
         self.ips: float | None = None
@@ -221,6 +223,8 @@ class _Trainer:
         except GeneratorExit:
             # The consumer dropped us at a yield (a consistent step boundary): keep the work.
             self._safe_checkpoint(RunStatus.STOPPED, "closed by the caller")
+            if self.run:
+                self.run.release()
             raise
         except Exception as exc:  # reported, not raised: the contract of the generator
             reason, message, details = FinishReason.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
@@ -228,8 +232,19 @@ class _Trainer:
         if self.run and reason in (FinishReason.FAILED, FinishReason.DIVERGED):
             # The files keep the last good checkpoint; only the status says what happened.
             self._safe_update(status=reason.value, message=message)
+        if self.run:
+            self.run.release()  # the folder may be resumed now (by this process too)
         yield TrainFinished(reason=reason, message=message, run_dir=self.run.path if self.run else None,
                             epoch=self.epoch, step=self.step, metrics=dict(self.metrics), details=details)
+
+    def _diverged_fix(self) -> str:
+        """What is true after a divergence: whether a checkpoint exists to resume from."""
+        if self.run is None:
+            return "lower the learning rate and train again"
+        if self.run.model_file.is_file():
+            return (f"the run folder keeps the last good checkpoint (step {self.run.record.get('step', 0)}); resume it with "
+                    f"a lower rate (aestudio train --resume --out {self.run.path} --lr {self.cfg.lr / 10:g}) or train again")
+        return "no checkpoint was saved before it; train again with a lower --lr (e.g. " + f"{self.cfg.lr / 10:g})"
 
     def _seed(self) -> None:
         s = self.start
@@ -334,8 +349,7 @@ class _Trainer:
                 continue
             if not math.isfinite(loss):
                 raise _Finish(FinishReason.DIVERGED, (
-                    f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); the run folder keeps "
-                    "the last good checkpoint; lower --lr and resume or train again"))
+                    f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); " + self._diverged_fix()))
             n = self.share.n_global  # positions count global samples (resumable on any number of processes)
             self.step += 1
             self.epoch_pos += n

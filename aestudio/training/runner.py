@@ -284,8 +284,12 @@ def resume(
     max_steps: int | None = None,
     device: str | None = None,
     time_limit_minutes: float | None = None,
+    lr: float | None = None,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
+
+    ``lr`` sets a new learning rate from here on (the common fix after a divergence);
+    the optimizer's moments are kept.
 
     ``epochs`` raises the run's target epoch count (the total, not extra).
     ``max_steps`` is a limit for this invocation only (total steps); the
@@ -307,7 +311,8 @@ def resume(
         if epochs < info.epoch:
             raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device)
+    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device,
+                              lr=cfg.lr if lr is None else lr)
     resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
@@ -325,6 +330,9 @@ def resume(
 
 
 def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
+    if info.step == 0 and not (folder / MODEL_FILE).exists():
+        raise RunError(f"{folder} never trained (no checkpoint was saved); start it again with the same "
+                       "`aestudio train` command without --resume (the folder is reused)")
     try:
         weights, wmeta = load_weights(folder / MODEL_FILE)
         state = load_training_state(folder / "optimizer.safetensors")
