@@ -194,3 +194,14 @@ def _check_depth(text: str, where: str) -> None:
 
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str, limit: int = 200) -> str:
+    """``text`` safe to print: control characters (terminal escape sequences, bidi overrides)
+    become ``?`` and it is cut to ``limit`` characters. A model's name in model.json once
+    reached the terminal raw, escape sequences included."""
+    clean = _CONTROL.sub("?", text)
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."

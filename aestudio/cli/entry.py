@@ -80,9 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(130)
         return 130
+    except OSError as exc:  # EROFS, ENOSPC, EACCES...: one line naming the path and the fix, from any command
+        from aestudio.cli.oserrors import describe
+
+        print(f"aestudio: error: {describe(exc)}", file=sys.stderr)
+        return 2
     except _known_errors() as exc:
-        msg = str(exc) if not isinstance(exc, (FileNotFoundError, NotADirectoryError)) or not exc.filename else f"{exc.strerror}: {exc.filename}"
-        print(f"aestudio: error: {msg}", file=sys.stderr)
+        print(f"aestudio: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from aestudio.cli.common import CliError
+from aestudio.cli.common import CliError, bounded_int, noise_spec, value_range
 from aestudio.config import Task
+from aestudio.limits import MAX_SAMPLES, MAX_SEED, MAX_STEPS
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         return q
 
     q = folder_command("denoise", "denoise images (optionally adding noise first, to demonstrate)", cmd_denoise)
-    q.add_argument("--noise", default=None, metavar="SPEC", help="add this noise first, e.g. gaussian:0.1; saves NAME_noisy.png too")
-    q.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
+    q.add_argument("--noise", type=noise_spec, default=None, metavar="SPEC",
+                   help="add this noise first, e.g. gaussian:0.1; saves NAME_noisy.png too")
+    q.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0, help="noise seed (default 0)")
     q = folder_command("segment", "segment images into class-index masks (NAME_mask.png)", cmd_segment)
     q.add_argument("--overlay", action="store_true", help="also save NAME_overlay.png with class colours over the image")
     q.add_argument("--overwrite", action="store_true",
@@ -71,17 +73,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("sample", help="decode random codes from a VAE's prior into a grid image")
     _model_args(q)
-    q.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    q.add_argument("-n", type=bounded_int(1, MAX_SAMPLES), default=64, help=f"number of samples (default 64, at most {MAX_SAMPLES})")
     q.add_argument("-o", "--out", type=Path, required=True, metavar="GRID_PNG")
-    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--overwrite", action="store_true", help="replace GRID_PNG if it exists")
+    q.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0)
     q.set_defaults(func=cmd_sample)
 
     q = sub.add_parser("interpolate", help="decode the straight line between the codes of two images into a strip")
     _model_args(q)
     q.add_argument("a", type=Path, metavar="A")
     q.add_argument("b", type=Path, metavar="B")
-    q.add_argument("-n", type=int, default=8, help="number of steps including both ends (default 8)")
+    q.add_argument("-n", type=bounded_int(2, MAX_STEPS), default=8,
+                   help=f"number of steps including both ends (default 8, at most {MAX_STEPS})")
     q.add_argument("-o", "--out", type=Path, required=True, metavar="STRIP_PNG")
+    q.add_argument("--overwrite", action="store_true", help="replace STRIP_PNG if it exists")
     q.set_defaults(func=cmd_interpolate)
 
 
@@ -89,8 +94,10 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", type=_model_path, required=True, metavar="MODEL",
                    help="a bundle folder, a .onnx file, a BioImage Model Zoo package (.zip, 2D, ONNX weights) "
                    "or a shipped model's name (e.g. shapes-vae)")
-    p.add_argument("--value-range", default="0,1", metavar="LO,HI", help="input range of a foreign .onnx model (default 0,1)")
-    p.add_argument("--channels", type=int, default=None, help="input channels of a foreign .onnx model, if its graph does not say")
+    p.add_argument("--value-range", type=value_range, default=(0.0, 1.0), metavar="LO,HI",
+                   help="input range of a foreign .onnx model (default 0,1)")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=None,
+                   help="input channels of a foreign .onnx model, if its graph does not say")
 
 
 # ----------------------------------------------------------------- helpers
@@ -119,10 +126,7 @@ def _open_model(args: argparse.Namespace, task: str | None) -> Any:
             raise CliError(str(exc)) from None
     desc = None
     if args.model.is_file():
-        try:
-            lo, hi = (float(v) for v in args.value_range.split(","))
-        except ValueError:
-            raise CliError(f"--value-range {args.value_range!r}: give two numbers, e.g. 0,1 or -1,1") from None
+        lo, hi = args.value_range
         desc = ForeignModelDescription(task=task or "reconstruct", value_range=(lo, hi), channels=args.channels)
     try:
         return OrtPredictor(args.model, profile=SessionProfile.BATCH, description=desc)
@@ -266,13 +270,9 @@ def _image_model(args: argparse.Namespace, task: str) -> Any:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
-    from aestudio.config import parse_noise
     from aestudio.data.noise import apply_noise
 
-    try:
-        noise = parse_noise(args.noise) if args.noise else None
-    except ValueError as exc:
-        raise CliError(f"--noise: {exc}") from None
+    noise = args.noise if args.noise is not None and args.noise.kind != "none" else None  # parsed by noise_spec
     pred = _image_model(args, "denoise")
     rng = np.random.default_rng(args.seed)
 
@@ -328,26 +328,35 @@ def cmd_segment(args: argparse.Namespace) -> int:
     return 1 if report.bad else 0
 
 
-def _check_out_file(out: Path) -> None:
+def _write_result(path: Path, image: np.ndarray, overwrite: bool) -> None:
+    from aestudio.data.io import write_image
+
+    try:
+        write_image(path, image, overwrite=overwrite)
+    except FileExistsError:  # appeared since the check
+        raise CliError(f"-o {path} exists; add --overwrite to replace it, or choose another file name") from None
+
+
+def _check_out_file(out: Path, overwrite: bool = False) -> None:
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
         raise CliError(f"-o {out}: give an image file name such as grid.png")
     if out.is_dir():
         raise CliError(f"-o {out} is a folder; give an image file name such as {out / 'grid.png'}")
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise CliError(f"-o {out} exists; add --overwrite to replace it, or choose another file name")
     out.parent.mkdir(parents=True, exist_ok=True)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
     from aestudio.inference.imageops import make_grid
 
-    if args.n < 1:
-        raise CliError("-n must be at least 1")
-    _check_out_file(args.out)
+    _check_out_file(args.out, args.overwrite)
     pred = _open_model(args, None)
     try:
         images = pred.sample(args.n, seed=args.seed)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    _write_image(args.out, make_grid(images))
+    _write_result(args.out, make_grid(images), args.overwrite)
     print(f"{args.n} samples written to {args.out}")
     return 0
 
@@ -356,9 +365,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from aestudio.data.io import read_image
     from aestudio.inference.imageops import make_grid
 
-    if args.n < 2:
-        raise CliError("-n must be at least 2")
-    _check_out_file(args.out)
+    _check_out_file(args.out, args.overwrite)
     if args.out.resolve() in (args.a.resolve(), args.b.resolve()):
         raise CliError(f"-o {args.out} is an input; choose another file name")
     pred = _open_model(args, None)
@@ -367,6 +374,6 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
         strip = pred.interpolate(a, b, args.n)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    _write_image(args.out, make_grid(strip, nrow=args.n))
+    _write_result(args.out, make_grid(strip, nrow=args.n), args.overwrite)
     print(f"{args.n} steps written to {args.out}")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import json
 import math
 import os
@@ -23,7 +24,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aestudio.cli.common import CliError, as_flags
+from aestudio.cli.common import CliError, as_flags, bounded_int
+from aestudio.config import FinishReason
+from aestudio.limits import MAX_BATCH
 
 # CLI flag -> net config field; families without the field reject the flag.
 FAMILY_FLAGS = {
@@ -37,7 +40,7 @@ FAMILY_FLAGS = {
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
               "in_channels": "--channels"}
-_FIXED_ON_RESUME = ("model", "data", "batch_size", "lr", "latent_dim", "image_size", "channels", "beta",
+_FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "init_from",
                     "self_supervised")
 EXIT_TRAINING_FAILED = 1
@@ -98,7 +101,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--data", help="data spec (default: the run's own)")
     e.add_argument("--split", choices=("val", "train", "all"), default="val", help="which part of the data (default val)")
     e.add_argument("--which", choices=("best", "last"), default="best", help="which weights (default best)")
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH), default=64)
     e.add_argument("--device", default="auto")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
@@ -189,6 +192,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     if "time_limit_minutes" in values and not values["time_limit_minutes"] > 0:
         raise CliError("--time-limit must be > 0 (minutes, e.g. 2 or 0.5)")
     check_workers(values.get("num_workers"))
+    if values.get("epochs") == 0:
+        raise CliError("--epochs must be at least 1 for a new run")
     try:
         return TrainConfig(**values)
     except ValueError as exc:  # aestudio.validate's bounds, worded with the flag the user typed
@@ -231,7 +236,7 @@ def _run_value(info: Any, key: str) -> Any:
     if key == "init_from":
         return (info.extra.get("init_weights") or {}).get("from")
     if key == "loss":
-        return str(getattr(cfg.recon_loss, "value", cfg.recon_loss))
+        return cfg.recon_loss.value
     if key == "noise":
         return cfg.noise
     train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
@@ -275,7 +280,7 @@ def _resume_changes(args: argparse.Namespace) -> list[str]:
         recorded = _run_value(info, key)
         if not _same(key, value, recorded):
             flag = f"--{key.replace('_', '-')}"
-            shown = getattr(recorded, "value", recorded)
+            shown = recorded.value if isinstance(recorded, enum.Enum) else recorded
             if key == "noise" and recorded is not None:
                 from aestudio.config import noise_to_spec
 
@@ -297,9 +302,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             if changed:
                 raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
                                "exactly); repeat the run's own values or leave them out. Only --epochs, "
-                               "--max-steps, --time-limit and --device can change")
+                               "--max-steps, --time-limit, --lr and --device can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
-                          time_limit_minutes=args.time_limit)
+                          time_limit_minutes=args.time_limit, lr=args.lr)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:
@@ -324,11 +329,11 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
 
         if isinstance(exc, RunError):
             raise
-        raise CliError(as_flags(str(exc), _NET_FLAGS)) from None
+        raise CliError(as_flags(str(exc), {**_NET_FLAGS, **_TRAIN_FLAGS})) from None
 
 
 class _CtrlC:
-    """First Ctrl-C: ask the engine to stop (it saves a checkpoint). Second: abort.
+    """First Ctrl-C (or SIGTERM): ask the engine to stop (it saves a checkpoint). Second: abort.
 
     Under torchrun (``launched``) SIGTERM stops too, and repeats are ignored: the
     terminal's Ctrl-C reaches every worker and torchrun forwards it once more, so
@@ -343,7 +348,9 @@ class _CtrlC:
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM) if self.launched else (signal.SIGINT,):
+            # SIGTERM is what a scheduler, systemctl or `kill` sends: it stops like Ctrl-C (with a
+            # checkpoint and status "stopped"), where it used to kill the run mid-epoch.
+            for sig in (signal.SIGINT, signal.SIGTERM):
                 self.old[sig] = signal.signal(sig, self._handle)
         return self
 
@@ -401,7 +408,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, ctx: Any) -> int:
     from tqdm import tqdm
 
-    from aestudio.config import FinishReason
     from aestudio.training.events import (
         BatchSizeReduced,
         EpochEnded,
@@ -497,7 +503,7 @@ def _print_summary(out: Path, started: Any, fin: Any, wall: float) -> None:
     if fin.reason.value == "done":
         lines.append(f"next      aestudio export {out}")
         lines.append(f"          aestudio eval {out} --data {info.data_spec if info else 'SPEC'}")
-    elif fin.reason.value in ("stopped", "diverged"):
+    elif fin.reason in (FinishReason.STOPPED, FinishReason.DIVERGED):
         lines.append(f"next      aestudio train --resume --out {out}")
     print("\n".join(lines))
 
@@ -508,7 +514,8 @@ def _print_summary(out: Path, started: Any, fin: Any, wall: float) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from torch.utils.data import ConcatDataset
 
-    from aestudio.data.base import DataError
+    from aestudio.config import SelfSupervised, Task
+    from aestudio.data.base import DataError, DataKind
     from aestudio.data.specs import open_data
     from aestudio.nets.registry import get_spec
     from aestudio.training.device import DeviceError, resolve_device
@@ -520,7 +527,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     spec = get_spec(info.net_name)
     opts = info.data_options
     # Self-supervised runs have no clean images: they are scored by their own loss on noisy crops.
-    selfsup = getattr(info.train_cfg.self_supervised, "value", "none") != "none"
+    selfsup = info.train_cfg.self_supervised is not SelfSupervised.NONE
     size = info.net_cfg.image_size if not spec.fully_convolutional else opts.get("image_size")
     try:
         device = resolve_device(args.device)
@@ -532,7 +539,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          native=native, **({"noisy": True} if selfsup else {}))
     except (DeviceError, DataError) as exc:
         raise CliError(str(exc)) from None
-    if spec.task.value == "segment" and str(getattr(data.kind, "value", data.kind)) != "segmentation":
+    if spec.task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise CliError(f"{info.net_name} segments; {data.spec!r} has no masks (use shapes-seg or pairs:IMAGES,MASKS)")
     train_set = data.train.whole_images() if hasattr(data.train, "whole_images") else data.train  # no random crops
     dataset = {"val": data.val, "train": train_set, "all": ConcatDataset([train_set, data.val])}[args.split]

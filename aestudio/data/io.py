@@ -486,16 +486,37 @@ def iter_image_files(
             raise FileNotFoundError(f"{root}: no such file or folder")
         found = [root] if root.is_file() else _walk(root, recursive)
         for file in found:
-            if is_supported_file(file) and file not in seen:
+            if is_supported_file(file) and file not in seen and _reachable(file):
                 seen.add(file)
                 yield file
 
 
+def _reachable(file: Path) -> bool:
+    """False (and a warning naming it) for a link pointing to itself or to nothing: such an
+    entry once stopped denoise/segment before any file was processed (Path.resolve raised)."""
+    try:
+        file.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        why = "a symbolic link pointing to itself" if "loop" in str(exc).lower() or getattr(exc, "errno", None) == 40 \
+            else "a link to nothing" if file.is_symlink() else "cannot be reached"
+        log.warning("%s: %s; skipped", file, why)
+        return False
+    return True
+
+
+def _unreadable(exc: OSError) -> None:
+    log.warning("%s: cannot be read (%s); skipped with everything in it", exc.filename, exc.strerror or exc)
+
+
 def _walk(root: Path, recursive: bool) -> list[Path]:
     if not recursive:
-        return sorted(p for p in root.iterdir() if p.is_file())
+        try:
+            return sorted(p for p in root.iterdir() if p.is_file() or p.is_symlink())
+        except OSError as exc:
+            _unreadable(exc)
+            return []
     files: list[Path] = []
-    for folder, dirs, names in os.walk(root, followlinks=False):
+    for folder, dirs, names in os.walk(root, followlinks=False, onerror=_unreadable):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         files.extend(Path(folder) / n for n in names)
     return sorted(files, key=lambda p: p.relative_to(root).as_posix())

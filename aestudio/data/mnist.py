@@ -2,9 +2,10 @@
 
 Files are looked for in torchvision's layout (``DIR/MNIST/raw``,
 ``DIR/FashionMNIST/raw``), then ``DIR/raw`` and ``DIR`` itself, plain or
-``.gz``. When the training files are missing they are downloaded with
-torchvision's mirrors and checksums into torchvision's layout; offline, a
-:class:`DataError` says where to put the files.
+``.gz``. When the training files are missing a :class:`DataError` says where to
+put them; only with ``AESTUDIO_DOWNLOAD=1`` in the environment are they
+downloaded (torchvision's mirrors and checksums, torchvision's layout): a typo
+in a path must not reach out to the network unasked.
 
 The IDX files are parsed here rather than through ``torchvision.datasets.MNIST``
 because that class first loads a legacy ``processed/*.pt`` file if one exists,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from pathlib import Path
 from urllib.error import URLError
 
@@ -88,6 +90,9 @@ def _find(folders: list[Path], name: str) -> Path | None:
     return None
 
 
+DOWNLOAD_ENV = "AESTUDIO_DOWNLOAD"
+
+
 def _download(cls: type[datasets.MNIST], raw: Path, spec: str) -> None:
     log.info("%s: downloading %s into %s", spec, cls.__name__, raw)
     raw.mkdir(parents=True, exist_ok=True)
@@ -129,6 +134,12 @@ def open_mnist(
         _find(folders, _FILES["train_images"]) is None
         or _find(folders, _FILES["train_labels"]) is None
     ):
+        if os.environ.get(DOWNLOAD_ENV) != "1":  # never reach out to the network unasked
+            raise DataError(
+                f"{spec}: found no {cls.__name__} files in {root}; put train-images-idx3-ubyte(.gz) and "
+                f"train-labels-idx1-ubyte(.gz) (and t10k-*) in {root}, or run once with {DOWNLOAD_ENV}=1 "
+                f"to let aestudio download them from torchvision's mirrors into {raw}"
+            )
         _download(cls, raw, spec)
     found = {key: _find(folders, filename) for key, filename in _FILES.items()}
     if found["train_images"] is None or found["train_labels"] is None:

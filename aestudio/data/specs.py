@@ -230,6 +230,9 @@ def _folder(spec: str, text: str, what: str) -> Path:
     if not text:
         raise DataError(f"{spec}: needs a folder, e.g. folder:~/pictures")
     path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{spec}: {path} is a file, not a folder; give the folder that holds the images, "
+                        f"e.g. folder:{path.parent}")
     if not path.is_dir():
         raise DataError(f"{spec}: {what} folder {path} does not exist; check the path")
     return path

@@ -20,11 +20,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aestudio.explore.sessions import whole_image_predictor
+
+if TYPE_CHECKING:
+    from aestudio.inference.bundle import ModelInfo
+    from aestudio.inference.predictor import Predictor
 
 PSNR_CAP = 100.0  # dB for identical images, as training's metric (never inf on screen)
 SSIM_WINDOW = 11
@@ -126,7 +130,7 @@ def display_copy(image: np.ndarray, max_side: int = DISPLAY_MAX_SIDE) -> np.ndar
     return resize(a, max(1, round(h * s)), max(1, round(w * s)))
 
 
-def run_model_image(predictor: Any, image: np.ndarray,
+def run_model_image(predictor: Predictor, image: np.ndarray,
                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The model's image output for ``image`` [H, W, C] at its size, with ``image``'s channel count.
 
@@ -154,7 +158,7 @@ def run_model_image(predictor: Any, image: np.ndarray,
     return match_channels(_run_one(predictor, img, progress), c)
 
 
-def _run_one(predictor: Any, img: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
+def _run_one(predictor: Predictor, img: np.ndarray, progress: Callable[[int, int], None] | None) -> np.ndarray:
     """``run_image`` with a per-tile progress callback (it may raise to cancel), output checked.
 
     The predictor tiles large images itself, reading each tile from ``img`` and blending
@@ -194,7 +198,7 @@ def fmt_metric(name: str, value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def input_mismatch(info: Any, shape: tuple[int, ...]) -> str | None:
+def input_mismatch(info: ModelInfo, shape: tuple[int, ...]) -> str | None:
     """How an image [H, W, C] differs from what a fixed-size model takes, in words; None when it fits.
 
     A 256x256 colour photo through an 8x8 grey model is shrunk to 64 grey values and run
@@ -232,7 +236,7 @@ def denoise_verdict(noisy: dict[str, float], denoised: dict[str, float]) -> str:
     return f"Denoising gives a mixed result ({numbers}): one measure better, the other worse."
 
 
-def compression_ratio(info: Any) -> float | None:
+def compression_ratio(info: ModelInfo) -> float | None:
     """Input values / code values: from the bundle's metrics or training summary, else computed."""
     for source in (getattr(info, "metrics", None) or {}, getattr(info, "training", None) or {}):
         v = source.get("compression_ratio") if isinstance(source, dict) else None

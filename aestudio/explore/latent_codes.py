@@ -17,9 +17,12 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +189,7 @@ def line_codes(za: np.ndarray, zb: np.ndarray, steps: int) -> np.ndarray:
 # ------------------------------------------------------------------ the worker job
 
 
-def compute_codes(predictor: Any, arrays: Any, *, progress: Callable[[int, int], None] | None = None,
+def compute_codes(predictor: Predictor, arrays: Any, *, progress: Callable[[int, int], None] | None = None,
                   cancel: threading.Event | None = None, chunk: int = ENCODE_CHUNK) -> CodeSet:
     """Encode ``arrays.images`` (an engine ``DataArrays``) in chunks and derive ranges and the PCA map.
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aestudio.explore.latent_codes import line_codes
+
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
 
 
 @dataclass
@@ -26,12 +29,12 @@ class Dropped:
     code: np.ndarray  # float32 [D]
 
 
-def decode_one(predictor: Any, z: np.ndarray) -> np.ndarray:
+def decode_one(predictor: Predictor, z: np.ndarray) -> np.ndarray:
     """One code [D] -> one image [C, H, W] in [0, 1]."""
     return predictor.decode(np.asarray(z, dtype=np.float32).reshape(1, -1))[0]
 
 
-def encode_images(predictor: Any, raws: list[np.ndarray], paths: list[Path]) -> list[Dropped]:
+def encode_images(predictor: Predictor, raws: list[np.ndarray], paths: list[Path]) -> list[Dropped]:
     """Resize each image to the model's input and encode it (mu for a VAE)."""
     out = []
     for raw, path in zip(raws, paths, strict=True):
@@ -43,7 +46,7 @@ def encode_images(predictor: Any, raws: list[np.ndarray], paths: list[Path]) -> 
     return out
 
 
-def strip(predictor: Any, za: np.ndarray, zb: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+def strip(predictor: Predictor, za: np.ndarray, zb: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
     """``steps`` frames decoded on the line from ``za`` to ``zb`` and the strip as one image."""
     frames = predictor.decode(line_codes(za, zb, steps))
     return frames, grid_image(frames, nrow=steps)
@@ -66,7 +69,7 @@ def save_png(make: Callable[[np.ndarray], np.ndarray], images: np.ndarray, path:
     return Path(write_image(Path(path), make(images), overwrite=overwrite))
 
 
-def samples_grid(predictor: Any, n: int, seed: int, codes: np.ndarray | None, path: Path,
+def samples_grid(predictor: Predictor, n: int, seed: int, codes: np.ndarray | None, path: Path,
                  overwrite: bool) -> Path:
     """``n`` decoded samples as a grid PNG: prior samples, or the codes of random data items."""
     rng = np.random.default_rng(seed)

@@ -25,12 +25,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aestudio.data.io import read_image, write_image, write_mask
 from aestudio.explore.batch import output_path
+
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +232,7 @@ class FolderReport:
         return "\n".join(lines)
 
 
-def segment_folder(predictor: Any, pairs: list[tuple[Path, Path]], report: FolderReport, settings: FolderSettings,
+def segment_folder(predictor: Predictor, pairs: list[tuple[Path, Path]], report: FolderReport, settings: FolderSettings,
                    cancel: threading.Event, progress: Callable[[FolderReport, str], None], *,
                    overwrite: bool = False) -> FolderReport:
     """Segment each (input, output stem) of :func:`aestudio.explore.batch.plan_outputs`; ``progress`` after each.

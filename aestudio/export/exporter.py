@@ -17,7 +17,6 @@ import logging
 import os
 import shutil
 import statistics
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -35,6 +34,13 @@ from aestudio._fs import make_temp_dir
 from aestudio.config import NetConfig, to_dict
 from aestudio.errors import AestudioError
 from aestudio.export.graph_rewrites import optimise_for_ort
+from aestudio.export.target import (
+    ExportTargetError,
+    check_finite,
+    check_target,
+    clean_stale,
+    temp_prefix,
+)
 from aestudio.export.torch_predictor import info_for_net
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
@@ -43,7 +49,6 @@ from aestudio.inference.bundle import (
     LATENT_Z,
     BundleFile,
     ModelInfo,
-    is_bundle,
     utc_now,
     write_model_json,
 )
@@ -226,17 +231,17 @@ def _fsync_tree(folder: Path) -> None:
 
 
 def _check_target(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ExportError(f"{out_dir} is a file; choose a folder for the bundle with -o")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not is_bundle(out_dir):
-        raise ExportError(f"{out_dir} exists and is not a bundle; refusing to overwrite it. Choose another folder with -o")
+    try:
+        check_target(out_dir)  # a bundle replaces only a bundle (aestudio/export/target.py)
+    except ExportTargetError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _publish(tmp: Path, out_dir: Path) -> None:
     """Move the finished bundle into place; an old bundle (or empty folder) there is replaced."""
     _check_target(out_dir)  # again: the folder may have been filled while we exported
     if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+        old = make_temp_dir(out_dir.parent, prefix=temp_prefix(out_dir, "old"))
         os.replace(out_dir, old / out_dir.name)
         os.replace(tmp, out_dir)
         shutil.rmtree(old, ignore_errors=True)
@@ -274,7 +279,12 @@ def export_net(
         net, net_name, net_cfg, name=meta.get("name"), class_names=meta.get("class_names"), class_colors=meta.get("class_colors")
     )
     real = _real_batch(sample_inputs, info)  # validate before the slow part
-    tmp = make_temp_dir(out_dir.parent, prefix=f".{out_dir.name}.export-")  # 0o777 - umask, as mkdir
+    try:
+        check_finite(net.state_dict(), f"{net_name} ({info.name})")
+    except ExportTargetError as exc:
+        raise ExportError(str(exc)) from None
+    clean_stale(out_dir)  # temp folders of exports killed earlier (their process is gone)
+    tmp = make_temp_dir(out_dir.parent, prefix=temp_prefix(out_dir))  # 0o777 - umask, as mkdir
     try:
         graphs = _graphs(net, info)
         files = {g.file.value: DEFAULT_FILES[g.file.value] for g in graphs}
@@ -324,8 +334,26 @@ def _export_all(graphs: list[_Graph], info: ModelInfo, folder: Path, exporter: E
         except ExportError:
             raise
         except Exception as exc:  # the exporters raise many types; we report the first line
+            disk = _disk_error(exc)
+            if disk is not None:  # a full or read-only disk is not an operator ONNX lacks
+                raise disk from exc
             errors.append(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
     raise ExportError(f"{info.net}: neither ONNX exporter could export it ({'; '.join(errors)}); the net uses an op ONNX cannot express")
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The write error (disk full, read-only, no permission) behind an exporter's exception, if any."""
+    import errno
+
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            return exc
+        if "No space left on device" in str(exc):
+            return OSError(errno.ENOSPC, "No space left on device")
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        seen += 1
+    return None
 
 
 def _verify(
@@ -458,7 +486,7 @@ def export_run(
             "seed": run.train_cfg.seed,
             # What the model knows: the Noise lab warns when an image's noise is outside it.
             "noise": to_dict(run.train_cfg.noise),
-            "self_supervised": getattr(run.train_cfg.self_supervised, "value", "none"),
+            "self_supervised": run.train_cfg.self_supervised.value,
             "best": run.best,
             "status": run.status.value,
         },

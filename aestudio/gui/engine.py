@@ -123,7 +123,8 @@ def running_exports() -> list[tuple[Path, float]]:
         return [(e.run_dir, now - e.started) for e in _exports if e.proc.poll() is None]
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = False) -> Path:
+def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = False,
+               closing: threading.Event | None = None) -> Path:
     """Export a run to ``RUN/bundle`` (or ``out_dir``); returns the bundle folder.
 
     ``package=True``: write a BioImage Model Zoo package ``out_dir`` (a .zip) instead;
@@ -133,8 +134,9 @@ def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = Fa
     process, the exporter's ~500k short-lived objects set off garbage-collection
     pauses of 130-300 ms that froze the GUI thread too (measured by bench
     gui_stalls). The calling worker thread only waits on the child, which
-    :func:`cancel_exports` can end. Raises :class:`ExportFailed` with the child's
-    own error output as ``details``.
+    :func:`cancel_exports` can end; none starts once ``closing`` is set (the window
+    closed while this job waited on the pool). Raises :class:`ExportFailed` with the
+    child's own error output as ``details``.
     """
     import time
 
@@ -142,9 +144,11 @@ def export_run(run_dir: Path, out_dir: Path | None = None, *, package: bool = Fa
 
     out = Path(out_dir if out_dir is not None else run_bundle_dir(run_dir))
     cmd = aestudio_command("export", str(run_dir), "-o", str(out), *(("--format", "bioimageio") if package else ()))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    job = _Export(Path(run_dir), out, proc, time.monotonic())
-    with _exports_lock:
+    with _exports_lock:  # checked and registered under the lock: a close cannot slip in between
+        if closing is not None and closing.is_set():
+            raise ExportCancelled(f"export of {Path(run_dir).name} not started: the app is closing")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        job = _Export(Path(run_dir), out, proc, time.monotonic())
         _exports.append(job)
     try:
         stdout, stderr = proc.communicate()
@@ -211,7 +215,10 @@ class LoadedModel:
         return self.info.name or self.path.name
 
 
-def load_model(path: Path) -> LoadedModel:
+MODEL_CALL_LIMIT_S = 120.0  # one model call (a batch of tiles) on a slow CPU takes seconds, not minutes
+
+
+def load_model(path: Path, *, closing: threading.Event | None = None) -> LoadedModel:
     """Open a bundle, a run (exported first when it has no bundle) or a foreign .onnx.
 
     Slow (export, session creation): call it from a worker thread.
@@ -223,7 +230,7 @@ def load_model(path: Path) -> LoadedModel:
         bundle = run_bundle_dir(path)
         if not is_bundle(bundle) or _stale(bundle, path):
             logger.info("exporting %s to %s", path, bundle)
-            bundle = export_run(path, bundle)
+            bundle = export_run(path, bundle, closing=closing)
         path = bundle
     kind = ""
     if is_package(path):  # a BioImage Model Zoo package: its rdf.yaml says the task
@@ -235,6 +242,9 @@ def load_model(path: Path) -> LoadedModel:
         from aestudio.inference.ort import OrtPredictor
 
         predictor = OrtPredictor(path, profile="interactive")
+    # A model that never returns (a hostile Loop of 1e15 iterations) must not hold a worker
+    # thread forever: each call ends with ModelCallCancelled after this long, reported like any error.
+    predictor.time_limit_s = MODEL_CALL_LIMIT_S
     provider = predictor.provider
     return LoadedModel(path=path, info=predictor.info, predictor=predictor,
                        runtime=f"ONNX Runtime ({provider}{kind})", source=source)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,6 +126,7 @@ class MainWindow(QMainWindow):
         self.active_model: LoadedModel | None = None
         self._closing = False
         self.tasks = TaskRunner(self)
+        self._closed = threading.Event()  # set on close: exports queued by this window never start then
         # Its own thread for loading torch in the background (~3 s), so checking a dropped
         # image or opening data never queues behind it in the shared pool.
         self._preload = TaskRunner(self, max_workers=1)
@@ -386,6 +388,7 @@ class MainWindow(QMainWindow):
         # An export child must not outlive the window (it did, invisibly, for ~50 s): end it.
         # It writes to a temp folder and renames at the end, so no half-written bundle stays;
         # the run is exported again when next loaded.
+        self._closed.set()  # an export still waiting on the pool must not start after this
         if engine.cancel_exports():
             logger.info("export cancelled by closing the window")
         super().closeEvent(event)
@@ -499,7 +502,8 @@ class MainWindow(QMainWindow):
             return
         path = Path(path)
         self.status(f"Loading {path.name}" + (" (a run is exported to ONNX first)…" if engine.is_run_dir(path) else "…"))
-        self.tasks.submit(engine.load_model, path, on_result=lambda m: self.set_active_model(m, path),
+        self.tasks.submit(lambda: engine.load_model(path, closing=self._closed),
+                          on_result=lambda m: self.set_active_model(m, path),
                           on_error=lambda exc, det: self._load_failed(path, exc, det))
 
     def _load_failed(self, path: Path, exc: BaseException, details: str) -> None:
@@ -634,7 +638,7 @@ class MainWindow(QMainWindow):
 
         def work() -> Path:
             if engine.is_run_dir(source):
-                return engine.export_run(source, target)
+                return engine.export_run(source, target, closing=self._closed)
             shutil.copytree(source, target)  # a bundle is a plain folder
             return target
 
@@ -658,7 +662,7 @@ class MainWindow(QMainWindow):
             self.notify(Level.WARNING, f"Cannot export to {target}: it already exists; choose another name.")
             return
         self.status(f"Exporting {source.name} as a BioImage Model Zoo package…")
-        self.tasks.submit(lambda: engine.export_run(source, target, package=True),
+        self.tasks.submit(lambda: engine.export_run(source, target, package=True, closing=self._closed),
                           on_result=lambda p: self.notify(Level.INFO, f"Exported the BioImage Model Zoo package {p}."),
                           on_error=lambda exc, det: self._task_failed(f"Export of {source.name} failed", exc, det))
 

@@ -271,8 +271,7 @@ class TrainPanel(QWidget):
             self.net_form.deleteLater()
         self.net_form = ConfigForm(spec.config_cls, exclude=NET_HIDDEN)
         self._net_form_host.addWidget(self.net_form)
-        task = getattr(spec.task, "value", spec.task)
-        self.family_help.setText(f"{spec.description or name} · task: {task}")
+        self.family_help.setText(f"{spec.description or name} · task: {spec.task.value}")
         self._family_spec = spec
         self._show_train_fields()
         preset = preset_for(self.data_spec) if self.data_spec else None

@@ -23,7 +23,7 @@ from aestudio._fs import atomic_write_bytes
 from aestudio.config import Task
 from aestudio.errors import AestudioError
 from aestudio.limits import LimitError
-from aestudio.validate import need, parse_json, read_json
+from aestudio.validate import need, parse_json, printable, read_json
 
 FORMAT_NAME = "aestudio-bundle"
 FORMAT_VERSION = 1
@@ -159,6 +159,8 @@ class ModelInfo:
         except LimitError as exc:
             raise BundleError(f"{exc}; re-export the bundle with `aestudio export RUN_DIR`") from None
         kw = dict(data)
+        kw["name"] = printable(data["name"])  # shown in terminals and windows: no escape sequences
+        kw["class_names"] = [printable(n, 80) for n in data.get("class_names") or []]
         try:
             kw["task"] = Task(data["task"])
         except ValueError:

@@ -24,6 +24,7 @@ import onnxruntime as ort
 
 from aestudio import limits
 from aestudio.config import Task
+from aestudio.errors import AestudioError
 from aestudio.inference.bundle import (
     DECODER_OUTPUT,
     INPUT_IMAGE,
@@ -35,6 +36,7 @@ from aestudio.inference.bundle import (
 )
 from aestudio.inference.predictor import LATENT_OUTPUTS, Predictor
 from aestudio.palette import default_palette
+from aestudio.validate import printable
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +248,33 @@ class OrtPredictor(Predictor):
                 f"{self._files[graph]}: tensors are {got_in} -> {got_out}, model.json promises "
                 f"{expected_in} -> {expected_out}; re-export the bundle with `aestudio export RUN_DIR`"
             )
+        self._check_card(graph, sess)
+
+    def _check_card(self, graph: BundleFile, sess: ort.InferenceSession) -> None:
+        """The sizes model.json states must be the graph's: a card that lies about latent_dim or
+        image_size made sample/interpolate fail later with a message blaming the user."""
+        info, where = self.info, self._files[graph]
+
+        def differs(what: str, card: object, dim: object) -> None:
+            if isinstance(dim, int) and dim != card:
+                raise BundleError(f"{where}: model.json says {what} {card}, the graph has {dim}; the bundle's files "
+                                  "do not belong together: re-export it with `aestudio export RUN_DIR`")
+
+        if graph is BundleFile.DECODER:
+            z = sess.get_inputs()[0].shape
+            differs("latent_dim", info.latent_dim, z[1] if len(z) == 2 else None)
+            return
+        shape = sess.get_inputs()[0].shape
+        if len(shape) != 4:
+            raise BundleError(f"{where}: input has rank {len(shape)}, a bundle's image input is [N, C, H, W]; re-export it")
+        differs("in_channels", info.in_channels, shape[1])
+        if info.fixed_size is not None:
+            differs("image_size", info.fixed_size, shape[2])
+            differs("image_size", info.fixed_size, shape[3])
+        if graph is BundleFile.ENCODER and info.latent_dim is not None:
+            for o in sess.get_outputs():
+                if len(o.shape) == 2:
+                    differs("latent_dim", info.latent_dim, o.shape[1])
 
     def warmup(self) -> None:
         """Create every session and run each graph once (first runs allocate; time after this)."""
@@ -326,7 +355,7 @@ def _check_external_data(path: Path) -> None:
                               "the file is damaged or not a model for this studio")
 
 
-class ModelCallCancelled(RuntimeError):
+class ModelCallCancelled(AestudioError, RuntimeError):
     """A model call stopped by :meth:`OrtPredictor.cancel` or its time limit."""
 
 
@@ -447,7 +476,7 @@ def _describe_foreign(
         class_names = [f"class {i}" for i in range(k)]
     lo, hi = desc.value_range  # type: ignore[misc]
     info = ModelInfo(
-        name=path.stem,
+        name=printable(path.stem),
         net="foreign",
         task=task,
         in_channels=int(channels),  # type: ignore[arg-type]

@@ -93,7 +93,11 @@ class Predictor(abc.ABC):
         """Images [N, C, H, W] in [0, 1] from codes float32 [N, D]."""
         self._need_latent("decode")
         self.check_code(z)
-        return self._run(BundleFile.DECODER, {LATENT_Z: z})[DECODER_OUTPUT]
+        out = self._run(BundleFile.DECODER, {LATENT_Z: z})[DECODER_OUTPUT]
+        if not np.isfinite(out).all():  # finite codes in, so the model is at fault, not the caller
+            raise ValueError(f"{self.info.name}: the decoder turned finite codes into NaN or infinite pixels; "
+                             "its weights are damaged (a diverged run?): re-export it from a good checkpoint")
+        return out
 
     def sample(self, n: int, *, seed: int | None = None) -> np.ndarray:
         """``n`` images decoded from the prior N(0, I); only models with a Gaussian code have one."""

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from aestudio.config import FinishReason, SelfSupervised, Task, TrainConfig
+from aestudio.data.base import DataKind
 from aestudio.training.device import device_name, resolve_device
 from aestudio.training.distributed import Share, active, split_batches
 from aestudio.training.events import (
@@ -137,7 +138,7 @@ def fit(
         raise ValueError(f"data {data.spec!r} has no training images; check the path or spec")
     if task is None:
         task = _default_task(data, run)
-    if task is Task.SEGMENT and str(getattr(data.kind, "value", data.kind)) != "segmentation":
+    if task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise ValueError(f"a segmentation net needs images with masks; {data.spec!r} has none (use shapes-seg or pairs:IMAGES,MASKS)")
     trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task)
     return trainer.events()
@@ -146,7 +147,7 @@ def fit(
 def _default_task(data: Any, run: RunFolder | None) -> Task:
     if run is not None and run.record.get("task"):
         return Task(run.record["task"])
-    return Task.SEGMENT if str(getattr(data.kind, "value", data.kind)) == "segmentation" else Task.RECONSTRUCT
+    return Task.SEGMENT if data.kind is DataKind.SEGMENTATION else Task.RECONSTRUCT
 
 
 class _Trainer:
@@ -193,6 +194,8 @@ class _Trainer:
         self.sampler_epoch_start = s.sampler_epoch_start if s else None
         if s:
             self.optimizer.load_state_dict(s.optimizer)
+            for group in self.optimizer.param_groups:  # a resume may set a new rate (after a divergence)
+                group["lr"] = cfg.lr
             if s.scaler and self.amp:
                 self.scaler.load_state_dict(s.scaler)
         self.ips: float | None = None
@@ -220,6 +223,8 @@ class _Trainer:
         except GeneratorExit:
             # The consumer dropped us at a yield (a consistent step boundary): keep the work.
             self._safe_checkpoint(RunStatus.STOPPED, "closed by the caller")
+            if self.run:
+                self.run.release()
             raise
         except Exception as exc:  # reported, not raised: the contract of the generator
             reason, message, details = FinishReason.FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc()
@@ -227,8 +232,19 @@ class _Trainer:
         if self.run and reason in (FinishReason.FAILED, FinishReason.DIVERGED):
             # The files keep the last good checkpoint; only the status says what happened.
             self._safe_update(status=reason.value, message=message)
+        if self.run:
+            self.run.release()  # the folder may be resumed now (by this process too)
         yield TrainFinished(reason=reason, message=message, run_dir=self.run.path if self.run else None,
                             epoch=self.epoch, step=self.step, metrics=dict(self.metrics), details=details)
+
+    def _diverged_fix(self) -> str:
+        """What is true after a divergence: whether a checkpoint exists to resume from."""
+        if self.run is None:
+            return "lower the learning rate and train again"
+        if self.run.model_file.is_file():
+            return (f"the run folder keeps the last good checkpoint (step {self.run.record.get('step', 0)}); resume it with "
+                    f"a lower rate (aestudio train --resume --out {self.run.path} --lr {self.cfg.lr / 10:g}) or train again")
+        return "no checkpoint was saved before it; train again with a lower --lr (e.g. " + f"{self.cfg.lr / 10:g})"
 
     def _seed(self) -> None:
         s = self.start
@@ -333,8 +349,7 @@ class _Trainer:
                 continue
             if not math.isfinite(loss):
                 raise _Finish(FinishReason.DIVERGED, (
-                    f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); the run folder keeps "
-                    "the last good checkpoint; lower --lr and resume or train again"))
+                    f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); " + self._diverged_fix()))
             n = self.share.n_global  # positions count global samples (resumable on any number of processes)
             self.step += 1
             self.epoch_pos += n

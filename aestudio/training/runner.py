@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,6 +25,9 @@ from aestudio.training.distributed import active, is_main, main_process_first
 from aestudio.training.events import Event
 from aestudio.training.loop import StartState, fit
 from aestudio.training.runs import BEST_FILE, MODEL_FILE, RunError, RunFolder, RunInfo, read_run
+
+if TYPE_CHECKING:
+    from aestudio.data.base import DataBundle
 
 log = logging.getLogger(__name__)
 
@@ -108,9 +111,8 @@ def _fit_net_to_data(net_name: str, net_cfg: NetConfig, data: Any, num_classes: 
     return dataclasses.replace(net_cfg, **changes)
 
 
-def _kind(data: Any) -> str:
-    kind = getattr(data, "kind", "images")
-    return str(getattr(kind, "value", kind))
+def _kind(data: DataBundle) -> str:
+    return data.kind.value
 
 
 def _summary(net: nn.Module) -> dict[str, Any]:
@@ -282,8 +284,12 @@ def resume(
     max_steps: int | None = None,
     device: str | None = None,
     time_limit_minutes: float | None = None,
+    lr: float | None = None,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
+
+    ``lr`` sets a new learning rate from here on (the common fix after a divergence);
+    the optimizer's moments are kept.
 
     ``epochs`` raises the run's target epoch count (the total, not extra).
     ``max_steps`` is a limit for this invocation only (total steps); the
@@ -305,7 +311,8 @@ def resume(
         if epochs < info.epoch:
             raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
         cfg = dataclasses.replace(cfg, epochs=epochs)
-    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device)
+    cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device,
+                              lr=cfg.lr if lr is None else lr)
     resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),
@@ -323,6 +330,9 @@ def resume(
 
 
 def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
+    if info.step == 0 and not (folder / MODEL_FILE).exists():
+        raise RunError(f"{folder} never trained (no checkpoint was saved); start it again with the same "
+                       "`aestudio train` command without --resume (the folder is reused)")
     try:
         weights, wmeta = load_weights(folder / MODEL_FILE)
         state = load_training_state(folder / "optimizer.safetensors")

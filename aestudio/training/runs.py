@@ -33,6 +33,7 @@ from aestudio.training.atomic import (
     TEMP_PREFIX,
     append_line,
     atomic_write_json,
+    atomic_write_text,
     finite_json,
     fsync_dir,
 )
@@ -280,12 +281,85 @@ def recover_run(path: Path | str) -> list[str]:
     return actions
 
 
+LOCK_FILE = ".lock"
+
+
+def lock_run(folder: Path) -> Any:
+    """Hold ``folder/.lock`` exclusively (``flock``) while this process trains the folder.
+
+    A second ``--resume`` of a run still training used to be accepted, and both wrote
+    the folder (metrics.jsonl got epochs twice). The kernel drops the lock when the
+    holder exits, however it dies, so a resume after ``kill -9`` works."""
+    fh = open(folder / LOCK_FILE, "a+")  # noqa: SIM115 - held open for the whole run
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locking there
+        return fh
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise RunError(f"{folder} is being trained by another process right now; wait for it to finish "
+                       "(or stop it with Ctrl-C) before resuming") from None
+    return fh
+
+
+_UNTRAINED_FILES = (RUN_JSON, METRICS_FILE, LOCK_FILE)
+
+
+def _never_trained(folder: Path) -> bool:
+    """A run folder with run.json and no checkpoint (its setup or first epoch failed) holding
+    only files a run writes: it can be created again instead of being stuck."""
+    names = [p.name for p in folder.iterdir()]
+    if RUN_JSON not in names or MODEL_FILE in names:
+        return False
+    if any(n not in _UNTRAINED_FILES and not n.startswith(TEMP_PREFIX) for n in names):
+        return False
+    try:
+        return int(read_record(folder).get("step", 0)) == 0
+    except RunError:
+        return False
+
+
+def _clear_untrained(folder: Path) -> None:
+    lock = lock_run(folder)  # not while another process is setting it up
+    try:
+        for p in folder.iterdir():
+            if p.name != LOCK_FILE:
+                p.unlink()
+    finally:
+        lock.close()
+    log.info("%s never trained; starting it again", folder)
+
+
+def _trim_metrics(folder: Path, epoch: int) -> None:
+    """Drop metrics rows of epochs after run.json's: they belong to a checkpoint that never
+    committed (a kill between the two writes), and the resume will write them again."""
+    file = folder / METRICS_FILE
+    if not file.is_file():
+        return
+    lines = file.read_text(encoding="utf-8").splitlines()
+    keep = []
+    for line in lines:
+        try:
+            rec = parse_json(line, str(file))
+        except LimitError:
+            continue  # a torn last line
+        if isinstance(rec, dict) and isinstance(rec.get("epoch"), int) and rec["epoch"] > epoch:
+            continue
+        keep.append(line)
+    if len(keep) != len(lines):
+        log.info("%s: dropped %d row(s) of an uncommitted checkpoint", file, len(lines) - len(keep))
+        atomic_write_text(file, "".join(k + "\n" for k in keep))
+
+
 class RunFolder:
     """Writes one run folder. The training loop calls it; readers use :func:`read_run`."""
 
     def __init__(self, path: Path | str, record: dict[str, Any]) -> None:
         self.path = Path(path)
         self.record = record
+        self._lock: Any = None  # the open lock file while this process trains the folder
 
     @classmethod
     def create(cls, path: Path | str, record: dict[str, Any]) -> RunFolder:
@@ -293,10 +367,13 @@ class RunFolder:
         folder = Path(path)
         if folder.exists() and not folder.is_dir():
             raise RunError(f"{folder} exists and is not a folder; choose another --out")
-        if folder.is_dir() and any(folder.iterdir()):
+        if folder.is_dir() and _never_trained(folder):
+            _clear_untrained(folder)  # a setup that failed before the first checkpoint: start again
+        if folder.is_dir() and any(p.name != LOCK_FILE for p in folder.iterdir()):
             hint = "continue it with --resume" if is_run_dir(folder) else "it is not a run folder"
             raise RunError(f"{folder} already exists and is not empty ({hint}); use --resume or another --out")
         folder.mkdir(parents=True, exist_ok=True)
+        lock = lock_run(folder)
         stamp = now_iso()
         full = {"format": RUN_FORMAT, "version": RUN_VERSION, **record}
         full.setdefault("epoch", 0)
@@ -305,14 +382,30 @@ class RunFolder:
         full.setdefault("created", stamp)
         full["updated"] = stamp
         run = cls(folder, full)
+        run._lock = lock
         run.write_record()
         return run
 
     @classmethod
     def open(cls, path: Path | str) -> RunFolder:
         """Open a run to continue writing it (after :func:`recover_run` undid any torn checkpoint)."""
-        recover_run(path)
-        return cls(path, read_record(path))
+        lock = lock_run(Path(path))  # before recovering: a live run may be mid-checkpoint
+        try:
+            recover_run(path)
+            record = read_record(path)
+            _trim_metrics(Path(path), int(record.get("epoch", 0)))
+        except BaseException:
+            lock.close()
+            raise
+        run = cls(path, record)
+        run._lock = lock
+        return run
+
+    def release(self) -> None:
+        """Let another process train this folder (also done by the OS when this process dies)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.close()
 
     @property
     def model_file(self) -> Path:

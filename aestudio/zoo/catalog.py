@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ MODEL_FOR_TASK: dict[str, str] = {
     "generate": "shapes-vae",
     "reconstruct": "digits-conv-ae",
 }
+
+log = logging.getLogger(__name__)
 
 
 class ZooError(AestudioError, ValueError):
@@ -148,9 +151,16 @@ def find_model(name: str) -> ZooModel:
 def resolve_model(text: str | os.PathLike[str]) -> Path:
     """A ``--model`` argument -> a path: an existing file or folder as given, else a zoo name."""
     path = Path(text)
+    name = str(text)
+    bare = "/" not in name and os.sep not in name and not name.lower().endswith(".onnx")
+    if bare and name in model_names():
+        # A bare shipped name means the shipped model, even when the current folder holds a
+        # folder of that name (it silently replaced the model); write ./NAME for the folder.
+        if path.exists():
+            log.warning("%s: using the shipped model; write ./%s for the folder of that name here", name, name)
+        return find_model(name).path
     if path.exists():
         return path
-    name = str(text)
     if "/" not in name and os.sep not in name and not name.lower().endswith(".onnx"):
         return find_model(name).path  # a bare name: the zoo (ZooError lists what is shipped)
     raise ZooError(f"{text}: no such file or folder; pass a bundle folder, a .onnx file or a shipped model "

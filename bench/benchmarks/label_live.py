@@ -49,6 +49,12 @@ FINDINGS = """
   painted in both modes), GUI p99 22-26 ms, max 230-500 ms (the GUI thread waiting for a core at load
   ~10). **The 85% target is not met here**; under this load the figure swings by +-0.15 between runs.
   Not yet measured on an idle machine.
+- A later probe run (`python -m bench.benchmarks.label_live --size 1024 --seconds 40`, load 8.9-11,
+  after the layers moved off the GUI thread and examples to float16): ratio 0.95 (5.6 vs 5.9 crops/s),
+  GUI p99 22 ms, max 213 ms, but only 2 refreshes in 80 s: under such load one 1024^2 prediction on
+  one thread takes several seconds, and the 15% duty cycle then spaces refreshes tens of seconds
+  apart. The duty cycle trades refresh rate for training speed; "every few seconds" holds only
+  on a machine that is not loaded by others (not measured here).
 """
 
 

@@ -367,9 +367,20 @@ def test_mnist_offline_without_files_is_a_clear_error(
         raise URLError("no network")
 
     monkeypatch.setattr(mnist_module, "download_and_extract_archive", offline)
+    monkeypatch.setenv("AESTUDIO_DOWNLOAD", "1")  # asked to download: it tries, then says where files go
     with pytest.raises(DataError, match=r"train-images-idx3-ubyte\(\.gz\).*run once online"):
         open_data(f"mnist:{tmp_path}")
     assert calls  # it did try to download
+
+
+def test_mnist_never_downloads_unasked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--data mnist:/nonexistent reached out to the network (issue 18); now it says where to put the files."""
+    calls: list[str] = []
+    monkeypatch.setattr(mnist_module, "download_and_extract_archive", lambda url, **kw: calls.append(url))
+    monkeypatch.delenv("AESTUDIO_DOWNLOAD", raising=False)
+    with pytest.raises(DataError, match=r"nonexistent.*put train-images-idx3-ubyte\(\.gz\).*AESTUDIO_DOWNLOAD=1"):
+        open_data(f"mnist:{tmp_path / 'nonexistent'}")
+    assert calls == [] and not (tmp_path / "nonexistent").exists()
 
 
 def test_mnist_corrupt_idx_is_a_data_error(tmp_path: Path) -> None:

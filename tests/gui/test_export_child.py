@@ -163,3 +163,17 @@ def test_cancel_button_ends_the_export_with_an_info_message(window, qtbot, tmp_p
     qtbot.waitUntil(lambda: any("cancelled" in t for t in message_texts(window)), timeout=30000)
     qtbot.waitUntil(lambda: not window.export_status.isVisible(), timeout=5000)
     assert not any(m.level.value == "error" for m in window.messages.history)
+
+
+def test_an_export_queued_when_the_window_closes_never_starts(window, qtbot, tmp_path, monkeypatch) -> None:
+    # A load waiting on the pool may reach the child's start just after the window closed.
+    _fake_export(monkeypatch, "(out.parent / 'started').touch()\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    window.close()
+    with pytest.raises(engine.ExportCancelled):
+        engine.load_model(run, closing=window._closed)
+    assert not (run / "started").exists() and engine.running_exports() == []
+    engine.export_run(run)  # without a closed window's event, exports run as before
+    assert (run / "started").exists()

@@ -91,6 +91,7 @@ def test_the_denoising_verdict_never_contradicts_its_numbers() -> None:
 def test_train_fields_follow_the_family_and_presets_start_from_defaults(window, qtbot) -> None:
     panel = window.train_panel
     form = panel.train_form
+    qtbot.waitUntil(lambda: panel.family_box.count() > 0, timeout=60000)  # the families load in the background
 
     def family(name: str) -> None:
         panel.family_box.setCurrentText(name)

@@ -124,6 +124,10 @@ def test_train_live_refresh_accept_export(qtbot, panel, tmp_path) -> None:
     before = panel.project.mask_copy(0)
     panel.layer_box.setCurrentIndex(1)  # the uncertainty view
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.key == "a.png", timeout=WAIT)
+    expected = panel.prediction.layer_uncertainty
+    assert panel.canvas._layer_buf is not None and np.array_equal(panel.canvas._layer_buf, expected)
+    alpha = (expected >> 24).astype(np.float64) / 255.0  # opacity follows the entropy
+    assert np.allclose(alpha, panel.prediction.entropy, atol=1 / 255 + 1e-6)
     # The accept brush: the prediction under one stroke, one undo step.
     qtbot.keyClick(panel.canvas, Qt.Key.Key_A)
     assert panel.tool == "accept"

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
+from aestudio.data.base import DataKind
+
 
 @dataclass
 class FakeBundle:
@@ -19,7 +21,7 @@ class FakeBundle:
     val: Dataset
     channels: int
     image_size: int
-    kind: str = "images"
+    kind: DataKind = DataKind.IMAGES
     num_classes: int | None = None
     class_names: list[str] | None = None
     class_colors: list[Any] | None = None
@@ -50,7 +52,7 @@ def seg_bundle(n_train: int = 32, n_val: int = 8, size: int = 16, seed: int = 0)
     masks = (x[:, 0] > 0.5).long()
     return FakeBundle(spec="fake-seg", train=TensorDataset(x[:n_train], masks[:n_train]),
                       val=TensorDataset(x[n_train:], masks[n_train:]), channels=1, image_size=size,
-                      kind="segmentation", num_classes=2, class_names=["background", "blob"])
+                      kind=DataKind.SEGMENTATION, num_classes=2, class_names=["background", "blob"])
 
 
 class TinyAE(nn.Module):

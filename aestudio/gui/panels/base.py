@@ -66,11 +66,7 @@ class ExplorePanel(QWidget):
         """Whether the model's task fits this panel (the window may say so in the status bar)."""
         if model is None:
             return False
-        task = getattr(model.info, "task", None)
-        try:
-            return Task(getattr(task, "value", task)) in self.tasks_supported
-        except ValueError:
-            return True  # foreign models: let the panel decide what it can do
+        return model.info.task in self.tasks_supported
 
     def shutdown(self) -> None:
         """The window is closing: stop background threads (a job may finish, its result is dropped)."""

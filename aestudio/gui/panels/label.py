@@ -50,6 +50,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio.config import FinishReason
 from aestudio.data.project import LabelProject, MaskSaver, ProjectError, Stroke, is_project
 from aestudio.gui.label_canvas import LabelCanvas
 from aestudio.gui.messages import Level
@@ -708,10 +709,9 @@ class LabelPanel(ExplorePanel):
     def _train_finished(self, finished: Any) -> None:
         self._refresh_timer.stop()
         self.train_btn.setText("Train")
-        reason = getattr(finished.reason, "value", finished.reason)
-        note = "" if reason == "stopped" else f" ({finished.message})"
+        note = "" if finished.reason is FinishReason.STOPPED else f" ({finished.message})"
         self.status.setText(f"Stopped at step {finished.step}{note}. Train again to continue from here.")
-        if reason == "failed":
+        if finished.reason is FinishReason.FAILED:
             self.notify.emit(Level.ERROR, f"Training failed: {finished.message}", finished.details)
         if self.project is not None and self.trainer is not None and self.trainer.step > 0:
             project, trainer = self.project, self.trainer

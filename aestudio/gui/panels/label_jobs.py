@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from aestudio.gui.label_canvas import premultiplied_argb
+
 UNLABELLED = 255
 
 
@@ -21,8 +23,8 @@ class Prediction:
     step: int  # the trainer step of the weights used
     mask: np.ndarray  # uint8 [H, W] argmax
     entropy: np.ndarray  # float32 [H, W] in [0, 1]
-    layer_prediction: np.ndarray  # uint8 [H, W, 4] RGBA
-    layer_uncertainty: np.ndarray  # uint8 [H, W, 4] RGBA
+    layer_prediction: np.ndarray  # uint32 [H, W] premultiplied ARGB, ready for the canvas
+    layer_uncertainty: np.ndarray  # uint32 [H, W] premultiplied ARGB
 
 
 class SnapshotNets:
@@ -86,7 +88,9 @@ def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: tup
     probs = predict_probs(net, img)
     mask = probs.argmax(axis=0).astype(np.uint8)
     ent = entropy_map(probs)
-    return Prediction(key, step, mask, ent, prediction_rgba(mask, colors), uncertainty_rgba(ent))
+    # The layers are converted here, on the prediction thread, so the GUI thread only wraps them.
+    return Prediction(key, step, mask, ent, premultiplied_argb(prediction_rgba(mask, colors)),
+                      premultiplied_argb(uncertainty_rgba(ent)))
 
 
 def _channels(image: np.ndarray, channels: int) -> np.ndarray:

@@ -19,7 +19,7 @@ import logging
 import threading
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
@@ -50,6 +50,10 @@ from aestudio.gui.panels.latent_neighbours import NEIGHBOURS
 from aestudio.gui.panels.latent_save import LatentSaving
 from aestudio.gui.panels.latent_view import LatentStack
 from aestudio.gui.workers import TaskRunner
+from aestudio.inference.bundle import LatentKind
+
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ CROSS_MS = 150
 TRAINING_DECODE_MS = 33  # slider decodes while a run trains: about 30 a second
 
 
-def decode_for_display(predictor: Any, z: np.ndarray) -> tuple[np.ndarray, QImage]:
+def decode_for_display(predictor: Predictor, z: np.ndarray) -> tuple[np.ndarray, QImage]:
     """Worker side of a slider move: the decoded image and a QImage ready to draw.
 
     The QImage is built here, off the GUI thread (QImage is thread-safe; QPixmap is not), in
@@ -189,8 +193,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
         return training.get("data_spec") or None
 
     def _gaussian(self) -> bool:
-        kind = getattr(self.model.info, "latent_kind", None)  # type: ignore[union-attr]
-        return getattr(kind, "value", kind) == "gaussian"
+        return self.model is not None and self.model.info.latent_kind is LatentKind.GAUSSIAN
 
     def _refresh(self) -> None:
         """The model or the data changed: drop everything derived and recompute in the background."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -63,6 +63,9 @@ from aestudio.gui.panels.metrics_view import (
 from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner
 from aestudio.gui.workers import TaskRunner
 
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
+
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 200  # data set images offered for browsing (evenly spaced over the split)
@@ -104,7 +107,7 @@ def add_noise(clean: np.ndarray, kind: str, strength: float, seed: int) -> np.nd
     return np.ascontiguousarray(np.asarray(noisy, dtype=np.float32).transpose(1, 2, 0))
 
 
-def denoise_job(predictor: Any | None, image: np.ndarray, noise: tuple[str, float, int] | None,
+def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str, float, int] | None,
                 progress: Progress | None = None) -> dict[str, Any]:
     """What the three panes show: ``noise`` None means ``image`` is already noisy (no clean reference)."""
     image = as_float_hwc(image)
@@ -383,7 +386,7 @@ class NoiseLabPanel(BrowsedImagePanel):
                            on_result=lambda r: self._show(gen, path, r, text),
                            on_error=lambda e, d: self._failed(gen, progress, e, d))
 
-    def _job(self, predictor: Any, array: Any, path: Path | None, noise: Any, progress: Progress) -> dict:
+    def _job(self, predictor: Predictor, array: Any, path: Path | None, noise: Any, progress: Progress) -> dict:
         image = self._cache.get(path) if path is not None else array
         return denoise_job(predictor, image, noise, progress)
 
@@ -557,16 +560,8 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     # ================================================================ state
 
-    @staticmethod
-    def _task(model: LoadedModel) -> str:
-        task = getattr(model.info, "task", "")
-        return str(getattr(task, "value", task))
-
     def _usable(self, model: LoadedModel | None) -> bool:
-        if model is None:
-            return False
-        task = getattr(model.info, "task", "")
-        return str(getattr(task, "value", task)) != Task.SEGMENT.value
+        return model is not None and model.info.task is not Task.SEGMENT
 
     def _refresh_state(self) -> None:
         has_images = bool(self.images) or self.arrays is not None or bool(self.data_files)
@@ -586,9 +581,9 @@ class NoiseLabPanel(BrowsedImagePanel):
                 notes.append(f"{self.model.name} works at {s}×{s}: this {w}×{h} image is resized to it and back, "
                              "so fine detail is lost. A denoising_ae works at any size.")
         notes += self._noise_range_notes(usable)
-        if usable and self._task(self.model) != Task.DENOISE.value:
+        if usable and self.model.info.task is not Task.DENOISE:
             shipped = engine.zoo_model_for_task(Task.DENOISE)
-            notes.append(f"{self.model.name} is a {self._task(self.model)} model, not a denoiser: expect a blurred "
+            notes.append(f"{self.model.name} is a {self.model.info.task.value} model, not a denoiser: expect a blurred "
                          "copy rather than a clean image."
                          + (f" The shipped {shipped.name} removes noise from photos (Models > Shipped models)."
                             if shipped is not None else " Train a denoising_ae to remove noise."))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -71,6 +71,9 @@ from aestudio.gui.panels.metrics_view import (
 )
 from aestudio.gui.workers import TaskRunner
 
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
+
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 2000  # images of the split browsed and scanned (evenly spaced over it)
@@ -90,7 +93,7 @@ def load_arrays(spec: str, model: LoadedModel | None) -> Any:
         image_size=getattr(info, "fixed_size", None), channels=getattr(info, "in_channels", None))
 
 
-def reconstruct(predictor: Any, image: np.ndarray, scale: float | None = None,
+def reconstruct(predictor: Predictor, image: np.ndarray, scale: float | None = None,
                 progress: Progress | None = None) -> dict[str, Any]:
     """Everything the top row shows for one image [H, W, C]: arrays, metrics and display QImages."""
     original = as_float_hwc(image)
@@ -105,7 +108,7 @@ def reconstruct(predictor: Any, image: np.ndarray, scale: float | None = None,
     }
 
 
-def scan_errors(predictor: Any, images: np.ndarray, progress: Progress) -> np.ndarray:
+def scan_errors(predictor: Predictor, images: np.ndarray, progress: Progress) -> np.ndarray:
     """Reconstruction MSE per image of ``images`` [N, C, H, W] (batched; per image when sizes do not fit)."""
     info = predictor.info
     n = len(images)
@@ -565,7 +568,7 @@ class ReconstructPanel(BrowsedImagePanel):
     def _load(image: Any, path: Path | None) -> np.ndarray:
         return as_float_hwc(engine.read_image(path) if path is not None else image)
 
-    def _compute(self, predictor: Any, image: Any, path: Path | None, progress: Progress) -> dict[str, Any]:
+    def _compute(self, predictor: Predictor, image: Any, path: Path | None, progress: Progress) -> dict[str, Any]:
         return reconstruct(predictor, self._load(image, path), progress=progress)
 
     def _hide_stale(self) -> None:
@@ -683,12 +686,7 @@ class ReconstructPanel(BrowsedImagePanel):
     # ================================================================ state
 
     def _usable(self, model: LoadedModel | None) -> bool:
-        return model is not None and self._task(model) != Task.SEGMENT.value
-
-    @staticmethod
-    def _task(model: LoadedModel) -> str:
-        task = getattr(model.info, "task", "")
-        return str(getattr(task, "value", task))
+        return model is not None and model.info.task is not Task.SEGMENT
 
     def _refresh_state(self) -> None:
         has_model = self._usable(self.model)

@@ -12,13 +12,16 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 from aestudio.explore.batch import plan_outputs
 from aestudio.explore.segmentation import FolderReport, FolderSettings, segment_folder
 from aestudio.explore.sessions import for_work, profile_for
+
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +50,7 @@ class FolderJob(QObject):
         # returning, and a new folder started from that signal must not be refused as busy.
         return self._active and self._thread is not None and self._thread.is_alive()
 
-    def start(self, predictor: Any, in_dir: Path, out_dir: Path, settings: FolderSettings) -> None:
+    def start(self, predictor: Predictor, in_dir: Path, out_dir: Path, settings: FolderSettings) -> None:
         if self.running:
             raise RuntimeError("a folder job is already running")
         self._cancel.clear()
@@ -67,7 +70,7 @@ class FolderJob(QObject):
             self._thread.join(timeout)
         return not self.running
 
-    def _run(self, predictor: Any, report: FolderReport, settings: FolderSettings) -> None:
+    def _run(self, predictor: Predictor, report: FolderReport, settings: FolderSettings) -> None:
         t0 = time.perf_counter()
         try:
             pairs = plan_outputs([report.in_dir], report.out_dir)
