@@ -46,12 +46,22 @@ class FinishReason(str, enum.Enum):
     FAILED = "failed"
 
 
+def help_text(text: str) -> dict[str, str]:
+    """A config field's metadata: its help (the app's tooltip), which says why the default is what it is."""
+    return {"help": text}
+
+
+def field_help(cls: type) -> dict[str, str]:
+    """Field name -> help text of a config dataclass (inherited fields included)."""
+    return {f.name: f.metadata["help"] for f in dataclasses.fields(cls) if "help" in f.metadata}
+
+
 @dataclass(frozen=True)
 class NetConfig:
     """Fields every net has; each family subclasses this with its own."""
 
-    in_channels: int = 1  # 1 grayscale or 3 RGB; set from the data unless overridden
-    image_size: int = 28  # square side for fixed-size nets; fully convolutional nets accept any size
+    in_channels: int = field(default=1, metadata=help_text('1 grayscale or 3 RGB; set from the data unless overridden'))
+    image_size: int = field(default=28, metadata=help_text('square side for fixed-size nets; fully convolutional nets accept any size'))
 
     def __post_init__(self) -> None:
         # Every family's config passes here, from CLI flags, run.json, model.json and
@@ -95,24 +105,24 @@ class NoiseConfig:
 class TrainConfig:
     """How to train; independent of which net is trained."""
 
-    epochs: int = 10  # short by default: the studio is interactive; resume adds more
-    batch_size: int = 64  # fits every built-in net in a few hundred MB
-    lr: float = 1e-3  # Adam's usual rate; stable for every family here
+    epochs: int = field(default=10, metadata=help_text('short by default: the studio is interactive; resume adds more'))
+    batch_size: int = field(default=64, metadata=help_text('fits every built-in net in a few hundred MB'))
+    lr: float = field(default=1e-3, metadata=help_text("Adam's usual rate; stable for every family here"))
     weight_decay: float = 0.0
     recon_loss: ReconLoss = ReconLoss.MSE
-    noise: NoiseConfig = field(default_factory=NoiseConfig)  # input corruption (denoising)
-    kl_warmup_epochs: int = 0  # VAE: ramp beta from 0 over this many epochs (avoids posterior collapse)
-    val_fraction: float = 0.2  # deterministic split; validation metrics every epoch
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    amp: bool = True  # mixed precision, used on CUDA only
-    seed: int = 0  # seeds torch, numpy and the data split; CPU runs are deterministic
-    max_steps: int | None = None  # stop after this many optimizer steps (tests, quick looks)
-    time_limit_minutes: float | None = None  # wall-clock budget of this invocation; stops with a resumable checkpoint
-    self_supervised: SelfSupervised = SelfSupervised.NONE  # denoisers: learn from the noisy images alone (no --noise)
-    num_workers: int = 0  # DataLoader workers; 0 keeps small data in-process and deterministic
-    checkpoint_every_steps: int | None = None  # extra mid-epoch checkpoints for long epochs
-    preview_count: int = 8  # images in the per-epoch preview batch
-    max_oom_retries: int = 3  # CUDA OOM: halve the batch size at most this many times
+    noise: NoiseConfig = field(default_factory=NoiseConfig, metadata=help_text('input corruption (denoising)'))
+    kl_warmup_epochs: int = field(default=0, metadata=help_text('VAE: ramp beta from 0 over this many epochs (avoids posterior collapse)'))
+    val_fraction: float = field(default=0.2, metadata=help_text('deterministic split; validation metrics every epoch'))
+    device: str = field(default="auto", metadata=help_text('auto | cpu | cuda | cuda:N | mps'))
+    amp: bool = field(default=True, metadata=help_text('mixed precision, used on CUDA only'))
+    seed: int = field(default=0, metadata=help_text('seeds torch, numpy and the data split; CPU runs are deterministic'))
+    max_steps: int | None = field(default=None, metadata=help_text('stop after this many optimizer steps (tests, quick looks)'))
+    time_limit_minutes: float | None = field(default=None, metadata=help_text('wall-clock budget of this invocation; stops with a resumable checkpoint'))
+    self_supervised: SelfSupervised = field(default=SelfSupervised.NONE, metadata=help_text('denoisers: learn from the noisy images alone (no --noise)'))
+    num_workers: int = field(default=0, metadata=help_text('DataLoader workers; 0 keeps small data in-process and deterministic'))
+    checkpoint_every_steps: int | None = field(default=None, metadata=help_text('extra mid-epoch checkpoints for long epochs'))
+    preview_count: int = field(default=8, metadata=help_text('images in the per-epoch preview batch'))
+    max_oom_retries: int = field(default=3, metadata=help_text('CUDA OOM: halve the batch size at most this many times'))
 
     def __post_init__(self) -> None:
         from aestudio.validate import check_train_config

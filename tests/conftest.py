@@ -135,6 +135,8 @@ def window(qtbot, settings_dir):
     # The window opens before torch is imported; the Train panel's families and devices arrive
     # from a background load just after the first paint (see MainWindow._when_shown).
     qtbot.waitUntil(lambda: w.train_panel.core_ready, timeout=60_000)
+    # ... and so does the restored data set, whose preset resets the Train forms when it arrives.
+    qtbot.waitUntil(lambda: not w.data_panel.requested_spec or w.data_panel.summary is not None, timeout=60_000)
     yield w
     w.train_panel.shutdown(timeout=10)
     w.close()

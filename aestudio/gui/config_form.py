@@ -2,8 +2,9 @@
 
 One editor per field, chosen by the field's type: spin boxes for numbers, a
 check box for bools, a combo box for enums, a noise-spec line edit for
-``NoiseConfig``. The comment beside each field in the dataclass source becomes
-the tooltip, so the help text lives in one place. ``values()`` gives a dict for
+``NoiseConfig``. Each field's help (``metadata=help_text(...)`` in the dataclass,
+read with :func:`aestudio.config.field_help`) becomes its tooltip, so the help text
+lives in one place. ``values()`` gives a dict for
 ``from_dict``, so the config itself validates what the user typed.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import inspect
 import logging
 import re
 import typing
@@ -27,27 +27,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aestudio.config import NoiseConfig, noise_to_spec, parse_noise
+from aestudio.config import NoiseConfig, field_help, noise_to_spec, parse_noise
 
 logger = logging.getLogger(__name__)
 
 NONE_TEXT = "none"  # shown by optional int fields at their "unset" value
 INT_MAX = 1_000_000_000
-
-
-def field_comments(cls: type) -> dict[str, str]:
-    """``name: type = default  # comment`` -> {name: comment}, read from the source."""
-    comments: dict[str, str] = {}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
-        for m in re.finditer(r"^\s+(\w+)\s*:[^#\n]*#\s*(.+)$", source, re.MULTILINE):
-            comments[m.group(1)] = m.group(2).strip()
-    return comments
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -78,7 +63,7 @@ class ConfigForm(QWidget):
         self._layout.setContentsMargins(0, 0, 0, 0)
         self._editors: dict[str, tuple[QWidget, Any, bool]] = {}
         hints = typing.get_type_hints(cls)
-        comments = field_comments(cls)
+        comments = field_help(cls)
         by_name = {f.name: f for f in dataclasses.fields(cls)}
         names = list(include) if include is not None else list(by_name)
         defaults = cls()

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from aestudio.config import Task
+from aestudio.config import Task, help_text
 from aestudio.nets.conv_ae import ConvAEConfig, ConvAutoencoder
 from aestudio.nets.registry import NetSpec, register_net
 
 
 @dataclass(frozen=True)
 class ContractiveAEConfig(ConvAEConfig):
-    contractive: float = (
-        1e-4  # weight on ||dz/dx||_F^2 (a sum over C*H*W*latent entries, so it is small)
-    )
-    jacobian_probes: int = (
-        1  # random probes per step; 1 is unbiased and cheapest, more only lower the noise
-    )
+    contractive: float = field(default=1e-4, metadata=help_text('weight on ||dz/dx||_F^2 (a sum over C*H*W*latent entries, so it is small)'))
+    jacobian_probes: int = field(default=1, metadata=help_text('random probes per step; 1 is unbiased and cheapest, more only lower the noise'))
 
 
 class ContractiveAutoencoder(ConvAutoencoder):

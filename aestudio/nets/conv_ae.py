@@ -10,14 +10,14 @@ exported graph holds constants, not shape arithmetic.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from aestudio.config import NetConfig, Task
+from aestudio.config import NetConfig, Task, help_text
 from aestudio.nets.base import AutoencoderBase
 from aestudio.nets.blocks import (
     CodeBottleneck,
@@ -32,11 +32,9 @@ from aestudio.nets.registry import NetSpec, register_net
 
 @dataclass(frozen=True)
 class ConvAEConfig(NetConfig):
-    latent_dim: int = (
-        16  # 16 values beat 16-component PCA on digits (the benchmark); sliders stay manageable
-    )
-    base_channels: int = 16  # first-stage width, doubled per stage; small enough for CPU training
-    depth: int = 3  # 2x downsamplings; same default as unet so its encoder can start from this one
+    latent_dim: int = field(default=16, metadata=help_text('16 values beat 16-component PCA on digits (the benchmark); sliders stay manageable'))
+    base_channels: int = field(default=16, metadata=help_text('first-stage width, doubled per stage; small enough for CPU training'))
+    depth: int = field(default=3, metadata=help_text('2x downsamplings; same default as unet so its encoder can start from this one'))
 
 
 class ConvAutoencoder(AutoencoderBase):

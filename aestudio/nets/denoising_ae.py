@@ -8,12 +8,12 @@ go straight through (or through tiles, for bounded memory).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor, nn
 
-from aestudio.config import NetConfig, Task
+from aestudio.config import NetConfig, Task, help_text
 from aestudio.nets.base import AutoencoderBase
 from aestudio.nets.blocks import ConvBlock
 from aestudio.nets.registry import NetSpec, register_net
@@ -21,14 +21,8 @@ from aestudio.nets.registry import NetSpec, register_net
 
 @dataclass(frozen=True)
 class DenoisingAEConfig(NetConfig):
-    channels: int = 32  # feature width; 32 keeps a 28x28 epoch at a few seconds on 2 CPU cores
-    dilations: tuple[int, ...] = (
-        1,
-        2,
-        3,
-        2,
-        1,
-    )  # one 3x3 conv per entry; dilation gives the whole net a 23x23 view from 7 layers
+    channels: int = field(default=32, metadata=help_text('feature width; 32 keeps a 28x28 epoch at a few seconds on 2 CPU cores'))
+    dilations: tuple[int, ...] = field(default=( 1, 2, 3, 2, 1, ), metadata=help_text('one 3x3 conv per entry; dilation gives the whole net a 23x23 view from 7 layers'))
 
 
 class DenoisingAE(AutoencoderBase):

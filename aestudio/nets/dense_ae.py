@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from aestudio.config import NetConfig, Task
+from aestudio.config import NetConfig, Task, help_text
 from aestudio.nets.base import AutoencoderBase
 from aestudio.nets.registry import NetSpec, register_net
 
 
 @dataclass(frozen=True)
 class DenseAEConfig(NetConfig):
-    latent_dim: int = 64  # the classic baseline's 64 values: 12x compression of a 28x28 digit
-    hidden: int = 256  # one hidden layer each side captures strokes a linear map cannot; 0 = classic 784-64-784
+    latent_dim: int = field(default=64, metadata=help_text("the classic baseline's 64 values: 12x compression of a 28x28 digit"))
+    hidden: int = field(default=256, metadata=help_text('one hidden layer each side captures strokes a linear map cannot; 0 = classic 784-64-784'))
 
 
 class DenseAE(AutoencoderBase):

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import Tensor
 
-from aestudio.config import Task
+from aestudio.config import Task, help_text
 from aestudio.nets.conv_ae import ConvAEConfig, ConvAutoencoder
 from aestudio.nets.registry import NetSpec, register_net
 
 
 @dataclass(frozen=True)
 class SparseAEConfig(ConvAEConfig):
-    latent_dim: int = (
-        32  # a wider code than conv_ae's: the L1 term decides how many units each image uses
-    )
-    sparsity: float = (
-        1e-3  # L1 weight on the mean |z|; ~1e-3 silences units without hurting reconstruction much
-    )
+    latent_dim: int = field(default=32, metadata=help_text("a wider code than conv_ae's: the L1 term decides how many units each image uses"))
+    sparsity: float = field(default=1e-3, metadata=help_text('L1 weight on the mean |z|; ~1e-3 silences units without hurting reconstruction much'))
 
 
 class SparseAutoencoder(ConvAutoencoder):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from aestudio.config import NetConfig, Task
+from aestudio.config import NetConfig, Task, help_text
 from aestudio.nets.base import AutoencoderBase
 from aestudio.nets.blocks import ConvEncoder, DoubleConv, is_exporting, stage_channels
 from aestudio.nets.registry import NetSpec, register_net
@@ -27,11 +27,9 @@ ENCODER_PREFIX = "encoder_blocks."
 
 @dataclass(frozen=True)
 class UNetConfig(NetConfig):
-    num_classes: int = 2  # K output channels; 2 = background / foreground, the common case
-    depth: int = (
-        3  # 2x downsamplings; inputs must be multiples of 2**depth (8), which predictors pad to
-    )
-    base_channels: int = 16  # first-stage width, doubled per stage; as conv_ae so encoders transfer
+    num_classes: int = field(default=2, metadata=help_text('K output channels; 2 = background / foreground, the common case'))
+    depth: int = field(default=3, metadata=help_text('2x downsamplings; inputs must be multiples of 2**depth (8), which predictors pad to'))
+    base_channels: int = field(default=16, metadata=help_text('first-stage width, doubled per stage; as conv_ae so encoders transfer'))
 
     @property
     def size_multiple(self) -> int:

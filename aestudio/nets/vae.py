@@ -8,13 +8,13 @@ reparameterised sample. Shares the conv autoencoder's padding and depth rules.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from aestudio.config import NetConfig, Task
+from aestudio.config import NetConfig, Task, help_text
 from aestudio.nets.conv_ae import ConvAutoencoder
 from aestudio.nets.registry import NetSpec, register_net
 
@@ -25,14 +25,10 @@ _LOGVAR_LIMIT = 10.0
 
 @dataclass(frozen=True)
 class VAEConfig(NetConfig):
-    latent_dim: int = (
-        10  # enough for the shapes sprites' 5 factors with room to spare; each is a slider
-    )
-    beta: float = (
-        1.0  # KL weight; 1 is the ELBO, > 1 trades reconstruction for disentangled factors
-    )
-    base_channels: int = 16  # as conv_ae, so encoders are interchangeable
-    depth: int = 3  # as conv_ae; lowered automatically for tiny images
+    latent_dim: int = field(default=10, metadata=help_text("enough for the shapes sprites' 5 factors with room to spare; each is a slider"))
+    beta: float = field(default=1.0, metadata=help_text('KL weight; 1 is the ELBO, > 1 trades reconstruction for disentangled factors'))
+    base_channels: int = field(default=16, metadata=help_text('as conv_ae, so encoders are interchangeable'))
+    depth: int = field(default=3, metadata=help_text('as conv_ae; lowered automatically for tiny images'))
 
 
 class VAE(ConvAutoencoder):

@@ -16,12 +16,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from aestudio.config import SelfSupervised, TrainConfig
 from aestudio.training.events import Event
 
 log = logging.getLogger(__name__)
 
 NET = "denoising_ae"
+MAX_IMAGES = 100  # images copied for one session; a few already carry the noise statistics
 CROP = 64  # training crops (px); smaller images shrink it (aestudio.data.noisy)
 # Long enough to keep improving until stopped; checkpoints every few steps feed the live preview.
 LEARN_CONFIG = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, device="cpu", seed=0, preview_count=1,
@@ -29,14 +32,16 @@ LEARN_CONFIG = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, device="cpu", 
 FINE_TUNE_LR = 1e-4  # measured (bench selfsup_denoise): at 1e-3 the first steps undo a trained denoiser (-7 dB)
 
 
-def stage_images(paths: Sequence[Path], folder: Path) -> Path:
-    """Copy ``paths`` into ``folder`` (created; must be new or empty) and return it.
+def stage_images(paths: Sequence[Path], folder: Path, max_images: int = MAX_IMAGES) -> Path:
+    """Copy ``paths`` (at most ``max_images``, evenly spaced) into ``folder`` (new or empty) and return it.
 
     Copies, never links: training must never write over, or depend on, the
     originals (which may be renamed or deleted while training goes on)."""
     from aestudio.data.io import is_supported_file
 
     files = [Path(p) for p in paths if Path(p).is_file() and is_supported_file(Path(p))]
+    if len(files) > max_images:  # a whole browsed folder: a spread of it teaches the noise as well
+        files = [files[int(i)] for i in np.linspace(0, len(files) - 1, max_images)]
     if not files:
         raise ValueError("no noisy images to learn from: drop or open PNG, TIFF, JPEG or BMP images first")
     folder.mkdir(parents=True, exist_ok=True)

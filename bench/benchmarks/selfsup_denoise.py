@@ -125,9 +125,10 @@ def run(ctx: Context) -> list[Row]:
     except ImportError:
         bm3d = None
         ctx.note("BM3D skipped: the `bm3d` package is not installed (`pip install -e .[bench]`).")
+    from aestudio.zoo.catalog import ZooError, find_model
+
     try:
         from aestudio.inference.ort import OrtPredictor
-        from aestudio.zoo.catalog import ZooError, find_model
 
         shipped = OrtPredictor(find_model("photo-denoiser").path, profile="batch")
     except (ImportError, ZooError) as exc:

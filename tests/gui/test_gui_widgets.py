@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aestudio.config import NoiseConfig, ReconLoss, TrainConfig
-from aestudio.gui.config_form import ConfigForm, field_comments
+from aestudio.gui.config_form import ConfigForm
 from aestudio.gui.curves import CurvesView, RunSeries, clean_xy
 from aestudio.gui.images import array_to_qimage, mask_to_qimage
 from aestudio.gui.presets import preset_for
@@ -43,12 +43,21 @@ def test_train_form_parses_types_and_names_bad_fields(qtbot) -> None:
         form.values()
 
 
-def test_field_comments_become_tooltips(qtbot) -> None:
-    comments = field_comments(TrainConfig)
+def test_field_help_metadata_becomes_tooltips(qtbot) -> None:
+    """Help text lives in the config dataclasses' field metadata (issue 15), inherited fields included."""
+    from aestudio.config import field_help
+    from aestudio.nets.vae import VAEConfig
+
+    comments = field_help(TrainConfig)
     assert "Adam" in comments["lr"]
     form = ConfigForm(TrainConfig)
     qtbot.addWidget(form)
     assert form.editor("lr").toolTip() == comments["lr"]
+    vae_help = field_help(VAEConfig)
+    assert "grayscale" in vae_help["in_channels"] and vae_help["beta"]  # from NetConfig, and its own
+    net_form = ConfigForm(VAEConfig)
+    qtbot.addWidget(net_form)
+    assert net_form.editor("beta").toolTip() == vae_help["beta"]
 
 
 def test_presets_pick_the_documented_families() -> None:
