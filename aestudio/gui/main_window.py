@@ -374,6 +374,13 @@ class MainWindow(QMainWindow):
         for job in jobs:
             job()
 
+    def _cancel_model_calls(self) -> None:
+        """Stop the active model's ONNX Runtime calls in flight (they end with ModelCallCancelled)."""
+        model = getattr(self, "active_model", None)
+        cancel = getattr(getattr(model, "predictor", None), "cancel", None)
+        if cancel is not None:
+            cancel()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         self._closing = True
         self.save_settings()
@@ -383,6 +390,7 @@ class MainWindow(QMainWindow):
                 panel.shutdown()
             except Exception:  # noqa: BLE001 - closing must never fail because one panel did
                 logger.exception("panel %s failed to shut down", panel.title)
+        self._cancel_model_calls()  # a model call must not keep the process alive after the window
         self.tasks.shutdown()
         self._preload.shutdown()
         # An export child must not outlive the window (it did, invisibly, for ~50 s): end it.
@@ -520,6 +528,7 @@ class MainWindow(QMainWindow):
         self.notify(Level.ERROR, f"{what}: {describe_error(exc, path)}", getattr(exc, "details", "") or details)
 
     def set_active_model(self, model: LoadedModel, requested: Path | None = None) -> None:
+        self._cancel_model_calls()  # the old model's calls in flight are of no use now
         self.active_model = model
         self.statusBar().clearMessage()  # "Loading …" is over
         for panel in self.explore:

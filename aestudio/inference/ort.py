@@ -311,8 +311,10 @@ class OrtPredictor(Predictor):
     def cancel(self) -> int:
         """Stop every model call in flight (from any thread); each raises :class:`ModelCallCancelled`.
         Returns how many were asked to stop. The app's Cancel and time limit use this."""
-        with self._lock:
-            active = list(self._active)
+        active: list[ort.RunOptions] = []
+        for twin in list(self._by_profile.values()):  # the same model's other session profiles too
+            with twin._lock:
+                active += list(twin._active)
         for options in active:
             options.terminate = True
         return len(active)

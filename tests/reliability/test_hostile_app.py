@@ -32,3 +32,34 @@ def test_the_apps_model_calls_have_a_time_limit(bundles) -> None:
     model = engine.load_model(bundles("conv_ae"))
     assert model.predictor.time_limit_s == engine.MODEL_CALL_LIMIT_S
     assert 0 < engine.MODEL_CALL_LIMIT_S <= 600  # a runaway call ends (tests/reliability/test_hostile_limits.py)
+
+
+def test_replacing_the_model_cancels_its_calls_in_flight(window, qtbot, bundles, tmp_path: Path) -> None:
+    """A model call that never returns (a Loop of 1e15 iterations) ends when another model is chosen."""
+    import threading
+
+    from test_hostile_limits import _endless_loop
+
+    from aestudio.gui import engine
+    from aestudio.inference.ort import ForeignModelDescription, ModelCallCancelled, OrtPredictor
+
+    pred = OrtPredictor(_endless_loop(tmp_path / "endless.onnx"),
+                        description=ForeignModelDescription(task="reconstruct", value_range=(0, 1)))
+    window.active_model = engine.LoadedModel(path=tmp_path / "endless.onnx", info=pred.info, predictor=pred,
+                                             runtime="ONNX Runtime")
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        import numpy as np
+
+        try:
+            pred.predict(np.zeros((1, 1, 8, 8), np.float32))
+        except BaseException as exc:  # noqa: BLE001 - inspected below
+            errors.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    qtbot.wait(500)
+    window.set_active_model(engine.load_model(bundles("conv_ae")))
+    worker.join(10)
+    assert not worker.is_alive() and errors and isinstance(errors[0], ModelCallCancelled), errors
