@@ -265,3 +265,39 @@ def test_start_is_in_view_on_the_train_tab_at_the_laptop_size(window, qtbot) -> 
         bottom = button.mapTo(panel, button.rect().bottomLeft()).y()
         assert bottom <= panel.height(), f"{button.text()} is below the tab's edge"
         assert not panel._settings_scroll.isAncestorOf(button)  # never scrolled out of view
+
+
+def test_the_label_tab_fits_the_laptop_size_with_its_model_buttons_in_view(window, qtbot, tmp_path) -> None:
+    """At the window's 1366x768 size, with a project and an image open, the Label tab's tool
+    column does not scroll: Train, Accept and Export stay in sight beside the canvas."""
+    import numpy as np
+    from PySide6.QtCore import QSize
+    from PySide6.QtWidgets import QScrollArea
+
+    from aestudio.data.io import write_image
+    from aestudio.gui.main_window import default_window_size
+    from aestudio.gui.panels.label import LabelPanel
+
+    window.resize(default_window_size(QSize(1366, 768 - 28)))
+    tabs = {window.tabs.tabText(i): i for i in range(window.tabs.count())}
+    window.tabs.setCurrentIndex(tabs["Label"])
+    panel = window.current_explore_panel()
+    assert isinstance(panel, LabelPanel)
+    assert panel.create_project(tmp_path / "proj")
+    img = np.zeros((64, 64), np.float32)
+    img[16:48, 16:48] = 1.0
+    write_image(tmp_path / "a.png", img)
+    panel.on_images([tmp_path / "a.png"])
+    qtbot.waitUntil(lambda: panel.image is not None, timeout=30000)
+    qtbot.wait(200)
+    area = window.tabs.currentWidget()
+    if isinstance(area, QScrollArea):
+        assert not area.verticalScrollBar().isVisible(), "the Label tab scrolls"
+    side = next(s for s in panel.findChildren(QScrollArea) if s.isAncestorOf(panel.train_btn))
+    assert not side.verticalScrollBar().isVisible(), (
+        f"the tool column scrolls: {side.widget().sizeHint().height()} px in {side.viewport().height()}")
+    for button in (panel.train_btn, panel.accept_btn, panel.export_btn, panel.recent_btn):
+        assert button.isVisible() and not button.visibleRegion().isEmpty(), button.text()
+    fm = panel.recent_btn.fontMetrics()
+    assert panel.recent_btn.width() >= fm.horizontalAdvance("Recent") + 24  # text and menu arrow
+    window.grab().save(str(tmp_path.parent / "aestudio-fit-label.png"))

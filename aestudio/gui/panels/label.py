@@ -124,8 +124,9 @@ class LabelPanel(ExplorePanel):
         self.new_btn = QPushButton("New project…", clicked=self.new_project_dialog)
         self.open_btn = QPushButton("Open project…", clicked=self.open_project_dialog)
         self.add_btn = QPushButton("Add images…", clicked=self.add_images_dialog)
-        self.recent_btn = QToolButton(text="Recent")
-        self.recent_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        # A push button with a menu sizes itself for its text and the arrow (a QToolButton
+        # in InstantPopup mode drew its arrow over "Recent").
+        self.recent_btn = QPushButton("Recent")
         self.recent_menu = QMenu(self.recent_btn)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.recent_btn.setMenu(self.recent_menu)
@@ -147,7 +148,7 @@ class LabelPanel(ExplorePanel):
         classes = QGroupBox("Classes (keys 1-9)")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget()
-        self.class_list.setMaximumHeight(96)
+        self.class_list.setMaximumHeight(64)  # two and a half rows; it scrolls beyond (1366 x 768 budget)
         self.class_list.currentRowChanged.connect(self._class_changed)
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
@@ -172,30 +173,36 @@ class LabelPanel(ExplorePanel):
             self.tool_group.addButton(b)
             self.tool_buttons[name] = b
             grid.addWidget(b, n // 2, n % 2)
-        tl.addLayout(grid)
         self.tool_buttons["brush"].setChecked(True)
         self.size_slider = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=100, value=6)
         self.size_slider.valueChanged.connect(self._size_changed)
         self.size_label = QLabel()
-        tl.addWidget(self.size_label)
-        tl.addWidget(self.size_slider)
+        for w in (self.size_label, self.size_slider):
+            w.setToolTip("Brush size: [ and ] make it smaller and larger")
         self.opacity_slider = QSlider(Qt.Orientation.Horizontal, minimum=0, maximum=100, value=60)
         self.opacity_slider.valueChanged.connect(self._opacity_changed)
-        tl.addWidget(QLabel("Label opacity"))
-        tl.addWidget(self.opacity_slider)
-        row = QHBoxLayout()
+        # Label and slider side by side: the whole tool column must fit a 768-pixel screen
+        # without scrolling the Model box (Train, Accept) out of sight.
+        sliders = QGridLayout()
+        sliders.addWidget(self.size_label, 0, 0)
+        sliders.addWidget(self.size_slider, 0, 1)
+        sliders.addWidget(QLabel("Opacity"), 1, 0)
+        sliders.addWidget(self.opacity_slider, 1, 1)
+        tl.addLayout(sliders)
+        # Undo and Redo as a third column of the tool grid: one row less in the column.
         self.undo_btn = QPushButton("Undo", clicked=self.undo)
         self.redo_btn = QPushButton("Redo", clicked=self.redo)
-        row.addWidget(self.undo_btn)
-        row.addWidget(self.redo_btn)
-        tl.addLayout(row)
+        self.undo_btn.setToolTip("Undo the last edit of this image (Ctrl+Z)")
+        self.redo_btn.setToolTip("Redo (Ctrl+Shift+Z)")
+        grid.addWidget(self.undo_btn, 0, 2)
+        grid.addWidget(self.redo_btn, 1, 2)
+        tl.insertLayout(0, grid)
         side.addWidget(tools)
 
         model = QGroupBox("Model")
         ml = QVBoxLayout(model)
         self.train_btn = QPushButton("Train", clicked=self.toggle_training)
         self.train_btn.setToolTip("Train a U-Net on the painted pixels only; it continues from its current weights")
-        ml.addWidget(self.train_btn)
         self.pretrain_box = QCheckBox(f"First pre-train on all images ({PRETRAIN_SECONDS:.0f} s)")
         self.pretrain_box.setToolTip("Before the first training, a denoising autoencoder learns from every image of the "
                                      "project, painted or not, and the U-Net's encoder starts from it")
@@ -206,7 +213,10 @@ class LabelPanel(ExplorePanel):
         self.layer_box = QComboBox()
         self.layer_box.addItems(["Show prediction", "Show uncertainty", "Hide model layer"])
         self.layer_box.currentIndexChanged.connect(self._layer_changed)
-        ml.addWidget(self.layer_box)
+        row = QHBoxLayout()
+        row.addWidget(self.train_btn)
+        row.addWidget(self.layer_box)
+        ml.insertLayout(0, row)
         row = QHBoxLayout()
         self.accept_btn = QPushButton("Accept all", clicked=lambda: self.accept_prediction(None))
         self.accept_btn.setToolTip("Copy the prediction into the unlabelled pixels of this image (painted ones stay)")
@@ -224,7 +234,12 @@ class LabelPanel(ExplorePanel):
         row.addWidget(self.export_btn)
         ml.addLayout(row)
         side.addWidget(model)
+        for box in (classes, tools, model):
+            box.layout().setContentsMargins(6, 4, 6, 4)
+            box.layout().setSpacing(4)
         side.addStretch(1)
+        side.setSpacing(4)
+        side.setContentsMargins(0, 0, 0, 0)
         side_widget = QWidget()
         side_widget.setLayout(side)
         # Its own scroll area: on a 768-pixel screen the canvas keeps the height, the tools scroll.
@@ -521,7 +536,7 @@ class LabelPanel(ExplorePanel):
 
     def _size_changed(self, value: int) -> None:
         self.canvas.brush_radius = value / 2.0
-        self.size_label.setText(f"Brush size {value} px  ([ and ])")
+        self.size_label.setText(f"Brush {value} px")
 
     def _opacity_changed(self, value: int) -> None:
         self.canvas.opacity = value / 100.0
