@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from aestudio.data.base import UNLABELLED, BadFile, adapt_channels
-from aestudio.data.folders import _LazyFiles
-from aestudio.data.io import ImageLoadError, read_image, read_mask
+from aestudio.data.folders import _LazyFiles, read_pair
 
 DEFAULT_CROP = 128  # measured (issue 13): 128-pixel crops at batch 16 beat 64 x 64 resizes at batch 64 threefold
 DEFAULT_VAL_MAX = 512  # whole validation images up to this side; larger ones give a fixed crop
@@ -156,13 +155,7 @@ class NativePairsDataset(_LazyFiles):
         return super().__getitem__(int(self.index[int(index) % len(self.index)]))
 
     def _load(self, index: int) -> tuple[torch.Tensor, Any]:
-        array = read_image(self.paths[index], channels=self.channels)
-        mask_path = self.masks[index]
-        mask = read_mask(mask_path)
-        if mask.shape != array.shape[:2]:
-            raise ImageLoadError(
-                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {self.paths[index].name} "
-                f"is {array.shape[1]}x{array.shape[0]}; masks must match their images pixel for pixel")
+        array, mask = read_pair(self.paths[index], self.masks[index], self.channels)
         image = adapt_channels(torch.from_numpy(array).permute(2, 0, 1), self.channels)
         mask_t = torch.from_numpy(mask)
         if self.train:

@@ -134,6 +134,19 @@ class FolderDataset(_LazyFiles):
         return adapt_channels(image, self.channels), NO_LABEL
 
 
+
+def read_pair(image_path: Path, mask_path: Path, channels: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """An image (H, W, C) and its index mask (H, W), refused by name when their sizes differ."""
+    array = read_image(image_path, channels=channels)
+    mask = read_mask(mask_path)
+    if mask.shape != array.shape[:2]:
+        raise ImageLoadError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} "
+            f"is {array.shape[1]}x{array.shape[0]}; masks must match their images pixel for pixel"
+        )
+    return array, mask
+
+
 class PairsDataset(_LazyFiles):
     """Images with index masks: (image [C, S, S], int64 mask [S, S])."""
 
@@ -156,14 +169,7 @@ class PairsDataset(_LazyFiles):
         self.seed = seed
 
     def _load(self, index: int) -> tuple[torch.Tensor, Any]:
-        array = read_image(self.paths[index], channels=self.channels)
-        mask_path = self.masks[index]
-        mask = read_mask(mask_path)
-        if mask.shape != array.shape[:2]:
-            raise ImageLoadError(
-                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {self.paths[index].name} "
-                f"is {array.shape[1]}x{array.shape[0]}; masks must match their images pixel for pixel"
-            )
+        array, mask = read_pair(self.paths[index], self.masks[index], self.channels)
         image = torch.from_numpy(array).permute(2, 0, 1)
         image, mask_t = shape_item(
             image,
