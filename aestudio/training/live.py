@@ -40,6 +40,15 @@ log = logging.getLogger(__name__)
 NET_NAME = "unet"
 
 
+def _mask_tensor(mask: np.ndarray) -> torch.Tensor:
+    """The trainer's own copy of an index mask, kept as uint8 (values 0-254, 255 unlabelled).
+
+    Called on the GUI thread after every stroke: int64 made two 8x copies (32 MB each for a
+    2048 x 2048 mask) and counted over them; one uint8 copy is 4 MB.
+    """
+    return torch.from_numpy(np.array(mask, dtype=np.uint8, copy=True))
+
+
 @dataclass(frozen=True)
 class LiveConfig:
     crop: int = 128  # crop side: objects are learnt at the images' own scale
@@ -106,13 +115,13 @@ class LiveTrainer:
         if img.shape[:2] != np.shape(mask):
             raise ValueError(f"{key}: mask {np.shape(mask)} does not match image {img.shape[:2]}")
         image_t = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float16))
-        mask_t = torch.from_numpy(np.asarray(mask, np.int64).copy())
+        mask_t = _mask_tensor(mask)
         with self._lock:
             self._examples[key] = _Example(image_t, mask_t, int((mask_t != UNLABELLED).sum()))
 
     def update_mask(self, key: str, mask: np.ndarray) -> None:
         """New strokes on ``key``: the next batch sees them."""
-        mask_t = torch.from_numpy(np.asarray(mask, np.int64).copy())
+        mask_t = _mask_tensor(mask)
         with self._lock:
             ex = self._examples.get(key)
             if ex is not None:
@@ -269,7 +278,7 @@ class LiveTrainer:
             return None
         picks = self._rng.integers(len(examples), size=self.cfg.batch_size)
         items = [random_crop_flip(examples[i].image, examples[i].mask, self.cfg.crop, self._rng) for i in picks]
-        return self._collate([(x.float(), m) for x, m in items])
+        return self._collate([(x.float(), m.long()) for x, m in items])  # only the crops widen to int64
 
     def _train_step(self, x: torch.Tensor, target: torch.Tensor) -> float:
         self.net.train()

@@ -587,7 +587,7 @@ class LabelPanel(ExplorePanel):
         self.saver.submit(self.current)
         self.image_list.item(self.current).setText(self._item_text(self.current))
         if self.trainer is not None and self.image is not None:
-            mask = self.project.mask_copy(self.current)
+            mask = self.project.mask(self.current)  # the trainer takes its own (uint8) copy
             if self.trainer.has_example(self.key):
                 self.trainer.update_mask(self.key, mask)
             else:
