@@ -32,3 +32,15 @@ def test_range_warning_only_outside_the_range() -> None:
     assert "beyond it" in range_warning("m", t, 0.3)
     assert "below it" in range_warning("m", TrainedNoise("gaussian", 0.1, 0.2), 0.02)
     assert range_warning("m", TrainedNoise("self-supervised"), 0.5) is None
+
+
+def test_denoise_job_reuses_a_known_noise_estimate(monkeypatch) -> None:
+    """'Learn this noise' re-runs the job every few seconds on the same image: a known sigma is
+    passed in, not estimated again (a wavelet pass over the whole photo each time)."""
+    import aestudio.gui.panels.noise_lab as lab
+
+    calls = []
+    monkeypatch.setattr(lab, "estimate_sigma", lambda img: calls.append(1) or 0.05)
+    img = np.full((16, 16, 1), 0.5, np.float32)
+    assert lab.denoise_job(None, img, None)["sigma"] == 0.05 and len(calls) == 1
+    assert lab.denoise_job(None, img, None, sigma=0.07)["sigma"] == 0.07 and len(calls) == 1

@@ -108,8 +108,11 @@ def add_noise(clean: np.ndarray, kind: str, strength: float, seed: int) -> np.nd
 
 
 def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str, float, int] | None,
-                progress: Progress | None = None) -> dict[str, Any]:
-    """What the three panes show: ``noise`` None means ``image`` is already noisy (no clean reference)."""
+                progress: Progress | None = None, sigma: float | None = None) -> dict[str, Any]:
+    """What the three panes show: ``noise`` None means ``image`` is already noisy (no clean reference).
+
+    ``sigma``: the already-noisy image's noise estimate when the caller knows it (it does not
+    change while the image stays; "Learn this noise" re-runs the job every few seconds)."""
     image = as_float_hwc(image)
     clean = image if noise is not None else None
     noisy = add_noise(image, *noise) if noise is not None else image
@@ -118,7 +121,7 @@ def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str
     out["metrics_noisy"] = image_metrics(clean, noisy) if clean is not None else None
     out["metrics_denoised"] = image_metrics(clean, denoised) if clean is not None and denoised is not None else None
     # An image that came noisy: estimate its noise level (the lab compares it with what the model knows).
-    out["sigma"] = estimate_sigma(noisy) if noise is None else None
+    out["sigma"] = (sigma if sigma is not None else estimate_sigma(noisy)) if noise is None else None
     out["qimages"] = {k: array_to_qimage(display_copy(v)) for k, v in
                       (("noisy", noisy), ("denoised", denoised), ("clean", clean)) if v is not None}
     return out
@@ -168,6 +171,7 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.seed = 0  # fixed: the same slider value gives the same noise
         self._strengths = {n.kind: n.default for n in NOISES}  # remembered per kind
         self._cache = _ImageCache()
+        self._sigmas: dict[Path, float] = {}  # noise estimates of already-noisy files, by path
         self._gen = 0  # bumped when the model changes: older results are dropped
         self._data_gen = 0  # bumped when the data set changes
         self._deferred = False  # settings changed while the tab was hidden: compute when shown
@@ -388,7 +392,10 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     def _job(self, predictor: Predictor, array: Any, path: Path | None, noise: Any, progress: Progress) -> dict:
         image = self._cache.get(path) if path is not None else array
-        return denoise_job(predictor, image, noise, progress)
+        out = denoise_job(predictor, image, noise, progress, sigma=self._sigmas.get(path) if path is not None else None)
+        if path is not None and out["sigma"] is not None:
+            self._sigmas[path] = out["sigma"]
+        return out
 
     def _hide_stale(self) -> None:
         if self.noisy_pane.array is not None:
