@@ -276,6 +276,8 @@ class _Trainer:
 
     def _epochs(self) -> Iterator[Event]:
         cfg = self.cfg
+        if self.start is None and self.run is not None and self.run.record.get("init_weights"):
+            yield from self._score_start()
         while self.epoch < cfg.epochs:
             # On resume _seed() rewound the sampler to the saved epoch start, so this
             # draws the same permutation the interrupted run was working through.
@@ -447,6 +449,14 @@ class _Trainer:
             return evaluate(self.net, self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
                             noise=self.noise, seed=self.cfg.seed, num_classes=getattr(self.data, "num_classes", None),
                             class_names=getattr(self.data, "class_names", None))
+
+    def _score_start(self) -> Iterator[Event]:
+        """A run that starts from trained weights (``init_weights``: fine-tuning, "Learn this noise") scores them
+        before the first step and keeps them as the best checkpoint, so the best model so far is never worse,
+        by the run's own metric, than the one the user started from."""
+        self.metrics = self._validate()
+        if self._update_best():
+            yield self._checkpoint(RunStatus.RUNNING, best=True)
 
     def _update_best(self) -> bool:
         value = self.metrics.get(self.metric_name)
