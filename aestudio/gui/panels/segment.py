@@ -10,12 +10,13 @@ Work is split so the GUI thread never waits on a model:
   from the cached probabilities, so opacity, visibility and threshold changes
   cost no inference and a dragged slider never queues stale work;
 * exports go to the shared task pool; a whole folder runs on its own thread
-  (:class:`~aestudio.gui.panels.segment_folder.FolderJob`).
+  (:class:`~aestudio.gui.panels.folder_job.FolderJob`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,14 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
-from aestudio.explore.segmentation import MASK_SUFFIX, OVERLAY_SUFFIX, FolderReport, FolderSettings
+from aestudio.explore.folder_job import FolderReport
+from aestudio.explore.segmentation import MASK_SUFFIX, OVERLAY_SUFFIX, FolderSettings, segment_work
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.common import ImagePane, LatestRunner
-from aestudio.gui.panels.segment_folder import FolderJob
+from aestudio.gui.panels.folder_job import FolderJob
 from aestudio.gui.panels.segment_view import (
     Composed,
     DropPredictors,
@@ -391,7 +393,7 @@ class SegmentPanel(ExplorePanel):
             return False
         settings = FolderSettings(self._colors.copy(), self._alphas(), self._threshold(),
                                   overlays=self.folder_overlays.isChecked(), outlines=self.outlines.isChecked())
-        self.folder_job.start(self.model.predictor, in_dir, out_dir, settings)
+        self.folder_job.start(self.model.predictor, in_dir, out_dir, partial(segment_work, settings=settings))
         self.folder_progress.setRange(0, 0)
         self.folder_progress.show()
         self.folder_cancel.show()
