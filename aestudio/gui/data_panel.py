@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -181,7 +180,7 @@ class DataPanel(QWidget):
         self.info.setText(f"<span style='color:#b04a4a'>Could not open {spec}</span>")
         self.notify.emit(Level.ERROR, f"Could not open data {spec}: {exc}", details)
 
-    def _activated(self, index: Any) -> None:
+    def _activated(self, index: QModelIndex) -> None:
         item = self.model.item(index.row())
         if isinstance(item, Path):
             self.image_activated.emit(item)
