@@ -64,7 +64,7 @@ def summarize(spec: str) -> DataSummary:
             samples.append(np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32))
     return DataSummary(
         spec=spec, train_size=len(data.train), val_size=len(data.val), channels=int(data.channels),
-        image_size=getattr(data, "image_size", None), kind=str(getattr(getattr(data, "kind", "images"), "value", getattr(data, "kind", "images"))),
+        image_size=getattr(data, "image_size", None), kind=data.kind.value,
         class_names=list(getattr(data, "class_names", None) or []),
         bad_files=[(str(p), str(r)) for p, r in (getattr(data, "bad_files", None) or [])],
         files=files, samples=samples)

@@ -597,7 +597,7 @@ class SegmentPanel(ExplorePanel):
             self.banner.setText("No model loaded.")
             placeholder = EMPTY_NO_MODEL
         elif not self._model_ok():
-            task = getattr(getattr(model.info, "task", None), "value", getattr(model.info, "task", "?"))
+            task = Task(model.info.task).value
             text = (f"{model.name} is a {task} model, not a segmentation model: this tab needs a "
                     "U-Net (segment) model. Load one under Models, or train a unet on shapes-seg.")
             self.banner.setText(f"<span style='color:#b04a4a'>{text}</span>")
