@@ -75,6 +75,14 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
     assert "miou" in info.metrics
     assert main(["eval", str(tmp_path / "seg"), "--data", "shapes-seg", "--json"]) == 0
     assert "iou_" in capsys.readouterr().out
+    # The same command again with --resume is accepted (it raised TypeError on the recorded dict) ...
+    seg = ["train", "--model", "unet", *base, "--out", str(tmp_path / "seg")]
+    assert main([*seg, "--init-encoder", str(tmp_path / "ae"), "--resume", "--max-steps", "3"]) == 0
+    assert read_run(tmp_path / "seg").step == 3
+    # ... and another encoder is refused as a change, naming the recorded one.
+    assert main([*seg, "--init-encoder", str(tmp_path / "seg"), "--resume", "--max-steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--init-encoder" in err and str(tmp_path / "ae") in err
 
 
 @pytest.mark.parametrize(
