@@ -52,6 +52,7 @@ from aestudio.training.metrics import evaluate, is_better, main_metric
 from aestudio.training.orphans import bounded_workers, worker_init
 from aestudio.training.preview import PreviewMaker
 from aestudio.training.runs import RunFolder, RunStatus
+from aestudio.training.selfsup import SELECTION_METRIC
 from aestudio.training.selfsup import batch_objective as selfsup_objective
 from aestudio.training.selfsup import validation_loss as selfsup_validation
 
@@ -171,7 +172,7 @@ class _Trainer:
         # Self-supervised: the batches are the noisy images themselves, the loss masks or sub-samples them.
         self.selfsup = cfg.self_supervised if not self.segment else SelfSupervised.NONE
         if self.selfsup is not SelfSupervised.NONE:
-            self.metric_name = "ss_loss"  # no clean images: the method's own loss on fixed validation masks
+            self.metric_name = SELECTION_METRIC  # no clean images: SURE's estimate of the error against them
         self.noise = cfg.noise if cfg.noise.kind != "none" and not self.segment and self.selfsup is SelfSupervised.NONE else None
         self.n_train = len(data.train)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
