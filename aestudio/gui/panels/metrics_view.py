@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import as_float_hwc
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
@@ -97,10 +98,6 @@ class ShownImage(TypedDict, total=False):
     """The part of a panel's result that says where the shown image came from."""
 
     path: Path | None  # the dropped file, or None for a data set item (added when shown)
-
-
-class Cancelled(Exception):
-    """A background job noticed it was cancelled (the model or data changed)."""
 
 
 # ------------------------------------------------------------------ saving

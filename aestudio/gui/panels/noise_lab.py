@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
     denoise_verdict,
@@ -62,7 +63,6 @@ from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
-    Cancelled,
     MetricTile,
     Progress,
     ShownImage,

@@ -41,6 +41,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
     colorize,
@@ -63,7 +64,6 @@ from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
-    Cancelled,
     ColorBar,
     MetricTile,
     Progress,
