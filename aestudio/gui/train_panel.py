@@ -28,10 +28,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QCollapsible
 
 from aestudio.config import FinishReason, Task, TrainConfig
 from aestudio.gui import engine
+from aestudio.gui.collapsible import Collapsible
 from aestudio.gui.config_form import ConfigForm
 from aestudio.gui.curves import CurvesView
 from aestudio.gui.devices import Device, best_device, list_devices
@@ -145,7 +145,7 @@ class TrainPanel(QWidget):
         self.train_form = ConfigForm(TrainConfig, include=TRAIN_MAIN)
         tl.addWidget(self.train_form)
         self.advanced_form = ConfigForm(TrainConfig, include=TRAIN_ADVANCED)
-        adv = QCollapsible("Advanced")
+        adv = Collapsible("Advanced")
         adv.addWidget(self.advanced_form)
         tl.addWidget(adv)
         dev = QFormLayout()
@@ -212,7 +212,7 @@ class TrainPanel(QWidget):
         col.addWidget(self.stats_label)
 
         vsplit = QSplitter(Qt.Orientation.Vertical)
-        self.curves = CurvesView()
+        self.curves = CurvesView(deferred=True)  # its plots: after the window's first paint (build_deferred)
         vsplit.addWidget(self.curves)
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -240,6 +240,10 @@ class TrainPanel(QWidget):
         scroll = self._settings_scroll
         width = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 6
         scroll.setMinimumWidth(max(300, width))
+
+    def build_deferred(self) -> None:
+        """Build what waited for the window's first paint: the curves' plots (pyqtgraph)."""
+        self.curves.build_plot()
 
     # ================================================================ choices
 
