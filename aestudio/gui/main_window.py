@@ -129,14 +129,17 @@ class MainWindow(QMainWindow):
         self._closed = threading.Event()  # set on close: exports queued by this window never start then
         # Its own thread for loading torch in the background (~3 s), so checking a dropped
         # image or opening data never queues behind it in the shared pool.
-        self._preload = TaskRunner(self, max_workers=1)
+        self._preload = TaskRunner(self, max_workers=1, reads_only=True)
+        # Opening data sets and checking dropped images: reads, which quitting need not wait for
+        # (exports, copies and saves stay on self.tasks, whose jobs finish before the exit).
+        self.reads = TaskRunner(self, max_workers=2, reads_only=True)
         self.setWindowTitle("aestudio")
         self.setAcceptDrops(True)
         screen = self.screen() or QGuiApplication.primaryScreen()
         self.resize(default_window_size(screen.availableGeometry().size() if screen is not None else None))
 
         self.messages = MessageBar()
-        self.data_panel = DataPanel(self.tasks)
+        self.data_panel = DataPanel(self.reads)
         self.models_panel = ModelsPanel(self.workspace)
         self.models_panel.set_recent(recent_items(settings))
         self.train_panel = TrainPanel(self.workspace)
@@ -444,6 +447,7 @@ class MainWindow(QMainWindow):
                 logger.exception("panel %s failed to shut down", panel.title)
         self._cancel_model_calls()  # a model call must not keep the process alive after the window
         self.tasks.shutdown()
+        self.reads.shutdown()
         self._preload.shutdown()
         # An export child must not outlive the window (it did, invisibly, for ~50 s): end it.
         # It writes to a temp folder and renames at the end, so no half-written bundle stays;
@@ -505,7 +509,7 @@ class MainWindow(QMainWindow):
             self.load_model(models[-1].path)
         images = [i.path for i in groups[DropKind.IMAGE]]
         if images:
-            self.tasks.submit(_verify_images, images, on_result=self._images_checked,
+            self.reads.submit(_verify_images, images, on_result=self._images_checked,
                               on_error=lambda exc, det: self.notify(Level.ERROR, f"Cannot open images: {exc}", det))
 
     def _images_checked(self, result: tuple[list[Path], list[tuple[Path, str]]]) -> None:
