@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -35,6 +35,9 @@ TRAIN_THREAD_NAME = "aestudio-train"
 DRAIN_MS = 100  # ~10 UI updates a second: smooth enough to read, cheap for the event loop
 
 EventSource = Callable[[threading.Event, threading.Event], Iterator[Event]]
+
+
+R = TypeVar("R")  # what a submitted job returns, and its callback receives
 
 
 class TrainWorker(QObject):
@@ -157,13 +160,14 @@ class TaskRunner(QObject):
     def __init__(self, parent: QObject | None = None, max_workers: int = 2) -> None:
         super().__init__(parent)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task")
-        self._callbacks: dict[Future, tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
+        # Jobs of every result type wait here side by side: each future's result goes to its own callback.
+        self._callbacks: dict[Future[Any], tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
         self._completed.connect(self._deliver)
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any,
-               on_result: Callable[[Any], None],
-               on_error: Callable[[BaseException, str], None] | None = None) -> Future | None:
+    def submit(self, fn: Callable[..., R], *args: object,
+               on_result: Callable[[R], None],
+               on_error: Callable[[BaseException, str], None] | None = None) -> Future[R] | None:
         """Run ``fn(*args)`` on the pool; ``None`` once shut down (the window is closing)."""
         if self._closed:
             logger.debug("task %r dropped: the runner is shut down", fn)
