@@ -119,3 +119,29 @@ def test_segment_keeps_earlier_results_unless_asked_and_names_like_the_panel(mod
     assert mask.read_bytes() == b"kept" and "skipped (outputs already there" in capsys.readouterr().out
     assert main([*args, "--overwrite"]) == 0
     assert io.read_mask(mask).shape == (30, 40)
+
+
+@pytest.mark.parametrize(("command", "model", "extra", "result"), [
+    ("denoise", "denoise", [], "_denoised.png"),
+    ("denoise", "denoise", ["--noise", "gaussian:0.1"], "_noisy.png"),
+    ("reconstruct", "vae", [], "_recon.png"),
+    ("segment", "segment", ["--overlay"], "_overlay.png"),
+])
+def test_every_folder_command_keeps_existing_results_and_names_broken_files(
+        models, inputs: Path, tmp_path: Path, capsys, command: str, model: str, extra: list[str], result: str) -> None:
+    """denoise, reconstruct and segment run the one folder job: same names, same overwrite rule, bad files named."""
+    out = tmp_path / "out"
+    args = [command, "--model", str(models[model]), str(inputs), "-o", str(out), *extra]
+    assert main(args) == 1  # broken.png: named, skipped, and the exit code says a file failed
+    captured = capsys.readouterr()
+    assert "aestudio: skipped broken.png" in captured.err and "2 image(s) written" in captured.out
+    assert not any(p.name.startswith("broken") for p in out.rglob("*"))
+    mine = out / f"a_photo{result}"
+    assert mine.is_file() and (out / "sub" / f"b{result}").is_file()
+    mine.write_bytes(b"kept")  # a result the user changed by hand (or another tool wrote)
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    assert mine.read_bytes() == b"kept", f"{command} overwrote an existing output without --overwrite"
+    assert "0 image(s) written" in captured.out and "2 skipped (outputs already there" in captured.out
+    assert main([*args, "--overwrite"]) == 1
+    assert mine.read_bytes() != b"kept" and io.read_image(mine).shape[:2] == (30, 40)

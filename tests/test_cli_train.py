@@ -75,6 +75,14 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
     assert "miou" in info.metrics
     assert main(["eval", str(tmp_path / "seg"), "--data", "shapes-seg", "--json"]) == 0
     assert "iou_" in capsys.readouterr().out
+    # The same command again with --resume is accepted (it raised TypeError on the recorded dict) ...
+    seg = ["train", "--model", "unet", *base, "--out", str(tmp_path / "seg")]
+    assert main([*seg, "--init-encoder", str(tmp_path / "ae"), "--resume", "--max-steps", "3"]) == 0
+    assert read_run(tmp_path / "seg").step == 3
+    # ... and another encoder is refused as a change, naming the recorded one.
+    assert main([*seg, "--init-encoder", str(tmp_path / "seg"), "--resume", "--max-steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "--init-encoder" in err and str(tmp_path / "ae") in err
 
 
 @pytest.mark.parametrize(
@@ -197,10 +205,10 @@ def test_self_supervised_run_on_noisy_images_alone_gets_closer_to_the_clean_ones
     assert main(["train", "--model", "denoising_ae", "--data", f"folder:{folder}", "--self-supervised",
                  "--image-size", "32", "--batch-size", "8", "--epochs", "100", "--max-steps", "40",
                  "--no-progress", "--out", str(out)]) == 0
-    assert "ss_loss" in capsys.readouterr().out
+    assert "sure_mse" in capsys.readouterr().out
     info = read_run(out)
     assert info.train_cfg.self_supervised.value == "ne2ne" and info.train_cfg.noise.kind == "none"
-    assert info.best["metric"] == "ss_loss"
+    assert info.best["metric"] == "sure_mse"
     net, _ = load_net(out)
     with torch.no_grad():
         err = [float(np.mean((net(torch.from_numpy(n.transpose(2, 0, 1))[None])[0].numpy().transpose(1, 2, 0) - c) ** 2))
@@ -226,8 +234,9 @@ def test_blind_spot_run_trains_and_resumes_from_the_cli(tmp_path, capsys) -> Non
     # eval scores it the way training validated it: its own loss on the same fixed noisy crops.
     assert main(["eval", str(out), "--which", "last", "--batch-size", "8", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert set(res["metrics"]) == {"ss_loss"}
-    assert res["metrics"]["ss_loss"] == pytest.approx(read_run(out).metrics["ss_loss"], rel=1e-6)
+    assert set(res["metrics"]) == {"sure_mse", "ss_loss"}
+    for key in ("sure_mse", "ss_loss"):
+        assert res["metrics"][key] == pytest.approx(read_run(out).metrics[key], rel=1e-6)
     assert main(["train", "--resume", "--out", str(out), "--self-supervised", "ne2ne", "--no-progress"]) == 2
     assert "--self-supervised ne2ne differs" in capsys.readouterr().err
 

@@ -1,27 +1,32 @@
 """Inference subcommands: ``export``, ``import-pt``, ``denoise``, ``segment``, ``reconstruct``, ``sample``, ``interpolate``.
 
 Everything but ``export`` runs through ONNX Runtime (no torch import), on a
-bundle folder or a foreign .onnx file. Folder commands read files and folders
+bundle folder or a foreign .onnx file. The folder commands (``denoise``,
+``segment``, ``reconstruct``) run the one folder job of the app
+(:func:`aestudio.explore.folder_job.run_folder`): they read files and folders
 (recursively), show a progress bar, write into OUT_DIR only (mirroring
-sub-folders, sanitised names), never overwrite an input, and skip bad files
-with a report: exit code 1 if any file failed.
+sub-folders, sanitised names), never overwrite an input, keep results already
+there unless ``--overwrite``, and name and skip bad files: exit code 1 if any
+file failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from aestudio.cli.common import CliError, bounded_int, noise_spec, value_range
 from aestudio.config import Task
 from aestudio.limits import MAX_SAMPLES, MAX_SEED, MAX_STEPS
+
+if TYPE_CHECKING:
+    from aestudio.explore.folder_job import FolderWork
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         _model_args(q)
         q.add_argument("inputs", nargs="+", type=Path, metavar="INPUTS", help="image files or folders (searched recursively)")
         q.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="folder for the results")
+        q.add_argument("--overwrite", action="store_true",
+                       help="replace results already in OUT_DIR (by default they are kept and the image is skipped)")
         q.set_defaults(func=func)
         return q
 
@@ -67,8 +74,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0, help="noise seed (default 0)")
     q = folder_command("segment", "segment images into class-index masks (NAME_mask.png)", cmd_segment)
     q.add_argument("--overlay", action="store_true", help="also save NAME_overlay.png with class colours over the image")
-    q.add_argument("--overwrite", action="store_true",
-                   help="replace results already in OUT_DIR (by default they are kept and the image is skipped)")
     folder_command("reconstruct", "reconstruct images through the model (NAME_recon.png)", cmd_reconstruct)
 
     q = sub.add_parser("sample", help="decode random codes from a VAE's prior into a grid image")
@@ -147,44 +152,37 @@ def _collect(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _run_folder(args: argparse.Namespace, work: Callable[[np.ndarray, Callable[[str], Path]], None]) -> int:
-    """Apply ``work(image, target)`` to every input file; bad files are reported and skipped."""
+def _run_folder(args: argparse.Namespace, work: FolderWork) -> int:
+    """The app's folder job over ``args.inputs`` into ``args.out``, with a progress bar; bad files named."""
+    import threading
+
     from tqdm import tqdm
 
-    from aestudio.data.io import ImageLoadError, read_image
-    from aestudio.explore.batch import OutputPlanError, output_path
+    from aestudio.explore.folder_job import FolderReport, input_root, run_folder
 
     out_dir: Path = args.out
     if out_dir.exists() and not out_dir.is_dir():
         raise CliError(f"{out_dir} is a file; -o needs a folder")
     pairs = _collect(list(args.inputs), out_dir)
-    inputs = {f.resolve() for f, _ in pairs}
-    failed: list[tuple[Path, str]] = []
-    written = 0
-    for f, stem in tqdm(pairs, unit="image", desc=args.command, file=sys.stderr, leave=False):
+    report = FolderReport.for_work(work, input_root(list(args.inputs)), out_dir, total=len(pairs))
+    bar = tqdm(total=len(pairs), unit="image", desc=args.command, file=sys.stderr, leave=False)
+    seen_bad = 0
 
-        def target(suffix: str, stem: Path = stem) -> Path:
-            path = output_path(stem, suffix, out_dir, inputs)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return path
+    def progress(r: FolderReport, _name: str) -> None:
+        nonlocal seen_bad
+        bar.update(1)
+        for name, reason in r.bad[seen_bad:]:
+            tqdm.write(f"aestudio: skipped {name}: {reason}", file=sys.stderr)
+        seen_bad = len(r.bad)
 
-        try:
-            work(read_image(f), target)
-            written += 1
-        except (CliError, OutputPlanError):  # about the whole command, not this image
-            raise
-        except (ImageLoadError, ValueError, OSError, RuntimeError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            failed.append((f, reason))
-            tqdm.write(f"aestudio: skipped {f}: {reason}", file=sys.stderr)
-    print(f"{written} image(s) written to {out_dir}" + (f"; {len(failed)} failed" if failed else ""))
-    return 1 if failed else 0
-
-
-def _write_image(path: Path, image: np.ndarray) -> None:
-    from aestudio.data.io import write_image
-
-    write_image(path, image, overwrite=True)
+    try:
+        run_folder(pairs, report, work, threading.Event(), progress, overwrite=args.overwrite)
+    finally:
+        bar.close()
+    print(f"{len(report.written)} image(s) written to {out_dir}"
+          + (f"; {len(report.skipped)} skipped (outputs already there; --overwrite replaces them)" if report.skipped else "")
+          + (f"; {len(report.bad)} failed" if report.bad else ""))
+    return 1 if report.bad else 0
 
 
 # ----------------------------------------------------------------- commands
@@ -271,61 +269,42 @@ def _image_model(args: argparse.Namespace, task: str) -> Any:
 
 def cmd_denoise(args: argparse.Namespace) -> int:
     from aestudio.data.noise import apply_noise
+    from aestudio.explore.folder_job import FolderWork
 
     noise = args.noise if args.noise is not None and args.noise.kind != "none" else None  # parsed by noise_spec
     pred = _image_model(args, "denoise")
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(args.seed)  # one stream over the images run, in order
 
-    def work(img: np.ndarray, target: Callable[[str], Path]) -> None:
-        if noise is not None:
-            img = apply_noise(img.transpose(2, 0, 1), noise, rng).transpose(1, 2, 0)
-            _write_image(target("_noisy.png"), img)
-        _write_image(target("_denoised.png"), pred.run_image(img))
+    def compute(img: np.ndarray) -> dict[str, np.ndarray]:
+        if noise is None:
+            return {"_denoised.png": pred.run_image(img)}
+        noisy = apply_noise(img.transpose(2, 0, 1), noise, rng).transpose(1, 2, 0)
+        return {"_noisy.png": noisy, "_denoised.png": pred.run_image(noisy)}
 
-    return _run_folder(args, work)
+    suffixes = ("_denoised.png",) if noise is None else ("_denoised.png", "_noisy.png")
+    return _run_folder(args, FolderWork("Denoised", "denoising", suffixes, compute))
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from aestudio.explore.folder_job import FolderWork
+
     pred = _image_model(args, "reconstruct")
-    return _run_folder(args, lambda img, target: _write_image(target("_recon.png"), pred.run_image(img)))
+    return _run_folder(args, FolderWork("Reconstructed", "reconstruction", ("_recon.png",),
+                                        lambda img: {"_recon.png": pred.run_image(img)}))
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
-    """The Segment panel's folder job (aestudio.explore.segmentation.segment_folder), headless."""
-    import threading
-
-    from tqdm import tqdm
-
-    from aestudio.explore.segmentation import FolderReport, FolderSettings, segment_folder
+    """The Segment panel's folder job, headless."""
+    from aestudio.explore.segmentation import FolderSettings, segment_work
 
     pred = _open_model(args, "segment")
     if pred.info.task is not Task.SEGMENT:
         raise CliError(f"{args.model} is a {pred.info.task.value} model, not a segmentation model")
-    out_dir: Path = args.out
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CliError(f"{out_dir} is a file; -o needs a folder")
-    pairs = _collect(list(args.inputs), out_dir)
     colors = np.asarray(pred.info.class_colors, dtype=np.uint8).reshape(-1, 3)
     alphas = np.full(len(colors), OVERLAY_ALPHA, np.float32)
     alphas[:1] = 0.0  # class 0 (background) is left unpainted in the overlay
     settings = FolderSettings(colors, alphas, threshold=None, overlays=args.overlay, outlines=False)
-    report = FolderReport(in_dir=Path(os.curdir), out_dir=out_dir, total=len(pairs))
-    bar = tqdm(total=len(pairs), unit="image", desc=args.command, file=sys.stderr, leave=False)
-    seen_bad = 0
-
-    def progress(r: FolderReport, _name: str) -> None:
-        nonlocal seen_bad
-        bar.update(1)
-        for name, reason in r.bad[seen_bad:]:
-            tqdm.write(f"aestudio: skipped {name}: {reason}", file=sys.stderr)
-        seen_bad = len(r.bad)
-
-    segment_folder(pred, pairs, report, settings, threading.Event(), progress, overwrite=args.overwrite)
-    bar.close()
-    print(f"{len(report.written)} image(s) written to {out_dir}"
-          + (f"; {len(report.skipped)} skipped (outputs already there; --overwrite replaces them)" if report.skipped else "")
-          + (f"; {len(report.bad)} failed" if report.bad else ""))
-    return 1 if report.bad else 0
+    return _run_folder(args, segment_work(pred, settings))
 
 
 def _write_result(path: Path, image: np.ndarray, overwrite: bool) -> None:

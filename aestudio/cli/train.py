@@ -231,8 +231,8 @@ def _run_value(info: Any, key: str) -> Any:
     if key == "classes":
         field = class_field(net)
         return None if field is None else getattr(net, field)
-    if key == "init_encoder":
-        return info.extra.get("init_encoder")
+    if key == "init_encoder":  # recorded as {"run": RUN_DIR, "copied": N}
+        return (info.extra.get("init_encoder") or {}).get("run")
     if key == "init_from":
         return (info.extra.get("init_weights") or {}).get("from")
     if key == "loss":

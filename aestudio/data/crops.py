@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from aestudio.data.base import UNLABELLED, BadFile, adapt_channels
-from aestudio.data.folders import _LazyFiles, read_pair
+from aestudio.data.folders import LazyFiles, read_pair
 
 DEFAULT_CROP = 128  # measured (issue 13): 128-pixel crops at batch 16 beat 64 x 64 resizes at batch 64 threefold
 DEFAULT_VAL_MAX = 512  # whole validation images up to this side; larger ones give a fixed crop
@@ -118,7 +118,7 @@ def pad_collate(multiple: int) -> Callable[[Sequence[tuple[torch.Tensor, torch.T
     return collate
 
 
-class NativePairsDataset(_LazyFiles):
+class NativePairsDataset(LazyFiles):
     """Images with index masks at their own scale: (image [C, h, w], int64 mask [h, w]), sizes vary.
 
     ``train=True``: random labelled-centred crops with flips, each image repeated

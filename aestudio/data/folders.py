@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from aestudio.data.base import NO_LABEL, BadFile, DataError, adapt_channels, resize_short_side
-from aestudio.data.io import ImageLoadError, read_image, read_mask
+from aestudio.data.io import ImageLoadError, probe_image, read_image, read_mask
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,21 @@ def shape_item(
     return image.contiguous(), None if mask is None else mask.contiguous()
 
 
-class _LazyFiles(Dataset):
+_CHANNEL_PROBE_FILES = 8  # folder colour detection looks at this many files
+
+
+def guess_channels(paths: Sequence[Path]) -> int:
+    """3 if any of the first few readable files is colour, else 1 (header only, no decoding)."""
+    for path in paths[:_CHANNEL_PROBE_FILES]:
+        try:
+            if probe_image(path).channels == 3:
+                return 3
+        except ValueError:
+            continue  # a bad file; the dataset will skip and report it
+    return 1
+
+
+class LazyFiles(Dataset):
     """Shared skip-and-record logic: subclasses implement ``_load(i)``."""
 
     def __init__(self, paths: Sequence[Path], bad_files: list[BadFile], spec: str) -> None:
@@ -107,7 +121,7 @@ class _LazyFiles(Dataset):
         log.warning("skipping bad file %s", reason)
 
 
-class FolderDataset(_LazyFiles):
+class FolderDataset(LazyFiles):
     """Images from files, unlabelled: (image [C, S, S], -1)."""
 
     def __init__(
@@ -147,7 +161,7 @@ def read_pair(image_path: Path, mask_path: Path, channels: int | None) -> tuple[
     return array, mask
 
 
-class PairsDataset(_LazyFiles):
+class PairsDataset(LazyFiles):
     """Images with index masks: (image [C, S, S], int64 mask [S, S])."""
 
     def __init__(

@@ -330,13 +330,14 @@ def _tifffile():  # noqa: ANN202 - the module
 
 def _tifffile_read(path: Path, orientation: int) -> np.ndarray:
     try:
-        return read_tiff(path, orientation)
+        array = read_tiff(path)
     except LimitError as exc:
         raise ImageLoadError(str(exc)) from None
     except (ImageLoadError, MemoryError):
         raise
     except Exception as exc:  # tifffile's errors on a damaged file
         raise _decode_error(path, exc) from exc
+    return np.ascontiguousarray(_apply_orientation(array, orientation), dtype=np.float32)
 
 
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:

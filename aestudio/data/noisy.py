@@ -33,7 +33,7 @@ import torch
 
 from aestudio.data.base import NO_LABEL, BadFile, DataBundle, DataError, DataKind, adapt_channels
 from aestudio.data.crops import repeats_for
-from aestudio.data.folders import _LazyFiles
+from aestudio.data.folders import LazyFiles, guess_channels
 from aestudio.data.io import iter_image_files, probe_image, read_image
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def random_crop(image: torch.Tensor, crop: int, generator: torch.Generator | Non
     return out.contiguous()
 
 
-class NoisyCrops(_LazyFiles):
+class NoisyCrops(LazyFiles):
     """(crop [C, S, S] of a noisy image, -1): random crops (train) or fixed ones (validation)."""
 
     def __init__(self, paths: Sequence[Path], sizes: Sequence[tuple[int, int]], *, crop: int, channels: int,
@@ -100,8 +100,6 @@ class NoisyCrops(_LazyFiles):
 
 def open_noisy_folder(spec: str, root: Path, *, crop: int | None, channels: int | None, seed: int) -> DataBundle:
     """``folder:DIR`` as noisy-only crops (see the module docstring); raises :class:`DataError` naming the fix."""
-    from aestudio.data.specs import _guess_channels
-
     paths = list(iter_image_files(root))
     if not paths:
         raise DataError(f"{spec}: found no PNG, JPEG, TIFF or BMP images under {root}; add noisy images or pick another folder")
@@ -134,7 +132,7 @@ def open_noisy_folder(spec: str, root: Path, *, crop: int | None, channels: int 
         log.info("%s: %s", spec, notes)
         want = side
     crop_side = want - want % 2  # even: Neighbor2Neighbor halves it
-    out_channels = channels or _guess_channels(good)
+    out_channels = channels or guess_channels(good)
     common: dict[str, Any] = {"crop": crop_side, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
     train = NoisyCrops(good, sizes, train=True, **common)
     val = NoisyCrops(good, sizes, train=False, **common)

@@ -34,7 +34,7 @@ from aestudio.data.base import (
 from aestudio.data.catalog import NATIVE_SIZE, builtin_specs
 from aestudio.data.classes import ClassesError, read_classes
 from aestudio.data.crops import NativePairsDataset, NativeScale
-from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, match_pairs
+from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, guess_channels, match_pairs
 from aestudio.data.io import iter_image_files, probe_image, read_mask
 from aestudio.data.mnist import DIGIT_LABELS, open_mnist
 from aestudio.data.procedural import (
@@ -65,7 +65,6 @@ SHAPES_TRAIN = (
 )
 SHAPES_SEG_TRAIN = 2_000
 DEFAULT_FOLDER_SIZE = 64
-_CHANNEL_PROBE_FILES = 8  # folder colour detection looks at this many files
 
 
 def open_data(
@@ -238,17 +237,6 @@ def _folder(spec: str, text: str, what: str) -> Path:
     return path
 
 
-def _guess_channels(paths: list[Path]) -> int:
-    """3 if any of the first few readable files is colour, else 1 (header only, no decoding)."""
-    for path in paths[:_CHANNEL_PROBE_FILES]:
-        try:
-            if probe_image(path).channels == 3:
-                return 3
-        except ValueError:
-            continue  # a bad file; the dataset will skip and report it
-    return 1
-
-
 def _relative_keys(paths: list[Path], root: Path) -> list[str]:
     return [p.relative_to(root).as_posix() for p in paths]
 
@@ -269,7 +257,7 @@ def _open_folder(
             f"{spec}: found no PNG, JPEG, TIFF or BMP images under {root}; add images or pick another folder"
         )
     size = image_size or DEFAULT_FOLDER_SIZE
-    out_channels = channels or _guess_channels(paths)
+    out_channels = channels or guess_channels(paths)
     train_idx, val_idx = hash_split(_relative_keys(paths, root), val_fraction)
     bad: list[BadFile] = []
     common = {"size": size, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
@@ -334,7 +322,7 @@ def _open_pairs(
             f"{spec}: none of the {len(pairs)} masks could be read ({bad[0].reason}); save masks as index PNGs"
         )
     names, colors, num_classes = _pairs_classes(spec, masks_root, scan)
-    out_channels = channels or _guess_channels([image for image, _ in good_pairs])
+    out_channels = channels or guess_channels([image for image, _ in good_pairs])
     train_idx, val_idx = hash_split(
         _relative_keys([image for image, _ in good_pairs], images_root), val_fraction
     )

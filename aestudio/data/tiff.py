@@ -67,11 +67,10 @@ def probe_tiff(path: Path) -> tuple[int, int, int]:
     return w, h, 1 if samples < 3 else 3
 
 
-def read_tiff(path: Path, orientation: int = 1) -> np.ndarray:
-    """float32 ``[H, W, C]`` in [0, 1], C = 1 or 3, alpha composited on white."""
+def read_tiff(path: Path) -> np.ndarray:
+    """float32 ``[H, W, C]`` in [0, 1], C = 1 or 3, alpha composited on white, as stored
+    (the caller, :func:`aestudio.data.io.read_image`, applies the EXIF orientation)."""
     import tifffile  # (see probe_tiff)
-
-    from aestudio.data.io import _apply_orientation  # the one table of EXIF orientations
 
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
@@ -89,7 +88,7 @@ def read_tiff(path: Path, orientation: int = 1) -> np.ndarray:
     if array.shape[-1] in (2, 4):  # grey + alpha, RGB + alpha
         colour, alpha = array[..., :-1], array[..., -1:]
         array = colour * alpha + (1.0 - alpha)
-    return np.ascontiguousarray(_apply_orientation(array, orientation), dtype=np.float32)
+    return array
 
 
 def to_unit(data: np.ndarray, path: Path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Segmentation results (plain numpy): masks from class probabilities, overlays, IoU/Dice, and the folder job.
+"""Segmentation results (plain numpy): masks from class probabilities, overlays, IoU/Dice, and the folder work.
 
 The Segment panel's slider work (threshold, opacity, per-class visibility,
 IoU/Dice) runs off the GUI thread from cached class probabilities, never from a
@@ -9,33 +9,25 @@ new inference:
 * :func:`class_shares` / :func:`iou_dice`: pixel share per class, and per-class
   IoU and Dice from one confusion matrix.
 
-:func:`segment_folder` segments a folder: it writes ``<stem>_mask.png`` (index
-PNG) and optionally ``<stem>_overlay.png`` into the output folder, named as every
-folder job names its outputs (:mod:`aestudio.explore.batch`), skips unreadable files
-and names them, never overwrites a file unless asked, and stops between two images
-when cancelled. The CLI's ``aestudio segment`` and the Segment panel both run it. The Segment panel runs it on a thread of
-its own (:class:`aestudio.gui.panels.segment_folder.FolderJob`).
+:func:`segment_work` is what the one folder job (:mod:`aestudio.explore.folder_job`)
+does to each image when it segments a folder: ``<stem>_mask.png`` (index PNG) and
+optionally ``<stem>_overlay.png``. The CLI's ``aestudio segment`` and the Segment
+panel (on a thread of its own, :class:`aestudio.gui.panels.folder_job.FolderJob`)
+both run it.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from aestudio.data.io import read_image, write_image, write_mask
-from aestudio.explore.batch import output_path
+from aestudio.explore.folder_job import FolderWork, IndexMask, Result
 
 if TYPE_CHECKING:
     from aestudio.inference.predictor import Predictor
-
-logger = logging.getLogger(__name__)
 
 MASK_SUFFIX = "_mask.png"
 OVERLAY_SUFFIX = "_overlay.png"
@@ -199,73 +191,20 @@ class FolderSettings:
     outlines: bool = True  # draw class boundaries in the overlays
 
 
-@dataclass
-class FolderReport:
-    in_dir: Path
-    out_dir: Path
-    total: int = 0
-    done: int = 0  # files looked at (good, bad or skipped)
-    written: list[Path] = field(default_factory=list)  # masks written
-    bad: list[tuple[str, str]] = field(default_factory=list)  # (relative name, reason)
-    skipped: list[str] = field(default_factory=list)  # outputs already there: never overwritten
-    cancelled: bool = False
-    seconds: float = 0.0
-    profile: str = ""  # which predictor ran it
-    error: str = ""  # the job itself failed (no model, unreadable folder...)
+def segment_work(predictor: Predictor, settings: FolderSettings) -> FolderWork:
+    """The folder job's work for segmentation: ``<stem>_mask.png`` (index PNG), and
+    ``<stem>_overlay.png`` when ``settings.overlays`` (run by :func:`aestudio.explore.folder_job.run_folder`)."""
+    palette = [(int(c[0]), int(c[1]), int(c[2])) for c in settings.colors]
+    suffixes = (MASK_SUFFIX, OVERLAY_SUFFIX) if settings.overlays else (MASK_SUFFIX,)
 
-    def summary(self) -> str:
-        if self.error:
-            return f"Folder segmentation failed: {self.error}"
-        head = "Cancelled" if self.cancelled else "Segmented"
-        text = (f"{head}: {len(self.written)} of {self.total} image(s) from {self.in_dir.name} "
-                f"into {self.out_dir} in {self.seconds:.1f} s")
-        if self.skipped:
-            text += f"; {len(self.skipped)} skipped (outputs already there)"
-        if self.bad:
-            names = ", ".join(name for name, _ in self.bad[:3]) + (" …" if len(self.bad) > 3 else "")
-            text += f"; {len(self.bad)} unreadable: {names}"
-        return text + "."
+    def compute(image: np.ndarray) -> dict[str, Result]:
+        _, probs = predictor.segment(image)
+        mask = mask_from_probs(probs, settings.threshold)
+        out: dict[str, Result] = {MASK_SUFFIX: IndexMask(mask, palette)}
+        if settings.overlays:
+            width = outline_width(*mask.shape) if settings.outlines else 0
+            over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas, outline=width)
+            out[OVERLAY_SUFFIX] = over.astype(np.float32) / 255.0
+        return out
 
-    def details(self) -> str:
-        lines = [f"{name}: {why}" for name, why in self.bad]
-        lines += [f"{name}: skipped, its output exists" for name in self.skipped]
-        return "\n".join(lines)
-
-
-def segment_folder(predictor: Predictor, pairs: list[tuple[Path, Path]], report: FolderReport, settings: FolderSettings,
-                   cancel: threading.Event, progress: Callable[[FolderReport, str], None], *,
-                   overwrite: bool = False) -> FolderReport:
-    """Segment each (input, output stem) of :func:`aestudio.explore.batch.plan_outputs`; ``progress`` after each.
-
-    Existing outputs are skipped (``report.skipped``) unless ``overwrite``; an input is never
-    written. A file that cannot be read or written goes to ``report.bad`` with the reason.
-    """
-    palette = [tuple(int(v) for v in c) for c in settings.colors]
-    inputs = {f.resolve() for f, _ in pairs}
-    for path, stem in pairs:
-        if cancel.is_set():
-            report.cancelled = True
-            break
-        name = str(path.relative_to(report.in_dir)) if report.in_dir in path.parents else str(path)
-        try:
-            mask_path = output_path(stem, MASK_SUFFIX, report.out_dir, inputs)
-            overlay_path = output_path(stem, OVERLAY_SUFFIX, report.out_dir, inputs)
-            if not overwrite and (mask_path.exists() or (settings.overlays and overlay_path.exists())):
-                report.skipped.append(name)
-            else:
-                image = read_image(path)
-                _, probs = predictor.segment(image)
-                mask = mask_from_probs(probs, settings.threshold)
-                mask_path.parent.mkdir(parents=True, exist_ok=True)
-                write_mask(mask_path, mask, palette, overwrite=overwrite)
-                if settings.overlays:
-                    width = outline_width(*mask.shape) if settings.outlines else 0
-                    over = compose_overlay(to_rgb_u8(image), mask, settings.colors, settings.alphas, outline=width)
-                    write_image(overlay_path, over.astype(np.float32) / 255.0, overwrite=overwrite)
-                report.written.append(mask_path)
-        except (ValueError, OSError) as exc:  # ImageLoadError is a ValueError; a full disk an OSError
-            report.bad.append((name, str(exc).replace(str(path), path.name)))
-            logger.info("segment folder: %s skipped: %s", path, exc)
-        report.done += 1
-        progress(report, name)
-    return report
+    return FolderWork(verb="Segmented", noun="segmentation", suffixes=suffixes, compute=compute)

@@ -69,7 +69,7 @@ class RunSeries:
                 self.metrics.setdefault(k, []).append((x, float(v)))
 
     @classmethod
-    def from_history(cls, history: Any) -> RunSeries:
+    def from_history(cls, history: list[dict[str, Any]] | None) -> RunSeries:
         """From ``RunInfo.history`` (a list of per-epoch dicts) or metrics.jsonl rows."""
         series = cls()
         for i, row in enumerate(history or []):
@@ -172,7 +172,7 @@ class CurvesView(QWidget):
         self.live.add_epoch(x, train_loss, metrics)
         self._offer_metrics(metrics)
 
-    def _offer_metrics(self, metrics: dict[str, Any]) -> None:
+    def _offer_metrics(self, metrics: dict[str, float]) -> None:
         known = {self.metric_box.itemText(i) for i in range(self.metric_box.count())}
         new = [k for k in metrics if k not in known and not k.startswith(("iou_", "dice_"))]
         if not new:

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -65,7 +64,7 @@ def summarize(spec: str) -> DataSummary:
             samples.append(np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32))
     return DataSummary(
         spec=spec, train_size=len(data.train), val_size=len(data.val), channels=int(data.channels),
-        image_size=getattr(data, "image_size", None), kind=str(getattr(getattr(data, "kind", "images"), "value", getattr(data, "kind", "images"))),
+        image_size=getattr(data, "image_size", None), kind=data.kind.value,
         class_names=list(getattr(data, "class_names", None) or []),
         bad_files=[(str(p), str(r)) for p, r in (getattr(data, "bad_files", None) or [])],
         files=files, samples=samples)
@@ -181,7 +180,7 @@ class DataPanel(QWidget):
         self.info.setText(f"<span style='color:#b04a4a'>Could not open {spec}</span>")
         self.notify.emit(Level.ERROR, f"Could not open data {spec}: {exc}", details)
 
-    def _activated(self, index: Any) -> None:
+    def _activated(self, index: QModelIndex) -> None:
         item = self.model.item(index.row())
         if isinstance(item, Path):
             self.image_activated.emit(item)

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -53,11 +53,13 @@ def image_suffixes() -> frozenset[str]:
     return frozenset(s.lower() for s in SUPPORTED_SUFFIXES)
 
 
-def open_data(spec: str, **kwargs: Any) -> DataBundle:
-    """Open a data spec (loads torch: call it from a worker thread)."""
+def open_data(spec: str, *, image_size: int | None = None, channels: int | None = None,
+              seed: int = 0) -> DataBundle:
+    """Open a data spec (loads torch: call it from a worker thread); the options of
+    :func:`aestudio.data.specs.open_data` the app uses."""
     from aestudio.data.specs import open_data as _open
 
-    return _open(spec, **kwargs)
+    return _open(spec, image_size=image_size, channels=channels, seed=seed)
 
 
 def iter_image_files(folder: Path) -> list[Path]:
@@ -104,7 +106,7 @@ class ExportCancelled(ExportFailed):
 class _Export:
     run_dir: Path
     out: Path
-    proc: Any  # subprocess.Popen
+    proc: subprocess.Popen[str]
     started: float
     cancelled: bool = False
 
@@ -311,12 +313,7 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
     Slow for folders (decodes files): call it from a worker thread. ``image_size``
     and ``channels`` ask the data for a size/channel count (e.g. the model's).
     """
-    kwargs: dict[str, Any] = {"seed": seed}
-    if image_size is not None:
-        kwargs["image_size"] = image_size
-    if channels is not None:
-        kwargs["channels"] = channels
-    data = open_data(spec, **kwargs)
+    data = open_data(spec, image_size=image_size, channels=channels, seed=seed)
     items = data.val if split == "val" and len(data.val) else data.train
     used_split = "val" if items is data.val else "train"
     n = len(items)

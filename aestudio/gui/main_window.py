@@ -590,7 +590,7 @@ class MainWindow(QMainWindow):
         for panel in self._built_panels():  # (a panel built later gets it in _panel)
             panel.set_model(model)
         self.runtime_label.setText(f"Runtime: {model.runtime}")
-        task = getattr(getattr(model.info, "task", ""), "value", getattr(model.info, "task", ""))
+        task = Task(model.info.task).value
         self.model_label.setText(f"Model: {model.name}" + (f" ({task})" if task else ""))
         add_recent(self.settings, requested or model.path)
         self.settings.setValue(Key.MODEL, str(requested or model.path))

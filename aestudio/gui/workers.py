@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -36,6 +36,9 @@ TRAIN_THREAD_NAME = "aestudio-train"
 DRAIN_MS = 100  # ~10 UI updates a second: smooth enough to read, cheap for the event loop
 
 EventSource = Callable[[threading.Event, threading.Event], Iterator[Event]]
+
+
+R = TypeVar("R")  # what a submitted job returns, and its callback receives
 
 
 class TrainWorker(QObject):
@@ -159,13 +162,13 @@ class _DaemonPool:
     """
 
     def __init__(self, max_workers: int, name: str) -> None:
-        self._queue: queue.SimpleQueue[tuple[Future, Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._max = max_workers
         self._name = name
         self._threads: list[threading.Thread] = []
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        future: Future = Future()
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
         self._queue.put((future, fn, args))
         if len(self._threads) < self._max:
             thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
@@ -210,13 +213,14 @@ class TaskRunner(QObject):
         self._pool: ThreadPoolExecutor | _DaemonPool = (
             _DaemonPool(max_workers, "aestudio-read") if reads_only
             else ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task"))
-        self._callbacks: dict[Future, tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
+        # Jobs of every result type wait here side by side: each future's result goes to its own callback.
+        self._callbacks: dict[Future[Any], tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
         self._completed.connect(self._deliver)
         self._closed = False
 
-    def submit(self, fn: Callable[..., Any], *args: Any,
-               on_result: Callable[[Any], None],
-               on_error: Callable[[BaseException, str], None] | None = None) -> Future | None:
+    def submit(self, fn: Callable[..., R], *args: object,
+               on_result: Callable[[R], None],
+               on_error: Callable[[BaseException, str], None] | None = None) -> Future[R] | None:
         """Run ``fn(*args)`` on the pool; ``None`` once shut down (the window is closing)."""
         if self._closed:
             logger.debug("task %r dropped: the runner is shut down", fn)

@@ -10,8 +10,9 @@ the loop so the loop reads the same with or without it:
   :func:`shutdown`) with a timeout, so a lost peer ends a collective with an
   error instead of a hang: Gloo for CPU tensors, NCCL for CUDA tensors (one
   group ``cpu:gloo,cuda:nccl`` when CUDA is there). The training core asks
-  :func:`active` and never receives a callback; the GUI never calls
-  :func:`init_from_env`, so for it ``active()`` is always ``None``.
+  :func:`for_this_process` and never receives a callback; the GUI never calls
+  :func:`init_from_env`, so for it that is always a :class:`Solo`, the one
+  process of an ordinary run behind :class:`Dist`'s interface.
 * **The sampler split.** Every rank draws the same epoch permutation from the
   run's seeded sampler (saved in the checkpoint) and cuts the same global
   batches of ``cfg.batch_size`` indices from it; each rank loads its strided
@@ -302,6 +303,22 @@ class Dist:
                          "global_batch": batch_size})
         return launches
 
+    def record_fields(self, record: Mapping[str, Any], step: int, batch_size: int,
+                      device: torch.device) -> dict[str, Any]:
+        """The run.json fields this launch adds: its entry in the ``distributed`` list."""
+        return {"distributed": self.record(record.get("distributed"), step, batch_size, device)}
+
+    def stop_seen(self, agreed: bool, asked: bool) -> bool:
+        """Whether to stop before the next step: only on the flag every rank saw in the last
+        step's reduction (``agreed``); a rank acting alone on its own flag (``asked``) would
+        leave the others waiting in a collective."""
+        return agreed
+
+    def oom_refusal(self, batch_size: int) -> str | None:
+        """Out of memory: every rank must keep the same global batch, so no halving."""
+        return (f"rank {self.rank}: out of memory at global batch size {batch_size}; "
+                "use a smaller --batch-size or more processes")
+
     def prepare(self, net: nn.Module, device: torch.device) -> nn.Module:
         """Synchronise BatchNorm and wrap for DDP; returns ``net`` itself (possibly with new BN modules).
 
@@ -346,6 +363,11 @@ class Dist:
         """Torch seed of a rank > 0 (rank 0 keeps the run's saved stream)."""
         return int(np.random.SeedSequence([seed, self.rank, step]).generate_state(1)[0])
 
+    def seed_rank(self, seed: int, step: int) -> None:
+        """Reseed torch on ranks > 0 (their draws differ from rank 0's); rank 0 keeps the saved stream."""
+        if self.rank:
+            torch.manual_seed(self.rank_seed(seed, step))
+
     def noise_rng(self, shared: np.random.Generator) -> np.random.Generator:
         """This step's noise generator: a key from the shared stream (same on every rank), split by rank."""
         key = int(shared.integers(2**63))
@@ -359,6 +381,74 @@ class Dist:
             dist.barrier()
         except Exception as exc:  # noqa: BLE001
             raise DistributedError(peer_lost_message(self.rank, exc)) from exc
+
+
+class Solo:
+    """The one process of an ordinary run, with :class:`Dist`'s interface.
+
+    The training loop asks this stand-in what it asks :class:`Dist`, so it reads
+    the same with one process or many: rank 0 of a world of one, which writes
+    everything, trains the net itself, and whose "reductions" are its own values.
+    Its answers keep a single-process run exactly what it was before torchrun
+    support (same random streams, same loss arithmetic: its share weight is 1.0)."""
+
+    rank = 0
+    world_size = 1
+    is_main = True
+
+    def __init__(self) -> None:
+        self.net: nn.Module | None = None
+
+    def place(self, device: torch.device) -> torch.device:
+        return device
+
+    def check_batch(self, batch_size: int) -> None:
+        """Any batch size >= 1 splits over one process (fit checks >= 1)."""
+
+    def check_same_data(self, n_train: int, device: torch.device) -> None:
+        """One process sees one training set."""
+
+    def batch_note(self, batch_size: int, device: torch.device) -> str:
+        return ""  # nothing to tell about a batch nobody shares
+
+    def record_fields(self, record: Mapping[str, Any], step: int, batch_size: int,
+                      device: torch.device) -> dict[str, Any]:
+        return {}  # run.json lists torchrun launches only (an earlier one's list is kept)
+
+    def stop_seen(self, agreed: bool, asked: bool) -> bool:
+        """A single process polls its own flag before every step (a stop asked before the
+        first step stops at once); it has no peers to agree with."""
+        return asked
+
+    def oom_refusal(self, batch_size: int) -> str | None:
+        return None  # the loop may halve the batch and try again
+
+    def prepare(self, net: nn.Module, device: torch.device) -> nn.Module:
+        self.net = net
+        return net
+
+    def forward_train(self, x: torch.Tensor, weight: float) -> Any:
+        assert self.net is not None, "prepare() first"
+        return self.net.forward_train(x)
+
+    def reduce_step(self, loss: torch.Tensor, terms: Mapping[str, torch.Tensor], share: Share, stop: bool,
+                    step: int) -> tuple[float, dict[str, float], bool]:
+        """This process's loss and terms as they are, and its own stop flag."""
+        return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}, stop
+
+    def seed_rank(self, seed: int, step: int) -> None:
+        """The one process keeps the run's saved torch stream."""
+
+    def noise_rng(self, shared: np.random.Generator) -> np.random.Generator:
+        return shared  # the run's own stream, as saved in the checkpoint
+
+    def loader_seed(self, base: int) -> int:
+        return base
+
+
+def for_this_process() -> Dist | Solo:
+    """What :func:`aestudio.training.fit` trains with: the torchrun job, else a fresh :class:`Solo`."""
+    return _ACTIVE if _ACTIVE is not None else Solo()
 
 
 def _ddp_parameters() -> set[str]:

@@ -36,7 +36,7 @@ from torch import nn
 from aestudio.config import FinishReason, SelfSupervised, Task, TrainConfig
 from aestudio.data.base import DataKind
 from aestudio.training.device import device_name, resolve_device
-from aestudio.training.distributed import Share, active, split_batches
+from aestudio.training.distributed import Dist, Share, Solo, for_this_process, split_batches
 from aestudio.training.events import (
     BatchSizeReduced,
     CheckpointSaved,
@@ -52,6 +52,7 @@ from aestudio.training.metrics import evaluate, is_better, main_metric
 from aestudio.training.orphans import bounded_workers, worker_init
 from aestudio.training.preview import PreviewMaker
 from aestudio.training.runs import RunFolder, RunStatus
+from aestudio.training.selfsup import SELECTION_METRIC
 from aestudio.training.selfsup import batch_objective as selfsup_objective
 from aestudio.training.selfsup import validation_loss as selfsup_validation
 
@@ -124,12 +125,10 @@ def fit(
     autoencoder can pre-train on the images of a segmentation set).
     Validates eagerly (raises ``ValueError``/``DeviceError``), then trains lazily
     as the generator is consumed."""
-    device = resolve_device(cfg.device)
-    ctx = active()  # under torchrun: this rank's device, and a batch that splits over the ranks
-    if ctx is not None:
-        device = ctx.place(device)
-        ctx.check_batch(start.batch_size if start else cfg.batch_size)
-        ctx.check_same_data(len(data.train), device)
+    ranks = for_this_process()  # the torchrun job, or a stand-in for the one process of an ordinary run
+    device = ranks.place(resolve_device(cfg.device))  # under torchrun: this rank's device
+    ranks.check_batch(start.batch_size if start else cfg.batch_size)  # and a batch that splits over the ranks
+    ranks.check_same_data(len(data.train), device)
     if cfg.batch_size < 1 or cfg.epochs < 0 or cfg.lr <= 0:
         raise ValueError(f"batch_size must be >= 1, epochs >= 0 and lr > 0 (got {cfg.batch_size}, {cfg.epochs}, {cfg.lr})")
     if cfg.time_limit_minutes is not None and not cfg.time_limit_minutes > 0:
@@ -140,7 +139,7 @@ def fit(
         task = _default_task(data, run)
     if task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise ValueError(f"a segmentation net needs images with masks; {data.spec!r} has none (use shapes-seg or pairs:IMAGES,MASKS)")
-    trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task)
+    trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task, ranks)
     return trainer.events()
 
 
@@ -153,13 +152,13 @@ def _default_task(data: Any, run: RunFolder | None) -> Task:
 class _Trainer:
     def __init__(self, net: nn.Module, data: Any, cfg: TrainConfig, device: torch.device,
                  stop: threading.Event, pause: threading.Event | None, run: RunFolder | None,
-                 start: StartState | None, task: Task) -> None:
-        self.net = net.to(device)
-        self.dist = active()  # None unless launched by torchrun with several processes
-        if self.dist is not None:
-            self.net = net = self.dist.prepare(self.net, device)  # synchronised BatchNorm + DDP wrapper
+                 start: StartState | None, task: Task, ranks: Dist | Solo) -> None:
+        # Every question about the other processes goes to ``ranks``: a Dist under torchrun
+        # (synchronised BatchNorm + DDP wrapper), else a Solo answering for one process.
+        self.ranks = ranks
+        self.net = net = ranks.prepare(net.to(device), device)
         self.share: Share | None = None  # this rank's part of the current global batch
-        self.stop_agreed = False  # under torchrun: a stop every rank saw in the last step's reduction
+        self.stop_agreed = False  # a stop every rank saw in the last step's reduction (see _stop_requested)
         self.data = data
         self.cfg = cfg
         self.device = device
@@ -173,7 +172,7 @@ class _Trainer:
         # Self-supervised: the batches are the noisy images themselves, the loss masks or sub-samples them.
         self.selfsup = cfg.self_supervised if not self.segment else SelfSupervised.NONE
         if self.selfsup is not SelfSupervised.NONE:
-            self.metric_name = "ss_loss"  # no clean images: the method's own loss on fixed validation masks
+            self.metric_name = SELECTION_METRIC  # no clean images: SURE's estimate of the error against them
         self.noise = cfg.noise if cfg.noise.kind != "none" and not self.segment and self.selfsup is SelfSupervised.NONE else None
         self.n_train = len(data.train)
         self.optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -214,9 +213,8 @@ class _Trainer:
                 self.deadline = _monotonic() + 60.0 * self.cfg.time_limit_minutes
             yield self._started()
             if self.run:
-                launches = {"distributed": self.dist.record(self.run.record.get("distributed"), self.step, self.batch_size,
-                                                            self.device)} if self.dist else {}
-                self.run.update(status=RunStatus.RUNNING.value, message="", **launches)
+                launch = self.ranks.record_fields(self.run.record, self.step, self.batch_size, self.device)
+                self.run.update(status=RunStatus.RUNNING.value, message="", **launch)
             reason, message = yield from self._epochs()
         except _Finish as fin:
             reason, message = fin.reason, fin.message
@@ -257,8 +255,7 @@ class _Trainer:
             if s.cuda_rng and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(s.cuda_rng[: torch.cuda.device_count()])
             self.np_rng.bit_generator.state = s.numpy_rng
-        if self.dist is not None and self.dist.rank:
-            torch.manual_seed(self.dist.rank_seed(self.cfg.seed, self.step))  # rank 0 keeps the saved stream
+        self.ranks.seed_rank(self.cfg.seed, self.step)  # ranks > 0 reseed torch; rank 0 keeps the saved stream
 
     def _started(self) -> RunStarted:
         notes: list[str] = []
@@ -268,19 +265,20 @@ class _Trainer:
         bad = len(getattr(self.data, "bad_files", []) or [])
         if bad:
             notes.append(f"{bad} unreadable files skipped")
-        if self.dist is not None:
-            notes.append(self.dist.batch_note(self.batch_size, self.device))
+        notes.append(self.ranks.batch_note(self.batch_size, self.device))
         name = self.run.record["net"]["name"] if self.run else getattr(self.net, "name", type(self.net).__name__)
         return RunStarted(
             run_dir=self.run.path if self.run else None, device=str(self.device), device_name=device_name(self.device),
             net_name=name, num_params=sum(p.numel() for p in self.net.parameters()), train_size=self.n_train,
             val_size=len(self.data.val), batch_size=self.batch_size, epochs=self.cfg.epochs,
             steps_per_epoch=math.ceil(self.n_train / self.batch_size), start_epoch=self.epoch,
-            start_step=self.step, notes=tuple(notes),
+            start_step=self.step, notes=tuple(n for n in notes if n),
         )
 
     def _epochs(self) -> Iterator[Event]:
         cfg = self.cfg
+        if self.start is None and self.run is not None and self.run.record.get("init_weights"):
+            yield from self._score_start()
         while self.epoch < cfg.epochs:
             # On resume _seed() rewound the sampler to the saved epoch start, so this
             # draws the same permutation the interrupted run was working through.
@@ -331,10 +329,9 @@ class _Trainer:
                 loss, terms = train_step(self, x_in, tgt, weight)
             except torch.OutOfMemoryError:
                 self.optimizer.zero_grad(set_to_none=True)
-                if self.dist is not None:  # every rank must keep the same batch size: no halving
-                    raise _Finish(FinishReason.FAILED, (
-                        f"rank {self.dist.rank}: out of memory at global batch size {self.batch_size}; "
-                        "use a smaller --batch-size or more processes")) from None
+                refusal = self.ranks.oom_refusal(self.batch_size)  # under torchrun: every rank keeps its batch size
+                if refusal:
+                    raise _Finish(FinishReason.FAILED, refusal) from None
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
                 oom_retries += 1
@@ -366,13 +363,13 @@ class _Trainer:
     def _loader(self, perm: torch.Tensor) -> Iterator[Any]:
         """Batches of the epoch's permutation from the current position on."""
         order = perm[self.epoch_pos:].tolist()
-        rank, world = (self.dist.rank, self.dist.world_size) if self.dist else (0, 1)
-        shares = split_batches(order, self.batch_size, rank, world)  # under torchrun: this rank's strided share
+        # Under torchrun: this rank's strided share of each global batch (one process: the batches).
+        shares = split_batches(order, self.batch_size, self.ranks.rank, self.ranks.world_size)
         seed = self.cfg.seed * 100_003 + self.epoch
         # Its own generator: a DataLoader otherwise draws its worker base seed from the
         # global torch RNG each time an iterator is made, and a resume makes one at a
         # different moment than the uninterrupted run did, shifting the training stream.
-        workers_seed = torch.Generator().manual_seed(self.dist.loader_seed(seed) if self.dist else seed)
+        workers_seed = torch.Generator().manual_seed(self.ranks.loader_seed(seed))
         loader = torch.utils.data.DataLoader(self.data.train, batch_sampler=[s.indices for s in shares],
                                              num_workers=bounded_workers(self.cfg.num_workers),
                                              worker_init_fn=worker_init() if self.cfg.num_workers else None,
@@ -386,8 +383,7 @@ class _Trainer:
         clean = x.to(self.device, non_blocking=True)
         if not self.noise:
             return clean, clean
-        rng = self.dist.noise_rng(self.np_rng) if self.dist else self.np_rng  # ranks draw distinct noise
-        x_in = noisy_copy(x, self.noise, rng).to(self.device, non_blocking=True)
+        x_in = noisy_copy(x, self.noise, self.ranks.noise_rng(self.np_rng)).to(self.device, non_blocking=True)
         return x_in, clean
 
     def step_once(self, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float) -> tuple[float, dict[str, float]]:
@@ -398,26 +394,19 @@ class _Trainer:
                 loss, terms = selfsup_objective(self.net, x_in, self.selfsup)
         else:
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-                out = self.dist.forward_train(x_in, self.share.weight) if self.dist else self.net.forward_train(x_in)
+                out = self.ranks.forward_train(x_in, self.share.weight)
             loss, terms = batch_loss(self.net, out, x_in, target, segmentation=self.segment,
                                      recon=self.cfg.recon_loss, kl_weight=kl_weight)
-        if self.dist is not None:
-            return self._step_distributed(loss, terms)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            return value, {}
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return value, {k: float(v.detach()) for k, v in terms.items()}
+        return self._reduce_and_step(loss, terms)
 
-    def _step_distributed(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+    def _reduce_and_step(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
         # One reduction makes every rank agree on the global loss (so all skip a non-finite
         # one together) and on a stop request; the weight makes DDP's gradient mean the
-        # global-batch mean even when ranks hold different numbers of samples.
-        assert self.dist is not None and self.share is not None
+        # global-batch mean even when ranks hold different numbers of samples. One process
+        # "reduces" to its own values, and its weight is exactly 1.0 (no rounding).
+        assert self.share is not None
         wants_stop = self.stop.is_set() or self._time_up()
-        value, reduced, self.stop_agreed = self.dist.reduce_step(loss, terms, self.share, wants_stop, self.step + 1)
+        value, reduced, self.stop_agreed = self.ranks.reduce_step(loss, terms, self.share, wants_stop, self.step + 1)
         if not math.isfinite(value):
             return value, {}
         self.scaler.scale(loss * self.share.weight).backward()
@@ -426,8 +415,8 @@ class _Trainer:
         return value, reduced
 
     def _stop_requested(self) -> bool:
-        # Under torchrun a rank acting alone on its own flag would leave the others in a collective.
-        return self.stop_agreed if self.dist is not None else self.stop.is_set() or self._time_up()
+        # Under torchrun only the flag agreed in the last reduction counts; one process polls its own.
+        return self.ranks.stop_seen(self.stop_agreed, self.stop.is_set() or self._time_up())
 
     def _time_up(self) -> bool:
         return self.deadline is not None and _monotonic() >= self.deadline
@@ -451,7 +440,7 @@ class _Trainer:
     # ------------------------------------------------------------- epoch end / checkpoints
 
     def _validate(self) -> dict[str, float]:
-        if len(self.data.val) == 0 or (self.dist is not None and not self.dist.is_main):
+        if len(self.data.val) == 0 or not self.ranks.is_main:
             return {}  # rank 0 validates the whole set: metrics match a 1-process run exactly
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -461,6 +450,14 @@ class _Trainer:
             return evaluate(self.net, self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
                             noise=self.noise, seed=self.cfg.seed, num_classes=getattr(self.data, "num_classes", None),
                             class_names=getattr(self.data, "class_names", None))
+
+    def _score_start(self) -> Iterator[Event]:
+        """A run that starts from trained weights (``init_weights``: fine-tuning, "Learn this noise") scores them
+        before the first step and keeps them as the best checkpoint, so the best model so far is never worse,
+        by the run's own metric, than the one the user started from."""
+        self.metrics = self._validate()
+        if self._update_best():
+            yield self._checkpoint(RunStatus.RUNNING, best=True)
 
     def _update_best(self) -> bool:
         value = self.metrics.get(self.metric_name)
@@ -480,7 +477,7 @@ class _Trainer:
         self.sampler_epoch_start = self.sampler.get_state()  # a resume from here starts the next epoch
         self.loss_sum, self.loss_count, self.epoch_seconds = 0.0, 0, 0.0
         improved = self._update_best()
-        preview = self.preview.make(self.net, self.device) if self.dist is None or self.dist.is_main else None
+        preview = self.preview.make(self.net, self.device) if self.ranks.is_main else None
         saved = None
         if self.run:
             self._check_weights()

@@ -32,7 +32,7 @@ ABOUT = f"""
 the default; crops {CROP} px, batch {BATCH}, lr {LR:g}, seed {SEED}) on {PHOTOS} held-out grey photos
 (`aestudio.zoo.photos.HELD_OUT_PHOTOS`, top-left {SIDE} x {SIDE}) written as 16-bit PNGs **after**
 corruption: the training never sees a clean pixel and adds no noise. It trains for a fixed wall-clock
-budget (`--time-limit`, minutes in the table) and its best checkpoint (lowest `ss_loss`) denoises the
+budget (`--time-limit`, minutes in the table) and its best checkpoint (lowest `sure_mse`, SURE's estimate of the error) denoises the
 same images; PSNR (dB, peak 1) against the clean originals. Side by side: scikit-image non-local means
 (`denoise_nl_means(h=0.8*sigma, sigma=sigma, fast_mode=True, patch_size=5, patch_distance=6)`),
 BM3D (`bm3d.bm3d(noisy, sigma_psd=sigma)`) — both given the true sigma (for Poisson-Gaussian, the

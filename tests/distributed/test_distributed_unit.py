@@ -142,3 +142,34 @@ def test_the_test_fault_hook_fires_only_where_asked(monkeypatch: pytest.MonkeyPa
     distributed._test_fault(1, 3)
     with pytest.raises(RuntimeError, match="injected test failure at step 2"):
         distributed._test_fault(1, 2)
+
+
+def test_one_process_is_a_solo_with_the_interface_the_loop_uses() -> None:
+    import inspect
+    import re
+
+    import numpy as np
+
+    from aestudio.training import loop
+
+    solo = distributed.for_this_process()  # no torchrun here
+    assert isinstance(solo, distributed.Solo) and distributed.for_this_process() is not solo  # fresh per fit
+    asked = set(re.findall(r"self\.ranks\.(\w+)", inspect.getsource(loop))) | {"place", "check_batch", "check_same_data"}
+    for cls in (distributed.Solo, distributed.Dist):
+        missing = {name for name in asked if not hasattr(cls, name)}
+        assert not missing, f"{cls.__name__} lacks {missing}"
+    assert "if self.dist" not in inspect.getsource(loop) and "self.dist." not in inspect.getsource(loop)
+    net = nn.Linear(2, 2)
+    assert solo.prepare(net, torch.device("cpu")) is net
+    assert (solo.rank, solo.world_size, solo.is_main) == (0, 1, True)
+    # Its "reduction" is its own loss, terms and stop flag; its streams are the run's own.
+    share = split_batches([3, 1, 2], 3)[0]
+    assert share.weight == 1.0
+    value, terms, stop = solo.reduce_step(torch.tensor(0.25), {"kl": torch.tensor(0.5)}, share, True, 1)
+    assert (value, terms, stop) == (0.25, {"kl": 0.5}, True)
+    rng = np.random.default_rng(0)
+    assert solo.noise_rng(rng) is rng and solo.loader_seed(41) == 41
+    assert solo.stop_seen(agreed=False, asked=True) and solo.oom_refusal(8) is None
+    assert solo.batch_note(8, torch.device("cpu")) == "" and solo.record_fields({}, 0, 8, torch.device("cpu")) == {}
+    dist = distributed.Dist(LaunchInfo(rank=0, world_size=2, local_rank=0, local_world_size=2), "gloo", 60)
+    assert not dist.stop_seen(agreed=False, asked=True) and "out of memory" in (dist.oom_refusal(8) or "")

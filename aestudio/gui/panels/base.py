@@ -12,7 +12,7 @@ GUI thread; the model's predictor is an ONNX Runtime session with the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QWidget
@@ -20,6 +20,9 @@ from PySide6.QtWidgets import QWidget
 from aestudio.config import Task
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.workers import TaskRunner
+
+if TYPE_CHECKING:
+    from aestudio.gui.data_panel import DataSummary
 
 
 class ExplorePanel(QWidget):
@@ -41,7 +44,7 @@ class ExplorePanel(QWidget):
         self.tasks = tasks
         self.model: LoadedModel | None = None
         self.images: list[Path] = []
-        self.data: Any = None  # the data panel's DataSummary (spec, sizes, kind, class names), or None
+        self.data: DataSummary | None = None  # what the data panel opened (spec, sizes, kind, class names)
 
     # -------------------------------------------------------------- called by the window
 
@@ -49,7 +52,7 @@ class ExplorePanel(QWidget):
         self.model = model
         self.on_model_changed(model)
 
-    def set_data(self, summary: Any) -> None:
+    def set_data(self, summary: DataSummary | None) -> None:
         """The data set chosen in the data panel changed (a ``DataSummary``).
 
         Panels that browse or map the data load its arrays themselves, off the GUI
@@ -79,5 +82,5 @@ class ExplorePanel(QWidget):
     def on_images(self, paths: list[Path]) -> None:
         """React to newly added image files."""
 
-    def on_data_changed(self, summary: Any) -> None:
+    def on_data_changed(self, summary: DataSummary | None) -> None:
         """React to a new data set in the data panel (``summary.spec`` names it)."""

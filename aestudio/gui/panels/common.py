@@ -16,7 +16,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, Signal
@@ -26,6 +26,9 @@ from PySide6.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 from aestudio.gui.images import array_to_qimage
 
 logger = logging.getLogger(__name__)
+
+
+R = TypeVar("R")  # what a submitted job returns, and its callback receives
 
 
 class _Canvas(QWidget):
@@ -147,7 +150,7 @@ class LatestRunner(QObject):
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any, on_result: Callable[[Any], None],
+    def submit(self, fn: Callable[..., R], *args: object, on_result: Callable[[R], None],
                on_error: Callable[[BaseException, str], None] | None = None) -> None:
         with self._cond:
             if self._closed:
@@ -207,7 +210,7 @@ class LatestRunner(QObject):
             if not self._closed:
                 self._done.emit(job, result, error)
 
-    def _deliver(self, job: tuple, result: Any, error: tuple | None) -> None:
+    def _deliver(self, job: tuple, result: object, error: tuple | None) -> None:
         _, _, on_result, on_error = job
         if error is None:
             on_result(result)

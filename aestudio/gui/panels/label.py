@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -65,6 +65,11 @@ from aestudio.gui.panels.label_jobs import (
 )
 from aestudio.gui.workers import TaskRunner, TrainWorker
 
+if TYPE_CHECKING:  # torch loads when training or a saved model first needs it, never with the window
+    from aestudio.data.project import AddReport
+    from aestudio.training.events import Event, TrainFinished
+    from aestudio.training.live import LiveConfig, LiveTrainer
+
 log = logging.getLogger(__name__)
 
 UNLABELLED = 255
@@ -107,7 +112,7 @@ class LabelPanel(ExplorePanel):
         self.stroke: Stroke | None = None
         self.class_index = 1
         self.tool = "brush"
-        self.trainer: Any = None
+        self.trainer: LiveTrainer | None = None
         self.worker: TrainWorker | None = None
         self.prediction: Prediction | None = None
         self.predictions_made = 0
@@ -117,7 +122,7 @@ class LabelPanel(ExplorePanel):
         self._load_token = 0
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
-        self.live_config: Any = None  # LiveConfig override (tests, benches)
+        self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
@@ -404,7 +409,7 @@ class LabelPanel(ExplorePanel):
         self.tasks.submit(project.add_images, paths, on_result=lambda r: self._images_added(project, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Cannot add images: {exc}", det))
 
-    def _images_added(self, project: LabelProject, report: Any) -> None:
+    def _images_added(self, project: LabelProject, report: AddReport) -> None:
         if project is not self.project:
             return
         for path, reason in report.failed:
@@ -456,7 +461,7 @@ class LabelPanel(ExplorePanel):
         self.tasks.submit(_load_pair, project, index, on_result=lambda r: self._image_loaded(project, token, index, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"{item.image_path}: {exc}", det))
 
-    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, Any]) -> None:
+    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None]) -> None:
         if project is not self.project or token != self._load_token:
             return
         image, mask = result
@@ -733,7 +738,7 @@ class LabelPanel(ExplorePanel):
         if self.worker is not None and self.worker.running:
             self.worker.stop()
 
-    def _train_events(self, events: list[Any]) -> None:
+    def _train_events(self, events: list[Event]) -> None:
         from aestudio.training.events import StepEnded
 
         steps = [e for e in events if isinstance(e, StepEnded)]
@@ -741,7 +746,7 @@ class LabelPanel(ExplorePanel):
             last = steps[-1]
             self.status.setText(f"Training: step {last.step}, loss {last.loss:.3f}, {last.images_per_s:.0f} crops/s")
 
-    def _train_finished(self, finished: Any) -> None:
+    def _train_finished(self, finished: TrainFinished) -> None:
         self._refresh_timer.stop()
         self.train_btn.setText("Train")
         note = "" if finished.reason is FinishReason.STOPPED else f" ({finished.message})"
@@ -756,7 +761,7 @@ class LabelPanel(ExplorePanel):
         self.refresh_prediction()
         self._update_enabled()
 
-    def _trainer_loaded(self, trainer: Any) -> None:
+    def _trainer_loaded(self, trainer: LiveTrainer) -> None:
         if self.trainer is None:
             self.trainer = trainer
             self.status.setText(f"Model loaded (step {trainer.step}). Train continues from it.")
@@ -897,12 +902,12 @@ def _project_channels(project: LabelProject) -> int:
     return 1
 
 
-def _save_model(project: LabelProject, trainer: Any) -> None:
+def _save_model(project: LabelProject, trainer: LiveTrainer) -> None:
     trainer.save(project.root / WEIGHTS)
     project.set_model(trainer.record(WEIGHTS))
 
 
-def _load_trainer(project: LabelProject, live_config: Any) -> Any:
+def _load_trainer(project: LabelProject, live_config: LiveConfig | None) -> LiveTrainer:
     from aestudio.nets.registry import net_config_from_dict
     from aestudio.training.checkpoint import load_weights
     from aestudio.training.live import LiveConfig, LiveTrainer

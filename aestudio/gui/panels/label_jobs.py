@@ -8,11 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aestudio.gui.label_canvas import premultiplied_argb
+
+if TYPE_CHECKING:  # torch loads on the worker that first predicts, never with the window
+    import torch
+
+    from aestudio.config import NetConfig
+    from aestudio.training.live import LiveConfig
+
+Snapshot = tuple[int, "dict[str, torch.Tensor]"]  # (trainer step, its published weights)
 
 UNLABELLED = 255
 
@@ -32,7 +40,7 @@ class SnapshotNets:
 
     def __init__(self) -> None:
         self._key: tuple[int, int, int] | None = None
-        self._net: Any = None
+        self._net: torch.nn.Module | None = None
         self._default_threads: int | None = None
 
     def use_threads(self, one: bool) -> None:
@@ -47,13 +55,15 @@ class SnapshotNets:
             self._default_threads = torch.get_num_threads()  # this thread's, before any change
         torch.set_num_threads(1 if one else self._default_threads)
 
-    def get(self, step: int, channels: int, num_classes: int, state: dict[str, Any], cfg: Any) -> Any:
+    def get(self, step: int, channels: int, num_classes: int, state: dict[str, torch.Tensor],
+            cfg: LiveConfig) -> torch.nn.Module:
         from aestudio.training.live import net_from_snapshot
 
         key = (step, channels, num_classes)
         if key != self._key:
             self._net = net_from_snapshot(channels, num_classes, state, cfg)
             self._key = key
+        assert self._net is not None
         return self._net
 
 
@@ -75,8 +85,8 @@ def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.
     return pal[mask]
 
 
-def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: tuple[int, dict[str, Any]],
-                  channels: int, num_classes: int, cfg: Any, colors: list[tuple[int, int, int]],
+def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot,
+                  channels: int, num_classes: int, cfg: LiveConfig, colors: list[tuple[int, int, int]],
                   training: bool = False) -> Prediction:
     """The prediction and its uncertainty for one image, from the trainer's last published weights."""
     from aestudio.training.live import entropy_map, predict_probs
@@ -104,8 +114,8 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(img[..., :1], 3, axis=-1)
 
 
-def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int, dict[str, Any]], channels: int,
-                        num_classes: int, cfg: Any, training: bool = False) -> list[tuple[str, float]]:
+def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot, channels: int,
+                        num_classes: int, cfg: LiveConfig, training: bool = False) -> list[tuple[str, float]]:
     """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
     from aestudio.data.io import read_image, read_mask
 
@@ -123,7 +133,7 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: tuple[int
     return sorted(scores, key=lambda s: -s[1])
 
 
-def export_bundle(snapshot: tuple[int, dict[str, Any]], channels: int, num_classes: int, cfg: Any, out_dir: Path,
+def export_bundle(snapshot: Snapshot, channels: int, num_classes: int, cfg: LiveConfig, out_dir: Path,
                   name: str, class_names: list[str], class_colors: list[tuple[int, int, int]]) -> Path:
     """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI)."""
     from aestudio.export.exporter import export_net
@@ -139,7 +149,7 @@ def export_bundle(snapshot: tuple[int, dict[str, Any]], channels: int, num_class
     return out_dir
 
 
-def _net_cfg(net: Any, channels: int, num_classes: int, cfg: Any) -> Any:
+def _net_cfg(net: torch.nn.Module, channels: int, num_classes: int, cfg: LiveConfig) -> NetConfig:
     from aestudio.training.live import _net_config
 
     return _net_config(channels, num_classes, cfg)

@@ -19,7 +19,7 @@ import logging
 import threading
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
@@ -28,8 +28,8 @@ from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 from superqt.utils import qthrottled
 
 from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.latent_codes import (
-    Cancelled,
     CodeSet,
     code_ranges,
     compute_codes,
@@ -53,6 +53,7 @@ from aestudio.gui.workers import TaskRunner
 from aestudio.inference.bundle import LatentKind
 
 if TYPE_CHECKING:
+    from aestudio.gui.data_panel import DataSummary
     from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ class LatentPanel(LatentSaving, ExplorePanel):
     def on_model_changed(self, model: LoadedModel | None) -> None:
         self._refresh()
 
-    def on_data_changed(self, summary: Any) -> None:
+    def on_data_changed(self, summary: DataSummary | None) -> None:
         self._refresh()
 
     def on_images(self, paths: list[Path]) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, TypedDict
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import as_float_hwc
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
@@ -93,14 +94,16 @@ class Progress:
             return self.done, self.total
 
 
-class Cancelled(Exception):
-    """A background job noticed it was cancelled (the model or data changed)."""
+class ShownImage(TypedDict, total=False):
+    """The part of a panel's result that says where the shown image came from."""
+
+    path: Path | None  # the dropped file, or None for a data set item (added when shown)
 
 
 # ------------------------------------------------------------------ saving
 
 
-def save_png(panel: Any, path: Path, array: np.ndarray, source: Path | None, *,
+def save_png(panel: ExplorePanel, path: Path, array: np.ndarray, source: Path | None, *,
              overwrite: bool = False) -> Path | None:
     """Write ``array`` as an 8-bit PNG atomically; refuse the input's own path. Messages go to ``panel.notify``."""
     from aestudio.data.io import write_image

@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,7 +37,8 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from aestudio.config import NoiseConfig, Task
+from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
     denoise_verdict,
@@ -46,29 +48,49 @@ from aestudio.explore.image_metrics import (
     run_model_image,
     unique_path,
 )
-from aestudio.explore.noise_level import estimate_sigma, range_warning, trained_noise
+from aestudio.explore.noise_level import (
+    TrainedNoise,
+    add_noise,
+    estimate_sigma,
+    range_warning,
+    trained_noise,
+)
 from aestudio.gui import engine
-from aestudio.gui.engine import LoadedModel
+from aestudio.gui.engine import DataArrays, LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
-    Cancelled,
     MetricTile,
     Progress,
+    ShownImage,
     save_png,
 )
-from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner
+from aestudio.gui.panels.noise_learn import LearnRow, NoiseLearner, Preview
 from aestudio.gui.workers import TaskRunner
 
 if TYPE_CHECKING:
+    from aestudio.gui.data_panel import DataSummary
     from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 200  # data set images offered for browsing (evenly spaced over the split)
+
+
+class Denoised(ShownImage):
+    """What the three panes show for one image (computed off the GUI thread)."""
+
+    noisy: np.ndarray  # float32 [H, W, C]: the input as the model sees it
+    denoised: np.ndarray | None  # None without a model
+    clean: np.ndarray | None  # None for an image that came noisy (no reference)
+    noise: tuple[str, float, int] | None  # (kind, strength, seed) added, or None: it came noisy
+    metrics_noisy: dict[str, float] | None  # noisy vs clean
+    metrics_denoised: dict[str, float] | None  # denoised vs clean
+    sigma: float | None  # the estimated noise of an image that came noisy
+    qimages: dict[str, QImage]  # "noisy", "denoised", "clean": ready to paint
 
 
 @dataclass(frozen=True)
@@ -98,17 +120,8 @@ NOISES: tuple[NoiseChoice, ...] = (
 # ---------------------------------------------------------------------- worker-side functions
 
 
-def add_noise(clean: np.ndarray, kind: str, strength: float, seed: int) -> np.ndarray:
-    """``clean`` [H, W, C] corrupted by one noise, reproducibly (same seed, same noise)."""
-    from aestudio.data.noise import apply_noise
-
-    chw = np.ascontiguousarray(as_float_hwc(clean).transpose(2, 0, 1))
-    noisy = apply_noise(chw, NoiseConfig(kind=kind, strength=float(strength)), np.random.default_rng(seed))
-    return np.ascontiguousarray(np.asarray(noisy, dtype=np.float32).transpose(1, 2, 0))
-
-
 def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str, float, int] | None,
-                progress: Progress | None = None, sigma: float | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, sigma: float | None = None) -> Denoised:
     """What the three panes show: ``noise`` None means ``image`` is already noisy (no clean reference).
 
     ``sigma``: the already-noisy image's noise estimate when the caller knows it (it does not
@@ -117,17 +130,17 @@ def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str
     clean = image if noise is not None else None
     noisy = add_noise(image, *noise) if noise is not None else image
     denoised = run_model_image(predictor, noisy, progress) if predictor is not None else None
-    out: dict[str, Any] = {"noisy": noisy, "denoised": denoised, "clean": clean, "noise": noise}
-    out["metrics_noisy"] = image_metrics(clean, noisy) if clean is not None else None
-    out["metrics_denoised"] = image_metrics(clean, denoised) if clean is not None and denoised is not None else None
-    # An image that came noisy: estimate its noise level (the lab compares it with what the model knows).
-    out["sigma"] = (sigma if sigma is not None else estimate_sigma(noisy)) if noise is None else None
-    out["qimages"] = {k: array_to_qimage(display_copy(v)) for k, v in
-                      (("noisy", noisy), ("denoised", denoised), ("clean", clean)) if v is not None}
-    return out
+    return Denoised(
+        noisy=noisy, denoised=denoised, clean=clean, noise=noise,
+        metrics_noisy=image_metrics(clean, noisy) if clean is not None else None,
+        metrics_denoised=image_metrics(clean, denoised) if clean is not None and denoised is not None else None,
+        # An image that came noisy: estimate its noise level (the lab compares it with what the model knows).
+        sigma=(sigma if sigma is not None else estimate_sigma(noisy)) if noise is None else None,
+        qimages={k: array_to_qimage(display_copy(v)) for k, v in
+                 (("noisy", noisy), ("denoised", denoised), ("clean", clean)) if v is not None})
 
 
-def load_arrays(spec: str) -> Any:
+def load_arrays(spec: str) -> DataArrays:
     """A few images of the data set's validation split, at the data's own size."""
     return engine.data_arrays(spec, split="val", limit=DATA_LIMIT)
 
@@ -165,9 +178,9 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, parent)
-        self.arrays: Any = None  # DataArrays of the data panel's spec (browsable images)
+        self.arrays: DataArrays | None = None  # the data panel's spec (browsable images)
         self.data_files: list[Path] = []  # folder data: its image files, browsed at full size
-        self.result: dict[str, Any] | None = None  # what the panes show (for Save and tests)
+        self.result: Denoised | None = None  # what the panes show (for Save and tests)
         self.seed = 0  # fixed: the same slider value gives the same noise
         self._strengths = {n.kind: n.default for n in NOISES}  # remembered per kind
         self._cache = _ImageCache()
@@ -275,7 +288,7 @@ class NoiseLabPanel(BrowsedImagePanel):
         self._refresh_state()
         self.recompute()
 
-    def on_data_changed(self, summary: Any) -> None:
+    def on_data_changed(self, summary: DataSummary | None) -> None:
         self._data_gen += 1
         self.arrays = None
         self.data_files = []
@@ -303,7 +316,7 @@ class NoiseLabPanel(BrowsedImagePanel):
         if self._deferred:
             self.recompute()
 
-    def _data_loaded(self, gen: int, arrays: Any) -> None:
+    def _data_loaded(self, gen: int, arrays: DataArrays) -> None:
         images = getattr(arrays, "images", None)
         if gen != self._data_gen or not isinstance(images, np.ndarray) or images.ndim != 4 or not len(images):
             return
@@ -358,7 +371,7 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     # ================================================================ computing
 
-    def current_image(self) -> tuple[Any, Path | None, str] | None:
+    def current_image(self) -> tuple[np.ndarray | None, Path | None, str] | None:
         """(array or None, path or None, description) of the browsed image, or None."""
         src, i = self.browse.source(), self.browse.index()
         if src == BrowseBar.FILES and i < len(self.images):
@@ -390,7 +403,8 @@ class NoiseLabPanel(BrowsedImagePanel):
                            on_result=lambda r: self._show(gen, path, r, text),
                            on_error=lambda e, d: self._failed(gen, progress, e, d))
 
-    def _job(self, predictor: Predictor, array: Any, path: Path | None, noise: Any, progress: Progress) -> dict:
+    def _job(self, predictor: Predictor | None, array: np.ndarray | None, path: Path | None,
+             noise: tuple[str, float, int] | None, progress: Progress) -> Denoised:
         image = self._cache.get(path) if path is not None else array
         out = denoise_job(predictor, image, noise, progress, sigma=self._sigmas.get(path) if path is not None else None)
         if path is not None and out["sigma"] is not None:
@@ -403,11 +417,11 @@ class NoiseLabPanel(BrowsedImagePanel):
                 pane.clear()
             self.noisy_pane.set_placeholder("Working on it…")
 
-    def _show(self, gen: int, path: Path | None, r: dict[str, Any], key: str = "") -> None:
+    def _show(self, gen: int, path: Path | None, r: Denoised, key: str = "") -> None:
         if gen != self._gen:
             return
         self._last_error = ""
-        self.result = dict(r, path=path)
+        self.result = {**r, "path": path}
         self._shown_key = key
         q = r["qimages"]
         mn, md = r["metrics_noisy"], r["metrics_denoised"]
@@ -477,7 +491,7 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     # ================================================================ noise level vs the model's range
 
-    def trained_range(self) -> Any:
+    def trained_range(self) -> TrainedNoise | None:
         """What the active model was trained on (``TrainedNoise``), or None when its bundle does not say."""
         return trained_noise(getattr(self.model.info, "training", None)) if self.model is not None else None
 
@@ -527,10 +541,10 @@ class NoiseLabPanel(BrowsedImagePanel):
         r = self.result
         return r["noisy"] if r is not None and r.get("noise") is None else None
 
-    def _show_learned(self, result: dict[str, Any]) -> None:
+    def _show_learned(self, result: Preview) -> None:
         if self.result is None or self.result.get("noise") is not None:
             return  # the screen moved on to synthetic noise
-        self.result = dict(self.result, denoised=result["denoised"])
+        self.result = {**self.result, "denoised": result["denoised"]}
         self.denoised_pane.set_qimage(result["qimage"], f"learning: step {result['step']:,}")
         self.denoised_pane.array = result["denoised"]
         self.save_button.setEnabled(True)

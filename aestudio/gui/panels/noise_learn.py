@@ -16,10 +16,11 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
 
 from aestudio.config import FinishReason
@@ -29,12 +30,23 @@ from aestudio.gui.messages import Level
 from aestudio.gui.workers import TaskRunner, TrainWorker
 from aestudio.training.events import CheckpointSaved, Event, RunStarted, StepEnded, TrainFinished
 
+if TYPE_CHECKING:
+    from aestudio.gui.engine import LoadedModel
+
 logger = logging.getLogger(__name__)
 
 PREVIEW_EVERY_S = 3.0  # the denoised pane refreshes at most this often while learning
 
 
-def preview_job(run_dir: Path, image: np.ndarray) -> dict[str, Any]:
+class Preview(TypedDict):
+    """The run's newest checkpoint on the image on screen."""
+
+    denoised: np.ndarray  # float32 [H, W, C]
+    qimage: QImage  # ready to paint
+    step: int  # the checkpoint's step
+
+
+def preview_job(run_dir: Path, image: np.ndarray) -> Preview:
     """Denoise ``image`` [H, W, C] with the run's newest checkpoint (runs in a task thread)."""
     from aestudio.export.torch_predictor import TorchPredictor
     from aestudio.training.learn_noise import latest_net
@@ -42,7 +54,7 @@ def preview_job(run_dir: Path, image: np.ndarray) -> dict[str, Any]:
     net, info = latest_net(run_dir)
     predictor = TorchPredictor.from_net(net, info.net_name, info.net_cfg)
     denoised = run_model_image(predictor, image)
-    return {"denoised": denoised, "qimage": array_to_qimage(display_copy(denoised)), "step": info.step}
+    return Preview(denoised=denoised, qimage=array_to_qimage(display_copy(denoised)), step=info.step)
 
 
 class NoiseLearner(QObject):
@@ -69,7 +81,7 @@ class NoiseLearner(QObject):
     def running(self) -> bool:
         return self.worker is not None and self.worker.running
 
-    def start(self, paths: list[Path], workspace: Path, model: Any = None) -> bool:
+    def start(self, paths: list[Path], workspace: Path, model: LoadedModel | None = None) -> bool:
         """Copy ``paths`` into the workspace and start training on them; False (with a message) if it cannot.
 
         ``model`` (the active ``LoadedModel``): a denoising_ae bundle with the images' channel count is
@@ -139,7 +151,7 @@ class NoiseLearner(QObject):
         self._last_preview = time.monotonic()
         self.tasks.submit(preview_job, self.run_dir, image, on_result=self._previewed, on_error=self._preview_failed)
 
-    def _previewed(self, result: dict[str, Any]) -> None:
+    def _previewed(self, result: Preview) -> None:
         self._preview_pending = False
         self.preview_ready.emit(result)
 

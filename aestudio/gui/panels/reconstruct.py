@@ -19,11 +19,11 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
     colorize,
@@ -51,20 +52,21 @@ from aestudio.explore.image_metrics import (
     image_metrics,
     input_mismatch,
     run_model_image,
+    scan_errors,
     unique_path,
 )
 from aestudio.gui import engine
-from aestudio.gui.engine import LoadedModel
+from aestudio.gui.engine import DataArrays, LoadedModel
 from aestudio.gui.images import array_to_qimage
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
-    Cancelled,
     ColorBar,
     MetricTile,
     Progress,
+    ShownImage,
     error_lut,
     save_png,
 )
@@ -72,12 +74,12 @@ from aestudio.gui.plots import pg
 from aestudio.gui.workers import TaskRunner
 
 if TYPE_CHECKING:
+    from aestudio.gui.data_panel import DataSummary
     from aestudio.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 2000  # images of the split browsed and scanned (evenly spaced over it)
-SCAN_BATCH = 64  # images per predict() call in the anomaly scan
 LIST_CAP = 300  # rows in the anomaly list (the worst first)
 THUMB = 40  # anomaly list icon size, px
 
@@ -85,7 +87,19 @@ THUMB = 40  # anomaly list icon size, px
 # ---------------------------------------------------------------------- worker-side functions
 
 
-def load_arrays(spec: str, model: LoadedModel | None) -> Any:
+class Reconstruction(ShownImage):
+    """What the top row shows for one image (computed off the GUI thread)."""
+
+    original: np.ndarray  # float32 [H, W, C] in [0, 1]
+    reconstruction: np.ndarray  # the model's output, same shape
+    error: np.ndarray  # float32 [H, W] per-pixel squared error
+    heatmap: np.ndarray  # the error map coloured (RGB)
+    scale: float  # the error the colour bar's top stands for
+    metrics: dict[str, float]  # mse, psnr, ssim
+    qimages: list[QImage]  # original, reconstruction, heatmap, ready to paint
+
+
+def load_arrays(spec: str, model: LoadedModel | None) -> DataArrays:
     """The data split at the model's size and channel count (its own size when fully convolutional)."""
     info = model.info if model is not None else None
     return engine.data_arrays(
@@ -94,7 +108,7 @@ def load_arrays(spec: str, model: LoadedModel | None) -> Any:
 
 
 def reconstruct(predictor: Predictor, image: np.ndarray, scale: float | None = None,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None) -> Reconstruction:
     """Everything the top row shows for one image [H, W, C]: arrays, metrics and display QImages."""
     original = as_float_hwc(image)
     recon = run_model_image(predictor, original, progress)
@@ -106,34 +120,6 @@ def reconstruct(predictor: Predictor, image: np.ndarray, scale: float | None = N
         "metrics": image_metrics(original, recon),
         "qimages": [array_to_qimage(display_copy(a)) for a in (original, recon, heat)],
     }
-
-
-def scan_errors(predictor: Predictor, images: np.ndarray, progress: Progress) -> np.ndarray:
-    """Reconstruction MSE per image of ``images`` [N, C, H, W] (batched; per image when sizes do not fit)."""
-    info = predictor.info
-    n = len(images)
-    errors = np.empty(n, dtype=np.float64)
-    lo, hi = getattr(info, "value_range", (0.0, 1.0))
-    fits = True
-    try:
-        predictor.check_batch(np.ascontiguousarray(images[:1] * (hi - lo) + lo, dtype=np.float32))
-    except ValueError:
-        fits = False  # e.g. a U-Net-sized multiple: go image by image through run_image (pads)
-    progress(0, n)
-    for start in range(0, n, SCAN_BATCH):
-        x = images[start:start + SCAN_BATCH]
-        if fits:
-            out = predictor.predict(np.ascontiguousarray(x * (hi - lo) + lo, dtype=np.float32))
-            out = np.clip((np.asarray(out, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
-            if out.shape != x.shape:
-                raise ValueError(f"{info.name} returned shape {out.shape} for a batch of {x.shape}")
-            errors[start:start + len(x)] = ((out - x) ** 2).reshape(len(x), -1).mean(axis=1)
-        else:
-            for j, img in enumerate(x):
-                hwc = img.transpose(1, 2, 0)
-                errors[start + j] = float(np.mean((run_model_image(predictor, hwc) - hwc) ** 2))
-        progress(min(n, start + len(x)), n)
-    return errors
 
 
 # ---------------------------------------------------------------------- the panel
@@ -151,10 +137,10 @@ class ReconstructPanel(BrowsedImagePanel):
 
     def __init__(self, tasks: TaskRunner, parent: QWidget | None = None) -> None:
         super().__init__(tasks, parent)
-        self.arrays: Any = None  # DataArrays of the current spec at the model's size
+        self.arrays: DataArrays | None = None  # the current spec at the model's size
         self.errors: np.ndarray | None = None  # reconstruction MSE per row of arrays.images
         self.order: np.ndarray | None = None  # rows sorted by error, worst first
-        self.current: dict[str, Any] | None = None  # what the top row shows (for Save)
+        self.current: Reconstruction | None = None  # what the top row shows (for Save)
         self._mismatch: str | None = None  # how the image shown differs from what the model takes (words)
         self.current_path: Path | None = None  # the dropped file shown, if any
         self._gen = 0  # bumped when the model or the data changes
@@ -316,7 +302,7 @@ class ReconstructPanel(BrowsedImagePanel):
         self.tiles["ratio"].setToolTip("Input values per code value: how much the model compresses an image")
         self.tiles["ratio"].set_value(fmt_metric("ratio", ratio) if ratio else "– (no code)" if model else "–")
 
-    def on_data_changed(self, summary: Any) -> None:
+    def on_data_changed(self, summary: DataSummary | None) -> None:
         self._reset_data()
         if summary is not None:
             self._load_data()
@@ -375,7 +361,7 @@ class ReconstructPanel(BrowsedImagePanel):
                           on_result=lambda a: self._data_loaded(gen, a),
                           on_error=lambda e, d: self._data_failed(gen, spec, e, d))
 
-    def _data_loaded(self, gen: int, arrays: Any) -> None:
+    def _data_loaded(self, gen: int, arrays: DataArrays) -> None:
         if gen != self._gen:
             return
         images = getattr(arrays, "images", None)
@@ -487,7 +473,7 @@ class ReconstructPanel(BrowsedImagePanel):
             return []
         return [int(i) for i in self.order if self.errors[i] > self.threshold]
 
-    def _threshold_moved(self, *_: Any) -> None:
+    def _threshold_moved(self, *_: object) -> None:
         if self.errors is None or self.order is None:
             return
         k = int((self.errors > self.threshold).sum())
@@ -533,7 +519,7 @@ class ReconstructPanel(BrowsedImagePanel):
             return
         self._deferred_show = False
         src, i = self.browse.source(), self.browse.index()
-        image: Any = None
+        image: np.ndarray | None = None  # a data item [C, H, W], or None: read the file at path
         path: Path | None = None
         if src == BrowseBar.DATA and self.arrays is not None and i < len(self.arrays.images):
             image = self.arrays.images[i]
@@ -565,10 +551,11 @@ class ReconstructPanel(BrowsedImagePanel):
                            on_result=lambda r: self._show(gen, path, r, key), on_error=self._failed)
 
     @staticmethod
-    def _load(image: Any, path: Path | None) -> np.ndarray:
+    def _load(image: np.ndarray | None, path: Path | None) -> np.ndarray:
         return as_float_hwc(engine.read_image(path) if path is not None else image)
 
-    def _compute(self, predictor: Predictor, image: Any, path: Path | None, progress: Progress) -> dict[str, Any]:
+    def _compute(self, predictor: Predictor, image: np.ndarray | None, path: Path | None,
+                 progress: Progress) -> Reconstruction:
         return reconstruct(predictor, self._load(image, path), progress=progress)
 
     def _hide_stale(self) -> None:
@@ -579,7 +566,7 @@ class ReconstructPanel(BrowsedImagePanel):
             self.colorbar.set_scale(None)
             self.current = None
 
-    def _original_only(self, image: Any, path: Path | None) -> Any:
+    def _original_only(self, image: np.ndarray | None, path: Path | None) -> tuple[QImage, np.ndarray]:
         original = self._load(image, path)
         return array_to_qimage(display_copy(original)), original
 
@@ -593,7 +580,7 @@ class ReconstructPanel(BrowsedImagePanel):
         self.current = None
         self._refresh_state()
 
-    def _show(self, gen: int, path: Path | None, r: dict[str, Any], key: str = "") -> None:
+    def _show(self, gen: int, path: Path | None, r: Reconstruction, key: str = "") -> None:
         if gen != self._gen:
             return
         self._shown_key = key
@@ -609,7 +596,7 @@ class ReconstructPanel(BrowsedImagePanel):
         self.colorbar.set_scale(r["scale"])
         for key in ("mse", "psnr", "ssim"):
             self.tiles[key].set_value(fmt_metric(key, m[key]))
-        self.current = dict(r, path=path)
+        self.current = {**r, "path": path}
         self._mismatch = input_mismatch(self.model.info, r["original"].shape) if self.model is not None else None
         self._show_ratio()
         if path is not None and self.errors is not None:

@@ -10,14 +10,15 @@ Work is split so the GUI thread never waits on a model:
   from the cached probabilities, so opacity, visibility and threshold changes
   cost no inference and a dragged slider never queues stale work;
 * exports go to the shared task pool; a whole folder runs on its own thread
-  (:class:`~aestudio.gui.panels.segment_folder.FolderJob`).
+  (:class:`~aestudio.gui.panels.folder_job.FolderJob`).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
@@ -43,13 +44,14 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
-from aestudio.explore.segmentation import MASK_SUFFIX, OVERLAY_SUFFIX, FolderReport, FolderSettings
+from aestudio.explore.folder_job import FolderReport
+from aestudio.explore.segmentation import MASK_SUFFIX, OVERLAY_SUFFIX, FolderSettings, segment_work
 from aestudio.gui import engine
-from aestudio.gui.engine import LoadedModel
+from aestudio.gui.engine import DataArrays, LoadedModel
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.common import ImagePane, LatestRunner
-from aestudio.gui.panels.segment_folder import FolderJob
+from aestudio.gui.panels.folder_job import FolderJob
 from aestudio.gui.panels.segment_view import (
     Composed,
     DropPredictors,
@@ -64,6 +66,10 @@ from aestudio.gui.panels.segment_view import (
     swatch,
 )
 from aestudio.gui.workers import TaskRunner, describe_error
+
+if TYPE_CHECKING:
+    from aestudio.gui.data_panel import DataSummary
+
 
 CACHE_ITEMS = 8  # images whose probabilities stay cached (1024² x 4 classes = 16 MiB each)...
 CACHE_BYTES = 400 * 2**20  # ...within this much memory (one 4096² image alone takes ~300 MiB)
@@ -98,7 +104,7 @@ class SegmentPanel(ExplorePanel):
         self._class_names: list[str] = []
         self._colors = np.zeros((0, 3), np.uint8)
         self._visible: list[bool] = []
-        self._data_arrays: Any = None
+        self._data_arrays: DataArrays | None = None
         self._data_items: dict[int, SegItem] = {}
         # what is on screen (tests and export read these)
         self.mask: np.ndarray | None = None
@@ -317,7 +323,7 @@ class SegmentPanel(ExplorePanel):
         if first is not None:
             self.file_list.setCurrentRow(self.items.index(first))  # -> _file_selected -> _show
 
-    def on_data_changed(self, summary: Any) -> None:
+    def on_data_changed(self, summary: DataSummary | None) -> None:
         self._data_arrays = None
         self._data_items.clear()
         kind = getattr(summary, "kind", "") if summary is not None else ""
@@ -391,7 +397,7 @@ class SegmentPanel(ExplorePanel):
             return False
         settings = FolderSettings(self._colors.copy(), self._alphas(), self._threshold(),
                                   overlays=self.folder_overlays.isChecked(), outlines=self.outlines.isChecked())
-        self.folder_job.start(self.model.predictor, in_dir, out_dir, settings)
+        self.folder_job.start(self.model.predictor, in_dir, out_dir, partial(segment_work, settings=settings))
         self.folder_progress.setRange(0, 0)
         self.folder_progress.show()
         self.folder_cancel.show()
@@ -591,7 +597,7 @@ class SegmentPanel(ExplorePanel):
             self.banner.setText("No model loaded.")
             placeholder = EMPTY_NO_MODEL
         elif not self._model_ok():
-            task = getattr(getattr(model.info, "task", None), "value", getattr(model.info, "task", "?"))
+            task = Task(model.info.task).value
             text = (f"{model.name} is a {task} model, not a segmentation model: this tab needs a "
                     "U-Net (segment) model. Load one under Models, or train a unet on shapes-seg.")
             self.banner.setText(f"<span style='color:#b04a4a'>{text}</span>")
@@ -612,7 +618,7 @@ class SegmentPanel(ExplorePanel):
         for w in (self.prev_button, self.next_button, self.data_index):
             w.setEnabled(on)
 
-    def _data_loaded(self, spec: str, arrays: Any) -> None:
+    def _data_loaded(self, spec: str, arrays: DataArrays) -> None:
         if self.data is None or getattr(self.data, "spec", None) != spec:
             return  # the data changed meanwhile
         self._data_arrays = arrays

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -32,6 +32,9 @@ from aestudio.explore.segmentation import (
 from aestudio.explore.sessions import for_work, profile_for
 from aestudio.gui import engine
 from aestudio.gui.engine import LoadedModel
+
+if TYPE_CHECKING:
+    from aestudio.inference.predictor import Predictor
 
 
 @dataclass
@@ -97,7 +100,7 @@ class DropPredictors:
         predictor, _ = self.get(64, 64)
         predictor.segment(np.zeros((64, 64, int(getattr(self.model.info, "in_channels", 3) or 3)), np.float32))
 
-    def get(self, h: int, w: int) -> tuple[Any, str]:
+    def get(self, h: int, w: int) -> tuple[Predictor, str]:
         import copy
 
         model = self.model
