@@ -12,3 +12,10 @@ from __future__ import annotations
 
 class AestudioError(Exception):
     """An expected failure; ``str(exc)`` is one line naming what went wrong and the fix."""
+
+
+class Cancelled(Exception):
+    """A background job noticed it was cancelled (the model, data or settings changed meanwhile).
+
+    Not an :class:`AestudioError` on purpose: nothing failed and nothing is reported, so a
+    handler of user-facing errors never takes a cancellation for one."""

@@ -44,3 +44,13 @@ def test_denoise_job_reuses_a_known_noise_estimate(monkeypatch) -> None:
     img = np.full((16, 16, 1), 0.5, np.float32)
     assert lab.denoise_job(None, img, None)["sigma"] == 0.05 and len(calls) == 1
     assert lab.denoise_job(None, img, None, sigma=0.07)["sigma"] == 0.07 and len(calls) == 1
+
+
+def test_add_noise_is_reproducible_and_leaves_the_image_alone() -> None:
+    from aestudio.explore.noise_level import add_noise
+
+    clean = np.full((12, 10, 3), 0.5, np.float32)
+    a, b = add_noise(clean, "gaussian", 0.1, seed=3), add_noise(clean, "gaussian", 0.1, seed=3)
+    assert a.shape == clean.shape and a.dtype == np.float32 and np.array_equal(a, b)
+    assert not np.array_equal(a, add_noise(clean, "gaussian", 0.1, seed=4))
+    assert 0.05 < float(np.std(a - clean)) < 0.15 and np.all(clean == 0.5)

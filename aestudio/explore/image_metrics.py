@@ -246,3 +246,36 @@ def compression_ratio(info: ModelInfo) -> float | None:
     if size and latent:
         return float(int(info.in_channels) * size * size) / float(latent)
     return None
+
+
+SCAN_BATCH = 64  # images per predict() call in the anomaly scan
+
+
+def scan_errors(predictor: Predictor, images: np.ndarray, progress: Callable[[int, int], None]) -> np.ndarray:
+    """Reconstruction MSE per image of ``images`` [N, C, H, W] (batched; per image when sizes do not fit).
+
+    The Reconstruct tab's anomaly scan; ``progress(done, total)`` after each batch (it may raise to cancel)."""
+    info = predictor.info
+    n = len(images)
+    errors = np.empty(n, dtype=np.float64)
+    lo, hi = getattr(info, "value_range", (0.0, 1.0))
+    fits = True
+    try:
+        predictor.check_batch(np.ascontiguousarray(images[:1] * (hi - lo) + lo, dtype=np.float32))
+    except ValueError:
+        fits = False  # e.g. a U-Net-sized multiple: go image by image through run_image (pads)
+    progress(0, n)
+    for start in range(0, n, SCAN_BATCH):
+        x = images[start:start + SCAN_BATCH]
+        if fits:
+            out = predictor.predict(np.ascontiguousarray(x * (hi - lo) + lo, dtype=np.float32))
+            out = np.clip((np.asarray(out, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
+            if out.shape != x.shape:
+                raise ValueError(f"{info.name} returned shape {out.shape} for a batch of {x.shape}")
+            errors[start:start + len(x)] = ((out - x) ** 2).reshape(len(x), -1).mean(axis=1)
+        else:
+            for j, img in enumerate(x):
+                hwc = img.transpose(1, 2, 0)
+                errors[start + j] = float(np.mean((run_model_image(predictor, hwc) - hwc) ** 2))
+        progress(min(n, start + len(x)), n)
+    return errors

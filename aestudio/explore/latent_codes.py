@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from aestudio.errors import Cancelled
+
 if TYPE_CHECKING:
     from aestudio.inference.predictor import Predictor
 
@@ -29,10 +31,6 @@ logger = logging.getLogger(__name__)
 PRIOR_RANGE = 3.0  # VAE sliders span the prior's +-3 standard deviations (99.7% of N(0, 1))
 STD_RANGE = 3.0  # plain codes: the data's mean +- 3 standard deviations per dimension
 ENCODE_CHUNK = 256  # images per encoder call: progress a few times a second, bounded memory
-
-
-class Cancelled(Exception):
-    """The model or the data changed while codes were being computed: the result is stale."""
 
 
 @dataclass(frozen=True)

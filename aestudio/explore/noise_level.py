@@ -6,7 +6,8 @@ Gaussian noise from the image alone (scikit-image's wavelet-based
 :func:`trained_noise` reads what a bundle was trained on from its training
 summary (``training.noise``, written by the exporter; for older bundles the
 ``--noise`` of the zoo recipe's train command). :func:`range_warning` puts the
-two together in one sentence for the Noise lab.
+two together in one sentence for the Noise lab; :func:`add_noise` makes the lab's
+noisy copy of a clean image.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from aestudio.config import NoiseConfig, from_dict, parse_noise
+from aestudio.data.noise import apply_noise
+from aestudio.explore.image_metrics import as_float_hwc
 
 _TOLERANCE = 0.01  # sigma: estimates within this of the trained range count as inside it
 
@@ -87,3 +90,10 @@ def range_warning(model_name: str, trained: TrainedNoise | None, sigma: float) -
         return (f"{model_name} was trained on Gaussian sigma {trained.low:.2f}-{trained.high:.2f}; this image's noise "
                 f"(about {sigma:.3f}) is below it, so expect over-smoothing.")
     return None
+
+
+def add_noise(clean: np.ndarray, kind: str, strength: float, seed: int) -> np.ndarray:
+    """``clean`` [H, W, C] corrupted by one noise, reproducibly (same seed, same noise)."""
+    chw = np.ascontiguousarray(as_float_hwc(clean).transpose(2, 0, 1))
+    noisy = apply_noise(chw, NoiseConfig(kind=kind, strength=float(strength)), np.random.default_rng(seed))
+    return np.ascontiguousarray(np.asarray(noisy, dtype=np.float32).transpose(1, 2, 0))

@@ -12,7 +12,10 @@ Training again continues from the current weights and optimizer state.
 
 Batches: random crops (labelled-pixel centred, flipped) of the images that hold
 labels, padded to the net's multiple with 255 (see :mod:`aestudio.data.crops`);
-the loss is the segmentation loss over labelled pixels only.
+the loss is the segmentation loss over labelled pixels only. The strokes are
+first grown to the image regions they fall in (:mod:`aestudio.training.regions`);
+grown pixels weigh ``LiveConfig.regions`` (painted ones 1) and never replace a
+painted value.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ import torch
 
 from aestudio.config import FinishReason
 from aestudio.data.base import UNLABELLED
-from aestudio.data.crops import pad_collate, random_crop_flip
+from aestudio.data.crops import crop_window, pad_collate
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
-from aestudio.training.losses import segmentation_losses
+from aestudio.training.losses import soft_dice_loss
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +62,16 @@ class LiveConfig:
     snapshot_seconds: float = 2.0  # how often weights are published for the on-screen prediction
     max_steps: int | None = None  # stop after this many steps of this session (tests, benches)
     seed: int = 0
+    regions: float = 0.5  # loss weight of labels grown from strokes to image regions (0 = strokes only)
 
 
 @dataclass
 class _Example:
     image: torch.Tensor  # float16 [C, H, W]: half the memory of float32, ~11 bits (enough for 16-bit data's use here)
-    mask: torch.Tensor  # int64 [H, W], 255 unlabelled
+    mask: torch.Tensor  # uint8 [H, W], 255 unlabelled: what was painted
     labelled: int  # number of labelled pixels
+    regions: np.ndarray | None = None  # int32 [H, W] region ids, made once per image in the training thread
+    grown: torch.Tensor | None = None  # uint8 [H, W]: `mask` grown to its regions (None: not made yet)
 
 
 def _net_config(channels: int, num_classes: int, cfg: LiveConfig) -> Any:
@@ -124,8 +130,8 @@ class LiveTrainer:
         mask_t = _mask_tensor(mask)
         with self._lock:
             ex = self._examples.get(key)
-            if ex is not None:
-                self._examples[key] = replace(ex, mask=mask_t, labelled=int((mask_t != UNLABELLED).sum()))
+            if ex is not None:  # the regions stay (same image); the grown labels are remade in the next batch
+                self._examples[key] = replace(ex, mask=mask_t, labelled=int((mask_t != UNLABELLED).sum()), grown=None)
             self._publish_soon = True
 
     def has_example(self, key: str) -> bool:
@@ -272,25 +278,67 @@ class LiveTrainer:
             self._snapshot = (self.step, state)
 
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Images [N, C, h, w] and targets int64 [N, 2, h, w]: the painted labels and the grown ones."""
         with self._lock:
-            examples = [ex for ex in self._examples.values() if ex.labelled]
+            examples = [(k, ex) for k, ex in self._examples.items() if ex.labelled]
         if not examples:
             return None
         picks = self._rng.integers(len(examples), size=self.cfg.batch_size)
-        items = [random_crop_flip(examples[i].image, examples[i].mask, self.cfg.crop, self._rng) for i in picks]
-        return self._collate([(x.float(), m.long()) for x, m in items])  # only the crops widen to int64
+        items = []
+        for i in picks:
+            ex = self._grown(*examples[i])
+            targets = torch.stack([ex.mask, ex.grown if ex.grown is not None else ex.mask])
+            top, left, h, w = crop_window(targets[1], self.cfg.crop, self._rng)
+            x, t = ex.image[:, top:top + h, left:left + w], targets[:, top:top + h, left:left + w]
+            if self._rng.random() < 0.5:
+                x, t = x.flip(-1), t.flip(-1)
+            if self._rng.random() < 0.5:
+                x, t = x.flip(-2), t.flip(-2)
+            items.append((x.float(), t))
+        return self._collate(items)  # only the crops widen to int64
 
-    def _train_step(self, x: torch.Tensor, target: torch.Tensor) -> float:
+    def _grown(self, key: str, ex: _Example) -> _Example:
+        """``ex`` with its strokes grown to regions (made here, in the training thread, once per mask)."""
+        if self.cfg.regions <= 0 or ex.grown is not None:
+            return ex
+        from aestudio.training.regions import grow, segments
+
+        regions = ex.regions
+        if regions is None:
+            regions = segments(ex.image.float().permute(1, 2, 0).numpy())
+        ex2 = replace(ex, regions=regions, grown=torch.from_numpy(grow(ex.mask.numpy(), regions)))
+        with self._lock:
+            current = self._examples.get(key)
+            if current is ex:
+                self._examples[key] = ex2
+            elif current is not None and current.image is ex.image and current.regions is None:
+                self._examples[key] = replace(current, regions=regions)  # new strokes meanwhile: keep the regions
+        return ex2
+
+    def _train_step(self, x: torch.Tensor, targets: torch.Tensor) -> float:
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.net(x)
-        terms = segmentation_losses(logits, target)
-        loss = terms["ce"] + terms["dice"]
+        loss = sparse_loss(logits, targets[:, 0], targets[:, 1], self.cfg.regions)
         value = float(loss.detach())
         if math.isfinite(value):
             loss.backward()
             self.optimizer.step()
         return value
+
+
+def sparse_loss(logits: torch.Tensor, painted: torch.Tensor, grown: torch.Tensor, weight: float) -> torch.Tensor:
+    """Cross-entropy (painted pixels weigh 1, grown-only ones ``weight``) + soft Dice over the grown labels.
+
+    With nothing grown (``grown`` equal to ``painted``) this is the plain segmentation loss over
+    labelled pixels (:func:`aestudio.training.losses.segmentation_losses`); a batch without any
+    label gives a zero loss still tied to the graph."""
+    labelled = grown != UNLABELLED
+    if not bool(labelled.any()):
+        return logits.float().sum() * 0.0
+    w = torch.where(painted != UNLABELLED, 1.0, torch.where(labelled, float(weight), 0.0))
+    ce = torch.nn.functional.cross_entropy(logits.float(), grown.long(), ignore_index=UNLABELLED, reduction="none")
+    return (ce * w).sum() / w.sum().clamp_min(1e-6) + soft_dice_loss(logits, grown)
 
 
 def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> int:

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import QApplication, QVBoxLayout, QWidget
 from superqt.utils import qthrottled
 
 from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.latent_codes import (
-    Cancelled,
     CodeSet,
     code_ranges,
     compute_codes,

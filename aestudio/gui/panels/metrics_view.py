@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import as_float_hwc
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
@@ -53,7 +54,7 @@ SHOW_BUSY_AFTER_S = 0.3  # an image job running longer than this shows the busy 
 def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
     """float32 [n, 3] colour table in [0, 1] (pyqtgraph's bundled maps; grey when missing)."""
     try:
-        import pyqtgraph as pg
+        from aestudio.gui.plots import pg
 
         table = pg.colormap.get(name).getLookupTable(0.0, 1.0, n, alpha=False)
         return np.asarray(table, dtype=np.float32)[:, :3] / 255.0
@@ -97,10 +98,6 @@ class ShownImage(TypedDict, total=False):
     """The part of a panel's result that says where the shown image came from."""
 
     path: Path | None  # the dropped file, or None for a data set item (added when shown)
-
-
-class Cancelled(Exception):
-    """A background job noticed it was cancelled (the model or data changed)."""
 
 
 # ------------------------------------------------------------------ saving

@@ -37,7 +37,8 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from aestudio.config import NoiseConfig, Task
+from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
     denoise_verdict,
@@ -47,7 +48,13 @@ from aestudio.explore.image_metrics import (
     run_model_image,
     unique_path,
 )
-from aestudio.explore.noise_level import TrainedNoise, estimate_sigma, range_warning, trained_noise
+from aestudio.explore.noise_level import (
+    TrainedNoise,
+    add_noise,
+    estimate_sigma,
+    range_warning,
+    trained_noise,
+)
 from aestudio.gui import engine
 from aestudio.gui.engine import DataArrays, LoadedModel
 from aestudio.gui.images import array_to_qimage
@@ -56,7 +63,6 @@ from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
-    Cancelled,
     MetricTile,
     Progress,
     ShownImage,
@@ -112,15 +118,6 @@ NOISES: tuple[NoiseChoice, ...] = (
 
 
 # ---------------------------------------------------------------------- worker-side functions
-
-
-def add_noise(clean: np.ndarray, kind: str, strength: float, seed: int) -> np.ndarray:
-    """``clean`` [H, W, C] corrupted by one noise, reproducibly (same seed, same noise)."""
-    from aestudio.data.noise import apply_noise
-
-    chw = np.ascontiguousarray(as_float_hwc(clean).transpose(2, 0, 1))
-    noisy = apply_noise(chw, NoiseConfig(kind=kind, strength=float(strength)), np.random.default_rng(seed))
-    return np.ascontiguousarray(np.asarray(noisy, dtype=np.float32).transpose(1, 2, 0))
 
 
 def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str, float, int] | None,

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -41,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
+from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
     colorize,
@@ -52,6 +52,7 @@ from aestudio.explore.image_metrics import (
     image_metrics,
     input_mismatch,
     run_model_image,
+    scan_errors,
     unique_path,
 )
 from aestudio.gui import engine
@@ -62,7 +63,6 @@ from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.panels.metrics_view import (
     BrowseBar,
     BrowsedImagePanel,
-    Cancelled,
     ColorBar,
     MetricTile,
     Progress,
@@ -70,6 +70,7 @@ from aestudio.gui.panels.metrics_view import (
     error_lut,
     save_png,
 )
+from aestudio.gui.plots import pg
 from aestudio.gui.workers import TaskRunner
 
 if TYPE_CHECKING:
@@ -79,7 +80,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 2000  # images of the split browsed and scanned (evenly spaced over it)
-SCAN_BATCH = 64  # images per predict() call in the anomaly scan
 LIST_CAP = 300  # rows in the anomaly list (the worst first)
 THUMB = 40  # anomaly list icon size, px
 
@@ -120,34 +120,6 @@ def reconstruct(predictor: Predictor, image: np.ndarray, scale: float | None = N
         "metrics": image_metrics(original, recon),
         "qimages": [array_to_qimage(display_copy(a)) for a in (original, recon, heat)],
     }
-
-
-def scan_errors(predictor: Predictor, images: np.ndarray, progress: Progress) -> np.ndarray:
-    """Reconstruction MSE per image of ``images`` [N, C, H, W] (batched; per image when sizes do not fit)."""
-    info = predictor.info
-    n = len(images)
-    errors = np.empty(n, dtype=np.float64)
-    lo, hi = getattr(info, "value_range", (0.0, 1.0))
-    fits = True
-    try:
-        predictor.check_batch(np.ascontiguousarray(images[:1] * (hi - lo) + lo, dtype=np.float32))
-    except ValueError:
-        fits = False  # e.g. a U-Net-sized multiple: go image by image through run_image (pads)
-    progress(0, n)
-    for start in range(0, n, SCAN_BATCH):
-        x = images[start:start + SCAN_BATCH]
-        if fits:
-            out = predictor.predict(np.ascontiguousarray(x * (hi - lo) + lo, dtype=np.float32))
-            out = np.clip((np.asarray(out, dtype=np.float32) - lo) / (hi - lo), 0.0, 1.0)
-            if out.shape != x.shape:
-                raise ValueError(f"{info.name} returned shape {out.shape} for a batch of {x.shape}")
-            errors[start:start + len(x)] = ((out - x) ** 2).reshape(len(x), -1).mean(axis=1)
-        else:
-            for j, img in enumerate(x):
-                hwc = img.transpose(1, 2, 0)
-                errors[start + j] = float(np.mean((run_model_image(predictor, hwc) - hwc) ** 2))
-        progress(min(n, start + len(x)), n)
-    return errors
 
 
 # ---------------------------------------------------------------------- the panel

@@ -1,0 +1,112 @@
+"""Strokes grown to image regions (superpixel propagation) in the live trainer."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import torch
+
+from aestudio.training.live import (
+    LiveConfig,
+    LiveTrainer,
+    net_from_snapshot,
+    predict_probs,
+    sparse_loss,
+)
+from aestudio.training.regions import UNLABELLED, grow, segments
+
+
+def _scene(size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy dark background with a bright square (class 1) and a mid-grey disc (class 2)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    truth = np.zeros((size, size), np.uint8)
+    truth[6:22, 6:22] = 1
+    truth[(yy - 34) ** 2 + (xx - 32) ** 2 <= 9**2] = 2
+    image = np.choose(truth, [0.15, 0.85, 0.5]).astype(np.float32)[..., None].repeat(3, -1)
+    image += rng.normal(0, 0.03, image.shape).astype(np.float32)
+    return np.clip(image, 0, 1), truth
+
+
+def _strokes(truth: np.ndarray) -> np.ndarray:
+    sparse = np.full(truth.shape, UNLABELLED, np.uint8)
+    sparse[13:15, 10:18] = 1  # a short stroke inside the square
+    sparse[33:35, 29:36] = 2  # inside the disc
+    sparse[42:44, 4:12] = 0  # on the background
+    assert (sparse[sparse != UNLABELLED] == truth[sparse != UNLABELLED]).all()
+    return sparse
+
+
+def test_grow_fills_regions_one_class_touches_and_keeps_painted_pixels() -> None:
+    image, truth = _scene()
+    sparse = _strokes(truth)
+    grown = grow(sparse, segments(image))
+    labelled = grown != UNLABELLED
+    assert labelled.mean() > 5 * (sparse != UNLABELLED).mean()  # most of the scene, from 3 short strokes
+    assert (grown[labelled] == truth[labelled]).mean() > 0.97
+    # A region painted with two classes: the majority fills it, the minority's painted pixels stay theirs.
+    regions = np.zeros(truth.shape, np.int32)
+    mixed = np.full(truth.shape, UNLABELLED, np.uint8)
+    mixed[0, :19] = 1
+    mixed[1, 0] = 2  # 1 of 20 painted pixels: 95% is class 1
+    out = grow(mixed, regions)
+    assert out[1, 0] == 2 and out[10, 10] == 1 and (out[mixed != UNLABELLED] == mixed[mixed != UNLABELLED]).all()
+    mixed[1, :5] = 2  # now 5 of 24: no class reaches 90%, the region stays unlabelled
+    out = grow(mixed, regions)
+    assert out[10, 10] == UNLABELLED and (out[mixed != UNLABELLED] == mixed[mixed != UNLABELLED]).all()
+
+
+def test_loss_counts_grown_pixels_by_their_weight() -> None:
+    painted = torch.full((1, 4, 4), UNLABELLED, dtype=torch.int64)
+    painted[0, 0, 0] = 1
+    grown = painted.clone()
+    grown[0, 1:, :] = 0  # grown background the net gets wrong
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[:, 1] = 5.0  # says class 1 everywhere: right on the painted pixel, wrong on the grown ones
+    off = sparse_loss(logits, painted, painted, 0.5)
+    weak = sparse_loss(logits, painted, grown, 0.1)
+    strong = sparse_loss(logits, painted, grown, 1.0)
+    assert float(off) < float(weak) < float(strong)
+
+
+def test_trainer_batches_carry_grown_labels_and_the_switch_turns_them_off() -> None:
+    image, truth = _scene()
+    sparse = _strokes(truth)
+    for weight in (0.5, 0.0):
+        trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=2, base_channels=4, depth=2, regions=weight))
+        trainer.set_example("a", image, sparse)
+        _, targets = trainer._batch()
+        painted, grown = targets[:, 0], targets[:, 1]
+        keep = painted != UNLABELLED
+        assert torch.equal(grown[keep], painted[keep])  # a painted pixel is never overwritten
+        if weight:
+            assert int((grown != UNLABELLED).sum()) > 5 * int(keep.sum())
+        else:
+            assert torch.equal(grown, painted)
+    # New strokes: the grown labels are remade from them.
+    trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=1, base_channels=4, depth=2))
+    trainer.set_example("a", image, sparse)
+    trainer._batch()
+    erased = sparse.copy()
+    erased[13:15, 10:18] = UNLABELLED
+    trainer.update_mask("a", erased)
+    _, targets = trainer._batch()
+    assert not bool((targets[:, 1] == 1).any())  # the square's stroke is gone, so is its region
+
+
+def test_tiny_run_with_grown_labels_beats_strokes_only() -> None:
+    torch.set_num_threads(1)
+    image, truth = _scene()
+    sparse = _strokes(truth)
+    scores = {}
+    for weight in (0.0, 0.5):
+        trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=2, base_channels=8, depth=2, lr=5e-3,
+                                               regions=weight, max_steps=40))
+        trainer.set_example("a", image, sparse)
+        for _ in trainer.events(threading.Event()):
+            pass
+        net = net_from_snapshot(3, 3, trainer.snapshot()[1], trainer.cfg)
+        pred = predict_probs(net, image).argmax(0)
+        scores[weight] = float((pred == truth).mean())
+    assert scores[0.5] > scores[0.0] + 0.02, scores
