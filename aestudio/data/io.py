@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 import numpy as np
-import tifffile
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from aestudio._fs import atomic_write
@@ -322,6 +321,13 @@ def _float_to_unit(array: np.ndarray, path: Path) -> np.ndarray:
     return float_to_unit(array, path)
 
 
+def _tifffile():  # noqa: ANN202 - the module
+    """tifffile, imported when a TIFF is written: the app's start-up imports this module (bench launch)."""
+    import tifffile
+
+    return tifffile
+
+
 def _tifffile_read(path: Path, orientation: int) -> np.ndarray:
     try:
         array = read_tiff(path)
@@ -396,7 +402,7 @@ def write_image(
             data16 = np.round(unit * _UINT16_WHITE).astype(np.uint16)
             _atomic_write(
                 path,
-                lambda fh: tifffile.imwrite(fh, data16, photometric=_photometric(data16)),
+                lambda fh: _tifffile().imwrite(fh, data16, photometric=_photometric(data16)),
                 overwrite,
             )
             return path
@@ -410,7 +416,7 @@ def write_image(
     data8 = np.round(unit * 255.0).astype(np.uint8)
     if suffix in (".tif", ".tiff"):
         _atomic_write(
-            path, lambda fh: tifffile.imwrite(fh, data8, photometric=_photometric(data8)), overwrite
+            path, lambda fh: _tifffile().imwrite(fh, data8, photometric=_photometric(data8)), overwrite
         )
         return path
     pil8 = Image.fromarray(data8)

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tifffile
 
 from aestudio import limits
 from aestudio.errors import AestudioError
@@ -58,6 +57,8 @@ def needs_tifffile(tags: Any) -> bool:
 
 def probe_tiff(path: Path) -> tuple[int, int, int]:
     """(width, height, channels) of the first page, from its header."""
+    import tifffile  # here, not at the top: the app's start-up imports this module (bench launch)
+
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         shape = page.shape
@@ -69,6 +70,8 @@ def probe_tiff(path: Path) -> tuple[int, int, int]:
 def read_tiff(path: Path) -> np.ndarray:
     """float32 ``[H, W, C]`` in [0, 1], C = 1 or 3, alpha composited on white, as stored
     (the caller, :func:`aestudio.data.io.read_image`, applies the EXIF orientation)."""
+    import tifffile  # (see probe_tiff)
+
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         samples = int(getattr(page, "samplesperpixel", 1))

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+if TYPE_CHECKING:
+    from aestudio.gui.curves_plot import CurvesPlot
+
+PLOT_MIN_HEIGHT = 220
 MAX_STEP_POINTS = 4000  # decimate beyond this: more points than pixels only costs paint time
 OVERLAY_COLORS = ["#8e6c8a", "#d1802f", "#5a9e6f", "#b04a4a", "#6d7fcc", "#a0a032"]
 RUN_COLOR = "#2f6db5"
@@ -82,31 +84,15 @@ class RunSeries:
         return series
 
 
-class UncrowdedAxis(pg.AxisItem):
-    """An axis that never draws two tick labels over each other.
+class CurvesView(QWidget):
+    """The metric picker, the buffered series and (built on demand) the two plots.
 
-    On a log axis spanning less than a decade pyqtgraph labels every minor tick, and on a
-    short plot "0.1", "0.09", "0.08", "0.07" overlapped. Labels are kept in pyqtgraph's own
-    order (major ticks first) and one that would touch a label already kept is dropped.
+    The plots are pyqtgraph, imported when they are built: the Train tab is the first
+    window a new user sees, and its empty plots wait until just after the window's first
+    paint (``build_plot``, called by the window) or the first ``redraw``, whichever comes first.
     """
 
-    GAP = 2  # px between two labels
-
-    def generateDrawSpecs(self, p):  # noqa: ANN001, ANN201, N802 - pyqtgraph override
-        specs = super().generateDrawSpecs(p)
-        if specs is None:
-            return specs
-        axis_spec, tick_specs, text_specs = specs
-        kept: list = []
-        for spec in text_specs:
-            rect = spec[0].adjusted(0, -self.GAP / 2, 0, self.GAP / 2)
-            if not any(rect.intersects(k[0]) for k in kept):
-                kept.append(spec)
-        return axis_spec, tick_specs, kept
-
-
-class CurvesView(QWidget):
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, deferred: bool = False) -> None:
         super().__init__(parent)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -123,41 +109,53 @@ class CurvesView(QWidget):
         caption.setWordWrap(True)  # never let the caption widen the window
         top.addWidget(caption, 1)
         lay.addLayout(top)
-
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("w")
-        self.graphics.setMinimumHeight(220)
-        lay.addWidget(self.graphics, 1)
-        self.loss_plot = self._make_plot("Training loss", 0)
-        self.loss_plot.setLogMode(y=True)
-        self.val_plot = self._make_plot("Validation", 1)
-        # No pyqtgraph legend: it covers the curves in a small plot; the caption above explains.
+        # Until the plots exist, a white area of their size holds their place (no jump later).
+        self._slot = QWidget()
+        self._slot.setObjectName("plotSlot")
+        self._slot.setStyleSheet("QWidget#plotSlot { background: white; }")
+        self._slot.setMinimumHeight(PLOT_MIN_HEIGHT)
+        lay.addWidget(self._slot, 1)
+        self._plot: CurvesPlot | None = None
 
         self.live = RunSeries()
-        self._live_items = {
-            "steps": self.loss_plot.plot(pen=pg.mkPen(RUN_COLOR + "80", width=1)),
-            "epochs": self.loss_plot.plot(pen=pg.mkPen(RUN_COLOR, width=2.5), symbol="o", symbolSize=6,
-                                          symbolBrush=RUN_COLOR, symbolPen=None),
-            "val": self.val_plot.plot(pen=pg.mkPen(VAL_COLOR, width=2.5), symbol="o", symbolSize=7,
-                                      symbolBrush=VAL_COLOR, symbolPen=None),
-        }
-        self._overlays: dict[str, tuple[RunSeries, list[pg.PlotDataItem]]] = {}
+        self._overlays: dict[str, tuple[RunSeries, str]] = {}  # name -> (series, colour)
         self._colors = itertools.cycle(OVERLAY_COLORS)
         self.redraws = 0  # counted so tests can check the throttle does its job
-        self.redraw()  # bare axes until the first point
-        self.redraws = 0
+        if not deferred:
+            self.build_plot()
 
-    def _make_plot(self, title: str, col: int) -> pg.PlotItem:
-        plot = self.graphics.addPlot(row=0, col=col, axisItems={"left": UncrowdedAxis("left")})
-        plot.setTitle(title, color="#333", size="11pt")
-        plot.showGrid(x=True, y=True, alpha=0.15)
-        plot.setLabel("bottom", "epoch", color="#555")
-        for axis in ("left", "bottom"):
-            plot.getAxis(axis).setTextPen("#444")
-            plot.getAxis(axis).setPen("#999")
-        plot.setMenuEnabled(False)
-        plot.getViewBox().setMouseEnabled(x=True, y=False)
-        return plot
+    # -------------------------------------------------------------- the plots
+
+    @property
+    def plot_built(self) -> bool:
+        return self._plot is not None
+
+    def build_plot(self) -> CurvesPlot:
+        """Build the plots (once) and draw what is buffered; bare axes until the first point."""
+        if self._plot is None:
+            from aestudio.gui.curves_plot import CurvesPlot  # imports pyqtgraph
+
+            self._plot = CurvesPlot()
+            self.layout().replaceWidget(self._slot, self._plot.graphics)
+            self._slot.deleteLater()
+            for name, (_series, color) in self._overlays.items():
+                self._plot.add_overlay(name, color)
+            redraws = self.redraws
+            self.redraw()
+            self.redraws = redraws  # building is not a redraw the throttle asked for
+        return self._plot
+
+    @property
+    def graphics(self) -> Any:
+        return self.build_plot().graphics
+
+    @property
+    def loss_plot(self) -> Any:
+        return self.build_plot().loss_plot
+
+    @property
+    def val_plot(self) -> Any:
+        return self.build_plot().val_plot
 
     # -------------------------------------------------------------- live run
 
@@ -193,21 +191,19 @@ class CurvesView(QWidget):
         """Overlay a past run (dashed); returns its colour so a list can show it."""
         self.remove_overlay(name)
         color = next(self._colors)
-        pen = pg.mkPen(color, width=2, style=Qt.PenStyle.DashLine)
-        items = [self.loss_plot.plot(pen=pen), self.val_plot.plot(pen=pen)]
-        self._overlays[name] = (series, items)
+        self._overlays[name] = (series, color)
+        if self._plot is not None:
+            self._plot.add_overlay(name, color)
         for row in series.metrics:
             self._offer_metrics({row: 0.0})
         self.redraw()
         return color
 
     def remove_overlay(self, name: str) -> None:
-        entry = self._overlays.pop(name, None)
-        if entry is None:
+        if self._overlays.pop(name, None) is None:
             return
-        loss_item, val_item = entry[1]
-        self.loss_plot.removeItem(loss_item)
-        self.val_plot.removeItem(val_item)
+        if self._plot is not None:
+            self._plot.remove_overlay(name)
 
     def overlay_names(self) -> list[str]:
         return list(self._overlays)
@@ -215,23 +211,22 @@ class CurvesView(QWidget):
     # -------------------------------------------------------------- drawing
 
     def redraw(self) -> None:
+        plot = self.build_plot()
         metric = self.metric_box.currentText()
         positive = metric in LOG_METRICS
         # Before any point, a log axis shows meaningless 2..9 ticks: show bare axes instead.
         empty = not self.live.step_x and not self.live.epoch_x and not self._overlays
-        self.loss_plot.setLogMode(y=not empty)
-        for plot in (self.loss_plot, self.val_plot):
-            plot.getAxis("left").setStyle(showValues=not empty)
-            plot.getAxis("bottom").setStyle(showValues=not empty)
-        self.val_plot.setLogMode(y=positive)
-        self.val_plot.setTitle(f"Validation {metric}" if metric else "Validation", color="#333", size="11pt")
+        plot.set_empty(empty)
+        plot.set_metric(metric, log=positive)
         sx, sy = clean_xy(self.live.step_x, self.live.step_loss, positive=True)
-        self._live_items["steps"].setData(*decimate(sx, sy))
-        self._live_items["epochs"].setData(*clean_xy(self.live.epoch_x, self.live.epoch_loss, positive=True))
-        self._live_items["val"].setData(*self._metric_xy(self.live, metric, positive))
-        for series, (loss_item, val_item) in self._overlays.values():
-            loss_item.setData(*clean_xy(series.epoch_x, series.epoch_loss, positive=True))
-            val_item.setData(*self._metric_xy(series, metric, positive))
+        plot.set_live(
+            steps=decimate(sx, sy),
+            epochs=clean_xy(self.live.epoch_x, self.live.epoch_loss, positive=True),
+            val=self._metric_xy(self.live, metric, positive),
+        )
+        for name, (series, _color) in self._overlays.items():
+            plot.set_overlay(name, clean_xy(series.epoch_x, series.epoch_loss, positive=True),
+                             self._metric_xy(series, metric, positive))
         self.redraws += 1
 
     @staticmethod
@@ -244,4 +239,6 @@ class CurvesView(QWidget):
 
     def point_counts(self) -> dict[str, int]:
         """How many points each live item holds (tests read it)."""
-        return {k: len(item.xData) if item.xData is not None else 0 for k, item in self._live_items.items()}
+        if self._plot is None:
+            return {"steps": 0, "epochs": 0, "val": 0}
+        return self._plot.point_counts()

@@ -48,7 +48,7 @@ from aestudio.gui.engine import LoadedModel
 from aestudio.gui.export_status import ExportStatus
 from aestudio.gui.messages import Level, MessageBar, show_error_dialog
 from aestudio.gui.models_panel import ModelsPanel
-from aestudio.gui.panels import ExplorePanel, explore_panels
+from aestudio.gui.panels import PANELS, ExplorePanel
 from aestudio.gui.sample_strip import SampleStrip
 from aestudio.gui.train_panel import TrainPanel, preload_core
 from aestudio.gui.workers import TaskRunner, describe_error
@@ -129,18 +129,22 @@ class MainWindow(QMainWindow):
         self._closed = threading.Event()  # set on close: exports queued by this window never start then
         # Its own thread for loading torch in the background (~3 s), so checking a dropped
         # image or opening data never queues behind it in the shared pool.
-        self._preload = TaskRunner(self, max_workers=1)
+        self._preload = TaskRunner(self, max_workers=1, reads_only=True)
+        # Opening data sets and checking dropped images: reads, which quitting need not wait for
+        # (exports, copies and saves stay on self.tasks, whose jobs finish before the exit).
+        self.reads = TaskRunner(self, max_workers=2, reads_only=True)
         self.setWindowTitle("aestudio")
         self.setAcceptDrops(True)
         screen = self.screen() or QGuiApplication.primaryScreen()
         self.resize(default_window_size(screen.availableGeometry().size() if screen is not None else None))
 
         self.messages = MessageBar()
-        self.data_panel = DataPanel(self.tasks)
+        self.data_panel = DataPanel(self.reads)
         self.models_panel = ModelsPanel(self.workspace)
         self.models_panel.set_recent(recent_items(settings))
         self.train_panel = TrainPanel(self.workspace)
-        self.explore: list[ExplorePanel] = [cls(self.tasks) for cls in explore_panels()]
+        # Built when their tab is first current, or just after the first paint (see _build_later).
+        self._panels: list[ExplorePanel | None] = [None] * len(PANELS)
         self.samples = SampleStrip()
         self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
         self._show_tab_for_model = False  # first run: switch to the default model's tab when it loads
@@ -172,13 +176,13 @@ class MainWindow(QMainWindow):
         # Each exploration tab scrolls rather than widen the window: the panels' minimum
         # sizes added up to ~1640x1000, more than a laptop screen.
         self._panel_tabs: dict[ExplorePanel, QScrollArea] = {}
-        for panel in self.explore:
+        self._panel_areas: list[QScrollArea] = []  # one per PANELS entry; the panel goes in when built
+        for entry in PANELS:
             area = QScrollArea()
             area.setWidgetResizable(True)
             area.setFrameShape(QFrame.Shape.NoFrame)
-            area.setWidget(_PanelHost(panel))
-            self._panel_tabs[panel] = area
-            self.tabs.addTab(area, panel.title)
+            self._panel_areas.append(area)
+            self.tabs.addTab(area, entry.title)
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -198,6 +202,60 @@ class MainWindow(QMainWindow):
         cl.setContentsMargins(6, 6, 6, 0)
         cl.addWidget(self.splitter)
         self.setCentralWidget(central)
+
+    # ------------------------------------------------ the exploration panels, built on demand
+
+    @property
+    def explore(self) -> list[ExplorePanel]:
+        """Every exploration panel, in tab order (building any not built yet)."""
+        return [self._panel(i) for i in range(len(PANELS))]
+
+    def _built_panels(self) -> list[ExplorePanel]:
+        return [p for p in self._panels if p is not None]
+
+    def _panel(self, index: int) -> ExplorePanel:
+        """The exploration panel of ``PANELS[index]``, built (and told the model and data) on first use.
+
+        Only the tab current at start-up is built before the window's first paint: each panel
+        imports its own stack (pyqtgraph, superqt, explore modules), which made a first launch
+        take 2.3 s (bench ``launch``). The others follow just after the paint (``_build_later``).
+        """
+        panel = self._panels[index]
+        if panel is None:
+            panel = PANELS[index].load()(self.tasks)
+            self._panels[index] = panel
+            area = self._panel_areas[index]
+            area.setWidget(_PanelHost(panel))
+            self._panel_tabs[panel] = area
+            panel.notify.connect(self.notify)
+            request = getattr(panel, "request_model", None)  # e.g. the Label tab's exported model
+            if request is not None:
+                request.connect(self.load_model)
+            if self.data_panel.summary is not None:
+                panel.set_data(self.data_panel.summary)
+            if self.active_model is not None:
+                panel.set_model(self.active_model)
+        return panel
+
+    def _tab_changed(self, index: int) -> None:
+        area = self.tabs.widget(index)
+        if area in self._panel_areas:
+            self._panel(self._panel_areas.index(area))
+        self._offer_model_for_tab()
+
+    def _build_later(self) -> None:
+        """After the first paint: the Train tab's plots, then one unbuilt panel per event-loop turn
+        (so a click between two is handled)."""
+        steps: list[Callable[[], object]] = [self.train_panel.build_deferred]
+        steps += [lambda i=i: self._panel(i) for i in range(len(PANELS))]
+
+        def next_step() -> None:
+            if self._closing or not steps:
+                return
+            steps.pop(0)()
+            QTimer.singleShot(0, self, next_step)
+
+        QTimer.singleShot(0, self, next_step)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -254,16 +312,12 @@ class MainWindow(QMainWindow):
         self.actions["quit"].setShortcut(QKeySequence("Ctrl+Q"))
 
     def _connect(self) -> None:
-        for source in (self.data_panel, self.models_panel, self.train_panel, *self.explore):
+        for source in (self.data_panel, self.models_panel, self.train_panel):  # (panels: in _panel)
             source.notify.connect(self.notify)
-        for panel in self.explore:  # e.g. the Label tab's exported model
-            request = getattr(panel, "request_model", None)
-            if request is not None:
-                request.connect(self.load_model)
         self.data_panel.data_changed.connect(self._data_changed)
         self.data_panel.image_activated.connect(lambda p: self.open_paths([p]))
         self.samples.open_requested.connect(self.open_paths)
-        self.tabs.currentChanged.connect(lambda _i: self._offer_model_for_tab())
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.models_panel.load_requested.connect(self.load_model)
         self.models_panel.export_requested.connect(self.export_dialog)
         self.models_panel.resume_requested.connect(self._resume_run)
@@ -300,6 +354,7 @@ class MainWindow(QMainWindow):
         self.train_panel.refresh_compare()
         # Background work (it loads torch and ONNX Runtime) starts after the first paint, so
         # the window shows first and the GUI thread is not sharing the interpreter while it builds.
+        self._when_shown(self._build_later)
         spec = s.value(Key.DATA_SPEC, "", type=str) or (DEFAULT_DATA if DEFAULT_DATA in engine.builtin_specs() else "")
         if spec:  # unless paths given at launch chose the data meanwhile
             self._when_shown(lambda: None if self.data_panel.requested_spec else self.data_panel.open_spec(spec))
@@ -385,13 +440,14 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.save_settings()
         self.train_panel.shutdown()
-        for panel in self.explore:
+        for panel in self._built_panels():
             try:
                 panel.shutdown()
             except Exception:  # noqa: BLE001 - closing must never fail because one panel did
                 logger.exception("panel %s failed to shut down", panel.title)
         self._cancel_model_calls()  # a model call must not keep the process alive after the window
         self.tasks.shutdown()
+        self.reads.shutdown()
         self._preload.shutdown()
         # An export child must not outlive the window (it did, invisibly, for ~50 s): end it.
         # It writes to a temp folder and renames at the end, so no half-written bundle stays;
@@ -453,7 +509,7 @@ class MainWindow(QMainWindow):
             self.load_model(models[-1].path)
         images = [i.path for i in groups[DropKind.IMAGE]]
         if images:
-            self.tasks.submit(_verify_images, images, on_result=self._images_checked,
+            self.reads.submit(_verify_images, images, on_result=self._images_checked,
                               on_error=lambda exc, det: self.notify(Level.ERROR, f"Cannot open images: {exc}", det))
 
     def _images_checked(self, result: tuple[list[Path], list[tuple[Path, str]]]) -> None:
@@ -465,7 +521,7 @@ class MainWindow(QMainWindow):
             return
         panel = self.current_explore_panel()
         if panel is None:  # images dropped on the Train tab go to the first exploration panel
-            panel = self.explore[0]
+            panel = self._panel(0)
             self.show_panel(panel)
         panel.add_images(good)
         self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
@@ -531,7 +587,7 @@ class MainWindow(QMainWindow):
         self._cancel_model_calls()  # the old model's calls in flight are of no use now
         self.active_model = model
         self.statusBar().clearMessage()  # "Loading …" is over
-        for panel in self.explore:
+        for panel in self._built_panels():  # (a panel built later gets it in _panel)
             panel.set_model(model)
         self.runtime_label.setText(f"Runtime: {model.runtime}")
         task = Task(model.info.task).value
@@ -548,10 +604,10 @@ class MainWindow(QMainWindow):
             self._show_tab_for_task(task)
 
     def _show_tab_for_task(self, task: str) -> None:
-        for panel in self.explore:
-            hinted = next((t for word, t in TAB_TASK_HINTS.items() if word in panel.title.lower()), None)
+        for i, entry in enumerate(PANELS):
+            hinted = next((t for word, t in TAB_TASK_HINTS.items() if word in entry.title.lower()), None)
             if hinted == task:
-                self.show_panel(panel)
+                self.show_panel(self._panel(i))
                 return
 
     def _open_data_of_shipped(self, model: LoadedModel) -> None:
@@ -624,7 +680,7 @@ class MainWindow(QMainWindow):
 
     def _data_changed(self, summary: DataSummary) -> None:
         self.train_panel.set_data(summary.spec, summary.image_size)
-        for panel in self.explore:
+        for panel in self._built_panels():  # (a panel built later gets it in _panel)
             panel.set_data(summary)
 
     # ================================================================ export and workspace

@@ -1,4 +1,4 @@
-"""The look: Fusion with a light palette, a small style sheet, and pyqtgraph defaults.
+"""The look: Fusion with a light palette and a small style sheet (pyqtgraph's: gui/plots.py).
 
 Kept as Python (not a file beside the package) so an installed wheel looks the
 same as a source checkout. The window icon is package data (``aestudio/gui/resources/``),
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from importlib.resources import as_file, files
 
-import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -47,7 +46,16 @@ QTableWidget {{ background: #ffffff; gridline-color: #e3e5e9; }}
 """
 
 
+_STYLED = "aestudio_styled"  # an app property: the style is applied once per QApplication
+
+
 def apply_style(app: QApplication) -> None:
+    # Once per application: setting the style sheet again re-polishes every widget alive,
+    # including those of a window being torn down, which crashed Qt (seen in tests that open
+    # one window after another while the last one's workers still ran).
+    if app.property(_STYLED):
+        return
+    app.setProperty(_STYLED, True)
     app.setStyle("Fusion")
     pal = app.palette()
     for role, color in (
@@ -64,7 +72,7 @@ def apply_style(app: QApplication) -> None:
     font.setStyleHint(QFont.StyleHint.SansSerif)
     app.setFont(font)
     app.setStyleSheet(STYLE_SHEET)
-    pg.setConfigOptions(antialias=True, background="w", foreground="#333")
+    # (pyqtgraph's defaults are set where it is imported: aestudio.gui.plots)
     icon = window_icon()
     if not icon.isNull():
         app.setWindowIcon(icon)

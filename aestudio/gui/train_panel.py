@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGridLayout,
@@ -28,10 +29,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QCollapsible
 
 from aestudio.config import FinishReason, Task, TrainConfig
 from aestudio.gui import engine
+from aestudio.gui.collapsible import Collapsible
 from aestudio.gui.config_form import ConfigForm
 from aestudio.gui.curves import CurvesView
 from aestudio.gui.devices import Device, best_device, list_devices
@@ -114,6 +115,7 @@ class TrainPanel(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(splitter)
         self.family_help.setText("Loading the model families (PyTorch)…")
+        self._show_train_fields()  # no family yet: no family-specific field
         self._update_buttons()
         self._fit_settings_width()
 
@@ -144,8 +146,17 @@ class TrainPanel(QWidget):
         tl = QVBoxLayout(train_box)
         self.train_form = ConfigForm(TrainConfig, include=TRAIN_MAIN)
         tl.addWidget(self.train_form)
+        # Noise on the inputs of an autoencoder that is not the denoiser makes it a denoising
+        # autoencoder (the CLI's --noise on any family): asked for explicitly, so its Noise
+        # field does not sit in every family's form (issue 16).
+        self.noisy_inputs = QCheckBox("Train on noisy inputs (denoising)")
+        self.noisy_inputs.setObjectName("noisyInputs")
+        self.noisy_inputs.setToolTip("Corrupt each input with the Noise below and learn to output the clean image "
+                                     "(as `aestudio train --noise` does); the denoising_ae family always trains this way")
+        self.noisy_inputs.toggled.connect(lambda _on: self._show_train_fields())
+        tl.addWidget(self.noisy_inputs)
         self.advanced_form = ConfigForm(TrainConfig, include=TRAIN_ADVANCED)
-        adv = QCollapsible("Advanced")
+        adv = Collapsible("Advanced")
         adv.addWidget(self.advanced_form)
         tl.addWidget(adv)
         dev = QFormLayout()
@@ -212,7 +223,7 @@ class TrainPanel(QWidget):
         col.addWidget(self.stats_label)
 
         vsplit = QSplitter(Qt.Orientation.Vertical)
-        self.curves = CurvesView()
+        self.curves = CurvesView(deferred=True)  # its plots: after the window's first paint (build_deferred)
         vsplit.addWidget(self.curves)
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
@@ -240,6 +251,10 @@ class TrainPanel(QWidget):
         scroll = self._settings_scroll
         width = scroll.widget().sizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 6
         scroll.setMinimumWidth(max(300, width))
+
+    def build_deferred(self) -> None:
+        """Build what waited for the window's first paint: the curves' plots (pyqtgraph)."""
+        self.curves.build_plot()
 
     # ================================================================ choices
 
@@ -284,13 +299,18 @@ class TrainPanel(QWidget):
             self._fit_settings_width()
 
     def _show_train_fields(self) -> None:
-        """Training fields only for the families they act on: KL warm-up for the VAE, noise for the
-        denoiser (a hidden field returns to its default, so it never acts unseen)."""
+        """Training fields only for the families they act on: KL warm-up for the VAE; Noise for the
+        denoiser, and for the other autoencoders when "Train on noisy inputs" is ticked (not for
+        segmentation, whose training adds no noise). A hidden field returns to its default, so it
+        never acts unseen. No family yet (torch still loading): neither."""
         spec = getattr(self, "_family_spec", None)
-        if spec is None:
-            return
-        fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-        for name, applies in (("kl_warmup_epochs", "beta" in fields), ("noise", spec.task is Task.DENOISE)):
+        fields = {f.name for f in dataclasses.fields(spec.config_cls)} if spec is not None else set()
+        optional_noise = spec is not None and spec.task not in (Task.DENOISE, Task.SEGMENT)
+        self.noisy_inputs.setVisible(optional_noise)
+        if not optional_noise:
+            self.noisy_inputs.setChecked(False)
+        noise = spec is not None and (spec.task is Task.DENOISE or self.noisy_inputs.isChecked())
+        for name, applies in (("kl_warmup_epochs", "beta" in fields), ("noise", noise)):
             self.train_form.set_row_visible(name, applies)
 
     @property
@@ -355,6 +375,7 @@ class TrainPanel(QWidget):
         for form in (self.train_form, self.advanced_form):
             form.reset()
             form.set_values(preset.train_params)
+        self.noisy_inputs.setChecked(False)  # (a denoising preset uses the denoiser, whose Noise always shows)
         self._show_train_fields()  # the preset may set a field this family ignores: back to hidden and default
         self.preset_help.setText(f"Defaults for {spec}: {preset.why}" if preset.why else f"Data: {spec}")
         self._update_buttons()

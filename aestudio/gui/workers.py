@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import queue
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -152,14 +153,66 @@ class TrainWorker(QObject):
             self.finished.emit(final)
 
 
+class _DaemonPool:
+    """A few daemon threads over a queue, for jobs that only read (load torch, open a data set).
+
+    A ThreadPoolExecutor's threads are joined when the interpreter exits, so quitting while
+    the window's background loads were still importing torch kept the process alive for
+    ~10 s after its window closed. Nothing is lost by not waiting for a read.
+    """
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._max = max_workers
+        self._name = name
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._queue.put((future, fn, args))
+        if len(self._threads) < self._max:
+            thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        return future
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - delivered to the GUI thread through the future
+                future.set_exception(exc)
+
+    def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:  # noqa: ARG002 - never waits
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and cancel_futures:
+                item[0].cancel()
+        for _ in self._threads:
+            self._queue.put(None)
+
+
 class TaskRunner(QObject):
-    """Run callables on a small pool; deliver results or errors in the GUI thread."""
+    """Run callables on a small pool; deliver results or errors in the GUI thread.
+
+    ``reads_only=True``: the jobs write nothing (loading torch, opening a data set, checking
+    images), so the process may exit without waiting for one in flight. Jobs that write
+    files (exports, masks, saved images) use a default runner, whose jobs finish before exit.
+    """
 
     _completed = Signal(object)  # Future, emitted from the pool thread, delivered queued
 
-    def __init__(self, parent: QObject | None = None, max_workers: int = 2) -> None:
+    def __init__(self, parent: QObject | None = None, max_workers: int = 2, *, reads_only: bool = False) -> None:
         super().__init__(parent)
-        self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task")
+        self._pool: ThreadPoolExecutor | _DaemonPool = (
+            _DaemonPool(max_workers, "aestudio-read") if reads_only
+            else ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task"))
         # Jobs of every result type wait here side by side: each future's result goes to its own callback.
         self._callbacks: dict[Future[Any], tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
         self._completed.connect(self._deliver)

@@ -117,6 +117,37 @@ def test_train_fields_follow_the_family_and_presets_start_from_defaults(window, 
     assert form.values()["kl_warmup_epochs"] == 0
 
 
+def test_a_conv_ae_trains_on_noisy_inputs_when_asked_as_the_cli_can(window, qtbot, monkeypatch) -> None:
+    # `aestudio train --model conv_ae --noise gaussian:0.2` is a denoising run; the form hid Noise
+    # for conv_ae, so the app could not start one. A check box asks for it; Noise then shows.
+    from aestudio.gui import engine
+
+    panel = window.train_panel
+    form = panel.train_form
+    qtbot.waitUntil(lambda: panel.family_box.count() > 0, timeout=60000)
+    panel.set_data("digits", 8)
+    panel.family_box.setCurrentText("conv_ae")
+    assert panel.noisy_inputs.isVisibleTo(panel) and not panel.noisy_inputs.isChecked()
+    assert not form.row_visible("noise")
+    panel.noisy_inputs.setChecked(True)
+    assert form.row_visible("noise")
+    form.set_values({"noise": "gaussian:0.2"})
+
+    started = []
+    monkeypatch.setattr(panel, "_launch", lambda source, *_a, **_k: started.append(source))
+    monkeypatch.setattr(engine, "train", lambda net, net_cfg, spec, cfg, run_dir, **_k: (net, cfg))
+    panel.start()
+    net, cfg = started[0](None, None)
+    assert net == "conv_ae" and (cfg.noise.kind, cfg.noise.strength) == ("gaussian", 0.2)
+
+    panel.noisy_inputs.setChecked(False)  # unticked: Noise hides and goes back to none
+    assert not form.row_visible("noise") and form.values()["noise"].kind == "none"
+    panel.family_box.setCurrentText("unet")  # segmentation adds no noise: no box
+    assert not panel.noisy_inputs.isVisibleTo(panel) and not form.row_visible("noise")
+    panel.family_box.setCurrentText("denoising_ae")  # the denoiser always trains on noise: no box, Noise shown
+    assert not panel.noisy_inputs.isVisibleTo(panel) and form.row_visible("noise")
+
+
 def test_pause_reads_unpause_not_continue_beside_resume(window) -> None:
     panel = window.train_panel
     panel._pause_toggled(True)

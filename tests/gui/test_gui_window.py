@@ -156,6 +156,7 @@ def test_closing_the_window_stops_every_panel_thread(qtbot, settings_dir) -> Non
     application()
     w = MainWindow(make_settings())
     qtbot.addWidget(w)
+    assert len(w.explore) == 5  # builds every panel now (unshown, the window would build them after its first paint)
     mine = {t for t in threading.enumerate() if t.name.startswith("aestudio-") and "task" not in t.name}
     assert len(mine) >= 4  # each exploration panel runs its own latest-only thread
     w.train_panel.shutdown(timeout=10)

@@ -188,3 +188,24 @@ def test_recent_projects_reopen(qtbot, panel, tmp_path, settings_dir) -> None:
     actions = {a.text(): a for a in panel.recent_menu.actions()}
     actions["one"].trigger()
     assert panel.project.root == first and panel.class_list.count() == 2
+
+
+def test_the_class_list_shows_whole_rows_and_scrolls(qtbot, panel, tmp_path) -> None:
+    # At 1366 x 768 the list was 64 px high: three rows and half of a fourth.
+    from aestudio.gui.panels.label import CLASS_ROWS
+
+    panel.show()
+    assert panel.create_project(tmp_path / "proj")
+    for i in range(4):
+        panel.add_class(f"extra {i}")
+    lst = panel.class_list
+    row = lst.sizeHintForRow(0)
+    assert lst.viewport().height() == CLASS_ROWS * row
+    bar = lst.verticalScrollBar()
+    assert bar.maximum() > 0  # six classes in three rows: it scrolls
+    for value in range(bar.minimum(), bar.maximum() + 1):
+        bar.setValue(value)
+        rects = [lst.visualItemRect(lst.item(i)) for i in range(lst.count())]
+        shown = [r for r in rects if r.intersects(lst.viewport().rect())]
+        assert len(shown) == CLASS_ROWS
+        assert all(lst.viewport().rect().contains(r) for r in shown), "a row is cut"

@@ -85,6 +85,14 @@ PRETRAIN_MAX_IMAGES = 100
 PRETRAIN_MAX_PIXELS = 64 * 2**20  # e.g. 16 images of 2048 x 2048 (~400 MB as float16 RGB)
 RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
 RECENT_MAX = 8
+CLASS_ROWS = 3  # class rows in view in the Classes box (more scroll): the tool column fits 1366 x 768
+
+
+def _swatch(color: tuple[int, int, int]) -> QIcon:
+    """A class's colour as a list icon."""
+    pix = QPixmap(14, 14)
+    pix.fill(QColor(*color))
+    return QIcon(pix)
 
 
 class LabelPanel(ExplorePanel):
@@ -153,7 +161,10 @@ class LabelPanel(ExplorePanel):
         classes = QGroupBox("Classes (keys 1-9)")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget()
-        self.class_list.setMaximumHeight(64)  # two and a half rows; it scrolls beyond (1366 x 768 budget)
+        # Whole rows only (a half-cut 4th row read as a bug at 1366 x 768): CLASS_ROWS rows high,
+        # scrolling a row at a time beyond.
+        self.class_list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerItem)
+        self._fit_class_rows()
         self.class_list.currentRowChanged.connect(self._class_changed)
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
@@ -475,14 +486,23 @@ class LabelPanel(ExplorePanel):
 
     # ================================================================ classes
 
+    def _fit_class_rows(self) -> None:
+        """Make the class list exactly CLASS_ROWS rows high (rows measured on an item, once there is one)."""
+        lst = self.class_list
+        row = lst.sizeHintForRow(0) if lst.count() else 0
+        if row <= 0:  # no class yet: measure a stand-in row
+            lst.addItem(QListWidgetItem(_swatch((0, 0, 0)), "1  background"))
+            row = lst.sizeHintForRow(0)
+            lst.takeItem(0)
+        lst.setFixedHeight(CLASS_ROWS * row + 2 * lst.frameWidth())
+
     def _fill_classes(self) -> None:
         assert self.project is not None
         self.class_list.blockSignals(True)
         self.class_list.clear()
         for i, (name, color) in enumerate(zip(self.project.classes.names, self.project.classes.colors, strict=True)):
-            pix = QPixmap(14, 14)
-            pix.fill(QColor(*color))
-            self.class_list.addItem(QListWidgetItem(QIcon(pix), f"{i + 1}  {name}" if i < 9 else name))
+            self.class_list.addItem(QListWidgetItem(_swatch(color), f"{i + 1}  {name}" if i < 9 else name))
+        self._fit_class_rows()
         self.class_index = min(self.class_index, len(self.project.classes) - 1)
         self.class_list.setCurrentRow(self.class_index)
         self.class_list.blockSignals(False)

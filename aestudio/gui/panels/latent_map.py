@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
@@ -31,6 +30,7 @@ from PySide6.QtWidgets import (
 from aestudio.explore.latent_codes import CodeSet, finite_points
 from aestudio.gui.images import DEFAULT_PALETTE
 from aestudio.gui.panels.common import ImagePane
+from aestudio.gui.plots import pg
 
 PROJECTIONS = ("PCA", "t-SNE")
 NO_COLOUR = "none"

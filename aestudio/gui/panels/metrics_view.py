@@ -54,7 +54,7 @@ SHOW_BUSY_AFTER_S = 0.3  # an image job running longer than this shows the busy 
 def _lut(name: str = ERROR_CMAP, n: int = 256) -> np.ndarray:
     """float32 [n, 3] colour table in [0, 1] (pyqtgraph's bundled maps; grey when missing)."""
     try:
-        import pyqtgraph as pg
+        from aestudio.gui.plots import pg
 
         table = pg.colormap.get(name).getLookupTable(0.0, 1.0, n, alpha=False)
         return np.asarray(table, dtype=np.float32)[:, :3] / 255.0

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
@@ -71,6 +70,7 @@ from aestudio.gui.panels.metrics_view import (
     error_lut,
     save_png,
 )
+from aestudio.gui.plots import pg
 from aestudio.gui.workers import TaskRunner
 
 if TYPE_CHECKING:
