@@ -524,7 +524,8 @@ class MainWindow(QMainWindow):
             panel = self._panel(0)
             self.show_panel(panel)
         panel.add_images(good)
-        self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
+        if not panel.reports_added_images:
+            self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
 
     def current_explore_panel(self) -> ExplorePanel | None:
         w = self.tabs.currentWidget()
