@@ -15,7 +15,8 @@ before it started this process, so interpreter start-up and every import count):
 * ``data_ready_s``: the data panel has opened its data set (also in the background).
 
 ``loaded_at_paint`` lists the heavy modules already imported when the window was painted
-(the goal: none of torch, torchvision, onnxruntime, sklearn). Prints one JSON line.
+(the goal: none of torch, torchvision, onnxruntime, sklearn; pyqtgraph and superqt only
+when the tab shown at start-up plots). Prints one JSON line.
 Runs with ``QT_QPA_PLATFORM=offscreen`` unless a platform is set.
 """
 
@@ -29,7 +30,8 @@ import time
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-HEAVY = ("torch", "torchvision", "onnxruntime", "sklearn", "scipy", "onnx")
+# The heavy modules, and the plotting libraries only the tabs built after the first paint need.
+HEAVY = ("torch", "torchvision", "onnxruntime", "sklearn", "scipy", "onnx", "pyqtgraph", "superqt")
 
 
 def main() -> None:
