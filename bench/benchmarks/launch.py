@@ -44,6 +44,10 @@ child is launched, so interpreter start-up and every import count. Three cases, 
 The operating system's file cache is not dropped (that needs root and would slow every other
 job on the machine), so *cold* here means a cold Python, not a cold disk.
 
+*Longest stall* is the longest the event loop was busy in the 2 s after the first paint
+(building the other tabs, and the GIL held by the background imports of torch): the worst
+delay a click met then.
+
 *CPU s at paint* is the process's CPU time by the first paint: start-up runs on one thread,
 so on a machine shared with other jobs it is close to the wall time an idle machine would
 show, while the wall time stretches with the load.
@@ -108,6 +112,7 @@ def run(ctx: Context) -> list[Row]:
             "first paint s": med("first_paint_s"),
             "CPU s at paint": med("cpu_at_paint_s"),
             "usable s": usable,
+            "longest stall in the 2 s after s": med("stall_after_paint_s"),
             "families + devices s": med("core_ready_s"),
             "data set s": med("data_ready_s"),
             "loaded at paint": ", ".join(heavy) or "none",
