@@ -63,11 +63,31 @@ FINDINGS = """
   the Train panel's families and devices, the Models panel's run list all loaded it in the GUI
   thread): side by side on the shared 2-core machine (load 4-6), launch to first paint was
   7.2-12.8 s warm with 4.0-4.8 CPU s (torch, torchvision, onnxruntime loaded at paint) against
-  2.4-3.5 s warm with 1.1-1.4 CPU s now (nothing heavy loaded at paint); cold 17.2 s vs 4.2 s.
-- What remains before the paint is the GUI stack itself: PySide6, pyqtgraph (0.3 CPU s, with the
-  `cuda.bindings` probe of its RawImageWidget), superqt, numpy, PIL, and building the tabs
-  (0.3 CPU s). The 1.5 s target holds in CPU time; the wall time on a loaded machine is above it.
-- A cold launch compiles every module (no bytecode yet): about 1.4 CPU s more than a warm one.
+  2.4-3.5 s warm with 1.1-1.4 CPU s after it (nothing heavy loaded at paint); cold 17.2 s vs 4.2 s.
+- That build still made every tab before the first paint, each with its imports (pyqtgraph 0.6
+  CPU s with an empty bytecode cache, superqt 0.4 s with qtpy and all its widgets, tifffile 0.2 s,
+  and aestudio's own panels): on an idle machine, cold 2.17-2.28 s (2.2 CPU s), warm 1.10-1.14 s.
+  Now only the tab shown at start-up is built before the paint (the Train tab on a first launch:
+  its plots and the other tabs follow once the background loads are done), tifffile is imported
+  when a TIFF is read, and the Train tab's "Advanced" section no longer imports superqt. The
+  same probe on that old build and this one, one after the other (load 0.3-1): cold 2.17 s /
+  2.22 CPU s -> 0.82-0.86 s / 0.87-0.91 CPU s; warm 1.10-1.11 s -> 0.77-0.82 s.
+- The table above is the first of three full runs (load 1.9 rising to 5, then 5.0 and 5.6 at
+  the start of the next two): usable at 0.99 / 1.15 / 1.33 s cold (0.98 / 1.07 / 1.21 CPU s),
+  0.92 / 1.08 / 1.09 s on the first launch after install, 0.86 / 0.85 / 0.88 s warm; every run
+  passes. What remains before the paint is PySide6 and shiboken (0.15-0.25 CPU s), numpy
+  (0.1 s, 0.3 s uncompiled), Python itself, and the shown tab; a warm launch that reopens the
+  Latent tab (as here: the first run switches to the default model's tab) loads pyqtgraph and
+  superqt before its paint.
+- The longest stall after the paint (0.55-0.67 s, up to 1.3-1.7 s at load 5) is mostly the GIL
+  held by the background import of torch (C-extension loading holds it): the old build stalled
+  0.56-0.59 s the same way. Building the hidden tabs right after the paint, while those imports
+  ran, had made it 1.3 s warm and 4.3 s cold (a panel's import waited on a module lock the
+  torch import held); they now wait until no background job is pending.
+- "Cold" with an empty bytecode cache compiles the standard library and every dependency, which
+  no user meets (Python's installers and pip compile them); the README's `pip install -e .`
+  leaves only aestudio's modules to compile at the first launch: that row costs 0.05-0.1 CPU s
+  more than warm.
 """
 
 
