@@ -46,7 +46,16 @@ QTableWidget {{ background: #ffffff; gridline-color: #e3e5e9; }}
 """
 
 
+_STYLED = "aestudio_styled"  # an app property: the style is applied once per QApplication
+
+
 def apply_style(app: QApplication) -> None:
+    # Once per application: setting the style sheet again re-polishes every widget alive,
+    # including those of a window being torn down, which crashed Qt (seen in tests that open
+    # one window after another while the last one's workers still ran).
+    if app.property(_STYLED):
+        return
+    app.setProperty(_STYLED, True)
     app.setStyle("Fusion")
     pal = app.palette()
     for role, color in (

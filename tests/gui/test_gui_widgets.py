@@ -150,3 +150,19 @@ def test_fixed_size_nets_start_at_the_data_size(qtbot, tmp_path: Path) -> None:
     assert panel.net_form.values()["image_size"] == 8
     panel.family_box.setCurrentText("vae")  # a new family's form keeps the data's size
     assert panel.net_form.values()["image_size"] == 8
+
+
+def test_the_style_is_applied_once_per_application(qapp) -> None:
+    """A second window's start-up must not set the style sheet again: that re-polishes every live
+    widget, a closing window's too, and crashed Qt when tests opened one window after another."""
+    from aestudio.gui.app import application
+
+    app = application()
+    sheet = app.styleSheet()
+    assert sheet  # the first call styled the application
+    app.setStyleSheet(sheet + "\n/* marker */")
+    try:
+        assert application() is app
+        assert app.styleSheet().endswith("/* marker */")  # left alone
+    finally:
+        app.setStyleSheet(sheet)
