@@ -41,7 +41,7 @@ FAMILY_FLAGS = {
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
               "in_channels": "--channels"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
-                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "init_from",
+                    "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "grow_strokes", "init_from",
                     "self_supervised")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
@@ -68,6 +68,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--crop-size", type=int, metavar="N",
                    help="unet on pairs: data: side of the random training crops at the images' own scale (default 128); "
                         "images smaller than this train whole")
+    t.add_argument("--grow-strokes", action="store_true", default=None,
+                   help="unet on pairs: data with sparse masks (255 = unlabelled): grow each crop's strokes to the "
+                        "regions of uniform colour they fall in (Felzenszwalb superpixels), so the net learns from "
+                        "more than the painted pixels; painted values are kept (measured: docs/BENCHMARKS.md)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--beta", type=float, help="VAE: weight of the KL term")
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
@@ -239,6 +243,8 @@ def _run_value(info: Any, key: str) -> Any:
         return cfg.recon_loss.value
     if key == "noise":
         return cfg.noise
+    if key == "grow_strokes":
+        return bool((info.data_options.get("native") or {}).get("grow", False))
     train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
     if hasattr(cfg, train_key):
         return getattr(cfg, train_key)
@@ -311,6 +317,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             args.image_size = _native_size(args.model, args.data, args.channels)
         net_cfg = _net_config(args)
         native = uses_native_scale(args.model, args.data, args.image_size)
+        if args.grow_strokes and not native:
+            raise CliError("--grow-strokes applies to a unet on pairs: data without --image-size (sparse masks at "
+                           "the images' own scale)")
         if args.crop_size is not None and not native:
             raise CliError("--crop-size applies to a unet on pairs: data without --image-size (training at the "
                            "images' own scale); drop it or drop --image-size")
@@ -321,7 +330,7 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder, init_weights=args.init_from,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
-                     crop_size=args.crop_size)
+                     crop_size=args.crop_size, grow_strokes=bool(args.grow_strokes))
     except (DeviceError, DataError, UnknownNetError) as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # config checks in the engine (bad sizes, classes, families)

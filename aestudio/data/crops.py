@@ -12,6 +12,9 @@ run on the full image. Here nothing is resized:
   so large images are covered instead of yielding one crop per epoch;
 * validation items are whole images (a fixed crop of at most ``val_max``
   a side when huge);
+* with ``grow`` (sparse strokes), each training crop's labels are grown to
+  the crop's regions of uniform colour (:mod:`aestudio.data.regions`), so
+  the net also learns from the unpainted pixels near the strokes;
 * :func:`pad_collate` pads the items of a batch to one size, a multiple of the
   net's ``multiple``; padded mask pixels are :data:`UNLABELLED`, so they count
   neither in the loss nor in the metrics.
@@ -45,14 +48,16 @@ class NativeScale:
     multiple: int = 8  # the net's size multiple (2**depth for a U-Net)
     flips: bool = True  # random horizontal and vertical flips of training crops
     val_max: int = DEFAULT_VAL_MAX  # validation images larger than this get a fixed crop of this side
+    grow: bool = False  # training crops: strokes grown to the crop's regions (aestudio.data.regions)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"crop": self.crop, "multiple": self.multiple, "flips": self.flips, "val_max": self.val_max}
+        return {"crop": self.crop, "multiple": self.multiple, "flips": self.flips, "val_max": self.val_max,
+                "grow": self.grow}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NativeScale:
         return cls(int(d.get("crop", DEFAULT_CROP)), int(d.get("multiple", 8)), bool(d.get("flips", True)),
-                   int(d.get("val_max", DEFAULT_VAL_MAX)))
+                   int(d.get("val_max", DEFAULT_VAL_MAX)), bool(d.get("grow", False)))
 
 
 def repeats_for(height: int, width: int, crop: int) -> int:
@@ -162,6 +167,10 @@ class NativePairsDataset(LazyFiles):
             # torch's RNG (seeded by the training loop, per DataLoader worker) drives numpy's here.
             rng = np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
             image, mask_t = random_crop_flip(image, mask_t, self.plan.crop, rng, self.plan.flips)
+            if self.plan.grow and bool((mask_t == UNLABELLED).any()):
+                from aestudio.data.regions import grow, segments
+
+                mask_t = torch.from_numpy(grow(mask_t.numpy(), segments(image.permute(1, 2, 0).numpy())))
         else:
             h, w = mask.shape
             side = self.plan.val_max

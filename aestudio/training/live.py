@@ -10,10 +10,11 @@ copy of its weights; predictions for the screen are made from that copy on
 another thread (:func:`predict_probs`), never from the net being trained.
 Training again continues from the current weights and optimizer state.
 
-Batches: random crops (labelled-pixel centred, flipped) of the images that hold
+Batches: random crops (labelled-pixel centred, flipped, turned by 90 degrees,
+brightness and contrast varied) of the images that hold
 labels, padded to the net's multiple with 255 (see :mod:`aestudio.data.crops`);
 the loss is the segmentation loss over labelled pixels only. The strokes are
-first grown to the image regions they fall in (:mod:`aestudio.training.regions`);
+first grown to the image regions they fall in (:mod:`aestudio.data.regions`);
 grown pixels weigh ``LiveConfig.regions`` (painted ones 1) and never replace a
 painted value.
 """
@@ -63,6 +64,8 @@ class LiveConfig:
     max_steps: int | None = None  # stop after this many steps of this session (tests, benches)
     seed: int = 0
     regions: float = 0.5  # loss weight of labels grown from strokes to image regions (0 = strokes only)
+    rotate: bool = True  # random 90-degree turns of the crops besides flips (objects seldom have an up)
+    jitter: float = 0.1  # per-crop brightness shift and contrast factor within +-jitter (0 = off)
 
 
 @dataclass
@@ -294,14 +297,29 @@ class LiveTrainer:
                 x, t = x.flip(-1), t.flip(-1)
             if self._rng.random() < 0.5:
                 x, t = x.flip(-2), t.flip(-2)
+            turns = int(self._rng.integers(4)) if self.cfg.rotate else 0
+            if turns:
+                x, t = torch.rot90(x, turns, (-2, -1)), torch.rot90(t, turns, (-2, -1))
             items.append((x.float(), t))
-        return self._collate(items)  # only the crops widen to int64
+        images, targets = self._collate(items)  # only the crops widen to int64
+        return self._jitter(images), targets
+
+    def _jitter(self, x: torch.Tensor) -> torch.Tensor:
+        """Brightness and contrast of each crop varied a little (lighting differs between images)."""
+        j = self.cfg.jitter
+        if j <= 0:
+            return x
+        n = x.shape[0]
+        shift = torch.from_numpy(self._rng.uniform(-j, j, (n, 1, 1, 1)).astype(np.float32))
+        gain = torch.from_numpy(self._rng.uniform(1 - j, 1 + j, (n, 1, 1, 1)).astype(np.float32))
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        return ((x - mean) * gain + mean + shift).clamp(0, 1)
 
     def _grown(self, key: str, ex: _Example) -> _Example:
         """``ex`` with its strokes grown to regions (made here, in the training thread, once per mask)."""
         if self.cfg.regions <= 0 or ex.grown is not None:
             return ex
-        from aestudio.training.regions import grow, segments
+        from aestudio.data.regions import grow, segments
 
         regions = ex.regions
         if regions is None:

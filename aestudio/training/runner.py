@@ -69,7 +69,7 @@ def uses_native_scale(net_name: str, data_spec: str, image_size: int | None) -> 
     return bool(spec.fully_convolutional and spec.task is Task.SEGMENT and kind == "pairs" and image_size is None)
 
 
-def native_plan(net_name: str, net_cfg: NetConfig, crop_size: int | None) -> Any:
+def native_plan(net_name: str, net_cfg: NetConfig, crop_size: int | None, grow_strokes: bool = False) -> Any:
     from aestudio.data.crops import DEFAULT_CROP, NativeScale
     from aestudio.nets.registry import size_multiple
 
@@ -77,7 +77,7 @@ def native_plan(net_name: str, net_cfg: NetConfig, crop_size: int | None) -> Any
     crop = int(crop_size or DEFAULT_CROP)
     if crop < multiple:
         raise ValueError(f"crop size {crop} is smaller than the net's size multiple {multiple}; use {multiple} or more")
-    return NativeScale(crop=crop, multiple=multiple)
+    return NativeScale(crop=crop, multiple=multiple, grow=grow_strokes)
 
 
 def native_from_options(opts: dict[str, Any]) -> Any:
@@ -137,6 +137,7 @@ def train(
     num_classes: int | None = None,
     crop_size: int | None = None,
     init_weights: Path | str | None = None,
+    grow_strokes: bool = False,
 ) -> Iterator[Event]:
     """Start a new run in ``run_dir`` (which must not exist or be empty).
 
@@ -145,7 +146,8 @@ def train(
     data's class count. A denoising net with no noise in ``cfg`` trains on
     :data:`DEFAULT_DENOISE_NOISE`. A fully convolutional segmentation net on
     ``pairs:`` data without ``image_size`` trains at the images' own scale, on
-    random crops of ``crop_size`` (see :func:`uses_native_scale`).
+    random crops of ``crop_size`` (see :func:`uses_native_scale`); ``grow_strokes`` grows
+    sparse labels (255 elsewhere) to each crop's regions of uniform colour.
     """
     from aestudio.nets.registry import build_net, get_spec, net_config_to_dict
     from aestudio.training.device import resolve_device
@@ -162,7 +164,7 @@ def train(
     if image_size is None and not spec.fully_convolutional:
         image_size = net_cfg.image_size  # fixed-size nets: the data must come at the net's size
     patches = _wants_patches(spec)
-    native = native_plan(net_name, net_cfg, crop_size) if uses_native_scale(net_name, data_spec, image_size) else None
+    native = native_plan(net_name, net_cfg, crop_size, grow_strokes) if uses_native_scale(net_name, data_spec, image_size) else None
     data = _open(data_spec, image_size=image_size, channels=channels, val_fraction=cfg.val_fraction, seed=cfg.seed,
                  patches=patches, native=native, noisy=selfsup)
     if spec.task is Task.SEGMENT and _kind(data) != "segmentation":

@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import torch
 
+from aestudio.data.regions import UNLABELLED, grow, segments
 from aestudio.training.live import (
     LiveConfig,
     LiveTrainer,
@@ -14,7 +15,6 @@ from aestudio.training.live import (
     predict_probs,
     sparse_loss,
 )
-from aestudio.training.regions import UNLABELLED, grow, segments
 
 
 def _scene(size: int = 48, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -110,3 +110,61 @@ def test_tiny_run_with_grown_labels_beats_strokes_only() -> None:
         pred = predict_probs(net, image).argmax(0)
         scores[weight] = float((pred == truth).mean())
     assert scores[0.5] > scores[0.0] + 0.02, scores
+
+
+def test_crops_are_turned_by_90_degrees_and_jittered_only_when_asked() -> None:
+    image = np.full((32, 32, 3), 0.5, np.float32)
+    mask = np.full((32, 32), UNLABELLED, np.uint8)
+    mask[0, :10] = 1  # a horizontal stroke: flips keep it horizontal, only a quarter turn makes it vertical
+    for rotate, jitter in ((True, 0.2), (False, 0.0)):
+        trainer = LiveTrainer(3, 2, LiveConfig(crop=32, batch_size=8, base_channels=4, depth=2, regions=0.0,
+                                               rotate=rotate, jitter=jitter))
+        trainer.set_example("a", image, mask)
+        vertical, changed = False, False
+        for _ in range(4):
+            x, targets = trainer._batch()
+            painted = targets[:, 0] != UNLABELLED
+            vertical |= bool((painted.sum(dim=-2) > 1).any())  # a column with more than one painted pixel
+            changed |= not torch.allclose(x, torch.full_like(x, 0.5), atol=1e-3)
+        assert vertical == rotate and changed == (jitter > 0)
+
+
+def _pairs(folder, n: int = 2) -> str:
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True)
+    (folder / "masks").mkdir()
+    for i in range(n):
+        image, truth = _scene(seed=i)
+        Image.fromarray((image * 255).round().astype(np.uint8)).save(folder / "images" / f"s{i}.png")
+        Image.fromarray(_strokes(truth)).save(folder / "masks" / f"s{i}.png")
+    return f"pairs:{folder / 'images'},{folder / 'masks'}"
+
+
+def test_native_crops_grow_strokes_only_when_asked(tmp_path) -> None:
+    from aestudio.data.crops import NativeScale
+    from aestudio.data.specs import open_data
+
+    spec = _pairs(tmp_path / "set", n=4)
+    counts = {}
+    for grow_on in (False, True):
+        data = open_data(spec, native=NativeScale(crop=48, multiple=4, grow=grow_on), val_fraction=0.25)
+        torch.manual_seed(0)
+        _, mask = data.train[0]
+        counts[grow_on] = int((mask != UNLABELLED).sum())
+    assert counts[True] > 5 * counts[False]
+
+
+def test_cli_grow_strokes_is_recorded_and_refused_where_it_cannot_apply(tmp_path, capsys) -> None:
+    from aestudio.cli import main
+    from aestudio.training.runs import read_run
+
+    spec = _pairs(tmp_path / "set", n=4)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "unet", "--data", spec, "--max-steps", "2", "--base-channels", "4", "--depth", "2",
+                 "--crop-size", "32", "--grow-strokes", "--no-progress", "--out", str(out)]) == 0
+    assert read_run(out).data_options["native"]["grow"] is True
+    capsys.readouterr()
+    assert main(["train", "--model", "unet", "--data", spec, "--image-size", "32", "--grow-strokes", "--max-steps", "1",
+                 "--no-progress", "--out", str(tmp_path / "run2")]) != 0
+    assert "--grow-strokes applies to a unet on pairs:" in capsys.readouterr().err
