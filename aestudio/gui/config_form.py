@@ -153,6 +153,11 @@ class ConfigForm(QWidget):
         if not visible:
             self._set(name, getattr(self.cls(), name))
 
+    def insert_row_before(self, name: str, widget: QWidget) -> None:
+        """Put ``widget`` on a row of its own just above field ``name`` (e.g. a check box revealing it)."""
+        row, _role = self._layout.getWidgetPosition(self._editors[name][0])
+        self._layout.insertRow(row, widget)
+
     def row_visible(self, name: str) -> bool:
         return name in self._editors and self._editors[name][0].isVisibleTo(self)
 

@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,8 @@ DEFAULT_DATA = "digits"  # opened on first launch so Start works with one click
 ENV_FIRST_RUN = "AESTUDIO_FIRST_RUN"
 # Which kind of zoo model a tab wants most, by a word of its title (tabs accept several tasks).
 FIRST_PAINT_FALLBACK_MS = 1000  # start the deferred background work even if the window is never painted
+BUILD_TICK_MS = 50  # the panels not shown at start-up: one built per tick once the background is idle
+BUILD_AT_LATEST_MS = 20000  # ... or this long after the first paint, idle or not
 TAB_TASK_HINTS = {"noise": Task.DENOISE, "segment": Task.SEGMENT, "latent": Task.GENERATE, "reconstruct": Task.RECONSTRUCT}
 EXPORTABLE_REASONS = (FinishReason.DONE, FinishReason.STOPPED, FinishReason.DIVERGED)
 
@@ -143,7 +146,7 @@ class MainWindow(QMainWindow):
         self.models_panel = ModelsPanel(self.workspace)
         self.models_panel.set_recent(recent_items(settings))
         self.train_panel = TrainPanel(self.workspace)
-        # Built when their tab is first current, or just after the first paint (see _build_later).
+        # Built when their tab is first current, or after the first paint once idle (see _build_later).
         self._panels: list[ExplorePanel | None] = [None] * len(PANELS)
         self.samples = SampleStrip()
         self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
@@ -153,6 +156,8 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._build_menus()
         self._painted = False  # background work waits for the first paint (see _when_shown)
+        self._idle_jobs: list[Callable[[], object]] = []  # GUI-thread work waiting for an idle background
+        self._idle_since: float | None = None
         self._after_first_paint: list[Callable[[], object]] = []
         self._connect()
         self._restore()
@@ -218,7 +223,7 @@ class MainWindow(QMainWindow):
 
         Only the tab current at start-up is built before the window's first paint: each panel
         imports its own stack (pyqtgraph, superqt, explore modules), which made a first launch
-        take 2.3 s (bench ``launch``). The others follow just after the paint (``_build_later``).
+        take 2.3 s (bench ``launch``). The others follow after the paint (``_build_later``).
         """
         panel = self._panels[index]
         if panel is None:
@@ -244,18 +249,40 @@ class MainWindow(QMainWindow):
         self._offer_model_for_tab()
 
     def _build_later(self) -> None:
-        """After the first paint: the Train tab's plots, then one unbuilt panel per event-loop turn
-        (so a click between two is handled)."""
-        steps: list[Callable[[], object]] = [self.train_panel.build_deferred]
-        steps += [lambda i=i: self._panel(i) for i in range(len(PANELS))]
+        """Queue what the first paint left out (the Train tab's plots, the panels not shown)."""
+        self._when_idle(self.train_panel.build_deferred)
+        for i in range(len(PANELS)):
+            self._when_idle(lambda i=i: self._panel(i))
 
-        def next_step() -> None:
-            if self._closing or not steps:
-                return
-            steps.pop(0)()
-            QTimer.singleShot(0, self, next_step)
+    def _when_idle(self, job: Callable[[], object], *, first: bool = False) -> None:
+        """Run ``job`` in the GUI thread once no background job runs, one job per BUILD_TICK_MS tick.
 
-        QTimer.singleShot(0, self, next_step)
+        Building a panel while the start-up loads import torch, ONNX Runtime and the data set
+        shares the GIL and the import locks with them: it held the event loop for 1.3-4 s in
+        one turn (bench ``launch``, longest stall). After BUILD_AT_LATEST_MS from the first
+        job queued the jobs run anyway. A tab made current is built at once, not here.
+        """
+        if first:
+            self._idle_jobs.insert(0, job)
+        else:
+            self._idle_jobs.append(job)
+        if self._idle_since is None:
+            self._idle_since = time.monotonic()
+            QTimer.singleShot(BUILD_TICK_MS, self, self._idle_tick)
+
+    def _idle_tick(self) -> None:
+        if self._closing or not self._idle_jobs:
+            self._idle_since = None
+            return
+        busy = any(runner.pending for runner in (self.tasks, self.reads, self._preload))
+        if not busy or time.monotonic() - self._idle_since > BUILD_AT_LATEST_MS / 1000:
+            self._idle_jobs.pop(0)()
+        QTimer.singleShot(BUILD_TICK_MS, self, self._idle_tick)
+
+    @property
+    def deferred_built(self) -> bool:
+        """Whether everything the first paint left for later is built (the bench waits for it)."""
+        return self.train_panel.curves.plot_built and all(p is not None for p in self._panels)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -524,7 +551,8 @@ class MainWindow(QMainWindow):
             panel = self._panel(0)
             self.show_panel(panel)
         panel.add_images(good)
-        self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
+        if not panel.reports_added_images:
+            self.notify(Level.INFO, f"{len(good)} image(s) sent to {panel.title}.")
 
     def current_explore_panel(self) -> ExplorePanel | None:
         w = self.tabs.currentWidget()
@@ -601,7 +629,8 @@ class MainWindow(QMainWindow):
         self._open_data_of_shipped(model)
         if self._show_tab_for_model:
             self._show_tab_for_model = False
-            self._show_tab_for_task(task)
+            # Once the start-up loads are done: building that tab now waited on their imports.
+            self._when_idle(lambda: self._show_tab_for_task(task), first=True)
 
     def _show_tab_for_task(self, task: str) -> None:
         for i, entry in enumerate(PANELS):

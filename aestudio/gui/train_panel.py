@@ -154,7 +154,7 @@ class TrainPanel(QWidget):
         self.noisy_inputs.setToolTip("Corrupt each input with the Noise below and learn to output the clean image "
                                      "(as `aestudio train --noise` does); the denoising_ae family always trains this way")
         self.noisy_inputs.toggled.connect(lambda _on: self._show_train_fields())
-        tl.addWidget(self.noisy_inputs)
+        self.train_form.insert_row_before("noise", self.noisy_inputs)  # just above the field it reveals
         self.advanced_form = ConfigForm(TrainConfig, include=TRAIN_ADVANCED)
         adv = Collapsible("Advanced")
         adv.addWidget(self.advanced_form)

@@ -209,3 +209,18 @@ def test_the_class_list_shows_whole_rows_and_scrolls(qtbot, panel, tmp_path) -> 
         shown = [r for r in rects if r.intersects(lst.viewport().rect())]
         assert len(shown) == CLASS_ROWS
         assert all(lst.viewport().rect().contains(r) for r in shown), "a row is cut"
+
+
+def test_images_dropped_on_the_label_tab_are_announced_once(qtbot, window, tmp_path, settings_dir) -> None:
+    # The window said "1 image(s) sent to Label." and the panel "Added 1 image(s) to the
+    # project." for the same drop: two banners stacked over the sample strip.
+    from tests.gui.guitools import drop_paths
+
+    label = next(window._panel(i) for i in range(window.tabs.count()) if window._panel(i).title == "Label")
+    window.show_panel(label)
+    before = len(window.messages.history)
+    drop_paths(window, [_image(tmp_path / "src" / "a.png")])
+    qtbot.waitUntil(lambda: label.project is not None and label.image_list.count() == 1, timeout=WAIT)
+    texts = [m.text for m in window.messages.history[before:]]
+    assert sum("image(s)" in t for t in texts) == 1, texts
+    assert any("Added 1 image(s) to the project" in t for t in texts), texts

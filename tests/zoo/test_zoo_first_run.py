@@ -29,8 +29,9 @@ def test_first_run_loads_the_default_zoo_model_and_shows_samples(qtbot, fresh_wi
     qtbot.waitUntil(lambda: w.active_model is not None, timeout=60000)
     assert w.active_model.path == zoo.default_model().path
     qtbot.waitUntil(lambda: w.data_panel.spec == "digits", timeout=60000)  # opened on a worker
-    # It opens the tab where the default model (a VAE) is useful.
-    assert w.current_explore_panel() is not None and w.current_explore_panel().supports(w.active_model)
+    # It opens the tab where the default model (a VAE) is useful, once the start-up loads are done.
+    qtbot.waitUntil(lambda: w.current_explore_panel() is not None
+                    and w.current_explore_panel().supports(w.active_model), timeout=30000)
     assert w.samples.isVisible()
     assert [p.name for p in w.samples.paths()] == [p.name for p in zoo.sample_images()]
     from aestudio.gui.models_panel import Group

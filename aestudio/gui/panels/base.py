@@ -36,6 +36,9 @@ class ExplorePanel(QWidget):
     # autoencoder, but only a denoiser removes noise): the window offers the shipped model
     # for it, as it does for an unsupported model.
     preferred_task: ClassVar[Task | None] = None
+    # A panel that says itself what became of dropped images (Label: "Added N image(s) to the
+    # project", after copying them in) sets this, so the window does not say it a second time.
+    reports_added_images: ClassVar[bool] = False
 
     notify = Signal(object, str, str)  # Level, text, details: routed to the window's message bar
 

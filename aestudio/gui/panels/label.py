@@ -97,6 +97,7 @@ def _swatch(color: tuple[int, int, int]) -> QIcon:
 
 class LabelPanel(ExplorePanel):
     title = "Label"
+    reports_added_images = True  # _images_added says how many the project took
     purpose = "Paint a few strokes per class; a U-Net learns them while you paint; correct it and repeat."
     drop_hint = "Drop images or a label project folder."
     tasks_supported = frozenset()
