@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pyqtgraph loads when the plots are built, after the window's first paint
+    import pyqtgraph as pg
+
     from aestudio.gui.curves_plot import CurvesPlot
 
 PLOT_MIN_HEIGHT = 220
@@ -146,15 +148,15 @@ class CurvesView(QWidget):
         return self._plot
 
     @property
-    def graphics(self) -> Any:
+    def graphics(self) -> pg.GraphicsLayoutWidget:
         return self.build_plot().graphics
 
     @property
-    def loss_plot(self) -> Any:
+    def loss_plot(self) -> pg.PlotItem:
         return self.build_plot().loss_plot
 
     @property
-    def val_plot(self) -> Any:
+    def val_plot(self) -> pg.PlotItem:
         return self.build_plot().val_plot
 
     # -------------------------------------------------------------- live run
