@@ -295,7 +295,8 @@ class LiveTrainer:
         items = []
         for i in picks:
             ex = self._grown(*examples[i])
-            targets = torch.stack([ex.mask, ex.grown if ex.grown is not None else ex.mask])
+            grown = ex.grown if ex.grown is not None and self.cfg.regions > 0 else ex.mask  # cfg may change between runs
+            targets = torch.stack([ex.mask, grown])
             top, left, h, w = crop_window(targets[1], self.cfg.crop, self._rng)
             x, t = ex.image[:, top:top + h, left:left + w], targets[:, top:top + h, left:left + w]
             if self._rng.random() < 0.5:
