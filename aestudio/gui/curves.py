@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # pyqtgraph loads when the plots are built, after the window's first paint
+    import pyqtgraph as pg
+
     from aestudio.gui.curves_plot import CurvesPlot
 
 PLOT_MIN_HEIGHT = 220
@@ -29,6 +32,10 @@ VAL_COLOR = "#d1493f"
 LOG_METRICS = frozenset({"mse", "loss", "nelbo", "train_loss"})
 PREFERRED_METRICS = ("miou", "psnr", "mse", "ssim", "nelbo")
 _NOT_METRICS = frozenset({"epoch", "step", "train_loss", "seconds", "time", "batch_size", "lr"})
+# What the plot area says until its plots are built (the first seconds after launch): the two
+# plots' titles over what each will show, in their places, so the area is never a blank box.
+PLACEHOLDER = (("Training loss", "drawn step by step once a run starts"),
+               ("Validation", "the metric chosen above, after each epoch"))
 
 
 def clean_xy(x: np.ndarray, y: np.ndarray, *, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +91,27 @@ class RunSeries:
         return series
 
 
+def _placeholder() -> QWidget:
+    """The plot area before pyqtgraph is loaded: white, the plots' size, their titles and what they will show."""
+    slot = QWidget()
+    slot.setObjectName("plotSlot")
+    slot.setStyleSheet("QWidget#plotSlot { background: white; } QLabel { color: #777; }")
+    slot.setMinimumHeight(PLOT_MIN_HEIGHT)
+    row = QHBoxLayout(slot)
+    for title, hint in PLACEHOLDER:
+        column = QVBoxLayout()
+        head = QLabel(title)  # where the built plot's title will be, so nothing jumps
+        head.setStyleSheet("color: #333; font-size: 11pt;")
+        head.setAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
+        body = QLabel(hint)
+        body.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        body.setWordWrap(True)  # a narrow window wraps the hint instead of widening the tab
+        column.addWidget(head)
+        column.addWidget(body, 1)
+        row.addLayout(column, 1)
+    return slot
+
+
 class CurvesView(QWidget):
     """The metric picker, the buffered series and (built on demand) the two plots.
 
@@ -109,11 +137,9 @@ class CurvesView(QWidget):
         caption.setWordWrap(True)  # never let the caption widen the window
         top.addWidget(caption, 1)
         lay.addLayout(top)
-        # Until the plots exist, a white area of their size holds their place (no jump later).
-        self._slot = QWidget()
-        self._slot.setObjectName("plotSlot")
-        self._slot.setStyleSheet("QWidget#plotSlot { background: white; }")
-        self._slot.setMinimumHeight(PLOT_MIN_HEIGHT)
+        # Until the plots exist, a white area of their size holds their place (no jump later)
+        # and says what will be drawn there.
+        self._slot = _placeholder()
         lay.addWidget(self._slot, 1)
         self._plot: CurvesPlot | None = None
 
@@ -129,6 +155,12 @@ class CurvesView(QWidget):
     @property
     def plot_built(self) -> bool:
         return self._plot is not None
+
+    def placeholder_text(self) -> str:
+        """What the plot area says before its plots are built ("" once they are)."""
+        if self._plot is not None:
+            return ""
+        return " ".join(label.text() for label in self._slot.findChildren(QLabel))
 
     def build_plot(self) -> CurvesPlot:
         """Build the plots (once) and draw what is buffered; bare axes until the first point."""
@@ -146,15 +178,15 @@ class CurvesView(QWidget):
         return self._plot
 
     @property
-    def graphics(self) -> Any:
+    def graphics(self) -> pg.GraphicsLayoutWidget:
         return self.build_plot().graphics
 
     @property
-    def loss_plot(self) -> Any:
+    def loss_plot(self) -> pg.PlotItem:
         return self.build_plot().loss_plot
 
     @property
-    def val_plot(self) -> Any:
+    def val_plot(self) -> pg.PlotItem:
         return self.build_plot().val_plot
 
     # -------------------------------------------------------------- live run

@@ -44,7 +44,7 @@ class CurvesPlot:
     """The loss plot (log y once there are points) and the validation metric's plot."""
 
     def __init__(self) -> None:
-        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics: pg.GraphicsLayoutWidget = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.graphics.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.loss_plot = self._make_plot("Training loss", 0)

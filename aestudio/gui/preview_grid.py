@@ -30,6 +30,7 @@ class PreviewGrid(QWidget):
         outer.setContentsMargins(0, 0, 0, 0)
         self._title = QLabel("Previews appear after the first epoch.")
         self._title.setObjectName("hint")
+        self._title.setWordWrap(True)  # the column can be narrow: wrap rather than cut the hint off
         outer.addWidget(self._title)
         self._grid_host = QWidget()
         self._grid = QGridLayout(self._grid_host)

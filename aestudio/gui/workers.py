@@ -21,8 +21,9 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -153,6 +154,14 @@ class TrainWorker(QObject):
             self.finished.emit(final)
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One call queued on a :class:`_DaemonPool`, closed over its function and typed future."""
+
+    run: Callable[[], None]  # calls the function; sets the future's result or exception
+    cancel: Callable[[], bool]  # the future's cancel (a job not yet started)
+
+
 class _DaemonPool:
     """A few daemon threads over a queue, for jobs that only read (load torch, open a data set).
 
@@ -162,14 +171,23 @@ class _DaemonPool:
     """
 
     def __init__(self, max_workers: int, name: str) -> None:
-        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._max = max_workers
         self._name = name
         self._threads: list[threading.Thread] = []
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self._queue.put((future, fn, args))
+    def submit(self, fn: Callable[..., R], *args: object) -> Future[R]:
+        future: Future[R] = Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # noqa: BLE001 - delivered to the GUI thread through the future
+                future.set_exception(exc)
+
+        self._queue.put(_Job(run, future.cancel))
         if len(self._threads) < self._max:
             thread = threading.Thread(target=self._work, name=f"{self._name}_{len(self._threads)}", daemon=True)
             self._threads.append(thread)
@@ -177,14 +195,8 @@ class _DaemonPool:
         return future
 
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            future, fn, args = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # noqa: BLE001 - delivered to the GUI thread through the future
-                future.set_exception(exc)
+        while (job := self._queue.get()) is not None:
+            job.run()
 
     def shutdown(self, wait: bool = False, cancel_futures: bool = True) -> None:  # noqa: ARG002 - never waits
         while True:
@@ -193,7 +205,7 @@ class _DaemonPool:
             except queue.Empty:
                 break
             if item is not None and cancel_futures:
-                item[0].cancel()
+                item.cancel()
         for _ in self._threads:
             self._queue.put(None)
 
@@ -206,15 +218,16 @@ class TaskRunner(QObject):
     files (exports, masks, saved images) use a default runner, whose jobs finish before exit.
     """
 
-    _completed = Signal(object)  # Future, emitted from the pool thread, delivered queued
+    _completed = Signal(object)  # a job's delivery (Callable[[], None]), emitted from the pool thread, run queued
 
     def __init__(self, parent: QObject | None = None, max_workers: int = 2, *, reads_only: bool = False) -> None:
         super().__init__(parent)
         self._pool: ThreadPoolExecutor | _DaemonPool = (
             _DaemonPool(max_workers, "aestudio-read") if reads_only
             else ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="aestudio-task"))
-        # Jobs of every result type wait here side by side: each future's result goes to its own callback.
-        self._callbacks: dict[Future[Any], tuple[Callable[[Any], None], Callable[[BaseException, str], None] | None]] = {}
+        # Jobs of every result type wait here side by side, each as the closure that hands its own
+        # future's result to its own callbacks (typed per submit, so one set holds them all).
+        self._pending: set[Callable[[], None]] = set()
         self._completed.connect(self._deliver)
         self._closed = False
 
@@ -225,34 +238,39 @@ class TaskRunner(QObject):
         if self._closed:
             logger.debug("task %r dropped: the runner is shut down", fn)
             return None
-        future = self._pool.submit(fn, *args)
-        self._callbacks[future] = (on_result, on_error)
-        future.add_done_callback(self._completed.emit)
+        future: Future[R] = self._pool.submit(fn, *args)
+
+        def deliver() -> None:
+            if future.cancelled():
+                return
+            exc = future.exception()
+            if exc is None:
+                on_result(future.result())
+                return
+            details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            if on_error is not None:
+                on_error(exc, details)
+            else:
+                logger.error("background task failed: %s\n%s", exc, details)
+
+        self._pending.add(deliver)
+        future.add_done_callback(lambda _f: self._completed.emit(deliver))
         return future
 
     @property
     def pending(self) -> int:
-        return len(self._callbacks)
+        return len(self._pending)
 
     def shutdown(self) -> None:
         self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._callbacks.clear()
+        self._pending.clear()
 
-    def _deliver(self, future: Future) -> None:
-        callbacks = self._callbacks.pop(future, None)
-        if callbacks is None or future.cancelled():
-            return
-        on_result, on_error = callbacks
-        exc = future.exception()
-        if exc is None:
-            on_result(future.result())
-            return
-        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        if on_error is not None:
-            on_error(exc, details)
-        else:
-            logger.error("background task failed: %s\n%s", exc, details)
+    def _deliver(self, deliver: Callable[[], None]) -> None:
+        """In the GUI thread: hand one finished job's result over, unless the runner was shut down since."""
+        if deliver in self._pending:
+            self._pending.discard(deliver)
+            deliver()
 
 
 def describe_error(exc: BaseException, path: Path | None = None) -> str:

@@ -359,6 +359,24 @@ class Dist:
         out = (buf / share.n_global).tolist()
         return out[0], dict(zip(keys, out[1:-1], strict=True)), buf[-1].item() > 0
 
+    def check_weights_agree(self, net: nn.Module, step: int) -> None:
+        """Raise unless every rank holds the same weights (called by all ranks before rank 0 saves them).
+
+        DDP keeps them equal only when each gradient comes through its wrapper; a training path that
+        calls the module directly would let the ranks drift apart silently and rank 0 would save a model
+        trained on its share alone. One all-reduce of two sums per tensor (max and -min over ranks)."""
+        sums = torch.stack([t.detach().double().sum() for t in net.state_dict().values() if t.is_floating_point()])
+        both = torch.cat([sums, -sums])
+        try:
+            dist.all_reduce(both, op=dist.ReduceOp.MAX)
+        except Exception as exc:  # noqa: BLE001
+            raise DistributedError(peer_lost_message(self.rank, exc)) from exc
+        high, low = both[: len(sums)], -both[len(sums):]
+        spread = float((high - low).abs().max())
+        if spread > 1e-6 * (1.0 + float(high.abs().max())):
+            raise DistributedError(f"the processes' weights differ at step {step} (by {spread:.3g}): their gradients "
+                                   "were not all-reduced; this is a bug in aestudio, please report it")
+
     def rank_seed(self, seed: int, step: int) -> int:
         """Torch seed of a rank > 0 (rank 0 keeps the run's saved stream)."""
         return int(np.random.SeedSequence([seed, self.rank, step]).generate_state(1)[0])
@@ -435,6 +453,9 @@ class Solo:
                     step: int) -> tuple[float, dict[str, float], bool]:
         """This process's loss and terms as they are, and its own stop flag."""
         return float(loss.detach()), {k: float(v.detach()) for k, v in terms.items()}, stop
+
+    def check_weights_agree(self, net: nn.Module, step: int) -> None:
+        """One process agrees with itself."""
 
     def seed_rank(self, seed: int, step: int) -> None:
         """The one process keeps the run's saved torch stream."""

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from aestudio.data.base import UNLABELLED
 from aestudio.data.crops import crop_window, pad_collate
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
 from aestudio.training.losses import soft_dice_loss
+
+if TYPE_CHECKING:  # the net modules load when a trainer is built, not with this module
+    from aestudio.nets.unet import UNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +80,13 @@ class _Example:
     grown: torch.Tensor | None = None  # uint8 [H, W]: `mask` grown to its regions (None: not made yet)
 
 
-def _net_config(channels: int, num_classes: int, cfg: LiveConfig) -> Any:
-    from aestudio.nets.registry import default_config
+def live_net_config(channels: int, num_classes: int, cfg: LiveConfig) -> UNetConfig:
+    """The U-Net config of a live trainer (and of the bundle exported from its snapshot): at least two
+    classes, ``cfg``'s depth and width."""
+    from aestudio.nets.unet import UNetConfig
 
-    return default_config(NET_NAME, in_channels=channels, num_classes=max(2, num_classes), depth=cfg.depth,
-                          base_channels=cfg.base_channels)
+    return UNetConfig(in_channels=channels, num_classes=max(2, num_classes), depth=cfg.depth,
+                      base_channels=cfg.base_channels)
 
 
 class LiveTrainer:
@@ -93,7 +98,7 @@ class LiveTrainer:
 
         self.cfg = cfg or LiveConfig()
         self.channels = channels
-        self.net_cfg = _net_config(channels, num_classes, self.cfg)
+        self.net_cfg = live_net_config(channels, num_classes, self.cfg)
         torch.manual_seed(self.cfg.seed)
         self.net = build_net(NET_NAME, self.net_cfg)
         if state is not None:
@@ -152,7 +157,7 @@ class LiveTrainer:
         from aestudio.nets.registry import build_net
 
         state = self.net.state_dict()
-        self.net_cfg = _net_config(self.channels, num_classes, self.cfg)
+        self.net_cfg = live_net_config(self.channels, num_classes, self.cfg)
         self.net = build_net(NET_NAME, self.net_cfg)
         load_matching(self.net, state)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
@@ -290,7 +295,8 @@ class LiveTrainer:
         items = []
         for i in picks:
             ex = self._grown(*examples[i])
-            targets = torch.stack([ex.mask, ex.grown if ex.grown is not None else ex.mask])
+            grown = ex.grown if ex.grown is not None and self.cfg.regions > 0 else ex.mask  # cfg may change between runs
+            targets = torch.stack([ex.mask, grown])
             top, left, h, w = crop_window(targets[1], self.cfg.crop, self._rng)
             x, t = ex.image[:, top:top + h, left:left + w], targets[:, top:top + h, left:left + w]
             if self._rng.random() < 0.5:
@@ -371,7 +377,7 @@ def net_from_snapshot(channels: int, num_classes: int, state: dict[str, torch.Te
     """A U-Net in eval mode with ``state`` loaded (for predicting from a published snapshot)."""
     from aestudio.nets.registry import build_net
 
-    net = build_net(NET_NAME, _net_config(channels, num_classes, cfg or LiveConfig()))
+    net = build_net(NET_NAME, live_net_config(channels, num_classes, cfg or LiveConfig()))
     load_matching(net, state)
     return net.eval()
 

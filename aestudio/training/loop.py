@@ -287,6 +287,7 @@ class _Trainer:
             outcome = yield from self._one_epoch(perm)
             if outcome is _MAX_STEPS:
                 # Stopped by max_steps inside an epoch: validate and save the exact position.
+                self._agree()
                 self.metrics = self._validate()
                 best = self._update_best()
                 if self.run:  # not on ranks > 0 under torchrun (nor without a folder)
@@ -356,7 +357,9 @@ class _Trainer:
             every = self.cfg.checkpoint_every_steps
             if every and self.step % every == 0 and self.epoch_pos < self.n_train:
                 self.epoch_seconds = time.perf_counter() - t_epoch
-                yield self._checkpoint(RunStatus.RUNNING)
+                self._agree()
+                if self.run:  # not on ranks > 0 under torchrun (nor without a folder)
+                    yield self._checkpoint(RunStatus.RUNNING)
         self.epoch_seconds = time.perf_counter() - t_epoch
         return None
 
@@ -391,13 +394,20 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.selfsup is not SelfSupervised.NONE:
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
-                loss, terms = selfsup_objective(self.net, x_in, self.selfsup)
+                loss, terms = selfsup_objective(self._forward, x_in, self.selfsup)
         else:
             with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
                 out = self.ranks.forward_train(x_in, self.share.weight)
             loss, terms = batch_loss(self.net, out, x_in, target, segmentation=self.segment,
                                      recon=self.cfg.recon_loss, kl_weight=kl_weight)
         return self._reduce_and_step(loss, terms)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The net's output through ``ranks``: under torchrun the DDP wrapper, whose forward is what makes
+        the backward all-reduce the gradients (the self-supervised objectives call the net on masked or
+        sub-sampled inputs, so they get this instead of the module itself)."""
+        assert self.share is not None
+        return self.ranks.forward_train(x, self.share.weight)["output"]
 
     def _reduce_and_step(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
         # One reduction makes every rank agree on the global loss (so all skip a non-finite
@@ -468,6 +478,7 @@ class _Trainer:
         return True
 
     def _end_epoch(self) -> Iterator[Event]:
+        self._agree()
         self.metrics = self._validate()
         train_loss = self.loss_sum / max(self.loss_count, 1)
         seconds = self.epoch_seconds
@@ -496,9 +507,14 @@ class _Trainer:
         else:  # the time budget ran out; run.json says so, so `aestudio info` and the app can tell why
             message = (f"time limit of {self.cfg.time_limit_minutes:.3g} min reached at step {self.step} "
                        f"(epoch {self.epoch + 1}); resume to continue")
+        self._agree()
         if self.run:
             yield self._checkpoint(RunStatus.STOPPED, message=message)
         return FinishReason.STOPPED, message
+
+    def _agree(self) -> None:
+        """Called by every rank where rank 0 is about to save: the weights it saves must be every rank's."""
+        self.ranks.check_weights_agree(self.net, self.step)
 
     def _check_weights(self) -> None:
         for name, p in self.net.state_dict().items():

@@ -21,7 +21,7 @@ from torch import nn
 
 from aestudio.config import NetConfig, NoiseConfig, SelfSupervised, Task, TrainConfig, to_dict
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
-from aestudio.training.distributed import active, is_main, main_process_first
+from aestudio.training.distributed import is_main, main_process_first
 from aestudio.training.events import Event
 from aestudio.training.loop import StartState, fit
 from aestudio.training.runs import BEST_FILE, MODEL_FILE, RunError, RunFolder, RunInfo, read_run
@@ -201,8 +201,6 @@ def _check_self_supervised(net_name: str, spec: Any, cfg: TrainConfig, data_spec
         raise ValueError(f"--self-supervised trains a denoiser; {net_name} is not one (use --model denoising_ae)")
     if cfg.noise.kind != "none":
         raise ValueError("--self-supervised learns from the noise already in the images; leave out --noise (noise: none)")
-    if active() is not None:
-        raise ValueError("--self-supervised does not run under torchrun yet; start it as a single process")
 
 
 def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: TrainConfig,

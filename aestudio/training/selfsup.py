@@ -247,8 +247,11 @@ def sure_loss(net: Callable[[Tensor], Tensor], x: Tensor, variance: Tensor, usab
 # ---------------------------------------------------------------- the loop's entry points
 
 
-def batch_objective(net: nn.Module, x: Tensor, method: SelfSupervised) -> tuple[Tensor, dict[str, Tensor]]:
-    """The training loss of one noisy batch (draws from torch's global RNG, which the loop saves)."""
+def batch_objective(net: Callable[[Tensor], Tensor], x: Tensor, method: SelfSupervised) -> tuple[Tensor, dict[str, Tensor]]:
+    """The training loss of one noisy batch (draws from torch's global RNG, which the loop saves).
+
+    ``net`` maps images to outputs: the module, or the loop's forward through DDP under torchrun (so the
+    gradients are all-reduced); each rank's torch stream is its own there, so ranks draw different masks."""
     n, _, h, w = x.shape
     if method is SelfSupervised.N2V2:
         loss = n2v2_loss(net, x, blind_spot_mask((n, h, w)))

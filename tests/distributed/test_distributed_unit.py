@@ -173,3 +173,18 @@ def test_one_process_is_a_solo_with_the_interface_the_loop_uses() -> None:
     assert solo.batch_note(8, torch.device("cpu")) == "" and solo.record_fields({}, 0, 8, torch.device("cpu")) == {}
     dist = distributed.Dist(LaunchInfo(rank=0, world_size=2, local_rank=0, local_world_size=2), "gloo", 60)
     assert not dist.stop_seen(agreed=False, asked=True) and "out of memory" in (dist.oom_refusal(8) or "")
+
+
+def test_ranks_draw_their_own_self_supervised_masks() -> None:
+    """Under torchrun each rank's blind spots and neighbour pairs are its own (rank 0 keeps the run's stream):
+    ranks repeating each other's draws would halve the variety of the masks a global batch sees."""
+    from aestudio.training.selfsup import blind_spot_mask, neighbour_indices
+
+    draws = []
+    for rank in (0, 1, 0):
+        torch.manual_seed(3)  # what the loop's _seed does on every rank
+        distributed.Dist(LaunchInfo(rank=rank, world_size=2, local_rank=rank, local_world_size=2), "gloo", 60).seed_rank(3, 0)
+        draws.append((blind_spot_mask((2, 24, 24)), neighbour_indices((2, 24, 24))[0]))
+    (mask0, pairs0), (mask1, pairs1), (again0, again_pairs0) = draws
+    assert not torch.equal(mask0, mask1) and not torch.equal(pairs0, pairs1)
+    assert torch.equal(mask0, again0) and torch.equal(pairs0, again_pairs0)  # reproducible per rank

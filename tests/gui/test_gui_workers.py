@@ -132,3 +132,36 @@ def test_task_runner_delivers_results_and_errors_in_the_gui_thread(qtbot) -> Non
     assert isinstance(exc, ZeroDivisionError) and "ZeroDivisionError" in details and delivered_in == main
     assert runner.pending == 0
     runner.shutdown()
+
+
+def test_a_reads_only_runner_uses_daemon_threads_and_drops_queued_jobs_on_shutdown(qtbot) -> None:
+    runner = TaskRunner(max_workers=1, reads_only=True)
+    release, started = threading.Event(), threading.Event()
+    seen: list = []
+    errors: list = []
+
+    def blocking() -> bool:
+        started.set()
+        release.wait(5)
+        return threading.current_thread().daemon  # quitting never waits for a read
+
+    runner.submit(blocking, on_result=seen.append)
+    runner.submit(lambda: 1 / 0, on_result=seen.append, on_error=lambda exc, _d: errors.append(exc))
+    third = runner.submit(lambda: "third", on_result=seen.append)
+    assert runner.pending == 3
+    release.set()
+    qtbot.waitUntil(lambda: runner.pending == 0, timeout=5000)
+    assert seen == [True, "third"] and isinstance(errors[0], ZeroDivisionError) and len(errors) == 1
+    assert third is not None and third.result(timeout=5) == "third"
+    # Shut down with a job in flight and one queued: neither reaches its callback; the queued one is cancelled.
+    release.clear()
+    started.clear()
+    runner.submit(blocking, on_result=seen.append)
+    assert started.wait(5)  # the one thread is busy: the next job stays queued
+    late = runner.submit(lambda: "late", on_result=seen.append)
+    runner.shutdown()
+    assert runner.submit(lambda: 1, on_result=seen.append) is None and runner.pending == 0
+    release.set()
+    assert late is not None and late.cancelled()
+    qtbot.wait(200)
+    assert seen == [True, "third"]

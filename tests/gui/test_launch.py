@@ -30,6 +30,7 @@ SCRIPT = textwrap.dedent("""
                 seen["modules"] = sorted(m for m in HEAVY if m in sys.modules)
                 seen["built"] = [p is not None for p in w._panels]
                 seen["plot"] = w.train_panel.curves.plot_built
+                seen["placeholder"] = w.train_panel.curves.placeholder_text()
                 seen["controls"] = w.train_panel.train_form.isEnabled() and w.data_panel.isEnabled()
             return False
 
@@ -69,6 +70,8 @@ def test_the_first_paint_builds_only_the_shown_tab_and_the_rest_follows(tmp_path
     assert seen["modules"] == [], f"imported before the first paint: {seen['modules']}"
     assert seen["built"] == [False] * 5  # the Train tab is shown; no exploration panel was built
     assert not seen["plot"]  # the Train tab's (empty) plots come just after the paint
+    # ... and until then their place says what they will show, rather than being a blank box.
+    assert "Training loss" in seen["placeholder"] and "once a run starts" in seen["placeholder"]
     assert seen["controls"]  # but its controls are there and enabled: a usable window, not a splash
     assert seen.get("later"), "the other tabs and the plots were not built after the first paint"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -84,6 +85,13 @@ def test_trainer_batches_carry_grown_labels_and_the_switch_turns_them_off() -> N
             assert int((grown != UNLABELLED).sum()) > 5 * int(keep.sum())
         else:
             assert torch.equal(grown, painted)
+    # Switched off between runs (a new cfg on the same trainer): the grown labels made before are not used.
+    trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=2, base_channels=4, depth=2))
+    trainer.set_example("a", image, sparse)
+    trainer._batch()
+    trainer.cfg = replace(trainer.cfg, regions=0.0)
+    _, targets = trainer._batch()
+    assert torch.equal(targets[:, 0], targets[:, 1])
     # New strokes: the grown labels are remade from them.
     trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=1, base_channels=4, depth=2))
     trainer.set_example("a", image, sparse)

@@ -17,7 +17,6 @@ from aestudio.gui.label_canvas import premultiplied_argb
 if TYPE_CHECKING:  # torch loads on the worker that first predicts, never with the window
     import torch
 
-    from aestudio.config import NetConfig
     from aestudio.training.live import LiveConfig
 
 Snapshot = tuple[int, "dict[str, torch.Tensor]"]  # (trainer step, its published weights)
@@ -138,18 +137,15 @@ def export_bundle(snapshot: Snapshot, channels: int, num_classes: int, cfg: Live
     """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI)."""
     from aestudio.export.exporter import export_net
     from aestudio.palette import default_palette
-    from aestudio.training.live import net_from_snapshot
+    from aestudio.training.live import live_net_config, net_from_snapshot
 
+    net_cfg = live_net_config(channels, num_classes, cfg)
+    k = net_cfg.num_classes  # the net's classes (at least 2): one name and colour each
     net = net_from_snapshot(channels, num_classes, snapshot[1], cfg)
-    names = (list(class_names) + [f"class {k}" for k in range(len(class_names), num_classes)])[:num_classes]
-    colors = (list(class_colors) + default_palette(num_classes)[len(class_colors):])[:num_classes]
-    export_net(net, "unet", _net_cfg(net, channels, num_classes, cfg), out_dir, measure_timings=False,
+    names = (list(class_names) + [f"class {i}" for i in range(len(class_names), k)])[:k]
+    colors = (list(class_colors) + default_palette(k)[len(class_colors):])[:k]
+    export_net(net, "unet", net_cfg, out_dir, measure_timings=False,
                metadata={"name": name, "class_names": names, "class_colors": [list(c) for c in colors],
                          "training": {"source": "label project", "step": snapshot[0]}})
     return out_dir
 
-
-def _net_cfg(net: torch.nn.Module, channels: int, num_classes: int, cfg: LiveConfig) -> NetConfig:
-    from aestudio.training.live import _net_config
-
-    return _net_config(channels, num_classes, cfg)
