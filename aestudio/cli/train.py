@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import enum
 import json
+import logging
 import math
 import os
 import signal
@@ -405,13 +406,17 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"aestudio: rank {ctx.rank} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
     finally:
         distributed.shutdown()
-    if code not in (0, EXIT_INTERRUPTED):
-        # A failed rank leaves at once: its peers learn it from the closed connections and
-        # torchrun stops the job, instead of waiting seconds for this interpreter's teardown.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    return code
+    # Every rank leaves without the interpreter's teardown. A failed rank so that its peers
+    # learn it from the closed connections at once and torchrun stops the job, instead of
+    # waiting seconds for the teardown. A finished rank because the teardown can abort it:
+    # gloo's C++ threads still hold tensors while Python finalises, and about one 2-step
+    # run in six ended in "terminate called without an active exception" (SIGABRT, exit
+    # -6) after a good run (pytorch/pytorch#179291 describes the same crash). Everything
+    # the run writes is already closed and renamed into place; flush what is buffered.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _train(args: argparse.Namespace, ctx: Any) -> int:
