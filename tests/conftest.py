@@ -149,3 +149,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
     if skipped:
         terminalreporter.write_sep("!", f"{len(skipped)} TEST(S) SKIPPED - each proves nothing; see the SKIPPED lines "
                                         "of the short test summary", red=True, bold=True)
+
+
+def wait_until_running(run_dir: Path, proc=None, timeout: float = 120.0) -> None:
+    """Wait until ``run_dir/run.json`` says the run is training (or ``proc`` ended, or time ran out):
+    the moment tests send a stop signal to a training process."""
+    import json
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (proc is None or proc.poll() is None):
+        try:
+            if json.loads((run_dir / "run.json").read_text()).get("status") == "running":
+                return
+        except (OSError, ValueError):  # not written yet, or being replaced
+            pass
+        time.sleep(0.2)

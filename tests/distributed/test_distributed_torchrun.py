@@ -34,6 +34,7 @@ from aestudio.nets import default_config
 from aestudio.training import resume, train
 from aestudio.training.events import RunStarted, TrainFinished
 from aestudio.training.runs import LOCK_FILE, read_run
+from tests.conftest import wait_until_running
 
 TOL = 1e-5
 DENSE_BATCH = 32
@@ -143,14 +144,7 @@ def test_sigterm_stops_every_rank_at_the_same_step_with_a_checkpoint(tmp_path: P
     out = tmp_path / "run"
 
     def stop_once_training(proc: subprocess.Popen) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                if json.loads((out / "run.json").read_text()).get("status") == "running":
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
+        wait_until_running(out, proc)
         time.sleep(1.5)  # some steps in
         proc.send_signal(signal.SIGTERM)
 

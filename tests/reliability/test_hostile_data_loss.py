@@ -20,6 +20,7 @@ import pytest
 from rel_helpers import REPO, tiny_run
 
 from aestudio import cli
+from tests.conftest import wait_until_running
 
 
 @pytest.fixture(scope="module")
@@ -129,14 +130,7 @@ def test_sigterm_stops_training_with_a_checkpoint_like_ctrl_c(tmp_path: Path) ->
     proc = subprocess.Popen([sys.executable, "-m", "aestudio", "train", "--model", "dense_ae", "--data", "digits",
                              "--epochs", "500", "--batch-size", "8", "--out", str(out), "--no-progress"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # until training is under way (run.json says running)
-        try:
-            if json.loads((out / "run.json").read_text()).get("status") == "running":
-                break
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.2)
+    wait_until_running(out, proc)  # until training is under way (run.json says running)
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)  # what a scheduler, systemctl or `kill` sends
     _, err = proc.communicate(timeout=120)
