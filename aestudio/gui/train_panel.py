@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QScrollArea,
@@ -38,7 +39,7 @@ from aestudio.gui.curves import CurvesView
 from aestudio.gui.devices import Device, best_device, list_devices
 from aestudio.gui.messages import Level
 from aestudio.gui.metrics_table import MetricsTable
-from aestudio.gui.presets import preset_for
+from aestudio.gui.presets import PRESETS, preset_for
 from aestudio.gui.preview_grid import PreviewGrid
 from aestudio.gui.run_compare import RunCompareList
 from aestudio.gui.workers import TrainWorker
@@ -153,7 +154,7 @@ class TrainPanel(QWidget):
         self.noisy_inputs.setObjectName("noisyInputs")
         self.noisy_inputs.setToolTip("Corrupt each input with the Noise below and learn to output the clean image "
                                      "(as `aestudio train --noise` does); the denoising_ae family always trains this way")
-        self.noisy_inputs.toggled.connect(lambda _on: self._show_train_fields())
+        self.noisy_inputs.toggled.connect(self._noisy_inputs_toggled)
         self.train_form.insert_row_before("noise", self.noisy_inputs)  # just above the field it reveals
         self.advanced_form = ConfigForm(TrainConfig, include=TRAIN_ADVANCED)
         adv = Collapsible("Advanced")
@@ -297,6 +298,14 @@ class TrainPanel(QWidget):
             self.net_form.set_values({"image_size": self.data_image_size})
         if hasattr(self, "_settings_scroll"):
             self._fit_settings_width()
+
+    def _noisy_inputs_toggled(self, on: bool) -> None:
+        """Ticked with Noise at none, the box would change nothing: it fills in the noise the
+        folder preset's denoiser trains with, which the person may then edit."""
+        edit = self.train_form.editor("noise")
+        if on and isinstance(edit, QLineEdit) and edit.text().strip().lower() in ("", "none"):
+            self.train_form.set_values({"noise": PRESETS["folder"].train_params["noise"]})
+        self._show_train_fields()
 
     def _show_train_fields(self) -> None:
         """Training fields only for the families they act on: KL warm-up for the VAE; Noise for the

@@ -131,6 +131,8 @@ def test_a_conv_ae_trains_on_noisy_inputs_when_asked_as_the_cli_can(window, qtbo
     assert not form.row_visible("noise")
     panel.noisy_inputs.setChecked(True)
     assert form.row_visible("noise")
+    # Ticking it with Noise at none fills in the denoiser preset's noise (else the box did nothing).
+    assert form.values()["noise"].kind == "gaussian"
     form.set_values({"noise": "gaussian:0.2"})
 
     started = []
