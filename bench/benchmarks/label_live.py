@@ -165,6 +165,17 @@ def _probe(argv: list[str]) -> None:
     meter = StallMeter(10)
     late: list[float] = []
     refreshes = 0
+    shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
+    intervals: list[float] = []  # between consecutive ones within a refreshing block
+    cpu: list[float] = []  # each prediction's CPU seconds on its thread
+    on_result = panel._predicted  # looked up at every submit, so wrapping the attribute sees them all
+
+    def predicted(prediction) -> None:
+        shown.append(time.perf_counter())
+        cpu.append(float(getattr(prediction, "cpu_s", float("nan"))))
+        on_result(prediction)
+
+    panel._predicted = predicted
     for block in range(2 * args.blocks):
         refresh = block % 2 == 1
         panel.layer_box.setCurrentIndex(0 if refresh else 2)  # "Hide model layer" computes no prediction
@@ -172,6 +183,7 @@ def _probe(argv: list[str]) -> None:
         panel.start_training()
         wait(lambda: panel.trainer is not None and panel.trainer.step >= 2, 120)  # past the start-up
         step0, t0 = panel.trainer.step, time.perf_counter()
+        first_shown = len(shown)
         if refresh:
             meter.start()
         next_stroke = t0 + 3.0
@@ -187,6 +199,8 @@ def _probe(argv: list[str]) -> None:
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made
+            times = [t for t in shown[first_shown:] if t <= t0 + dt]
+            intervals.extend(np.diff(times).tolist())
         panel.stop_training()
         wait(lambda: not panel.worker.running, 120)
         speeds[refresh].append(steps * panel.trainer.cfg.batch_size / dt)
@@ -196,6 +210,9 @@ def _probe(argv: list[str]) -> None:
     print(json.dumps({
         "with_refresh_cps": float(np.mean(speeds[True])), "without_refresh_cps": float(np.mean(speeds[False])),
         "refreshes": refreshes,
+        "interval_median_s": float(np.median(intervals)) if intervals else float("nan"),
+        "interval_p90_s": float(np.percentile(intervals, 90)) if intervals else float("nan"),
+        "intervals": len(intervals), "predict_cpu_s": float(np.nanmedian(cpu)) if cpu else float("nan"),
         "stall": {"ticks": len(late), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                   "max_ms": float(a.max())},
         "load_before": load_before, "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
