@@ -28,6 +28,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from aestudio.export.graph_rewrites import depthwise_single_output_convs, split_concat_convs
+from aestudio.inference.ort import SessionProfile, session_options
 
 if TYPE_CHECKING:
     from aestudio.training.live import LiveConfig
@@ -56,10 +57,7 @@ def fold_batchnorms(net: nn.Module) -> nn.Module:
 
 
 class SnapshotSession:
-    """An ORT session per published snapshot of one live U-Net shape (use on one thread).
-
-    ``threads``: ORT intra-op threads (1 while a training run shares the cores; 0 = ORT's default,
-    every core)."""
+    """An ORT session per published snapshot of one live U-Net shape (use on one thread)."""
 
     def __init__(self, channels: int, num_classes: int, cfg: LiveConfig) -> None:
         from aestudio.training.live import live_net_config, net_from_snapshot
@@ -99,7 +97,8 @@ class SnapshotSession:
         return next(i for i in self._model.graph.initializer if i.name == name)
 
     def load(self, step: int, state: dict[str, torch.Tensor], threads: int) -> None:
-        """Use the weights of snapshot ``step`` (a no-op when they are already loaded)."""
+        """Use the weights of snapshot ``step`` (a no-op when they are already loaded); ``threads`` 1 runs
+        on one thread (while a training run shares the cores), anything else on every core."""
         from aestudio.training.live import net_from_snapshot
 
         if self._key == (step, threads) and self._session is not None:
@@ -112,9 +111,8 @@ class SnapshotSession:
                 init.CopyFrom(numpy_helper.from_array(folded[init.name].detach().numpy(), init.name))
         split_concat_convs(model)
         depthwise_single_output_convs(model)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
+        # The runtime's profiles: one thread while training (interactive), every core otherwise; no spinning.
+        opts = session_options(SessionProfile.INTERACTIVE if threads == 1 else SessionProfile.BATCH)
         # No arena: a session per snapshot, and a 1024^2 image's activations are returned after each run.
         opts.enable_cpu_mem_arena = False
         self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])

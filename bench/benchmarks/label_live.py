@@ -20,13 +20,16 @@ SIZE = 1024
 SECONDS = 40
 SPEED_TARGET = 0.85
 STALL_P99_MS = 50.0
+REFRESH_MEDIAN_S = 4.0  # "every few seconds"
 
 ABOUT = f"""
 **What.** While the Label tab trains its U-Net on a few painted strokes, the prediction over the
-{SIZE} x {SIZE} image on screen is redrawn every 2 s from the trainer's latest weights (on the
-panel's prediction thread), and the person may keep painting. Two questions: does the refresh
-starve the training (crops trained per second, refresh on vs refresh off), and does the GUI stay
-responsive (lateness of a 10 ms timer in the GUI thread)?
+{SIZE} x {SIZE} image on screen is redrawn from the trainer's latest weights (on the panel's
+prediction thread, in ONNX Runtime, as often as its CPU budget allows: 12.5% of the machine, at
+least 2 s apart), and the person may keep painting. Three questions: how often does the prediction
+on screen refresh (seconds between consecutive redraws), does the refresh starve the training
+(crops trained per second, refresh on vs refresh off), and does the GUI stay responsive (lateness
+of a 10 ms timer in the GUI thread)?
 
 **How.** A subprocess with `QT_QPA_PLATFORM=offscreen` opens the real `LabelPanel` on a project
 with one {SIZE} x {SIZE} RGB image and a few strokes per class, and trains {SECONDS} s twice
@@ -36,8 +39,9 @@ step count; a `StallMeter` records the GUI timer's lateness during the refreshin
 block a scripted stroke is painted every 3 s (as a person would: saved, sent to the trainer), so
 the refresh after strokes is included and the strokes' own cost falls on both sides.
 
-**Target (issue 13).** Training at least {SPEED_TARGET:.0%} of its speed without the refresh;
-GUI timer p99 lateness under {STALL_P99_MS:g} ms.
+**Target (issue 13).** The prediction refreshes "every few seconds": median interval at most
+{REFRESH_MEDIAN_S:g} s; training at least {SPEED_TARGET:.0%} of its speed without the refresh;
+GUI timer p99 lateness under {STALL_P99_MS:g} ms. All three from the same run, side by side.
 """
 
 FINDINGS = """
@@ -79,7 +83,12 @@ def run(ctx: Context) -> list[Row]:
     log.info("label_live: %s", res)
     ratio = res["with_refresh_cps"] / max(res["without_refresh_cps"], 1e-9)
     stall = res["stall"]
+    median, p90 = res["interval_median_s"], res["interval_p90_s"]
     rows = [
+        Row(f"prediction refresh interval while training, {size}x{size}",
+            {"median s": round(median, 2), "p90 s": round(p90, 2), "intervals": res["intervals"],
+             "CPU s per prediction": round(res["predict_cpu_s"], 2)},
+            target=f"median <= {REFRESH_MEDIAN_S:g} s", status=Row.verdict(median <= REFRESH_MEDIAN_S)),
         Row(f"training speed, {size}x{size}, refresh on / off",
             {"crops/s on": round(res["with_refresh_cps"], 2), "crops/s off": round(res["without_refresh_cps"], 2),
              "ratio": round(ratio, 2), "refreshes": res["refreshes"]},

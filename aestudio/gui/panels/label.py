@@ -920,13 +920,10 @@ class LabelPanel(ExplorePanel):
 
 
 def _cores() -> int:
-    """The cores this process may run on (its affinity, not the machine's count, where known)."""
-    import os
+    """The cores this process may run on (the runtime's count: its affinity where known)."""
+    from aestudio.inference.ort import available_cores
 
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+    return max(1, available_cores())
 
 
 def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None]:
