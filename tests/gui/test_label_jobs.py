@@ -84,3 +84,17 @@ def test_predict_image_reports_its_cpu_time_and_falls_back_to_torch(monkeypatch)
     assert nets.session(1, 2, cfg) is None  # the failure is remembered: torch from now on
     np.testing.assert_allclose(torch_made.entropy, onnx.entropy, atol=1e-4)
     assert np.array_equal(torch_made.mask, onnx.mask)
+
+
+def test_onnx_session_runs_a_half_resolution_live_unet() -> None:
+    """LiveConfig.input_stride 2 (the U-Net at half resolution, logits upsampled) runs in ONNX Runtime too."""
+    from aestudio.export.live_session import SnapshotSession
+    from aestudio.training.live import net_from_snapshot, predict_probs
+
+    cfg = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, regions=0.0, input_stride=2)
+    step, state = _trained_snapshot(1, 2, cfg)
+    session = SnapshotSession(1, 2, cfg)
+    session.load(step, state, threads=1)
+    image = np.random.default_rng(4).random((37, 50, 1), dtype=np.float32)
+    expected = predict_probs(net_from_snapshot(1, 2, state, cfg), image)
+    np.testing.assert_allclose(session.predict_probs(image), expected, atol=1e-4)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # torch loads on the worker that first predicts, never with t
     import torch
 
     from aestudio.export.live_session import SnapshotSession
+    from aestudio.nets.unet import UNetConfig
     from aestudio.training.live import LiveConfig
 
 Snapshot = tuple[int, "dict[str, torch.Tensor]"]  # (trainer step, its published weights)
@@ -50,7 +51,7 @@ class SnapshotNets:
     def __init__(self) -> None:
         self._key: tuple[int, int, int] | None = None
         self._net: torch.nn.Module | None = None
-        self._sessions: dict[tuple[int, int, int, int], SnapshotSession | None] = {}  # by net shape
+        self._sessions: dict[UNetConfig, SnapshotSession | None] = {}  # by net shape
         self._default_threads: int | None = None
         self._one = False
 
@@ -81,8 +82,9 @@ class SnapshotNets:
 
     def session(self, channels: int, num_classes: int, cfg: LiveConfig) -> SnapshotSession | None:
         from aestudio.export.live_session import SnapshotSession
+        from aestudio.training.live import live_net_config
 
-        key = (channels, num_classes, cfg.depth, cfg.base_channels)  # not the training-only fields
+        key = live_net_config(channels, num_classes, cfg)  # the net's shape, not the training-only fields
         if key not in self._sessions:
             try:
                 self._sessions[key] = SnapshotSession(channels, num_classes, cfg)
