@@ -927,6 +927,7 @@ class LabelPanel(ExplorePanel):
             self.saver.close()
         self.runner.shutdown()
         self.runner.join(10.0)  # a prediction inside torch at interpreter exit would abort the process
+        self.nets.close()
 
 
 # ------------------------------------------------------------------ worker-side helpers
