@@ -102,7 +102,7 @@ def main(name: str, steps: int, opts: dict[str, str]) -> dict[str, object]:
     with torch.no_grad():
         for s in SIGMAS:
             scores = []
-            for j, (key, clean) in enumerate(held.items()):
+            for j, clean in enumerate(held.values()):
                 noisy = gaussian(clean, s / 255, np.random.default_rng(j))
                 x = torch.from_numpy(noisy)[None, None]
                 out = (x - predict_noise(x, torch.tensor([s / 255.0]))).clamp(0, 1)[0, 0].numpy()
