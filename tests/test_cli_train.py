@@ -162,12 +162,19 @@ def test_fixed_size_nets_train_at_the_built_in_datas_own_size(tmp_path, capsys) 
     capsys.readouterr()
 
 
-def test_time_limit_stops_with_a_checkpoint_saying_why_and_resumes(tmp_path, capsys) -> None:
+def test_time_limit_stops_with_a_checkpoint_saying_why_and_resumes(tmp_path, capsys, monkeypatch) -> None:
+    import itertools
+
+    from aestudio.training import loop
+
+    # The loop's clock advances one second each time it is read (about twice a step), so the limit falls
+    # after a few steps of the first epoch whatever the machine's load (30 real ms once ran out before step 1).
+    ticks = itertools.count()
+    monkeypatch.setattr(loop, "_monotonic", lambda: float(next(ticks)))
     out = tmp_path / "run"
-    # 0.0005 min = 30 ms: the limit falls within the first epoch of many.
-    assert main(["train", "--model", "dense_ae", *TINY, "--epochs", "100", "--time-limit", "0.0005", "--out", str(out)]) == 0
+    assert main(["train", "--model", "dense_ae", *TINY, "--epochs", "100", "--time-limit", "0.1", "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "time limit of 0.0005 min reached" in text and f"aestudio train --resume --out {out}" in text
+    assert "time limit of 0.1 min reached" in text and f"aestudio train --resume --out {out}" in text
     info = read_run(out)
     assert info.status.value == "stopped" and "time limit" in info.message and 0 < info.step < 100 * 23
     assert main(["train", "--resume", "--out", str(out), "--epochs", str(info.epoch + 1), "--no-progress"]) == 0

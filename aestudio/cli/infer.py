@@ -68,10 +68,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         q.set_defaults(func=func)
         return q
 
-    q = folder_command("denoise", "denoise images (optionally adding noise first, to demonstrate)", cmd_denoise)
+    q = folder_command("denoise", "denoise images (optionally adding noise first, to demonstrate); 16-bit images "
+                       "are denoised at their own range and written as 16-bit TIFFs in it", cmd_denoise)
     q.add_argument("--noise", type=noise_spec, default=None, metavar="SPEC",
                    help="add this noise first, e.g. gaussian:0.1; saves NAME_noisy.png too")
-    q.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0, help="noise seed (default 0)")
+    q.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0,
+                   help="noise seed (default 0); each file's noise depends on it and the file's name alone")
     q = folder_command("segment", "segment images into class-index masks (NAME_mask.png)", cmd_segment)
     q.add_argument("--overlay", action="store_true", help="also save NAME_overlay.png with class colours over the image")
     folder_command("reconstruct", "reconstruct images through the model (NAME_recon.png)", cmd_reconstruct)
@@ -268,21 +270,38 @@ def _image_model(args: argparse.Namespace, task: str) -> Any:
 
 
 def cmd_denoise(args: argparse.Namespace) -> int:
+    """Each image keeps its channels (a grey model denoises colour one channel at a time, as in the app).
+    16-bit images are denoised at their own range and written back as 16-bit TIFFs in it
+    (:mod:`aestudio.data.levels`); ``--noise`` draws each file's noise from ``--seed`` and the file's
+    name, so a file gets the same noise whichever other files were skipped or added."""
+    import zlib
+
+    from aestudio.data.levels import read_levelled, sample_bits
     from aestudio.data.noise import apply_noise
-    from aestudio.explore.folder_job import FolderWork
+    from aestudio.explore.folder_job import FolderWork, LevelledImage
+    from aestudio.explore.image_metrics import (
+        run_model_image,  # a colour image through a grey model: per channel
+    )
 
     noise = args.noise if args.noise is not None and args.noise.kind != "none" else None  # parsed by noise_spec
     pred = _image_model(args, "denoise")
-    rng = np.random.default_rng(args.seed)  # one stream over the images run, in order
+    names = ("_denoised", "_noisy") if noise is not None else ("_denoised",)
 
-    def compute(img: np.ndarray) -> dict[str, np.ndarray]:
+    def suffixes_for(path: Path) -> tuple[str, ...]:
+        ext = ".tif" if sample_bits(path) == 16 else ".png"  # 16-bit results keep their depth (TIFF holds any)
+        return tuple(n + ext for n in names)
+
+    def compute(path: Path, name: str) -> dict[str, LevelledImage]:
+        img, levels = read_levelled(path)
+        ext = suffixes_for(path)[0][-4:]
         if noise is None:
-            return {"_denoised.png": pred.run_image(img)}
+            return {"_denoised" + ext: LevelledImage(run_model_image(pred, img), levels)}
+        rng = np.random.default_rng([args.seed, zlib.crc32(Path(name).as_posix().encode())])
         noisy = apply_noise(img.transpose(2, 0, 1), noise, rng).transpose(1, 2, 0)
-        return {"_noisy.png": noisy, "_denoised.png": pred.run_image(noisy)}
+        return {"_noisy" + ext: LevelledImage(noisy, levels), "_denoised" + ext: LevelledImage(run_model_image(pred, noisy), levels)}
 
-    suffixes = ("_denoised.png",) if noise is None else ("_denoised.png", "_noisy.png")
-    return _run_folder(args, FolderWork("Denoised", "denoising", suffixes, compute))
+    return _run_folder(args, FolderWork("Denoised", "denoising", tuple(n + ".png" for n in names),
+                                        compute_file=compute, suffixes_for=suffixes_for))
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:

@@ -146,7 +146,7 @@ def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
                 raise _decode_error(path, exc) from exc
     except _PillowCannotOpenTiff:
         array = _tifffile_read(path, 1)
-    return _convert_channels(array, channels)
+    return convert_channels(array, channels)
 
 
 def read_mask(path: PathLike) -> np.ndarray:
@@ -355,7 +355,8 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     return ops.get(orientation, ops[1])(array)
 
 
-def _convert_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
+def convert_channels(array: np.ndarray, channels: int | None) -> np.ndarray:
+    """[H, W, C] with ``channels`` channels (None: as is): colour to luminance (BT.601), or grey repeated."""
     if channels is None or array.shape[-1] == channels:
         return array
     if channels == 1:

@@ -15,6 +15,10 @@ their noise, which a blind-spot net then learns to copy. So nothing is resized:
   the best checkpoint);
 * images of any size, grey or colour, 8- or 16-bit PNG/TIFF (read at full
   precision as float32); a folder mixing grey and colour is read as colour;
+  a 16-bit image is stretched by its own minimum and maximum to [0, 1]
+  (:mod:`aestudio.data.levels`: a 12-bit camera's 0-4095 is not nearly black),
+  as ``aestudio denoise`` and the Noise lab read it, so the net learns the noise
+  it will meet;
 * the crop shrinks to the shortest image side when an image is smaller than
   it (the bundle's ``notes`` say so); below :data:`MIN_CROP` the folder is
   refused with the file named. Non-finite values in float TIFFs read as 0
@@ -34,7 +38,8 @@ import torch
 from aestudio.data.base import NO_LABEL, BadFile, DataBundle, DataError, DataKind, adapt_channels
 from aestudio.data.crops import repeats_for
 from aestudio.data.folders import LazyFiles, guess_channels
-from aestudio.data.io import iter_image_files, probe_image, read_image
+from aestudio.data.io import iter_image_files, probe_image
+from aestudio.data.levels import read_levelled, sample_bits
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +95,8 @@ class NoisyCrops(LazyFiles):
         return super().__getitem__(int(self.index[self._current]))
 
     def _load(self, index: int) -> tuple[torch.Tensor, Any]:
-        image = adapt_channels(torch.from_numpy(read_image(self.paths[index], channels=self.channels)).permute(2, 0, 1),
-                               self.channels)
+        array, _ = read_levelled(self.paths[index], channels=self.channels)  # 16-bit: its own range (see above)
+        image = adapt_channels(torch.from_numpy(array).permute(2, 0, 1), self.channels)
         if self.train:
             return random_crop(image, self.crop), NO_LABEL
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + index * 101 + int(self.slot[self._current]))
@@ -109,9 +114,11 @@ def open_noisy_folder(spec: str, root: Path, *, crop: int | None, channels: int 
     bad: list[BadFile] = []
     good: list[Path] = []
     sizes: list[tuple[int, int]] = []
+    deep = 0
     for path in paths:
         try:
             info = probe_image(path)
+            deep += sample_bits(path) == 16
         except ValueError as exc:
             bad.append(BadFile(str(path), str(exc)))
             log.warning("skipping bad file %s", exc)
@@ -136,6 +143,8 @@ def open_noisy_folder(spec: str, root: Path, *, crop: int | None, channels: int 
     common: dict[str, Any] = {"crop": crop_side, "channels": out_channels, "seed": seed, "bad_files": bad, "spec": spec}
     train = NoisyCrops(good, sizes, train=True, **common)
     val = NoisyCrops(good, sizes, train=False, **common)
+    notes = notes or f"noisy-only, {crop_side} px crops at full resolution"
+    if deep:
+        notes += f"; {deep} 16-bit image(s) stretched by their own min/max to the full range"
     return DataBundle(spec=spec, train=train, val=val, channels=out_channels, image_size=crop_side,
-                      kind=DataKind.IMAGES, bad_files=bad,
-                      notes=notes or f"noisy-only, {crop_side} px crops at full resolution")
+                      kind=DataKind.IMAGES, bad_files=bad, notes=notes)

@@ -200,6 +200,24 @@ def _background(
     return image.astype(np.float32), [c1, c2]
 
 
+def seg_shape(cls: SegClass | int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Is shape-local point (u, v) (unit radius, see ``_local``) inside a ``shapes-seg`` object of class ``cls``?"""
+    cls = SegClass(int(cls))
+    if cls is SegClass.CIRCLE:
+        return u**2 + v**2 <= 1.0
+    if cls is SegClass.SQUARE:
+        return _inside(Sprite.SQUARE, u, v)
+    if cls is SegClass.TRIANGLE:
+        return _inside(Sprite.TRIANGLE, u, v)
+    raise ValueError(f"{cls.name.lower()} is not a shape")
+
+
+def shape_local(xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, radius: float,
+                angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (fractions of the side) -> shape-local coordinates (rotated by -angle, unit radius)."""
+    return _local(xx, yy, cx, cy, radius, angle)
+
+
 def render_seg(index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """Item ``index`` of ``shapes-seg``: uint8 image [size, size, 3] and uint8 mask [size, size].
 
@@ -220,12 +238,7 @@ def render_seg(index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         cx, cy = rng.uniform(0.05, 0.95, size=2)
         angle = rng.uniform(0, 2 * np.pi)
         u, v = _local(xx, yy, cx, cy, radius, angle)
-        if cls is SegClass.CIRCLE:
-            hit = u**2 + v**2 <= 1.0
-        elif cls is SegClass.SQUARE:
-            hit = _inside(Sprite.SQUARE, u, v)
-        else:
-            hit = _inside(Sprite.TRIANGLE, u, v)
+        hit = seg_shape(cls, u, v)
         if rng.random() < 0.5:
             base = palette[int(rng.integers(0, len(palette)))]
             colour = np.clip(base + rng.uniform(-0.2, 0.2, size=3), 0, 1)

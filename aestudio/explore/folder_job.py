@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from aestudio.data.io import read_image, write_image, write_mask
+from aestudio.data.levels import Levels, write_levelled
 from aestudio.explore.batch import OutputPlanError, output_path
 
 logger = logging.getLogger(__name__)
@@ -44,17 +45,42 @@ class IndexMask:
     palette: list[tuple[int, int, int]]
 
 
-Result = np.ndarray | IndexMask  # an image float [H, W, C] in [0, 1], or a mask
+@dataclass(frozen=True)
+class LevelledImage:
+    """An image result in [0, 1] of an input read at its own range (:mod:`aestudio.data.levels`):
+    written back in the input's range and bit depth."""
+
+    image: np.ndarray  # float [H, W, C] in [0, 1]
+    levels: Levels
+
+
+Result = np.ndarray | IndexMask | LevelledImage  # an image float [H, W, C] in [0, 1], a mask, or a levelled image
 
 
 @dataclass(frozen=True)
 class FolderWork:
-    """What the job does to each image, and how its report speaks of it."""
+    """What the job does to each image, and how its report speaks of it.
+
+    ``compute`` gets the image as :func:`read_image` reads it. A work that needs the file itself
+    (``aestudio denoise``: 16-bit images at their own range, noise drawn per file name) gives
+    ``compute_file(path, name)`` instead, and ``suffixes_for(path)`` when the output names depend
+    on the file (16-bit results are TIFFs)."""
 
     verb: str  # the summary's first word: "Segmented", "Denoised", "Reconstructed"
     noun: str  # what failed when the job itself fails: "segmentation"
     suffixes: tuple[str, ...]  # every file one image gets; the first is its result (counted as written)
-    compute: Callable[[np.ndarray], Mapping[str, Result]]  # image [H, W, C] -> {suffix: result}, in write order
+    compute: Callable[[np.ndarray], Mapping[str, Result]] | None = None  # image [H, W, C] -> {suffix: result}, in write order
+    compute_file: Callable[[Path, str], Mapping[str, Result]] | None = None  # (file, its name in the report) -> results
+    suffixes_for: Callable[[Path], tuple[str, ...]] | None = None  # a file's own suffixes (default: ``suffixes``)
+
+    def suffixes_of(self, path: Path) -> tuple[str, ...]:
+        return self.suffixes_for(path) if self.suffixes_for is not None else self.suffixes
+
+    def results(self, path: Path, name: str) -> Mapping[str, Result]:
+        if self.compute_file is not None:
+            return self.compute_file(path, name)
+        assert self.compute is not None, "a FolderWork needs compute or compute_file"
+        return self.compute(read_image(path))
 
 
 @dataclass
@@ -100,6 +126,8 @@ def _write(path: Path, result: Result, overwrite: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(result, IndexMask):
         write_mask(path, result.mask, result.palette, overwrite=overwrite)
+    elif isinstance(result, LevelledImage):
+        write_levelled(path, result.image, result.levels, overwrite=overwrite)
     else:
         write_image(path, result, overwrite=overwrite)
 
@@ -137,14 +165,14 @@ def run_folder(pairs: list[tuple[Path, Path]], report: FolderReport, work: Folde
             break
         name = _name(path, report.in_dir)
         try:
-            targets = {suffix: output_path(stem, suffix, report.out_dir, inputs) for suffix in work.suffixes}
+            suffixes = work.suffixes_of(path)
+            targets = {suffix: output_path(stem, suffix, report.out_dir, inputs) for suffix in suffixes}
             if not overwrite and any(t.exists() or t.is_symlink() for t in targets.values()):
                 report.skipped.append(name)
             else:
-                results = work.compute(read_image(path))
-                for suffix, result in results.items():
+                for suffix, result in work.results(path, name).items():
                     _write(targets[suffix], result, overwrite)
-                report.written.append(targets[work.suffixes[0]])
+                report.written.append(targets[suffixes[0]])
         except OutputPlanError:
             raise  # an output would land outside the folder or on an input (a planted link): stop the whole job
         # ImageLoadError is a ValueError, a full disk an OSError, an ONNX Runtime failure a RuntimeError

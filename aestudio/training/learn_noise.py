@@ -32,18 +32,44 @@ LEARN_CONFIG = TrainConfig(epochs=10_000, batch_size=16, lr=1e-3, device="cpu", 
 FINE_TUNE_LR = 1e-4  # measured (bench selfsup_denoise): at 1e-3 the first steps undo a trained denoiser (-7 dB)
 
 
+def usable_images(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
+    """(the image files training can use, one line per file left out naming it and why).
+
+    Left out: files that are not images, cannot be read, or are smaller than the smallest
+    training crop (:data:`aestudio.data.noisy.MIN_CROP`; images are never resized)."""
+    from aestudio.data.io import is_supported_file, probe_image
+    from aestudio.data.noisy import MIN_CROP
+
+    good: list[Path] = []
+    left_out: list[str] = []
+    for path in (Path(p) for p in paths):
+        if not (path.is_file() and is_supported_file(path)):
+            continue  # not an image (a dropped text file, a folder): nothing to say about it here
+        try:
+            info = probe_image(path)
+        except ValueError as exc:
+            left_out.append(str(exc))
+            continue
+        if min(info.width, info.height) < MIN_CROP:
+            left_out.append(f"{path}: {info.width}x{info.height} is too small to learn from (training crops need "
+                            f"{MIN_CROP} pixels a side and images are never resized); drop larger images")
+            continue
+        good.append(path)
+    return good, left_out
+
+
 def stage_images(paths: Sequence[Path], folder: Path, max_images: int = MAX_IMAGES) -> Path:
-    """Copy ``paths`` (at most ``max_images``, evenly spaced) into ``folder`` (new or empty) and return it.
+    """Copy the usable ``paths`` (:func:`usable_images`; at most ``max_images``, evenly spaced) into ``folder``
+    (new or empty) and return it.
 
     Copies, never links: training must never write over, or depend on, the
     originals (which may be renamed or deleted while training goes on)."""
-    from aestudio.data.io import is_supported_file
-
-    files = [Path(p) for p in paths if Path(p).is_file() and is_supported_file(Path(p))]
+    files, left_out = usable_images(paths)
     if len(files) > max_images:  # a whole browsed folder: a spread of it teaches the noise as well
         files = [files[int(i)] for i in np.linspace(0, len(files) - 1, max_images)]
     if not files:
-        raise ValueError("no noisy images to learn from: drop or open PNG, TIFF, JPEG or BMP images first")
+        raise ValueError(left_out[0] if left_out else
+                         "no noisy images to learn from: drop or open PNG, TIFF, JPEG or BMP images first")
     folder.mkdir(parents=True, exist_ok=True)
     if any(folder.iterdir()):
         raise ValueError(f"{folder} is not empty; pick a new folder for the images to learn from")

@@ -69,6 +69,8 @@ class LiveConfig:
     regions: float = 0.5  # loss weight of labels grown from strokes to image regions (0 = strokes only)
     rotate: bool = True  # random 90-degree turns of the crops besides flips (objects seldom have an up)
     jitter: float = 0.1  # per-crop brightness shift and contrast factor within +-jitter (0 = off)
+    input_stride: int = 1  # 2: the U-Net works at half resolution, logits upsampled (UNetConfig.input_stride)
+    balance: float = 0.0  # cross-entropy class weights ~ (share of the batch's labelled pixels) ** -balance
 
 
 @dataclass
@@ -86,7 +88,7 @@ def live_net_config(channels: int, num_classes: int, cfg: LiveConfig) -> UNetCon
     from aestudio.nets.unet import UNetConfig
 
     return UNetConfig(in_channels=channels, num_classes=max(2, num_classes), depth=cfg.depth,
-                      base_channels=cfg.base_channels)
+                      base_channels=cfg.base_channels, input_stride=cfg.input_stride)
 
 
 class LiveTrainer:
@@ -343,7 +345,7 @@ class LiveTrainer:
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.net(x)
-        loss = sparse_loss(logits, targets[:, 0], targets[:, 1], self.cfg.regions)
+        loss = sparse_loss(logits, targets[:, 0], targets[:, 1], self.cfg.regions, self.cfg.balance)
         value = float(loss.detach())
         if math.isfinite(value):
             loss.backward()
@@ -351,16 +353,26 @@ class LiveTrainer:
         return value
 
 
-def sparse_loss(logits: torch.Tensor, painted: torch.Tensor, grown: torch.Tensor, weight: float) -> torch.Tensor:
+def sparse_loss(logits: torch.Tensor, painted: torch.Tensor, grown: torch.Tensor, weight: float,
+                balance: float = 0.0) -> torch.Tensor:
     """Cross-entropy (painted pixels weigh 1, grown-only ones ``weight``) + soft Dice over the grown labels.
 
     With nothing grown (``grown`` equal to ``painted``) this is the plain segmentation loss over
     labelled pixels (:func:`aestudio.training.losses.segmentation_losses`); a batch without any
-    label gives a zero loss still tied to the graph."""
+    label gives a zero loss still tied to the graph. ``balance`` > 0 weighs each pixel's
+    cross-entropy by its class's share of the batch's labelled pixels to the power ``-balance``
+    (grown labels are mostly background: large regions), normalised to a mean weight of 1."""
     labelled = grown != UNLABELLED
     if not bool(labelled.any()):
         return logits.float().sum() * 0.0
     w = torch.where(painted != UNLABELLED, 1.0, torch.where(labelled, float(weight), 0.0))
+    if balance > 0:
+        k = logits.shape[1]
+        counts = torch.bincount(grown[labelled].long(), minlength=k)[:k].float()
+        share = counts / counts.sum()
+        cw = torch.where(counts > 0, share.clamp_min(1e-6) ** -float(balance), torch.zeros(()))
+        cw = cw / (cw * share).sum()  # a labelled pixel weighs 1 on average
+        w = w * cw[grown.long().clamp_max(k - 1)]
     ce = torch.nn.functional.cross_entropy(logits.float(), grown.long(), ignore_index=UNLABELLED, reduction="none")
     return (ce * w).sum() / w.sum().clamp_min(1e-6) + soft_dice_loss(logits, grown)
 
@@ -383,8 +395,10 @@ def net_from_snapshot(channels: int, num_classes: int, state: dict[str, torch.Te
 
 
 @torch.no_grad()
-def predict_probs(net: torch.nn.Module, image: np.ndarray, *, tile: int = 512) -> np.ndarray:
-    """Class probabilities float32 [K, H, W] of image [H, W, C] in [0, 1] (tiled when large)."""
+def predict_probs(net: torch.nn.Module, image: np.ndarray, *, tile: int = 512, flips: bool = False) -> np.ndarray:
+    """Class probabilities float32 [K, H, W] of image [H, W, C] in [0, 1] (tiled when large).
+
+    ``flips``: the mean of the predictions for the image and its three mirror images (4x the cost)."""
     from aestudio.inference.imageops import pad_to_multiple
     from aestudio.inference.tiling import tiled_apply
 
@@ -397,7 +411,13 @@ def predict_probs(net: torch.nn.Module, image: np.ndarray, *, tile: int = 512) -
     chw, _ = pad_to_multiple(chw, multiple)
 
     def run(batch: np.ndarray) -> np.ndarray:
-        return torch.softmax(net(torch.from_numpy(np.ascontiguousarray(batch))), dim=1).numpy()
+        x = torch.from_numpy(np.ascontiguousarray(batch))
+        if not flips:
+            return torch.softmax(net(x), dim=1).numpy()
+        views = [(), (-1,), (-2,), (-2, -1)]
+        total = sum(torch.softmax(net(x.flip(d) if d else x), dim=1).flip(d) if d else torch.softmax(net(x), dim=1)
+                    for d in views)
+        return (total / len(views)).numpy()
 
     if max(chw.shape[1:]) <= tile:
         probs = run(chw[None])[0]

@@ -508,8 +508,14 @@ class _Trainer:
             message = (f"time limit of {self.cfg.time_limit_minutes:.3g} min reached at step {self.step} "
                        f"(epoch {self.epoch + 1}); resume to continue")
         self._agree()
+        best = False
+        if self.selfsup is not SelfSupervised.NONE:
+            # Self-supervised runs ("Learn this noise") are stopped at any moment, often between two
+            # validations: score the weights being stopped on, so "the best model so far" includes them.
+            self.metrics = self._validate()
+            best = self._update_best()
         if self.run:
-            yield self._checkpoint(RunStatus.STOPPED, message=message)
+            yield self._checkpoint(RunStatus.STOPPED, best=best, message=message)
         return FinishReason.STOPPED, message
 
     def _agree(self) -> None:

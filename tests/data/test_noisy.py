@@ -8,6 +8,7 @@ import torch
 
 from aestudio.data.base import DataError
 from aestudio.data.io import read_image, write_image
+from aestudio.data.levels import read_levelled
 from aestudio.data.noisy import MIN_CROP, MIN_EPOCH_CROPS, random_crop
 from aestudio.data.specs import open_data
 
@@ -36,8 +37,9 @@ def _is_window(crop: np.ndarray, image: np.ndarray) -> bool:
 
 
 def test_crops_are_exact_windows_at_full_16_bit_precision(tmp_path) -> None:
-    image = _write(tmp_path / "a.png", 40, 48, bits=16)
-    assert len(np.unique(image)) > 256  # really 16-bit values, not 8-bit ones
+    _write(tmp_path / "a.png", 40, 48, bits=16)
+    image, levels = read_levelled(tmp_path / "a.png")  # 16-bit: stretched by its own min/max (aestudio.data.levels)
+    assert levels.bits == 16 and len(np.unique(image)) > 256  # really 16-bit values, not 8-bit ones
     data = open_data(f"folder:{tmp_path}", image_size=32, noisy=True)
     assert data.image_size == 32 and data.channels == 1 and len(data.train) >= MIN_EPOCH_CROPS
     torch.manual_seed(0)
@@ -93,7 +95,10 @@ def test_float_tiff_with_nans_and_a_narrow_16_bit_range_read_without_crashing(tm
     narrow = (30000 + rng.integers(0, 50, (40, 40))).astype(np.uint16)  # a dim 16-bit frame
     tifffile.imwrite(tmp_path / "narrow.tif", narrow)
     data = open_data(f"folder:{tmp_path}", image_size=32, noisy=True)
+    assert "1 16-bit image(s) stretched" in data.notes
     crops = [data.train[i][0] for i in range(8)] + [data.val[i][0] for i in range(len(data.val))]
     assert all(torch.isfinite(c).all() for c in crops)  # NaNs read as 0 (documented in aestudio.data.noisy)
-    values = torch.cat([c.flatten() for c in crops])
-    assert len(torch.unique(values[(values > 0.45) & (values < 0.47)])) > 20  # 16-bit steps, not 8-bit ones
+    narrow_crops = torch.stack([data.val[i][0] for i in range(len(data.val)) if data.val.paths[data.val.index[i]].name == "narrow.tif"])
+    # The narrow frame's 50 levels are stretched over [0, 1] (its own min/max), not left at 0.458-0.459.
+    assert float(narrow_crops.min()) < 0.1 and float(narrow_crops.max()) > 0.9
+    assert len(torch.unique(narrow_crops)) >= 40  # its 16-bit steps kept, not rounded to 8 bits

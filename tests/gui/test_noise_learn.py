@@ -62,7 +62,8 @@ def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(win
     # The learned bundle denoises a whole folder from the command line.
     out = tmp_path / "out"
     assert main(["denoise", "--model", str(bundle), str(tmp_path / "in"), "-o", str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["noisy0_denoised.png", "noisy1_denoised.png"]
+    # 16-bit inputs: 16-bit TIFF results in their own range (aestudio.data.levels)
+    assert sorted(p.name for p in out.iterdir()) == ["noisy0_denoised.tif", "noisy1_denoised.tif"]
 
 
 def test_learn_without_images_says_what_to_do(window, qtbot) -> None:
@@ -122,3 +123,52 @@ def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) 
     finally:
         panel.shutdown()
         tasks.shutdown()
+
+
+def test_learning_from_awkward_images_names_the_ones_left_out_and_trains_on_the_rest(qtbot, tmp_path) -> None:
+    """Too small to crop (named, left out; all of them: refused), mixed grey and colour, a narrow 16-bit frame
+    and a float TIFF with NaNs: "Learn this noise" trains, previews on the grey image with the colour net,
+    and a Stop between two validations hands over the weights it stopped on as the best so far."""
+    import tifffile
+
+    from aestudio.gui.panels.noise_learn import NoiseLearner
+    from aestudio.gui.workers import TaskRunner
+    from aestudio.training.runs import read_run
+
+    src = tmp_path / "src"
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    write_image(src / "tiny.png", np.full((10, 40, 1), 0.5, np.float32))
+    write_image(src / "tiny2.png", np.full((12, 12, 1), 0.5, np.float32))
+    tifffile.imwrite(src / "narrow.tif", (1000 + rng.integers(0, 2000, (40, 40))).astype(np.uint16))
+    nan = rng.random((40, 40)).astype(np.float32)
+    nan[3:6, 3:6] = np.nan
+    tifffile.imwrite(src / "nan.tif", nan)
+    write_image(src / "rgb.png", rng.random((36, 40, 3)).astype(np.float32))
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    tasks = TaskRunner()
+    grey = rng.random((40, 40, 1)).astype(np.float32)
+    learner = NoiseLearner(tasks, lambda: grey)
+    said, previews, ready = [], [], []
+    learner.notify.connect(lambda level, text, details: said.append(text))
+    learner.preview_ready.connect(previews.append)
+    learner.model_ready.connect(ready.append)
+    try:
+        assert learner.start([src / "tiny.png", src / "tiny2.png"], tmp_path / "ws") is False
+        assert "tiny.png: 40x10 is too small to learn from" in said[-1] and "drop larger images" in said[-1]
+        paths = sorted(src.iterdir())
+        assert learner.start(paths, tmp_path / "ws") is True
+        assert any("left out 2 image(s)" in t and "tiny.png" in t for t in said)
+        staged = sorted(p.name for p in (tmp_path / "ws" / "noisy").glob("learn-*/*"))
+        assert staged == ["000-nan.tif", "001-narrow.tif", "002-rgb.png"]
+        qtbot.waitUntil(lambda: bool(previews), timeout=WAIT)
+        assert previews[-1]["denoised"].shape == (40, 40, 1) and np.isfinite(previews[-1]["denoised"]).all()
+        learner.stop()
+        qtbot.waitUntil(lambda: bool(ready), timeout=WAIT)
+        info = read_run(ready[0])
+        assert info.net_cfg.in_channels == 3 and info.status == "stopped"
+        assert info.best is not None and info.best["step"] <= info.step and np.isfinite(info.best["value"])
+    finally:
+        learner.shutdown()
+        tasks.shutdown()
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before  # the originals were only read

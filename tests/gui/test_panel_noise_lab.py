@@ -264,3 +264,29 @@ def test_a_folder_data_set_is_browsed_at_full_size(qtbot, panel, denoiser, tmp_p
     panel.browse.next_button.click()
     r2 = wait_result(qtbot, panel, r)
     assert r2["clean"].shape == (30, 20, 3) and r2["path"] == files[1]
+
+
+def test_a_narrow_16_bit_micrograph_is_shown_stretched_and_saved_back_in_its_range(qtbot, panel, denoiser, tmp_path):
+    """A 12-bit camera's frame (0-4095 of 65535) dropped on the lab: shown and denoised at its own range, as
+    `aestudio denoise` and "Learn this noise" read it, and saved as a 16-bit TIFF in that range."""
+    import tifffile
+
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:40, 0:48]
+    raw = np.clip(2000 + 1500 * np.sin(xx / 4.0) * np.cos(yy / 5.0) + rng.normal(0, 80, (40, 48)), 0, 4095)
+    raw = raw.astype(np.uint16)
+    path = tmp_path / "cam.tif"
+    tifffile.imwrite(path, raw)
+    panel.set_model(denoiser)
+    panel.already_noisy.setChecked(True)
+    panel.add_images([path])
+    qtbot.waitUntil(lambda: panel.result is not None and panel.result.get("sigma") is not None, timeout=WAIT)
+    r = panel.result
+    assert r["noisy"].min() == 0.0 and r["noisy"].max() == 1.0  # not 0-0.06 of the type's white level
+    assert r["sigma"] > 0.01  # its noise at the size the denoiser sees it (80 counts of ~4000, not of 65535)
+    assert "16-bit values" in panel.noisy_pane.caption.text() and "stretched" in panel.noisy_pane.caption.text()
+    out = panel.save(tmp_path / "cam_denoised.png")  # a 16-bit input is saved as a 16-bit TIFF
+    assert out == tmp_path / "cam_denoised.tif"
+    saved = tifffile.imread(out)
+    assert saved.dtype == np.uint16 and raw.min() <= saved.min() and saved.max() <= raw.max()
+    np.testing.assert_allclose(saved / 65535.0, r["levels"].restore(r["denoised"])[..., 0], atol=1 / 65535)

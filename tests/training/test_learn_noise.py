@@ -15,7 +15,7 @@ def test_stage_copies_a_capped_spread_and_refuses_a_used_folder(tmp_path) -> Non
     paths = []
     for i in range(5):
         paths.append(src / f"img{i}.png")
-        write_image(paths[-1], np.full((8, 8, 1), i / 10, np.float32))
+        write_image(paths[-1], np.full((16, 16, 1), i / 10, np.float32))
     (src / "notes.txt").write_text("not an image")
     out = stage_images([*paths, src / "notes.txt"], tmp_path / "stage", max_images=3)
     names = sorted(p.name for p in out.iterdir())

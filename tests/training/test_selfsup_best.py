@@ -63,6 +63,42 @@ def test_a_run_from_scratch_is_not_scored_before_its_first_step(tmp_path) -> Non
     assert read_run(run).best["step"] > 0
 
 
+def test_a_stop_between_validations_scores_the_weights_it_stops_on(tmp_path) -> None:
+    """"Learn this noise": Stop at any moment and the best model so far is the active one. A stop
+    mid-epoch (no validation yet) scores the current weights: they become the best checkpoint when
+    they beat it, and a later, worse stop keeps the earlier best."""
+    import threading
+
+    from aestudio.training.events import StepEnded
+    from aestudio.training.runner import resume
+
+    data = f"folder:{_noisy_folder(tmp_path / 'noisy', n=2, side=64)}"
+    cfg = dataclasses.replace(CFG, epochs=100, max_steps=None)  # epochs of 16 steps: the stops come first
+    run = tmp_path / "run"
+
+    def stop_after(events, n):
+        stop_at = None
+        for event in events:
+            if isinstance(event, StepEnded) and event.step >= n and stop_at is None:
+                stop_at = event.step
+                stop.set()
+        return stop_at
+
+    stop = threading.Event()
+    assert stop_after(train("denoising_ae", None, data, cfg, run, stop=stop, image_size=32), 3) == 3
+    info = read_run(run)
+    assert info.status == "stopped" and info.step == 3 and info.epoch == 0  # before any epoch end
+    assert info.best is not None and info.best["step"] == 3 and info.best["metric"] == "sure_mse"
+    best, last = _weights(run / BEST_FILE), _weights(run / "model.safetensors")
+    assert all(torch.equal(best[k], last[k]) for k in best)  # the weights stopped on
+    # A rate far too high: the next stop's weights are worse, and the best stays the first stop's.
+    stop = threading.Event()
+    stop_after(resume(run, stop=stop, lr=0.3), 5)
+    again = read_run(run)
+    assert again.step == 5 and again.metrics["sure_mse"] > again.best["value"] and again.best["step"] == 3
+    assert all(torch.equal(_weights(run / BEST_FILE)[k], best[k]) for k in best)
+
+
 class _Box(torch.nn.Module):
     """A fixed k x k mean filter: denoisers whose error against the clean images is known exactly."""
 

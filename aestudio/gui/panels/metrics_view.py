@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, TypedDict
+from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 import numpy as np
 from PySide6.QtCore import QRectF, QSize, Qt, QTimer, Signal
@@ -39,10 +39,14 @@ from PySide6.QtWidgets import (
 
 from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import as_float_hwc
+from aestudio.gui.elided_label import ElidedLabel
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.common import LatestRunner
 from aestudio.gui.workers import TaskRunner
+
+if TYPE_CHECKING:
+    from aestudio.data.levels import Levels
 
 ERROR_CMAP = "inferno"  # perceptually uniform, dark = no error, bright = large error
 SHOW_BUSY_AFTER_S = 0.3  # an image job running longer than this shows the busy label and bar
@@ -104,18 +108,28 @@ class ShownImage(TypedDict, total=False):
 
 
 def save_png(panel: ExplorePanel, path: Path, array: np.ndarray, source: Path | None, *,
-             overwrite: bool = False) -> Path | None:
-    """Write ``array`` as an 8-bit PNG atomically; refuse the input's own path. Messages go to ``panel.notify``."""
-    from aestudio.data.io import write_image
+             overwrite: bool = False, levels: Levels | None = None) -> Path | None:
+    """Write ``array`` as an 8-bit PNG atomically; refuse the input's own path. Messages go to ``panel.notify``.
 
-    if path.suffix.lower() != ".png":
-        path = path.with_suffix(".png")
+    ``levels`` of a 16-bit input read at its own range (:mod:`aestudio.data.levels`): written as a
+    16-bit TIFF back in the input's range instead."""
+    from aestudio.data.io import write_image
+    from aestudio.data.levels import write_levelled
+
+    deep = levels is not None and levels.bits == 16
+    want = ".tif" if deep else ".png"
+    if path.suffix.lower() not in ((".tif", ".tiff") if deep else (".png",)):
+        path = path.with_suffix(want)
     if source is not None and _same_file(path, source):
         panel.notify.emit(Level.ERROR, f"Not saved: {path.name} is the image it came from; "
                           "choose another name (the original is never overwritten).", "")
         return None
     try:
-        write_image(path, np.clip(np.nan_to_num(as_float_hwc(array)), 0.0, 1.0), overwrite=overwrite)
+        unit = np.clip(np.nan_to_num(as_float_hwc(array)), 0.0, 1.0)
+        if deep:
+            write_levelled(path, unit, levels, overwrite=overwrite)
+        else:
+            write_image(path, unit, overwrite=overwrite)
     except FileExistsError:
         panel.notify.emit(Level.ERROR, f"Not saved: {path} already exists; choose another name.", "")
         return None
@@ -231,26 +245,6 @@ class MetricTile(QWidget):
 
     def text(self) -> str:
         return self.value.text()
-
-
-class ElidedLabel(QLabel):
-    """One line that elides in the middle when short of room (a long path must not widen
-    the panel or squeeze its neighbours); ``text()`` stays the full text, also the tooltip."""
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
-        super().setText(text)
-        self.setToolTip(text)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(60, super().minimumSizeHint().height())
-
-    def elided(self) -> str:
-        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, self.contentsRect().width())
-
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
-        p = QPainter(self)
-        self.style().drawItemText(p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
-                                  self.elided(), self.foregroundRole())
 
 
 class BrowseBar(QWidget):

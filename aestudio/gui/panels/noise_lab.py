@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from aestudio.config import Task
+from aestudio.data.levels import Levels, read_levelled
 from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
@@ -91,6 +92,7 @@ class Denoised(ShownImage):
     metrics_denoised: dict[str, float] | None  # denoised vs clean
     sigma: float | None  # the estimated noise of an image that came noisy
     qimages: dict[str, QImage]  # "noisy", "denoised", "clean": ready to paint
+    levels: Levels | None  # a dropped file's stored range (16-bit: stretched to [0, 1]); None for data set items
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ def denoise_job(predictor: Predictor | None, image: np.ndarray, noise: tuple[str
         noisy=noisy, denoised=denoised, clean=clean, noise=noise,
         metrics_noisy=image_metrics(clean, noisy) if clean is not None else None,
         metrics_denoised=image_metrics(clean, denoised) if clean is not None and denoised is not None else None,
+        levels=None,
         # An image that came noisy: estimate its noise level (the lab compares it with what the model knows).
         sigma=(sigma if sigma is not None else estimate_sigma(noisy)) if noise is None else None,
         qimages={k: array_to_qimage(display_copy(v)) for k, v in
@@ -146,17 +149,22 @@ def load_arrays(spec: str) -> DataArrays:
 
 
 class _ImageCache:
-    """The last few images read from disk (the LatestRunner thread only: a slider never re-reads a photo)."""
+    """The last few images read from disk (the LatestRunner thread only: a slider never re-reads a photo).
+
+    16-bit files are read at their own range (:func:`aestudio.data.levels.read_levelled`), as
+    ``aestudio denoise`` and "Learn this noise" read them: a 12-bit camera's frame is not shown black,
+    and the denoiser and the noise estimate see the noise at its real size."""
 
     def __init__(self, size: int = 2) -> None:
         self.size = size
-        self._items: dict[Path, np.ndarray] = {}
+        self._items: dict[Path, tuple[np.ndarray, Levels]] = {}
 
-    def get(self, path: Path) -> np.ndarray:
+    def get(self, path: Path) -> tuple[np.ndarray, Levels]:
         if path not in self._items:
             while len(self._items) >= self.size:
                 self._items.pop(next(iter(self._items)))
-            self._items[path] = as_float_hwc(engine.read_image(path))
+            image, levels = read_levelled(path)
+            self._items[path] = as_float_hwc(image), levels
         return self._items[path]
 
 
@@ -405,10 +413,11 @@ class NoiseLabPanel(BrowsedImagePanel):
 
     def _job(self, predictor: Predictor | None, array: np.ndarray | None, path: Path | None,
              noise: tuple[str, float, int] | None, progress: Progress) -> Denoised:
-        image = self._cache.get(path) if path is not None else array
+        image, levels = self._cache.get(path) if path is not None else (array, None)
         out = denoise_job(predictor, image, noise, progress, sigma=self._sigmas.get(path) if path is not None else None)
         if path is not None and out["sigma"] is not None:
             self._sigmas[path] = out["sigma"]
+        out["levels"] = levels
         return out
 
     def _hide_stale(self) -> None:
@@ -427,6 +436,9 @@ class NoiseLabPanel(BrowsedImagePanel):
         mn, md = r["metrics_noisy"], r["metrics_denoised"]
         h, w, c = r["noisy"].shape
         size = f"{w}×{h} {'grey' if c == 1 else 'colour'}"
+        levels = r.get("levels")
+        if levels is not None and levels.stretched:
+            size += f", {levels.describe()}"
         self.noisy_pane.title.setText("Input (noisy)" if r["noise"] is None else f"Noisy: {self.choice().label.lower()}")
         self.noisy_pane.set_qimage(q["noisy"], self._caption(mn) if mn else size)
         self.noisy_pane.array = r["noisy"]
@@ -558,6 +570,7 @@ class NoiseLabPanel(BrowsedImagePanel):
     def save(self, path: Path | None = None) -> Path | None:
         """Write the denoised image as a PNG (full size); ask where when ``path`` is None.
 
+        A 16-bit input is saved as a 16-bit TIFF in its own range (it was denoised stretched).
         Never overwrites the input; a ``path`` given in code never replaces an
         existing file (the dialog asks before it does). Returns the path or None.
         """
@@ -566,18 +579,20 @@ class NoiseLabPanel(BrowsedImagePanel):
             self.notify.emit(Level.WARNING, "Nothing to save yet: load a model and denoise an image first.", "")
             return None
         source: Path | None = r.get("path")
+        levels = r.get("levels")
+        deep = levels is not None and levels.bits == 16
         overwrite = False
         if path is None:
             stem = source.stem if source is not None else "image"
             folder = source.parent if source is not None else Path.home()
+            ext, kind = (".tif", "16-bit TIFF image (*.tif *.tiff)") if deep else (".png", "PNG image (*.png)")
             name, _ = QFileDialog.getSaveFileName(self, "Save the denoised image",
-                                                  str(unique_path(folder / f"{stem}_denoised.png")),
-                                                  "PNG image (*.png)")
+                                                  str(unique_path(folder / f"{stem}_denoised{ext}")), kind)
             if not name:
                 return None
             path = Path(name)
             overwrite = path.exists()  # the dialog asked before replacing it
-        return save_png(self, Path(path), r["denoised"], source, overwrite=overwrite)
+        return save_png(self, Path(path), r["denoised"], source, overwrite=overwrite, levels=levels)
 
     # ================================================================ state
 

@@ -87,16 +87,26 @@ class NoiseLearner(QObject):
         ``model`` (the active ``LoadedModel``): a denoising_ae bundle with the images' channel count is
         fine-tuned instead of starting from scratch, so the preview starts from its quality."""
         from aestudio.gui.workspace import new_run_dir
-        from aestudio.training.learn_noise import NET, can_start_from, learn, stage_images
+        from aestudio.training.learn_noise import (
+            NET,
+            can_start_from,
+            learn,
+            stage_images,
+            usable_images,
+        )
 
         if self.running:
             return False
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         try:
-            images = stage_images(paths, workspace / "noisy" / f"learn-{stamp}")
+            good, left_out = usable_images(paths)
+            images = stage_images(good or paths, workspace / "noisy" / f"learn-{stamp}")
         except (ValueError, OSError) as exc:
             self.notify.emit(Level.ERROR, f"Cannot learn this noise: {exc}", "")
             return False
+        if left_out:  # too small or unreadable: named, and the others still train
+            self.notify.emit(Level.WARNING, f"Learn this noise: left out {len(left_out)} image(s): {left_out[0]}"
+                             + (" …" if len(left_out) > 1 else ""), "\n".join(left_out))
         run_dir = new_run_dir(workspace, NET, f"selfsup-{images.name}")
         self.run_dir = run_dir
         base = getattr(model, "path", None)

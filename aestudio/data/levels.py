@@ -1,0 +1,121 @@
+"""16-bit images at their own range for denoising: stretched to [0, 1] on reading, put back on writing.
+
+A 16-bit file from a 12-bit camera holds 0-4095; a dim micrograph may hold
+1000-3000. Read by the type's white level (65535, :func:`aestudio.data.io.read_image`)
+it is nearly black, and its noise looks tiny next to the [0, 1] range the
+denoisers were trained on (photos), so a denoiser leaves it and the noise
+estimate misjudges it. So the denoising paths (self-supervised training,
+``aestudio denoise``, the Noise lab and its "Learn this noise") read an
+unsigned 16-bit image with :func:`read_levelled`: its own minimum becomes 0 and
+its own maximum 1, the same rule for training and inference, one image at a
+time and all channels together (colours keep their balance). :func:`write_levelled`
+maps a result back to the stored range and writes it as 16-bit, so outputs keep
+the input's values and dtype.
+
+Minimum and maximum, not percentiles: nothing is clipped, so the mapping is
+exactly invertible. (A single hot pixel at 65535 leaves the image as dark as
+before; that is the price of never clipping data.) 8-bit and float images, and
+constant ones, are read as they are (:attr:`Levels.stretched` is False).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from aestudio.data.io import (
+    BitDepth,
+    PathLike,
+    convert_channels,
+    probe_image,
+    read_image,
+    write_image,
+)
+
+log = logging.getLogger(__name__)
+
+_WHITE16 = 65535.0
+_MIN_SPAN = 2.0 / _WHITE16  # fewer than 3 distinct levels: nothing to stretch
+
+
+@dataclass(frozen=True)
+class Levels:
+    """How an image's stored values map to what the nets see: ``(v - lo) / (hi - lo)``, in
+    :func:`read_image` units (stored value / 65535 for 16-bit files)."""
+
+    lo: float = 0.0
+    hi: float = 1.0
+    bits: int = 8  # bits per stored integer sample: results are written at this depth (8 or 16)
+
+    @property
+    def stretched(self) -> bool:
+        return (self.lo, self.hi) != (0.0, 1.0)
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        if not self.stretched:
+            return image
+        return np.clip((image - np.float32(self.lo)) / np.float32(self.hi - self.lo), 0.0, 1.0).astype(np.float32)
+
+    def restore(self, image: np.ndarray) -> np.ndarray:
+        """A result in [0, 1] back in the stored range (still :func:`read_image` units)."""
+        unit = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        if not self.stretched:
+            return unit
+        return (unit * np.float32(self.hi - self.lo) + np.float32(self.lo)).astype(np.float32)
+
+    def describe(self) -> str:
+        """``"16-bit values 1000-3000, stretched to the full range"`` (for notes and captions)."""
+        if not self.stretched:
+            return f"{self.bits}-bit"
+        return (f"{self.bits}-bit values {round(self.lo * _WHITE16)}-{round(self.hi * _WHITE16)}, "
+                "stretched to the full range")
+
+
+def sample_bits(path: PathLike) -> int:
+    """16 for an unsigned 16-bit PNG/TIFF (read from the header), else 8 (8-bit, float and other kinds)."""
+    path = Path(path)
+    info = probe_image(path)
+    if info.format == "TIFF":  # Pillow reports 16-bit colour TIFFs as "RGB": ask tifffile
+        import tifffile  # here: the app's start-up must not import it (bench launch)
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return 16 if np.dtype(tif.pages[0].dtype) == np.uint16 else 8
+        except Exception:  # noqa: BLE001 - unreadable headers are read_image's to report
+            return 8
+    return 16 if info.mode.startswith("I;16") else 8
+
+
+def levels_for(image: np.ndarray, bits: int) -> Levels:
+    """The stretch of one image [H, W, C] (all channels together) read from a file of ``bits`` bits."""
+    if bits != 16 or image.size == 0:
+        return Levels(bits=bits)
+    lo, hi = float(image.min()), float(image.max())
+    if hi - lo < _MIN_SPAN or (lo, hi) == (0.0, 1.0):
+        return Levels(bits=bits)
+    return Levels(lo=lo, hi=hi, bits=bits)
+
+
+def read_levelled(path: PathLike, *, channels: int | None = None) -> tuple[np.ndarray, Levels]:
+    """:func:`read_image`, with a 16-bit image stretched by its own range; (image, how to put it back)."""
+    image = read_image(path)
+    levels = levels_for(image, sample_bits(path))
+    if levels.stretched:
+        log.debug("%s: %s", path, levels.describe())
+    out = levels.apply(image)
+    return convert_channels(out, channels), levels
+
+
+def levelled_suffix(levels: Levels, channels: int) -> str:
+    """The file type a result of this image is written as: 16-bit grey PNG, 16-bit colour TIFF
+    (Pillow writes no 16-bit colour PNG), else an 8-bit PNG."""
+    return ".tif" if levels.bits == 16 and channels == 3 else ".png"
+
+
+def write_levelled(path: PathLike, image: np.ndarray, levels: Levels, *, overwrite: bool = False) -> Path:
+    """Write a [0, 1] result of an image read by :func:`read_levelled` in its stored range and depth."""
+    depth = BitDepth.SIXTEEN if levels.bits == 16 else BitDepth.EIGHT
+    return write_image(path, levels.restore(image), bit_depth=depth, overwrite=overwrite)
