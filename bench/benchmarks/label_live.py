@@ -25,8 +25,8 @@ REFRESH_MEDIAN_S = 4.0  # "every few seconds"
 ABOUT = f"""
 **What.** While the Label tab trains its U-Net on a few painted strokes, the prediction over the
 {SIZE} x {SIZE} image on screen is redrawn from the trainer's latest weights (on the panel's
-prediction thread, in ONNX Runtime, as often as its CPU budget allows: 12.5% of the machine, at
-least 2 s apart), and the person may keep painting. Three questions: how often does the prediction
+prediction thread, in ONNX Runtime, as often as its CPU budget allows: 12.5% of the CPU time the
+process gets, at least 2 s apart), and the person may keep painting. Three questions: how often does the prediction
 on screen refresh (seconds between consecutive redraws), does the refresh starve the training
 (crops trained per second, refresh on vs refresh off), and does the GUI stay responsive (lateness
 of a 10 ms timer in the GUI thread)?
