@@ -81,8 +81,10 @@ STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # prediction's CPU comes out of the training's: on an idle machine the training uses every core, and
 # on a loaded Linux desktop the scheduler's autogroups share the CPU per session, so our threads split
 # our session's part. A budget in machine terms (12.5% of the cores) cost the training 25-30% under
-# load 10; the first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
-PREDICT_CPU_SHARE = 0.125
+# load 10, and 12.5% of the process's CPU time 0.63-0.65 at load 8; 6% kept 0.87 at load 6 with a
+# median interval of 4.9 s (the predictions cost the training more than their CPU: cache and memory
+# bandwidth). The first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
+PREDICT_CPU_SHARE = 0.06
 WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
 PRETRAIN_MAX_IMAGES = 100
