@@ -724,21 +724,22 @@ class LabelPanel(ExplorePanel):
         seconds = self.pretrain_seconds
 
         def source(stop: threading.Event, pause: threading.Event):
-            from aestudio.data.io import read_image
+            # 16-bit images at their own range, as the canvas shows them and segmentation reads them
+            from aestudio.data.levels import read_stretched
 
             if pretrain:
                 images, pixels = [], 0
                 for p in pretrain:  # bounded memory: images kept as float16 up to a pixel budget
                     if pixels >= PRETRAIN_MAX_PIXELS or stop.is_set():
                         break
-                    image = read_image(p).astype(np.float16)
+                    image = read_stretched(p).astype(np.float16)
                     images.append(image)
                     pixels += image.shape[0] * image.shape[1]
                 copied = trainer.pretrain_encoder(images, seconds, stop)
                 log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
-                    trainer.set_example(name, read_image(path), mask)
+                    trainer.set_example(name, read_stretched(path), mask)
                 else:
                     trainer.update_mask(name, mask)
             yield from trainer.events(stop, pause)
