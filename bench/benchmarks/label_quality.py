@@ -324,6 +324,7 @@ def _forest(painted, test_images, test_truth) -> dict:
 def _probe(argv: list[str]) -> None:
     import argparse
     import json
+    import shutil
     import subprocess
     import tempfile
     import time
@@ -384,6 +385,7 @@ def _probe(argv: list[str]) -> None:
             raise RuntimeError(f"contender {c} exited with code {proc.returncode}")
         set_name, key = c.split(":")
         out[set_name][key] = json.loads(stdout.strip().splitlines()[-1])
+    shutil.rmtree(tmp, ignore_errors=True)
     out.update(load_before=load_before, load_after=os.getloadavg()[0], cores=os.cpu_count(), budget=args.budget,
                seconds=time.perf_counter() - w0)
     print(json.dumps(out))
