@@ -99,6 +99,9 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
         (["train", "--model", "dense_ae", "--data", "digits", "--device", "cuda:3"], "cuda:3"),
         (["train", "--model", "dense_ae", "--data", "digits", "--epochs", "-1"], "--epochs is -1; it must be between 0 and"),
         (["train", "--model", "unet", "--data", "digits"], "needs images with masks"),
+        (["train", "--model", "conv_ae", "--data", "digits", "--layers", "4"], "--layers does not apply to conv_ae; it is for: denoising_ae"),
+        (["train", "--model", "vae", "--data", "digits", "--width", "16"], "--width does not apply to vae"),
+        (["train", "--model", "denoising_ae", "--data", "digits", "--layers", "0"], "--layers must be at least 1"),
         (["train", "--data", "digits"], "needs --model and --data"),
         (["train", "--resume"], "no such run folder"),
         (["info"], "run.json is missing"),
@@ -312,3 +315,20 @@ def test_train_opens_the_data_set_once_at_its_own_size(tmp_path, monkeypatch) ->
                  "--max-steps", "2", "--out", str(out), "--no-progress"]) == 0
     assert opened == [8]  # once, at the digits' own 8x8
     assert json.loads((out / "run.json").read_text())["net"]["params"]["image_size"] == 8
+
+
+def test_denoiser_shape_flags_build_the_ffdnet_style_net_and_are_kept_on_resume(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    base = ["--data", "digits", "--image-size", "8", "--batch-size", "16", "--noise", "gaussian:0-0.2", "--no-progress"]
+    assert main(["train", "--model", "denoising_ae", *base, "--width", "8", "--layers", "3", "--unshuffle", "2",
+                 "--max-steps", "2", "--out", str(out)]) == 0
+    net = read_run(out).net_cfg
+    assert (net.channels, tuple(net.dilations), net.unshuffle) == (8, (1, 1, 1), 2)
+    assert count_params(build_net("denoising_ae", net)) == read_run(out).num_params
+    # Repeating the run's own flags is accepted; another shape is refused with one line.
+    assert main(["train", "--resume", "--out", str(out), "--width", "8", "--layers", "3", "--max-steps", "3",
+                 "--no-progress"]) == 0
+    assert read_run(out).step == 3
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(out), "--layers", "4", "--max-steps", "4"]) == 2
+    assert "--layers 4 differs from the run's 3" in capsys.readouterr().err

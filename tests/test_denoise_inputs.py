@@ -65,6 +65,11 @@ def test_denoise_folder_of_awkward_images_writes_every_result_and_16_bit_ones_in
     denoised = tifffile.imread(out / "narrow_denoised.tif").astype(float)
     noisy = raws["narrow.tif"].astype(float)
     assert np.abs(denoised - clean)[4:-4, 4:-4].std() < 0.6 * np.abs(noisy - clean)[4:-4, 4:-4].std()
+    # A folder with one image is a folder like any other.
+    (tmp_path / "one").mkdir()
+    write_image(tmp_path / "one" / "only.png", _smooth(20, 20)[..., None])
+    assert main(["denoise", "--model", str(SHIPPED), str(tmp_path / "one"), "-o", str(tmp_path / "out1")]) == 0
+    assert [p.name for p in (tmp_path / "out1").iterdir()] == ["only_denoised.png"]
 
 
 def test_denoise_noise_of_a_file_does_not_depend_on_which_others_were_skipped(tmp_path) -> None:

@@ -54,3 +54,14 @@ def test_add_noise_is_reproducible_and_leaves_the_image_alone() -> None:
     assert a.shape == clean.shape and a.dtype == np.float32 and np.array_equal(a, b)
     assert not np.array_equal(a, add_noise(clean, "gaussian", 0.1, seed=4))
     assert 0.05 < float(np.std(a - clean)) < 0.15 and np.all(clean == 0.5)
+
+
+def test_images_too_small_to_estimate_give_no_estimate_and_no_warning() -> None:
+    import warnings
+
+    rng = np.random.default_rng(1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # skimage warned "size 3 on the last axis" for a 3 x 3 grey image
+        for shape in ((1, 1, 1), (3, 3, 1), (2, 5, 3), (7, 40, 1)):
+            assert estimate_sigma(rng.random(shape)) is None
+        assert estimate_sigma(rng.random((8, 8, 1))) is not None

@@ -38,12 +38,19 @@ FAMILY_FLAGS = {
     "base_channels": "--base-channels",
     "depth": "--depth",
 }
+# denoising_ae's shape: CLI option -> (config field, flag). `--channels` already means the
+# images' channels, so the feature width is `--width`; `--layers N` means N undilated convs.
+DENOISER_FLAGS = {
+    "width": ("channels", "--width"),
+    "layers": ("dilations", "--layers"),
+    "unshuffle": ("unshuffle", "--unshuffle"),
+}
 # Flags that change how a run trains; a resume continues exactly, so they are refused there.
 _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image-size",
-              "in_channels": "--channels"}
+              "in_channels": "--channels", "dilations": "--layers"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "grow_strokes", "init_from",
-                    "self_supervised")
+                    "self_supervised", "width", "layers", "unshuffle")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
 EXIT_INTERRUPTED = 130
@@ -74,6 +81,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "regions of uniform colour they fall in (Felzenszwalb superpixels), so the net learns from "
                         "more than the painted pixels; painted values are kept (measured: docs/BENCHMARKS.md)")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
+    t.add_argument("--width", type=int, metavar="N", help="denoising_ae: features per conv layer (default 32)")
+    t.add_argument("--layers", type=int, metavar="N",
+                   help="denoising_ae: N plain 3x3 conv layers in the body instead of the default five dilated ones "
+                        "(dilations 1,2,3,2,1)")
+    t.add_argument("--unshuffle", type=int, choices=(1, 2),
+                   help="denoising_ae: 2 = FFDNet-style, the convs run on 2x2 pixel blocks at half size "
+                        "(4x fewer positions, a 2x wider view for the same time); default 1")
     t.add_argument("--beta", type=float, help="VAE: weight of the KL term")
     t.add_argument("--sparsity", type=float, help="sparse_ae: weight of the L1 penalty on the code")
     t.add_argument("--contractive", type=float, help="contractive_ae: weight of the Jacobian penalty")
@@ -164,6 +178,16 @@ def _net_config(args: argparse.Namespace) -> Any:
 
         if class_field(default_config(args.model)) is None:
             raise CliError(f"--classes does not apply to {args.model}; it is for: unet")
+    for option, (field, flag) in DENOISER_FLAGS.items():
+        value = getattr(args, option)
+        if value is None:
+            continue
+        families = _families_with(field)
+        if args.model not in families:
+            raise CliError(f"{flag} does not apply to {args.model}; it is for: {', '.join(families)}")
+        if option == "layers" and value < 1:
+            raise CliError("--layers must be at least 1")
+        overrides[field] = (1,) * value if option == "layers" else value
     if args.image_size is not None:
         overrides["image_size"] = args.image_size
     try:
@@ -246,6 +270,11 @@ def _run_value(info: Any, key: str) -> Any:
         return cfg.noise
     if key == "grow_strokes":
         return bool((info.data_options.get("native") or {}).get("grow", False))
+    if key == "width":
+        return getattr(net, "channels", None)
+    if key == "layers":  # N undilated layers, else the dilations themselves (never equal to an int)
+        dilations = tuple(getattr(net, "dilations", ()) or ())
+        return len(dilations) if dilations and set(dilations) == {1} else dilations or None
     train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
     if hasattr(cfg, train_key):
         return getattr(cfg, train_key)

@@ -66,6 +66,11 @@ class Levels:
             return unit
         return (unit * np.float32(self.hi - self.lo) + np.float32(self.lo)).astype(np.float32)
 
+    def short(self) -> str:
+        """``"16-bit 1000-3000, stretched"`` (beside a file's name)."""
+        return f"{self.bits}-bit {round(self.lo * _WHITE16)}-{round(self.hi * _WHITE16)}, stretched" if self.stretched \
+            else f"{self.bits}-bit"
+
     def describe(self) -> str:
         """``"16-bit values 1000-3000, stretched to the full range"`` (for notes and captions)."""
         if not self.stretched:

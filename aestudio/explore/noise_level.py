@@ -41,11 +41,17 @@ class TrainedNoise:
         return f"{self.kind} noise, strength {span}"
 
 
-def estimate_sigma(image: np.ndarray) -> float:
-    """Estimated Gaussian noise sigma of ``image`` ([H, W] or [H, W, C] in [0, 1]), averaged over channels."""
+MIN_ESTIMATE_SIDE = 8  # below this the wavelet estimate has a handful of coefficients (and skimage warns): no estimate
+
+
+def estimate_sigma(image: np.ndarray) -> float | None:
+    """Estimated Gaussian noise sigma of ``image`` ([H, W] or [H, W, C] in [0, 1]), averaged over channels;
+    None for an image smaller than :data:`MIN_ESTIMATE_SIDE` a side (nothing to estimate from)."""
     from skimage.restoration import estimate_sigma as _estimate
 
     img = np.asarray(image, dtype=np.float64)
+    if min(img.shape[:2]) < MIN_ESTIMATE_SIDE:
+        return None
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim == 3:

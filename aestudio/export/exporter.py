@@ -428,8 +428,14 @@ def run_model_name(run: Any) -> str:
 
     Every run used to be called "conv_ae on digits", so a list of them said nothing.
     """
-    base = f"{run.net_name} on {run.data_spec}" if run.data_spec else run.net_name
+    spec = str(run.data_spec or "")
+    if spec.startswith("folder:"):  # the folder's name, not its whole path (it filled the status bar)
+        spec = Path(spec.partition(":")[2].rstrip("/\\")).name or spec
+    base = f"{run.net_name} on {spec}" if spec else run.net_name
     details = []
+    method = getattr(getattr(run, "train_cfg", None), "self_supervised", None)
+    if method is not None and getattr(method, "value", "none") != "none":
+        details.append("self-supervised")
     latent = getattr(run.net_cfg, "latent_dim", None)
     if latent:
         details.append(f"code {latent}")

@@ -18,6 +18,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from aestudio.gui.elided_label import ElidedLabel
+
 if TYPE_CHECKING:  # pyqtgraph loads when the plots are built, after the window's first paint
     import pyqtgraph as pg
 
@@ -132,10 +134,12 @@ class CurvesView(QWidget):
         self.metric_box.currentTextChanged.connect(lambda _t: self.redraw())
         top.addWidget(self.metric_box)
         top.addSpacing(16)
-        caption = QLabel("Solid: this run (thin line every step, dots per epoch). Dashed: compared runs.")
-        caption.setObjectName("hint")
-        caption.setWordWrap(True)  # never let the caption widen the window
-        top.addWidget(caption, 1)
+        # Two lines at most, then "…" (the full text is the tooltip): it never widens the window, and below
+        # ~1100 px a freely wrapping caption took 7 lines and pushed the plots' bottom axes out of view.
+        self.caption = ElidedLabel("Solid: this run (thin line every step, dots per epoch). Dashed: compared runs.",
+                                   lines=2, keep_lines=True)
+        self.caption.setObjectName("hint")
+        top.addWidget(self.caption, 1)
         lay.addLayout(top)
         # Until the plots exist, a white area of their size holds their place (no jump later)
         # and says what will be drawn there.

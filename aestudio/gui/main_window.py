@@ -151,6 +151,7 @@ class MainWindow(QMainWindow):
         self.samples = SampleStrip()
         self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
         self._show_tab_for_model = False  # first run: switch to the default model's tab when it loads
+        self._load_seq = 0  # the newest model load request; an older one finishing later is dropped
         self._restoring: Path | None = None  # the last session's model, while it loads (no tab offers meanwhile)
         self._build_layout()
         self._build_status_bar()
@@ -593,10 +594,20 @@ class MainWindow(QMainWindow):
             self._when_shown(lambda: self.load_model(path))
             return
         path = Path(path)
+        self._load_seq += 1
+        seq = self._load_seq
         self.status(f"Loading {path.name}" + (" (a run is exported to ONNX first)…" if engine.is_run_dir(path) else "…"))
         self.tasks.submit(lambda: engine.load_model(path, closing=self._closed),
-                          on_result=lambda m: self.set_active_model(m, path),
+                          on_result=lambda m: self._model_loaded(seq, m, path),
                           on_error=lambda exc, det: self._load_failed(path, exc, det))
+
+    def _model_loaded(self, seq: int, model: LoadedModel, path: Path) -> None:
+        # The newest request wins: on a first start the default model (asked for at start-up) could finish
+        # after the one a tab asked for a moment later, and replaced it (the Noise lab got the digits VAE).
+        if seq != self._load_seq:
+            logger.info("%s loaded after a newer model was asked for; not made active", path)
+            return
+        self.set_active_model(model, path)
 
     def _load_failed(self, path: Path, exc: BaseException, details: str) -> None:
         self._task_failed(f"Cannot load {path}", exc, details, path)

@@ -37,6 +37,7 @@ from aestudio.gui.collapsible import Collapsible
 from aestudio.gui.config_form import ConfigForm
 from aestudio.gui.curves import CurvesView
 from aestudio.gui.devices import Device, best_device, list_devices
+from aestudio.gui.elided_label import ElidedLabel
 from aestudio.gui.messages import Level
 from aestudio.gui.metrics_table import MetricsTable
 from aestudio.gui.presets import PRESETS, preset_for
@@ -83,6 +84,9 @@ def preload_core() -> list[Device]:
     """Import the net families (and so torch) and list the devices: a worker's job, ~3 s."""
     engine.list_nets()
     return list_devices()
+
+
+BOTTOM_LIST_MIN_HEIGHT = 44  # the metrics table and the compare list (a header and a row or two)
 
 
 class TrainPanel(QWidget):
@@ -210,9 +214,10 @@ class TrainPanel(QWidget):
         host = QWidget()
         col = QVBoxLayout(host)
         col.setContentsMargins(6, 0, 0, 0)
-        self.run_label = QLabel("No run yet. Pick data on the left, then press Start.")
+        # Two lines at most, then "…" (the whole title is the tooltip): long run names must not widen
+        # the window, nor wrap to six lines in a narrow one and squeeze the plots below.
+        self.run_label = ElidedLabel("No run yet. Pick data on the left, then press Start.", lines=2)
         self.run_label.setObjectName("runTitle")
-        self.run_label.setWordWrap(True)  # long run names must not widen the window
         col.addWidget(self.run_label)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1)
@@ -244,6 +249,11 @@ class TrainPanel(QWidget):
         bottom.setStretchFactor(1, 1)
         vsplit.addWidget(bottom)
         vsplit.setSizes([430, 290])
+        # The lists below the plots give way first: at Qt's default minimum (70 px each) the column's
+        # minimum left 9 px to spare at 1366 x 768, so a run title wrapping to two or three lines (a
+        # narrow window, or a long run name) squeezed the plots under their minimum and cut their axes.
+        for view in (self.metrics, self.compare.list):
+            view.setMinimumHeight(BOTTOM_LIST_MIN_HEIGHT)
         col.addWidget(vsplit, 1)
         return host
 

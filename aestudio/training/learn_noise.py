@@ -58,6 +58,16 @@ def usable_images(paths: Sequence[Path]) -> tuple[list[Path], list[str]]:
     return good, left_out
 
 
+def session_name(paths: Sequence[Path]) -> str:
+    """A name people recognise for a session's images (its folder, run and model are called so):
+    ``micro12`` or ``micro12-and-3-more``, file-name safe."""
+    import re
+
+    first = re.sub(r"[^A-Za-z0-9_.]+", "-", Path(paths[0]).stem).strip("-.")[:40] if paths else ""
+    more = f"-and-{len(paths) - 1}-more" if len(paths) > 1 else ""
+    return (first or "images") + more
+
+
 def stage_images(paths: Sequence[Path], folder: Path, max_images: int = MAX_IMAGES) -> Path:
     """Copy the usable ``paths`` (:func:`usable_images`; at most ``max_images``, evenly spaced) into ``folder``
     (new or empty) and return it.

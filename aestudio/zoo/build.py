@@ -79,14 +79,17 @@ def _prepare(recipe: dict[str, Any], work: Path, tiny: bool) -> dict[str, str]:
     prep = recipe.get("prepare")
     if not prep:
         return {}
-    if prep == "photos":
-        from aestudio.zoo.photos import write_training_tiles
+    from aestudio.zoo.photos import PHOTO_SETS, PhotoSourceMissing, write_photo_set
 
+    if prep in PHOTO_SETS:
         folder = work / "photos"
         if not folder.is_dir() or not any(folder.iterdir()):
-            write_training_tiles(folder, limit=TINY_PHOTO_TILES if tiny else None)
+            try:
+                write_photo_set(prep, folder, limit=TINY_PHOTO_TILES if tiny else None)
+            except PhotoSourceMissing as exc:
+                raise SystemExit(f"zoo_build: {exc}") from None
         return {PHOTOS: str(folder)}
-    raise SystemExit(f"zoo_build: unknown prepare step {prep!r} (known: photos)")
+    raise SystemExit(f"zoo_build: unknown prepare step {prep!r} (known: {', '.join(PHOTO_SETS)})")
 
 
 def _fill(args: list[str], values: dict[str, str]) -> list[str]:

@@ -58,6 +58,11 @@ def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(win
     assert not panel.learner.running and panel.learn_row.learn_button.isEnabled()
     bundle = run_dir / "bundle"
     assert (bundle / "model.json").is_file() and any("Active model" in t for t in message_texts(window))
+    # The row says which model is now active (it said "exporting…" until the next session), and the
+    # model's name is the images' folder, not its whole path.
+    qtbot.waitUntil(lambda: panel.learn_row.label.text().startswith("Active model: "), timeout=WAIT)
+    name = window.active_model.name
+    assert "noisy0-and-1-more" in name and "self-supervised" in name and "folder:" not in name
     assert [p.read_bytes() for p in paths] == before  # the inputs were only read
     # The learned bundle denoises a whole folder from the command line.
     out = tmp_path / "out"
@@ -159,8 +164,9 @@ def test_learning_from_awkward_images_names_the_ones_left_out_and_trains_on_the_
         paths = sorted(src.iterdir())
         assert learner.start(paths, tmp_path / "ws") is True
         assert any("left out 2 image(s)" in t and "tiny.png" in t for t in said)
-        staged = sorted(p.name for p in (tmp_path / "ws" / "noisy").glob("learn-*/*"))
-        assert staged == ["000-nan.tif", "001-narrow.tif", "002-rgb.png"]
+        staged = sorted(p.relative_to(tmp_path / "ws" / "noisy").as_posix() for p in (tmp_path / "ws" / "noisy").glob("*/*"))
+        assert staged == ["nan-and-2-more/000-nan.tif", "nan-and-2-more/001-narrow.tif", "nan-and-2-more/002-rgb.png"]
+        assert learner.run_dir.name.startswith("denoising_ae-selfsup-nan-and-2-more-")
         qtbot.waitUntil(lambda: bool(previews), timeout=WAIT)
         assert previews[-1]["denoised"].shape == (40, 40, 1) and np.isfinite(previews[-1]["denoised"]).all()
         learner.stop()

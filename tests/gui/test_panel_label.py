@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,75 @@ def test_images_dropped_on_the_label_tab_are_announced_once(qtbot, window, tmp_p
     texts = [m.text for m in window.messages.history[before:]]
     assert sum("image(s)" in t for t in texts) == 1, texts
     assert any("Added 1 image(s) to the project" in t for t in texts), texts
+
+
+def _paint_both_classes(qtbot, panel: LabelPanel) -> None:
+    panel.size_slider.setValue(4)
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_2)
+    _drag(qtbot, panel, [(20, 20), (24, 40)])  # inside the object
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
+    _drag(qtbot, panel, [(4, 4), (4, 60)])  # background
+
+
+def test_grow_strokes_box_sets_the_config_train_builds(qtbot, panel, tmp_path) -> None:
+    """On by default as LiveConfig; unticked, Train builds a trainer on the strokes only (regions 0);
+    ticked again while training, the running trainer grows strokes from its next step."""
+    _open_with_image(qtbot, panel, tmp_path)
+    _paint_both_classes(qtbot, panel)
+    box = panel.grow_box
+    assert box.isChecked() and LiveConfig().regions > 0
+    assert "superpixel" in box.toolTip() and "--grow-strokes" in box.toolTip()
+    box.click()  # off, before the first Train
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
+    trainer = panel.trainer
+    assert trainer is not None and trainer.cfg.regions == 0.0
+    assert trainer.cfg.crop == panel.live_config.crop  # the rest of the config is kept
+    qtbot.waitUntil(lambda: trainer.step >= 2, timeout=WAIT)
+    assert trainer._examples["a.png"].grown is None  # strokes only: nothing was grown
+    box.click()  # on again, live
+    assert trainer.cfg.regions == panel.live_config.regions > 0
+    step = trainer.step
+    qtbot.waitUntil(lambda: trainer.step >= step + 2 and trainer._examples["a.png"].grown is not None, timeout=WAIT)
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)  # Stop
+    qtbot.waitUntil(lambda: not panel.worker.running, timeout=WAIT)
+    box.click()  # off: the next Train continues the same trainer on strokes only
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
+    assert panel.trainer is trainer and trainer.cfg.regions == 0.0
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.worker.running, timeout=WAIT)
+
+
+def test_pretrain_box_is_off_and_says_why_and_what_it_uses(panel) -> None:
+    box = panel.pretrain_box
+    assert not box.isChecked()
+    tip = box.toolTip()
+    assert "unlabelled" in box.text() and "unlabelled" in tip and "measured worse" in tip and "0.07" in tip
+
+
+def test_refreshes_while_training_keep_to_the_cpu_budget(qtbot, panel, tmp_path, monkeypatch) -> None:
+    """While training, the next refresh waits for the last one's CPU cost / (share x cores), and at
+    least REFRESH_MS; a stroke inside that time is refreshed when it ends, not at once."""
+    from aestudio.gui.panels import label as label_mod
+
+    _open_with_image(qtbot, panel, tmp_path)
+    _paint_both_classes(qtbot, panel)
+    monkeypatch.setattr(label_mod, "_cores", lambda: 2)
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
+    p = panel.prediction
+    start = panel._predict_t0
+    panel._predicted(label_mod.Prediction(p.key, p.step, p.mask, p.entropy, p.layer_prediction,
+                                          p.layer_uncertainty, cpu_s=1.0))
+    assert panel._next_refresh == pytest.approx(start + 1.0 / (label_mod.PREDICT_CPU_SHARE * 2))
+    panel._predicted(label_mod.Prediction(p.key, p.step, p.mask, p.entropy, p.layer_prediction,
+                                          p.layer_uncertainty, cpu_s=0.01))
+    assert panel._next_refresh == pytest.approx(start + label_mod.REFRESH_MS / 1000)
+    panel._next_refresh = time.monotonic() + 60  # a prediction just used its budget
+    made = panel.predictions_made
+    _drag(qtbot, panel, [(30, 20), (30, 30)])
+    qtbot.wait(1500)  # the stroke's 0.4 s refresh comes and is deferred
+    assert panel.predictions_made == made
+    panel._next_refresh = time.monotonic()
+    qtbot.waitUntil(lambda: panel.predictions_made > made, timeout=WAIT)
+    qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not panel.worker.running, timeout=WAIT)

@@ -284,9 +284,25 @@ def test_a_narrow_16_bit_micrograph_is_shown_stretched_and_saved_back_in_its_ran
     r = panel.result
     assert r["noisy"].min() == 0.0 and r["noisy"].max() == 1.0  # not 0-0.06 of the type's white level
     assert r["sigma"] > 0.01  # its noise at the size the denoiser sees it (80 counts of ~4000, not of 65535)
-    assert "16-bit values" in panel.noisy_pane.caption.text() and "stretched" in panel.noisy_pane.caption.text()
+    assert panel.item_label.text().endswith(f"cam.tif · 16-bit {raw.min()}-{raw.max()}, stretched")
     out = panel.save(tmp_path / "cam_denoised.png")  # a 16-bit input is saved as a 16-bit TIFF
     assert out == tmp_path / "cam_denoised.tif"
     saved = tifffile.imread(out)
     assert saved.dtype == np.uint16 and raw.min() <= saved.min() and saved.max() <= raw.max()
     np.testing.assert_allclose(saved / 65535.0, r["levels"].restore(r["denoised"])[..., 0], atol=1 / 65535)
+
+
+def test_tiny_dropped_images_are_denoised_without_an_error(qtbot, panel, denoiser, tmp_path):
+    """1 x 1 and 3 x 3 images (too small to crop for learning) still show and denoise; no noise estimate."""
+    panel.set_model(denoiser)
+    panel.already_noisy.setChecked(True)
+    for i, shape in enumerate(((1, 1), (3, 3))):
+        path = tmp_path / f"tiny{i}.png"
+        Image.fromarray(np.full(shape, 120, np.uint8)).save(path)
+        previous = panel.result
+        panel.add_images([path])
+        qtbot.waitUntil(lambda p=previous: panel.result is not None and panel.result is not p, timeout=WAIT)
+        r = panel.result
+        assert r["denoised"].shape == (*shape, 1) and r["sigma"] is None
+        assert panel.noise_level_label.text() == ""
+    assert not any(level is Level.ERROR for level, _ in panel.messages)

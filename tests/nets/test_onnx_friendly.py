@@ -100,6 +100,24 @@ def test_forward_exports_with_dynamic_axes_and_matches_torch(name: str) -> None:
         np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
 
 
+def test_ffdnet_style_denoiser_exports_with_odd_sizes() -> None:
+    """The reflect pad for odd sides comes from the input's shape, so it must stay dynamic in the graph."""
+    torch.manual_seed(0)
+    net = build_net("denoising_ae", tiny_config("denoising_ae", in_channels=1, unshuffle=2))
+    perturb(net)
+    net.eval()
+    dynamic = {0: "batch", 2: "height", 3: "width"}
+    session = _export(net, torch.rand(2, 1, 16, 16), "image", dynamic, {"reconstruction": dynamic})
+    gen = torch.Generator().manual_seed(1)
+    for n, h, w in ((1, 16, 16), (2, 9, 13), (1, 20, 7), (3, 2, 3)):
+        x = torch.rand(n, 1, h, w, generator=gen)
+        with torch.no_grad():
+            expected = net(x).numpy()
+        (got,) = session.run(["reconstruction"], {"image": x.numpy()})
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, atol=TOLERANCE, rtol=0)
+
+
 @pytest.mark.parametrize("name", [n for n in list_nets() if get_spec(n).has_latent])
 def test_encoder_and_decoder_export_separately(name: str) -> None:
     net, cfg = _trained_looking(name)

@@ -191,6 +191,41 @@ def test_denoiser_clamp_lets_gradients_through_in_training() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
+def test_ffdnet_style_denoiser_keeps_any_size_and_sees_its_neighbours() -> None:
+    net = _build("denoising_ae", unshuffle=2, dilations=(1, 1, 1))
+    assert net.head[0].in_channels == 4 and net.noise.out_channels == 4  # 2x2 blocks of one channel
+    x = torch.rand(2, 1, 9, 13)
+    assert torch.equal(net.eval()(x), x)  # identity start, odd sides included
+    perturb(net)
+    net.eval()
+    for h, w in ((2, 3), (9, 13), (16, 16), (17, 8)):
+        x = torch.rand(1, 1, h, w)
+        y = net(x)
+        assert y.shape == x.shape and torch.isfinite(y).all() and not torch.equal(y, x)
+    # Half-size convs: 5 layers of 3x3 see 11x11 blocks = 22x22 pixels; a change 9 px away reaches
+    # the centre (the full-size net with 5 such layers sees 11 px, i.e. 5 px each side).
+    x = torch.rand(1, 1, 32, 32)
+    moved = x.clone()
+    moved[..., 16, 16 + 9] += 0.5
+    assert not torch.allclose(net(x)[..., 16, 16], net(moved)[..., 16, 16])
+
+
+def test_ffdnet_style_denoiser_refuses_one_pixel_images() -> None:
+    net = _build("denoising_ae", unshuffle=2).eval()
+    with pytest.raises(ValueError, match="at least 2x2"):
+        net(torch.rand(1, 1, 1, 5))
+
+
+def test_old_denoiser_configs_load_as_full_resolution_nets() -> None:
+    from aestudio.nets.registry import net_config_from_dict
+
+    name, cfg = net_config_from_dict({"name": "denoising_ae", "params": {"in_channels": 1, "channels": 32,
+                                                                         "dilations": [1, 2, 3, 2, 1]}})
+    assert cfg.unshuffle == 1
+    net = build_net(name, cfg)
+    assert net.head[0].in_channels == 1  # the shipped bundles' weights keep their shapes
+
+
 # ---------------------------------------------------------------- unet
 
 

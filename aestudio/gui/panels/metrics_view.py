@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import as_float_hwc
+from aestudio.gui.elided_label import ElidedLabel
 from aestudio.gui.messages import Level
 from aestudio.gui.panels.base import ExplorePanel
 from aestudio.gui.panels.common import LatestRunner
@@ -244,26 +245,6 @@ class MetricTile(QWidget):
 
     def text(self) -> str:
         return self.value.text()
-
-
-class ElidedLabel(QLabel):
-    """One line that elides in the middle when short of room (a long path must not widen
-    the panel or squeeze its neighbours); ``text()`` stays the full text, also the tooltip."""
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
-        super().setText(text)
-        self.setToolTip(text)
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
-        return QSize(60, super().minimumSizeHint().height())
-
-    def elided(self) -> str:
-        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, self.contentsRect().width())
-
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
-        p = QPainter(self)
-        self.style().drawItemText(p, self.contentsRect(), int(self.alignment()), self.palette(), self.isEnabled(),
-                                  self.elided(), self.foregroundRole())
 
 
 class BrowseBar(QWidget):

@@ -291,6 +291,7 @@ class NoiseLabPanel(BrowsedImagePanel):
     # ================================================================ window hooks
 
     def on_model_changed(self, model: LoadedModel | None) -> None:
+        self.learner.model_changed(model)
         self._gen += 1
         self._last_error = ""
         self._refresh_state()
@@ -437,8 +438,8 @@ class NoiseLabPanel(BrowsedImagePanel):
         h, w, c = r["noisy"].shape
         size = f"{w}×{h} {'grey' if c == 1 else 'colour'}"
         levels = r.get("levels")
-        if levels is not None and levels.stretched:
-            size += f", {levels.describe()}"
+        if levels is not None and levels.stretched and key:  # beside the name: a pane caption wrapped and shrank its image
+            self.item_label.setText(f"{key} · {levels.short()}")
         self.noisy_pane.title.setText("Input (noisy)" if r["noise"] is None else f"Noisy: {self.choice().label.lower()}")
         self.noisy_pane.set_qimage(q["noisy"], self._caption(mn) if mn else size)
         self.noisy_pane.array = r["noisy"]

@@ -11,7 +11,6 @@ to become the active model (``request_model``: the window exports it to
 
 from __future__ import annotations
 
-import datetime as _dt
 import logging
 import time
 from collections.abc import Callable
@@ -76,6 +75,7 @@ class NoiseLearner(QObject):
         self._last_preview = 0.0
         self._preview_pending = False
         self._checkpointed = False
+        self._steps = 0  # where the last session stopped
 
     @property
     def running(self) -> bool:
@@ -91,23 +91,23 @@ class NoiseLearner(QObject):
             NET,
             can_start_from,
             learn,
+            session_name,
             stage_images,
             usable_images,
         )
 
         if self.running:
             return False
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         try:
             good, left_out = usable_images(paths)
-            images = stage_images(good or paths, workspace / "noisy" / f"learn-{stamp}")
+            images = stage_images(good or paths, _new_folder(workspace / "noisy" / session_name(good)))
         except (ValueError, OSError) as exc:
             self.notify.emit(Level.ERROR, f"Cannot learn this noise: {exc}", "")
             return False
         if left_out:  # too small or unreadable: named, and the others still train
             self.notify.emit(Level.WARNING, f"Learn this noise: left out {len(left_out)} image(s): {left_out[0]}"
                              + (" …" if len(left_out) > 1 else ""), "\n".join(left_out))
-        run_dir = new_run_dir(workspace, NET, f"selfsup-{images.name}")
+        run_dir = new_run_dir(workspace, NET, f"selfsup-{images.name}")  # denoising_ae-selfsup-NAME-STAMP
         self.run_dir = run_dir
         base = getattr(model, "path", None)
         init_from = Path(base) if base is not None and can_start_from(getattr(model, "info", None), images) else None
@@ -121,7 +121,12 @@ class NoiseLearner(QObject):
         self.worker.events.connect(self._on_events)
         self.worker.finished.connect(self._on_finished)
         self.worker.start()
-        start = f", starting from {model.name}" if init_from is not None else ""
+        if init_from is not None:
+            start = f", starting from {model.name}"
+        elif model is not None and getattr(model.info, "net", None) == NET:
+            start = f", from scratch ({model.name} has {model.info.in_channels} channel(s), these images need another count)"
+        else:
+            start = ", from scratch"
         self.status.emit(f"Learning from {len(list(images.iterdir()))} noisy image(s){start}… the denoised image "
                          "refreshes every few seconds; press Stop to keep the best model so far.")
         self.running_changed.emit(True)
@@ -178,9 +183,27 @@ class NoiseLearner(QObject):
             if ev.reason is FinishReason.FAILED:
                 self.notify.emit(Level.ERROR, f"Learn this noise failed: {ev.message}", ev.details)
             return
+        self._steps = ev.step
         self.status.emit(f"Learned for {ev.step:,} steps; exporting the best model as {run_dir.name}/bundle "
                          "and making it the active model…")
         self.model_ready.emit(run_dir)
+
+    def model_changed(self, model: LoadedModel | None) -> None:
+        """The window's active model changed: when it is this session's bundle, the row says so."""
+        path = getattr(model, "path", None)
+        if self.running or self.run_dir is None or path is None or self.run_dir not in (Path(path), *Path(path).parents):
+            return
+        self.status.emit(f"Active model: {model.name}, the best of {self._steps:,} steps "
+                         f"(in {self.run_dir.name}/bundle; `aestudio denoise --model` takes it too).")
+
+
+def _new_folder(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``… the first that does not exist yet."""
+    path, n = base, 2
+    while path.exists():
+        path = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return path
 
 
 class LearnRow(QWidget):

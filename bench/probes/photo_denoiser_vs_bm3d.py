@@ -1,0 +1,113 @@
+"""Probe: issue 14's second target for any denoiser bundle or training run, side by side with BM3D.
+
+``python -m bench.probes.photo_denoiser_vs_bm3d [--bm3d-cache FILE] [--no-timing] BUNDLE_OR_RUN ...``
+
+For each argument (a bundle folder, a zoo name such as ``photo-denoiser``, or a run folder, which is
+exported first with ``aestudio export RUN -o TMP``, its best checkpoint), prints the mean PSNR (dB, peak 1)
+over the held-out grey photos (``aestudio.zoo.photos.held_out_gray``, top-left 512 x 512) at Gaussian
+sigma 15, 25 and 50 of 255, against BM3D given the true sigma (``bm3d.bm3d(noisy, sigma_psd=sigma)``).
+The noise is bench ``zoo_quality``'s: ``aestudio.data.noise.gaussian`` with one ``default_rng(0)`` per
+sigma drawn over the photos in order, so sigma 25 is that benchmark's figure. BM3D's PSNRs are the
+same every time and cached in ``--bm3d-cache`` (JSON). Timing: the ``camera`` photo (512 x 512) in ONNX
+Runtime (``OrtPredictor``, batch profile, median of 5) and BM3D once, in the same process, so the ratio
+holds on a shared machine better than either time. Figures: docs/DESIGN-notes.md ("Shipped
+photo-denoiser vs BM3D").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIGMAS = (15, 25, 50)
+SEED = 0
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1.0 / max(float(np.mean((a - b) ** 2)), 1e-12)))
+
+
+def noisy_sets(photos: dict[str, np.ndarray]) -> dict[int, dict[str, np.ndarray]]:
+    from aestudio.data.noise import gaussian
+
+    out = {}
+    for s in SIGMAS:
+        rng = np.random.default_rng(SEED)
+        out[s] = {k: gaussian(v, s / 255, rng) for k, v in photos.items()}
+    return out
+
+
+def _bundle(arg: str, tmp: Path) -> Path:
+    from aestudio._child import aestudio_command
+    from aestudio.zoo.catalog import resolve_model
+
+    path = Path(arg)
+    if (path / "run.json").is_file():
+        out = tmp / path.name
+        subprocess.run([*aestudio_command(), "export", str(path), "-o", str(out)], check=True,
+                       stdout=subprocess.DEVNULL)
+        return out
+    return resolve_model(arg)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import bm3d
+
+    from aestudio.inference.ort import OrtPredictor
+    from aestudio.zoo.photos import held_out_gray
+
+    parser = argparse.ArgumentParser(prog="python -m bench.probes.photo_denoiser_vs_bm3d")
+    parser.add_argument("models", nargs="+")
+    parser.add_argument("--bm3d-cache", type=Path, default=Path(tempfile.gettempdir()) / "aestudio-bm3d-psnr.json")
+    parser.add_argument("--no-timing", action="store_true")
+    args = parser.parse_args(argv)
+    photos = held_out_gray(512)
+    noisy = noisy_sets(photos)
+    cache = json.loads(args.bm3d_cache.read_text()) if args.bm3d_cache.is_file() else {}
+    for s in SIGMAS:
+        for k, x in noisy[s].items():
+            key = f"{s}/{k}"
+            if key not in cache:
+                cache[key] = _psnr(np.clip(np.asarray(bm3d.bm3d(x, sigma_psd=s / 255), np.float32), 0, 1), photos[k])
+                args.bm3d_cache.write_text(json.dumps(cache, indent=1))
+    bm3d_mean = {s: float(np.mean([cache[f"{s}/{k}"] for k in photos])) for s in SIGMAS}
+    print("BM3D          " + "  ".join(f"sigma {s}: {bm3d_mean[s]:.2f}" for s in SIGMAS), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        preds = {arg: OrtPredictor(_bundle(arg, Path(tmp)), profile="batch") for arg in args.models}
+        for arg, pred in preds.items():
+            means = {}
+            for s in SIGMAS:
+                means[s] = float(np.mean([_psnr(np.clip(pred.run_image(x)[..., 0], 0, 1), photos[k])
+                                          for k, x in noisy[s].items()]))
+            print(f"{arg}: " + "  ".join(f"sigma {s}: {means[s]:.2f} ({means[s] - bm3d_mean[s]:+.2f})"
+                                         for s in SIGMAS), flush=True)
+        if args.no_timing:
+            return
+        x = noisy[25]["camera"]
+        times: dict[str, list[float]] = {arg: [] for arg in preds}
+        for pred in preds.values():
+            pred.run_image(x)  # warm-up
+        bm3d_s = 0.0
+        for round_ in range(5):
+            for arg, pred in preds.items():
+                t0 = time.perf_counter()
+                pred.run_image(x)
+                times[arg].append(time.perf_counter() - t0)
+            if round_ == 2:
+                t0 = time.perf_counter()
+                bm3d.bm3d(x, sigma_psd=25 / 255)
+                bm3d_s = time.perf_counter() - t0
+        for arg, ts in times.items():
+            ms = float(np.median(ts)) * 1e3
+            print(f"{arg}: {ms:.1f} ms per 512x512, BM3D {bm3d_s * 1e3:.0f} ms: {bm3d_s * 1e3 / ms:.1f}x faster",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
