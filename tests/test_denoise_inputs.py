@@ -96,6 +96,7 @@ def test_self_supervised_training_on_awkward_images_trains_reads_only_and_refuse
     base = ["train", "--model", "denoising_ae", "--data", f"folder:{folder}", "--self-supervised", "--image-size", "16",
             "--batch-size", "4", "--max-steps", "2", "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "run")]) == 0
+    assert "2 16-bit image(s) stretched by their own min/max" in capsys.readouterr().err  # said when it starts
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["net"]["params"]["in_channels"] == 3  # grey and colour mixed: read as colour
     assert all(np.isfinite(v) for v in record["metrics"].values())  # NaN pixels read as 0, not NaN losses

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from aestudio.data.base import NO_LABEL, BadFile, DataError, adapt_channels, resize_short_side
-from aestudio.data.io import ImageLoadError, probe_image, read_image, read_mask
+from aestudio.data.io import ImageLoadError, probe_image, read_mask
+from aestudio.data.levels import read_stretched
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class FolderDataset(LazyFiles):
         self.seed = seed
 
     def _load(self, index: int) -> tuple[torch.Tensor, Any]:
-        array = read_image(self.paths[index], channels=self.channels)
+        array = read_stretched(self.paths[index], channels=self.channels)  # 16-bit: its own range
         image = torch.from_numpy(array).permute(2, 0, 1)
         image, _ = shape_item(image, self.size, self.geometry, key=self.seed * 1_000_003 + index)
         return adapt_channels(image, self.channels), NO_LABEL
@@ -150,8 +151,9 @@ class FolderDataset(LazyFiles):
 
 
 def read_pair(image_path: Path, mask_path: Path, channels: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """An image (H, W, C) and its index mask (H, W), refused by name when their sizes differ."""
-    array = read_image(image_path, channels=channels)
+    """An image (H, W, C), a 16-bit one stretched by its own range (:mod:`aestudio.data.levels`), and
+    its index mask (H, W), refused by name when their sizes differ."""
+    array = read_stretched(image_path, channels=channels)
     mask = read_mask(mask_path)
     if mask.shape != array.shape[:2]:
         raise ImageLoadError(

@@ -13,7 +13,9 @@ orientation applied, so the rest of the program never sees a Pillow mode.
 Colour modes are converted explicitly:
 
 * ``1``, ``L``: grey, C = 1. ``I;16*`` and ``I`` (16-bit PNG/TIFF): divided by
-  65535 (the real white level of 16-bit files), clipped. ``F``: taken as is
+  65535 (the real white level of 16-bit files), clipped. A 16-bit *colour* PNG
+  is decoded by Pillow to 8 bits: read so, with a warning (once per file) naming
+  it and the fix (a 16-bit TIFF, which tifffile reads in full). ``F``: taken as is
   when already within [0, 1]; otherwise rescaled by its own min/max, because
   a float image has no fixed white level.
 * ``RGBA``, ``LA``, ``P`` with transparency: composited on **white**. Dropping
@@ -75,6 +77,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 # Luminance weights of ITU-R BT.601, the ones Pillow uses for RGB -> L.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 _UINT16_WHITE = 65535.0
+_WARNED_8BIT: set[Path] = set()  # 16-bit colour PNGs already said to be read at 8 bits
 NO_LABEL_VALUE = 255  # the mask value for "unlabelled" (DESIGN.md; data.base.NO_LABEL)
 
 
@@ -138,6 +141,11 @@ def read_image(path: PathLike, *, channels: int | None = None) -> np.ndarray:
                     array = _tifffile_read(path, int(img.tag_v2.get(274, 1)))
                 else:
                     img.load()  # decode now so truncation errors surface inside this try
+                    if (img.format == "PNG" and img.mode in ("RGB", "RGBA") and path not in _WARNED_8BIT
+                            and png_bit_depth(path) == 16):
+                        _WARNED_8BIT.add(path)  # once per file: training reads it for every crop
+                        log.warning("%s: a 16-bit colour PNG is read at 8 bits (Pillow decodes no more); save it "
+                                    "as a 16-bit TIFF to keep its full precision", path)
                     img = ImageOps.exif_transpose(img)
                     array = _to_float(img, path)
             except (ImageLoadError, MemoryError):
@@ -271,6 +279,16 @@ def _decode_error(path: Path, exc: Exception) -> ImageLoadError:
         f"{path}: cannot decode the image ({type(exc).__name__}: {text}); "
         f"re-save it as {SUPPORTED_TEXT}"
     )
+
+
+def png_bit_depth(path: Path) -> int:
+    """Bits per sample from a PNG's header (IHDR byte 24); 8 when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(25)
+    except OSError:
+        return 8
+    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
 
 
 def _native_channels(mode: str) -> int:

@@ -20,7 +20,7 @@ their noise, which a blind-spot net then learns to copy. So nothing is resized:
   as ``aestudio denoise`` and the Noise lab read it, so the net learns the noise
   it will meet;
 * the crop shrinks to the shortest image side when an image is smaller than
-  it (the bundle's ``notes`` say so); below :data:`MIN_CROP` the folder is
+  it (the data's ``notes`` say so, printed when training starts); below :data:`MIN_CROP` the folder is
   refused with the file named. Non-finite values in float TIFFs read as 0
   (``aestudio.data.io.read_image``).
 """

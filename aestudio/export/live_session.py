@@ -1,12 +1,19 @@
 """The live trainer's published weights as an ONNX Runtime session, for the Label tab's prediction.
 
 Predicting a 1024 x 1024 image with the live U-Net (16 channels, depth 3) on one torch thread took
-3.2 CPU-seconds (tiled at 512 px with a fixed step: 2.25x the pixels); ONNX Runtime with the
-exporter's rewrites and as few tiles as fit takes 0.9 (measured side by side, one thread). Exporting a graph costs ~0.8 CPU-s, too much for every snapshot, so the graph is exported
-once per net shape and each snapshot only swaps the weights in: the BatchNorms are folded into their
-convolutions in torch first (the exporter would fold them itself under names nobody can map back),
-the folded state dict's tensors replace the graph's initializers of the same name, the exporter's
-graph rewrites for ORT are applied, and a session is made from the bytes (~20-30 ms).
+3.2 CPU-seconds (tiled at 512 px with a fixed step: 2.25x the pixels); ONNX Runtime with as few
+tiles as fit takes 0.9 (measured side by side, one thread).
+
+The graph is exported once per net shape, in a child process (:func:`start_export`, cached in the
+user's cache folder): ``torch.onnx.export`` imports the ``onnx`` package, whose C++ initialisation
+holds the GIL for ~1-2 s, which froze the app's window at the first refresh. The BatchNorms are
+folded into their convolutions in torch first (the exporter would fold them itself under names
+nobody can map back), so every weight of the graph is an initializer named as in the folded net's
+state dict. The child also writes where each initializer's raw bytes sit in the serialized graph;
+a snapshot's folded weights are written over those bytes (same shapes, same sizes, so the protobuf
+stays valid) and a session is made from the result (~30 ms). ``SessionOptions.add_initializer``
+would be simpler, but ORT's layout optimisations (NCHWc, 1.45x faster here) kept some of the
+exported values. Neither this process nor a snapshot's session needs the ``onnx`` package.
 
 Qt-free; imports torch (the snapshot is torch tensors), so it lives with the exporter.
 """
@@ -14,30 +21,32 @@ Qt-free; imports torch (the snapshot is torch tensors), so it lives with the exp
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import logging
 import math
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
-from onnx import numpy_helper
 from torch import nn
 
-from aestudio.export.graph_rewrites import depthwise_single_output_convs, split_concat_convs
 from aestudio.inference.ort import SessionProfile, session_options
 
 if TYPE_CHECKING:
-    from aestudio.training.live import LiveConfig
+    from aestudio.nets.unet import UNetConfig
 
 log = logging.getLogger(__name__)
 
 MAX_TILE = 512  # whole images up to this side, larger ones in as few tiles as fit: ~100 MB of activations, as fast as whole
 OVERLAP = 32
 OPSET = 17
+GRAPH_FORMAT = 1  # bump when the exported graph changes: cached graphs of other formats are not used
 
 
 def fold_batchnorms(net: nn.Module) -> nn.Module:
@@ -56,66 +65,166 @@ def fold_batchnorms(net: nn.Module) -> nn.Module:
     return net
 
 
-class SnapshotSession:
-    """An ORT session per published snapshot of one live U-Net shape (use on one thread)."""
+def _net(net_cfg: UNetConfig, state: dict[str, torch.Tensor] | None = None, seed: int | None = None) -> nn.Module:
+    """The folded U-Net of ``net_cfg`` with ``state`` loaded, or with random weights from ``seed``."""
+    from aestudio.nets.registry import build_net
+    from aestudio.training.live import load_matching
 
-    def __init__(self, channels: int, num_classes: int, cfg: LiveConfig) -> None:
-        from aestudio.training.live import live_net_config, net_from_snapshot
-
-        self.channels, self.num_classes, self.cfg = channels, num_classes, cfg
-        self.multiple = live_net_config(channels, num_classes, cfg).size_multiple
-        net = fold_batchnorms(net_from_snapshot(channels, num_classes, {}, cfg))
+    net = build_net("unet", net_cfg)
+    if state is not None:
+        load_matching(net, state)
+    net = fold_batchnorms(net)
+    if seed is not None:
         # Distinct values in every tensor: the exporter merges equal initializers (a fresh net's folded
         # biases are all zeros), and a merged one could not take two different weights later.
-        gen = torch.Generator().manual_seed(0)
+        gen = torch.Generator().manual_seed(seed)
         with torch.no_grad():
             for v in net.state_dict().values():
                 if v.is_floating_point():
-                    v.copy_(torch.randn(v.shape, generator=gen) * 0.01)
-        buf = io.BytesIO()
-        with warnings.catch_warnings():  # the exporter's deprecation chatter, once per net shape
-            warnings.simplefilter("ignore")
-            torch.onnx.export(net, torch.zeros(1, channels, 4 * self.multiple, 4 * self.multiple), buf,
-                              input_names=["image"], output_names=["logits"], opset_version=OPSET, dynamo=False,
-                              dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
-                              do_constant_folding=False)
-        self._model = onnx.load_from_string(buf.getvalue())
-        state = net.state_dict()
-        self._names = [i.name for i in self._model.graph.initializer]
-        # Every folded weight must be an initializer of its own name, with the values exported:
-        # else a swap would leave stale weights in the graph (the caller falls back to torch).
-        missing = [k for k, v in state.items() if v.is_floating_point() and k not in self._names]
-        wrong = [n for n in self._names if n in state
-                 and not np.array_equal(numpy_helper.to_array(self._init(n)), state[n].numpy())]
-        if missing or wrong:
-            raise ValueError(f"cannot map the net's weights onto its ONNX graph (missing {missing[:3]}, "
-                             f"changed {wrong[:3]})")
+                    v.copy_(torch.randn(v.shape, generator=gen) * 0.1)
+    return net
+
+
+def _weights(net: nn.Module) -> dict[str, np.ndarray]:
+    return {k: np.ascontiguousarray(v.detach().numpy()) for k, v in net.state_dict().items() if v.is_floating_point()}
+
+
+# ---------------------------------------------------------------- the graph (exported in a child process)
+
+
+def graph_path(net_cfg: UNetConfig, cache: Path | None = None) -> Path:
+    """Where the graph of this net shape is cached (per torch version and graph format)."""
+    import platformdirs
+
+    key = repr((net_cfg.in_channels, net_cfg.num_classes, net_cfg.depth, net_cfg.base_channels,
+                getattr(net_cfg, "input_stride", 1), torch.__version__, OPSET, GRAPH_FORMAT))
+    name = f"unet-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+    return (cache or platformdirs.user_cache_path("aestudio") / "live-graphs") / name
+
+
+def export_graph(net_cfg: UNetConfig) -> bytes:
+    """The ONNX graph of the folded U-Net (imports ``onnx`` through the exporter: run it in a child)."""
+    net = _net(net_cfg, seed=0)
+    m = net_cfg.size_multiple
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the exporter's deprecation chatter
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, net_cfg.in_channels, 4 * m, 4 * m), buf,
+                          input_names=["image"], output_names=["logits"], opset_version=OPSET, dynamo=False,
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "logits": {0: "n", 2: "h", 3: "w"}},
+                          do_constant_folding=False)
+    return buf.getvalue()
+
+
+def initializer_offsets(graph: bytes) -> dict[str, tuple[int, int]]:
+    """Where each float initializer's raw bytes are in ``graph``: name -> (offset, size). Imports ``onnx``."""
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    out: dict[str, tuple[int, int]] = {}
+    for init in model.graph.initializer:
+        raw = init.raw_data
+        if init.data_type != onnx.TensorProto.FLOAT or not raw:
+            continue
+        at = graph.find(raw)
+        if at < 0 or graph.find(raw, at + 1) >= 0:  # absent, or not unique: no safe place to write
+            raise ValueError(f"cannot locate the bytes of initializer {init.name}")
+        out[init.name] = (at, len(raw))
+    return out
+
+
+def start_export(net_cfg: UNetConfig, cache: Path | None = None) -> subprocess.Popen[bytes]:
+    """Export the graph of ``net_cfg`` to :func:`graph_path` in a child process (one thread, its
+    messages in a ``.log`` beside it); poll the returned process."""
+    out = graph_path(net_cfg, cache)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = [str(out), str(net_cfg.in_channels), str(net_cfg.num_classes), str(net_cfg.depth),
+            str(net_cfg.base_channels), str(getattr(net_cfg, "input_stride", 1))]
+    if sys.version_info >= (3, 11):  # -P: the current folder never shadows the installed package
+        cmd = [sys.executable, "-P", "-m", "aestudio.export.live_session", *args]
+    else:
+        cmd = [sys.executable, "-c", "import sys; sys.path.pop(0); from aestudio.export.live_session import main; "
+               "sys.exit(main())", *args]
+    with open(out.with_suffix(".log"), "wb") as log_file:
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aestudio.export.live_session OUT CHANNELS CLASSES DEPTH BASE STRIDE``: write one graph
+    (OUT) and where its weights are (OUT with ``.json``)."""
+    import json
+
+    from aestudio._fs import atomic_write_bytes, atomic_write_text
+    from aestudio.nets.unet import UNetConfig
+
+    out, *numbers = sys.argv[1:] if argv is None else argv
+    channels, classes, depth, base, stride = (int(n) for n in numbers)
+    torch.set_num_threads(1)  # a few seconds beside a training run: one core at most
+    cfg = UNetConfig(in_channels=channels, num_classes=classes, depth=depth, base_channels=base, input_stride=stride)
+    graph = export_graph(cfg)
+    atomic_write_text(Path(out).with_suffix(".json"), json.dumps(initializer_offsets(graph)), overwrite=True)
+    atomic_write_bytes(Path(out), graph, overwrite=True)  # last: the graph's presence means both are there
+    return 0
+
+
+def read_graph(net_cfg: UNetConfig, cache: Path | None = None) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """The cached graph of ``net_cfg`` and its initializers' places (``OSError`` / ``ValueError`` if unusable)."""
+    import json
+
+    path = graph_path(net_cfg, cache)
+    index = json.loads(path.with_suffix(".json").read_text())
+    return path.read_bytes(), {str(k): (int(v[0]), int(v[1])) for k, v in index.items()}
+
+
+# ---------------------------------------------------------------- sessions (in the app)
+
+
+class SnapshotSession:
+    """An ORT session per published snapshot of one live U-Net shape (use on one thread).
+
+    ``graph``: :func:`export_graph`'s bytes; ``index``: :func:`initializer_offsets` of them. The
+    constructor checks, with weights the graph was not exported with, that writing them in gives
+    torch's output (``ValueError`` if not: the caller then predicts with torch)."""
+
+    def __init__(self, net_cfg: UNetConfig, graph: bytes, index: dict[str, tuple[int, int]]) -> None:
+        self.net_cfg = net_cfg
+        self.multiple = net_cfg.size_multiple
+        self._graph = graph
+        self._index = index
         self._key: tuple[int, int] | None = None
         self._session: ort.InferenceSession | None = None
+        probe = _net(net_cfg, seed=1)
+        self._open(_weights(probe), threads=1)
+        x = np.random.default_rng(0).random((1, net_cfg.in_channels, 2 * self.multiple, 3 * self.multiple),
+                                            dtype=np.float32)
+        with torch.no_grad():
+            expected = probe(torch.from_numpy(x)).numpy()
+        assert self._session is not None
+        got = self._session.run(None, {"image": x})[0]
+        if got.shape != expected.shape or not np.allclose(got, expected, atol=1e-3 * (1 + np.abs(expected).max())):
+            raise ValueError("the exported graph does not take the net's weights by name")
 
-    def _init(self, name: str) -> onnx.TensorProto:
-        return next(i for i in self._model.graph.initializer if i.name == name)
-
-    def load(self, step: int, state: dict[str, torch.Tensor], threads: int) -> None:
-        """Use the weights of snapshot ``step`` (a no-op when they are already loaded); ``threads`` 1 runs
-        on one thread (while a training run shares the cores), anything else on every core."""
-        from aestudio.training.live import net_from_snapshot
-
-        if self._key == (step, threads) and self._session is not None:
-            return
-        folded = fold_batchnorms(net_from_snapshot(self.channels, self.num_classes, state, self.cfg)).state_dict()
-        model = onnx.ModelProto()
-        model.CopyFrom(self._model)
-        for init in model.graph.initializer:
-            if init.name in folded:
-                init.CopyFrom(numpy_helper.from_array(folded[init.name].detach().numpy(), init.name))
-        split_concat_convs(model)
-        depthwise_single_output_convs(model)
+    def _open(self, weights: dict[str, np.ndarray], threads: int) -> None:
         # The runtime's profiles: one thread while training (interactive), every core otherwise; no spinning.
         opts = session_options(SessionProfile.INTERACTIVE if threads == 1 else SessionProfile.BATCH)
         # No arena: a session per snapshot, and a 1024^2 image's activations are returned after each run.
         opts.enable_cpu_mem_arena = False
-        self._session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        if set(weights) != set(self._index):
+            raise ValueError(f"the graph's weights {sorted(set(self._index) ^ set(weights))[:3]} do not match the net's")
+        graph = bytearray(self._graph)
+        for name, (at, size) in self._index.items():
+            data = np.ascontiguousarray(weights[name], dtype="<f4").tobytes()
+            if len(data) != size:
+                raise ValueError(f"weight {name}: {len(data)} bytes where the graph holds {size}")
+            graph[at:at + size] = data
+        self._session = ort.InferenceSession(bytes(graph), opts, providers=["CPUExecutionProvider"])
+
+    def load(self, step: int, state: dict[str, torch.Tensor], threads: int) -> None:
+        """Use the weights of snapshot ``step`` (a no-op when they are already loaded); ``threads`` 1 runs
+        on one thread (while a training run shares the cores), anything else on every core."""
+        if self._key == (step, threads) and self._session is not None:
+            return
+        self._open(_weights(_net(self.net_cfg, state)), threads)
         self._key = (step, threads)
 
     def predict_probs(self, image: np.ndarray) -> np.ndarray:
@@ -151,3 +260,7 @@ def fewest_tiles(side: int, multiple: int) -> int:
     n = math.ceil((side - OVERLAP) / (MAX_TILE - OVERLAP))
     tile = math.ceil((side + OVERLAP * (n - 1)) / n)
     return min(side, math.ceil(tile / multiple) * multiple)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -45,3 +45,31 @@ def test_8_bit_full_range_and_constant_images_are_read_as_they_are(tmp_path) -> 
         image, levels = read_levelled(tmp_path / name)
         assert not levels.stretched and np.array_equal(image, read_image(tmp_path / name))
     assert sample_bits(tmp_path / "dim.png") == 8 and sample_bits(tmp_path / "flat.png") == 16
+
+
+def test_a_16_bit_colour_png_is_said_to_be_read_at_8_bits_once(tmp_path, caplog) -> None:
+    """Pillow decodes 16-bit colour PNGs to 8 bits; the file is named with the fix (a 16-bit TIFF keeps it all)."""
+    import logging
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    h, w = 6, 7
+    pixels = (1000 + 40 * np.arange(h * w * 3)).reshape(h, w, 3).astype(">u2")
+    rows = b"".join(b"\x00" + pixels[i].tobytes() for i in range(h))
+    path = tmp_path / "rgb16.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    with caplog.at_level(logging.WARNING, logger="aestudio.data.io"):
+        image = read_image(path)
+        read_image(path)
+    said = [r.getMessage() for r in caplog.records if "16-bit colour PNG" in r.getMessage()]
+    assert len(said) == 1 and str(path) in said[0] and "16-bit TIFF" in said[0]
+    assert image.shape == (h, w, 3) and sample_bits(path) == 8  # what was read: 8 bits, so not stretched
+    write_image(tmp_path / "grey16.png", np.linspace(0, 1, 42, dtype=np.float32).reshape(6, 7, 1), bit_depth=16)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="aestudio.data.io"):
+        read_image(tmp_path / "grey16.png")  # grey 16-bit PNGs are read in full: nothing to say
+    assert not caplog.records

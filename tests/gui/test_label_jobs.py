@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from aestudio.gui.panels.label_jobs import export_bundle
 from aestudio.inference.bundle import read_bundle
@@ -44,20 +45,26 @@ def _trained_snapshot(channels: int, classes: int, cfg: LiveConfig):
 
 
 def test_onnx_session_predicts_what_the_torch_net_does_for_every_snapshot(monkeypatch) -> None:
-    """The Label tab predicts in ONNX Runtime with the snapshot's weights swapped into a graph exported
-    once; it must give the torch net's probabilities, for a second snapshot too (not the first's weights),
-    whole and in tiles."""
+    """The Label tab predicts in ONNX Runtime with the snapshot's weights overriding the initializers of a
+    graph exported once; it must give the torch net's probabilities, for a second snapshot too (not the
+    first's weights), whole and in tiles."""
     from aestudio.export import live_session
-    from aestudio.export.live_session import SnapshotSession, fewest_tiles
+    from aestudio.export.live_session import (
+        SnapshotSession,
+        export_graph,
+        fewest_tiles,
+        initializer_offsets,
+    )
     from aestudio.training.live import net_from_snapshot, predict_probs
 
     cfg = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, regions=0.0)
-    first = _trained_snapshot(3, 3, cfg)
-    session = SnapshotSession(3, 3, cfg)
+    net_cfg = live_net_config(3, 3, cfg)
+    graph = export_graph(net_cfg)
+    session = SnapshotSession(net_cfg, graph, initializer_offsets(graph))
     image = np.random.default_rng(2).random((45, 70, 3), dtype=np.float32)
-    for step, state in (first, _trained_snapshot(3, 3, LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2,
-                                                                     seed=5, regions=0.0))):
-        session.load(step + 1000 * (state is not first[1]), state, threads=1)
+    second = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, seed=5, regions=0.0)
+    for n, (step, state) in enumerate((_trained_snapshot(3, 3, cfg), _trained_snapshot(3, 3, second))):
+        session.load(step + 1000 * n, state, threads=1)
         expected = predict_probs(net_from_snapshot(3, 3, state, cfg), image)
         np.testing.assert_allclose(session.predict_probs(image), expected, atol=1e-4)
     assert fewest_tiles(1024, 8) == 368 and fewest_tiles(500, 8) == 500  # 3 x 3 tiles, not 3 x 3 of 512
@@ -65,35 +72,63 @@ def test_onnx_session_predicts_what_the_torch_net_does_for_every_snapshot(monkey
     np.testing.assert_allclose(session.predict_probs(image), expected, atol=2e-2)
 
 
-def test_predict_image_reports_its_cpu_time_and_falls_back_to_torch(monkeypatch) -> None:
-    from aestudio.export import live_session
+def test_a_graph_that_does_not_take_the_weights_is_refused() -> None:
+    from aestudio.export.live_session import SnapshotSession, export_graph, initializer_offsets
+
+    cfg = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2)
+    net_cfg = live_net_config(1, 2, cfg)
+    graph = export_graph(net_cfg)
+    index = initializer_offsets(graph)
+    wrong = dict(index)
+    a, b = next((a, b) for a in index for b in index if a < b and index[a][1] == index[b][1])
+    wrong[a], wrong[b] = index[b], index[a]  # two weights of one size, each written in the other's place
+    name = a
+    with pytest.raises(ValueError, match="does not take"):
+        SnapshotSession(net_cfg, graph, wrong)
+    with pytest.raises(ValueError, match="do not match"):
+        SnapshotSession(net_cfg, graph, {k: v for k, v in index.items() if k != name})
+    SnapshotSession(net_cfg, graph, index)  # the right places: accepted
+
+
+def test_the_graph_is_exported_in_a_child_and_torch_predicts_until_then(tmp_path) -> None:
+    """The first prediction starts the export in a child process (the app never imports onnx, whose
+    initialisation held the GIL for seconds) and is made with torch; once the child is done the
+    session is ONNX Runtime, with the same prediction. A broken cached graph falls back to torch."""
+    from aestudio.export.live_session import SnapshotSession, graph_path
     from aestudio.gui.panels.label_jobs import SnapshotNets, predict_image
 
     cfg = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, regions=0.0)
     snap = _trained_snapshot(1, 2, cfg)
     image = np.random.default_rng(3).random((32, 40, 1), dtype=np.float32)
-    onnx = predict_image(SnapshotNets(), "k", image, snap, 1, 2, cfg, [(0, 0, 0), (255, 0, 0)], training=True)
-    assert onnx.cpu_s > 0 and onnx.mask.shape == (32, 40)
-
-    def broken(*_a, **_k):
-        raise ValueError("no graph")
-
-    monkeypatch.setattr(live_session, "SnapshotSession", broken)
+    colors = [(0, 0, 0), (255, 0, 0)]
     nets = SnapshotNets()
-    torch_made = predict_image(nets, "k", image, snap, 1, 2, cfg, [(0, 0, 0), (255, 0, 0)], training=True)
-    assert nets.session(1, 2, cfg) is None  # the failure is remembered: torch from now on
-    np.testing.assert_allclose(torch_made.entropy, onnx.entropy, atol=1e-4)
-    assert np.array_equal(torch_made.mask, onnx.mask)
+    nets.cache = tmp_path
+    first = predict_image(nets, "k", image, snap, 1, 2, cfg, colors, training=True)
+    assert first.cpu_s > 0 and first.mask.shape == (32, 40)
+    net_cfg = live_net_config(1, 2, cfg)
+    assert nets._exports[net_cfg].wait(timeout=240) == 0, graph_path(net_cfg, tmp_path).with_suffix(".log").read_text()
+    onnx = predict_image(nets, "k", image, snap, 1, 2, cfg, colors, training=True)
+    assert isinstance(nets.session(1, 2, cfg), SnapshotSession)
+    np.testing.assert_allclose(onnx.entropy, first.entropy, atol=1e-4)
+    assert np.array_equal(onnx.mask, first.mask)
+    broken = SnapshotNets()
+    broken.cache = tmp_path / "broken"
+    graph_path(net_cfg, broken.cache).parent.mkdir()
+    graph_path(net_cfg, broken.cache).write_bytes(b"not a graph")
+    again = predict_image(broken, "k", image, snap, 1, 2, cfg, colors, training=True)
+    assert broken.session(1, 2, cfg) is None and np.array_equal(again.mask, first.mask)
 
 
 def test_onnx_session_runs_a_half_resolution_live_unet() -> None:
     """LiveConfig.input_stride 2 (the U-Net at half resolution, logits upsampled) runs in ONNX Runtime too."""
-    from aestudio.export.live_session import SnapshotSession
+    from aestudio.export.live_session import SnapshotSession, export_graph, initializer_offsets
     from aestudio.training.live import net_from_snapshot, predict_probs
 
     cfg = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, regions=0.0, input_stride=2)
     step, state = _trained_snapshot(1, 2, cfg)
-    session = SnapshotSession(1, 2, cfg)
+    net_cfg = live_net_config(1, 2, cfg)
+    graph = export_graph(net_cfg)
+    session = SnapshotSession(net_cfg, graph, initializer_offsets(graph))
     session.load(step, state, threads=1)
     image = np.random.default_rng(4).random((37, 50, 1), dtype=np.float32)
     expected = predict_probs(net_from_snapshot(1, 2, state, cfg), image)

@@ -52,6 +52,7 @@ def test_learn_this_noise_trains_previews_and_stop_makes_it_the_active_model(win
     active = window.active_model
     expect_init = active is not None and getattr(active.info, "net", None) == "denoising_ae" and active.info.in_channels == 1
     assert ("init_weights" in read_run(run_dir).extra) == expect_init
+    assert ("fine-tuning" in panel.learn_row.label.text()) == expect_init  # the step line says where it started
     panel.learn_row.stop_button.click()
     qtbot.waitUntil(lambda: window.active_model is not None and run_dir.name in str(window.active_model.path),
                     timeout=WAIT)

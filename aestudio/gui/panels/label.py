@@ -75,12 +75,13 @@ log = logging.getLogger(__name__)
 UNLABELLED = 255
 REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
-# While training, predictions may use at most this share of the machine's CPU time: a refresh that
-# cost c CPU-seconds (on its one thread) is followed by the next no sooner than c / (share * cores)
-# after it started. Refreshing a 1024^2 image every 2 s regardless halved the training's speed; a
-# budget in wall time (15%) instead spaced refreshes ~15 s apart under load, where each one's wall
-# time swells while its CPU cost does not (bench label_live). On an idle machine the share is what
-# the training can lose at most; under load part of it comes from the other processes.
+# While training, predictions may use at most this share of the CPU time this process gets: a refresh
+# that cost c CPU-seconds (on its one thread) is followed by the next no sooner than c / (share x r)
+# after it started, r being the process's CPU-seconds per second over the last refresh cycle. The
+# prediction's CPU comes out of the training's: on an idle machine the training uses every core, and
+# on a loaded Linux desktop the scheduler's autogroups share the CPU per session, so our threads split
+# our session's part. A budget in machine terms (12.5% of the cores) cost the training 25-30% under
+# load 10; the first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
 PREDICT_CPU_SHARE = 0.125
 WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
@@ -126,6 +127,7 @@ class LabelPanel(ExplorePanel):
         self._load_token = 0
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
+        self._cpu_mark = (time.monotonic(), time.process_time())  # for the process's CPU rate
         self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
@@ -722,21 +724,22 @@ class LabelPanel(ExplorePanel):
         seconds = self.pretrain_seconds
 
         def source(stop: threading.Event, pause: threading.Event):
-            from aestudio.data.io import read_image
+            # 16-bit images at their own range, as the canvas shows them and segmentation reads them
+            from aestudio.data.levels import read_stretched
 
             if pretrain:
                 images, pixels = [], 0
                 for p in pretrain:  # bounded memory: images kept as float16 up to a pixel budget
                     if pixels >= PRETRAIN_MAX_PIXELS or stop.is_set():
                         break
-                    image = read_image(p).astype(np.float16)
+                    image = read_stretched(p).astype(np.float16)
                     images.append(image)
                     pixels += image.shape[0] * image.shape[1]
                 copied = trainer.pretrain_encoder(images, seconds, stop)
                 log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
-                    trainer.set_example(name, read_image(path), mask)
+                    trainer.set_example(name, read_stretched(path), mask)
                 else:
                     trainer.update_mask(name, mask)
             yield from trainer.events(stop, pause)
@@ -749,6 +752,7 @@ class LabelPanel(ExplorePanel):
         first = f"Pre-training the encoder on {len(pretrain)} images ({seconds:.0f} s), then t" if pretrain else "T"
         self.status.setText(f"{first}raining on {len(items)} painted image(s)…")
         self._refresh_timer.start()
+        self._cpu_mark = (time.monotonic(), time.process_time())
         self._update_enabled()
 
     def training_config(self, base: LiveConfig | None = None) -> LiveConfig:
@@ -815,7 +819,7 @@ class LabelPanel(ExplorePanel):
         if self.worker is not None and self.worker.running:
             wait_s = self._next_refresh - time.monotonic()
             if wait_s > 0:  # keep the cores for training: come back when the duty cycle allows
-                self._stroke_timer.start(int(wait_s * 1000) + 1)
+                self._stroke_timer.start(_wait_ms(wait_s))
                 return
         self._predict_t0 = time.monotonic()
         t = self.trainer
@@ -826,16 +830,26 @@ class LabelPanel(ExplorePanel):
 
     def _predicted(self, prediction: Prediction) -> None:
         if self.worker is not None and self.worker.running:
-            budget = prediction.cpu_s / (PREDICT_CPU_SHARE * _cores())
+            budget = prediction.cpu_s / (PREDICT_CPU_SHARE * self._cpu_rate())
             self._next_refresh = self._predict_t0 + max(REFRESH_MS / 1000, budget)
             # Come back as soon as the budget allows (the 2 s timer alone added up to 2 s to each wait).
-            self._stroke_timer.start(max(0, int((self._next_refresh - time.monotonic()) * 1000)) + 1)
+            self._stroke_timer.start(_wait_ms(self._next_refresh - time.monotonic()))
         if prediction.key != self.key:
             return
         self.prediction = prediction
         self.predictions_made += 1
         self._show_layer()
         self._update_enabled()
+
+    def _cpu_rate(self) -> float:
+        """The process's CPU-seconds per second since the last call (or Train), at least 0.1 (and at most the
+        cores): the CPU the training and its predictions share."""
+        now, cpu = time.monotonic(), time.process_time()
+        then, cpu0 = self._cpu_mark
+        self._cpu_mark = (now, cpu)
+        if now - then < 0.5:  # too short a window to say: assume every core
+            return float(_cores())
+        return min(float(_cores()), max(0.1, (cpu - cpu0) / (now - then)))
 
     def _layer_changed(self, index: int) -> None:
         self.layer_mode = ("prediction", "uncertainty", "none")[index]
@@ -914,9 +928,15 @@ class LabelPanel(ExplorePanel):
             self.saver.close()
         self.runner.shutdown()
         self.runner.join(10.0)  # a prediction inside torch at interpreter exit would abort the process
+        self.nets.close()
 
 
 # ------------------------------------------------------------------ worker-side helpers
+
+
+def _wait_ms(seconds: float) -> int:
+    """A timer's interval for a wait: at least 1 ms, at most a minute (the timer then looks again)."""
+    return int(min(max(seconds, 0.0), 60.0) * 1000) + 1
 
 
 def _cores() -> int:

@@ -7,6 +7,7 @@ Plain functions and one small cache, no widgets: they run on the panel's
 from __future__ import annotations
 
 import logging
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,13 +46,15 @@ class SnapshotNets:
     """Predictors made from published snapshots; used on one thread only.
 
     An ONNX Runtime session whose weights are swapped per snapshot (``export.live_session``: ~3.5x
-    less CPU than torch for the same prediction, bench label_live); torch if that graph cannot be
-    made for this net (logged once)."""
+    less CPU than torch for the same prediction, bench label_live); torch while its graph is being
+    exported, or if it cannot be made for this net (logged once)."""
 
     def __init__(self) -> None:
         self._key: tuple[int, int, int] | None = None
         self._net: torch.nn.Module | None = None
         self._sessions: dict[UNetConfig, SnapshotSession | None] = {}  # by net shape
+        self._exports: dict[UNetConfig, subprocess.Popen[bytes]] = {}  # graphs being exported
+        self.cache: Path | None = None  # where graphs are cached (None: the user's cache folder)
         self._default_threads: int | None = None
         self._one = False
 
@@ -81,17 +84,45 @@ class SnapshotNets:
         return self._net
 
     def session(self, channels: int, num_classes: int, cfg: LiveConfig) -> SnapshotSession | None:
-        from aestudio.export.live_session import SnapshotSession
+        """The ONNX Runtime session for this net shape, or None while its graph is being exported (in a
+        child process, once per shape and machine: the cache survives the app) or if it cannot be made."""
+        from aestudio.export.live_session import (
+            SnapshotSession,
+            graph_path,
+            read_graph,
+            start_export,
+        )
         from aestudio.training.live import live_net_config
 
         key = live_net_config(channels, num_classes, cfg)  # the net's shape, not the training-only fields
-        if key not in self._sessions:
+        if key in self._sessions:
+            return self._sessions[key]
+        path = graph_path(key, self.cache)
+        child = self._exports.get(key)
+        if child is None and not path.exists():
             try:
-                self._sessions[key] = SnapshotSession(channels, num_classes, cfg)
-            except Exception:  # noqa: BLE001 - any exporter failure: predict with torch instead
-                log.warning("predicting with torch: the live U-Net could not be run in ONNX Runtime", exc_info=True)
+                self._exports[key] = start_export(key, self.cache)
+            except OSError:
+                log.warning("predicting with torch: cannot start the graph export", exc_info=True)
                 self._sessions[key] = None
+            return None
+        if child is not None and child.poll() is None:
+            return None  # still exporting: torch meanwhile
+        self._exports.pop(key, None)
+        try:
+            self._sessions[key] = SnapshotSession(key, *read_graph(key, self.cache))
+        except Exception:  # noqa: BLE001 - any failure: predict with torch instead (logged once)
+            log.warning("predicting with torch: the live U-Net could not be run in ONNX Runtime (%s)",
+                        path.with_suffix(".log"), exc_info=True)
+            self._sessions[key] = None
         return self._sessions[key]
+
+    def close(self) -> None:
+        """Stop graph exports still running (at the app's close: no child outlives it; a graph half
+        written is never used, the file appears whole or not at all)."""
+        for child in list(self._exports.values()):
+            if child.poll() is None:
+                child.kill()
 
     def probs(self, snapshot: Snapshot, channels: int, num_classes: int, cfg: LiveConfig,
               image: np.ndarray) -> np.ndarray:
@@ -156,7 +187,8 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
 def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot, channels: int,
                         num_classes: int, cfg: LiveConfig, training: bool = False) -> list[tuple[str, float]]:
     """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
-    from aestudio.data.io import read_image, read_mask
+    from aestudio.data.io import read_mask
+    from aestudio.data.levels import read_stretched  # as the trainer and the canvas read it
 
     nets = SnapshotNets()
     nets.use_threads(one=training)
@@ -164,7 +196,7 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot,
     for key, image_path, mask_path in paths:
         from aestudio.training.live import entropy_map
 
-        ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, _channels(read_image(image_path), channels)))
+        ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, _channels(read_stretched(image_path), channels)))
         unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
         scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
     return sorted(scores, key=lambda s: -s[1])

@@ -76,6 +76,7 @@ class NoiseLearner(QObject):
         self._preview_pending = False
         self._checkpointed = False
         self._steps = 0  # where the last session stopped
+        self._origin = "from scratch"  # or "fine-tuning MODEL": said on every step's line
 
     @property
     def running(self) -> bool:
@@ -127,6 +128,7 @@ class NoiseLearner(QObject):
             start = f", from scratch ({model.name} has {model.info.in_channels} channel(s), these images need another count)"
         else:
             start = ", from scratch"
+        self._origin = f"fine-tuning {model.name}" if init_from is not None else "from scratch"
         self.status.emit(f"Learning from {len(list(images.iterdir()))} noisy image(s){start}… the denoised image "
                          "refreshes every few seconds; press Stop to keep the best model so far.")
         self.running_changed.emit(True)
@@ -152,7 +154,7 @@ class NoiseLearner(QObject):
             elif isinstance(event, RunStarted) and event.notes:
                 self.notify.emit(Level.INFO, "Learn this noise: " + "; ".join(event.notes), "")
         if step is not None:
-            self.status.emit(f"Learning… step {step.step:,} · loss {step.loss:.4g} · "
+            self.status.emit(f"Learning ({self._origin})… step {step.step:,} · loss {step.loss:.4g} · "
                              f"{step.images_per_s:,.0f} crops/s · Stop keeps the best model so far")
         if self._checkpointed and time.monotonic() - self._last_preview >= PREVIEW_EVERY_S:
             self.refresh_preview()
