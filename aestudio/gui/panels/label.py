@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import FinishReason
+from aestudio.data.levels import Levels
 from aestudio.data.project import LabelProject, MaskSaver, ProjectError, Stroke, is_project
 from aestudio.gui.label_canvas import LabelCanvas
 from aestudio.gui.messages import Level
@@ -125,6 +126,7 @@ class LabelPanel(ExplorePanel):
         self.runner = LatestRunner(self, name="aestudio-label-predict")
         self.nets = SnapshotNets()
         self._load_token = 0
+        self._levels: dict[Path, Levels] = {}  # per image file: a 16-bit one's own range, named in the list
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self._cpu_mark = (time.monotonic(), time.process_time())  # for the process's CPU rate
@@ -460,6 +462,9 @@ class LabelPanel(ExplorePanel):
             parts.append(f"{100 * frac:.1f}% painted")
         if score is not None:
             parts.append(f"doubt {score:.2f}")
+        levels = self._levels.get(item.image_path)
+        if levels is not None and levels.stretched:
+            parts.append(levels.short())  # "16-bit 0-4095, stretched": why it looks brighter than elsewhere
         return " · ".join(parts)
 
     def _row_changed(self, row: int) -> None:
@@ -479,10 +484,11 @@ class LabelPanel(ExplorePanel):
         self.tasks.submit(_load_pair, project, index, on_result=lambda r: self._image_loaded(project, token, index, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"{item.image_path}: {exc}", det))
 
-    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None]) -> None:
+    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None, Levels]) -> None:
         if project is not self.project or token != self._load_token:
             return
-        image, mask = result
+        image, mask, levels = result
+        self._levels[project.items[index].image_path] = levels
         self.current = index
         self.image = image
         self.prediction = None
@@ -946,10 +952,10 @@ def _cores() -> int:
     return max(1, available_cores())
 
 
-def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    image = project.image(index)
+def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None, Levels]:
+    image, levels = project.image_levelled(index)
     mask = project.mask(index) if project.editable(index) else None
-    return image, mask
+    return image, mask, levels
 
 
 def _project_channels(project: LabelProject) -> int:
