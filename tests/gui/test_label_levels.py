@@ -64,7 +64,7 @@ def test_a_12_bit_tiff_is_shown_bright_and_the_live_net_trains_on_it_stretched(q
     grab = panel.canvas.grab().toImage()
     centre = panel.canvas.to_widget(24.5, 32.5).toPoint()
     assert grab.pixelColor(centre).value() > 150
-    assert "16-bit 0-4095, stretched" in panel.image_list.item(0).text()  # the list says why it is bright
+    assert "16-bit values 0-4095, stretched" in panel.image_list.item(0).toolTip()  # the list says why it is bright
 
     panel.size_slider.setValue(4)
     qtbot.keyClick(panel.canvas, Qt.Key.Key_2)

@@ -126,7 +126,6 @@ class LabelPanel(ExplorePanel):
         self.runner = LatestRunner(self, name="aestudio-label-predict")
         self.nets = SnapshotNets()
         self._load_token = 0
-        self._levels: dict[Path, Levels] = {}  # per image file: a 16-bit one's own range, named in the list
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self._cpu_mark = (time.monotonic(), time.process_time())  # for the process's CPU rate
@@ -462,9 +461,6 @@ class LabelPanel(ExplorePanel):
             parts.append(f"{100 * frac:.1f}% painted")
         if score is not None:
             parts.append(f"doubt {score:.2f}")
-        levels = self._levels.get(item.image_path)
-        if levels is not None and levels.stretched:
-            parts.append(levels.short())  # "16-bit 0-4095, stretched": why it looks brighter than elsewhere
         return " · ".join(parts)
 
     def _row_changed(self, row: int) -> None:
@@ -488,7 +484,6 @@ class LabelPanel(ExplorePanel):
         if project is not self.project or token != self._load_token:
             return
         image, mask, levels = result
-        self._levels[project.items[index].image_path] = levels
         self.current = index
         self.image = image
         self.prediction = None
@@ -501,6 +496,9 @@ class LabelPanel(ExplorePanel):
             self.image_list.setCurrentRow(index)
             self.image_list.blockSignals(False)
         self.image_list.item(index).setText(self._item_text(index))
+        # A 16-bit image's own range ("16-bit values 0-4095, stretched to the full range"): why it looks
+        # brighter than in other viewers. A tooltip: the narrow list has no room for it.
+        self.image_list.item(index).setToolTip(levels.describe() if levels.stretched else "")
         self._update_enabled()
         self.refresh_prediction()
 
