@@ -102,6 +102,7 @@ def test_unet_from_a_pretrained_encoder(tmp_path, capsys) -> None:
         (["train", "--model", "conv_ae", "--data", "digits", "--layers", "4"], "--layers does not apply to conv_ae; it is for: denoising_ae"),
         (["train", "--model", "vae", "--data", "digits", "--width", "16"], "--width does not apply to vae"),
         (["train", "--model", "denoising_ae", "--data", "digits", "--layers", "0"], "--layers must be at least 1"),
+        (["train", "--model", "dense_ae", "--data", "digits", "--checkpoint-every", "0"], "--checkpoint-every is 0; it must be between 1"),
         (["train", "--data", "digits"], "needs --model and --data"),
         (["train", "--resume"], "no such run folder"),
         (["info"], "run.json is missing"),
@@ -321,9 +322,10 @@ def test_denoiser_shape_flags_build_the_ffdnet_style_net_and_are_kept_on_resume(
     out = tmp_path / "run"
     base = ["--data", "digits", "--image-size", "8", "--batch-size", "16", "--noise", "gaussian:0-0.2", "--no-progress"]
     assert main(["train", "--model", "denoising_ae", *base, "--width", "8", "--layers", "3", "--unshuffle", "2",
-                 "--max-steps", "2", "--out", str(out)]) == 0
+                 "--max-steps", "2", "--checkpoint-every", "1", "--out", str(out)]) == 0
     net = read_run(out).net_cfg
     assert (net.channels, tuple(net.dilations), net.unshuffle) == (8, (1, 1, 1), 2)
+    assert read_run(out).train_cfg.checkpoint_every_steps == 1  # recorded, so a resume keeps it
     assert count_params(build_net("denoising_ae", net)) == read_run(out).num_params
     # Repeating the run's own flags is accepted; another shape is refused with one line.
     assert main(["train", "--resume", "--out", str(out), "--width", "8", "--layers", "3", "--max-steps", "3",

@@ -360,14 +360,15 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from aestudio.data.io import read_image
+    # 16-bit at its own range, as folder: training read it
+    from aestudio.data.levels import read_stretched
     from aestudio.inference.imageops import make_grid
 
     _check_out_file(args.out, args.overwrite)
     if args.out.resolve() in (args.a.resolve(), args.b.resolve()):
         raise CliError(f"-o {args.out} is an input; choose another file name")
     pred = _open_model(args, None)
-    a, b = read_image(args.a), read_image(args.b)
+    a, b = read_stretched(args.a), read_stretched(args.b)
     try:
         strip = pred.interpolate(a, b, args.n)
     except ValueError as exc:

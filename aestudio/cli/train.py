@@ -50,7 +50,7 @@ _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image
               "in_channels": "--channels", "dilations": "--layers"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "grow_strokes", "init_from",
-                    "self_supervised", "width", "layers", "unshuffle")
+                    "self_supervised", "width", "layers", "unshuffle", "checkpoint_every")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
 EXIT_INTERRUPTED = 130
@@ -108,6 +108,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this many minutes of training (wall clock) with a checkpoint; "
                         "--resume continues it exactly (with a new --time-limit if wanted)")
+    t.add_argument("--checkpoint-every", type=int, metavar="STEPS",
+                   help="also save a resumable checkpoint every STEPS steps within an epoch (long epochs on a busy "
+                        "machine: a kill then loses at most STEPS steps); kept when resuming")
     t.add_argument("--kl-warmup", type=int, metavar="EPOCHS", help="VAE: ramp the KL weight from 0 over this many epochs")
     t.add_argument("--loss", choices=("mse", "bce"), help="reconstruction loss (default mse)")
     t.add_argument("--workers", type=int, metavar="N",
@@ -206,7 +209,8 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     values: dict[str, Any] = dict(NATIVE_SEG_TRAIN) if native else {}
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
-                      ("workers", "num_workers"), ("time_limit", "time_limit_minutes")):
+                      ("workers", "num_workers"), ("time_limit", "time_limit_minutes"),
+                      ("checkpoint_every", "checkpoint_every_steps")):
         if getattr(args, name) is not None:
             values[key] = getattr(args, name)
     if args.loss:
@@ -230,7 +234,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
 
 
 _TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
-                "max_steps": "--max-steps", "epochs": "--epochs", "seed": "--seed", "lr": "--lr",
+                "max_steps": "--max-steps", "epochs": "--epochs", "checkpoint_every_steps": "--checkpoint-every", "seed": "--seed", "lr": "--lr",
                 "time_limit_minutes": "--time-limit"}
 
 
@@ -275,7 +279,8 @@ def _run_value(info: Any, key: str) -> Any:
     if key == "layers":  # N undilated layers, else the dilations themselves (never equal to an int)
         dilations = tuple(getattr(net, "dilations", ()) or ())
         return len(dilations) if dilations and set(dilations) == {1} else dilations or None
-    train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers"}.get(key, key)
+    train_key = {"kl_warmup": "kl_warmup_epochs", "workers": "num_workers",
+                 "checkpoint_every": "checkpoint_every_steps"}.get(key, key)
     if hasattr(cfg, train_key):
         return getattr(cfg, train_key)
     return getattr(net, key, None)

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from aestudio.data.base import NO_LABEL, BadFile, DataError, adapt_channels, resize_short_side
-from aestudio.data.io import ImageLoadError, probe_image, read_image, read_mask
+from aestudio.data.io import ImageLoadError, probe_image, read_mask
+from aestudio.data.levels import read_stretched, sample_bits
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,21 @@ def guess_channels(paths: Sequence[Path]) -> int:
         except ValueError:
             continue  # a bad file; the dataset will skip and report it
     return 1
+
+
+STRETCH_NOTE = "16-bit images stretched by their own min/max to the full range"
+
+
+def levels_note(paths: Sequence[Path]) -> str:
+    """:data:`STRETCH_NOTE` when one of the first few readable files is 16-bit (header only), else ""
+    (said when a run starts: such images are read at their own range, :mod:`aestudio.data.levels`)."""
+    for path in paths[:_CHANNEL_PROBE_FILES]:
+        try:
+            if sample_bits(path) == 16:
+                return STRETCH_NOTE
+        except ValueError:
+            continue  # a bad file; the dataset will skip and report it
+    return ""
 
 
 class LazyFiles(Dataset):
@@ -142,7 +158,7 @@ class FolderDataset(LazyFiles):
         self.seed = seed
 
     def _load(self, index: int) -> tuple[torch.Tensor, Any]:
-        array = read_image(self.paths[index], channels=self.channels)
+        array = read_stretched(self.paths[index], channels=self.channels)  # 16-bit: its own range
         image = torch.from_numpy(array).permute(2, 0, 1)
         image, _ = shape_item(image, self.size, self.geometry, key=self.seed * 1_000_003 + index)
         return adapt_channels(image, self.channels), NO_LABEL
@@ -150,8 +166,9 @@ class FolderDataset(LazyFiles):
 
 
 def read_pair(image_path: Path, mask_path: Path, channels: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """An image (H, W, C) and its index mask (H, W), refused by name when their sizes differ."""
-    array = read_image(image_path, channels=channels)
+    """An image (H, W, C), a 16-bit one stretched by its own range (:mod:`aestudio.data.levels`), and
+    its index mask (H, W), refused by name when their sizes differ."""
+    array = read_stretched(image_path, channels=channels)
     mask = read_mask(mask_path)
     if mask.shape != array.shape[:2]:
         raise ImageLoadError(

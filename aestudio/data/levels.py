@@ -8,7 +8,11 @@ estimate misjudges it. So the denoising paths (self-supervised training,
 ``aestudio denoise``, the Noise lab and its "Learn this noise") read an
 unsigned 16-bit image with :func:`read_levelled`: its own minimum becomes 0 and
 its own maximum 1, the same rule for training and inference, one image at a
-time and all channels together (colours keep their balance). :func:`write_levelled`
+time and all channels together (colours keep their balance). The labelling and
+segmentation paths read with the same rule (:func:`read_stretched`: the Label
+tab's canvas and live trainer, ``folder:`` and ``pairs:`` data, the folder job
+behind ``aestudio segment``/``reconstruct``, the app's panels), so a model
+trained on stretched images is always run on stretched images. :func:`write_levelled`
 maps a result back to the stored range and writes it as 16-bit, so outputs keep
 the input's values and dtype.
 
@@ -112,6 +116,13 @@ def read_levelled(path: PathLike, *, channels: int | None = None) -> tuple[np.nd
         log.debug("%s: %s", path, levels.describe())
     out = levels.apply(image)
     return convert_channels(out, channels), levels
+
+
+def read_stretched(path: PathLike, *, channels: int | None = None) -> np.ndarray:
+    """An image as the models see it: :func:`read_levelled` without the way back (labelling,
+    segmentation, ``folder:``/``pairs:`` data). 8-bit and float files read exactly as
+    :func:`read_image` reads them; masks are never read here."""
+    return read_levelled(path, channels=channels)[0]
 
 
 def levelled_suffix(levels: Levels, channels: int) -> str:

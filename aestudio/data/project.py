@@ -49,6 +49,7 @@ from aestudio.data.io import (
     read_mask,
     write_mask,
 )
+from aestudio.data.levels import Levels, read_levelled
 from aestudio.errors import AestudioError
 from aestudio.palette import default_palette
 
@@ -276,8 +277,13 @@ class LabelProject:
         return self.images_dir / f"{stem}{src.suffix.lower()}"
 
     def image(self, index: int, channels: int | None = None) -> np.ndarray:
-        """float32 [H, W, C] in [0, 1]."""
-        return read_image(self.items[index].image_path, channels=channels)
+        """float32 [H, W, C] in [0, 1]; a 16-bit image stretched by its own range, as ``pairs:``
+        training and segmentation read it (:func:`aestudio.data.levels.read_stretched`)."""
+        return self.image_levelled(index, channels)[0]
+
+    def image_levelled(self, index: int, channels: int | None = None) -> tuple[np.ndarray, Levels]:
+        """:meth:`image` and how it was stretched (the Label tab names a stretched image's range)."""
+        return read_levelled(self.items[index].image_path, channels=channels)
 
     def editable(self, index: int) -> bool:
         return self.items[index].problem is None

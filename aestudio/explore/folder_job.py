@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from aestudio.data.io import read_image, write_image, write_mask
-from aestudio.data.levels import Levels, write_levelled
+from aestudio.data.io import write_image, write_mask
+from aestudio.data.levels import Levels, read_stretched, write_levelled
 from aestudio.explore.batch import OutputPlanError, output_path
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,8 @@ Result = np.ndarray | IndexMask | LevelledImage  # an image float [H, W, C] in [
 class FolderWork:
     """What the job does to each image, and how its report speaks of it.
 
-    ``compute`` gets the image as :func:`read_image` reads it. A work that needs the file itself
+    ``compute`` gets the image as the models see it (:func:`aestudio.data.levels.read_stretched`: a
+    16-bit image at its own range, as ``folder:``/``pairs:`` training read it). A work that needs the file itself
     (``aestudio denoise``: 16-bit images at their own range, noise drawn per file name) gives
     ``compute_file(path, name)`` instead, and ``suffixes_for(path)`` when the output names depend
     on the file (16-bit results are TIFFs)."""
@@ -80,7 +81,7 @@ class FolderWork:
         if self.compute_file is not None:
             return self.compute_file(path, name)
         assert self.compute is not None, "a FolderWork needs compute or compute_file"
-        return self.compute(read_image(path))
+        return self.compute(read_stretched(path))
 
 
 @dataclass

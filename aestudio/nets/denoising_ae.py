@@ -55,6 +55,14 @@ class DenoisingAE(AutoencoderBase):
         )
         self.body = nn.Sequential(*(ConvBlock(channels, channels, dilation=d) for d in dilations))
         self.noise = nn.Conv2d(channels, inner, 3, padding=1)
+        if unshuffle > 1:
+            # He init (as DnCNN and FFDNet): with torch's default (a third of He's variance) a
+            # 13-layer body stayed at the noisy input's PSNR for 500 Adam steps at lr 1e-3 (and at
+            # 3e-4 it crept up); with He init it learns from the first steps. The full-resolution
+            # net keeps torch's default, so the shipped recipe rebuilds the same weights.
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
         # Start as the identity: the first steps then only learn the correction.
         nn.init.zeros_(self.noise.weight)
         nn.init.zeros_(self.noise.bias)

@@ -380,6 +380,7 @@ def card_text(recipe: dict[str, Any], info: Any, zoo: dict[str, Any]) -> str:
         f"  - `{zoo['train_command']}`",
         f"  - `{zoo['export_command']}`",
         f"- Data: {zoo['data']}",
+        *([f"- Rebuilding needs {recipe['install']}"] if recipe.get("install") else []),
         f"- Seed {zoo['seed']}, {zoo['epochs']} epochs ({zoo['steps']} steps)" + _best_note(info),
         f"- Wall time: training {zoo['train_wall_seconds']:.0f} s"
         + (" (summed over epochs; the build was interrupted once and resumed exactly)" if zoo.get("resumed") else "")

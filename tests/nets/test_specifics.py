@@ -210,6 +210,17 @@ def test_ffdnet_style_denoiser_keeps_any_size_and_sees_its_neighbours() -> None:
     assert not torch.allclose(net(x)[..., 16, 16], net(moved)[..., 16, 16])
 
 
+def test_ffdnet_style_body_starts_at_he_scale_and_the_full_resolution_net_keeps_torchs_default() -> None:
+    """He init lets a deep half-size body learn (torch's default left 13 layers stuck); the shipped
+    full-resolution net keeps torch's default so its recipe rebuilds the same weights."""
+    for unshuffle, expected in ((2, 2.0), (1, 1.0 / 3.0)):  # variance x fan_in
+        torch.manual_seed(0)
+        net = build_net("denoising_ae", tiny_config("denoising_ae", channels=48, dilations=(1,) * 4,
+                                                    unshuffle=unshuffle))
+        w = net.body[1][0].weight.detach()
+        assert float(w.var() * w[0].numel()) == pytest.approx(expected, rel=0.1)
+
+
 def test_ffdnet_style_denoiser_refuses_one_pixel_images() -> None:
     net = _build("denoising_ae", unshuffle=2).eval()
     with pytest.raises(ValueError, match="at least 2x2"):

@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import FinishReason
+from aestudio.data.levels import Levels
 from aestudio.data.project import LabelProject, MaskSaver, ProjectError, Stroke, is_project
 from aestudio.gui.label_canvas import LabelCanvas
 from aestudio.gui.messages import Level
@@ -481,10 +482,10 @@ class LabelPanel(ExplorePanel):
         self.tasks.submit(_load_pair, project, index, on_result=lambda r: self._image_loaded(project, token, index, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"{item.image_path}: {exc}", det))
 
-    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None]) -> None:
+    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None, Levels]) -> None:
         if project is not self.project or token != self._load_token:
             return
-        image, mask = result
+        image, mask, levels = result
         self.current = index
         self.image = image
         self.prediction = None
@@ -497,6 +498,9 @@ class LabelPanel(ExplorePanel):
             self.image_list.setCurrentRow(index)
             self.image_list.blockSignals(False)
         self.image_list.item(index).setText(self._item_text(index))
+        # A 16-bit image's own range ("16-bit values 0-4095, stretched to the full range"): why it looks
+        # brighter than in other viewers. A tooltip: the narrow list has no room for it.
+        self.image_list.item(index).setToolTip(levels.describe() if levels.stretched else "")
         self._update_enabled()
         self.refresh_prediction()
 
@@ -726,21 +730,22 @@ class LabelPanel(ExplorePanel):
         seconds = self.pretrain_seconds
 
         def source(stop: threading.Event, pause: threading.Event):
-            from aestudio.data.io import read_image
+            # 16-bit images at their own range, as the canvas shows them and segmentation reads them
+            from aestudio.data.levels import read_stretched
 
             if pretrain:
                 images, pixels = [], 0
                 for p in pretrain:  # bounded memory: images kept as float16 up to a pixel budget
                     if pixels >= PRETRAIN_MAX_PIXELS or stop.is_set():
                         break
-                    image = read_image(p).astype(np.float16)
+                    image = read_stretched(p).astype(np.float16)
                     images.append(image)
                     pixels += image.shape[0] * image.shape[1]
                 copied = trainer.pretrain_encoder(images, seconds, stop)
                 log.info("encoder pre-trained on %d images: %d tensors copied", len(pretrain), copied)
             for name, path, mask in items:
                 if not trainer.has_example(name):
-                    trainer.set_example(name, read_image(path), mask)
+                    trainer.set_example(name, read_stretched(path), mask)
                 else:
                     trainer.update_mask(name, mask)
             yield from trainer.events(stop, pause)
@@ -947,10 +952,10 @@ def _cores() -> int:
     return max(1, available_cores())
 
 
-def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    image = project.image(index)
+def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None, Levels]:
+    image, levels = project.image_levelled(index)
     mask = project.mask(index) if project.editable(index) else None
-    return image, mask
+    return image, mask, levels
 
 
 def _project_channels(project: LabelProject) -> int:

@@ -187,7 +187,8 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
 def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot, channels: int,
                         num_classes: int, cfg: LiveConfig, training: bool = False) -> list[tuple[str, float]]:
     """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
-    from aestudio.data.io import read_image, read_mask
+    from aestudio.data.io import read_mask
+    from aestudio.data.levels import read_stretched  # as the trainer and the canvas read it
 
     nets = SnapshotNets()
     nets.use_threads(one=training)
@@ -195,7 +196,7 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot,
     for key, image_path, mask_path in paths:
         from aestudio.training.live import entropy_map
 
-        ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, _channels(read_image(image_path), channels)))
+        ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, _channels(read_stretched(image_path), channels)))
         unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
         scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
     return sorted(scores, key=lambda s: -s[1])
