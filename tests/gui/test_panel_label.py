@@ -303,5 +303,18 @@ def test_refreshes_while_training_keep_to_the_cpu_budget(qtbot, panel, tmp_path,
     monkeypatch.setattr(label_mod, "PREDICT_CPU_SHARE", 0.125)
     panel._next_refresh = time.monotonic()  # the budget allows it now: the stroke's refresh comes
     qtbot.waitUntil(lambda: panel.predictions_made > made, timeout=WAIT)
+    # While a prediction of this image runs, no second one is queued behind it (its result sets the
+    # budget); one of another image (the person switched) is.
+    submitted: list[str] = []
+    monkeypatch.setattr(type(panel.runner), "busy", property(lambda _self: True))
+    monkeypatch.setattr(panel.runner, "submit", lambda _fn, _nets, key, *a, **k: submitted.append(key))
+    panel._next_refresh, panel.prediction = 0.0, None
+    panel._inflight_key = panel.key
+    panel.refresh_prediction()
+    assert submitted == []
+    panel._inflight_key = "another.png"
+    panel.refresh_prediction()
+    assert submitted == [panel.key]
+    monkeypatch.undo()
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not panel.worker.running, timeout=WAIT)

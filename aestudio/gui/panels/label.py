@@ -82,10 +82,10 @@ STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # prediction's CPU comes out of the training's: on an idle machine the training uses every core, and
 # on a loaded Linux desktop the scheduler's autogroups share the CPU per session, so our threads split
 # our session's part. A budget in machine terms (12.5% of the cores) cost the training 25-30% under
-# load 10, and 12.5% of the process's CPU time 0.63-0.65 at load 8; 6% kept 0.87 at load 6 with a
-# median interval of 4.9 s (the predictions cost the training more than their CPU: cache and memory
-# bandwidth). The first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
-PREDICT_CPU_SHARE = 0.06
+# load 10. 12% of the process's CPU time kept 0.93 of the training's speed at load 4 with a refresh every
+# 10.6 s (median), 20% 0.85 with 8.5 s: the predictions cost the training more than their CPU (cache,
+# memory bandwidth). The first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
+PREDICT_CPU_SHARE = 0.12
 WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
 PRETRAIN_MAX_IMAGES = 100
@@ -131,6 +131,7 @@ class LabelPanel(ExplorePanel):
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self._cpu_mark = (time.monotonic(), time.process_time())  # for the process's CPU rate
+        self._inflight_key = ""  # the image of the prediction submitted last
         self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
@@ -823,11 +824,14 @@ class LabelPanel(ExplorePanel):
         if self.prediction is not None and self.prediction.key == self.key and self.prediction.step == snapshot[0]:
             return
         if self.worker is not None and self.worker.running:
+            if self.runner.busy and self._inflight_key == self.key:
+                return  # its result sets the budget and schedules the next (queueing one ran two back to back)
             wait_s = self._next_refresh - time.monotonic()
             if wait_s > 0:  # keep the cores for training: come back when the duty cycle allows
                 self._stroke_timer.start(_wait_ms(wait_s))
                 return
         self._predict_t0 = time.monotonic()
+        self._inflight_key = self.key
         t = self.trainer
         training = self.worker is not None and self.worker.running
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
