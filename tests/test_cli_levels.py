@@ -14,7 +14,7 @@ from aestudio.data.levels import read_stretched
 from tests.data.test_levels_labelling import deep_images, square_mask
 
 
-def test_pairs_of_16_bit_images_train_and_segment_with_the_same_stretch(tmp_path: Path) -> None:
+def test_pairs_of_16_bit_images_train_and_segment_with_the_same_stretch(tmp_path: Path, capsys) -> None:
     from aestudio.explore.segmentation import FolderSettings, segment_work
     from aestudio.inference.ort import OrtPredictor, SessionProfile
 
@@ -26,6 +26,7 @@ def test_pairs_of_16_bit_images_train_and_segment_with_the_same_stretch(tmp_path
     assert main(["train", "--model", "unet", "--data", f"pairs:{tmp_path / 'images'},{tmp_path / 'masks'}",
                  "--max-steps", "2", "--base-channels", "4", "--depth", "2", "--crop-size", "32",
                  "--no-progress", "--out", str(run)]) == 0
+    assert "16-bit images stretched by their own min/max" in capsys.readouterr().err  # the run says so
     assert main(["export", str(run), "--which", "last"]) == 0
     out = tmp_path / "seg"
     assert main(["segment", "--model", str(run / "bundle"), str(tmp_path / "images"), "-o", str(out), "--overlay"]) == 0

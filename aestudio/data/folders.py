@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from aestudio.data.base import NO_LABEL, BadFile, DataError, adapt_channels, resize_short_side
 from aestudio.data.io import ImageLoadError, probe_image, read_mask
-from aestudio.data.levels import read_stretched
+from aestudio.data.levels import read_stretched, sample_bits
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,21 @@ def guess_channels(paths: Sequence[Path]) -> int:
         except ValueError:
             continue  # a bad file; the dataset will skip and report it
     return 1
+
+
+STRETCH_NOTE = "16-bit images stretched by their own min/max to the full range"
+
+
+def levels_note(paths: Sequence[Path]) -> str:
+    """:data:`STRETCH_NOTE` when one of the first few readable files is 16-bit (header only), else ""
+    (said when a run starts: such images are read at their own range, :mod:`aestudio.data.levels`)."""
+    for path in paths[:_CHANNEL_PROBE_FILES]:
+        try:
+            if sample_bits(path) == 16:
+                return STRETCH_NOTE
+        except ValueError:
+            continue  # a bad file; the dataset will skip and report it
+    return ""
 
 
 class LazyFiles(Dataset):

@@ -49,7 +49,7 @@ from aestudio.data.io import (
     read_mask,
     write_mask,
 )
-from aestudio.data.levels import read_stretched
+from aestudio.data.levels import Levels, read_levelled
 from aestudio.errors import AestudioError
 from aestudio.palette import default_palette
 
@@ -279,7 +279,11 @@ class LabelProject:
     def image(self, index: int, channels: int | None = None) -> np.ndarray:
         """float32 [H, W, C] in [0, 1]; a 16-bit image stretched by its own range, as ``pairs:``
         training and segmentation read it (:func:`aestudio.data.levels.read_stretched`)."""
-        return read_stretched(self.items[index].image_path, channels=channels)
+        return self.image_levelled(index, channels)[0]
+
+    def image_levelled(self, index: int, channels: int | None = None) -> tuple[np.ndarray, Levels]:
+        """:meth:`image` and how it was stretched (the Label tab names a stretched image's range)."""
+        return read_levelled(self.items[index].image_path, channels=channels)
 
     def editable(self, index: int) -> bool:
         return self.items[index].problem is None

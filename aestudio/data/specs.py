@@ -34,7 +34,14 @@ from aestudio.data.base import (
 from aestudio.data.catalog import NATIVE_SIZE, builtin_specs
 from aestudio.data.classes import ClassesError, read_classes
 from aestudio.data.crops import NativePairsDataset, NativeScale
-from aestudio.data.folders import FolderDataset, Geometry, PairsDataset, guess_channels, match_pairs
+from aestudio.data.folders import (
+    FolderDataset,
+    Geometry,
+    PairsDataset,
+    guess_channels,
+    levels_note,
+    match_pairs,
+)
 from aestudio.data.io import iter_image_files, probe_image, read_mask
 from aestudio.data.mnist import DIGIT_LABELS, open_mnist
 from aestudio.data.procedural import (
@@ -279,6 +286,7 @@ def _open_folder(
         image_size=size,
         kind=DataKind.IMAGES,
         bad_files=bad,
+        notes=levels_note(paths),
     )
 
 
@@ -357,6 +365,7 @@ def _open_pairs(
         class_names=names,
         class_colors=colors,
         bad_files=bad,
+        notes=levels_note([image for image, _ in good_pairs]),
     )
 
 

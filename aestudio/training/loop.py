@@ -265,8 +265,8 @@ class _Trainer:
         bad = len(getattr(self.data, "bad_files", []) or [])
         if bad:
             notes.append(f"{bad} unreadable files skipped")
-        if self.selfsup is not SelfSupervised.NONE and getattr(self.data, "notes", ""):
-            # How the noisy images are read ("crops of 40 px, not 64: ...", "2 16-bit image(s) stretched ...").
+        if getattr(self.data, "notes", ""):
+            # How the images are read ("crops of 40 px, not 64: ...", "16-bit images stretched ...").
             notes.append(str(self.data.notes))
         notes.append(self.ranks.batch_note(self.batch_size, self.device))
         name = self.run.record["net"]["name"] if self.run else getattr(self.net, "name", type(self.net).__name__)

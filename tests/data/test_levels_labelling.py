@@ -71,6 +71,10 @@ def test_pairs_and_folder_training_data_and_the_folder_job_see_the_same_stretch(
         assert set(np.unique(mask.numpy()).tolist()) <= {0, 1}  # masks are never stretched
     folder = open_data(f"folder:{tmp_path / 'images'}", image_size=32, channels=1, val_fraction=0.0)
     assert all(float(folder.train[i][0].max()) > 0.9 for i in range(len(folder.train)))
+    assert "16-bit images stretched" in data.notes and "16-bit images stretched" in folder.notes  # said at the start
+    (tmp_path / "eight").mkdir()
+    write_image(tmp_path / "eight" / "photo.png", np.full((8, 8, 1), 0.2, np.float32))
+    assert open_data(f"folder:{tmp_path / 'eight'}", image_size=8, val_fraction=0.0).notes == ""
 
     seen: list[np.ndarray] = []
     work = FolderWork("Segmented", "segmentation", ("_x.png",), compute=lambda image: seen.append(image) or {})

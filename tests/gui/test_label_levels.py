@@ -64,6 +64,7 @@ def test_a_12_bit_tiff_is_shown_bright_and_the_live_net_trains_on_it_stretched(q
     grab = panel.canvas.grab().toImage()
     centre = panel.canvas.to_widget(24.5, 32.5).toPoint()
     assert grab.pixelColor(centre).value() > 150
+    assert "16-bit values 0-4095, stretched" in panel.image_list.item(0).toolTip()  # the list says why it is bright
 
     panel.size_slider.setValue(4)
     qtbot.keyClick(panel.canvas, Qt.Key.Key_2)
@@ -77,3 +78,15 @@ def test_a_12_bit_tiff_is_shown_bright_and_the_live_net_trains_on_it_stretched(q
     np.testing.assert_allclose(seen, expected.astype(np.float16).astype(np.float32))  # what the canvas shows
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)  # Stop
     qtbot.waitUntil(lambda: panel.worker is not None and not panel.worker.running, timeout=WAIT)
+
+
+def test_the_segment_panel_shows_and_segments_a_12_bit_tiff_stretched(tmp_path) -> None:
+    """The Segment panel reads a dropped file with engine.read_image: the own-range stretch, as
+    aestudio segment and pairs: training read it."""
+    from aestudio.gui.panels.segment_view import SegItem, infer_item
+
+    src = _twelve_bit(tmp_path / "cam.tif")
+    shown = infer_item(None, SegItem(key=0, name="cam.tif", path=src)).image_u8
+    assert int(shown.max()) - int(shown.min()) > 200 and float(np.mean(shown[12:36, 16:48])) > 150
+    expected = np.round(read_levelled(src)[0][..., 0] * 255)
+    assert np.abs(shown[..., 0].astype(float) - expected).max() <= 1

@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import FinishReason
+from aestudio.data.levels import Levels
 from aestudio.data.project import LabelProject, MaskSaver, ProjectError, Stroke, is_project
 from aestudio.gui.label_canvas import LabelCanvas
 from aestudio.gui.messages import Level
@@ -81,8 +82,10 @@ STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # prediction's CPU comes out of the training's: on an idle machine the training uses every core, and
 # on a loaded Linux desktop the scheduler's autogroups share the CPU per session, so our threads split
 # our session's part. A budget in machine terms (12.5% of the cores) cost the training 25-30% under
-# load 10; the first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
-PREDICT_CPU_SHARE = 0.125
+# load 10, and 12.5% of the process's CPU time 0.63-0.65 at load 8; 6% kept 0.87 at load 6 with a
+# median interval of 4.9 s (the predictions cost the training more than their CPU: cache and memory
+# bandwidth). The first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
+PREDICT_CPU_SHARE = 0.06
 WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
 PRETRAIN_MAX_IMAGES = 100
@@ -479,10 +482,10 @@ class LabelPanel(ExplorePanel):
         self.tasks.submit(_load_pair, project, index, on_result=lambda r: self._image_loaded(project, token, index, r),
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"{item.image_path}: {exc}", det))
 
-    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None]) -> None:
+    def _image_loaded(self, project: LabelProject, token: int, index: int, result: tuple[np.ndarray, np.ndarray | None, Levels]) -> None:
         if project is not self.project or token != self._load_token:
             return
-        image, mask = result
+        image, mask, levels = result
         self.current = index
         self.image = image
         self.prediction = None
@@ -495,6 +498,9 @@ class LabelPanel(ExplorePanel):
             self.image_list.setCurrentRow(index)
             self.image_list.blockSignals(False)
         self.image_list.item(index).setText(self._item_text(index))
+        # A 16-bit image's own range ("16-bit values 0-4095, stretched to the full range"): why it looks
+        # brighter than in other viewers. A tooltip: the narrow list has no room for it.
+        self.image_list.item(index).setToolTip(levels.describe() if levels.stretched else "")
         self._update_enabled()
         self.refresh_prediction()
 
@@ -946,10 +952,10 @@ def _cores() -> int:
     return max(1, available_cores())
 
 
-def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    image = project.image(index)
+def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None, Levels]:
+    image, levels = project.image_levelled(index)
     mask = project.mask(index) if project.editable(index) else None
-    return image, mask
+    return image, mask, levels
 
 
 def _project_channels(project: LabelProject) -> int:
