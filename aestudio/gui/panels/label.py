@@ -115,6 +115,7 @@ class LabelPanel(ExplorePanel):
         super().__init__(tasks, parent)
         self.project: LabelProject | None = None
         self.saver: MaskSaver | None = None
+        self._started_in: Path | None = None  # a project this drop created: announced with its images
         self.current = -1
         self.image: np.ndarray | None = None  # the float image on screen
         self.stroke: Stroke | None = None
@@ -412,8 +413,8 @@ class LabelPanel(ExplorePanel):
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         folder = workspace_dir(make_settings()) / "labels" / f"project-{stamp}"
         ok = self.create_project(folder)
-        if ok:
-            self.notify.emit(Level.INFO, f"Started a label project in {folder}", "")
+        if ok:  # said once, with the images this drop adds (one banner, not two stacked)
+            self._started_in = folder
         return ok
 
     # ================================================================ images
@@ -434,12 +435,16 @@ class LabelPanel(ExplorePanel):
     def _images_added(self, project: LabelProject, report: AddReport) -> None:
         if project is not self.project:
             return
+        started, self._started_in = self._started_in, None
+        if started is not None:
+            self.notify.emit(Level.INFO, f"Started a label project in {started} with {len(report.added)} image(s).", "")
         for path, reason in report.failed:
             self.notify.emit(Level.WARNING, f"Not added: {reason}", str(path))
         first_new = self.image_list.count()
         self._fill_images()
         if report.added:
-            self.notify.emit(Level.INFO, f"Added {len(report.added)} image(s) to the project.", "")
+            if started is None:
+                self.notify.emit(Level.INFO, f"Added {len(report.added)} image(s) to the project.", "")
             if self.current < 0:
                 self.image_list.setCurrentRow(first_new)
 
