@@ -230,22 +230,26 @@ class LabelPanel(ExplorePanel):
         ml = QVBoxLayout(model)
         self.train_btn = QPushButton("Train", clicked=self.toggle_training)
         self.train_btn.setToolTip("Train a U-Net on the painted pixels only; it continues from its current weights")
-        self.grow_box = QCheckBox("Grow strokes to regions")
+        self.grow_box = QCheckBox("Grow strokes")
         self.grow_box.setChecked(True)  # LiveConfig.regions > 0: what bench label_quality measured best
         self.grow_box.setToolTip(
-            "On: each stroke also labels the patch of similar colour it falls in (a superpixel whose painted "
+            "Grow strokes to regions. On: each stroke also labels the patch of similar colour it falls in (a superpixel whose painted "
             "pixels are at least 90% one class), so the U-Net learns where objects end, not only where you "
             "painted; grown pixels count half as much as painted ones. Off: it learns from the painted pixels "
             "only. Takes effect at once, also while training. (CLI: aestudio train --grow-strokes)")
         self.grow_box.toggled.connect(self._grow_toggled)
-        ml.addWidget(self.grow_box)
-        self.pretrain_box = QCheckBox(f"First pre-train on unlabelled images too ({PRETRAIN_SECONDS:.0f} s)")
+        # Both boxes on one row: the tool column must fit 1366 x 768 with room to spare (it had 2 px).
+        self.pretrain_box = QCheckBox(f"Pre-train on unlabelled ({PRETRAIN_SECONDS:.0f} s)")
         self.pretrain_box.setToolTip(
             f"Before the first training, a denoising autoencoder learns for {PRETRAIN_SECONDS:.0f} s from every "
             "image of the project, the unlabelled ones included, and the U-Net's encoder starts from it. Off by "
             "default: it measured worse at the budgets tried (mean IoU 0.07 with it vs 0.11 without, bench "
             "label_quality, 120 s runs).")
-        ml.addWidget(self.pretrain_box)
+        boxes = QHBoxLayout()
+        boxes.addWidget(self.grow_box)
+        boxes.addWidget(self.pretrain_box)
+        boxes.addStretch(1)
+        ml.addLayout(boxes)
         self.status = QLabel("Not trained yet.")
         self.status.setWordWrap(True)
         ml.addWidget(self.status)
