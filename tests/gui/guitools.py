@@ -47,3 +47,21 @@ def write_png(path: Path, size: int = 16, seed: int = 0) -> Path:
 
 def message_texts(window) -> list[str]:
     return [m.text for m in window.messages.history]
+
+
+def label_panel(qtbot):
+    """A shown Label panel whose live trainer is tiny (the Label tests' ``panel`` fixture):
+    ``yield from label_panel(qtbot)``; shut down afterwards."""
+    from aestudio.gui.panels.label import LabelPanel
+    from aestudio.gui.workers import TaskRunner
+    from aestudio.training.live import LiveConfig
+
+    tasks = TaskRunner()
+    p = LabelPanel(tasks)
+    p.live_config = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, snapshot_seconds=0.2)
+    qtbot.addWidget(p)
+    p.resize(1300, 700)
+    p.show()
+    yield p
+    p.shutdown()
+    tasks.shutdown()

@@ -11,7 +11,6 @@ from PySide6.QtCore import QPoint, Qt
 
 from aestudio.data.io import read_mask, write_image
 from aestudio.gui.panels.label import LabelPanel
-from aestudio.gui.workers import TaskRunner
 from aestudio.training.live import LiveConfig
 
 WAIT = 30_000
@@ -29,15 +28,9 @@ def _image(path: Path, h: int = 48, w: int = 64) -> Path:
 
 @pytest.fixture
 def panel(qtbot):
-    tasks = TaskRunner()
-    p = LabelPanel(tasks)
-    p.live_config = LiveConfig(crop=32, batch_size=2, base_channels=4, depth=2, snapshot_seconds=0.2)
-    qtbot.addWidget(p)
-    p.resize(1300, 700)
-    p.show()
-    yield p
-    p.shutdown()
-    tasks.shutdown()
+    from tests.gui.guitools import label_panel
+
+    yield from label_panel(qtbot)
 
 
 def _open_with_image(qtbot, panel: LabelPanel, tmp_path: Path) -> None:
