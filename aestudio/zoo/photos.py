@@ -43,7 +43,7 @@ OPENCV_DOC_PHOTOS: tuple[str, ...] = (
     "hfs/data/002.jpg", "reg/home.png", "dnn_superres/butterfly.png",
     *(f"text/scenetext0{i}.jpg" for i in range(1, 7)),
 )
-# The larger training set of the next photo denoiser (models/training-state/photo-denoiser-v2):
+# The larger training set of the next photo denoiser (zoo-training/photo-denoiser-v2):
 # the 11 above, PyWavelets' aerial photo and `ascent`, and OpenCV's 35 photos (48 photos).
 TRAIN_PHOTOS_V2: tuple[str, ...] = (
     *TRAIN_PHOTOS, "pywt:aero", "pywt:ascent", *(f"opencv-doc:{rel}" for rel in OPENCV_DOC_PHOTOS),

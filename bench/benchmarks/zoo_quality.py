@@ -50,7 +50,7 @@ FINDINGS = """
   bench.probes.photo_denoiser_vs_bm3d photo-denoiser`, this benchmark's noise): BM3D 33.46 / 30.99 /
   27.46 dB, `photo-denoiser` 32.26 / 30.00 / 26.43. Its successor (FFDNet-style `denoising_ae
   --unshuffle 2`, 48 features x 15 convs, 48 training photos from packages) is being trained across
-  sessions: `models/training-state/photo-denoiser-v2/RESUME.md`; figures of its latest checkpoint and
+  sessions: `zoo-training/photo-denoiser-v2/RESUME.md`; figures of its latest checkpoint and
   its speed (1.26x the shipped net's time, ~72x faster than BM3D scaled to the idle machine) are in
   docs/DESIGN-notes.md, "Shipped photo-denoiser vs BM3D".
 """
