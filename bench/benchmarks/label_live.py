@@ -45,6 +45,11 @@ GUI timer p99 lateness under {STALL_P99_MS:g} ms. All three from the same run, s
 """
 
 FINDINGS = """
+- 2026-12-07 11:52-11:55 UTC, **quieter machine** (load 1.9 before, 2.9 after: only a niced one-thread
+  training ran beside it), `python -m bench --only label_live`: median refresh **6.1 s** (p90 6.4 s, 12
+  intervals), 1.06 CPU-s per 1024^2 prediction, training 1.07 of its speed with the refresh (18.6 vs
+  17.4 crops/s), GUI p99 4.5 ms. The 12% budget is the limit: the speed ratio has room (>= 0.85), so
+  a larger share or a cheaper prediction (the visible viewport only) would bring it under 4 s.
 - 2026-12-07, shared 2-core machine (1-minute load average 6.5-11 from other engineers' work), 40 s
   blocks. First version (a refresh every 2 s, the prediction on 2 torch threads): ratio 0.49, GUI p99
   29 ms. With predictions held to 15% of the wall time (the next refresh waits 5.7x the last one's
