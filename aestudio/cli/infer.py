@@ -293,7 +293,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
     def compute(path: Path, name: str) -> dict[str, LevelledImage]:
         img, levels = read_levelled(path)
-        ext = suffixes_for(path)[0][-4:]
+        ext = ".tif" if levels.bits == 16 else ".png"  # as suffixes_for, without reading the header again
         if noise is None:
             return {"_denoised" + ext: LevelledImage(run_model_image(pred, img), levels)}
         rng = np.random.default_rng([args.seed, zlib.crc32(Path(name).as_posix().encode())])

@@ -164,18 +164,22 @@ def _native_size(model: str, data: str, channels: int | None) -> int | None:
     return native_size(data)
 
 
+def _check_family(model: str, field: str, flag: str) -> None:
+    """Refuse a net flag the chosen family has no field for, naming the families that have it."""
+    families = _families_with(field)
+    if model not in families:
+        raise CliError(f"{flag} does not apply to {model}; it is for: {', '.join(families)}")
+
+
 def _net_config(args: argparse.Namespace) -> Any:
     from aestudio.nets.registry import UnknownNetError, default_config
 
     overrides = {}
     for field, flag in FAMILY_FLAGS.items():
         value = getattr(args, field)
-        if value is None:
-            continue
-        families = _families_with(field)
-        if args.model not in families:
-            raise CliError(f"{flag} does not apply to {args.model}; it is for: {', '.join(families)}")
-        overrides[field] = value
+        if value is not None:
+            _check_family(args.model, field, flag)
+            overrides[field] = value
     if args.classes is not None:
         from aestudio.training.runner import class_field
 
@@ -185,9 +189,7 @@ def _net_config(args: argparse.Namespace) -> Any:
         value = getattr(args, option)
         if value is None:
             continue
-        families = _families_with(field)
-        if args.model not in families:
-            raise CliError(f"{flag} does not apply to {args.model}; it is for: {', '.join(families)}")
+        _check_family(args.model, field, flag)
         if option == "layers" and value < 1:
             raise CliError("--layers must be at least 1")
         overrides[field] = (1,) * value if option == "layers" else value

@@ -24,7 +24,10 @@ import numpy as np
 from aestudio.config import NetConfig, Task, TrainConfig
 from aestudio.data.catalog import builtin_specs as builtin_specs
 from aestudio.data.io import SUPPORTED_SUFFIXES
-from aestudio.data.levels import read_stretched
+
+# read_image: an image file as the models see it (float32 [H, W, C] in [0, 1]), a 16-bit one stretched
+# by its own range, as folder:/pairs: training and the CLI's folder jobs read it (aestudio.data.levels).
+from aestudio.data.levels import read_stretched as read_image  # noqa: F401 - re-exported for the panels
 from aestudio.errors import AestudioError
 from aestudio.inference.bundle import ModelInfo
 from aestudio.inference.bundle import is_bundle as is_bundle
@@ -47,13 +50,6 @@ BUNDLE_SUBDIR = "bundle"  # a run's own bundle: RUN/bundle (the README's convent
 
 
 # ------------------------------------------------------------------ data
-
-
-def read_image(path: Path, *, channels: int | None = None) -> np.ndarray:
-    """An image file as the models see it (float32 [H, W, C] in [0, 1]): a 16-bit one stretched by its
-    own range, as ``folder:``/``pairs:`` training and the CLI's folder jobs read it
-    (:mod:`aestudio.data.levels`); 8-bit and float files exactly as :func:`aestudio.data.io.read_image`."""
-    return read_stretched(path, channels=channels)
 
 
 def image_suffixes() -> frozenset[str]:
