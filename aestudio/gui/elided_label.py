@@ -23,6 +23,7 @@ class ElidedLabel(QLabel):
         self._mode = mode
         self._lines = max(1, lines)
         self._keep = keep_lines
+        self._shown: tuple[tuple[str, int, str], str] = (("", -1, ""), "")  # (text, width, font) -> what fits
         if self._lines > 1:
             policy = QSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
             policy.setHeightForWidth(True)
@@ -71,8 +72,15 @@ class ElidedLabel(QLabel):
         width = self.contentsRect().width()
         if self._lines == 1:
             return self.fontMetrics().elidedText(self.text(), self._mode, width)
-        if self._fits(self.text(), width):
-            return self.text()
+        key = (self.text(), width, self.font().key())
+        if self._shown[0] == key:  # paints repeat often (a training run's updates): reuse the search
+            return self._shown[1]
+        shown = self.text() if self._fits(self.text(), width) else self._fit_words(width)
+        self._shown = (key, shown)
+        return shown
+
+    def _fit_words(self, width: int) -> str:
+        """The most leading words that fit in ``lines`` lines with "…" after them (binary search)."""
         words = self.text().split()
         lo, hi = 0, len(words)  # the most words that fit with "…" after them
         while lo < hi:
