@@ -81,7 +81,11 @@ def slug(text: str) -> str:
 def new_run_dir(workspace: Path, net_name: str, data_spec: str, now: _dt.datetime | None = None) -> Path:
     """``runs/<family>-<data>-YYYYmmdd-HHMMSS`` (suffixed when two starts share a second)."""
     stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    base = runs_dir(workspace) / f"{net_name}-{slug(data_spec)}-{stamp}"
+    return unused_path(runs_dir(workspace) / f"{net_name}-{slug(data_spec)}-{stamp}")
+
+
+def unused_path(base: Path) -> Path:
+    """``base``, or ``base-2``, ``base-3``… the first that does not exist yet."""
     path, n = base, 2
     while path.exists():
         path = base.with_name(f"{base.name}-{n}")

@@ -87,7 +87,7 @@ class NoiseLearner(QObject):
 
         ``model`` (the active ``LoadedModel``): a denoising_ae bundle with the images' channel count is
         fine-tuned instead of starting from scratch, so the preview starts from its quality."""
-        from aestudio.gui.workspace import new_run_dir
+        from aestudio.gui.workspace import new_run_dir, unused_path
         from aestudio.training.learn_noise import (
             NET,
             can_start_from,
@@ -101,7 +101,7 @@ class NoiseLearner(QObject):
             return False
         try:
             good, left_out = usable_images(paths)
-            images = stage_images(good or paths, _new_folder(workspace / "noisy" / session_name(good)))
+            images = stage_images(good or paths, unused_path(workspace / "noisy" / session_name(good)))
         except (ValueError, OSError) as exc:
             self.notify.emit(Level.ERROR, f"Cannot learn this noise: {exc}", "")
             return False
@@ -197,15 +197,6 @@ class NoiseLearner(QObject):
             return
         self.status.emit(f"Active model: {model.name}, the best of {self._steps:,} steps "
                          f"(in {self.run_dir.name}/bundle; `aestudio denoise --model` takes it too).")
-
-
-def _new_folder(base: Path) -> Path:
-    """``base``, or ``base-2``, ``base-3``… the first that does not exist yet."""
-    path, n = base, 2
-    while path.exists():
-        path = base.with_name(f"{base.name}-{n}")
-        n += 1
-    return path
 
 
 class LearnRow(QWidget):
