@@ -151,6 +151,9 @@ class MainWindow(QMainWindow):
         self.samples = SampleStrip()
         self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
         self._show_tab_for_model = False  # first run: switch to the default model's tab when it loads
+        # Opened paths chose the tab (a project -> Label, images -> the panel they went to): the first
+        # run's switch to the default model's tab must not move the window away from them later.
+        self._paths_chose_tab = False
         self._load_seq = 0  # the newest model load request; an older one finishing later is dropped
         self._restoring: Path | None = None  # the last session's model, while it loads (no tab offers meanwhile)
         self._build_layout()
@@ -513,9 +516,19 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def open_paths(self, paths: list[Path]) -> None:
-        """Route paths by kind: images to the current panel, folders to data, runs/bundles to models."""
+    def open_paths(self, paths: list[Path], *, at_launch: bool = False) -> None:
+        """Route paths by kind: images to the current panel, folders to data, runs/bundles to models.
+
+        The tab follows what was opened: a project shows the Label tab, images the panel they go to
+        (the current one, Reconstruct from Train), and then stays there. ``at_launch`` (``aestudio
+        PATH...``): a model alone opens on the tab for its task, as a first start does.
+        """
         groups = classify_all(paths)
+        if groups[DropKind.IMAGE] or any(is_project(i.path) for i in groups[DropKind.FOLDER]):
+            self._paths_chose_tab = True
+            self._show_tab_for_model = False
+        elif at_launch and any(groups[k] for k in (DropKind.RUN, DropKind.BUNDLE, DropKind.ONNX, DropKind.PACKAGE)):
+            self._show_tab_for_model = True
         for item in groups[DropKind.MISSING] + groups[DropKind.UNSUPPORTED]:
             self.notify(Level.WARNING, item.reason)
         folders = groups[DropKind.FOLDER]
@@ -641,7 +654,8 @@ class MainWindow(QMainWindow):
         if self._show_tab_for_model:
             self._show_tab_for_model = False
             # Once the start-up loads are done: building that tab now waited on their imports.
-            self._when_idle(lambda: self._show_tab_for_task(task), first=True)
+            # (Checked when it runs: images or a project opened meanwhile keep their tab.)
+            self._when_idle(lambda: None if self._paths_chose_tab else self._show_tab_for_task(task), first=True)
 
     def _show_tab_for_task(self, task: str) -> None:
         for i, entry in enumerate(PANELS):
