@@ -333,11 +333,10 @@ def _contender(key: str, budget: float, set_name: str, n_images: int, n_test: in
     import threading
     import time
 
+    import numpy as np
     import torch
 
     from aestudio.training.live import LiveConfig, LiveTrainer, net_from_snapshot, predict_probs
-
-    import numpy as np
 
     torch.set_num_threads(1)
     painted, unpainted, test_images, test_truth = _scenes(set_name, n_images, n_test, cache, seed)
