@@ -52,16 +52,26 @@ Contenders, each given the same budget:
 - *U-Net, the Label tab's trainer*: `LiveTrainer` with its defaults, as the Train button runs it
   (`LiveConfig`: U-Net depth 3, 16 channels, 128-pixel crops centred on labelled pixels, flips,
   90-degree turns, brightness/contrast jitter; the strokes grown to Felzenszwalb superpixels,
-  `aestudio.data.regions`, grown pixels at weight 0.5, painted ones 1; see the findings for
-  `input_stride` and `balance`);
+  `aestudio.data.regions`, grown pixels at weight 0.5, painted ones 1; the weights it publishes, and
+  the figure measures, are a moving average of the trained ones, `ema` 0.99; the column "trained
+  weights" is the same run's last trained weights, i.e. the trainer without the average; the project's
+  200 unpainted images are given to it too, used only by the `pseudo` option, off; see the findings for
+  `input_stride`, `balance`, `pseudo`);
 - *U-Net on the strokes alone*: the same trainer with growing, turns and jitter off (the trainer
   before this work: loss on painted pixels only, flips);
 - *U-Net on full masks*: the Label tab's trainer given the complete masks of the same painted images
   (what a person who draws full masks would give it);
 - *background everywhere*: the floor (about 82% of the pixels are background).
 
-Which U-Nets run is `AESTUDIO_BENCH_LABEL_CONTENDERS` (`SET:KEY,...`, default
-`{",".join(DEFAULT_CONTENDERS)}`); the forest and the floor are computed for every set named there.
+**Seeds.** A contender `SET:KEY@SEED` paints its strokes from a stream seeded with SEED (0: the strokes
+of every run before seeds existed), and the trainer and the forest take the same seed; every seed's
+U-Net is held against the forest trained on that seed's strokes, and the target is met only if every
+seed meets it.
+
+Which U-Nets run is `AESTUDIO_BENCH_LABEL_CONTENDERS` (`SET:KEY[@SEED],...`, default
+`{",".join(DEFAULT_CONTENDERS)}`); the forest and the floor are computed for every set and seed named there.
+`AESTUDIO_BENCH_LABEL_RESULT=FILE` keeps the probe's result in FILE, and when FILE exists rewrites the
+section from it without training again.
 
 **Budget.** `--budget` seconds of CPU time per contender (default {BUDGET_S} s = 7 minutes on 2
 cores; `AESTUDIO_BENCH_LABEL_BUDGET` overrides it), everything included (superpixels, crops, steps).
@@ -71,7 +81,7 @@ because two OpenMP threads on contended cores spend most of their CPU spinning (
 CPU-s a step on 2 threads vs 0.45 on one at load ~5).
 
 **Target (issue 13).** On `photo-shapes`, the Label tab's U-Net on strokes reaches at least twice the
-forest's mIoU.
+forest's mIoU, for every seed of the strokes.
 """
 
 FINDINGS = """
