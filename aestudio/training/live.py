@@ -295,8 +295,12 @@ class LiveTrainer:
             return None
         picks = self._rng.integers(len(examples), size=self.cfg.batch_size)
         items = []
+        grown_now: dict[str, _Example] = {}  # grown once per batch: a list entry still holds the ungrown example
         for i in picks:
-            ex = self._grown(*examples[i])
+            key, ex = examples[i]
+            if key not in grown_now:
+                grown_now[key] = self._grown(key, ex)
+            ex = grown_now[key]
             grown = ex.grown if ex.grown is not None and self.cfg.regions > 0 else ex.mask  # cfg may change between runs
             targets = torch.stack([ex.mask, grown])
             top, left, h, w = crop_window(targets[1], self.cfg.crop, self._rng)
