@@ -98,3 +98,18 @@ def test_zoomed_in_only_the_view_is_predicted_and_the_overlay_is_placed_right(qt
     canvas.fit()
     qtbot.waitUntil(lambda: panel.predictions_made > made, timeout=WAIT)
     assert panel.prediction.region is None
+
+
+def test_the_graph_export_starts_when_an_image_is_shown_before_any_training(qtbot, panel, tmp_path) -> None:
+    from aestudio.export.live_session import graph_path
+    from aestudio.training.live import live_net_config
+
+    panel.nets.cache = tmp_path / "graphs"
+    _open(qtbot, panel, tmp_path, 48, 64)
+    assert panel.trainer is None
+    shape = live_net_config(3, 2, panel.live_config)
+    qtbot.waitUntil(lambda: shape in panel.nets._exports, timeout=WAIT)  # the child is exporting it
+    child = panel.nets._exports[shape]
+    assert str(graph_path(shape, panel.nets.cache)) in child.args
+    panel.nets.close()  # the test needs no graph: stop the child
+    child.wait(10)

@@ -135,6 +135,7 @@ class LabelPanel(ExplorePanel):
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.schedule = RefreshSchedule()  # spaces the refreshes while training (measured cost)
         self._inflight_key = ""  # the image of the prediction submitted last
+        self._graph_asked = False  # the prediction's graph was asked for (exported ahead of the first Train)
         self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
@@ -517,6 +518,12 @@ class LabelPanel(ExplorePanel):
         self.image_list.item(index).setToolTip(levels.describe() if levels.stretched else "")
         self._update_enabled()
         self.refresh_prediction()
+        if self.trainer is None and not self._graph_asked:
+            # The prediction's ONNX graph is exported once per net shape and machine, in a child process
+            # (~5.6 CPU-s): start it while the person paints, not at the first Train, where it competed
+            # with the training's start and the first ~30 s of predictions ran in torch at 3x the CPU.
+            self._graph_asked = True
+            self.runner.submit(_prepare_graph, self.nets, project, self.live_config, on_result=lambda _: None)
 
     @property
     def key(self) -> str:
@@ -987,6 +994,14 @@ def _project_channels(project: LabelProject) -> int:
         except ValueError:
             continue
     return 1
+
+
+def _prepare_graph(nets: SnapshotNets, project: LabelProject, live_config: LiveConfig | None) -> None:
+    """Have the prediction's ONNX graph for this project's net ready (its export started, or its session
+    made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there)."""
+    from aestudio.training.live import LiveConfig
+
+    nets.session(_project_channels(project), max(2, len(project.classes)), live_config or LiveConfig())
 
 
 def _save_model(project: LabelProject, trainer: LiveTrainer) -> None:

@@ -26,7 +26,7 @@ MIN_DUTY = 0.05
 MAX_DUTY = 0.5  # even where predictions cost nothing measurable, the training keeps most of the time
 MIN_INTERVAL_S = 2.0  # "every few seconds": no sooner than this
 WINDOW = 8  # cycles the rates are summed over (a prediction spans only 2-3 training steps)
-MIN_IDLE_STEPS = 6  # steps counted between predictions before the measurement replaces the prior
+MIN_IDLE_STEPS = 4  # steps counted between predictions before the measurement replaces the prior
 MIN_BUSY_S = 1.0
 
 
