@@ -92,6 +92,8 @@ WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
 PRETRAIN_MAX_IMAGES = 100
 PRETRAIN_MAX_PIXELS = 64 * 2**20  # e.g. 16 images of 2048 x 2048 (~400 MB as float16 RGB)
+UNPAINTED_MAX_IMAGES = 400  # unpainted images the trainer's pseudo-labels learn from (LiveConfig.unlabelled_share)
+UNPAINTED_MAX_PIXELS = 32 * 2**20  # ~200 MB as float16 RGB; bench label_quality's 200 unpainted images are 3.3 M pixels
 RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
 RECENT_MAX = 8
 CLASS_ROWS = 3  # class rows in view in the Classes box (more scroll): the tool column fits 1366 x 768
@@ -746,6 +748,12 @@ class LabelPanel(ExplorePanel):
             return
         trainer = self.trainer
         items = [(project.items[i].name, project.items[i].image_path, m) for i, m in labelled]
+        painted = {i for i, _ in labelled}
+        # Unpainted images teach through pseudo-labels (LiveConfig.pseudo, unlabelled_share), read in the
+        # training thread up to a pixel budget; an image painted later becomes an ordinary example.
+        blank = [(it.name, it.image_path) for i, it in enumerate(project.items)
+                 if it.problem is None and i not in painted][:UNPAINTED_MAX_IMAGES] \
+            if trainer.cfg.pseudo > 0 and trainer.cfg.unlabelled_share > 0 else []
         pretrain = [it.image_path for it in project.items if it.problem is None][:PRETRAIN_MAX_IMAGES] \
             if self.pretrain_box.isChecked() and trainer.step == 0 else []
         seconds = self.pretrain_seconds
@@ -769,6 +777,14 @@ class LabelPanel(ExplorePanel):
                     trainer.set_example(name, read_stretched(path), mask)
                 else:
                     trainer.update_mask(name, mask)
+            pixels = 0
+            for name, path in blank:
+                if pixels >= UNPAINTED_MAX_PIXELS or stop.is_set():
+                    break
+                if not trainer.has_example(name):
+                    image = read_stretched(path)
+                    trainer.set_example(name, image, np.full(image.shape[:2], UNLABELLED, np.uint8))
+                    pixels += image.shape[0] * image.shape[1]
             yield from trainer.events(stop, pause)
 
         self.worker = TrainWorker(source, self)
