@@ -335,9 +335,12 @@ class LiveTrainer:
         if n_blank:
             chosen += [blank[i] for i in self._rng.integers(len(blank), size=n_blank)]
         items = []
+        grown_now: dict[str, _Example] = {}  # grown once per batch: a list entry still holds the ungrown example
         for key, ex in chosen:
             if ex.labelled:
-                ex = self._grown(key, ex)
+                if key not in grown_now:
+                    grown_now[key] = self._grown(key, ex)
+                ex = grown_now[key]
             grown = ex.grown if ex.grown is not None and self.cfg.regions > 0 else ex.mask  # cfg may change between runs
             targets = torch.stack([ex.mask, grown, torch.zeros_like(ex.mask)])
             top, left, h, w = crop_window(targets[1], self.cfg.crop, self._rng)

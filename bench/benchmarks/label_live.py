@@ -214,6 +214,7 @@ def _probe(argv: list[str]) -> None:
     meter = StallMeter(10)
     late: list[float] = []
     refreshes = 0
+    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured slowdown per block
     shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
     intervals: list[float] = []  # between consecutive ones within a refreshing block
     cpu: list[float] = []  # each prediction's CPU seconds on its thread
@@ -245,6 +246,7 @@ def _probe(argv: list[str]) -> None:
         steps = panel.trainer.step - step0
         dt = time.perf_counter() - t0
         if refresh:
+            duties.append((panel.schedule.duty, panel.schedule.slowdown))
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made
@@ -265,7 +267,7 @@ def _probe(argv: list[str]) -> None:
         "stall": {"ticks": len(late), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                   "max_ms": float(a.max())},
         "load_before": load_before, "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "duty": duties,
     }))
 
 
