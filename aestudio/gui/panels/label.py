@@ -169,6 +169,11 @@ class LabelPanel(ExplorePanel):
 
         self.image_list = QListWidget()
         self.image_list.setMinimumWidth(150)
+        # Name, "7.6% painted" and "doubt 0.42" on lines of their own: in one line the numbers were cut off at 1366x768.
+        # A long name is shortened in the middle (its start and extension stay); the tooltip has it whole.
+        self.image_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.image_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.image_list.setAlternatingRowColors(True)  # which two lines belong together
         self.image_list.currentRowChanged.connect(self._row_changed)
         self.canvas = LabelCanvas()
         self.canvas.pressed.connect(self._pressed)
@@ -465,7 +470,9 @@ class LabelPanel(ExplorePanel):
         self.image_list.blockSignals(True)
         self.image_list.clear()
         for i in range(len(self.project.items)):
-            self.image_list.addItem(QListWidgetItem(self._item_text(i)))
+            entry = QListWidgetItem(self._item_text(i))
+            entry.setToolTip(self.project.items[i].name)
+            self.image_list.addItem(entry)
         self.image_list.setCurrentRow(row)
         self.image_list.blockSignals(False)
 
@@ -475,12 +482,12 @@ class LabelPanel(ExplorePanel):
         if item.problem is not None:
             return f"⚠ {item.name}"
         frac = self.project.labelled_fraction(i) if i in self.project._masks else None
-        parts = [item.name]
+        parts = []
         if frac is not None:
             parts.append(f"{100 * frac:.1f}% painted")
         if score is not None:
             parts.append(f"doubt {score:.2f}")
-        return " · ".join(parts)
+        return "\n".join([item.name, *parts])  # one fact a line: side by side they did not fit the list
 
     def _row_changed(self, row: int) -> None:
         if self.project is None or row < 0 or row == self.current:
@@ -517,7 +524,8 @@ class LabelPanel(ExplorePanel):
         self.image_list.item(index).setText(self._item_text(index))
         # A 16-bit image's own range ("16-bit values 0-4095, stretched to the full range"): why it looks
         # brighter than in other viewers. A tooltip: the narrow list has no room for it.
-        self.image_list.item(index).setToolTip(levels.describe() if levels.stretched else "")
+        name = project.items[index].name
+        self.image_list.item(index).setToolTip(f"{name}\n{levels.describe()}" if levels.stretched else name)
         self._update_enabled()
         self.refresh_prediction()
         if self.trainer is None and not self._graph_asked:
