@@ -97,7 +97,7 @@ def test_steps_run_on_one_thread_while_a_prediction_shares_the_cores(monkeypatch
     torch.set_num_threads(2)
     try:
         stop = threading.Event()
-        for event in trainer.events(stop):
+        for _event in trainer.events(stop):
             if len(seen) >= 6:
                 stop.set()
         assert seen[:6] == [2, 2, 1, 1, 2, 2]
