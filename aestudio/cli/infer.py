@@ -76,7 +76,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="noise seed (default 0); each file's noise depends on it and the file's name alone")
     q = folder_command("segment", "segment images into class-index masks (NAME_mask.png)", cmd_segment)
     q.add_argument("--overlay", action="store_true", help="also save NAME_overlay.png with class colours over the image")
-    folder_command("reconstruct", "reconstruct images through the model (NAME_recon.png)", cmd_reconstruct)
+    folder_command("reconstruct", "reconstruct images through the model (NAME_recon.png; 16-bit images: "
+                   "NAME_recon.tif in their own range)", cmd_reconstruct)
 
     q = sub.add_parser("sample", help="decode random codes from a VAE's prior into a grid image")
     _model_args(q)
@@ -276,7 +277,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     name, so a file gets the same noise whichever other files were skipped or added."""
     import zlib
 
-    from aestudio.data.levels import read_levelled, sample_bits
+    from aestudio.data.levels import Levels, read_levelled, result_suffix, sample_bits
     from aestudio.data.noise import apply_noise
     from aestudio.explore.folder_job import FolderWork, LevelledImage
     from aestudio.explore.image_metrics import (
@@ -288,12 +289,12 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     names = ("_denoised", "_noisy") if noise is not None else ("_denoised",)
 
     def suffixes_for(path: Path) -> tuple[str, ...]:
-        ext = ".tif" if sample_bits(path) == 16 else ".png"  # 16-bit results keep their depth (TIFF holds any)
+        ext = result_suffix(Levels(bits=sample_bits(path)))  # 16-bit results keep their depth (TIFF holds any)
         return tuple(n + ext for n in names)
 
     def compute(path: Path, name: str) -> dict[str, LevelledImage]:
         img, levels = read_levelled(path)
-        ext = ".tif" if levels.bits == 16 else ".png"  # as suffixes_for, without reading the header again
+        ext = result_suffix(levels)  # as suffixes_for, without reading the header again
         if noise is None:
             return {"_denoised" + ext: LevelledImage(run_model_image(pred, img), levels)}
         rng = np.random.default_rng([args.seed, zlib.crc32(Path(name).as_posix().encode())])
@@ -305,11 +306,22 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from aestudio.explore.folder_job import FolderWork
+    """16-bit images are reconstructed at their own range and written back as 16-bit TIFFs in it,
+    as ``aestudio denoise`` writes them (:mod:`aestudio.data.levels`); others as 8-bit PNGs."""
+    from aestudio.data.levels import Levels, read_levelled, result_suffix, sample_bits
+    from aestudio.explore.folder_job import FolderWork, LevelledImage
 
     pred = _image_model(args, "reconstruct")
+
+    def suffixes_for(path: Path) -> tuple[str, ...]:
+        return ("_recon" + result_suffix(Levels(bits=sample_bits(path))),)
+
+    def compute(path: Path, _name: str) -> dict[str, LevelledImage]:
+        img, levels = read_levelled(path)
+        return {"_recon" + result_suffix(levels): LevelledImage(pred.run_image(img), levels)}
+
     return _run_folder(args, FolderWork("Reconstructed", "reconstruction", ("_recon.png",),
-                                        lambda img: {"_recon.png": pred.run_image(img)}))
+                                        compute_file=compute, suffixes_for=suffixes_for))
 
 
 def cmd_segment(args: argparse.Namespace) -> int:

@@ -20,6 +20,19 @@ Minimum and maximum, not percentiles: nothing is clipped, so the mapping is
 exactly invertible. (A single hot pixel at 65535 leaves the image as dark as
 before; that is the price of never clipping data.) 8-bit and float images, and
 constant ones, are read as they are (:attr:`Levels.stretched` is False).
+
+Float images (float TIFFs) follow the same idea, decided where they are decoded
+(:func:`aestudio.data.tiff.float_to_unit`): values within [0, 1] are taken as they
+are, because for a float image 0 is black and 1 white by convention (scikit-image's
+``img_as_float``, and aestudio's own float results read back unchanged), so a narrow
+float image in [0.2, 0.25] stays a flat grey; values beyond [0, 1] have no white level
+and are mapped by their own min/max, which is this stretch (a float micrograph
+holding 1000-3000 reads like the 16-bit one holding 1000-3000). Masks are never
+stretched: they are class indices, read by :func:`aestudio.data.io.read_mask`.
+
+Where results are written (``aestudio denoise`` / ``reconstruct``, the panels' Save):
+a 16-bit input gives a 16-bit TIFF in its own range (:func:`result_suffix`,
+:func:`write_levelled`), anything else an 8-bit PNG.
 """
 
 from __future__ import annotations
@@ -129,6 +142,12 @@ def levelled_suffix(levels: Levels, channels: int) -> str:
     """The file type a result of this image is written as: 16-bit grey PNG, 16-bit colour TIFF
     (Pillow writes no 16-bit colour PNG), else an 8-bit PNG."""
     return ".tif" if levels.bits == 16 and channels == 3 else ".png"
+
+
+def result_suffix(levels: Levels | None) -> str:
+    """The file type of an image result: a 16-bit TIFF for a 16-bit input (TIFF holds 16-bit grey and
+    colour alike, so every command names its results the same way), else an 8-bit PNG."""
+    return ".tif" if levels is not None and levels.bits == 16 else ".png"
 
 
 def write_levelled(path: PathLike, image: np.ndarray, levels: Levels, *, overwrite: bool = False) -> Path:

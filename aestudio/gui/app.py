@@ -42,7 +42,7 @@ def create_window(paths: Sequence[str | Path] = ()) -> MainWindow:
     window.show()
     if paths:
         targets = [Path(p).expanduser() for p in paths]
-        QTimer.singleShot(0, window, lambda: window.open_paths(targets))
+        QTimer.singleShot(0, window, lambda: window.open_paths(targets, at_launch=True))
     return window
 
 

@@ -54,6 +54,7 @@ class LabelCanvas(QWidget):
     dragged = Signal(float, float)  # y, x while the left button is held
     released = Signal()
     zoom_changed = Signal(float)
+    view_changed = Signal()  # zoomed, panned, fitted or resized: what is visible changed
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -145,6 +146,7 @@ class LabelCanvas(QWidget):
         self.scale = float(np.clip(s, MIN_SCALE, MAX_SCALE))
         self.offset = QPointF((self.width() - w * self.scale) / 2, (self.height() - h * self.scale) / 2)
         self.zoom_changed.emit(self.scale)
+        self.view_changed.emit()
         self.update()
 
     def zoom_at(self, factor: float, at: QPointF) -> None:
@@ -154,7 +156,22 @@ class LabelCanvas(QWidget):
         self.scale = new
         self.offset = QPointF(at.x() - img.x() * new, at.y() - img.y() * new)
         self.zoom_changed.emit(new)
+        self.view_changed.emit()
         self.update()
+
+    def visible_rect(self) -> tuple[int, int, int, int] | None:
+        """The image pixels in view: (top, left, bottom, right), bottom/right exclusive; None without an
+        image or when none is in view."""
+        h, w = self.image_size
+        if not h:
+            return None
+        a = self.to_image(QPointF(0, 0))
+        z = self.to_image(QPointF(self.width(), self.height()))
+        top, left = max(0, int(np.floor(a.y()))), max(0, int(np.floor(a.x())))
+        bottom, right = min(h, int(np.ceil(z.y()))), min(w, int(np.ceil(z.x())))
+        if bottom <= top or right <= left:
+            return None
+        return top, left, bottom, right
 
     def to_image(self, p: QPointF) -> QPointF:
         """Widget position -> image (x, y) in pixels (continuous)."""
@@ -230,6 +247,7 @@ class LabelCanvas(QWidget):
             self._fit_mode = False
             self.offset += pos - self._panning
             self._panning = pos
+            self.view_changed.emit()
             self.update()
             return
         self.update(old.united(self._cursor_rect()))
@@ -259,3 +277,5 @@ class LabelCanvas(QWidget):
         super().resizeEvent(event)
         if self._image is not None and (self._fit_mode or event.oldSize().width() <= 0):
             self.fit()
+        elif self._image is not None:
+            self.view_changed.emit()

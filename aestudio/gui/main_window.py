@@ -47,7 +47,7 @@ from aestudio.gui.data_panel import DataPanel, DataSummary
 from aestudio.gui.drops import DropKind, classify_all
 from aestudio.gui.engine import LoadedModel
 from aestudio.gui.export_status import ExportStatus
-from aestudio.gui.messages import Level, MessageBar, show_error_dialog
+from aestudio.gui.messages import TOPIC_MODEL, Level, MessageBar, show_error_dialog
 from aestudio.gui.models_panel import ModelsPanel
 from aestudio.gui.panels import PANELS, ExplorePanel
 from aestudio.gui.sample_strip import SampleStrip
@@ -151,6 +151,9 @@ class MainWindow(QMainWindow):
         self.samples = SampleStrip()
         self._offered: set[str] = set()  # zoo models already suggested for a tab (ask once)
         self._show_tab_for_model = False  # first run: switch to the default model's tab when it loads
+        # Opened paths chose the tab (a project -> Label, images -> the panel they went to): the first
+        # run's switch to the default model's tab must not move the window away from them later.
+        self._paths_chose_tab = False
         self._load_seq = 0  # the newest model load request; an older one finishing later is dropped
         self._restoring: Path | None = None  # the last session's model, while it loads (no tab offers meanwhile)
         self._build_layout()
@@ -487,8 +490,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================ messages
 
-    def notify(self, level: Level, text: str, details: str = "") -> None:
-        self.messages.post(level, text, details)  # (not also in the status bar: cut there, beside the labels)
+    def notify(self, level: Level, text: str, details: str = "", *, topic: str = "") -> None:
+        self.messages.post(level, text, details, topic=topic)  # (not also in the status bar: cut there, beside the labels)
 
     def status(self, text: str) -> None:
         """A transient progress note: status bar only, replaced by the outcome's message."""
@@ -513,9 +516,19 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
             self.open_paths(paths)
 
-    def open_paths(self, paths: list[Path]) -> None:
-        """Route paths by kind: images to the current panel, folders to data, runs/bundles to models."""
+    def open_paths(self, paths: list[Path], *, at_launch: bool = False) -> None:
+        """Route paths by kind: images to the current panel, folders to data, runs/bundles to models.
+
+        The tab follows what was opened: a project shows the Label tab, images the panel they go to
+        (the current one, Reconstruct from Train), and then stays there. ``at_launch`` (``aestudio
+        PATH...``): a model alone opens on the tab for its task, as a first start does.
+        """
         groups = classify_all(paths)
+        if groups[DropKind.IMAGE] or any(is_project(i.path) for i in groups[DropKind.FOLDER]):
+            self._paths_chose_tab = True
+            self._show_tab_for_model = False
+        elif at_launch and any(groups[k] for k in (DropKind.RUN, DropKind.BUNDLE, DropKind.ONNX, DropKind.PACKAGE)):
+            self._show_tab_for_model = True
         for item in groups[DropKind.MISSING] + groups[DropKind.UNSUPPORTED]:
             self.notify(Level.WARNING, item.reason)
         folders = groups[DropKind.FOLDER]
@@ -533,7 +546,7 @@ class MainWindow(QMainWindow):
         models = groups[DropKind.RUN] + groups[DropKind.BUNDLE] + groups[DropKind.ONNX] + groups[DropKind.PACKAGE]
         if models:
             if len(models) > 1:
-                self.notify(Level.INFO, f"Loading {models[-1].path.name}; one active model at a time.")
+                self.notify(Level.INFO, f"Loading {models[-1].path.name}; one active model at a time.", topic=TOPIC_MODEL)
             self.load_model(models[-1].path)
         images = [i.path for i in groups[DropKind.IMAGE]]
         if images:
@@ -610,17 +623,19 @@ class MainWindow(QMainWindow):
         self.set_active_model(model, path)
 
     def _load_failed(self, path: Path, exc: BaseException, details: str) -> None:
-        self._task_failed(f"Cannot load {path}", exc, details, path)
+        self._task_failed(f"Cannot load {path}", exc, details, path, topic=TOPIC_MODEL)
         if self._restoring == path:
             self._restoring = None
             self._offer_model_for_tab()
 
-    def _task_failed(self, what: str, exc: BaseException, details: str, path: Path | None = None) -> None:
+    def _task_failed(self, what: str, exc: BaseException, details: str, path: Path | None = None,
+                     topic: str = "") -> None:
         """Report a failed load/export; an export child's own error output is the details."""
         if isinstance(exc, engine.ExportCancelled):
-            self.notify(Level.INFO, str(exc))
+            self.notify(Level.INFO, str(exc), topic=topic)
             return
-        self.notify(Level.ERROR, f"{what}: {describe_error(exc, path)}", getattr(exc, "details", "") or details)
+        self.notify(Level.ERROR, f"{what}: {describe_error(exc, path)}", getattr(exc, "details", "") or details,
+                    topic=topic)
 
     def set_active_model(self, model: LoadedModel, requested: Path | None = None) -> None:
         self._cancel_model_calls()  # the old model's calls in flight are of no use now
@@ -636,12 +651,13 @@ class MainWindow(QMainWindow):
         self._restoring = None
         self.models_panel.protected = {p for p in (model.path, model.source) if p is not None}
         self.models_panel.set_recent(recent_items(self.settings))
-        self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).")
+        self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).", topic=TOPIC_MODEL)
         self._open_data_of_shipped(model)
         if self._show_tab_for_model:
             self._show_tab_for_model = False
             # Once the start-up loads are done: building that tab now waited on their imports.
-            self._when_idle(lambda: self._show_tab_for_task(task), first=True)
+            # (Checked when it runs: images or a project opened meanwhile keep their tab.)
+            self._when_idle(lambda: None if self._paths_chose_tab else self._show_tab_for_task(task), first=True)
 
     def _show_tab_for_task(self, task: str) -> None:
         for i, entry in enumerate(PANELS):
@@ -690,7 +706,8 @@ class MainWindow(QMainWindow):
         current = self.active_model
         needs = "works best with" if panel.supports(current) else "needs"
         if current is None or engine.is_zoo_path(current.path):
-            self.notify(Level.INFO, f"{panel.title} {needs} a {task.value} model: loading the shipped {zoo.name}.")
+            self.notify(Level.INFO, f"{panel.title} {needs} a {task.value} model: loading the shipped {zoo.name}.",
+                        topic=TOPIC_MODEL)
             self.load_model(Path(zoo.path))
         else:
             self.notify(Level.INFO, f"{panel.title} {needs} a {task.value} model; the shipped {zoo.name} is one "

@@ -39,6 +39,12 @@ class Message:
     level: Level
     text: str
     details: str = ""
+    # Messages about one thing (e.g. TOPIC_MODEL: "loading the shipped photo-denoiser" then "Active model:
+    # ..."): a new one replaces the visible infos of its topic, so one banner tells the latest state.
+    topic: str = ""
+
+
+TOPIC_MODEL = "model"  # the active model: offered, loading, loaded, failed to load
 
 
 class _MessageRow(QFrame):
@@ -114,11 +120,17 @@ class MessageBar(QWidget):
         self.setGeometry(margin, max(0, host.height() - height - margin), width, height)
         self.raise_()
 
-    def post(self, level: Level, text: str, details: str = "") -> Message:
-        msg = Message(level, text, details)
+    def post(self, level: Level, text: str, details: str = "", *, topic: str = "") -> Message:
+        """Show a message; with a ``topic`` it replaces the visible infos of that topic (warnings and
+        errors of it stay until dismissed)."""
+        msg = Message(level, text, details, topic)
         self.history.append(msg)
         log_level = {Level.INFO: logging.INFO, Level.WARNING: logging.WARNING, Level.ERROR: logging.ERROR}[level]
         logger.log(log_level, "%s", text)
+        if topic:
+            for old in [self._layout.itemAt(i).widget() for i in range(self._layout.count())]:
+                if isinstance(old, _MessageRow) and old.message.topic == topic and old.message.level is Level.INFO:
+                    self._remove(old)
         row = _MessageRow(msg, self)
         row.closed.connect(self._remove)
         self._layout.addWidget(row)

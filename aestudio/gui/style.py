@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QFont, QIcon, QPalette
 from PySide6.QtWidgets import QApplication
 
 ACCENT = "#2f6db5"
+DISABLED_TEXT = "#a0a5ad"  # greyed text: disabled buttons (style sheet) and every other disabled widget (palette)
 
 STYLE_SHEET = f"""
 QMainWindow, QWidget#central {{ background: #f4f5f7; }}
@@ -28,7 +29,7 @@ QLabel#emptyState {{ color: #7a818b; margin-top: 18px; }}
 QPushButton {{ padding: 5px 12px; border: 1px solid #c3c8d0; border-radius: 4px; background: #ffffff; }}
 QPushButton:hover {{ border-color: {ACCENT}; }}
 QPushButton:checked {{ background: #e3ecf8; }}
-QPushButton:disabled {{ color: #a0a5ad; background: #f0f1f3; }}
+QPushButton:disabled {{ color: {DISABLED_TEXT}; background: #f0f1f3; }}
 QPushButton#primary {{ background: {ACCENT}; color: white; border-color: {ACCENT}; font-weight: 600; }}
 QPushButton#primary:disabled {{ background: #9bb5d8; border-color: #9bb5d8; }}
 QProgressBar {{ border: 1px solid #c3c8d0; border-radius: 4px; background: #ffffff; text-align: center; height: 18px; }}
@@ -64,7 +65,17 @@ def apply_style(app: QApplication) -> None:
         (QPalette.ColorRole.Text, "#1d2026"), (QPalette.ColorRole.WindowText, "#1d2026"),
         (QPalette.ColorRole.Button, "#ffffff"), (QPalette.ColorRole.ButtonText, "#1d2026"),
     ):
-        pal.setColor(role, QColor(color))
+        pal.setColor(role, QColor(color))  # (every colour group, the disabled one too)
+    # Disabled widgets must look disabled: the colours above went to the Disabled group as well, so a
+    # disabled label, combo box or slider looked exactly like an enabled one (the Noise lab's sigma
+    # slider in "already noisy" mode). Greyed text as on disabled buttons, a faded slider fill.
+    disabled = QPalette.ColorGroup.Disabled
+    for role, color in (
+        (QPalette.ColorRole.Text, DISABLED_TEXT), (QPalette.ColorRole.WindowText, DISABLED_TEXT),
+        (QPalette.ColorRole.ButtonText, DISABLED_TEXT), (QPalette.ColorRole.Highlight, "#b9c3d0"),
+        (QPalette.ColorRole.Button, "#f0f1f3"), (QPalette.ColorRole.Base, "#f4f5f7"),
+    ):
+        pal.setColor(disabled, role, QColor(color))
     app.setPalette(pal)
     font = app.font()
     if font.pointSizeF() < 9.5:

@@ -2,7 +2,8 @@
 
 The view asks only for visible rows; the model answers with a placeholder and
 queues a decode (QImageReader with a scaled size, so JPEGs decode at thumbnail
-resolution; the core's ``read_image`` for formats Qt lacks, such as float TIFF).
+resolution; the core's ``read_image`` for formats Qt lacks, such as float TIFF, and for 16-bit
+images, which it stretches by their own range as every panel shows them: :mod:`aestudio.data.levels`).
 Decoded QImages come back through a queued signal and become cached pixmaps.
 A generation counter drops results from a previous folder.
 """
@@ -37,6 +38,9 @@ CACHE_LIMIT = 3000  # pixmaps kept (~60 MB at 72 px); older ones are decoded aga
 DECODE_THREADS = 2  # leaves the other cores to training on small machines
 
 Item = Path | np.ndarray
+# What QImageReader gives for 16-bit PNGs and TIFFs (grey and colour, with and without alpha).
+_DEEP_FORMATS = frozenset({QImage.Format.Format_Grayscale16, QImage.Format.Format_RGBX64,
+                           QImage.Format.Format_RGBA64, QImage.Format.Format_RGBA64_Premultiplied})
 
 
 def decode_thumbnail(item: Item, size: int = THUMB) -> QImage:
@@ -50,7 +54,9 @@ def decode_thumbnail(item: Item, size: int = THUMB) -> QImage:
         if full.isValid() and (full.width() > size or full.height() > size):
             reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
         img = reader.read()
-        if img.isNull():
+        if img.isNull() or img.format() in _DEEP_FORMATS:
+            # Formats Qt lacks, and 16-bit images: Qt shows those by the type's white level, so a 12-bit
+            # camera's frame was a black square; read_image stretches them as the canvas and the models see them.
             img = array_to_qimage(engine.read_image(Path(item)))  # raises ImageLoadError(ValueError)
     if img.width() > size or img.height() > size:
         img = img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)

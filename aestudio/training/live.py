@@ -21,6 +21,7 @@ painted value.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -71,6 +72,10 @@ class LiveConfig:
     jitter: float = 0.1  # per-crop brightness shift and contrast factor within +-jitter (0 = off)
     input_stride: int = 1  # 2: the U-Net works at half resolution, logits upsampled (UNetConfig.input_stride)
     balance: float = 0.0  # cross-entropy class weights ~ (share of the batch's labelled pixels) ** -balance
+    ema: float = 0.99  # > 0: the published weights are an exponential moving average of the trained ones (decay)
+    pseudo: float = 0.0  # > 0: loss weight of pseudo-labels on unlabelled pixels (teacher: the EMA, else the net)
+    pseudo_threshold: float = 0.9  # a pseudo-label counts where the teacher's top class has at least this probability
+    unlabelled_share: float = 0.0  # with `pseudo`: share of each batch's crops taken from wholly unpainted images
 
 
 @dataclass
@@ -107,12 +112,18 @@ class LiveTrainer:
             load_matching(self.net, state)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
         self.step = step
+        self._ema: torch.nn.Module | None = None  # eval-mode copy holding the averaged weights (made at the first step)
+        self._ema_updates = 0
         self._examples: dict[str, _Example] = {}
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(self.cfg.seed + step)
         self._snapshot: tuple[int, dict[str, torch.Tensor]] = (step, self._copy_state())
         self._collate = pad_collate(self.net_cfg.size_multiple)
         self._publish_soon = False  # new strokes: publish after the next step instead of waiting
+        # Set while another thread predicts for the screen: the steps then run on one torch thread. Two
+        # OpenMP threads and the prediction's thread on 2 cores wait for each other at every barrier:
+        # in one process at load ~12, 0.18 steps/s on 2 threads beside a prediction, 0.45 on one.
+        self.sharing = threading.Event()
         self.pretrained = 0  # encoder tensors copied from a pre-trained autoencoder
 
     # ------------------------------------------------------------- examples (any thread)
@@ -143,6 +154,7 @@ class LiveTrainer:
             if ex is not None:  # the regions stay (same image); the grown labels are remade in the next batch
                 self._examples[key] = replace(ex, mask=mask_t, labelled=int((mask_t != UNLABELLED).sum()), grown=None)
             self._publish_soon = True
+            self._ema_updates = 0  # the average restarts its ramp, so the screen follows new strokes within steps
 
     def has_example(self, key: str) -> bool:
         with self._lock:
@@ -163,6 +175,7 @@ class LiveTrainer:
         self.net = build_net(NET_NAME, self.net_cfg)
         load_matching(self.net, state)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        self._ema = None
         with self._lock:
             self._snapshot = (self.step, self._copy_state())
 
@@ -210,13 +223,35 @@ class LiveTrainer:
         copied = int(self.net.load_encoder_state(ae.state_dict()))
         self.pretrained = copied
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=self.cfg.lr)
+        self._ema = None
         self._publish()
         return copied
 
     # ------------------------------------------------------------- weights
 
     def _copy_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        """The weights to publish: the moving average when ``cfg.ema`` is on, else the trained ones."""
+        source = self._ema if self._ema is not None and self.cfg.ema > 0 else self.net
+        return {k: v.detach().clone() for k, v in source.state_dict().items()}
+
+    def _update_ema(self) -> None:
+        """Move the averaged weights towards the trained ones (after an optimizer step).
+
+        The decay ramps up as ``(1 + n) / (10 + n)`` towards ``cfg.ema``, so the first snapshots
+        follow training instead of the random start. BatchNorm's running statistics are averaged too."""
+        if self._ema is None:
+            self._ema = copy.deepcopy(self.net).eval().requires_grad_(False)
+            self._ema_updates = 0
+            return
+        self._ema_updates += 1
+        decay = min(self.cfg.ema, (1 + self._ema_updates) / (10 + self._ema_updates))
+        with torch.no_grad():
+            ema, own = self._ema.state_dict(), self.net.state_dict()
+            for k, v in own.items():
+                if v.is_floating_point():
+                    ema[k].lerp_(v, 1.0 - decay)
+                else:
+                    ema[k].copy_(v)
 
     def snapshot(self) -> tuple[int, dict[str, torch.Tensor]]:
         """(step, CPU weights) last published; safe to call from any thread."""
@@ -249,8 +284,12 @@ class LiveTrainer:
         reason, message = FinishReason.STOPPED, "stopped"
         last_publish = time.perf_counter()
         ips: float | None = None
+        threads = torch.get_num_threads()  # this thread's own (OpenMP's setting is per thread)
         try:
             while not stop.is_set():
+                want = 1 if self.sharing.is_set() else threads
+                if torch.get_num_threads() != want:
+                    torch.set_num_threads(want)
                 if pause is not None and pause.is_set():
                     time.sleep(0.05)
                     continue
@@ -279,6 +318,7 @@ class LiveTrainer:
                 yield StepEnded(epoch=0, step=self.step, total_steps=total, loss=loss, terms={}, images_per_s=ips,
                                 eta_s=0.0, lr=self.cfg.lr)
         finally:
+            torch.set_num_threads(threads)
             self._publish()
         yield TrainFinished(reason=reason, message=message, run_dir=None, epoch=0, step=self.step)
 
@@ -287,18 +327,31 @@ class LiveTrainer:
         with self._lock:
             self._snapshot = (self.step, state)
 
-    def _batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Images [N, C, h, w] and targets int64 [N, 2, h, w]: the painted labels and the grown ones."""
+    def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Jittered images [N, C, h, w], the same before jitter (the teacher's view), and targets int64
+        [N, 3, h, w]: the painted labels, the grown ones, and 0 inside the crop (255 in the padding).
+
+        With ``cfg.pseudo`` and ``cfg.unlabelled_share``, that share of the crops comes from wholly
+        unpainted images (targets all unlabelled: only the pseudo-label term learns from them)."""
         with self._lock:
             examples = [(k, ex) for k, ex in self._examples.items() if ex.labelled]
+            blank = [(k, ex) for k, ex in self._examples.items() if not ex.labelled] if self.cfg.pseudo > 0 else []
         if not examples:
             return None
-        picks = self._rng.integers(len(examples), size=self.cfg.batch_size)
+        n_blank = int(round(self.cfg.batch_size * self.cfg.unlabelled_share)) if blank else 0
+        n_blank = min(n_blank, self.cfg.batch_size - 1)  # at least one labelled crop per step
+        chosen = [examples[i] for i in self._rng.integers(len(examples), size=self.cfg.batch_size - n_blank)]
+        if n_blank:
+            chosen += [blank[i] for i in self._rng.integers(len(blank), size=n_blank)]
         items = []
-        for i in picks:
-            ex = self._grown(*examples[i])
+        grown_now: dict[str, _Example] = {}  # grown once per batch: a list entry still holds the ungrown example
+        for key, ex in chosen:
+            if ex.labelled:
+                if key not in grown_now:
+                    grown_now[key] = self._grown(key, ex)
+                ex = grown_now[key]
             grown = ex.grown if ex.grown is not None and self.cfg.regions > 0 else ex.mask  # cfg may change between runs
-            targets = torch.stack([ex.mask, grown])
+            targets = torch.stack([ex.mask, grown, torch.zeros_like(ex.mask)])
             top, left, h, w = crop_window(targets[1], self.cfg.crop, self._rng)
             x, t = ex.image[:, top:top + h, left:left + w], targets[:, top:top + h, left:left + w]
             if self._rng.random() < 0.5:
@@ -310,7 +363,7 @@ class LiveTrainer:
                 x, t = torch.rot90(x, turns, (-2, -1)), torch.rot90(t, turns, (-2, -1))
             items.append((x.float(), t))
         images, targets = self._collate(items)  # only the crops widen to int64
-        return self._jitter(images), targets
+        return self._jitter(images), images, targets
 
     def _jitter(self, x: torch.Tensor) -> torch.Tensor:
         """Brightness and contrast of each crop varied a little (lighting differs between images)."""
@@ -341,16 +394,43 @@ class LiveTrainer:
                 self._examples[key] = replace(current, regions=regions)  # new strokes meanwhile: keep the regions
         return ex2
 
-    def _train_step(self, x: torch.Tensor, targets: torch.Tensor) -> float:
+    def _train_step(self, x: torch.Tensor, clean: torch.Tensor, targets: torch.Tensor) -> float:
+        pseudo = None
+        if self.cfg.pseudo > 0:
+            # The teacher sees the crop before jitter; the student must agree under the jitter.
+            teacher = self._ema if self._ema is not None and self.cfg.ema > 0 else self.net.eval()
+            with torch.no_grad():
+                pseudo = torch.softmax(teacher(clean).float(), dim=1)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.net(x)
         loss = sparse_loss(logits, targets[:, 0], targets[:, 1], self.cfg.regions, self.cfg.balance)
+        if pseudo is not None:
+            unlabelled = (targets[:, 1] == UNLABELLED) & (targets[:, 2] != UNLABELLED)
+            loss = loss + self.cfg.pseudo * pseudo_label_loss(logits, pseudo, unlabelled, self.cfg.pseudo_threshold)
         value = float(loss.detach())
         if math.isfinite(value):
             loss.backward()
             self.optimizer.step()
+            if self.cfg.ema > 0:
+                self._update_ema()
         return value
+
+
+def pseudo_label_loss(logits: torch.Tensor, teacher_probs: torch.Tensor, unlabelled: torch.Tensor,
+                      threshold: float) -> torch.Tensor:
+    """FixMatch's unlabelled term per pixel: cross-entropy towards the teacher's top class where the
+    teacher is at least ``threshold`` sure, over the ``unlabelled`` pixels only (bool [N, H, W]).
+
+    Averaged over all unlabelled pixels (confident or not), so the term grows as the teacher becomes
+    sure; it vanishes where the student agrees with the teacher with certainty, and labelled pixels
+    never receive a pseudo-label (their own labels stay the only target there)."""
+    confidence, target = teacher_probs.max(dim=1)
+    use = unlabelled & (confidence >= threshold)
+    if not bool(use.any()):
+        return logits.float().sum() * 0.0
+    ce = torch.nn.functional.cross_entropy(logits.float(), target, reduction="none")
+    return (ce * use).sum() / unlabelled.sum().clamp_min(1)
 
 
 def sparse_loss(logits: torch.Tensor, painted: torch.Tensor, grown: torch.Tensor, weight: float,

@@ -268,28 +268,17 @@ def test_pretrain_box_is_off_and_says_why_and_what_it_uses(panel) -> None:
     assert "unlabelled" in box.text() and "unlabelled" in tip and "measured worse" in tip and "0.07" in tip
 
 
-def test_refreshes_while_training_keep_to_the_cpu_budget(qtbot, panel, tmp_path, monkeypatch) -> None:
-    """While training, the next refresh waits for the last one's CPU cost / (share x the process's CPU
-    rate), and at least REFRESH_MS; a stroke inside that time is refreshed when it ends, not at once."""
-    from aestudio.gui.panels import label as label_mod
-
+def test_refreshes_while_training_follow_the_schedule(qtbot, panel, tmp_path, monkeypatch) -> None:
+    """While training, the next refresh waits for the panel's RefreshSchedule (fed with each prediction's
+    start and end and the trainer's step then); a stroke inside that time is refreshed when it ends."""
     _open_with_image(qtbot, panel, tmp_path)
     _paint_both_classes(qtbot, panel)
-    panel._cpu_mark = (time.monotonic() - 10, time.process_time() - 5)
-    assert panel._cpu_rate() == pytest.approx(0.5, abs=0.1)  # 5 CPU-s in 10 s
-    monkeypatch.setattr(panel, "_cpu_rate", lambda: 2.0)
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
-    p = panel.prediction
-    start = panel._predict_t0
-    panel._predicted(label_mod.Prediction(p.key, p.step, p.mask, p.entropy, p.layer_prediction,
-                                          p.layer_uncertainty, cpu_s=1.0))
-    assert panel._next_refresh == pytest.approx(start + 1.0 / (label_mod.PREDICT_CPU_SHARE * 2))
-    panel._predicted(label_mod.Prediction(p.key, p.step, p.mask, p.entropy, p.layer_prediction,
-                                          p.layer_uncertainty, cpu_s=0.01))
-    assert panel._next_refresh == pytest.approx(start + label_mod.REFRESH_MS / 1000)
-    # A budget that every prediction exhausts for good: once the ones in flight are in, none follows.
-    monkeypatch.setattr(label_mod, "PREDICT_CPU_SHARE", 1e-9)
+    qtbot.waitUntil(lambda: panel.predictions_made >= 3, timeout=WAIT)
+    assert len(panel.schedule._busy) >= 2 and len(panel.schedule._idle) >= 1  # each refresh was measured
+    # A schedule that never allows another: once the ones in flight are in, none follows, strokes or not.
+    monkeypatch.setattr(panel.schedule, "finished", lambda now, step: now + 3600.0)
     made = panel.predictions_made
     qtbot.waitUntil(lambda: panel.predictions_made > made, timeout=WAIT)
     qtbot.waitUntil(lambda: not panel.runner.busy, timeout=WAIT)
@@ -298,8 +287,7 @@ def test_refreshes_while_training_keep_to_the_cpu_budget(qtbot, panel, tmp_path,
     _drag(qtbot, panel, [(30, 20), (30, 30)])
     qtbot.wait(1500)  # the stroke's 0.4 s refresh comes and is deferred
     assert panel.predictions_made == made
-    monkeypatch.setattr(label_mod, "PREDICT_CPU_SHARE", 0.125)
-    panel._next_refresh = time.monotonic()  # the budget allows it now: the stroke's refresh comes
+    panel._next_refresh = time.monotonic()  # the schedule allows it now: the stroke's refresh comes
     qtbot.waitUntil(lambda: panel.predictions_made > made, timeout=WAIT)
     # While a prediction of this image runs, no second one is queued behind it (its result sets the
     # budget); one of another image (the person switched) is.

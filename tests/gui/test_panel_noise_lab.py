@@ -306,3 +306,25 @@ def test_tiny_dropped_images_are_denoised_without_an_error(qtbot, panel, denoise
         assert r["denoised"].shape == (*shape, 1) and r["sigma"] is None
         assert panel.noise_level_label.text() == ""
     assert not any(level is Level.ERROR for level, _ in panel.messages)
+
+
+def test_already_noisy_greys_the_noise_controls_and_says_why(qtbot, panel, tmp_path):
+    """The sigma slider did nothing in "already noisy" mode yet looked as enabled as before: the app
+    palette gave disabled widgets the enabled colours."""
+    from PySide6.QtWidgets import QApplication
+
+    from aestudio.gui.style import apply_style
+
+    apply_style(QApplication.instance())  # the app's look, as a user sees it (once per application)
+    panel.add_images([photo(tmp_path / "p.png")])
+    qtbot.waitUntil(lambda: panel.result is not None, timeout=WAIT)
+    before = {w: w.grab().toImage() for w in (panel.strength_name, panel.strength, panel.kind_box)}
+    panel.already_noisy.setChecked(True)
+    qtbot.wait(50)
+    for widget, image in before.items():
+        assert not widget.isEnabled()
+        assert "already noisy" in widget.toolTip(), widget  # says why it is off
+        assert widget.grab().toImage() != image, f"{widget} looks the same disabled as enabled"
+    panel.already_noisy.setChecked(False)
+    assert panel.strength.isEnabled() and "already noisy" not in panel.strength.toolTip()
+    assert panel.kind_box.toolTip().startswith("The corruption added")  # its own tip is back

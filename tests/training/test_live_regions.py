@@ -77,7 +77,7 @@ def test_trainer_batches_carry_grown_labels_and_the_switch_turns_them_off() -> N
     for weight in (0.5, 0.0):
         trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=2, base_channels=4, depth=2, regions=weight))
         trainer.set_example("a", image, sparse)
-        _, targets = trainer._batch()
+        *_, targets = trainer._batch()
         painted, grown = targets[:, 0], targets[:, 1]
         keep = painted != UNLABELLED
         assert torch.equal(grown[keep], painted[keep])  # a painted pixel is never overwritten
@@ -90,7 +90,7 @@ def test_trainer_batches_carry_grown_labels_and_the_switch_turns_them_off() -> N
     trainer.set_example("a", image, sparse)
     trainer._batch()
     trainer.cfg = replace(trainer.cfg, regions=0.0)
-    _, targets = trainer._batch()
+    *_, targets = trainer._batch()
     assert torch.equal(targets[:, 0], targets[:, 1])
     # New strokes: the grown labels are remade from them.
     trainer = LiveTrainer(3, 3, LiveConfig(crop=48, batch_size=1, base_channels=4, depth=2))
@@ -99,7 +99,7 @@ def test_trainer_batches_carry_grown_labels_and_the_switch_turns_them_off() -> N
     erased = sparse.copy()
     erased[13:15, 10:18] = UNLABELLED
     trainer.update_mask("a", erased)
-    _, targets = trainer._batch()
+    *_, targets = trainer._batch()
     assert not bool((targets[:, 1] == 1).any())  # the square's stroke is gone, so is its region
 
 
@@ -130,7 +130,7 @@ def test_crops_are_turned_by_90_degrees_and_jittered_only_when_asked() -> None:
         trainer.set_example("a", image, mask)
         vertical, changed = False, False
         for _ in range(4):
-            x, targets = trainer._batch()
+            x, _, targets = trainer._batch()
             painted = targets[:, 0] != UNLABELLED
             vertical |= bool((painted.sum(dim=-2) > 1).any())  # a column with more than one painted pixel
             changed |= not torch.allclose(x, torch.full_like(x, 0.5), atol=1e-3)

@@ -64,6 +64,7 @@ from aestudio.gui.panels.label_jobs import (
     predict_image,
     rank_by_uncertainty,
 )
+from aestudio.gui.panels.label_schedule import RefreshSchedule
 from aestudio.gui.workers import TaskRunner, TrainWorker
 
 if TYPE_CHECKING:  # torch loads when training or a saved model first needs it, never with the window
@@ -76,20 +77,23 @@ log = logging.getLogger(__name__)
 UNLABELLED = 255
 REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
-# While training, predictions may use at most this share of the CPU time this process gets: a refresh
-# that cost c CPU-seconds (on its one thread) is followed by the next no sooner than c / (share x r)
-# after it started, r being the process's CPU-seconds per second over the last refresh cycle. The
-# prediction's CPU comes out of the training's: on an idle machine the training uses every core, and
-# on a loaded Linux desktop the scheduler's autogroups share the CPU per session, so our threads split
-# our session's part. A budget in machine terms (12.5% of the cores) cost the training 25-30% under
-# load 10. 12% of the process's CPU time kept 0.93 of the training's speed at load 4 with a refresh every
-# 10.6 s (median), 20% 0.85 with 8.5 s: the predictions cost the training more than their CPU (cache,
-# memory bandwidth). The first budget, 15% of the wall time, spaced refreshes 12-15 s apart (bench label_live).
-PREDICT_CPU_SHARE = 0.12
+# While training, how soon the next refresh may start is measured, not assumed: RefreshSchedule
+# (label_schedule.py) watches the trainer's step rate while predictions run and between them, and
+# spaces the refreshes so that the training keeps 90% of its speed. The fixed budgets it replaced
+# (a share of the process's CPU time: 12% refreshed every 6.1 s on a quiet machine with the training
+# at 1.07 of its speed, every 10.6 s at load 4 with 0.93; 20% 8.5 s with 0.85 at load 3-5) were either
+# too careful or too greedy depending on the machine's load (bench label_live).
+# Zoomed in, only the view is predicted (with this margin of context each side, image pixels), when
+# that is at most VIEW_SHARE of the image: a refresh then costs the view's size, not the image's.
+VIEW_MARGIN = 48
+VIEW_SHARE = 0.5
+VIEW_REFRESH_MS = 250  # after a pan or zoom: predict what came into view this soon (debounced)
 WEIGHTS = "model/weights.safetensors"
 PRETRAIN_SECONDS = 30.0  # encoder pre-training before the first training (the option in the Model box)
 PRETRAIN_MAX_IMAGES = 100
 PRETRAIN_MAX_PIXELS = 64 * 2**20  # e.g. 16 images of 2048 x 2048 (~400 MB as float16 RGB)
+UNPAINTED_MAX_IMAGES = 400  # unpainted images the trainer's pseudo-labels learn from (LiveConfig.unlabelled_share)
+UNPAINTED_MAX_PIXELS = 32 * 2**20  # ~200 MB as float16 RGB; bench label_quality's 200 unpainted images are 3.3 M pixels
 RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
 RECENT_MAX = 8
 CLASS_ROWS = 3  # class rows in view in the Classes box (more scroll): the tool column fits 1366 x 768
@@ -131,13 +135,16 @@ class LabelPanel(ExplorePanel):
         self._load_token = 0
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
-        self._cpu_mark = (time.monotonic(), time.process_time())  # for the process's CPU rate
+        self.schedule = RefreshSchedule()  # spaces the refreshes while training (measured cost)
         self._inflight_key = ""  # the image of the prediction submitted last
+        self._graph_asked = False  # the prediction's graph was asked for (exported ahead of the first Train)
         self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
         self._build()
         self._refresh_timer = QTimer(self, interval=REFRESH_MS, timeout=self.refresh_prediction)
         self._stroke_timer = QTimer(self, singleShot=True, interval=STROKE_REFRESH_MS, timeout=self.refresh_prediction)
+        self._view_timer = QTimer(self, singleShot=True, interval=VIEW_REFRESH_MS, timeout=self.refresh_prediction)
+        self.canvas.view_changed.connect(self._view_timer.start)
         self._error_timer = QTimer(self, interval=1000, timeout=self._report_save_errors)
         self._error_timer.start()
 
@@ -162,6 +169,11 @@ class LabelPanel(ExplorePanel):
 
         self.image_list = QListWidget()
         self.image_list.setMinimumWidth(150)
+        # Name, "7.6% painted" and "doubt 0.42" on lines of their own: in one line the numbers were cut off at 1366x768.
+        # A long name is shortened in the middle (its start and extension stay); the tooltip has it whole.
+        self.image_list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.image_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.image_list.setAlternatingRowColors(True)  # which two lines belong together
         self.image_list.currentRowChanged.connect(self._row_changed)
         self.canvas = LabelCanvas()
         self.canvas.pressed.connect(self._pressed)
@@ -458,7 +470,9 @@ class LabelPanel(ExplorePanel):
         self.image_list.blockSignals(True)
         self.image_list.clear()
         for i in range(len(self.project.items)):
-            self.image_list.addItem(QListWidgetItem(self._item_text(i)))
+            entry = QListWidgetItem(self._item_text(i))
+            entry.setToolTip(self.project.items[i].name)
+            self.image_list.addItem(entry)
         self.image_list.setCurrentRow(row)
         self.image_list.blockSignals(False)
 
@@ -468,12 +482,12 @@ class LabelPanel(ExplorePanel):
         if item.problem is not None:
             return f"⚠ {item.name}"
         frac = self.project.labelled_fraction(i) if i in self.project._masks else None
-        parts = [item.name]
+        parts = []
         if frac is not None:
             parts.append(f"{100 * frac:.1f}% painted")
         if score is not None:
             parts.append(f"doubt {score:.2f}")
-        return " · ".join(parts)
+        return "\n".join([item.name, *parts])  # one fact a line: side by side they did not fit the list
 
     def _row_changed(self, row: int) -> None:
         if self.project is None or row < 0 or row == self.current:
@@ -510,9 +524,16 @@ class LabelPanel(ExplorePanel):
         self.image_list.item(index).setText(self._item_text(index))
         # A 16-bit image's own range ("16-bit values 0-4095, stretched to the full range"): why it looks
         # brighter than in other viewers. A tooltip: the narrow list has no room for it.
-        self.image_list.item(index).setToolTip(levels.describe() if levels.stretched else "")
+        name = project.items[index].name
+        self.image_list.item(index).setToolTip(f"{name}\n{levels.describe()}" if levels.stretched else name)
         self._update_enabled()
         self.refresh_prediction()
+        if self.trainer is None and not self._graph_asked:
+            # The prediction's ONNX graph is exported once per net shape and machine, in a child process
+            # (~5.6 CPU-s): start it while the person paints, not at the first Train, where it competed
+            # with the training's start and the first ~30 s of predictions ran in torch at 3x the CPU.
+            self._graph_asked = True
+            self.runner.submit(_prepare_graph, self.nets, project, self.live_config, on_result=lambda _: None)
 
     @property
     def key(self) -> str:
@@ -735,6 +756,12 @@ class LabelPanel(ExplorePanel):
             return
         trainer = self.trainer
         items = [(project.items[i].name, project.items[i].image_path, m) for i, m in labelled]
+        painted = {i for i, _ in labelled}
+        # Unpainted images teach through pseudo-labels (LiveConfig.pseudo, unlabelled_share), read in the
+        # training thread up to a pixel budget; an image painted later becomes an ordinary example.
+        blank = [(it.name, it.image_path) for i, it in enumerate(project.items)
+                 if it.problem is None and i not in painted][:UNPAINTED_MAX_IMAGES] \
+            if trainer.cfg.pseudo > 0 and trainer.cfg.unlabelled_share > 0 else []
         pretrain = [it.image_path for it in project.items if it.problem is None][:PRETRAIN_MAX_IMAGES] \
             if self.pretrain_box.isChecked() and trainer.step == 0 else []
         seconds = self.pretrain_seconds
@@ -758,6 +785,14 @@ class LabelPanel(ExplorePanel):
                     trainer.set_example(name, read_stretched(path), mask)
                 else:
                     trainer.update_mask(name, mask)
+            pixels = 0
+            for name, path in blank:
+                if pixels >= UNPAINTED_MAX_PIXELS or stop.is_set():
+                    break
+                if not trainer.has_example(name):
+                    image = read_stretched(path)
+                    trainer.set_example(name, image, np.full(image.shape[:2], UNLABELLED, np.uint8))
+                    pixels += image.shape[0] * image.shape[1]
             yield from trainer.events(stop, pause)
 
         self.worker = TrainWorker(source, self)
@@ -768,7 +803,8 @@ class LabelPanel(ExplorePanel):
         first = f"Pre-training the encoder on {len(pretrain)} images ({seconds:.0f} s), then t" if pretrain else "T"
         self.status.setText(f"{first}raining on {len(items)} painted image(s)…")
         self._refresh_timer.start()
-        self._cpu_mark = (time.monotonic(), time.process_time())
+        self.schedule.interrupt()
+        self._next_refresh = 0.0
         self._update_enabled()
 
     def training_config(self, base: LiveConfig | None = None) -> LiveConfig:
@@ -830,7 +866,9 @@ class LabelPanel(ExplorePanel):
         if self.trainer is None or self.image is None or self.project is None or self.layer_mode == "none":
             return  # a hidden model layer costs nothing: the cores stay with the training
         snapshot = self.trainer.snapshot()
-        if self.prediction is not None and self.prediction.key == self.key and self.prediction.step == snapshot[0]:
+        region = self.predict_region()
+        same = self.prediction if self.prediction is not None and self.prediction.key == self.key else None
+        if same is not None and same.step == snapshot[0] and same.covers(region):
             return
         if self.worker is not None and self.worker.running:
             if self.runner.busy and self._inflight_key == self.key:
@@ -843,15 +881,27 @@ class LabelPanel(ExplorePanel):
         self._inflight_key = self.key
         t = self.trainer
         training = self.worker is not None and self.worker.running
+        if training:
+            self.schedule.started(self._predict_t0, t.step)
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), training, on_result=self._predicted,
+                           list(self.project.classes.colors), training, region, same, t.sharing if training else None,
+                           on_result=self._predicted,
                            on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
+    def predict_region(self) -> tuple[int, int, int, int] | None:
+        """What to predict: the view and a margin when that is a small part of the image, else None (all of it)."""
+        view = self.canvas.visible_rect()
+        if view is None or self.image is None:
+            return None
+        h, w = self.image.shape[:2]
+        t, left, b, r = view
+        t, left, b, r = max(0, t - VIEW_MARGIN), max(0, left - VIEW_MARGIN), min(h, b + VIEW_MARGIN), min(w, r + VIEW_MARGIN)
+        return (t, left, b, r) if (b - t) * (r - left) <= VIEW_SHARE * h * w else None
+
     def _predicted(self, prediction: Prediction) -> None:
-        if self.worker is not None and self.worker.running:
-            budget = prediction.cpu_s / (PREDICT_CPU_SHARE * self._cpu_rate())
-            self._next_refresh = self._predict_t0 + max(REFRESH_MS / 1000, budget)
-            # Come back as soon as the budget allows (the 2 s timer alone added up to 2 s to each wait).
+        if self.worker is not None and self.worker.running and self.trainer is not None:
+            self._next_refresh = self.schedule.finished(time.monotonic(), self.trainer.step)
+            # Come back as soon as the schedule allows (the 2 s timer alone added up to 2 s to each wait).
             self._stroke_timer.start(_wait_ms(self._next_refresh - time.monotonic()))
         if prediction.key != self.key:
             return
@@ -859,16 +909,6 @@ class LabelPanel(ExplorePanel):
         self.predictions_made += 1
         self._show_layer()
         self._update_enabled()
-
-    def _cpu_rate(self) -> float:
-        """The process's CPU-seconds per second since the last call (or Train), at least 0.1 (and at most the
-        cores): the CPU the training and its predictions share."""
-        now, cpu = time.monotonic(), time.process_time()
-        then, cpu0 = self._cpu_mark
-        self._cpu_mark = (now, cpu)
-        if now - then < 0.5:  # too short a window to say: assume every core
-            return float(_cores())
-        return min(float(_cores()), max(0.1, (cpu - cpu0) / (now - then)))
 
     def _layer_changed(self, index: int) -> None:
         self.layer_mode = ("prediction", "uncertainty", "none")[index]
@@ -958,13 +998,6 @@ def _wait_ms(seconds: float) -> int:
     return int(min(max(seconds, 0.0), 60.0) * 1000) + 1
 
 
-def _cores() -> int:
-    """The cores this process may run on (the runtime's count: its affinity where known)."""
-    from aestudio.inference.ort import available_cores
-
-    return max(1, available_cores())
-
-
 def _load_pair(project: LabelProject, index: int) -> tuple[np.ndarray, np.ndarray | None, Levels]:
     image, levels = project.image_levelled(index)
     mask = project.mask(index) if project.editable(index) else None
@@ -986,6 +1019,14 @@ def _project_channels(project: LabelProject) -> int:
         except ValueError:
             continue
     return 1
+
+
+def _prepare_graph(nets: SnapshotNets, project: LabelProject, live_config: LiveConfig | None) -> None:
+    """Have the prediction's ONNX graph for this project's net ready (its export started, or its session
+    made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there)."""
+    from aestudio.training.live import LiveConfig
+
+    nets.session(_project_channels(project), max(2, len(project.classes)), live_config or LiveConfig())
 
 
 def _save_model(project: LabelProject, trainer: LiveTrainer) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ if TYPE_CHECKING:  # torch loads on the worker that first predicts, never with t
     from aestudio.training.live import LiveConfig
 
 Snapshot = tuple[int, "dict[str, torch.Tensor]"]  # (trainer step, its published weights)
+Rect = tuple[int, int, int, int]  # (top, left, bottom, right) in image pixels, bottom/right exclusive
 
 UNLABELLED = 255
 
@@ -39,7 +41,18 @@ class Prediction:
     entropy: np.ndarray  # float32 [H, W] in [0, 1]
     layer_prediction: np.ndarray  # uint32 [H, W] premultiplied ARGB, ready for the canvas
     layer_uncertainty: np.ndarray  # uint32 [H, W] premultiplied ARGB
-    cpu_s: float = 0.0  # CPU seconds the prediction thread spent on it (the panel's refresh budget)
+    cpu_s: float = 0.0  # CPU seconds the prediction thread spent on it
+    region: Rect | None = None  # the part predicted from these weights (None: the whole image); outside
+    #                             it the arrays hold the last prediction of this image there (255 = none)
+
+    def covers(self, rect: Rect | None) -> bool:
+        """Whether ``rect`` (None: the whole image) was predicted from this prediction's weights."""
+        if self.region is None:
+            return True
+        if rect is None:
+            return False
+        t, left, b, r = self.region
+        return t <= rect[0] and left <= rect[1] and rect[2] <= b and rect[3] <= r
 
 
 class SnapshotNets:
@@ -159,18 +172,53 @@ def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.
 
 def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot,
                   channels: int, num_classes: int, cfg: LiveConfig, colors: list[tuple[int, int, int]],
-                  training: bool = False) -> Prediction:
-    """The prediction and its uncertainty for one image, from the trainer's last published weights."""
+                  training: bool = False, region: Rect | None = None, base: Prediction | None = None,
+                  sharing: threading.Event | None = None) -> Prediction:
+    """The prediction and its uncertainty for one image, from the trainer's last published weights.
+
+    ``region``: predict only that part (the view when zoomed in, with a margin); the rest comes from
+    ``base`` (the last prediction of this image, left as it was) or is empty (255, transparent).
+    ``sharing`` (the trainer's ``LiveTrainer.sharing``) is set while the net runs: the training's
+    steps meanwhile take one thread."""
+    if sharing is None:
+        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
+    sharing.set()
+    try:
+        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
+    finally:
+        sharing.clear()
+
+
+def _predict(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot, channels: int, num_classes: int,
+             cfg: LiveConfig, colors: list[tuple[int, int, int]], training: bool, region: Rect | None,
+             base: Prediction | None) -> Prediction:
     from aestudio.training.live import entropy_map
 
     c0 = time.thread_time()
     nets.use_threads(one=training)
-    probs = nets.probs(snapshot, channels, num_classes, cfg, _channels(image, channels))
+    h, w = image.shape[:2]
+    if region is not None and tuple(region) == (0, 0, h, w):
+        region = None
+    t, left, b, r = region if region is not None else (0, 0, h, w)
+    probs = nets.probs(snapshot, channels, num_classes, cfg, _channels(image[t:b, left:r], channels))
     mask = probs.argmax(axis=0).astype(np.uint8)
     ent = entropy_map(probs)
     # The layers are converted here, on the prediction thread, so the GUI thread only wraps them.
-    return Prediction(key, snapshot[0], mask, ent, premultiplied_argb(prediction_rgba(mask, colors)),
-                      premultiplied_argb(uncertainty_rgba(ent)), cpu_s=time.thread_time() - c0)
+    layer_p, layer_u = premultiplied_argb(prediction_rgba(mask, colors)), premultiplied_argb(uncertainty_rgba(ent))
+    if region is not None:
+        full = _base_arrays(base, key, (h, w))
+        for whole, part in zip(full, (mask, ent, layer_p, layer_u), strict=True):
+            whole[t:b, left:r] = part
+        mask, ent, layer_p, layer_u = full
+    return Prediction(key, snapshot[0], mask, ent, layer_p, layer_u, cpu_s=time.thread_time() - c0, region=region)
+
+
+def _base_arrays(base: Prediction | None, key: str, shape: tuple[int, int]) -> list[np.ndarray]:
+    """Copies of ``base``'s arrays to write a region into, or empty ones (nothing predicted: 255, transparent)."""
+    if base is not None and base.key == key and base.mask.shape == shape:
+        return [base.mask.copy(), base.entropy.copy(), base.layer_prediction.copy(), base.layer_uncertainty.copy()]
+    return [np.full(shape, UNLABELLED, np.uint8), np.zeros(shape, np.float32), np.zeros(shape, np.uint32),
+            np.zeros(shape, np.uint32)]
 
 
 def _channels(image: np.ndarray, channels: int) -> np.ndarray:

@@ -79,6 +79,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DATA_LIMIT = 200  # data set images offered for browsing (evenly spaced over the split)
+NOISY_INPUT_TIP = ("Off while \"Input is already noisy\" is checked: the image is denoised as it is, "
+                   "no noise is added. Uncheck it to add noise of your choice.")
 
 
 class Denoised(ShownImage):
@@ -239,6 +241,8 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.already_noisy.setToolTip("Denoise the image as it is: no noise added, no clean reference, no metrics")
         self.already_noisy.toggled.connect(self._noisy_toggled)
         controls.addWidget(self.already_noisy)
+        self._noise_tips = {w: w.toolTip() for w in (self.noise_label, self.kind_box, self.strength_name,
+                                                     self.strength, self.new_noise_button)}
         root.addLayout(controls)
 
         # "Learn this noise": self-supervised training on the dropped images, live preview, Stop -> active model.
@@ -373,8 +377,11 @@ class NoiseLabPanel(BrowsedImagePanel):
         self.recompute()
 
     def _noisy_toggled(self, on: bool) -> None:
+        # The noise controls do nothing while the input is taken as it is: greyed, and saying why.
+        why = NOISY_INPUT_TIP if on else ""
         for w in (self.noise_label, self.kind_box, self.strength_name, self.strength, self.new_noise_button):
             w.setEnabled(not on)
+            w.setToolTip(why or self._noise_tips.get(w, ""))
         self._refresh_state()
         self.recompute()
 

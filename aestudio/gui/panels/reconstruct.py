@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
+from aestudio.data.levels import Levels, read_levelled, result_suffix
 from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
@@ -97,6 +98,7 @@ class Reconstruction(ShownImage):
     scale: float  # the error the colour bar's top stands for
     metrics: dict[str, float]  # mse, psnr, ssim
     qimages: list[QImage]  # original, reconstruction, heatmap, ready to paint
+    levels: Levels | None  # a dropped file's stored range (16-bit: stretched, saved back in it); None for data set items
 
 
 def load_arrays(spec: str, model: LoadedModel | None) -> DataArrays:
@@ -119,6 +121,7 @@ def reconstruct(predictor: Predictor, image: np.ndarray, scale: float | None = N
         "original": original, "reconstruction": recon, "error": err, "heatmap": heat, "scale": top,
         "metrics": image_metrics(original, recon),
         "qimages": [array_to_qimage(display_copy(a)) for a in (original, recon, heat)],
+        "levels": None,
     }
 
 
@@ -556,7 +559,9 @@ class ReconstructPanel(BrowsedImagePanel):
 
     def _compute(self, predictor: Predictor, image: np.ndarray | None, path: Path | None,
                  progress: Progress) -> Reconstruction:
-        return reconstruct(predictor, self._load(image, path), progress=progress)
+        # A file keeps how it was stretched (engine.read_image's rule), so Save writes a 16-bit input back in its range.
+        image, levels = read_levelled(path) if path is not None else (image, None)
+        return {**reconstruct(predictor, as_float_hwc(image), progress=progress), "levels": levels}
 
     def _hide_stale(self) -> None:
         if self.original_pane.array is not None:
@@ -655,20 +660,24 @@ class ReconstructPanel(BrowsedImagePanel):
             if path is None:
                 return None
             overwrite = path.exists()  # the dialog asked before replacing it
-        return save_png(self, Path(path), array, self.current.get("path"), overwrite=overwrite)
+        # The reconstruction is an image of the input: a 16-bit input's is written as a 16-bit TIFF in its range.
+        # The error map is a picture of the error (a colour table), an 8-bit PNG whatever the input.
+        levels = self.current.get("levels") if what == "reconstruction" else None
+        return save_png(self, Path(path), array, self.current.get("path"), overwrite=overwrite, levels=levels)
 
     def _ask_path(self, what: str) -> Path | None:
         source = self.current.get("path") if self.current else None
         stem = source.stem if source is not None else (self.item_label.text().replace(" ", "_").replace("#", "")
                                                         .split("·")[0].strip("_") or "image")
         folder = source.parent if source is not None else Path.home()
-        suggestion = unique_path(folder / f"{stem}_{'recon' if what == 'reconstruction' else 'error'}.png")
+        ext = result_suffix(self.current.get("levels") if self.current and what == "reconstruction" else None)
+        suggestion = unique_path(folder / f"{stem}_{'recon' if what == 'reconstruction' else 'error'}{ext}")
+        kind = "16-bit TIFF image (*.tif *.tiff)" if ext == ".tif" else "PNG image (*.png)"
         name, _ = QFileDialog.getSaveFileName(self, f"Save the {'reconstruction' if what == 'reconstruction' else 'error map'}",
-                                              str(suggestion), "PNG image (*.png)")
+                                              str(suggestion), kind)
         if not name:
             return None
-        p = Path(name)
-        return p if p.suffix.lower() == ".png" else p.with_suffix(".png")
+        return Path(name)  # (save_png gives it the right suffix)
 
     # ================================================================ state
 
