@@ -807,7 +807,7 @@ class LabelPanel(ExplorePanel):
         first = f"Pre-training the encoder on {len(pretrain)} images ({seconds:.0f} s), then t" if pretrain else "T"
         self.status.setText(f"{first}raining on {len(items)} painted image(s)…")
         self._refresh_timer.start()
-        self.schedule.reset()
+        self.schedule.interrupt()
         self._next_refresh = 0.0
         self._update_enabled()
 
@@ -888,7 +888,8 @@ class LabelPanel(ExplorePanel):
         if training:
             self.schedule.started(self._predict_t0, t.step)
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), training, region, same, on_result=self._predicted,
+                           list(self.project.classes.colors), training, region, same, t.sharing if training else None,
+                           on_result=self._predicted,
                            on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
     def predict_region(self) -> tuple[int, int, int, int] | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,11 +172,26 @@ def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.
 
 def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot,
                   channels: int, num_classes: int, cfg: LiveConfig, colors: list[tuple[int, int, int]],
-                  training: bool = False, region: Rect | None = None, base: Prediction | None = None) -> Prediction:
+                  training: bool = False, region: Rect | None = None, base: Prediction | None = None,
+                  sharing: threading.Event | None = None) -> Prediction:
     """The prediction and its uncertainty for one image, from the trainer's last published weights.
 
     ``region``: predict only that part (the view when zoomed in, with a margin); the rest comes from
-    ``base`` (the last prediction of this image, left as it was) or is empty (255, transparent)."""
+    ``base`` (the last prediction of this image, left as it was) or is empty (255, transparent).
+    ``sharing`` (the trainer's ``LiveTrainer.sharing``) is set while the net runs: the training's
+    steps meanwhile take one thread."""
+    if sharing is None:
+        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
+    sharing.set()
+    try:
+        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
+    finally:
+        sharing.clear()
+
+
+def _predict(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot, channels: int, num_classes: int,
+             cfg: LiveConfig, colors: list[tuple[int, int, int]], training: bool, region: Rect | None,
+             base: Prediction | None) -> Prediction:
     from aestudio.training.live import entropy_map
 
     c0 = time.thread_time()
