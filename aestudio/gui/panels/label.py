@@ -132,6 +132,10 @@ class LabelPanel(ExplorePanel):
         self.layer_mode = "prediction"
         self.runner = LatestRunner(self, name="aestudio-label-predict")
         self.nets = SnapshotNets()
+        # Rank by doubt's own (it runs on the TaskRunner, and a SnapshotNets serves one thread): kept between
+        # rankings, so they share one session and one graph export; one ranking at a time.
+        self._rank_nets: SnapshotNets | None = None
+        self._ranking = False
         self._load_token = 0
         self._predict_t0 = 0.0
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
@@ -933,17 +937,24 @@ class LabelPanel(ExplorePanel):
             self._after_edit()
 
     def rank_images(self) -> None:
-        if self.project is None or self.trainer is None:
+        if self.project is None or self.trainer is None or self._ranking:
             return
         project, t = self.project, self.trainer
         items = [(it.name, it.image_path, it.mask_path) for it in project.items if it.problem is None]
         self.status.setText("Ranking images by uncertainty…")
         training = self.worker is not None and self.worker.running
+        self._rank_nets = self._rank_nets or SnapshotNets()
+        self._ranking = True
+
+        def failed(exc: BaseException, details: str) -> None:
+            self._ranking = False
+            self.notify.emit(Level.ERROR, f"Ranking failed: {exc}", details)
+
         self.tasks.submit(rank_by_uncertainty, items, t.snapshot(), t.channels, t.num_classes, t.cfg, training,
-                          on_result=lambda r: self._ranked(project, r),
-                          on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Ranking failed: {exc}", det))
+                          self._rank_nets, on_result=lambda r: self._ranked(project, r), on_error=failed)
 
     def _ranked(self, project: LabelProject, scores: list[tuple[str, float]]) -> None:
+        self._ranking = False
         if project is not self.project:
             return
         self.ranking = scores
@@ -988,6 +999,8 @@ class LabelPanel(ExplorePanel):
         self.runner.shutdown()
         self.runner.join(10.0)  # a prediction inside torch at interpreter exit would abort the process
         self.nets.close()
+        if self._rank_nets is not None:
+            self._rank_nets.close()
 
 
 # ------------------------------------------------------------------ worker-side helpers

@@ -233,20 +233,30 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot, channels: int,
-                        num_classes: int, cfg: LiveConfig, training: bool = False) -> list[tuple[str, float]]:
-    """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
+                        num_classes: int, cfg: LiveConfig, training: bool = False,
+                        nets: SnapshotNets | None = None) -> list[tuple[str, float]]:
+    """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first.
+
+    ``nets``: the caller's, kept between rankings (the Label tab's: one ONNX Runtime session and at most
+    one graph export for all of them; it closes them at shutdown). Without, one is made and closed
+    here: each ranking used to leave its own export child running, one more per click."""
     from aestudio.data.io import read_mask
     from aestudio.data.levels import read_stretched  # as the trainer and the canvas read it
+    from aestudio.training.live import entropy_map
 
-    nets = SnapshotNets()
-    nets.use_threads(one=training)
-    scores: list[tuple[str, float]] = []
-    for key, image_path, mask_path in paths:
-        from aestudio.training.live import entropy_map
-
-        ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, _channels(read_stretched(image_path), channels)))
-        unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
-        scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
+    own = nets is None
+    nets = SnapshotNets() if nets is None else nets
+    try:
+        nets.use_threads(one=training)
+        scores: list[tuple[str, float]] = []
+        for key, image_path, mask_path in paths:
+            image = _channels(read_stretched(image_path), channels)
+            ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, image))
+            unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
+            scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
+    finally:
+        if own:
+            nets.close()
     return sorted(scores, key=lambda s: -s[1])
 
 
