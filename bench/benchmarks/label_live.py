@@ -217,6 +217,7 @@ def _probe(argv: list[str]) -> None:
     meter = StallMeter(10)
     late: list[float] = []
     refreshes = 0
+    blocks: list[dict] = []  # per block: mode, speed, the trainer's thread count at its end, load
     duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured slowdown per block
     shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
     intervals: list[float] = []  # between consecutive ones within a refreshing block
@@ -250,6 +251,7 @@ def _probe(argv: list[str]) -> None:
         dt = time.perf_counter() - t0
         if refresh:
             duties.append((panel.schedule.duty, panel.schedule.slowdown))
+            log.info("schedule: busy %s idle %s", list(panel.schedule._busy), list(panel.schedule._idle))
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made
@@ -258,6 +260,10 @@ def _probe(argv: list[str]) -> None:
         panel.stop_training()
         wait(lambda: not panel.worker.running, 120)
         speeds[refresh].append(steps * panel.trainer.cfg.batch_size / dt)
+        chooser = panel.trainer._threads
+        blocks.append({"refresh": refresh, "crops_s": round(speeds[refresh][-1], 2),
+                       "threads": chooser.current if chooser is not None else None,
+                       "load": round(os.getloadavg()[0], 1)})
     a = np.asarray(late or [0.0])
     panel.shutdown()
     tasks.shutdown()
@@ -270,7 +276,7 @@ def _probe(argv: list[str]) -> None:
         "stall": {"ticks": len(late), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                   "max_ms": float(a.max())},
         "load_before": load_before, "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(), "duty": duties,
+        "threads": torch.get_num_threads(), "duty": duties, "blocks": blocks,
     }))
 
 
