@@ -39,6 +39,7 @@ from aestudio.data.base import UNLABELLED
 from aestudio.data.crops import crop_window, pad_collate
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
 from aestudio.training.losses import soft_dice_loss
+from aestudio.training.threads import ThreadChooser
 
 if TYPE_CHECKING:  # the net modules load when a trainer is built, not with this module
     from aestudio.nets.unet import UNetConfig
@@ -124,6 +125,7 @@ class LiveTrainer:
         # OpenMP threads and the prediction's thread on 2 cores wait for each other at every barrier:
         # in one process at load ~12, 0.18 steps/s on 2 threads beside a prediction, 0.45 on one.
         self.sharing = threading.Event()
+        self._threads: ThreadChooser | None = None
         self.pretrained = 0  # encoder tensors copied from a pre-trained autoencoder
 
     # ------------------------------------------------------------- examples (any thread)
@@ -285,9 +287,13 @@ class LiveTrainer:
         last_publish = time.perf_counter()
         ips: float | None = None
         threads = torch.get_num_threads()  # this thread's own (OpenMP's setting is per thread)
+        if self._threads is None or self._threads.most != threads:  # kept over Stop/Train: the machine's
+            self._threads = ThreadChooser(threads, start=time.perf_counter())
+        chooser = self._threads  # 1 or all threads, whichever made the faster steps
         try:
             while not stop.is_set():
-                want = 1 if self.sharing.is_set() else threads
+                sharing = self.sharing.is_set()
+                want = chooser.want(time.perf_counter(), sharing)
                 if torch.get_num_threads() != want:
                     torch.set_num_threads(want)
                 if pause is not None and pause.is_set():
@@ -307,6 +313,7 @@ class LiveTrainer:
                     break
                 self.step += 1
                 dt = time.perf_counter() - t0
+                chooser.record(want, dt, t0 + dt, sharing or self.sharing.is_set())
                 rate = batch[0].shape[0] / max(dt, 1e-9)
                 ips = rate if ips is None else 0.9 * ips + 0.1 * rate
                 now = time.perf_counter()
