@@ -675,6 +675,8 @@ class MainWindow(QMainWindow):
         worker = self.train_panel.worker
         if not engine.is_zoo_path(model.path) or (worker is not None and worker.running):
             return  # (while training, the data panel shows the data being trained on)
+        if self.data_panel.chosen_by_user:
+            return  # the person's own pick this session stays (`aestudio FOLDER` lost its folder to digits)
         training = getattr(model.info, "training", None) or {}
         spec = training.get("data_spec") if isinstance(training, dict) else None
         if spec and spec != self.data_panel.spec and spec in engine.builtin_specs():

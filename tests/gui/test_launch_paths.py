@@ -75,3 +75,20 @@ def test_a_model_on_the_command_line_opens_on_its_tab(qtbot, settings_dir, bundl
     _settle(qtbot, w)
     assert w.tabs.tabText(w.tabs.currentIndex()) == "Segment"
     _close(w)
+
+
+def test_a_folder_on_the_command_line_stays_the_data_on_a_first_start(qtbot, settings_dir, tmp_path, monkeypatch) -> None:
+    """The first start's default model is a shipped one, which brings its own training data (digits) to
+    the data panel: it replaced the folder the user asked for."""
+    monkeypatch.setenv("AESTUDIO_FIRST_RUN", "1")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        write_png(folder / f"p{i}.png", size=32, seed=i)
+    w = _launch(qtbot, [folder])
+    _settle(qtbot, w)
+    qtbot.waitUntil(lambda: w.data_panel.summary is not None, timeout=WAIT)
+    qtbot.wait(300)
+    assert w.data_panel.spec == f"folder:{folder}"
+    assert w.data_panel.summary.spec == f"folder:{folder}"
+    _close(w)
