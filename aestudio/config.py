@@ -115,6 +115,7 @@ class TrainConfig:
     val_fraction: float = field(default=0.2, metadata=help_text('deterministic split; validation metrics every epoch'))
     device: str = field(default="auto", metadata=help_text('auto | cpu | cuda | cuda:N | mps'))
     amp: bool = field(default=True, metadata=help_text('mixed precision, used on CUDA only'))
+    bf16: bool = field(default=False, metadata=help_text('CPU: bfloat16 autocast and channels-last convs (~2.4x faster steps where the CPU has AVX-512 BF16 or AMX); a resume may switch it'))
     seed: int = field(default=0, metadata=help_text('seeds torch, numpy and the data split; CPU runs are deterministic'))
     max_steps: int | None = field(default=None, metadata=help_text('stop after this many optimizer steps (tests, quick looks)'))
     time_limit_minutes: float | None = field(default=None, metadata=help_text('wall-clock budget of this invocation; stops with a resumable checkpoint'))

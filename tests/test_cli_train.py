@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import torch
 
 from aestudio.cli import main
 from aestudio.nets import build_net, default_config
@@ -334,3 +335,36 @@ def test_denoiser_shape_flags_build_the_ffdnet_style_net_and_are_kept_on_resume(
     capsys.readouterr()
     assert main(["train", "--resume", "--out", str(out), "--layers", "4", "--max-steps", "4"]) == 2
     assert "--layers 4 differs from the run's 3" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not __import__("aestudio.training.loop", fromlist=["cpu_has_bf16"]).cpu_has_bf16(),
+                    reason="this CPU has no native bfloat16; the refusal is tested below")
+def test_bf16_switches_on_and_off_on_resume_and_changes_the_arithmetic(tmp_path, capsys) -> None:
+    from aestudio.training.checkpoint import load_weights
+
+    base = ["--model", "denoising_ae", "--data", "digits", "--image-size", "8", "--batch-size", "16",
+            "--noise", "gaussian:0-0.2", "--width", "8", "--layers", "3", "--unshuffle", "2", "--no-progress"]
+    fp32, mixed = tmp_path / "fp32", tmp_path / "mixed"
+    assert main(["train", *base, "--max-steps", "2", "--out", str(fp32)]) == 0
+    assert main(["train", *base, "--max-steps", "2", "--out", str(mixed)]) == 0
+    assert read_run(mixed).train_cfg.bf16 is False
+    # The long photo-denoiser run's case: a float32 run resumed in bfloat16 (Adam state and all), then back.
+    assert main(["train", "--resume", "--out", str(fp32), "--max-steps", "4", "--no-progress"]) == 0
+    assert main(["train", "--resume", "--out", str(mixed), "--bf16", "--max-steps", "4", "--no-progress"]) == 0
+    assert read_run(mixed).train_cfg.bf16 is True and read_run(mixed).step == 4
+    a, b = load_weights(fp32 / "model.safetensors")[0], load_weights(mixed / "model.safetensors")[0]
+    assert all(v.dtype == a[k].dtype for k, v in b.items())  # parameters stay float32 under autocast
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # bfloat16 arithmetic really ran
+    assert all(torch.allclose(a[k], b[k], atol=0.05) for k in a if a[k].is_floating_point())  # ... and nearly agrees
+    assert main(["train", "--resume", "--out", str(mixed), "--no-bf16", "--max-steps", "5", "--no-progress"]) == 0
+    assert read_run(mixed).train_cfg.bf16 is False and read_run(mixed).step == 5
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bfloat16(tmp_path, capsys, monkeypatch) -> None:
+    from aestudio.training import loop
+
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    out = tmp_path / "run"
+    assert main(["train", "--model", "denoising_ae", "--data", "digits", "--image-size", "8", "--max-steps", "1",
+                 "--bf16", "--device", "cpu", "--no-progress", "--out", str(out)]) == 2
+    assert "no native bfloat16" in capsys.readouterr().err

@@ -108,6 +108,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop after this many minutes of training (wall clock) with a checkpoint; "
                         "--resume continues it exactly (with a new --time-limit if wanted)")
+    t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="CPU: train in bfloat16 autocast with channels-last convs (about 2.4x faster steps on CPUs "
+                        "with AVX-512 BF16 or AMX; refused on others, where it would be slower); --resume may "
+                        "switch it on or off (--no-bf16)")
     t.add_argument("--checkpoint-every", type=int, metavar="STEPS",
                    help="also save a resumable checkpoint every STEPS steps within an epoch (long epochs on a busy "
                         "machine: a kill then loses at most STEPS steps); kept when resuming")
@@ -212,7 +216,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
                       ("workers", "num_workers"), ("time_limit", "time_limit_minutes"),
-                      ("checkpoint_every", "checkpoint_every_steps")):
+                      ("checkpoint_every", "checkpoint_every_steps"), ("bf16", "bf16")):
         if getattr(args, name) is not None:
             values[key] = getattr(args, name)
     if args.loss:
@@ -237,7 +241,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
 
 _TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
                 "max_steps": "--max-steps", "epochs": "--epochs", "checkpoint_every_steps": "--checkpoint-every", "seed": "--seed", "lr": "--lr",
-                "time_limit_minutes": "--time-limit"}
+                "time_limit_minutes": "--time-limit", "bf16": "--bf16"}
 
 
 def check_workers(n: int | None) -> None:
@@ -345,9 +349,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
             if changed:
                 raise CliError(f"{'; '.join(changed)}: these cannot change when resuming (the run continues "
                                "exactly); repeat the run's own values or leave them out. Only --epochs, "
-                               "--max-steps, --time-limit, --lr and --device can change")
+                               "--max-steps, --time-limit, --lr, --device and --bf16 can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
-                          time_limit_minutes=args.time_limit, lr=args.lr)
+                          time_limit_minutes=args.time_limit, lr=args.lr, bf16=args.bf16)
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:

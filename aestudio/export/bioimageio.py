@@ -9,7 +9,13 @@ spec's own operations, so other programs reproduce it:
 
 - input: ``ensure_dtype`` float32, then ``scale_range`` over channel, y and x
   with percentiles 0 and 100 (min-max to [0, 1]), whatever the file's dtype:
-  uint8, uint16 and float images all reach the [0, 1] the net was trained on;
+  uint8, uint16 and float images all reach the [0, 1] the net was trained on.
+  For a 16-bit image this is the app's own stretch (:func:`aestudio.data.levels.read_stretched`,
+  per image, all channels together; the spec's eps 1e-6 against a span of at least
+  2 counts): the package gives what the app gives (tests/interop, the 16-bit micrograph
+  test). The app reads 8-bit and [0, 1] float images as they are, the package
+  stretches them too: the spec has no step that depends on the input's dtype, and a
+  full-range photo (min 0, max 255) is left unchanged either way;
 - image output: ``clip`` to [0, 1] (the net's range; says so to the consumer);
 - segmentation output: ``softmax`` over the channel axis (one probability map
   per class, named after the classes).

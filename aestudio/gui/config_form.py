@@ -46,7 +46,8 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 
 def label_for(name: str) -> str:
     text = name.replace("_", " ")
-    for short, long in (("lr", "learning rate"), ("kl", "KL"), ("amp", "mixed precision (AMP)")):
+    for short, long in (("lr", "learning rate"), ("kl", "KL"), ("amp", "mixed precision (AMP)"),
+                        ("bf16", "bfloat16 on the CPU")):
         text = re.sub(rf"\b{short}\b", long, text)
     text = re.sub(r" minutes$", " (minutes)", text)  # time_limit_minutes -> "Time limit (minutes)"
     return text[:1].upper() + text[1:]

@@ -94,6 +94,9 @@ class DataPanel(QWidget):
         self.spec = ""
         self.summary: DataSummary | None = None
         self._pending_spec = ""
+        # The person picked this session's data (the menu, Folder…, a dropped or launch folder): a shipped
+        # model loaded later must not swap it for its own training data (MainWindow._open_data_of_shipped).
+        self.chosen_by_user = False
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
@@ -103,7 +106,7 @@ class DataPanel(QWidget):
         for name, description in engine.builtin_specs().items():
             self.spec_box.addItem(name, name)
             self.spec_box.setItemData(self.spec_box.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
-        self.spec_box.activated.connect(lambda i: self.open_spec(self.spec_box.itemData(i)))
+        self.spec_box.activated.connect(lambda i: self._user_opens(self.spec_box.itemData(i)))
         row.addWidget(self.spec_box, 1)
         folder = QPushButton("Folder…")
         folder.setToolTip("Use a folder of images as the data set (folder:DIR)")
@@ -134,7 +137,11 @@ class DataPanel(QWidget):
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Choose a folder of images")
         if folder:
-            self.open_spec(f"{FOLDER_PREFIX}{folder}")
+            self._user_opens(f"{FOLDER_PREFIX}{folder}")
+
+    def _user_opens(self, spec: str | None) -> None:
+        self.chosen_by_user = True
+        self.open_spec(spec)
 
     @property
     def requested_spec(self) -> str:
@@ -142,7 +149,8 @@ class DataPanel(QWidget):
         return self._pending_spec
 
     def open_folder(self, folder: Path) -> None:
-        self.open_spec(f"{FOLDER_PREFIX}{folder}")
+        """A folder the person opened (dropped, or given at launch)."""
+        self._user_opens(f"{FOLDER_PREFIX}{folder}")
 
     def open_spec(self, spec: str | None) -> None:
         if not spec:

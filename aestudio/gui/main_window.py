@@ -535,7 +535,9 @@ class MainWindow(QMainWindow):
         projects = [i.path for i in folders if is_project(i.path)]
         if projects:  # a label project opens in the Label tab, not as a data set
             folders = [i for i in folders if i.path not in projects]
-            label = next((p for p in self.explore if hasattr(p, "open_project")), None)
+            # Only the Label tab is built (`self.explore` built all five: at `aestudio PROJECT` the window's
+            # first paint waited ~3 s for the other panels' imports).
+            label = next((self._panel(i) for i, e in enumerate(PANELS) if e.class_name == "LabelPanel"), None)
             if label is not None:
                 self.show_panel(label)
                 label.add_images(projects[-1:])
@@ -675,6 +677,8 @@ class MainWindow(QMainWindow):
         worker = self.train_panel.worker
         if not engine.is_zoo_path(model.path) or (worker is not None and worker.running):
             return  # (while training, the data panel shows the data being trained on)
+        if self.data_panel.chosen_by_user:
+            return  # the person's own pick this session stays (`aestudio FOLDER` lost its folder to digits)
         training = getattr(model.info, "training", None) or {}
         spec = training.get("data_spec") if isinstance(training, dict) else None
         if spec and spec != self.data_panel.spec and spec in engine.builtin_specs():

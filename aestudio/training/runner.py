@@ -285,6 +285,7 @@ def resume(
     device: str | None = None,
     time_limit_minutes: float | None = None,
     lr: float | None = None,
+    bf16: bool | None = None,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
 
@@ -297,7 +298,9 @@ def resume(
     ``max_steps`` continues to its epoch target. ``time_limit_minutes`` is
     likewise this invocation's own budget (a run stopped by its time limit
     resumes without one unless given again). ``device`` moves the run to
-    another device (bitwise continuation is only promised on the same device).
+    another device (bitwise continuation is only promised on the same device);
+    ``bf16`` switches CPU bfloat16 training on or off (None keeps the run's; bitwise
+    continuation is only promised at the same precision).
     """
     from aestudio.nets.registry import build_net, get_spec
     from aestudio.training.device import resolve_device
@@ -312,7 +315,7 @@ def resume(
             raise RunError(f"{folder} has already trained {info.epoch} epochs; pass --epochs {info.epoch} or more")
         cfg = dataclasses.replace(cfg, epochs=epochs)
     cfg = dataclasses.replace(cfg, max_steps=max_steps, time_limit_minutes=time_limit_minutes, device=device or cfg.device,
-                              lr=cfg.lr if lr is None else lr)
+                              lr=cfg.lr if lr is None else lr, bf16=cfg.bf16 if bf16 is None else bf16)
     resolve_device(cfg.device)  # fail before touching the folder
     opts = info.data_options
     data = _open(info.data_spec, image_size=opts.get("image_size"), channels=opts.get("channels"),

@@ -25,8 +25,10 @@ REFRESH_MEDIAN_S = 4.0  # "every few seconds"
 ABOUT = f"""
 **What.** While the Label tab trains its U-Net on a few painted strokes, the prediction over the
 {SIZE} x {SIZE} image on screen is redrawn from the trainer's latest weights (on the panel's
-prediction thread, in ONNX Runtime, as often as its CPU budget allows: `PREDICT_CPU_SHARE` of the
-CPU time the process gets, at least 2 s apart), and the person may keep painting. Three questions: how often does the prediction
+prediction thread, in ONNX Runtime, as often as the panel's refresh schedule allows: predictions may
+run the share of the wall time that keeps the training at 90% of its speed, measured from the
+trainer's step rate while a prediction runs and between them; at least 2 s apart; the training's
+steps run on one thread while a prediction runs), and the person may keep painting. Three questions: how often does the prediction
 on screen refresh (seconds between consecutive redraws), does the refresh starve the training
 (crops trained per second, refresh on vs refresh off), and does the GUI stay responsive (lateness
 of a 10 ms timer in the GUI thread)?
@@ -127,7 +129,8 @@ def run(ctx: Context) -> list[Row]:
     rows = [
         Row(f"prediction refresh interval while training, {size}x{size}",
             {"median s": round(median, 2), "p90 s": round(p90, 2), "intervals": res["intervals"],
-             "CPU s per prediction": round(res["predict_cpu_s"], 2)},
+             "CPU s per prediction": round(res["predict_cpu_s"], 2),
+             "duty (end)": round(res["duty"][-1][0], 2) if res.get("duty") else "–"},
             target=f"median <= {REFRESH_MEDIAN_S:g} s", status=Row.verdict(median <= REFRESH_MEDIAN_S)),
         Row(f"training speed, {size}x{size}, refresh on / off",
             {"crops/s on": round(res["with_refresh_cps"], 2), "crops/s off": round(res["without_refresh_cps"], 2),
@@ -214,6 +217,7 @@ def _probe(argv: list[str]) -> None:
     meter = StallMeter(10)
     late: list[float] = []
     refreshes = 0
+    blocks: list[dict] = []  # per block: mode, speed, the trainer's thread count at its end, load
     duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured slowdown per block
     shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
     intervals: list[float] = []  # between consecutive ones within a refreshing block
@@ -247,6 +251,7 @@ def _probe(argv: list[str]) -> None:
         dt = time.perf_counter() - t0
         if refresh:
             duties.append((panel.schedule.duty, panel.schedule.slowdown))
+            log.info("schedule: busy %s idle %s", list(panel.schedule._busy), list(panel.schedule._idle))
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made
@@ -255,6 +260,10 @@ def _probe(argv: list[str]) -> None:
         panel.stop_training()
         wait(lambda: not panel.worker.running, 120)
         speeds[refresh].append(steps * panel.trainer.cfg.batch_size / dt)
+        chooser = panel.trainer._threads
+        blocks.append({"refresh": refresh, "crops_s": round(speeds[refresh][-1], 2),
+                       "threads": chooser.current if chooser is not None else None,
+                       "load": round(os.getloadavg()[0], 1)})
     a = np.asarray(late or [0.0])
     panel.shutdown()
     tasks.shutdown()
@@ -267,7 +276,7 @@ def _probe(argv: list[str]) -> None:
         "stall": {"ticks": len(late), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                   "max_ms": float(a.max())},
         "load_before": load_before, "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(), "duty": duties,
+        "threads": torch.get_num_threads(), "duty": duties, "blocks": blocks,
     }))
 
 

@@ -9,7 +9,10 @@ at sigma 15, 25 and 50 of 255 (seed 0), the process CPU seconds and the seconds 
 Keys: ``photos=v1|v2`` (``TRAIN_PHOTOS`` or ``TRAIN_PHOTOS_V2``), ``width``, ``layers`` (undilated body
 convs; 0 = the shipped net's dilations 1,2,3,2,1), ``unshuffle`` (1 or 2), ``sigma_map=0|1`` (1: the true
 sigma as an extra input channel at half size, FFDNet's non-blind input; the blind net gets none),
-``crop``, ``batch``, ``lr``, ``seed``. The same loop as the CLI's in spirit (MSE on the clean image,
+``crop``, ``batch``, ``lr``, ``seed``, ``noise_max`` (the top sigma, default 0.196 = 50/255; the long run's
+recipe uses 0.216), ``init=FILE`` (start from a blind run's weights, e.g. ``RUN/best.safetensors``: the
+warm-start test; with ``sigma_map=1`` the extra input channel starts at zero, so step 0 is the blind net),
+``bf16=1`` (bfloat16 autocast on the CPU). The same loop as the CLI's in spirit (MSE on the clean image,
 Adam), not the CLI itself: the pilot compares candidates; the long run goes through ``aestudio train``.
 Figures: docs/DESIGN-notes.md ("Shipped photo-denoiser vs BM3D").
 """
@@ -59,6 +62,15 @@ def main(name: str, steps: int, opts: dict[str, str]) -> dict[str, object]:
     if sigma_map:  # the head takes one more channel: the noise level, constant over the image
         old = net.head[0]
         net.head[0] = torch.nn.Conv2d(old.in_channels + 1, old.out_channels, 3, padding=1)
+    if "init" in opts:
+        from safetensors.torch import load_file
+
+        state = load_file(opts["init"])
+        if sigma_map:  # the blind head's weights, plus a zero-weighted noise-level channel
+            w = state["head.0.weight"]
+            state["head.0.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
+        net.load_state_dict(state)
+    if sigma_map:
 
         def predict_noise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             h, w = x.shape[-2:]
@@ -73,11 +85,35 @@ def main(name: str, steps: int, opts: dict[str, str]) -> dict[str, object]:
     weights = np.array([p.size for p in photos], dtype=np.float64)
     weights /= weights.sum()
     crop, batch = int(opts.get("crop", 48)), int(opts.get("batch", 32))
-    noise = parse_noise("gaussian:0-0.196")
+    noise = parse_noise(f"gaussian:0-{float(opts.get('noise_max', 0.196))}")
+    bf16 = opts.get("bf16", "0") == "1"
     opt = torch.optim.Adam(net.parameters(), lr=float(opts.get("lr", 1e-3)))
+    held = held_out_gray(512)
+
+    def evaluate(step: int) -> dict[str, object]:
+        net.eval()
+        row: dict[str, object] = {"name": name, "step": step}
+        with torch.no_grad():
+            for s in SIGMAS:
+                scores = []
+                for j, clean in enumerate(held.values()):
+                    noisy = gaussian(clean, s / 255, np.random.default_rng(j))
+                    x = torch.from_numpy(noisy)[None, None]
+                    out = (x - predict_noise(x, torch.tensor([s / 255.0]))).clamp(0, 1)[0, 0].numpy()
+                    scores.append(10 * np.log10(1.0 / np.mean((out - clean) ** 2)))
+                row[f"psnr{s}"] = round(float(np.mean(scores)), 3)
+        net.train()
+        return row
+
+    # eval_every=N: a JSON line of held-out PSNRs every N steps (and at step 0 when warm-started),
+    # a learning curve at the cost of ~15 full-size forward passes each.
+    every = int(opts.get("eval_every", 0))
+    if every and "init" in opts:
+        print(json.dumps(evaluate(0)), flush=True)
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    eval_cpu = 0.0
     net.train()
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         clean = np.empty((batch, 1, crop, crop), dtype=np.float32)
         for i, k in enumerate(rng.choice(len(photos), size=batch, p=weights)):
             p = photos[k]
@@ -88,26 +124,23 @@ def main(name: str, steps: int, opts: dict[str, str]) -> dict[str, object]:
         # up to clipping), which is what a sigma-map net would be told.
         sigma = torch.from_numpy((noisy - clean).reshape(batch, -1).std(1).astype(np.float32))
         x, y = torch.from_numpy(noisy), torch.from_numpy(clean)
-        out = x - predict_noise(x, sigma)
-        loss = F.mse_loss(out, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = x - predict_noise(x, sigma)
+        loss = F.mse_loss(out.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-    net.eval()
-    held = held_out_gray(512)
+        if every and step % every == 0 and step < steps:
+            e0 = time.process_time()
+            row = evaluate(step)
+            eval_cpu += time.process_time() - e0
+            row["train_cpu_s"] = round(time.process_time() - cpu0 - eval_cpu, 1)
+            print(json.dumps(row), flush=True)
+    cpu, wall = time.process_time() - cpu0 - eval_cpu, time.perf_counter() - wall0
     result: dict[str, object] = {"name": name, "steps": steps, "opts": opts,
                                  "params": sum(p.numel() for p in net.parameters()),
                                  "cpu_s": round(cpu, 1), "s_per_step": round(wall / max(steps, 1), 3)}
-    with torch.no_grad():
-        for s in SIGMAS:
-            scores = []
-            for j, clean in enumerate(held.values()):
-                noisy = gaussian(clean, s / 255, np.random.default_rng(j))
-                x = torch.from_numpy(noisy)[None, None]
-                out = (x - predict_noise(x, torch.tensor([s / 255.0]))).clamp(0, 1)[0, 0].numpy()
-                scores.append(10 * np.log10(1.0 / np.mean((out - clean) ** 2)))
-            result[f"psnr{s}"] = round(float(np.mean(scores)), 3)
+    result.update({k: v for k, v in evaluate(steps).items() if k.startswith("psnr")})
     return result
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from aestudio.config import NoiseConfig, ReconLoss, TrainConfig
-from aestudio.gui.config_form import ConfigForm
+from aestudio.gui.config_form import ConfigForm, label_for
 from aestudio.gui.curves import CurvesView, RunSeries, clean_xy
 from aestudio.gui.images import array_to_qimage, mask_to_qimage
 from aestudio.gui.presets import preset_for
@@ -41,6 +41,18 @@ def test_train_form_parses_types_and_names_bad_fields(qtbot) -> None:
     form.editor("noise").setText("lasers:3")
     with pytest.raises(ValueError, match="Noise"):
         form.values()
+
+
+def test_the_train_tabs_advanced_form_switches_cpu_bfloat16(qtbot) -> None:
+    from aestudio.gui.train_panel import TRAIN_ADVANCED
+
+    form = ConfigForm(TrainConfig, include=TRAIN_ADVANCED)
+    qtbot.addWidget(form)
+    box = form.editor("bf16")
+    assert form.values()["bf16"] is False
+    assert label_for("bf16") == "Bfloat16 on the CPU"
+    box.setChecked(True)
+    assert TrainConfig(**form.values()).bf16 is True
 
 
 def test_field_help_metadata_becomes_tooltips(qtbot) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -113,3 +114,34 @@ def test_the_graph_export_starts_when_an_image_is_shown_before_any_training(qtbo
     assert str(graph_path(shape, panel.nets.cache)) in child.args
     panel.nets.close()  # the test needs no graph: stop the child
     child.wait(10)
+
+
+def test_a_stroke_while_training_has_its_neighbourhood_predicted_first(qtbot, panel, tmp_path) -> None:
+    from PySide6.QtCore import Qt
+
+    from tests.gui.test_panel_label import _drag
+
+    _open(qtbot, panel, tmp_path)
+    panel.size_slider.setValue(4)
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_2)
+    _drag(qtbot, panel, [(100, 120), (110, 200)])  # inside the object
+    qtbot.keyClick(panel.canvas, Qt.Key.Key_1)
+    _drag(qtbot, panel, [(10, 10), (10, 300)])  # background
+    panel.start_training()
+    qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
+    # No refresh of the whole view comes any more: what follows the stroke is its neighbourhood's.
+    panel.schedule.finished = lambda now, step: now + 3600.0
+    panel._next_refresh = time.monotonic() + 3600.0
+    qtbot.waitUntil(lambda: not panel.runner.busy, timeout=WAIT)
+    made, step = panel.predictions_made, panel.trainer.step
+    _drag(qtbot, panel, [(200, 40), (205, 60)])  # background, bottom left
+    qtbot.waitUntil(lambda: panel.local_predictions >= 1, timeout=WAIT)
+    p = panel.prediction
+    m = label_mod.LOCAL_MARGIN
+    assert p.region is not None and p.step > step  # weights that learnt from the stroke
+    t, left, b, r = p.region
+    assert t <= 200 - m + 3 and left <= max(0, 40 - m) and b == 240 and r >= 60 + m - 3
+    assert (b - t) * (r - left) <= label_mod.VIEW_SHARE * 240 * 320
+    assert panel.predictions_made == made  # not one of the schedule's refreshes
+    panel.stop_training()
+    qtbot.waitUntil(lambda: not panel.worker.running, timeout=WAIT)

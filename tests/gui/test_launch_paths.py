@@ -75,3 +75,43 @@ def test_a_model_on_the_command_line_opens_on_its_tab(qtbot, settings_dir, bundl
     _settle(qtbot, w)
     assert w.tabs.tabText(w.tabs.currentIndex()) == "Segment"
     _close(w)
+
+
+def test_a_folder_on_the_command_line_stays_the_data_on_a_first_start(qtbot, settings_dir, tmp_path, monkeypatch) -> None:
+    """The first start's default model is a shipped one, which brings its own training data (digits) to
+    the data panel: it replaced the folder the user asked for."""
+    monkeypatch.setenv("AESTUDIO_FIRST_RUN", "1")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        write_png(folder / f"p{i}.png", size=32, seed=i)
+    w = _launch(qtbot, [folder])
+    _settle(qtbot, w)
+    qtbot.waitUntil(lambda: w.data_panel.summary is not None, timeout=WAIT)
+    qtbot.wait(300)
+    assert w.data_panel.spec == f"folder:{folder}"
+    assert w.data_panel.summary.spec == f"folder:{folder}"
+    _close(w)
+
+
+def test_opening_a_project_builds_only_the_label_tab(qtbot, settings_dir, tmp_path) -> None:
+    """At `aestudio PROJECT` the paths are opened before the window's first paint: building every panel
+    there (with its imports) held that paint ~3 s; only the Label tab is needed."""
+    from aestudio.data.project import LabelProject
+    from aestudio.gui.app import application
+    from aestudio.gui.main_window import MainWindow
+    from aestudio.gui.workspace import make_settings
+
+    (tmp_path / "src").mkdir()
+    project = LabelProject.create(tmp_path / "proj")
+    project.add_images([write_png(tmp_path / "src" / "a.png", size=32)])
+    application()
+    w = MainWindow(make_settings())
+    qtbot.addWidget(w)
+    w.open_paths([project.root], at_launch=True)  # as create_window's queued call may run: before any paint
+    built = [p for p in w._panels if p is not None]
+    assert [p.title for p in built] == ["Label"]
+    assert w.current_explore_panel() is built[0]
+    w.show()
+    qtbot.waitUntil(lambda: built[0].project is not None and built[0].project.root == project.root, timeout=WAIT)
+    _close(w)

@@ -142,3 +142,24 @@ def test_shipped_model_package_uses_a_real_sample_and_passes_core(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert test_model(out).status == "passed"
+
+
+def test_a_16_bit_micrograph_runs_in_bioimageio_core_as_in_the_app(packages, bundles, tmp_path):
+    """The package's scale_range (percentiles 0 and 100 over channel, y, x, per sample) is the app's
+    stretch of a 16-bit image by its own min/max (aestudio.data.levels.read_stretched): a consumer handing
+    the raw uint16 array to bioimageio.core gets what the app computes from the file."""
+    from bioimageio.core import load_model_description, predict
+    from PIL import Image
+
+    from aestudio.data.levels import read_stretched
+    from tests.data.test_levels_labelling import deep_images
+
+    path = deep_images(tmp_path)["dim"]  # a 16-bit PNG holding 1000-3000
+    raw = np.asarray(Image.open(path), dtype=np.uint16)[None, None]  # as another program reads the file
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        descr = load_model_description(packages("denoising_ae"), perform_io_checks=False)
+        got = predict(model=descr, inputs=raw)
+    (member,) = got.members.values()
+    app = OrtPredictor(bundles("denoising_ae")).predict(read_stretched(path).transpose(2, 0, 1)[None])
+    np.testing.assert_allclose(np.asarray(member.data), np.clip(app, 0, 1), atol=2e-5)

@@ -68,3 +68,39 @@ def test_large_images_are_segmented_shrunk_to_a_bounded_size(monkeypatch) -> Non
     small, _ = _scene(60)
     segments(small, max_pixels=60 * 60)
     assert seen[-1] == (60, 60)  # within the bound: segmented as it is
+
+
+def test_steps_run_on_one_thread_while_a_prediction_shares_the_cores(monkeypatch) -> None:
+    import threading
+
+    import torch
+
+    image, truth = _scene(32)
+    sparse = np.full(truth.shape, UNLABELLED, np.uint8)
+    sparse[14:18, 14:18] = 1
+    sparse[1:3, 1:20] = 0
+    trainer = LiveTrainer(3, 2, LiveConfig(crop=16, batch_size=2, base_channels=4, depth=2, regions=0.0))
+    trainer.set_example("a", image, sparse)
+    seen: list[int] = []
+    real = trainer._train_step
+
+    def step(*args):
+        seen.append(torch.get_num_threads())
+        if len(seen) == 2:
+            trainer.sharing.set()  # a prediction starts (on the panel's prediction thread)
+        if len(seen) == 4:
+            trainer.sharing.clear()
+        return real(*args)
+
+    monkeypatch.setattr(trainer, "_train_step", step)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        stop = threading.Event()
+        for _event in trainer.events(stop):
+            if len(seen) >= 6:
+                stop.set()
+        assert seen[:6] == [2, 2, 1, 1, 2, 2]
+        assert torch.get_num_threads() == 2  # the run leaves the thread as it found it
+    finally:
+        torch.set_num_threads(before)

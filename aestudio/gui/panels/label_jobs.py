@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,11 +172,26 @@ def prediction_rgba(mask: np.ndarray, colors: list[tuple[int, int, int]]) -> np.
 
 def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot,
                   channels: int, num_classes: int, cfg: LiveConfig, colors: list[tuple[int, int, int]],
-                  training: bool = False, region: Rect | None = None, base: Prediction | None = None) -> Prediction:
+                  training: bool = False, region: Rect | None = None, base: Prediction | None = None,
+                  sharing: threading.Event | None = None) -> Prediction:
     """The prediction and its uncertainty for one image, from the trainer's last published weights.
 
     ``region``: predict only that part (the view when zoomed in, with a margin); the rest comes from
-    ``base`` (the last prediction of this image, left as it was) or is empty (255, transparent)."""
+    ``base`` (the last prediction of this image, left as it was) or is empty (255, transparent).
+    ``sharing`` (the trainer's ``LiveTrainer.sharing``) is set while the net runs: the training's
+    steps meanwhile take one thread."""
+    if sharing is None:
+        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
+    sharing.set()
+    try:
+        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
+    finally:
+        sharing.clear()
+
+
+def _predict(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot, channels: int, num_classes: int,
+             cfg: LiveConfig, colors: list[tuple[int, int, int]], training: bool, region: Rect | None,
+             base: Prediction | None) -> Prediction:
     from aestudio.training.live import entropy_map
 
     c0 = time.thread_time()
@@ -217,20 +233,37 @@ def _channels(image: np.ndarray, channels: int) -> np.ndarray:
 
 
 def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot, channels: int,
-                        num_classes: int, cfg: LiveConfig, training: bool = False) -> list[tuple[str, float]]:
-    """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first."""
+                        num_classes: int, cfg: LiveConfig, training: bool = False,
+                        nets: SnapshotNets | None = None) -> list[tuple[str, float]]:
+    """(key, mean entropy over the unlabelled pixels) for every image, most uncertain first.
+
+    ``nets``: the caller's, kept between rankings (the Label tab's: one ONNX Runtime session and at most
+    one graph export for all of them; it closes them at shutdown). Without, one is made and closed
+    here: each ranking used to leave its own export child running, one more per click.
+
+    The calling thread's torch thread count is restored afterwards: the ranking runs on a shared
+    worker thread, which a ranking made while training used to leave on one thread for good."""
+    import torch
+
     from aestudio.data.io import read_mask
     from aestudio.data.levels import read_stretched  # as the trainer and the canvas read it
+    from aestudio.training.live import entropy_map
 
-    nets = SnapshotNets()
-    nets.use_threads(one=training)
-    scores: list[tuple[str, float]] = []
-    for key, image_path, mask_path in paths:
-        from aestudio.training.live import entropy_map
-
-        ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, _channels(read_stretched(image_path), channels)))
-        unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
-        scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
+    own = nets is None
+    nets = SnapshotNets() if nets is None else nets
+    threads = torch.get_num_threads()
+    try:
+        nets.use_threads(one=training)
+        scores: list[tuple[str, float]] = []
+        for key, image_path, mask_path in paths:
+            image = _channels(read_stretched(image_path), channels)
+            ent = entropy_map(nets.probs(snapshot, channels, num_classes, cfg, image))
+            unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
+            scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
+    finally:
+        torch.set_num_threads(threads)
+        if own:
+            nets.close()
     return sorted(scores, key=lambda s: -s[1])
 
 

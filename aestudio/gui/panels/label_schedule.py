@@ -9,7 +9,9 @@ share ``duty`` of the wall time, the training keeps ``1 - duty * (1 - rho)`` of 
 schedule picks the largest duty that keeps ``target`` (0.9: the issue's floor is 0.85, and the
 estimate is noisy), between ``min_duty`` and ``max_duty``. The next refresh starts ``wall / duty``
 after the last one started (``wall``: how long the last one took), and never sooner than
-``min_interval``. Until a few cycles are measured it uses ``prior_duty``.
+``min_interval``. Until a few cycles are measured it uses ``prior_duty``. The measurements outlive a
+Stop and Train (the cost is the machine's and the image's, not the run's): ``interrupt`` only drops
+the window open when the training stopped.
 
 Measured (bench label_live, 1024^2): the fixed budget it replaces, 12% of the process's CPU time,
 refreshed every 6.1 s on a quiet machine with the training at 1.07 of its speed, i.e. with room.
@@ -39,7 +41,8 @@ class _Span:
 class RefreshSchedule:
     """The refresh rule while training: ``started`` when a prediction is submitted, ``finished`` when
     its result arrives (both with the time and the trainer's step count); ``finished`` returns the
-    time before which the next one waits. ``reset`` at every new training run."""
+    time before which the next one waits. ``interrupt`` when the training stops or starts (the open
+    window is not a measurement); ``reset`` forgets everything."""
 
     def __init__(self, *, target: float = TARGET, prior_duty: float = PRIOR_DUTY, min_duty: float = MIN_DUTY,
                  max_duty: float = MAX_DUTY, min_interval: float = MIN_INTERVAL_S, window: int = WINDOW) -> None:
@@ -54,9 +57,13 @@ class RefreshSchedule:
         self._end: tuple[float, int] | None = None  # the last one's end, while no other runs
 
     def reset(self) -> None:
-        """A new training run (its speed may differ): forget the measurements."""
+        """Forget the measurements."""
         self._busy.clear()
         self._idle.clear()
+        self._start = self._end = None
+
+    def interrupt(self) -> None:
+        """The training stopped or started: the window open now spans no steady training, drop it."""
         self._start = self._end = None
 
     def started(self, now: float, step: int) -> None:
@@ -66,7 +73,7 @@ class RefreshSchedule:
 
     def finished(self, now: float, step: int) -> float:
         """The prediction started last has reached the screen: when the next may start."""
-        if self._start is None:  # not started under this run (a reset came between): no measurement
+        if self._start is None:  # not started under this run (an interrupt came between): no measurement
             self._end = (now, step)
             return now + self.min_interval
         t0, s0 = self._start
