@@ -943,8 +943,10 @@ class LabelPanel(ExplorePanel):
         training = self.worker is not None and self.worker.running
         if training:
             self.schedule.started(self._predict_t0, t.step)
+        # `sharing` even when nothing trains: a Train pressed while this (all-core) prediction runs then
+        # steps on one thread until it ends, instead of 2 OpenMP threads beside 2 ORT threads.
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), training, region, same, t.sharing if training else None,
+                           list(self.project.classes.colors), training, region, same, t.sharing,
                            on_result=self._predicted,
                            on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
