@@ -90,3 +90,33 @@ def test_the_label_tab_ranks_once_at_a_time_and_closes_its_nets(qtbot, tmp_path,
         pass
     time.sleep(0.2)
     assert len(_alive_children()) == before
+
+
+def test_a_ranking_while_training_gives_the_worker_thread_its_thread_count_back(tmp_path, empty_cache) -> None:
+    """A ranking made while training runs torch on one thread; the worker thread it ran on (the Label tab's
+    shared task runner) must get its own count back, not stay on one thread until a later idle ranking."""
+    import threading
+
+    import torch
+
+    items = _items(tmp_path / "images", n=1)
+    snapshot = LiveTrainer(1, 2, CFG).snapshot()
+    main_threads = torch.get_num_threads()
+    seen: dict[str, int] = {}
+
+    def worker() -> None:
+        torch.set_num_threads(3)  # this worker's own count (not 1, so a leak shows)
+        nets = SnapshotNets()
+        try:
+            rank_by_uncertainty(items, snapshot, 1, 2, CFG, training=True, nets=nets)
+            seen["after"] = torch.get_num_threads()
+        finally:
+            nets.close()
+
+    try:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(60)
+    finally:
+        torch.set_num_threads(main_threads)
+    assert seen["after"] == 3

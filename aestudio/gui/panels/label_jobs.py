@@ -239,13 +239,19 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot,
 
     ``nets``: the caller's, kept between rankings (the Label tab's: one ONNX Runtime session and at most
     one graph export for all of them; it closes them at shutdown). Without, one is made and closed
-    here: each ranking used to leave its own export child running, one more per click."""
+    here: each ranking used to leave its own export child running, one more per click.
+
+    The calling thread's torch thread count is restored afterwards: the ranking runs on a shared
+    worker thread, which a ranking made while training used to leave on one thread for good."""
+    import torch
+
     from aestudio.data.io import read_mask
     from aestudio.data.levels import read_stretched  # as the trainer and the canvas read it
     from aestudio.training.live import entropy_map
 
     own = nets is None
     nets = SnapshotNets() if nets is None else nets
+    threads = torch.get_num_threads()
     try:
         nets.use_threads(one=training)
         scores: list[tuple[str, float]] = []
@@ -255,6 +261,7 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot,
             unl = read_mask(mask_path) == UNLABELLED if mask_path.exists() else np.ones(ent.shape, bool)
             scores.append((key, float(ent[unl].mean()) if unl.any() else 0.0))
     finally:
+        torch.set_num_threads(threads)
         if own:
             nets.close()
     return sorted(scores, key=lambda s: -s[1])
