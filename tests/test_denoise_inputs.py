@@ -11,7 +11,7 @@ import pytest
 import tifffile
 
 from aestudio.cli import main
-from aestudio.data.io import read_image, write_image
+from aestudio.data.io import write_image
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "photo-denoiser"
 
@@ -51,10 +51,12 @@ def test_denoise_folder_of_awkward_images_writes_every_result_and_16_bit_ones_in
     out = tmp_path / "out"
     assert main(["denoise", "--model", str(SHIPPED), str(tmp_path / "in"), "-o", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "grey_denoised.png", "nan_denoised.png", "narrow_denoised.tif", "narrow_rgb_denoised.tif",
+        "grey_denoised.png", "nan_denoised.tif", "narrow_denoised.tif", "narrow_rgb_denoised.tif",
         "rgb_denoised.png", "small_denoised.png", "tiny_denoised.png"]
     assert {p.name: p.read_bytes() for p in (tmp_path / "in").iterdir()} == before  # inputs only read
-    assert np.isfinite(read_image(out / "nan_denoised.png")).all()
+    nan_result = tifffile.imread(out / "nan_denoised.tif")  # a float input: a float32 TIFF in [0, 1], as it was
+    assert nan_result.dtype == np.float32 and np.isfinite(nan_result).all()
+    assert 0.0 <= nan_result.min() and nan_result.max() <= 1.0
     for name, raw in raws.items():
         result = tifffile.imread(out / name.replace(".tif", "_denoised.tif"))
         assert result.dtype == np.uint16 and result.shape == raw.shape  # the input's dtype and channels

@@ -476,6 +476,24 @@ def write_mask(
     return path
 
 
+def write_float_tiff(path: PathLike, array: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Write float ``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]`` as a float32 TIFF atomically, values as they
+    are (no clipping: a float input's result written back in the input's own range, :mod:`aestudio.data.levels`)."""
+    path = Path(path)
+    image = np.asarray(array, dtype=np.float32)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[-1] == 3)):
+        raise ValueError(f"{path}: write_float_tiff needs [H, W], [H, W, 1] or [H, W, 3], got {np.shape(array)}")
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        raise ValueError(f"{path}: float output is written as TIFF only; use a .tif suffix")
+    if not np.all(np.isfinite(image)):
+        raise ValueError(f"{path}: image has NaN or infinite values; clean it before saving")
+    data = np.ascontiguousarray(image)
+    _atomic_write(path, lambda fh: _tifffile().imwrite(fh, data, photometric=_photometric(data)), overwrite)
+    return path
+
+
 def _photometric(data: np.ndarray) -> str:
     return "rgb" if data.ndim == 3 else "minisblack"
 

@@ -32,7 +32,9 @@ stretched: they are class indices, read by :func:`aestudio.data.io.read_mask`.
 
 Where results are written (``aestudio denoise`` / ``reconstruct``, the panels' Save):
 a 16-bit input gives a 16-bit TIFF in its own range (:func:`result_suffix`,
-:func:`write_levelled`), anything else an 8-bit PNG.
+:func:`write_levelled`), a float TIFF a float32 TIFF in its own range (values within
+[0, 1] as they are, others mapped back onto the input's min/max: the decoder's
+stretch undone, :func:`aestudio.data.tiff.float_span`), anything else an 8-bit PNG.
 """
 
 from __future__ import annotations
@@ -49,30 +51,34 @@ from aestudio.data.io import (
     convert_channels,
     probe_image,
     read_image,
+    write_float_tiff,
     write_image,
 )
 
 log = logging.getLogger(__name__)
 
 _WHITE16 = 65535.0
+FLOAT_BITS = 32  # :attr:`Levels.bits` of a float TIFF (results are float32 TIFFs)
 _MIN_SPAN = 2.0 / _WHITE16  # fewer than 3 distinct levels: nothing to stretch
 
 
 @dataclass(frozen=True)
 class Levels:
     """How an image's stored values map to what the nets see: ``(v - lo) / (hi - lo)``, in
-    :func:`read_image` units (stored value / 65535 for 16-bit files)."""
+    :func:`read_image` units (stored value / 65535 for 16-bit files). For a float TIFF
+    (``bits`` 32) ``lo``/``hi`` are the file's own values, which the decoder already
+    stretched (:func:`aestudio.data.tiff.float_to_unit`): only :meth:`restore` uses them."""
 
     lo: float = 0.0
     hi: float = 1.0
-    bits: int = 8  # bits per stored integer sample: results are written at this depth (8 or 16)
+    bits: int = 8  # bits per stored sample: results are written at this depth (8, 16, or 32 = float)
 
     @property
     def stretched(self) -> bool:
         return (self.lo, self.hi) != (0.0, 1.0)
 
     def apply(self, image: np.ndarray) -> np.ndarray:
-        if not self.stretched:
+        if not self.stretched or self.bits == FLOAT_BITS:  # a float image comes stretched from the decoder
             return image
         return np.clip((image - np.float32(self.lo)) / np.float32(self.hi - self.lo), 0.0, 1.0).astype(np.float32)
 
@@ -85,11 +91,16 @@ class Levels:
 
     def short(self) -> str:
         """``"16-bit 1000-3000, stretched"`` (beside a file's name)."""
+        if self.bits == FLOAT_BITS:
+            return f"float {self.lo:g} to {self.hi:g}, stretched" if self.stretched else "float"
         return f"{self.bits}-bit {round(self.lo * _WHITE16)}-{round(self.hi * _WHITE16)}, stretched" if self.stretched \
             else f"{self.bits}-bit"
 
     def describe(self) -> str:
         """``"16-bit values 1000-3000, stretched to the full range"`` (for notes and captions)."""
+        if self.bits == FLOAT_BITS:
+            return f"float values {self.lo:g} to {self.hi:g}, stretched to the full range" if self.stretched \
+                else "float"
         if not self.stretched:
             return f"{self.bits}-bit"
         return (f"{self.bits}-bit values {round(self.lo * _WHITE16)}-{round(self.hi * _WHITE16)}, "
@@ -97,7 +108,8 @@ class Levels:
 
 
 def sample_bits(path: PathLike) -> int:
-    """16 for an unsigned 16-bit PNG/TIFF (read from the header), else 8 (8-bit, float and other kinds)."""
+    """16 for an unsigned 16-bit PNG/TIFF (read from the header), 32 (:data:`FLOAT_BITS`) for a float
+    TIFF, else 8 (8-bit and other kinds)."""
     path = Path(path)
     info = probe_image(path)
     if info.format == "TIFF":  # Pillow reports 16-bit colour TIFFs as "RGB": ask tifffile
@@ -105,7 +117,8 @@ def sample_bits(path: PathLike) -> int:
 
         try:
             with tifffile.TiffFile(path) as tif:
-                return 16 if np.dtype(tif.pages[0].dtype) == np.uint16 else 8
+                dtype = np.dtype(tif.pages[0].dtype)
+            return 16 if dtype == np.uint16 else FLOAT_BITS if np.issubdtype(dtype, np.floating) else 8
         except Exception:  # noqa: BLE001 - unreadable headers are read_image's to report
             return 8
     return 16 if info.mode.startswith("I;16") else 8
@@ -122,9 +135,16 @@ def levels_for(image: np.ndarray, bits: int) -> Levels:
 
 
 def read_levelled(path: PathLike, *, channels: int | None = None) -> tuple[np.ndarray, Levels]:
-    """:func:`read_image`, with a 16-bit image stretched by its own range; (image, how to put it back)."""
+    """:func:`read_image`, with a 16-bit image stretched by its own range; (image, how to put it back).
+    A float TIFF comes stretched from the decoder; its levels are the range it came from."""
     image = read_image(path)
-    levels = levels_for(image, sample_bits(path))
+    bits = sample_bits(path)
+    if bits == FLOAT_BITS:
+        from aestudio.data.tiff import float_span
+
+        lo, hi = float_span(Path(path))
+        return convert_channels(image, channels), Levels(lo=lo, hi=hi, bits=bits)
+    levels = levels_for(image, bits)
     if levels.stretched:
         log.debug("%s: %s", path, levels.describe())
     out = levels.apply(image)
@@ -135,7 +155,9 @@ def read_stretched(path: PathLike, *, channels: int | None = None) -> np.ndarray
     """An image as the models see it: :func:`read_levelled` without the way back (labelling,
     segmentation, ``folder:``/``pairs:`` data). 8-bit and float files read exactly as
     :func:`read_image` reads them; masks are never read here."""
-    return read_levelled(path, channels=channels)[0]
+    image = read_image(path)
+    levels = levels_for(image, sample_bits(path))  # a float file: not stretched again, no second read for its span
+    return convert_channels(levels.apply(image), channels)
 
 
 def levelled_suffix(levels: Levels, channels: int) -> str:
@@ -146,11 +168,15 @@ def levelled_suffix(levels: Levels, channels: int) -> str:
 
 def result_suffix(levels: Levels | None) -> str:
     """The file type of an image result: a 16-bit TIFF for a 16-bit input (TIFF holds 16-bit grey and
-    colour alike, so every command names its results the same way), else an 8-bit PNG."""
-    return ".tif" if levels is not None and levels.bits == 16 else ".png"
+    colour alike, so every command names its results the same way), a float32 TIFF for a float one,
+    else an 8-bit PNG."""
+    return ".tif" if levels is not None and levels.bits in (16, FLOAT_BITS) else ".png"
 
 
 def write_levelled(path: PathLike, image: np.ndarray, levels: Levels, *, overwrite: bool = False) -> Path:
-    """Write a [0, 1] result of an image read by :func:`read_levelled` in its stored range and depth."""
+    """Write a [0, 1] result of an image read by :func:`read_levelled` in its stored range and depth
+    (a float input's as a float32 TIFF)."""
+    if levels.bits == FLOAT_BITS:
+        return write_float_tiff(path, levels.restore(image), overwrite=overwrite)
     depth = BitDepth.SIXTEEN if levels.bits == 16 else BitDepth.EIGHT
     return write_image(path, levels.restore(image), bit_depth=depth, overwrite=overwrite)

@@ -109,15 +109,32 @@ def to_unit(data: np.ndarray, path: Path) -> np.ndarray:
     raise TiffError(f"{path}: samples of type {data.dtype} are not an image; save it as 8/16-bit or float")
 
 
-def float_to_unit(array: np.ndarray, path: Path) -> np.ndarray:
-    """Finite float32 in [0, 1]: as is when already there, else by its own finite min/max (in float64)."""
+def _finite(array: np.ndarray) -> np.ndarray:
+    """float64 with NaN and -inf black, +inf white, at the ends of the finite range (or of [0, 1])."""
     work = np.asarray(array, dtype=np.float64)
     finite = np.isfinite(work)
     if not finite.all():
         lo_f = float(work[finite].min()) if finite.any() else 0.0
         hi_f = float(work[finite].max()) if finite.any() else 1.0
-        # NaN and -inf are black, +inf white, at the ends of the finite range (or of [0, 1]).
         work = np.nan_to_num(work, nan=min(lo_f, 0.0), posinf=max(hi_f, 1.0), neginf=min(lo_f, 0.0))
+    return work
+
+
+def float_span(path: Path) -> tuple[float, float]:
+    """The stored range a float TIFF's first page was mapped from by :func:`read_tiff`: (0, 1) when its
+    values lie within [0, 1] (taken as they are), else its own min and max (the way back to them).
+    Reads the pixels again: only the paths that write results back in the input's range ask."""
+    import tifffile  # (see probe_tiff)
+
+    with tifffile.TiffFile(path) as tif:
+        work = _finite(tif.pages[0].asarray())
+    lo, hi = (float(work.min()), float(work.max())) if work.size else (0.0, 0.0)
+    return (0.0, 1.0) if lo >= 0.0 and hi <= 1.0 else (lo, hi)
+
+
+def float_to_unit(array: np.ndarray, path: Path) -> np.ndarray:
+    """Finite float32 in [0, 1]: as is when already there, else by its own finite min/max (in float64)."""
+    work = _finite(array)
     lo, hi = (float(work.min()), float(work.max())) if work.size else (0.0, 0.0)
     if lo >= 0.0 and hi <= 1.0:
         return work.astype(np.float32)

@@ -34,6 +34,21 @@ logger = logging.getLogger(__name__)
 
 PATH_ROLE = Qt.ItemDataRole.UserRole
 KIND_ROLE = Qt.ItemDataRole.UserRole + 1
+# The Details column gets its text's width up to this share of the tree; beyond, it elides. A run's
+# "4 ep · stopped · ONNX" at its whole width left the names ~130 px in the 330 px side column, so
+# even shipped names showed as "photo…oiser".
+DETAILS_SHARE = 0.4
+
+
+class _ModelsTree(QTreeWidget):
+    """The tree whose Details column is as wide as its text, but at most DETAILS_SHARE of the view."""
+
+    def fit_columns(self) -> None:
+        self.header().resizeSection(1, min(self.sizeHintForColumn(1), int(self.viewport().width() * DETAILS_SHARE)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self.fit_columns()
 
 
 class EntryKind(str, enum.Enum):
@@ -98,15 +113,15 @@ class ModelsPanel(QWidget):
         self.where.setObjectName("hint")
         self.where.setWordWrap(True)
         lay.addWidget(self.where)
-        self.tree = QTreeWidget()
+        self.tree = _ModelsTree()
         self.tree.setObjectName("models")
         self.tree.setHeaderLabels(["Name", "Details"])
         header = self.tree.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        # Details are short ("5 ep · running · ONNX", "denoise") and must show whole; names
-        # elide in the middle instead (the full path is their tooltip).
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        # Details ("5 ep · running · ONNX", "denoise") show whole up to DETAILS_SHARE of the width;
+        # names take the rest and elide in the middle (the full path is their tooltip).
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Fixed)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # run names differ at the end
         self.tree.setUniformRowHeights(True)
         self.tree.itemDoubleClicked.connect(lambda item, _c: self._request(self.load_requested, item))
@@ -147,6 +162,7 @@ class ModelsPanel(QWidget):
         self._fill(Group.BUNDLES, self._subdirs(bundles_dir(self.workspace)))
         self._fill_zoo()
         self._fill(Group.RECENT, [p for p in self.recent if p.exists()])
+        self.tree.fit_columns()
         self._update_buttons()
 
     @staticmethod

@@ -16,7 +16,7 @@ from collections import deque
 PROBE_EVERY_S = 30.0  # how often the other thread count is tried
 FIRST_PROBE_S = 5.0  # the first time, this soon after the start
 PROBE_STEPS = 3  # steps timed per count in a comparison
-MARGIN = 0.9  # the other count must be at least 10% faster to be taken (step times are noisy)
+MARGIN = 0.75  # the other count must be at least 25% faster: a prediction beside the steps misled a 10% margin
 
 
 class ThreadChooser:

@@ -10,8 +10,9 @@ Keys: ``photos=v1|v2`` (``TRAIN_PHOTOS`` or ``TRAIN_PHOTOS_V2``), ``width``, ``l
 convs; 0 = the shipped net's dilations 1,2,3,2,1), ``unshuffle`` (1 or 2), ``sigma_map=0|1`` (1: the true
 sigma as an extra input channel at half size, FFDNet's non-blind input; the blind net gets none),
 ``crop``, ``batch``, ``lr``, ``seed``, ``noise_max`` (the top sigma, default 0.196 = 50/255; the long run's
-recipe uses 0.216), ``init=FILE`` (start from a blind run's weights, e.g. ``RUN/best.safetensors``: the
-warm-start test; with ``sigma_map=1`` the extra input channel starts at zero, so step 0 is the blind net),
+recipe uses 0.216), ``init=FILE|RUN`` (start from a blind run's weights, e.g. ``RUN/best.safetensors``, or a run folder: its last
+weights and Adam state; the warm-start test: with ``sigma_map=1`` the extra input channel starts at zero, so
+step 0 is the blind net),
 ``bf16=1`` (bfloat16 autocast on the CPU). The same loop as the CLI's in spirit (MSE on the clean image,
 Adam), not the CLI itself: the pilot compares candidates; the long run goes through ``aestudio train``.
 Figures: docs/DESIGN-notes.md ("Shipped photo-denoiser vs BM3D").
@@ -22,6 +23,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -62,13 +64,24 @@ def main(name: str, steps: int, opts: dict[str, str]) -> dict[str, object]:
     if sigma_map:  # the head takes one more channel: the noise level, constant over the image
         old = net.head[0]
         net.head[0] = torch.nn.Conv2d(old.in_channels + 1, old.out_channels, 3, padding=1)
+    adam_state = None
     if "init" in opts:
-        from safetensors.torch import load_file
+        from aestudio.training.checkpoint import load_training_state, load_weights
 
-        state = load_file(opts["init"])
-        if sigma_map:  # the blind head's weights, plus a zero-weighted noise-level channel
+        init = Path(opts["init"])
+        # A run folder: its last weights with their Adam state (a warm start that keeps the moments, as a
+        # resume does; fresh moments at lr 1e-3 knock a trained net back by ~2 dB in the first steps).
+        state = load_weights(init / "model.safetensors" if init.is_dir() else init)[0]
+        if init.is_dir():
+            adam_state = load_training_state(init / "optimizer.safetensors").optimizer
+        if sigma_map:  # the blind head's weights (and moments), plus a zero noise-level channel
             w = state["head.0.weight"]
             state["head.0.weight"] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
+            names = [n for n, _ in net.named_parameters()]
+            if adam_state is not None:
+                moments = adam_state["state"][names.index("head.0.weight")]
+                for key in ("exp_avg", "exp_avg_sq"):
+                    moments[key] = torch.cat([moments[key], torch.zeros_like(moments[key][:, :1])], 1)
         net.load_state_dict(state)
     if sigma_map:
 
@@ -88,6 +101,10 @@ def main(name: str, steps: int, opts: dict[str, str]) -> dict[str, object]:
     noise = parse_noise(f"gaussian:0-{float(opts.get('noise_max', 0.196))}")
     bf16 = opts.get("bf16", "0") == "1"
     opt = torch.optim.Adam(net.parameters(), lr=float(opts.get("lr", 1e-3)))
+    if adam_state is not None:
+        opt.load_state_dict(adam_state)
+        for group in opt.param_groups:
+            group["lr"] = float(opts.get("lr", 1e-3))
     held = held_out_gray(512)
 
     def evaluate(step: int) -> dict[str, object]:

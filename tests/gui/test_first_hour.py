@@ -181,6 +181,27 @@ def test_models_details_column_shows_its_text_whole(window, qtbot, bundles) -> N
         assert fm.horizontalAdvance(text) + 6 <= column, (text, column)  # the delegate keeps 3 px a side
 
 
+def test_a_long_run_summary_leaves_the_shipped_names_whole(window, qtbot) -> None:
+    # A run's "4 ep · stopped · ONNX" sized the Details column and cut every name to "photo…oiser".
+    from PySide6.QtWidgets import QTreeWidgetItem
+
+    from aestudio.gui.models_panel import DETAILS_SHARE
+
+    window.resize(1366, 740)
+    window.models_panel.refresh()
+    tree = window.models_panel.tree
+    runs = tree.topLevelItem(0)
+    runs.addChild(QTreeWidgetItem(["conv_ae-digits-20261207-140404", "40 ep · stopped · ONNX"]))
+    runs.setExpanded(True)
+    tree.fit_columns()
+    qtbot.wait(50)
+    width = tree.viewport().width()
+    assert tree.header().sectionSize(1) <= width * DETAILS_SHARE + 1
+    fm = tree.fontMetrics()
+    name_room = tree.header().sectionSize(0) - 2 * tree.indentation() - 6
+    assert fm.horizontalAdvance("photo-denoiser-rgb") <= name_room, (name_room, width)
+
+
 def test_loss_axis_tick_labels_never_overlap(qtbot) -> None:
     # Issue 16: "0.1", "0.09", "0.08", "0.07" overlapped on the log loss axis of a short plot.
     import pyqtgraph as pg

@@ -39,7 +39,7 @@ def test_duty_keeps_the_training_at_the_target_speed(busy_rate: float, duty: flo
 
 
 def test_it_adapts_when_the_cost_changes_and_keeps_it_over_a_restart() -> None:
-    s = RefreshSchedule(target=0.9, window=4)
+    s = RefreshSchedule(target=0.9, max_duty=0.5, window=4)
     t, _, step = _cycles(s, 6, wall=1.0, idle=3.0, busy_rate=2.0, idle_rate=2.0)
     cheap = s.duty
     t, next_at, step = _cycles(s, 6, wall=1.0, idle=3.0, busy_rate=0.4, idle_rate=2.0, t=t, step=step)

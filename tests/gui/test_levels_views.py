@@ -73,3 +73,43 @@ def test_reconstruct_saves_a_16_bit_input_back_in_its_range(qtbot, bundles, tmp_
     finally:
         panel.shutdown()
         tasks.shutdown()
+
+
+def test_reconstruct_saves_a_float_input_as_a_float32_tiff_in_its_range(qtbot, bundles, tmp_path: Path,
+                                                                        monkeypatch) -> None:
+    """A float TIFF holding -3..500: the Save dialog offers a float32 TIFF and writes the reconstruction back
+    in -3..500 (it wrote an 8-bit PNG of the stretched image)."""
+    from aestudio.gui import engine
+    from aestudio.gui.panels.reconstruct import ReconstructPanel
+    from aestudio.gui.workers import TaskRunner
+
+    raw = (-3.0 + 503.0 * np.random.default_rng(2).random((24, 24))).astype(np.float32)
+    raw[0, 0], raw[0, 1] = -3.0, 500.0
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "wide.tif", raw)
+    tasks = TaskRunner()
+    panel = ReconstructPanel(tasks)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.show()
+    try:
+        panel.set_model(engine.load_model(bundles("conv_ae")))
+        panel.add_images([tmp_path / "in" / "wide.tif"])
+        qtbot.waitUntil(lambda: panel.current is not None, timeout=10_000)
+        seen = {}
+
+        def fake_dialog(parent, caption, suggestion, filters):
+            seen["filters"] = filters
+            return suggestion, filters
+
+        monkeypatch.setattr("aestudio.gui.panels.reconstruct.QFileDialog.getSaveFileName", fake_dialog)
+        out = panel.save("reconstruction")
+        assert out is not None and out.suffix == ".tif" and "float32 TIFF" in seen["filters"]
+        written = tifffile.imread(out)
+        assert written.dtype == np.float32
+        assert -3.01 <= written.min() and written.max() <= 500.01 and written.max() > 1.5  # in -3..500
+        expected = panel.current["levels"].restore(panel.current["reconstruction"])[..., 0]
+        np.testing.assert_allclose(written, expected, rtol=1e-5, atol=1e-3)
+    finally:
+        panel.shutdown()
+        tasks.shutdown()

@@ -18,7 +18,7 @@ def test_a_hostile_drop_shows_the_one_line_message(window, qtbot, bundles, tmp_p
     card["metrics"] = "__X__"
     (b / "model.json").write_text(json.dumps(card).replace('"__X__"', payload))
     posted: list[tuple[str, str]] = []
-    window.notify = lambda level, text, details="": posted.append((level, text))  # type: ignore[method-assign]
+    window.notify = lambda level, text, details="", **_: posted.append((level, text))  # type: ignore[method-assign]
     window.load_model(b)
     qtbot.waitUntil(lambda: bool(posted), timeout=30_000)
     level, text = posted[-1]

@@ -79,7 +79,8 @@ REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # While training, how soon the next refresh may start is measured, not assumed: RefreshSchedule
 # (label_schedule.py) watches the trainer's step rate while predictions run and between them, and
-# spaces the refreshes so that the training keeps 90% of its speed. The fixed budgets it replaced
+# spaces the refreshes to keep the training at 95% of its speed (a share of the wall time, capped at 0.15 by
+# bench label_live: the in-process measure underrates the cost). The fixed budgets it replaced
 # (a share of the process's CPU time: 12% refreshed every 6.1 s on a quiet machine with the training
 # at 1.07 of its speed, every 10.6 s at load 4 with 0.93; 20% 8.5 s with 0.85 at load 3-5) were either
 # too careful or too greedy depending on the machine's load (bench label_live).
@@ -943,8 +944,10 @@ class LabelPanel(ExplorePanel):
         training = self.worker is not None and self.worker.running
         if training:
             self.schedule.started(self._predict_t0, t.step)
+        # `sharing` even when nothing trains: a Train pressed while this (all-core) prediction runs then
+        # steps on one thread until it ends, instead of 2 OpenMP threads beside 2 ORT threads.
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), training, region, same, t.sharing if training else None,
+                           list(self.project.classes.colors), training, region, same, t.sharing,
                            on_result=self._predicted,
                            on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 

@@ -6,7 +6,7 @@ load. So the schedule measures it instead of assuming it: the trainer's step rat
 runs (``busy``) and between predictions (``idle``), summed over the last few cycles. If the training
 runs at ``rho`` = busy rate / idle rate of its speed while a prediction runs, and predictions run a
 share ``duty`` of the wall time, the training keeps ``1 - duty * (1 - rho)`` of its speed; the
-schedule picks the largest duty that keeps ``target`` (0.9: the issue's floor is 0.85, and the
+schedule picks the largest duty that keeps ``target`` (0.95: the issue's floor is 0.85, and the
 estimate is noisy), between ``min_duty`` and ``max_duty``. The next refresh starts ``wall / duty``
 after the last one started (``wall``: how long the last one took), and never sooner than
 ``min_interval``. Until a few cycles are measured it uses ``prior_duty``. The measurements outlive a
@@ -22,14 +22,18 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-TARGET = 0.9  # the training's speed to keep, as a share of its speed without predictions
-PRIOR_DUTY = 0.2  # until measured: a prediction's wall time is a fifth of the refresh interval
+# Bench label_live at load ~7 (2 blocks of 40 s per mode): the training kept about 1 - duty of its speed
+# (duty 0.11-0.13: 0.90; 0.21: 0.79; 0.5 then 0.23: 0.63) while the rho measured here said 0.5-0.8 (and
+# once 1.02): the cost lies partly outside the prediction's own window, and a few cycles' step counts are
+# noisy. So the target is set above the issue's 0.85 and the duty capped where the bench kept it.
+TARGET = 0.95  # the training's speed to keep, as a share of its speed without predictions
+PRIOR_DUTY = 0.12  # until measured
 MIN_DUTY = 0.05
-MAX_DUTY = 0.5  # even where predictions cost nothing measurable, the training keeps most of the time
+MAX_DUTY = 0.15  # even where predictions seem to cost nothing, at most this share of the wall time
 MIN_INTERVAL_S = 2.0  # "every few seconds": no sooner than this
 WINDOW = 8  # cycles the rates are summed over (a prediction spans only 2-3 training steps)
-MIN_IDLE_STEPS = 4  # steps counted between predictions before the measurement replaces the prior
-MIN_BUSY_S = 1.0
+MIN_IDLE_STEPS = 8  # steps counted between predictions before the measurement replaces the prior
+MIN_BUSY_S = 3.0
 
 
 @dataclass

@@ -111,12 +111,12 @@ def save_png(panel: ExplorePanel, path: Path, array: np.ndarray, source: Path | 
              overwrite: bool = False, levels: Levels | None = None) -> Path | None:
     """Write ``array`` as an 8-bit PNG atomically; refuse the input's own path. Messages go to ``panel.notify``.
 
-    ``levels`` of a 16-bit input read at its own range (:mod:`aestudio.data.levels`): written as a
-    16-bit TIFF back in the input's range instead."""
+    ``levels`` of a 16-bit or float input read at its own range (:mod:`aestudio.data.levels`): written as a
+    16-bit (float32) TIFF back in the input's range instead."""
     from aestudio.data.io import write_image
-    from aestudio.data.levels import write_levelled
+    from aestudio.data.levels import result_suffix, write_levelled
 
-    deep = levels is not None and levels.bits == 16
+    deep = result_suffix(levels) == ".tif"
     want = ".tif" if deep else ".png"
     if path.suffix.lower() not in ((".tif", ".tiff") if deep else (".png",)):
         path = path.with_suffix(want)

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from aestudio.config import Task
-from aestudio.data.levels import Levels, read_levelled
+from aestudio.data.levels import Levels, read_levelled, result_suffix
 from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
@@ -588,12 +588,12 @@ class NoiseLabPanel(BrowsedImagePanel):
             return None
         source: Path | None = r.get("path")
         levels = r.get("levels")
-        deep = levels is not None and levels.bits == 16
+        deep = result_suffix(levels) == ".tif"  # 16-bit or float input: a TIFF in its range (save_png)
         overwrite = False
         if path is None:
             stem = source.stem if source is not None else "image"
             folder = source.parent if source is not None else Path.home()
-            ext, kind = (".tif", "16-bit TIFF image (*.tif *.tiff)") if deep else (".png", "PNG image (*.png)")
+            ext, kind = (".tif", "TIFF image (*.tif *.tiff)") if deep else (".png", "PNG image (*.png)")
             name, _ = QFileDialog.getSaveFileName(self, "Save the denoised image",
                                                   str(unique_path(folder / f"{stem}_denoised{ext}")), kind)
             if not name:

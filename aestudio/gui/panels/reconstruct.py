@@ -40,7 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from aestudio.config import Task
-from aestudio.data.levels import Levels, read_levelled, result_suffix
+from aestudio.data.levels import FLOAT_BITS, Levels, read_levelled, result_suffix
 from aestudio.errors import Cancelled
 from aestudio.explore.image_metrics import (
     as_float_hwc,
@@ -670,9 +670,11 @@ class ReconstructPanel(BrowsedImagePanel):
         stem = source.stem if source is not None else (self.item_label.text().replace(" ", "_").replace("#", "")
                                                         .split("·")[0].strip("_") or "image")
         folder = source.parent if source is not None else Path.home()
-        ext = result_suffix(self.current.get("levels") if self.current and what == "reconstruction" else None)
+        levels = self.current.get("levels") if self.current and what == "reconstruction" else None
+        ext = result_suffix(levels)
         suggestion = unique_path(folder / f"{stem}_{'recon' if what == 'reconstruction' else 'error'}{ext}")
-        kind = "16-bit TIFF image (*.tif *.tiff)" if ext == ".tif" else "PNG image (*.png)"
+        deep = "float32" if levels is not None and levels.bits == FLOAT_BITS else "16-bit"
+        kind = f"{deep} TIFF image (*.tif *.tiff)" if ext == ".tif" else "PNG image (*.png)"
         name, _ = QFileDialog.getSaveFileName(self, f"Save the {'reconstruction' if what == 'reconstruction' else 'error map'}",
                                               str(suggestion), kind)
         if not name:
