@@ -36,32 +36,48 @@ def test_16_bit_thumbnails_are_stretched_like_the_canvas(qtbot, tmp_path: Path) 
     assert abs(float(qimage_to_array(decode_thumbnail(eight, THUMB)).mean()) - 0.1) < 0.01  # 8-bit: as it is
 
 
-def test_reconstruct_saves_a_16_bit_input_back_in_its_range(qtbot, bundles, tmp_path: Path, monkeypatch) -> None:
+def _saved_reconstruction(qtbot, bundles, monkeypatch, path: Path):
+    """The Reconstruct panel on ``path`` after a Save of its reconstruction: (the panel, the written file,
+    the Save dialog's filters). The caller ends it with ``panel.close_all()``."""
     from aestudio.gui import engine
     from aestudio.gui.panels.reconstruct import ReconstructPanel
     from aestudio.gui.workers import TaskRunner
 
     tasks = TaskRunner()
     panel = ReconstructPanel(tasks)
-    panel.messages = []
-    panel.notify.connect(lambda level, text, details: panel.messages.append((level, text)))
     qtbot.addWidget(panel)
     panel.resize(1000, 600)
     panel.show()
+
+    def close_all() -> None:
+        panel.shutdown()
+        tasks.shutdown()
+
+    panel.close_all = close_all
     try:
-        path = deep_images(tmp_path / "in")["dim"]  # 16-bit PNG holding 1000-3000
         panel.set_model(engine.load_model(bundles("conv_ae")))
         panel.add_images([path])
         qtbot.waitUntil(lambda: panel.current is not None, timeout=10_000)
-        seen = {}
+        seen: dict[str, str] = {}
 
         def fake_dialog(parent, caption, suggestion, filters):
-            seen["suggestion"], seen["filters"] = suggestion, filters
+            seen["filters"] = filters
             return suggestion, filters
 
         monkeypatch.setattr("aestudio.gui.panels.reconstruct.QFileDialog.getSaveFileName", fake_dialog)
         out = panel.save("reconstruction")
-        assert out is not None and out.suffix == ".tif" and "16-bit TIFF" in seen["filters"]
+        assert out is not None
+    except BaseException:
+        close_all()
+        raise
+    return panel, out, seen["filters"]
+
+
+def test_reconstruct_saves_a_16_bit_input_back_in_its_range(qtbot, bundles, tmp_path: Path, monkeypatch) -> None:
+    path = deep_images(tmp_path / "in")["dim"]  # 16-bit PNG holding 1000-3000
+    panel, out, filters = _saved_reconstruction(qtbot, bundles, monkeypatch, path)
+    try:
+        assert out.suffix == ".tif" and "16-bit TIFF" in filters
         written = tifffile.imread(out)
         assert written.dtype == np.uint16
         assert 999 <= written.min() and written.max() <= 3001  # the input's range, not 0-65535 or 8 bits
@@ -71,45 +87,24 @@ def test_reconstruct_saves_a_16_bit_input_back_in_its_range(qtbot, bundles, tmp_
         heat = panel.save("heatmap", tmp_path / "error.png")  # a picture of the error: 8-bit colour PNG
         assert heat is not None and read_image(heat).shape[-1] == 3
     finally:
-        panel.shutdown()
-        tasks.shutdown()
+        panel.close_all()
 
 
 def test_reconstruct_saves_a_float_input_as_a_float32_tiff_in_its_range(qtbot, bundles, tmp_path: Path,
                                                                         monkeypatch) -> None:
     """A float TIFF holding -3..500: the Save dialog offers a float32 TIFF and writes the reconstruction back
     in -3..500 (it wrote an 8-bit PNG of the stretched image)."""
-    from aestudio.gui import engine
-    from aestudio.gui.panels.reconstruct import ReconstructPanel
-    from aestudio.gui.workers import TaskRunner
-
     raw = (-3.0 + 503.0 * np.random.default_rng(2).random((24, 24))).astype(np.float32)
     raw[0, 0], raw[0, 1] = -3.0, 500.0
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "wide.tif", raw)
-    tasks = TaskRunner()
-    panel = ReconstructPanel(tasks)
-    qtbot.addWidget(panel)
-    panel.resize(1000, 600)
-    panel.show()
+    panel, out, filters = _saved_reconstruction(qtbot, bundles, monkeypatch, tmp_path / "in" / "wide.tif")
     try:
-        panel.set_model(engine.load_model(bundles("conv_ae")))
-        panel.add_images([tmp_path / "in" / "wide.tif"])
-        qtbot.waitUntil(lambda: panel.current is not None, timeout=10_000)
-        seen = {}
-
-        def fake_dialog(parent, caption, suggestion, filters):
-            seen["filters"] = filters
-            return suggestion, filters
-
-        monkeypatch.setattr("aestudio.gui.panels.reconstruct.QFileDialog.getSaveFileName", fake_dialog)
-        out = panel.save("reconstruction")
-        assert out is not None and out.suffix == ".tif" and "float32 TIFF" in seen["filters"]
+        assert out.suffix == ".tif" and "float32 TIFF" in filters
         written = tifffile.imread(out)
         assert written.dtype == np.float32
         assert -3.01 <= written.min() and written.max() <= 500.01 and written.max() > 1.5  # in -3..500
         expected = panel.current["levels"].restore(panel.current["reconstruction"])[..., 0]
         np.testing.assert_allclose(written, expected, rtol=1e-5, atol=1e-3)
     finally:
-        panel.shutdown()
-        tasks.shutdown()
+        panel.close_all()
