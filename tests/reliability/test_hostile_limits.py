@@ -278,7 +278,10 @@ def test_ctrl_c_stops_cli_inference_inside_a_model_that_never_returns(tmp_path: 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "aestudio", "reconstruct", "--model", str(model),
                              str(tmp_path / "a.png"), "-o", str(tmp_path / "out")],
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO))
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO),
+                            # As from a terminal: a suite started in the background (`pytest &` in a
+                            # script) has SIGINT ignored, children inherit that, and Python keeps it.
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(4)  # imports, session, and well into the loop
     assert proc.poll() is None, proc.stderr.read()
     t0 = time.perf_counter()
