@@ -49,6 +49,13 @@ GUI timer p99 lateness under {STALL_P99_MS:g} ms. All three from the same run, s
 """
 
 FINDINGS = """
+- 2026-12-07 14:37-14:40 UTC, **quiet machine** (load 1.8 before, 3.0 after; only the niced photo-denoiser
+  run beside it), the schedule as it ships: median refresh **7.6 s** (p90 11.3 s, 9 intervals), 1.08
+  CPU-s a 1024^2 prediction, the duty at its 0.15 cap, training **0.94** of its speed (16.3 vs 17.4
+  crops/s), GUI p99 4.8 ms. So on a quiet machine too the cap, not the training's speed, holds the
+  refresh above 4 s: at 0.94 the training has room for a duty near 0.3 (~4 s) here, but under load 7
+  a duty of 0.21 kept only 0.79, and the in-process measure that should tell the two apart is not yet
+  trustworthy (above). The 4 s target stays failed rather than raising the cap on one quiet run.
 - 2026-12-07 13:27-14:11 UTC, **shared machine** (load 6-13: labelq's label_quality contenders, photodn's
   probes), `python -m bench --only label_live`, after this round's changes: the refresh schedule
   (`label_schedule.RefreshSchedule`, replacing `PREDICT_CPU_SHARE`), the training on one thread while a
