@@ -152,3 +152,15 @@ def atomic_write_bytes(
 def atomic_write_text(path: str | os.PathLike[str], text: str, **options: Any) -> Path:
     """Replace ``path`` with ``text`` encoded as UTF-8, atomically (options as for :func:`atomic_write`)."""
     return atomic_write_bytes(path, text.encode("utf-8"), **options)
+
+
+def unique_path(path: Path, sep: str = "_", *, folder: bool = False) -> Path:
+    """``path``, or ``stem_2.png``, ``stem_3.png``… (``sep`` before the number), the first that does not
+    exist yet. ``folder``: the number goes after the whole name (``run-20261207`` -> ``run-20261207-2``,
+    a dot in a folder's name is no suffix)."""
+    stem, suffix = (path.name, "") if folder else (path.stem, path.suffix)
+    candidate, n = path, 2
+    while candidate.exists():
+        candidate = path.with_name(f"{stem}{sep}{n}{suffix}")
+        n += 1
+    return candidate

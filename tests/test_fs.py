@@ -142,3 +142,14 @@ def test_standard_library_only() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_unique_path_numbers_files_before_their_suffix_and_folders_after_their_name(tmp_path) -> None:
+    from aestudio._fs import unique_path
+
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "a_2.png").write_bytes(b"x")
+    assert unique_path(tmp_path / "a.png") == tmp_path / "a_3.png"
+    assert unique_path(tmp_path / "b.png") == tmp_path / "b.png"
+    (tmp_path / "micro.v2").mkdir()
+    assert unique_path(tmp_path / "micro.v2", "-", folder=True) == tmp_path / "micro.v2-2"

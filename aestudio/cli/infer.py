@@ -277,7 +277,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     name, so a file gets the same noise whichever other files were skipped or added."""
     import zlib
 
-    from aestudio.data.levels import Levels, read_levelled, result_suffix, sample_bits
+    from aestudio.data.levels import file_result_suffix, read_levelled, result_suffix
     from aestudio.data.noise import apply_noise
     from aestudio.explore.folder_job import FolderWork, LevelledImage
     from aestudio.explore.image_metrics import (
@@ -289,7 +289,7 @@ def cmd_denoise(args: argparse.Namespace) -> int:
     names = ("_denoised", "_noisy") if noise is not None else ("_denoised",)
 
     def suffixes_for(path: Path) -> tuple[str, ...]:
-        ext = result_suffix(Levels(bits=sample_bits(path)))  # 16-bit results keep their depth (TIFF holds any)
+        ext = file_result_suffix(path)  # 16-bit and float results keep their depth (TIFF holds any)
         return tuple(n + ext for n in names)
 
     def compute(path: Path, name: str) -> dict[str, LevelledImage]:
@@ -308,13 +308,13 @@ def cmd_denoise(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """16-bit images are reconstructed at their own range and written back as 16-bit TIFFs in it,
     as ``aestudio denoise`` writes them (:mod:`aestudio.data.levels`); others as 8-bit PNGs."""
-    from aestudio.data.levels import Levels, read_levelled, result_suffix, sample_bits
+    from aestudio.data.levels import file_result_suffix, read_levelled, result_suffix
     from aestudio.explore.folder_job import FolderWork, LevelledImage
 
     pred = _image_model(args, "reconstruct")
 
     def suffixes_for(path: Path) -> tuple[str, ...]:
-        return ("_recon" + result_suffix(Levels(bits=sample_bits(path))),)
+        return ("_recon" + file_result_suffix(path),)
 
     def compute(path: Path, _name: str) -> dict[str, LevelledImage]:
         img, levels = read_levelled(path)

@@ -160,17 +160,16 @@ def read_stretched(path: PathLike, *, channels: int | None = None) -> np.ndarray
     return convert_channels(levels.apply(image), channels)
 
 
-def levelled_suffix(levels: Levels, channels: int) -> str:
-    """The file type a result of this image is written as: 16-bit grey PNG, 16-bit colour TIFF
-    (Pillow writes no 16-bit colour PNG), else an 8-bit PNG."""
-    return ".tif" if levels.bits == 16 and channels == 3 else ".png"
-
-
 def result_suffix(levels: Levels | None) -> str:
     """The file type of an image result: a 16-bit TIFF for a 16-bit input (TIFF holds 16-bit grey and
     colour alike, so every command names its results the same way), a float32 TIFF for a float one,
     else an 8-bit PNG."""
     return ".tif" if levels is not None and levels.bits in (16, FLOAT_BITS) else ".png"
+
+
+def file_result_suffix(path: PathLike) -> str:
+    """:func:`result_suffix` of a file from its header alone (a folder job names its outputs before reading)."""
+    return result_suffix(Levels(bits=sample_bits(path)))
 
 
 def write_levelled(path: PathLike, image: np.ndarray, levels: Levels, *, overwrite: bool = False) -> Path:

@@ -11,15 +11,14 @@
 - :func:`display_copy` — a downscaled copy for the screen (a 24-megapixel photo is
   never scaled in ``paintEvent``).
 - :func:`input_mismatch` — how an image differs from what a fixed-size model takes.
-- :func:`fmt_metric`, :func:`compression_ratio`, :func:`unique_path` — how the
-  numbers are written, and where a result is saved without overwriting.
+- :func:`fmt_metric`, :func:`compression_ratio` — how the numbers are written (where a result is
+  saved without overwriting: :func:`aestudio._fs.unique_path`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -171,17 +170,6 @@ def _run_one(predictor: Predictor, img: np.ndarray, progress: Callable[[int, int
         raise ValueError(f"{info.name} returned an unusable image (shape {out.shape}) for a "
                          f"{img.shape[1]}x{img.shape[0]} input")
     return np.ascontiguousarray(out)
-
-
-def unique_path(path: Path) -> Path:
-    """``path``, or ``stem_2.png``, ``stem_3.png``… when it exists."""
-    if not path.exists():
-        return path
-    for i in range(2, 10_000):
-        candidate = path.with_name(f"{path.stem}_{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    return path
 
 
 def fmt_metric(name: str, value: float | None) -> str:

@@ -53,10 +53,10 @@ def decode_thumbnail(item: Item, size: int = THUMB) -> QImage:
         full = reader.size()
         if full.isValid() and (full.width() > size or full.height() > size):
             reader.setScaledSize(full.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio))
-        img = reader.read()
-        if img.isNull() or img.format() in _DEEP_FORMATS:
-            # Formats Qt lacks, and 16-bit images: Qt shows those by the type's white level, so a 12-bit
-            # camera's frame was a black square; read_image stretches them as the canvas and the models see them.
+        # 16-bit images (known from the header): Qt shows them by the type's white level, so a 12-bit
+        # camera's frame was a black square; read_image stretches them as the canvas and the models see them.
+        img = QImage() if reader.imageFormat() in _DEEP_FORMATS else reader.read()
+        if img.isNull():  # formats Qt lacks, and 16-bit images
             img = array_to_qimage(engine.read_image(Path(item)))  # raises ImageLoadError(ValueError)
     if img.width() > size or img.height() > size:
         img = img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)

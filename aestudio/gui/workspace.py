@@ -17,6 +17,8 @@ from pathlib import Path
 import platformdirs
 from PySide6.QtCore import QSettings
 
+from aestudio._fs import unique_path
+
 ORG_NAME = "aestudio"
 APP_NAME = "aestudio"
 ENV_HOME = "AESTUDIO_HOME"
@@ -81,16 +83,7 @@ def slug(text: str) -> str:
 def new_run_dir(workspace: Path, net_name: str, data_spec: str, now: _dt.datetime | None = None) -> Path:
     """``runs/<family>-<data>-YYYYmmdd-HHMMSS`` (suffixed when two starts share a second)."""
     stamp = (now or _dt.datetime.now()).strftime("%Y%m%d-%H%M%S")
-    return unused_path(runs_dir(workspace) / f"{net_name}-{slug(data_spec)}-{stamp}")
-
-
-def unused_path(base: Path) -> Path:
-    """``base``, or ``base-2``, ``base-3``… the first that does not exist yet."""
-    path, n = base, 2
-    while path.exists():
-        path = base.with_name(f"{base.name}-{n}")
-        n += 1
-    return path
+    return unique_path(runs_dir(workspace) / f"{net_name}-{slug(data_spec)}-{stamp}", "-", folder=True)
 
 
 def recent_items(settings: QSettings) -> list[Path]:

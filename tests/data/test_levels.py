@@ -6,7 +6,7 @@ import numpy as np
 import tifffile
 
 from aestudio.data.io import read_image, write_image
-from aestudio.data.levels import levelled_suffix, read_levelled, sample_bits, write_levelled
+from aestudio.data.levels import read_levelled, result_suffix, sample_bits, write_levelled
 
 
 def test_a_12_bit_camera_frame_is_stretched_and_written_back_to_its_own_values(tmp_path) -> None:
@@ -31,7 +31,7 @@ def test_a_narrow_colour_frame_keeps_its_colour_balance_and_range(tmp_path) -> N
     assert sample_bits(tmp_path / "rgb.tif") == 16
     image, levels = read_levelled(tmp_path / "rgb.tif")
     assert image.shape == (16, 16, 3) and image[..., 2].mean() < 0.5 * image[..., 0].mean()
-    assert levelled_suffix(levels, 3) == ".tif"
+    assert result_suffix(levels) == ".tif"
     back = tifffile.imread(write_levelled(tmp_path / "back.tif", image, levels))
     assert back.dtype == np.uint16 and np.array_equal(back, raw)
 

@@ -180,13 +180,13 @@ def predict_image(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Sna
     ``base`` (the last prediction of this image, left as it was) or is empty (255, transparent).
     ``sharing`` (the trainer's ``LiveTrainer.sharing``) is set while the net runs: the training's
     steps meanwhile take one thread."""
-    if sharing is None:
-        return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
-    sharing.set()
+    if sharing is not None:
+        sharing.set()
     try:
         return _predict(nets, key, image, snapshot, channels, num_classes, cfg, colors, training, region, base)
     finally:
-        sharing.clear()
+        if sharing is not None:
+            sharing.clear()
 
 
 def _predict(nets: SnapshotNets, key: str, image: np.ndarray, snapshot: Snapshot, channels: int, num_classes: int,

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
+from aestudio._fs import unique_path
 from aestudio.config import Task
 from aestudio.data.levels import Levels, read_levelled, result_suffix
 from aestudio.errors import Cancelled
@@ -47,7 +48,6 @@ from aestudio.explore.image_metrics import (
     fmt_metric,
     image_metrics,
     run_model_image,
-    unique_path,
 )
 from aestudio.explore.noise_level import (
     TrainedNoise,

@@ -87,7 +87,8 @@ class NoiseLearner(QObject):
 
         ``model`` (the active ``LoadedModel``): a denoising_ae bundle with the images' channel count is
         fine-tuned instead of starting from scratch, so the preview starts from its quality."""
-        from aestudio.gui.workspace import new_run_dir, unused_path
+        from aestudio._fs import unique_path
+        from aestudio.gui.workspace import new_run_dir
         from aestudio.training.learn_noise import (
             NET,
             can_start_from,
@@ -101,7 +102,7 @@ class NoiseLearner(QObject):
             return False
         try:
             good, left_out = usable_images(paths)
-            images = stage_images(good or paths, unused_path(workspace / "noisy" / session_name(good)))
+            images = stage_images(good or paths, unique_path(workspace / "noisy" / session_name(good), "-", folder=True))
         except (ValueError, OSError) as exc:
             self.notify.emit(Level.ERROR, f"Cannot learn this noise: {exc}", "")
             return False

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from aestudio._fs import unique_path
 from aestudio.config import Task
 from aestudio.data.levels import FLOAT_BITS, Levels, read_levelled, result_suffix
 from aestudio.errors import Cancelled
@@ -54,7 +55,6 @@ from aestudio.explore.image_metrics import (
     input_mismatch,
     run_model_image,
     scan_errors,
-    unique_path,
 )
 from aestudio.gui import engine
 from aestudio.gui.engine import DataArrays, LoadedModel
