@@ -291,6 +291,12 @@ def test_every_panel_fits_a_1366x768_laptop_with_models_images_and_a_mask(window
             shown = panel.shown_line.label.sceneBoundingRect()
             assert vb.contains(shown), "the 'shown' marker's label is cut"
             assert not shown.intersects(panel.threshold_line.label.sceneBoundingRect())
+        if title == "Latent":  # the map's axis names are whole (the left one was cut to "(x0.0")
+            qtbot.waitUntil(lambda p=panel: p.map.stack.currentWidget() is p.map.plot, timeout=60000)
+            for name in ("left", "bottom"):
+                axis = panel.map.plot.getAxis(name)
+                along = axis.size().height() if name == "left" else axis.size().width()
+                assert axis.label.boundingRect().width() <= along, f"Latent map's {name} label is cut"
         window.grab().save(str(Path(tempfile.gettempdir()) / f"aestudio-fit-{title.replace(' ', '-').lower()}.png"))
 
 
