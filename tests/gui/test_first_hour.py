@@ -374,3 +374,14 @@ def test_the_label_tab_fits_the_laptop_size_with_its_model_buttons_in_view(windo
         assert not side.verticalScrollBar().isVisible(), f"the tool column scrolls with {total} classes"
         assert len(shown) == total if all_shown else len(shown) >= 8, (total, shown)
         window.grab().save(str(tmp_path.parent / f"aestudio-fit-label-{total}-classes.png"))
+
+
+def test_the_data_summary_counts_one_image_in_the_singular() -> None:
+    from aestudio.gui.data_panel import DataSummary, describe
+
+    def text(train: int, val: int) -> str:
+        return describe(DataSummary(spec="folder:x", train_size=train, val_size=val, channels=1, image_size=64,
+                                    kind="images", class_names=[], bad_files=[], files=[], samples=[]))
+
+    assert "<b>1</b> image ·" in text(1, 0)
+    assert "<b>2</b> images ·" in text(1, 1)
