@@ -251,7 +251,7 @@ def _probe(argv: list[str]) -> None:
     late: list[float] = []
     refreshes = 0
     blocks: list[dict] = []  # per block: mode, speed, the trainer's thread count at its end, load
-    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured slowdown per block
+    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured speed kept per block
     shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
     intervals: list[float] = []  # between consecutive ones within a refreshing block
     cpu: list[float] = []  # each prediction's CPU seconds on its thread
@@ -283,8 +283,8 @@ def _probe(argv: list[str]) -> None:
         steps = panel.trainer.step - step0
         dt = time.perf_counter() - t0
         if refresh:
-            duties.append((panel.schedule.duty, panel.schedule.slowdown))
-            log.info("schedule: busy %s idle %s", list(panel.schedule._busy), list(panel.schedule._idle))
+            duties.append((panel.schedule.duty, panel.schedule.kept))
+            log.info("schedule: duty %.3f kept %s cost %s", panel.schedule.duty, panel.schedule.kept, panel.schedule.cost)
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made
