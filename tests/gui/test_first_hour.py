@@ -355,3 +355,14 @@ def test_the_label_tab_fits_the_laptop_size_with_its_model_buttons_in_view(windo
     fm = panel.recent_btn.fontMetrics()
     assert panel.recent_btn.width() >= fm.horizontalAdvance("Recent") + 24  # text and menu arrow
     window.grab().save(str(tmp_path.parent / "aestudio-fit-label.png"))
+
+
+def test_the_data_summary_counts_one_image_in_the_singular() -> None:
+    from aestudio.gui.data_panel import DataSummary, describe
+
+    def text(train: int, val: int) -> str:
+        return describe(DataSummary(spec="folder:x", train_size=train, val_size=val, channels=1, image_size=64,
+                                    kind="images", class_names=[], bad_files=[], files=[], samples=[]))
+
+    assert "<b>1</b> image ·" in text(1, 0)
+    assert "<b>2</b> images ·" in text(1, 1)
