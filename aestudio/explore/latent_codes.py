@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 PRIOR_RANGE = 3.0  # VAE sliders span the prior's +-3 standard deviations (99.7% of N(0, 1))
 STD_RANGE = 3.0  # plain codes: the data's mean +- 3 standard deviations per dimension
 ENCODE_CHUNK = 256  # images per encoder call: progress a few times a second, bounded memory
+# A 2-D map needs three codes: one code is a point and two a line, so the map's second axis
+# (and with one code, both) had "0% of variance" and showed nothing a person could read.
+MIN_MAP_CODES = 3
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,22 @@ def pca_2d(codes: np.ndarray) -> tuple[PcaMap, np.ndarray]:
         explained[:k] = [float(r) for r in ratio]
     m = PcaMap(mean.astype(np.float32), axes, (explained[0], explained[1]))
     return m, m.project(codes) if n else np.zeros((0, 2), np.float32)
+
+
+def map_problem(codes: np.ndarray) -> str | None:
+    """Why the codes make no 2-D map (too few, or all the same), said plainly; ``None`` when they do."""
+    codes = np.asarray(codes, dtype=np.float64)
+    n = len(codes)
+    if n < MIN_MAP_CODES:
+        return (f"A map needs at least {MIN_MAP_CODES} codes; the data gave {n}. Add images (at least "
+                f"{MIN_MAP_CODES}) or open a larger data set in the Data panel. The sliders and "
+                "dropped images work without the map.")
+    spread = float(codes.var(axis=0).sum())
+    scale = float((codes * codes).mean()) + 1e-12
+    if not np.isfinite(spread) or spread <= 1e-10 * scale:
+        return (f"All {n} codes are the same under this model, so there is nothing to map. Open a data "
+                "set with different images, or load a trained model.")
+    return None
 
 
 def tsne_2d(codes: np.ndarray, *, seed: int = 0) -> np.ndarray:

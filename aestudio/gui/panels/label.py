@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -104,7 +104,20 @@ UNPAINTED_MAX_IMAGES = 400  # unpainted images the trainer's pseudo-labels learn
 UNPAINTED_MAX_PIXELS = 32 * 2**20  # ~200 MB as float16 RGB; bench label_quality's 200 unpainted images are 3.3 M pixels
 RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
 RECENT_MAX = 8
-CLASS_ROWS = 3  # class rows in view in the Classes box (more scroll): the tool column fits 1366 x 768
+CLASS_ROWS = 3  # class rows always in view in the Classes box; more when the tool column has room (more scroll)
+
+
+class _Refit(QObject):
+    """Calls ``fit`` when the watched widget is resized or asks for a new layout."""
+
+    def __init__(self, fit, parent: QObject) -> None:  # noqa: ANN001 - a callable
+        super().__init__(parent)
+        self._fit = fit
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
+            self._fit()
+        return False
 
 
 def _swatch(color: tuple[int, int, int]) -> QIcon:
@@ -200,10 +213,9 @@ class LabelPanel(ExplorePanel):
         classes = QGroupBox("Classes (keys 1-9)")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget()
-        # Whole rows only (a half-cut 4th row read as a bug at 1366 x 768): CLASS_ROWS rows high,
-        # scrolling a row at a time beyond.
+        # Whole rows only (a half-cut 4th row read as a bug at 1366 x 768): one row per class up
+        # to the room the tool column has (_fit_class_rows), scrolling a row at a time beyond.
         self.class_list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerItem)
-        self._fit_class_rows()
         self.class_list.currentRowChanged.connect(self._class_changed)
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
@@ -320,6 +332,13 @@ class LabelPanel(ExplorePanel):
         side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         side_scroll.setFrameShape(QFrame.Shape.NoFrame)
         side_scroll.setFixedWidth(side_widget.sizeHint().width() + 18)
+        self._side_scroll = side_scroll
+        self._fit_class_rows()
+        # The room for class rows changes with the window's height and with the column's other
+        # contents (a status line that wraps): refit on either.
+        self._refit = _Refit(self._fit_class_rows, self)
+        side_scroll.viewport().installEventFilter(self._refit)
+        side_widget.installEventFilter(self._refit)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.image_list)
@@ -559,14 +578,55 @@ class LabelPanel(ExplorePanel):
     # ================================================================ classes
 
     def _fit_class_rows(self) -> None:
-        """Make the class list exactly CLASS_ROWS rows high (rows measured on an item, once there is one)."""
+        """Make the class list a whole number of rows high: one per class, as many as the tool
+        column has room for without scrolling, but never fewer than CLASS_ROWS (or all the classes
+        when there are fewer); beyond that it scrolls. It was always CLASS_ROWS: 4 classes scrolled
+        beside empty space."""
         lst = self.class_list
         row = lst.sizeHintForRow(0) if lst.count() else 0
         if row <= 0:  # no class yet: measure a stand-in row
             lst.addItem(QListWidgetItem(_swatch((0, 0, 0)), "1  background"))
             row = lst.sizeHintForRow(0)
             lst.takeItem(0)
-        lst.setFixedHeight(CLASS_ROWS * row + 2 * lst.frameWidth())
+        count = lst.count()
+        rows = CLASS_ROWS if not count else min(count, CLASS_ROWS)
+        columns = 1
+        scroll = getattr(self, "_side_scroll", None)
+        if count > rows and scroll is not None and scroll.widget() is not None:
+            others = scroll.widget().sizeHint().height() - lst.minimumHeight()  # the column without the list (fixed height)
+            room = (scroll.viewport().height() - others - 2 * lst.frameWidth()) // row
+            rows = max(rows, min(count, room))
+            if count > rows and self._class_columns_fit(2):
+                # Two columns rather than a scroll (5 classes at 1366 x 768, where 4 rows fit).
+                columns = 2
+                rows = max(min(CLASS_ROWS, count), min(-(-count // 2), room))
+        self._set_class_columns(columns)
+        height = rows * row + 2 * lst.frameWidth()
+        if lst.minimumHeight() != height or lst.maximumHeight() != height:
+            lst.setFixedHeight(height)
+
+    def _class_columns_fit(self, columns: int) -> bool:
+        """Whether every class name fits whole in a column when the list has ``columns``."""
+        lst = self.class_list
+        width = (lst.viewport().width() - lst.verticalScrollBar().sizeHint().width()) // columns
+        return all(lst.sizeHintForIndex(lst.model().index(i, 0)).width() + 8 <= width for i in range(lst.count()))
+
+    def _set_class_columns(self, columns: int) -> None:
+        """One column (a list) or a grid of ``columns``, read left to right (1 2 / 3 4 ...)."""
+        lst = self.class_list
+        if columns == 1:
+            if lst.isWrapping():
+                lst.setWrapping(False)
+                lst.setFlow(QListWidget.Flow.TopToBottom)
+                lst.setGridSize(QSize())
+            return
+        width = (lst.viewport().width() - lst.verticalScrollBar().sizeHint().width()) // columns
+        grid = QSize(width, lst.sizeHintForRow(0))
+        if not lst.isWrapping() or lst.gridSize() != grid:
+            lst.setFlow(QListWidget.Flow.LeftToRight)
+            lst.setWrapping(True)
+            lst.setResizeMode(QListWidget.ResizeMode.Adjust)
+            lst.setGridSize(grid)
 
     def _fill_classes(self) -> None:
         assert self.project is not None
