@@ -26,9 +26,10 @@ ABOUT = f"""
 **What.** While the Label tab trains its U-Net on a few painted strokes, the prediction over the
 {SIZE} x {SIZE} image on screen is redrawn from the trainer's latest weights (on the panel's
 prediction thread, in ONNX Runtime, as often as the panel's refresh schedule allows: predictions may
-run the share of the wall time ("duty") that keeps the training at 95% of its speed, measured from the
-trainer's step rate while a prediction runs and between them, within 0.05-0.15 and 0.12 until
-measured; at least 2 s apart; the training's steps run on one thread while a prediction runs), and
+run the share of the wall time ("duty") that keeps the training at 90% of its speed, measured from the
+trainer's per-step log (the rate over all recent steps over the rate of the steps no prediction
+overlapped), within 0.05-0.35 and 0.12 until measured; at least 2 s apart; the training's steps run on
+one thread while a prediction runs), and
 the person may keep painting. Three questions: how often does the prediction
 on screen refresh (seconds between consecutive redraws of the whole view; the stroke's-neighbourhood
 refreshes that come first after a stroke are not counted), does the refresh starve the training
@@ -251,7 +252,7 @@ def _probe(argv: list[str]) -> None:
     late: list[float] = []
     refreshes = 0
     blocks: list[dict] = []  # per block: mode, speed, the trainer's thread count at its end, load
-    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured slowdown per block
+    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured speed kept per block
     shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
     intervals: list[float] = []  # between consecutive ones within a refreshing block
     cpu: list[float] = []  # each prediction's CPU seconds on its thread
@@ -283,8 +284,8 @@ def _probe(argv: list[str]) -> None:
         steps = panel.trainer.step - step0
         dt = time.perf_counter() - t0
         if refresh:
-            duties.append((panel.schedule.duty, panel.schedule.slowdown))
-            log.info("schedule: busy %s idle %s", list(panel.schedule._busy), list(panel.schedule._idle))
+            duties.append((panel.schedule.duty, panel.schedule.kept))
+            log.info("schedule: duty %.3f kept %s cost %s", panel.schedule.duty, panel.schedule.kept, panel.schedule.cost)
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made

@@ -305,13 +305,13 @@ def test_pretrain_box_is_off_and_says_why_and_what_it_uses(panel) -> None:
 
 def test_refreshes_while_training_follow_the_schedule(qtbot, panel, tmp_path, monkeypatch) -> None:
     """While training, the next refresh waits for the panel's RefreshSchedule (fed with each prediction's
-    start and end and the trainer's step then); a stroke inside that time is refreshed when it ends."""
+    start and end and the trainer's step log); a stroke inside that time is refreshed when it ends."""
     _open_with_image(qtbot, panel, tmp_path)
     _paint_both_classes(qtbot, panel)
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
     qtbot.waitUntil(lambda: panel.predictions_made >= 3, timeout=WAIT)
-    assert len(panel.schedule._busy) >= 2 and len(panel.schedule._idle) >= 1  # each refresh was measured
+    assert len(panel.schedule._spans) >= 2 and panel.trainer.step_log.steps()  # each refresh and step was logged
     # A schedule that never allows another: once the ones in flight are in, none follows, strokes or not.
     monkeypatch.setattr(panel.schedule, "finished", lambda now, step: now + 3600.0)
     made = panel.predictions_made

@@ -78,9 +78,9 @@ UNLABELLED = 255
 REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # While training, how soon the next refresh may start is measured, not assumed: RefreshSchedule
-# (label_schedule.py) watches the trainer's step rate while predictions run and between them, and
-# spaces the refreshes to keep the training at 95% of its speed (a share of the wall time, capped at 0.15 by
-# bench label_live: the in-process measure underrates the cost). The fixed budgets it replaced
+# (label_schedule.py) reads from the trainer's step log (each step's period, and whether a prediction
+# overlapped it) the share of its speed the training keeps, and spaces the refreshes to keep 90% (a
+# share of the wall time, 0.05-0.35). The fixed budgets it replaced
 # (a share of the process's CPU time: 12% refreshed every 6.1 s on a quiet machine with the training
 # at 1.07 of its speed, every 10.6 s at load 4 with 0.93; 20% 8.5 s with 0.85 at load 3-5) were either
 # too careful or too greedy depending on the machine's load (bench label_live).
@@ -162,6 +162,7 @@ class LabelPanel(ExplorePanel):
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.schedule = RefreshSchedule()  # spaces the refreshes while training (measured cost)
         self._inflight_key = ""  # the image of the prediction submitted last
+        self._accept_pending: tuple[str, int | None] | None = None  # (image, class) an Accept waits to take
         self._graph_asked = False  # the prediction's graph was asked for (exported ahead of the first Train)
         self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
@@ -547,6 +548,7 @@ class LabelPanel(ExplorePanel):
         self.current = index
         self.image = image
         self.prediction = None
+        self._accept_pending = None  # an Accept of another image's prediction is not carried over
         self.canvas.set_image(image)
         self.canvas.set_colors(list(project.classes.colors))
         if mask is not None:
@@ -987,7 +989,7 @@ class LabelPanel(ExplorePanel):
         if self.trainer is None or self.image is None or self.project is None or self.layer_mode == "none":
             return  # a hidden model layer costs nothing: the cores stay with the training
         snapshot = self.trainer.snapshot()
-        region = self.predict_region()
+        region = self.predict_region() if self._accept_pending is None else None  # an Accept waits for the whole
         same = self.prediction if self.prediction is not None and self.prediction.key == self.key else None
         if same is not None and same.step == snapshot[0] and same.covers(region):
             return
@@ -1003,7 +1005,7 @@ class LabelPanel(ExplorePanel):
         t = self.trainer
         training = self.worker is not None and self.worker.running
         if training:
-            self.schedule.started(self._predict_t0, t.step)
+            self.schedule.started(self._predict_t0)
         # `sharing` even when nothing trains: a Train pressed while this (all-core) prediction runs then
         # steps on one thread until it ends, instead of 2 OpenMP threads beside 2 ORT threads.
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
@@ -1023,7 +1025,7 @@ class LabelPanel(ExplorePanel):
 
     def _predicted(self, prediction: Prediction) -> None:
         if self.worker is not None and self.worker.running and self.trainer is not None:
-            self._next_refresh = self.schedule.finished(time.monotonic(), self.trainer.step)
+            self._next_refresh = self.schedule.finished(time.monotonic(), self.trainer.step_log.steps())
             # Come back as soon as the schedule allows (the 2 s timer alone added up to 2 s to each wait).
             self._stroke_timer.start(_wait_ms(self._next_refresh - time.monotonic()))
         if prediction.key != self.key:
@@ -1032,6 +1034,13 @@ class LabelPanel(ExplorePanel):
         self.predictions_made += 1
         self._show_layer()
         self._update_enabled()
+        pending = self._accept_pending
+        if pending is not None and pending[0] == self.key:
+            if prediction.region is None:
+                self._accept_pending = None
+                self._accept(prediction, pending[1])
+            elif not self.runner.busy:  # a part came (it was running when Accept was pressed): now the whole
+                self._predict_whole()
 
     def _layer_changed(self, index: int) -> None:
         self.layer_mode = ("prediction", "uncertainty", "none")[index]
@@ -1046,14 +1055,46 @@ class LabelPanel(ExplorePanel):
             self.canvas.set_layer(p.layer_prediction if self.layer_mode == "prediction" else p.layer_uncertainty)
 
     def accept_prediction(self, only_class: int | None) -> None:
+        """Accept all (``only_class`` None) or one class of a prediction of the whole image from one set of
+        weights. When what is shown is partly older (zoomed in, only the view was predicted from the newest
+        weights; after a stroke, its neighbourhood), the whole image is predicted from the current weights
+        first, and that is accepted (and shown) when it arrives."""
         if not self._editable() or self.prediction is None or self.prediction.key != self.key:
             return
-        assert self.project is not None
         self._end_stroke()
-        rect = self.project.accept(self.current, self.prediction.mask, only_class=only_class)
+        if self.prediction.region is None:
+            self._accept(self.prediction, only_class)
+            return
+        self._accept_pending = (self.key, only_class)
+        self.status.setText("Accept: predicting the whole image from the current weights first…")
+        self._predict_whole()
+
+    def _accept(self, prediction: Prediction, only_class: int | None) -> None:
+        assert self.project is not None and prediction.region is None
+        rect = self.project.accept(self.current, prediction.mask, only_class=only_class)
+        what = "all classes" if only_class is None else f"class {self.project.classes.names[only_class]}" \
+            if only_class < len(self.project.classes) else f"class {only_class}"
+        self.status.setText(f"Accepted {what} of the whole image's prediction (step {prediction.step}) into its "
+                            "unpainted pixels.")
         if rect is not None:
             self.canvas.update_labels(self.project.mask(self.current), rect)
             self._after_edit()
+
+    def _predict_whole(self) -> None:
+        """Predict the whole image now, outside the schedule (an Accept waits for it)."""
+        if self.trainer is None or self.image is None or self.project is None:
+            self._accept_pending = None
+            return
+        t = self.trainer
+        training = self.worker is not None and self.worker.running
+        self._predict_t0 = time.monotonic()
+        self._inflight_key = self.key
+        if training:
+            self.schedule.started(self._predict_t0)  # it costs the training as a refresh does: measured as one
+        self.runner.submit(predict_image, self.nets, self.key, self.image, t.snapshot(), t.channels, t.num_classes,
+                           t.cfg, list(self.project.classes.colors), training, None, None, t.sharing,
+                           on_result=self._predicted,
+                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
     def rank_images(self) -> None:
         if self.project is None or self.trainer is None or self._ranking:
