@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aestudio.config import NetConfig, NoiseConfig, SelfSupervised, Task, TrainConfig, to_dict
+from aestudio.data.levels import input_kind
 from aestudio.training import loop
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
 from aestudio.training.distributed import is_main, main_process_first
@@ -225,6 +226,9 @@ def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: T
         "class_colors": [list(c) for c in (getattr(data, "class_colors", None) or [])] or None,
         "train_size": len(data.train),
         "val_size": len(data.val),
+        # 8-bit / 16-bit / float files: how a package for other programs must scale its input
+        # (aestudio.export.bioimageio); None when unknown or mixed.
+        "input_kind": input_kind(data.spec),
     }
 
 
