@@ -118,7 +118,7 @@ class TrainConfig:
     bf16: bool = field(default=False, metadata=help_text('CPU: bfloat16 autocast and channels-last convs (~2.4x faster steps where the CPU has AVX-512 BF16 or AMX); a resume may switch it'))
     seed: int = field(default=0, metadata=help_text('seeds torch, numpy and the data split; CPU runs are deterministic'))
     max_steps: int | None = field(default=None, metadata=help_text('stop after this many optimizer steps (tests, quick looks)'))
-    time_limit_minutes: float | None = field(default=None, metadata=help_text('wall-clock budget of this invocation; stops with a resumable checkpoint'))
+    time_limit_minutes: float | None = field(default=None, metadata=help_text('wall-clock budget of this invocation, counted from its start (opening the data included); stops with a resumable checkpoint'))
     self_supervised: SelfSupervised = field(default=SelfSupervised.NONE, metadata=help_text('denoisers: learn from the noisy images alone (no --noise)'))
     num_workers: int = field(default=0, metadata=help_text('DataLoader workers; 0 keeps small data in-process and deterministic'))
     checkpoint_every_steps: int | None = field(default=None, metadata=help_text('extra mid-epoch checkpoints for long epochs'))

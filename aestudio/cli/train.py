@@ -106,8 +106,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--init-encoder", type=Path, metavar="RUN_DIR", help="unet: start from this run's encoder")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
     t.add_argument("--time-limit", type=float, metavar="MINUTES",
-                   help="stop after this many minutes of training (wall clock) with a checkpoint; "
-                        "--resume continues it exactly (with a new --time-limit if wanted)")
+                   help="stop this many minutes (wall clock) after the command started, loading the data "
+                        "included, with a checkpoint; --resume continues it exactly (with a new --time-limit "
+                        "if wanted)")
     t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="CPU: train in bfloat16 autocast with channels-last convs (about 2.4x faster steps on CPUs "
                         "with AVX-512 BF16 or AMX; refused on others, where it would be slower); --resume may "
@@ -336,6 +337,12 @@ def _resume_changes(args: argparse.Namespace) -> list[str]:
     return changed
 
 
+def _spent(args: argparse.Namespace) -> float:
+    """Seconds since the command started (its imports): part of the --time-limit budget."""
+    started = getattr(args, "started_at", None)
+    return max(0.0, time.monotonic() - started) if started is not None else 0.0
+
+
 def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
     from aestudio.data.base import DataError
     from aestudio.nets.registry import UnknownNetError
@@ -351,7 +358,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
                                "exactly); repeat the run's own values or leave them out. Only --epochs, "
                                "--max-steps, --time-limit, --lr, --device and --bf16 can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
-                          time_limit_minutes=args.time_limit, lr=args.lr, bf16=args.bf16)
+                          time_limit_minutes=args.time_limit, lr=args.lr, bf16=args.bf16,
+                          budget_spent_s=_spent(args))
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:
@@ -371,7 +379,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder, init_weights=args.init_from,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
-                     crop_size=args.crop_size, grow_strokes=bool(args.grow_strokes))
+                     crop_size=args.crop_size, grow_strokes=bool(args.grow_strokes),
+                     budget_spent_s=_spent(args))
     except (DeviceError, DataError, UnknownNetError) as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # config checks in the engine (bad sizes, classes, families)

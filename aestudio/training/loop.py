@@ -116,8 +116,13 @@ def fit(
     pause: threading.Event | None = None,
     start: StartState | None = None,
     task: Task | None = None,
+    budget_start: float | None = None,
 ) -> Iterator[Event]:
     """Train ``net`` on ``data`` (a DataBundle); returns the event generator.
+
+    ``cfg.time_limit_minutes`` counts from ``budget_start`` (a :func:`_monotonic` time:
+    ``runner.train`` / ``resume`` pass their own start, so opening the data is part of the
+    budget), else from this call.
 
     ``task`` picks the objective (segmentation or image reconstruction); by
     default it is the registered task of the net named in ``run``, else
@@ -143,6 +148,7 @@ def fit(
     if task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise ValueError(f"a segmentation net needs images with masks; {data.spec!r} has none (use shapes-seg or pairs:IMAGES,MASKS)")
     trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task, ranks)
+    trainer.budget_start = _monotonic() if budget_start is None else budget_start
     return trainer.events()
 
 
@@ -218,6 +224,7 @@ class _Trainer:
         self.ips: float | None = None
         self.sec_per_step: float | None = None
         self.deadline: float | None = None  # set when training starts (see events())
+        self.budget_start: float | None = None  # when the time limit's clock started (fit sets it)
         self.preview = PreviewMaker(data.val, cfg.preview_count, self.noise, cfg.seed, self.segment)
 
     # ------------------------------------------------------------- the generator
@@ -227,8 +234,10 @@ class _Trainer:
         try:
             self._seed()
             if self.cfg.time_limit_minutes is not None:
-                # The budget counts from the start of this invocation (a resume gets a fresh one).
-                self.deadline = _monotonic() + 60.0 * self.cfg.time_limit_minutes
+                # The budget counts from the start of this invocation, opening the data included
+                # (a person budgets wall time; a resume gets a fresh budget).
+                began = _monotonic() if self.budget_start is None else self.budget_start
+                self.deadline = began + 60.0 * self.cfg.time_limit_minutes
             yield self._started()
             if self.run:
                 launch = self.ranks.record_fields(self.run.record, self.step, self.batch_size, self.device)

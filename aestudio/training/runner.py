@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aestudio.config import NetConfig, NoiseConfig, SelfSupervised, Task, TrainConfig, to_dict
+from aestudio.training import loop
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
 from aestudio.training.distributed import is_main, main_process_first
 from aestudio.training.events import Event
@@ -138,8 +139,13 @@ def train(
     crop_size: int | None = None,
     init_weights: Path | str | None = None,
     grow_strokes: bool = False,
+    budget_spent_s: float = 0.0,
 ) -> Iterator[Event]:
     """Start a new run in ``run_dir`` (which must not exist or be empty).
+
+    ``cfg.time_limit_minutes`` counts from this call, opening the data included, less the
+    ``budget_spent_s`` seconds already gone before it (the CLI's start-up: a person budgets the
+    command's wall time).
 
     The data decides the net's input channels and image size (``channels`` /
     ``image_size`` ask the data loader to convert); a U-Net gets at least the
@@ -152,6 +158,7 @@ def train(
     from aestudio.nets.registry import build_net, get_spec, net_config_to_dict
     from aestudio.training.device import resolve_device
 
+    budget_start = loop._monotonic() - budget_spent_s
     spec = get_spec(net_name)  # KeyError names the choices
     resolve_device(cfg.device)  # fail before touching the disk
     net_cfg = net_cfg or spec.config_cls()
@@ -180,7 +187,7 @@ def train(
         extra["init_weights"] = {"from": str(init_weights)}
     info = _summary(net)
     if not is_main():  # under torchrun only rank 0 creates and writes the run folder
-        return fit(net, data, cfg, stop, pause=pause, task=spec.task)
+        return fit(net, data, cfg, stop, pause=pause, task=spec.task, budget_start=budget_start)
     run = RunFolder.create(run_dir, {
         "net": net_config_to_dict(net_name, net_cfg),
         "task": spec.task.value,
@@ -192,7 +199,7 @@ def train(
         "bad_files": len(getattr(data, "bad_files", []) or []),
         **extra,
     })
-    return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task)
+    return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task, budget_start=budget_start)
 
 
 def _check_self_supervised(net_name: str, spec: Any, cfg: TrainConfig, data_spec: str) -> None:
@@ -286,6 +293,7 @@ def resume(
     time_limit_minutes: float | None = None,
     lr: float | None = None,
     bf16: bool | None = None,
+    budget_spent_s: float = 0.0,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
 
@@ -297,7 +305,8 @@ def resume(
     run's stored limit is dropped, so resuming a run that ended on
     ``max_steps`` continues to its epoch target. ``time_limit_minutes`` is
     likewise this invocation's own budget (a run stopped by its time limit
-    resumes without one unless given again). ``device`` moves the run to
+    resumes without one unless given again), counted like :func:`train`'s from this call less
+    ``budget_spent_s``, reading the data included. ``device`` moves the run to
     another device (bitwise continuation is only promised on the same device);
     ``bf16`` switches CPU bfloat16 training on or off (None keeps the run's; bitwise
     continuation is only promised at the same precision).
@@ -305,6 +314,7 @@ def resume(
     from aestudio.nets.registry import build_net, get_spec
     from aestudio.training.device import resolve_device
 
+    budget_start = loop._monotonic() - budget_spent_s
     folder = Path(run_dir)
     with main_process_first():  # rank 0 may repair an interrupted write; the others read after it
         info = read_run(folder)
@@ -329,7 +339,8 @@ def resume(
     start = _start_state(folder, info, net, len(data.train))
     if run is not None:
         run.update(train=to_dict(cfg))
-    return fit(net, data, cfg, stop, run=run, pause=pause, start=start, task=get_spec(info.net_name).task)
+    return fit(net, data, cfg, stop, run=run, pause=pause, start=start, task=get_spec(info.net_name).task,
+               budget_start=budget_start)
 
 
 def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
