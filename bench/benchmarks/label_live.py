@@ -283,6 +283,8 @@ def _probe(argv: list[str]) -> None:
                 next_stroke += 3.0
         steps = panel.trainer.step - step0
         dt = time.perf_counter() - t0
+        logged = panel.trainer.step_log.steps(since=time.monotonic() - dt)
+        periods = {k: [s.seconds for s in logged if s.shared == k] for k in (False, True)}
         if refresh:
             duties.append((panel.schedule.duty, panel.schedule.kept))
             log.info("schedule: duty %.3f kept %s cost %s", panel.schedule.duty, panel.schedule.kept, panel.schedule.cost)
@@ -297,7 +299,11 @@ def _probe(argv: list[str]) -> None:
         chooser = panel.trainer._threads
         blocks.append({"refresh": refresh, "crops_s": round(speeds[refresh][-1], 2),
                        "threads": chooser.current if chooser is not None else None,
-                       "load": round(os.getloadavg()[0], 1)})
+                       "load": round(os.getloadavg()[0], 1),
+                       # the trainer's own step log: mean period of the steps no prediction touched / of the others
+                       "clean_s": round(float(np.mean(periods[False])), 3) if periods[False] else None,
+                       "shared_s": round(float(np.mean(periods[True])), 3) if periods[True] else None,
+                       "shared_steps": len(periods[True]), "clean_steps": len(periods[False])})
     a = np.asarray(late or [0.0])
     panel.shutdown()
     tasks.shutdown()
