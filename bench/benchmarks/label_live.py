@@ -28,7 +28,7 @@ ABOUT = f"""
 prediction thread, in ONNX Runtime, as often as the panel's refresh schedule allows: predictions may
 run the share of the wall time ("duty") that keeps the training at 90% of its speed, measured from the
 trainer's per-step log (the rate over all recent steps over the rate of the steps no prediction
-overlapped), within 0.05-0.35 and 0.12 until measured; at least 2 s apart; the training's steps run on
+overlapped), within 0.05-0.45 and 0.12 until measured; at least 2 s apart; the training's steps run on
 one thread while a prediction runs), and
 the person may keep painting. Three questions: how often does the prediction
 on screen refresh (seconds between consecutive redraws of the whole view; the stroke's-neighbourhood
