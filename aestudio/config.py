@@ -121,6 +121,7 @@ class TrainConfig:
     time_limit_minutes: float | None = field(default=None, metadata=help_text('wall-clock budget of this invocation, counted from its start (opening the data included); stops with a resumable checkpoint'))
     self_supervised: SelfSupervised = field(default=SelfSupervised.NONE, metadata=help_text('denoisers: learn from the noisy images alone (no --noise)'))
     num_workers: int = field(default=0, metadata=help_text('DataLoader workers; 0 keeps small data in-process and deterministic'))
+    ema: float = field(default=0.0, metadata=help_text('> 0: checkpoints and exports hold an exponential moving average of the weights with this decay (e.g. 0.99, the Label tab\'s); training and resume continue from the trained weights'))
     checkpoint_every_steps: int | None = field(default=None, metadata=help_text('extra mid-epoch checkpoints for long epochs'))
     preview_count: int = field(default=8, metadata=help_text('images in the per-epoch preview batch'))
     max_oom_retries: int = field(default=3, metadata=help_text('CUDA OOM: halve the batch size at most this many times'))

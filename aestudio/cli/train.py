@@ -50,7 +50,7 @@ _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image
               "in_channels": "--channels", "dilations": "--layers"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "grow_strokes", "init_from",
-                    "self_supervised", "width", "layers", "unshuffle", "checkpoint_every")
+                    "self_supervised", "width", "layers", "unshuffle", "checkpoint_every", "ema")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
 EXIT_INTERRUPTED = 130
@@ -80,6 +80,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="unet on pairs: data with sparse masks (255 = unlabelled): grow each crop's strokes to the "
                         "regions of uniform colour they fall in (Felzenszwalb superpixels), so the net learns from "
                         "more than the painted pixels; painted values are kept (measured: docs/BENCHMARKS.md)")
+    t.add_argument("--ema", type=float, metavar="DECAY",
+                   help="save and export an exponential moving average of the weights with this decay (training "
+                        "goes on from the trained ones); default 0.99 with --grow-strokes, as the Label tab's live "
+                        "trainer (measured better there), else off")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--width", type=int, metavar="N", help="denoising_ae: features per conv layer (default 32)")
     t.add_argument("--layers", type=int, metavar="N",
@@ -217,9 +221,13 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
                       ("workers", "num_workers"), ("time_limit", "time_limit_minutes"),
-                      ("checkpoint_every", "checkpoint_every_steps"), ("bf16", "bf16")):
-        if getattr(args, name) is not None:
+                      ("checkpoint_every", "checkpoint_every_steps"), ("bf16", "bf16"), ("ema", "ema")):
+        if getattr(args, name, None) is not None:
             values[key] = getattr(args, name)
+    if getattr(args, "grow_strokes", False) and "ema" not in values:
+        from aestudio.training.live import LiveConfig
+
+        values["ema"] = LiveConfig.ema  # the sparse-label path publishes what the Label tab publishes
     if args.loss:
         values["recon_loss"] = ReconLoss(args.loss)
     if args.self_supervised:
@@ -242,7 +250,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
 
 _TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
                 "max_steps": "--max-steps", "epochs": "--epochs", "checkpoint_every_steps": "--checkpoint-every", "seed": "--seed", "lr": "--lr",
-                "time_limit_minutes": "--time-limit", "bf16": "--bf16"}
+                "time_limit_minutes": "--time-limit", "bf16": "--bf16", "ema": "--ema"}
 
 
 def check_workers(n: int | None) -> None:

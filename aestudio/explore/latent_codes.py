@@ -34,6 +34,7 @@ ENCODE_CHUNK = 256  # images per encoder call: progress a few times a second, bo
 # A 2-D map needs three codes: one code is a point and two a line, so the map's second axis
 # (and with one code, both) had "0% of variance" and showed nothing a person could read.
 MIN_MAP_CODES = 3
+TSNE_MIN_CODES = 5  # t-SNE's perplexity needs a few neighbours per point
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,8 @@ def tsne_2d(codes: np.ndarray, *, seed: int = 0) -> np.ndarray:
 
     codes = np.asarray(codes, dtype=np.float32)
     n = len(codes)
-    if n < 5:
-        raise ValueError(f"t-SNE needs at least 5 codes; the data gave {n}")
+    if n < TSNE_MIN_CODES:
+        raise ValueError(f"t-SNE needs at least {TSNE_MIN_CODES} codes; the data gave {n}")
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
     xy = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
               random_state=seed).fit_transform(codes)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from aestudio.config import NetConfig, NoiseConfig, SelfSupervised, Task, TrainConfig, to_dict
+from aestudio.data.levels import input_kind
 from aestudio.training import loop
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
 from aestudio.training.distributed import is_main, main_process_first
@@ -225,6 +226,9 @@ def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: T
         "class_colors": [list(c) for c in (getattr(data, "class_colors", None) or [])] or None,
         "train_size": len(data.train),
         "val_size": len(data.val),
+        # 8-bit / 16-bit / float files: how a package for other programs must scale its input
+        # (aestudio.export.bioimageio); None when unknown or mixed.
+        "input_kind": input_kind(data.spec),
     }
 
 
@@ -356,8 +360,11 @@ def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> S
     if len(set(steps.values())) != 1:
         raise RunError(f"{folder}: its files come from different checkpoints (steps {steps}); "
                        "the last write was interrupted: restore the folder from a backup or train again")
+    # With TrainConfig.ema the weights file holds the average; training continues from the trained
+    # weights kept in the training state (the average continues from the weights file).
+    trained, average = (state.net, weights) if state.net is not None else (weights, None)
     try:
-        net.load_state_dict(weights, strict=True)
+        net.load_state_dict(trained, strict=True)
     except RuntimeError as exc:
         raise RunError(f"{folder / MODEL_FILE}: weights do not fit the net in run.json ({str(exc).splitlines()[0]})") from None
     pos = info.position
@@ -371,5 +378,6 @@ def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> S
         numpy_rng=state.numpy_rng, cuda_rng=state.cuda_rng, scaler=state.scaler, best=info.best,
         metrics=dict(info.metrics), epoch_loss_sum=float(pos.get("epoch_loss_sum", 0.0)),
         epoch_loss_count=int(pos.get("epoch_loss_count", 0)), epoch_seconds=float(pos.get("epoch_seconds", 0.0)),
+        ema=average, ema_updates=state.ema_updates,
     )
 

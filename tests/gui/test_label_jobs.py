@@ -26,6 +26,20 @@ def test_export_writes_the_live_trainers_net_with_its_config(tmp_path) -> None:
     assert logits.shape == (1, 2, 16, 16)
 
 
+def test_an_exported_label_model_says_what_kind_of_images_it_learned_from(tmp_path) -> None:
+    # A BioImage Model Zoo package made from the bundle scales its input by this (8-bit: /255).
+    from aestudio.data.io import write_image
+
+    (tmp_path / "images").mkdir()
+    write_image(tmp_path / "images" / "a.png", np.full((16, 16, 1), 0.3, np.float32))
+    cfg = LiveConfig(depth=2, base_channels=4)
+    trainer = LiveTrainer(channels=1, num_classes=2, cfg=cfg)
+    spec = f"pairs:{tmp_path / 'images'},{tmp_path / 'masks'}"
+    out = export_bundle(trainer.snapshot(), 1, 2, cfg, tmp_path / "bundle", "cells", ["bg", "cell"],
+                        [(0, 0, 0), (255, 0, 0)], spec)
+    assert read_bundle(out).training["input_kind"] == "8-bit" and read_bundle(out).training["data_spec"] == spec
+
+
 def _trained_snapshot(channels: int, classes: int, cfg: LiveConfig):
     """A snapshot after a few real steps: BatchNorm statistics and weights away from their initial values."""
     import threading

@@ -278,6 +278,8 @@ def test_a_folder_of_a_few_images_maps_them_all_or_says_why_not(make_panel, qtbo
         assert panel.map.point_count() == 3
         left = panel.map.plot.getAxis("left").labelText
         assert left.startswith("PC2 (") and "0%)" != left[-3:]
+        tsne = panel.map.projection_box.model().item(1)
+        assert not tsne.isEnabled() and "at least 5 codes" in tsne.toolTip()  # offered only where it can run
     # The sliders work without the map: a move decodes the new code.
     panel.sliders.row_slider(0).setValue(1.5)
     settle(qtbot, panel)
@@ -316,6 +318,7 @@ def test_hover_shows_the_items_image(make_panel):
 
 def test_tsne_on_demand_in_the_background(make_panel, qtbot):
     panel = make_panel()
+    assert panel.map.projection_box.model().item(1).isEnabled()
     panel.map.projection_box.setCurrentText("t-SNE")
     assert panel.map.busy.isVisibleTo(panel.map)
     qtbot.waitUntil(lambda: panel.map.projection == "t-SNE", timeout=30000)

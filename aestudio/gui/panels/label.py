@@ -1131,7 +1131,7 @@ class LabelPanel(ExplorePanel):
         out = Path(out_dir) if out_dir else project.root / "model" / "bundle"
         self.status.setText(f"Exporting the model to {out}…")
         self.tasks.submit(export_bundle, t.snapshot(), t.channels, t.num_classes, t.cfg, out, project.root.name,
-                          list(project.classes.names), list(project.classes.colors),
+                          list(project.classes.names), list(project.classes.colors), project.data_spec(),
                           on_result=self._exported,
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Export failed: {exc}", det))
 

@@ -346,8 +346,12 @@ def rank_by_uncertainty(paths: list[tuple[str, Path, Path]], snapshot: Snapshot,
 
 
 def export_bundle(snapshot: Snapshot, channels: int, num_classes: int, cfg: LiveConfig, out_dir: Path,
-                  name: str, class_names: list[str], class_colors: list[tuple[int, int, int]]) -> Path:
-    """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI)."""
+                  name: str, class_names: list[str], class_colors: list[tuple[int, int, int]],
+                  data_spec: str = "") -> Path:
+    """Export the snapshot's U-Net as an ONNX bundle (segments folders in the Segment tab and the CLI).
+    ``data_spec`` (the project's ``pairs:``) records what it learned from: a BioImage Model Zoo package
+    made from the bundle scales its input as the app reads those images (8-bit /255, 16-bit stretched)."""
+    from aestudio.data.levels import input_kind
     from aestudio.export.exporter import export_net
     from aestudio.palette import default_palette
     from aestudio.training.live import live_net_config, net_from_snapshot
@@ -359,6 +363,8 @@ def export_bundle(snapshot: Snapshot, channels: int, num_classes: int, cfg: Live
     colors = (list(class_colors) + default_palette(k)[len(class_colors):])[:k]
     export_net(net, "unet", net_cfg, out_dir, measure_timings=False,
                metadata={"name": name, "class_names": names, "class_colors": [list(c) for c in colors],
-                         "training": {"source": "label project", "step": snapshot[0]}})
+                         "training": {"source": "label project", "step": snapshot[0],
+                                      **({"data_spec": data_spec, "input_kind": input_kind(data_spec)}
+                                         if data_spec else {})}})
     return out_dir
 

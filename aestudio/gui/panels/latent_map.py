@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aestudio.explore.latent_codes import CodeSet, finite_points
+from aestudio.explore.latent_codes import TSNE_MIN_CODES, CodeSet, finite_points
 from aestudio.gui.images import DEFAULT_PALETTE
 from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.plots import pg
@@ -201,6 +201,11 @@ class LatentMap(QWidget):
             self.status.setText("")
             return
         self.stack.setCurrentWidget(self.plot)
+        # t-SNE on 3 or 4 codes failed with a warning after the pick: offer it only when it can run.
+        tsne = self.projection_box.model().item(PROJECTIONS.index("t-SNE"))
+        tsne.setEnabled(len(codes) >= TSNE_MIN_CODES)
+        tsne.setToolTip("" if tsne.isEnabled() else f"t-SNE needs at least {TSNE_MIN_CODES} codes; "
+                        f"this data gave {len(codes)}")
         self.set_positions(PROJECTIONS[0], codes.xy_pca)
 
     def set_positions(self, projection: str, xy: np.ndarray) -> None:
