@@ -72,8 +72,10 @@ class StepLog:
 
 
 def training_kept(steps: list[StepTime]) -> float | None:
-    """The training's rate over ``steps`` over its rate in those no prediction touched (None: too few)."""
-    clean = [s.seconds for s in steps if not s.shared]
+    """The training's rate over ``steps`` (in order) over its rate in those no prediction touched, nor the
+    step before them (None: too few). The step right after a prediction may still pay for it (caches, the
+    thread count switched back), so it is not taken as the training's speed alone."""
+    clean = [b.seconds for a, b in zip([None, *steps], steps, strict=False) if not b.shared and (a is None or not a.shared)]
     if len(steps) < MIN_STEPS or len(clean) < MIN_CLEAN:
         return None
     total = sum(s.seconds for s in steps)

@@ -49,6 +49,9 @@ def test_training_kept_compares_all_steps_with_the_untouched_ones() -> None:
     log = [StepTime(i * 0.5, 0.5, False) for i in range(1, 21)] + [StepTime(10 + i, 1.0, True) for i in range(1, 11)]
     assert training_kept(log) == pytest.approx((30 / 20) / 2.0)  # 30 steps in 20 s; 2 steps/s untouched
     assert training_kept(log[:8]) is None  # too few steps to say
+    # The step right after a prediction (slowed by it: caches, threads switched back) is not the speed alone.
+    cycle = [StepTime(0, 1.0, True), StepTime(0, 0.9, False), StepTime(0, 0.5, False), StepTime(0, 0.5, False)]
+    assert training_kept(cycle * 5) == pytest.approx((20 / 14.5) / 2.0)
 
 
 @pytest.mark.parametrize(("rate_beside", "duty"), [(2.0, 0.35), (1.0, 0.2), (0.0, 0.1)])
@@ -125,3 +128,15 @@ def test_a_prediction_marks_the_cores_shared_while_it_runs() -> None:
     p = predict_image(Nets(), "a", np.zeros((8, 8, 3), np.float32), (1, {}), 3, 2, None,
                       [(0, 0, 0), (255, 0, 0)], True, None, None, sharing)
     assert seen == [True] and not sharing.is_set() and p.mask.shape == (8, 8)
+
+
+def test_a_stop_and_train_between_the_steps_does_not_read_as_cost() -> None:
+    """The time between two runs holds no steps and no predictions: the busy share is of the steps' own time."""
+    s = RefreshSchedule(target=0.9, max_duty=0.35, prior_duty=0.15, window_s=30)
+    t, next_at, log = _cycles(s, 30, wall=1.0, rate_alone=2.0, rate_beside=1.0)
+    steady = s.duty
+    assert steady == pytest.approx(0.2, abs=0.03)
+    t += 20.0  # stopped, started again 20 s later (the trainer logs no step across it)
+    s.interrupt()
+    _cycles(s, 1, wall=1.0, rate_alone=2.0, rate_beside=1.0, t=t, log=log, next_at=t + 1.0)
+    assert s.duty == pytest.approx(steady, abs=0.03)

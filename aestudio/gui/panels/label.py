@@ -80,7 +80,7 @@ STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # While training, how soon the next refresh may start is measured, not assumed: RefreshSchedule
 # (label_schedule.py) reads from the trainer's step log (each step's period, and whether a prediction
 # overlapped it) the share of its speed the training keeps, and spaces the refreshes to keep 90% (a
-# share of the wall time, 0.05-0.35). The fixed budgets it replaced
+# share of the wall time, 0.05-0.45). The fixed budgets it replaced
 # (a share of the process's CPU time: 12% refreshed every 6.1 s on a quiet machine with the training
 # at 1.07 of its speed, every 10.6 s at load 4 with 0.93; 20% 8.5 s with 0.85 at load 3-5) were either
 # too careful or too greedy depending on the machine's load (bench label_live).
