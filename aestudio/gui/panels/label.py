@@ -108,15 +108,17 @@ CLASS_ROWS = 3  # class rows always in view in the Classes box; more when the to
 
 
 class _Refit(QObject):
-    """Calls ``fit`` when the watched widget is resized or asks for a new layout."""
+    """Calls ``fit`` once the watched widgets were resized or asked for a new layout, after the
+    layout has settled (a zero-time timer: sizes read in the middle of a relayout were stale, and a
+    list fitted to them left the column's scroll bar showing)."""
 
     def __init__(self, fit, parent: QObject) -> None:  # noqa: ANN001 - a callable
         super().__init__(parent)
-        self._fit = fit
+        self._timer = QTimer(self, singleShot=True, interval=0, timeout=fit)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
-            self._fit()
+            self._timer.start()
         return False
 
 
@@ -593,6 +595,11 @@ class LabelPanel(ExplorePanel):
         columns = 1
         scroll = getattr(self, "_side_scroll", None)
         if count > rows and scroll is not None and scroll.widget() is not None:
+            # Lay the Classes box and the column out now: their size hints still held the list's
+            # previous height until the posted layout requests ran (a row too many, a scroll bar).
+            for box in (lst.parentWidget(), scroll.widget()):
+                if box is not None and box.layout() is not None:
+                    box.layout().activate()
             others = scroll.widget().sizeHint().height() - lst.minimumHeight()  # the column without the list (fixed height)
             room = (scroll.viewport().height() - others - 2 * lst.frameWidth()) // row
             rows = max(rows, min(count, room))
