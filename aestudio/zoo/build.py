@@ -216,7 +216,10 @@ def derive(name: str, recipe: dict[str, Any], out_root: Path) -> Path:
              f"- Rebuild: `python -m aestudio.zoo.build {name}` (recipe `models/recipes/{name}.json`) after "
              f"`{recipe['derive']['from']}`: no training; the grey model's graph is wrapped in Reshape nodes "
              "([N, 3, H, W] -> [3N, 1, H, W] and back) by `aestudio.zoo.build.per_channel_graph`.",
-             f"- The grey model's own recipe: {zoo.get('train_command', '')}", ""]
+             "- The grey model's own recipe: "
+             + " -> ".join(f"`{c}`" for c in (zoo.get("stage_commands") or [zoo.get("train_command", "")])),
+             *([f"- The grey model was shipped from its long run's state at step {zoo['from_run'].get('step')} "
+                "(see its card)"] if zoo.get("from_run") else []), ""]
     (tmp / CARD).write_text("\n".join(lines), encoding="utf-8")
     target = out_root / name
     shutil.rmtree(target, ignore_errors=True)

@@ -59,10 +59,11 @@ FINDINGS = """
   the rows "photo-denoiser vs BM3D" above (also `python -m bench.probes.photo_denoiser_vs_bm3d photo-denoiser`,
   this benchmark's noise) put it 1.1 / 0.6 / 0.1 dB below BM3D. The long run goes on
   (`zoo-training/photo-denoiser-v2/RESUME.md`); re-ship from its newer state with the command above, in minutes.
-- Speed: the new net takes ~1.2x the old one's time per image (measured side by side), so the ratio to BM3D
-  fell from ~60x to ~49x at load ~4.5 (ORT's two threads lose more to a shared machine than BM3D's one; on the
-  idle machine the old net measured 91x, so ~74x is expected for this one). Figures, loads and the CPU-time
-  ratio: docs/DESIGN-notes.md, "Shipped photo-denoiser vs BM3D".
+- Speed: the new net costs 1.5x the old one's CPU time per image (its FLOPs: 1.47x) and 1.1-1.2x its wall
+  time on the loaded machine; side by side with BM3D at load 4-5 the ratio scattered 42-69x (the row above
+  is one of those runs), and the CPU-time ratio was 38.7x (the old net's 59x). So issue 14's 50x is not
+  established for this net: measure it on a quiet machine (`python -m bench.probes.photo_denoiser_vs_bm3d
+  --bm3d-repeats 2 photo-denoiser`). Figures and loads: docs/DESIGN-notes.md, "Shipped photo-denoiser vs BM3D".
 """
 
 
