@@ -102,6 +102,7 @@ def check_train_config(cfg: Any) -> None:
         c("checkpoint_every_steps", cfg.checkpoint_every_steps, 1, 10**12)
     c("preview_count", cfg.preview_count, 0, 256)
     c("max_oom_retries", cfg.max_oom_retries, 0, 16)
+    limits.check_float("ema", getattr(cfg, "ema", 0.0), 0.0, 0.9999)
     # time_limit_minutes is checked where training starts (loop.py), with its own message.
 
 

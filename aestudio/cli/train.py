@@ -50,7 +50,7 @@ _NET_FLAGS = {**FAMILY_FLAGS, "num_classes": "--classes", "image_size": "--image
               "in_channels": "--channels", "dilations": "--layers"}
 _FIXED_ON_RESUME = ("model", "data", "batch_size", "latent_dim", "image_size", "channels", "beta",
                     "sparsity", "contractive", "base_channels", "depth", "noise", "classes", "seed", "init_encoder", "kl_warmup", "loss", "workers", "crop_size", "grow_strokes", "init_from",
-                    "self_supervised", "width", "layers", "unshuffle", "checkpoint_every")
+                    "self_supervised", "width", "layers", "unshuffle", "checkpoint_every", "ema")
 EXIT_TRAINING_FAILED = 1
 DEFAULT_SELF_SUPERVISED = "ne2ne"  # chosen by measurement: docs/DESIGN-notes.md, "self-supervised denoising"
 EXIT_INTERRUPTED = 130
@@ -80,6 +80,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="unet on pairs: data with sparse masks (255 = unlabelled): grow each crop's strokes to the "
                         "regions of uniform colour they fall in (Felzenszwalb superpixels), so the net learns from "
                         "more than the painted pixels; painted values are kept (measured: docs/BENCHMARKS.md)")
+    t.add_argument("--ema", type=float, metavar="DECAY",
+                   help="save and export an exponential moving average of the weights with this decay (training "
+                        "goes on from the trained ones); default 0.99 with --grow-strokes, as the Label tab's live "
+                        "trainer (measured better there), else off")
     t.add_argument("--channels", type=int, choices=(1, 3), help="convert images to 1 or 3 channels")
     t.add_argument("--width", type=int, metavar="N", help="denoising_ae: features per conv layer (default 32)")
     t.add_argument("--layers", type=int, metavar="N",
@@ -107,8 +111,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--init-encoder", type=Path, metavar="RUN_DIR", help="unet: start from this run's encoder")
     t.add_argument("--max-steps", type=int, help="stop after this many optimizer steps in total")
     t.add_argument("--time-limit", type=float, metavar="MINUTES",
-                   help="stop after this many minutes of training (wall clock) with a checkpoint; "
-                        "--resume continues it exactly (with a new --time-limit if wanted)")
+                   help="stop this many minutes (wall clock) after the command started, loading the data "
+                        "included, with a checkpoint; --resume continues it exactly (with a new --time-limit "
+                        "if wanted)")
     t.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
                    help="CPU: train in bfloat16 autocast with channels-last convs (about 2.4x faster steps on CPUs "
                         "with AVX-512 BF16 or AMX; refused on others, where it would be slower); --resume may "
@@ -217,9 +222,13 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
     for name, key in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"),
                       ("seed", "seed"), ("max_steps", "max_steps"), ("kl_warmup", "kl_warmup_epochs"),
                       ("workers", "num_workers"), ("time_limit", "time_limit_minutes"),
-                      ("checkpoint_every", "checkpoint_every_steps"), ("bf16", "bf16")):
-        if getattr(args, name) is not None:
+                      ("checkpoint_every", "checkpoint_every_steps"), ("bf16", "bf16"), ("ema", "ema")):
+        if getattr(args, name, None) is not None:
             values[key] = getattr(args, name)
+    if getattr(args, "grow_strokes", False) and "ema" not in values:
+        from aestudio.training.live import LiveConfig
+
+        values["ema"] = LiveConfig.ema  # the sparse-label path publishes what the Label tab publishes
     if args.loss:
         values["recon_loss"] = ReconLoss(args.loss)
     if args.self_supervised:
@@ -242,7 +251,7 @@ def _train_config(args: argparse.Namespace, native: bool = False) -> Any:
 
 _TRAIN_FLAGS = {"num_workers": "--workers", "kl_warmup_epochs": "--kl-warmup", "batch_size": "--batch-size",
                 "max_steps": "--max-steps", "epochs": "--epochs", "checkpoint_every_steps": "--checkpoint-every", "seed": "--seed", "lr": "--lr",
-                "time_limit_minutes": "--time-limit", "bf16": "--bf16"}
+                "time_limit_minutes": "--time-limit", "bf16": "--bf16", "ema": "--ema"}
 
 
 def check_workers(n: int | None) -> None:
@@ -337,6 +346,12 @@ def _resume_changes(args: argparse.Namespace) -> list[str]:
     return changed
 
 
+def _spent(args: argparse.Namespace) -> float:
+    """Seconds since the command started (its imports): part of the --time-limit budget."""
+    started = getattr(args, "started_at", None)
+    return max(0.0, time.monotonic() - started) if started is not None else 0.0
+
+
 def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
     from aestudio.data.base import DataError
     from aestudio.nets.registry import UnknownNetError
@@ -352,7 +367,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
                                "exactly); repeat the run's own values or leave them out. Only --epochs, "
                                "--max-steps, --time-limit, --lr, --device and --bf16 can change")
             return resume(args.out, stop=stop, epochs=args.epochs, max_steps=args.max_steps, device=args.device,
-                          time_limit_minutes=args.time_limit, lr=args.lr, bf16=args.bf16)
+                          time_limit_minutes=args.time_limit, lr=args.lr, bf16=args.bf16,
+                          budget_spent_s=_spent(args))
         if not args.model or not args.data:
             raise CliError("train needs --model and --data (or --resume to continue the run in --out)")
         if args.image_size is None:
@@ -375,7 +391,8 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         cfg = _train_config(args, native)
         return train(args.model, net_cfg, args.data, cfg, args.out, stop=stop, init_encoder=args.init_encoder, init_weights=args.init_from,
                      image_size=args.image_size, channels=args.channels, num_classes=args.classes,
-                     crop_size=args.crop_size, grow_strokes=bool(args.grow_strokes))
+                     crop_size=args.crop_size, grow_strokes=bool(args.grow_strokes),
+                     budget_spent_s=_spent(args))
     except (DeviceError, DataError, UnknownNetError) as exc:
         raise CliError(str(exc)) from None
     except ValueError as exc:  # config checks in the engine (bad sizes, classes, families)

@@ -179,3 +179,52 @@ def write_levelled(path: PathLike, image: np.ndarray, levels: Levels, *, overwri
         return write_float_tiff(path, levels.restore(image), overwrite=overwrite)
     depth = BitDepth.SIXTEEN if levels.bits == 16 else BitDepth.EIGHT
     return write_image(path, levels.restore(image), bit_depth=depth, overwrite=overwrite)
+
+
+# ------------------------------------------------------------------ what a model was trained on
+
+# The kinds of input a data set's images are, as the levels above read them (a model packaged for
+# other programs is told how to scale each: aestudio.export.bioimageio).
+EIGHT_BIT, SIXTEEN_BIT, FLOAT_UNIT, FLOAT_STRETCHED = "8-bit", "16-bit", "float", "float-stretched"
+PROBE_FILES = 16  # files whose headers decide a folder's kind (cheap: headers, and float TIFFs' pixels)
+
+
+def input_kind(data_spec: str, *, max_files: int = PROBE_FILES) -> str | None:
+    """What kind of files ``data_spec``'s images are: :data:`EIGHT_BIT` (read as /255; the built-in
+    data sets too), :data:`SIXTEEN_BIT` (stretched by their own min/max), :data:`FLOAT_UNIT` (float
+    within [0, 1], taken as they are), :data:`FLOAT_STRETCHED` (float beyond it, stretched); ``None``
+    when unknown: a folder that is gone or unreadable, or mixing kinds."""
+    from aestudio.data.catalog import NATIVE_SIZE
+    from aestudio.data.io import iter_image_files
+
+    name, _, rest = data_spec.partition(":")
+    name = name.strip().lower()
+    if name in NATIVE_SIZE:
+        return EIGHT_BIT
+    if name == "folder":
+        folder = rest
+    elif name == "pairs":
+        folder = rest.split(",")[0]
+    else:
+        return None
+    kinds: set[str] = set()
+    try:
+        for i, path in enumerate(iter_image_files(Path(folder.strip()))):
+            if i >= max_files or len(kinds) > 1:
+                break
+            kinds.add(_file_kind(path))
+    except (OSError, ValueError) as exc:  # gone, unreadable: the caller falls back to what suits any kind
+        log.debug("input kind of %s unknown: %s", data_spec, exc)
+        return None
+    return kinds.pop() if len(kinds) == 1 else None
+
+
+def _file_kind(path: Path) -> str:
+    bits = sample_bits(path)
+    if bits == 16:
+        return SIXTEEN_BIT
+    if bits == FLOAT_BITS:
+        from aestudio.data.tiff import float_span
+
+        return FLOAT_UNIT if float_span(path) == (0.0, 1.0) else FLOAT_STRETCHED
+    return EIGHT_BIT

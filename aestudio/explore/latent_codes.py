@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 PRIOR_RANGE = 3.0  # VAE sliders span the prior's +-3 standard deviations (99.7% of N(0, 1))
 STD_RANGE = 3.0  # plain codes: the data's mean +- 3 standard deviations per dimension
 ENCODE_CHUNK = 256  # images per encoder call: progress a few times a second, bounded memory
+# A 2-D map needs three codes: one code is a point and two a line, so the map's second axis
+# (and with one code, both) had "0% of variance" and showed nothing a person could read.
+MIN_MAP_CODES = 3
+TSNE_MIN_CODES = 5  # t-SNE's perplexity needs a few neighbours per point
 
 
 @dataclass(frozen=True)
@@ -138,14 +142,30 @@ def pca_2d(codes: np.ndarray) -> tuple[PcaMap, np.ndarray]:
     return m, m.project(codes) if n else np.zeros((0, 2), np.float32)
 
 
+def map_problem(codes: np.ndarray) -> str | None:
+    """Why the codes make no 2-D map (too few, or all the same), said plainly; ``None`` when they do."""
+    codes = np.asarray(codes, dtype=np.float64)
+    n = len(codes)
+    if n < MIN_MAP_CODES:
+        return (f"A map needs at least {MIN_MAP_CODES} codes; the data gave {n}. Add images (at least "
+                f"{MIN_MAP_CODES}) or open a larger data set in the Data panel. The sliders and "
+                "dropped images work without the map.")
+    spread = float(codes.var(axis=0).sum())
+    scale = float((codes * codes).mean()) + 1e-12
+    if not np.isfinite(spread) or spread <= 1e-10 * scale:
+        return (f"All {n} codes are the same under this model, so there is nothing to map. Open a data "
+                "set with different images, or load a trained model.")
+    return None
+
+
 def tsne_2d(codes: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """t-SNE of the codes (scikit-learn; seconds for a thousand points: run it in a worker)."""
     from sklearn.manifold import TSNE
 
     codes = np.asarray(codes, dtype=np.float32)
     n = len(codes)
-    if n < 5:
-        raise ValueError(f"t-SNE needs at least 5 codes; the data gave {n}")
+    if n < TSNE_MIN_CODES:
+        raise ValueError(f"t-SNE needs at least {TSNE_MIN_CODES} codes; the data gave {n}")
     perplexity = float(min(30.0, max(2.0, (n - 1) / 3.0)))
     xy = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto",
               random_state=seed).fit_transform(codes)

@@ -7,15 +7,17 @@ ONNX graph), the model card as documentation, and a cover made from the model's
 own output. What the app does before and after the graph is said with the
 spec's own operations, so other programs reproduce it:
 
-- input: ``ensure_dtype`` float32, then ``scale_range`` over channel, y and x
-  with percentiles 0 and 100 (min-max to [0, 1]), whatever the file's dtype:
-  uint8, uint16 and float images all reach the [0, 1] the net was trained on.
-  For a 16-bit image this is the app's own stretch (:func:`aestudio.data.levels.read_stretched`,
-  per image, all channels together; the spec's eps 1e-6 against a span of at least
-  2 counts): the package gives what the app gives (tests/interop, the 16-bit micrograph
-  test). The app reads 8-bit and [0, 1] float images as they are, the package
-  stretches them too: the spec has no step that depends on the input's dtype, and a
-  full-range photo (min 0, max 255) is left unchanged either way;
+- input: ``ensure_dtype`` float32, then what the app does to the kind of image the
+  model was trained on (:func:`aestudio.data.levels.input_kind`, recorded with the run;
+  the spec has no step that depends on the input's dtype, so the package follows the
+  training data): 8-bit (also the built-in data sets) ``scale_linear`` by 1/255, input
+  declared uint8; 16-bit and float beyond [0, 1] ``scale_range`` over channel, y and x
+  with percentiles 0 and 100, the app's own stretch (:func:`aestudio.data.levels.read_stretched`,
+  per image, all channels together; the spec's eps 1e-6 against a span of at least 2
+  counts), input declared uint16 / float32; float within [0, 1] nothing more (taken as
+  it is). Unknown (a folder that is gone, mixed kinds): ``scale_range``, which fits
+  16-bit data and leaves a full-range 8-bit photo unchanged. tests/interop runs each
+  through bioimageio.core against the app on the same raw file;
 - image output: ``clip`` to [0, 1] (the net's range; says so to the consumer);
 - segmentation output: ``softmax`` over the channel axis (one probability map
   per class, named after the classes).
@@ -94,6 +96,55 @@ def _require_spec():  # -> module
             "writing a BioImage Model Zoo package needs bioimageio.spec: pip install 'aestudio[bioimageio]'"
         ) from None
     return v0_5
+
+
+@dataclass(frozen=True)
+class InputScaling:
+    """How the package's input reaches the [0, 1] the net was trained on, for one kind of training data."""
+
+    kind: str | None  # aestudio.data.levels' EIGHT_BIT, SIXTEEN_BIT, FLOAT_UNIT, FLOAT_STRETCHED; None: unknown
+    dtype: str  # the input's declared data type
+    op: str  # "scale_linear" (/255), "scale_range" (own min and max) or "" (as it is)
+    says: str  # the input tensor's description, and the card's "Use"
+
+    def raw(self, x: np.ndarray) -> np.ndarray:
+        """A [0, 1] test image as a file of this kind holds it (the package's test input)."""
+        if self.dtype == "uint8":
+            return np.round(x * 255.0).astype(np.uint8)
+        if self.dtype == "uint16":
+            return np.round(1000.0 + x * 2000.0).astype(np.uint16)  # a dim micrograph's range
+        if self.kind is not None and self.op == "scale_range":  # float beyond [0, 1]
+            return (1000.0 + x * 2000.0).astype(np.float32)
+        return x.astype(np.float32)
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """The package's preprocessing, as bioimageio.core computes it."""
+        x = raw.astype(np.float32)
+        if self.op == "scale_linear":
+            return (x * np.float32(1.0 / 255.0)).astype(np.float32)
+        return minmax01(x) if self.op == "scale_range" else x
+
+
+def input_scaling(info: ModelInfo) -> InputScaling:
+    """The scaling for the kind of images ``info``'s model was trained on (recorded with its run, else
+    found from its data spec when that data is still there)."""
+    from aestudio.data import levels
+
+    kind = info.training.get("input_kind") if isinstance(info.training, dict) else None
+    if kind is None:
+        kind = levels.input_kind(str((info.training or {}).get("data_spec", "")))
+    if kind == levels.EIGHT_BIT:
+        return InputScaling(kind, "uint8", "scale_linear",
+                            "8-bit image (0-255), divided by 255 as aestudio reads 8-bit files")
+    if kind == levels.SIXTEEN_BIT:
+        return InputScaling(kind, "uint16", "scale_range",
+                            "16-bit image, scaled to [0, 1] by its own min and max as aestudio reads 16-bit files")
+    if kind == levels.FLOAT_UNIT:
+        return InputScaling(kind, "float32", "", "float image in [0, 1], taken as it is")
+    if kind == levels.FLOAT_STRETCHED:
+        return InputScaling(kind, "float32", "scale_range",
+                            "float image, scaled to [0, 1] by its own min and max as aestudio reads float files beyond [0, 1]")
+    return InputScaling(None, "float32", "scale_range", "any dtype, scaled to [0, 1] by its own min and max")
 
 
 def minmax01(x: np.ndarray) -> np.ndarray:
@@ -216,7 +267,7 @@ def _validation(info: ModelInfo) -> list[str]:
     return lines
 
 
-def _card(bundle: Path, info: ModelInfo) -> str:
+def _card(bundle: Path, info: ModelInfo, scaling: InputScaling) -> str:
     card = bundle / "README.md"
     if card.is_file():
         text = card.read_text(encoding="utf-8")
@@ -228,8 +279,8 @@ def _card(bundle: Path, info: ModelInfo) -> str:
         lines += ["## Training", ""]
         lines += [f"- {k}: {t[k]}" for k in ("data_spec", "epochs", "steps", "wall_time_s", "seed", "status") if k in t]
         lines.append("")
-    lines += ["## Use", "", "Input: an image of any dtype; it is scaled to [0, 1] by its own minimum and maximum "
-              "(`scale_range`, percentiles 0 and 100).",
+    how = {"scale_linear": " (`scale_linear`, gain 1/255)", "scale_range": " (`scale_range`, percentiles 0 and 100)"}
+    lines += ["## Use", "", f"Input: {scaling.says}{how.get(scaling.op, '')}.",
               "Output: " + ("one probability map per class (softmax)." if info.task is Task.SEGMENT
                             else "an image in [0, 1]."), ""]
     return "\n".join(lines)
@@ -274,9 +325,10 @@ def write_package(
     if out.exists() and not overwrite:
         raise PackageExportError(f"{out}: already exists; choose another name (aestudio never overwrites a file it did not write)")
     info = read_bundle(bundle)
-    x = _test_image(info)
+    scaling = input_scaling(info)
+    x = scaling.raw(_test_image(info))  # as a file of the kind the model was trained on holds it
     side = x.shape[-1]
-    logits_or_image = _run_bundle(bundle, minmax01(x))
+    logits_or_image = _run_bundle(bundle, scaling.apply(x))
     segment = info.task is Task.SEGMENT
     y = _softmax(logits_or_image) if segment else np.clip(logits_or_image, 0.0, 1.0)
 
@@ -286,10 +338,11 @@ def write_package(
         shutil.copyfile(bundle / info.files[BundleFile.MODEL.value], onnx_path)
         np.save(work / "test_input.npy", x)
         np.save(work / "test_output.npy", y)
-        _cover(x, y, info, work / "cover.png")
-        (work / "README.md").write_text(_card(bundle, info), encoding="utf-8")
+        _cover(scaling.apply(x), y, info, work / "cover.png")
+        (work / "README.md").write_text(_card(bundle, info, scaling), encoding="utf-8")
         try:
-            descr = _describe(v, info, work, opts, _description(bundle, info) if opts.description is None else opts.description)
+            descr = _describe(v, info, work, opts, _description(bundle, info) if opts.description is None else opts.description,
+                              scaling)
         except ValueError as exc:  # pydantic's ValidationError: name the field and what it said
             raise PackageExportError(_first_error(exc)) from None
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +358,8 @@ def write_package(
     return out
 
 
-def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description: str):  # -> v0_5.ModelDescr
+def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description: str,  # -> v0_5.ModelDescr
+              scaling: InputScaling):
     from bioimageio.spec.model.v0_5 import (
         Author,
         AxisId,
@@ -324,6 +378,8 @@ def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description:
         OnnxWeightsDescr,
         OutputTensorDescr,
         ParameterizedSize,
+        ScaleLinearDescr,
+        ScaleLinearKwargs,
         ScaleRangeDescr,
         ScaleRangeKwargs,
         SizeReference,
@@ -348,18 +404,26 @@ def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description:
         low = m * max(1, -(-8 // m))
         size_y = size_x = ParameterizedSize(min=low, step=m)
     out_names = _identifiers(info.class_names) if segment else list(in_names)
+    pre: list = [EnsureDtypeDescr(kwargs=EnsureDtypeKwargs(dtype="float32"))]
+    if scaling.op == "scale_linear":
+        pre.append(ScaleLinearDescr(kwargs=ScaleLinearKwargs(gain=1.0 / 255.0, offset=0.0)))
+    elif scaling.op == "scale_range":
+        pre.append(ScaleRangeDescr(kwargs=ScaleRangeKwargs(axes=[AxisId("channel"), AxisId("y"), AxisId("x")],
+                                                           min_percentile=0.0, max_percentile=100.0,
+                                                           eps=SCALE_RANGE_EPS)))
+    if len(pre) > 1:
+        # The spec appends a cast back to the declared (raw) type unless the steps end with one:
+        # a uint8 input would reach the net as 0 and 1 after the /255.
+        pre.append(EnsureDtypeDescr(kwargs=EnsureDtypeKwargs(dtype="float32")))
+    data_range = {"uint8": (0.0, 255.0), "uint16": (0.0, 65535.0)}.get(scaling.dtype, (None, None))
     inputs = [InputTensorDescr(
         id=in_id,
-        description=f"{info.in_channels}-channel image; any dtype, scaled to [0, 1] by its own min and max",
+        description=f"{info.in_channels}-channel image; {scaling.says}",
         axes=[BatchAxis(), ChannelAxis(channel_names=[Identifier(n) for n in in_names]),
               SpaceInputAxis(id=AxisId("y"), size=size_y), SpaceInputAxis(id=AxisId("x"), size=size_x)],
         test_tensor=FileDescr(source=work / "test_input.npy"),
-        data=IntervalOrRatioDataDescr(type="float32"),
-        preprocessing=[
-            EnsureDtypeDescr(kwargs=EnsureDtypeKwargs(dtype="float32")),
-            ScaleRangeDescr(kwargs=ScaleRangeKwargs(axes=[AxisId("channel"), AxisId("y"), AxisId("x")],
-                                                    min_percentile=0.0, max_percentile=100.0, eps=SCALE_RANGE_EPS)),
-        ],
+        data=IntervalOrRatioDataDescr(type=scaling.dtype, range=data_range),
+        preprocessing=pre,
     )]
     post = ([SoftmaxDescr(kwargs=SoftmaxKwargs(axis=AxisId("channel")))] if segment
             else [ClipDescr(kwargs=ClipKwargs(min=0.0, max=1.0))])
@@ -382,6 +446,7 @@ def _describe(v, info: ModelInfo, work: Path, opts: PackageOptions, description:
         "class_names": list(info.class_names),
         "class_colors": [list(c) for c in info.class_colors],
         "value_range": list(info.value_range),
+        "input_kind": scaling.kind,  # what the model was trained on: how the input is scaled
         "size_multiple": info.size_multiple,
         "metrics": dict(info.metrics),
     }}

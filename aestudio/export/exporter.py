@@ -485,6 +485,7 @@ def export_run(
         "training": {
             "run": run_dir.name,
             "data_spec": run.data_spec,
+            "input_kind": data_info.get("input_kind"),  # 8-bit / 16-bit / float: a package's input scaling
             "weights": which,
             "epochs": run.epoch,
             "steps": run.step,

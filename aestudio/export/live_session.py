@@ -15,6 +15,9 @@ stays valid) and a session is made from the result (~30 ms). ``SessionOptions.ad
 would be simpler, but ORT's layout optimisations (NCHWc, 1.45x faster here) kept some of the
 exported values. Neither this process nor a snapshot's session needs the ``onnx`` package.
 
+On a CPU with native bfloat16 (AVX512-BF16 or AMX) :class:`Bf16Snapshot` is cheaper still: the folded
+net in torch, bfloat16 and channels-last, 0.55-0.6 CPU-s for 1024^2 (no graph needed).
+
 Qt-free; imports torch (the snapshot is torch tensors), so it lives with the exporter.
 """
 
@@ -28,6 +31,7 @@ import math
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,13 +47,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_TILE = 512  # whole images up to this side, larger ones in as few tiles as fit: ~100 MB of activations, as fast as whole
+MAX_TILE = 544  # whole images up to this side, larger ones in as few tiles as fit (1024 -> 2 x 2 of 528)
 OVERLAP = 32
 OPSET = 17
 # ORT's memory arena. Without it every operator's buffers were allocated and freed again in each run,
 # which slowed a training run beside the predictions far beyond the CPU they took: in one process, 15 s
 # blocks x 3 at load ~8, training kept 0.65 of its speed without the arena and 0.83 with it, at the same
-# refresh rule. Each snapshot's session has its own arena (~100 MB at 368-px tiles), freed with it.
+# refresh rule. Each snapshot's session has its own arena (~250 MB at 528-px tiles), freed with it.
 CPU_ARENA = True
 GRAPH_FORMAT = 1  # bump when the exported graph changes: cached graphs of other formats are not used
 
@@ -233,34 +237,86 @@ class SnapshotSession:
 
     def predict_probs(self, image: np.ndarray) -> np.ndarray:
         """Class probabilities float32 [K, H, W] of image [H, W, C] in [0, 1] (as ``live.predict_probs``)."""
-        from aestudio.inference.imageops import pad_to_multiple
-        from aestudio.inference.tiling import tiled_apply
-
         assert self._session is not None, "load() a snapshot first"
         session = self._session
-        img = np.asarray(image, np.float32)
-        if img.ndim == 2:
-            img = img[..., None]
-        height, width = img.shape[:2]
-        chw, _ = pad_to_multiple(np.ascontiguousarray(img.transpose(2, 0, 1)), self.multiple)
 
-        def run(batch: np.ndarray) -> np.ndarray:
-            logits = session.run(None, {"image": np.ascontiguousarray(batch, np.float32)})[0]
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            return e / e.sum(axis=1, keepdims=True)
+        def logits(batch: np.ndarray) -> np.ndarray:
+            return session.run(None, {"image": np.ascontiguousarray(batch, np.float32)})[0]
 
-        side = max(chw.shape[1:])
-        if side <= MAX_TILE:
-            probs = run(chw[None])[0]
-        else:
-            probs = tiled_apply(chw, run, tile=fewest_tiles(side, self.multiple), overlap=OVERLAP,
-                                multiple=self.multiple, tile_batch=1)
-        return np.ascontiguousarray(probs[:, :height, :width], dtype=np.float32)
+        return tiled_probs(image, self.multiple, logits)
+
+
+def bf16_supported() -> bool:
+    """Whether this CPU runs torch's bfloat16 convolutions natively (oneDNN with AVX512-BF16 or AMX); elsewhere
+    they are emulated, several times slower than float32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class Bf16Snapshot:
+    """A published snapshot's U-Net in torch, BatchNorms folded, in bfloat16 and channels-last (oneDNN): on a CPU
+    with native bfloat16 (:func:`bf16_supported`) a 1024^2 prediction took 0.55-0.6 CPU-s on one thread where
+    ONNX Runtime's float32 took 0.84 and torch's float32 1.1 (channels-last; 1.5 not); the class of 99.99% of the
+    pixels agreed with float32, probabilities within 0.004 (a U-Net trained 60 steps on strokes). Needs no
+    exported graph. The same ``load`` / ``predict_probs`` as :class:`SnapshotSession`; use on one thread
+    (its torch thread count is the caller's)."""
+
+    def __init__(self, net_cfg: UNetConfig) -> None:
+        self.net_cfg = net_cfg
+        self.multiple = net_cfg.size_multiple
+        self._key: int | None = None
+        self._net: nn.Module | None = None
+
+    def load(self, step: int, state: dict[str, torch.Tensor], threads: int = 1) -> None:  # noqa: ARG002 - as SnapshotSession
+        if self._key == step and self._net is not None:
+            return
+        self._net = _net(self.net_cfg, state).to(torch.bfloat16).to(memory_format=torch.channels_last)
+        self._key = step
+
+    def predict_probs(self, image: np.ndarray) -> np.ndarray:
+        """Class probabilities float32 [K, H, W] of image [H, W, C] in [0, 1] (as ``live.predict_probs``)."""
+        assert self._net is not None, "load() a snapshot first"
+        net = self._net
+
+        def logits(batch: np.ndarray) -> np.ndarray:
+            x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).to(torch.bfloat16)
+            with torch.inference_mode():
+                return net(x.contiguous(memory_format=torch.channels_last)).float().numpy()
+
+        return tiled_probs(image, self.multiple, logits)
+
+
+def tiled_probs(image: np.ndarray, multiple: int, logits: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Class probabilities float32 [K, H, W] of image [H, W, C] in [0, 1]: ``logits`` of [N, C, h, w] batches,
+    the whole image up to MAX_TILE, else in as few tiles as fit (:func:`fewest_tiles`), softmax per tile."""
+    from aestudio.inference.imageops import pad_to_multiple
+    from aestudio.inference.tiling import tiled_apply
+
+    img = np.asarray(image, np.float32)
+    if img.ndim == 2:
+        img = img[..., None]
+    height, width = img.shape[:2]
+    chw, _ = pad_to_multiple(np.ascontiguousarray(img.transpose(2, 0, 1)), multiple)
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        out = logits(batch)
+        e = np.exp(out - out.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    side = max(chw.shape[1:])
+    if side <= MAX_TILE:
+        probs = run(chw[None])[0]
+    else:
+        probs = tiled_apply(chw, run, tile=fewest_tiles(side, multiple), overlap=OVERLAP, multiple=multiple,
+                            tile_batch=1)
+    return np.ascontiguousarray(probs[:, :height, :width], dtype=np.float32)
 
 
 def fewest_tiles(side: int, multiple: int) -> int:
     """The smallest tile (a multiple of ``multiple``, at most about MAX_TILE) that covers ``side`` in the
-    fewest overlapping tiles: 1024 -> 3 x 3 tiles of 368, not of 512 (half the pixels computed)."""
+    fewest overlapping tiles: 1024 -> 2 x 2 tiles of 528 (1.11 M pixels computed; 3 x 3 of 368 computed 1.22 M)."""
     n = math.ceil((side - OVERLAP) / (MAX_TILE - OVERLAP))
     tile = math.ceil((side + OVERLAP * (n - 1)) / n)
     return min(side, math.ceil(tile / multiple) * multiple)

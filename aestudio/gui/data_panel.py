@@ -74,7 +74,8 @@ def describe(summary: DataSummary) -> str:
     total = summary.train_size + summary.val_size
     val_pct = 100.0 * summary.val_size / total if total else 0.0
     shape = f"{summary.channels} × {summary.image_size} × {summary.image_size}" if summary.image_size else f"{summary.channels} channel(s), any size"
-    lines = [f"<b>{total:,}</b> images · {summary.train_size:,} train / {summary.val_size:,} validation ({val_pct:.0f}%)",
+    noun = "image" if total == 1 else "images"
+    lines = [f"<b>{total:,}</b> {noun} · {summary.train_size:,} train / {summary.val_size:,} validation ({val_pct:.0f}%)",
              f"{shape} · {summary.kind}"]
     if summary.class_names:
         lines.append("classes: " + ", ".join(summary.class_names[:8]) + (" …" if len(summary.class_names) > 8 else ""))

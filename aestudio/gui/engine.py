@@ -298,14 +298,14 @@ class DataArrays:
     """A slice of a data set as plain numpy, for browsing, maps and metrics in the panels."""
 
     spec: str
-    split: str  # "val" or "train"
+    split: str  # "val", "train" or "train+val"
     images: np.ndarray  # float32 [N, C, H, W] in [0, 1]
     labels: np.ndarray | None = None  # int64 [N] class labels (-1: none), or None when the data has no labels
     masks: np.ndarray | None = None  # int64 [N, H, W] ground-truth masks for segmentation data, else None
     label_names: tuple[str, ...] = ()  # names of the labels (digits: "0".."9")
     class_names: tuple[str, ...] = ()  # segmentation classes
     class_colors: tuple[tuple[int, int, int], ...] = ()
-    indices: np.ndarray | None = None  # int64 [N]: the item index in the split of each row
+    indices: np.ndarray | None = None  # int64 [N]: the item index in the split of each row (train+val: train's first)
     factors: np.ndarray | None = None  # float32 [N, 5] generative factors (shapes), else None
 
 
@@ -313,19 +313,23 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
                 image_size: int | None = None, channels: int | None = None) -> DataArrays:
     """Up to ``limit`` items of ``spec``'s split as arrays (evenly spaced over the split).
 
-    Slow for folders (decodes files): call it from a worker thread. ``image_size``
-    and ``channels`` ask the data for a size/channel count (e.g. the model's).
+    ``split="all"``: the train items then the validation ones (a folder of a few images, whose
+    train split alone is too small for a map). Slow for folders (decodes files): call it from
+    a worker thread. ``image_size`` and ``channels`` ask the data for a size/channel count
+    (e.g. the model's).
     """
     data = open_data(spec, image_size=image_size, channels=channels, seed=seed)
-    items = data.val if split == "val" and len(data.val) else data.train
-    used_split = "val" if items is data.val else "train"
-    n = len(items)
+    parts = [data.train, data.val] if split == "all" else [data.val if split == "val" and len(data.val) else data.train]
+    used_split = "train+val" if split == "all" else ("val" if parts[0] is data.val else "train")
+    starts = np.cumsum([0] + [len(p) for p in parts])
+    n = int(starts[-1])
     if n == 0:
         raise ValueError(f"{spec} has no images in its {split} split")
     idx = np.unique(np.linspace(0, n - 1, num=min(limit, n)).round().astype(np.int64))
     images, targets = [], []
     for i in idx:
-        image, target = items[int(i)]
+        k = int(np.searchsorted(starts, i, side="right")) - 1  # which split row i falls in
+        image, target = parts[k][int(i - starts[k])]
         images.append(np.asarray(image.numpy() if hasattr(image, "numpy") else image, dtype=np.float32))
         targets.append(target.numpy() if hasattr(target, "numpy") else target)
     kind = data.kind.value
@@ -337,7 +341,9 @@ def data_arrays(spec: str, *, split: str = "val", limit: int = 2000, seed: int =
     factors = None
     f = data.factors
     if f is not None:
-        table = f.val if used_split == "val" else f.train
+        table = {"val": f.val, "train": f.train}.get(used_split)
+        if table is None:  # train+val: the rows in the same order as the items
+            table = np.concatenate([np.asarray(f.train), np.asarray(f.val)])
         factors = np.asarray(table, dtype=np.float32)[idx]
     return DataArrays(
         spec=spec, split=used_split, images=np.stack(images), labels=labels, masks=masks,

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 _OPTIM_PREFIX = "optim."
 _RNG_TORCH = "rng.torch"
 _RNG_CUDA_PREFIX = "rng.cuda."
+_TRAINED_PREFIX = "trained_net."  # the trained weights, when the weights file holds their moving average
 _RNG_SAMPLER = "rng.sampler"
 _RNG_SAMPLER_EPOCH = "rng.sampler_epoch_start"
 _META_KEY = "aestudio"
@@ -213,6 +214,10 @@ class TrainingState:
     scaler: dict[str, Any] = field(default_factory=dict)  # GradScaler.state_dict() (CUDA AMP)
     step: int = 0
     epoch: int = 0
+    # With TrainConfig.ema the weights file holds the moving average; the trained weights an exact
+    # resume continues from are kept here, with the number of average updates so far.
+    net: dict[str, torch.Tensor] | None = None
+    ema_updates: int = 0
 
 
 def save_training_state(path: Path, st: TrainingState) -> None:
@@ -222,6 +227,8 @@ def save_training_state(path: Path, st: TrainingState) -> None:
     tensors[_RNG_SAMPLER_EPOCH] = st.sampler_epoch_start
     for i, state in enumerate(st.cuda_rng):
         tensors[f"{_RNG_CUDA_PREFIX}{i}"] = state
+    for k, v in (st.net or {}).items():
+        tensors[f"{_TRAINED_PREFIX}{k}"] = v.detach().contiguous()
     meta = {
         "kind": "training-state",
         "step": st.step,
@@ -229,6 +236,8 @@ def save_training_state(path: Path, st: TrainingState) -> None:
         "optimizer": optim_meta,
         "numpy_rng": st.numpy_rng,
         "scaler": {k: (v.item() if isinstance(v, torch.Tensor) else v) for k, v in st.scaler.items()},
+        "trained_net": st.net is not None,
+        "ema_updates": int(st.ema_updates),
     }
     save_tensors(path, tensors, meta)
 
@@ -249,6 +258,9 @@ def load_training_state(path: Path) -> TrainingState:
             scaler=meta.get("scaler", {}),
             step=int(meta["step"]),
             epoch=int(meta["epoch"]),
+            net=({k[len(_TRAINED_PREFIX):]: v for k, v in tensors.items() if k.startswith(_TRAINED_PREFIX)}
+                 if meta.get("trained_net") else None),
+            ema_updates=int(meta.get("ema_updates", 0)),
         )
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{path}: incomplete training state (missing {exc}); restore it or start a new run") from None

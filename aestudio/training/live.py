@@ -45,6 +45,7 @@ from aestudio.data.base import UNLABELLED
 from aestudio.data.crops import crop_window, pad_collate
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
 from aestudio.training.losses import soft_dice_loss
+from aestudio.training.steptimes import Sharing, StepLog
 from aestudio.training.threads import ThreadChooser
 
 if TYPE_CHECKING:  # the net modules load when a trainer is built, not with this module
@@ -130,7 +131,10 @@ class LiveTrainer:
         # Set while another thread predicts for the screen: the steps then run on one torch thread. Two
         # OpenMP threads and the prediction's thread on 2 cores wait for each other at every barrier:
         # in one process at load ~12, 0.18 steps/s on 2 threads beside a prediction, 0.45 on one.
-        self.sharing = threading.Event()
+        self.sharing = Sharing()
+        # Every step's period and whether a prediction overlapped it: the Label tab's refresh schedule reads
+        # from it how much of its speed the training keeps beside the predictions (training/steptimes.py).
+        self.step_log = StepLog()
         self._threads: ThreadChooser | None = None
         self.pretrained = 0  # encoder tensors copied from a pre-trained autoencoder
 
@@ -296,6 +300,7 @@ class LiveTrainer:
         if self._threads is None or self._threads.most != threads:  # kept over Stop/Train: the machine's
             self._threads = ThreadChooser(threads, start=time.perf_counter())
         chooser = self._threads  # 1 or all threads, whichever made the faster steps
+        self.step_log.restart()
         try:
             while not stop.is_set():
                 sharing = self.sharing.is_set()
@@ -303,6 +308,7 @@ class LiveTrainer:
                 if torch.get_num_threads() != want:
                     torch.set_num_threads(want)
                 if pause is not None and pause.is_set():
+                    self.step_log.restart()
                     time.sleep(0.05)
                     continue
                 if self.cfg.max_steps is not None and self.step - start_step >= self.cfg.max_steps:
@@ -318,6 +324,7 @@ class LiveTrainer:
                     reason, message = FinishReason.DIVERGED, f"loss became {loss}; lower the learning rate"
                     break
                 self.step += 1
+                self.step_log.record(self.sharing)
                 dt = time.perf_counter() - t0
                 chooser.record(want, dt, t0 + dt, sharing or self.sharing.is_set())
                 rate = batch[0].shape[0] / max(dt, 1e-9)

@@ -20,6 +20,7 @@ Contract (see docs/DESIGN-notes.md, "training"):
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -87,6 +88,8 @@ class StartState:
     epoch_loss_sum: float = 0.0  # running train-loss sum of the current epoch
     epoch_loss_count: int = 0
     epoch_seconds: float = 0.0
+    ema: dict[str, torch.Tensor] | None = None  # the moving average of the weights (TrainConfig.ema), if any
+    ema_updates: int = 0
 
 
 class _Finish(Exception):
@@ -116,8 +119,13 @@ def fit(
     pause: threading.Event | None = None,
     start: StartState | None = None,
     task: Task | None = None,
+    budget_start: float | None = None,
 ) -> Iterator[Event]:
     """Train ``net`` on ``data`` (a DataBundle); returns the event generator.
+
+    ``cfg.time_limit_minutes`` counts from ``budget_start`` (a :func:`_monotonic` time:
+    ``runner.train`` / ``resume`` pass their own start, so opening the data is part of the
+    budget), else from this call.
 
     ``task`` picks the objective (segmentation or image reconstruction); by
     default it is the registered task of the net named in ``run``, else
@@ -143,6 +151,7 @@ def fit(
     if task is Task.SEGMENT and data.kind is not DataKind.SEGMENTATION:
         raise ValueError(f"a segmentation net needs images with masks; {data.spec!r} has none (use shapes-seg or pairs:IMAGES,MASKS)")
     trainer = _Trainer(net, data, cfg, device, stop or threading.Event(), pause, run, start, task, ranks)
+    trainer.budget_start = _monotonic() if budget_start is None else budget_start
     return trainer.events()
 
 
@@ -215,9 +224,17 @@ class _Trainer:
                 group["lr"] = cfg.lr
             if s.scaler and self.amp:
                 self.scaler.load_state_dict(s.scaler)
+        # TrainConfig.ema: what is validated, previewed and saved is a moving average of the
+        # trained weights (the Label tab's live trainer does the same), which keeps training.
+        self.ema_net: nn.Module | None = None
+        self.ema_updates = s.ema_updates if s else 0
+        if cfg.ema > 0 and s is not None and s.ema is not None:
+            self.ema_net = copy.deepcopy(net).eval().requires_grad_(False)
+            self.ema_net.load_state_dict(s.ema, strict=True)
         self.ips: float | None = None
         self.sec_per_step: float | None = None
         self.deadline: float | None = None  # set when training starts (see events())
+        self.budget_start: float | None = None  # when the time limit's clock started (fit sets it)
         self.preview = PreviewMaker(data.val, cfg.preview_count, self.noise, cfg.seed, self.segment)
 
     # ------------------------------------------------------------- the generator
@@ -227,8 +244,10 @@ class _Trainer:
         try:
             self._seed()
             if self.cfg.time_limit_minutes is not None:
-                # The budget counts from the start of this invocation (a resume gets a fresh one).
-                self.deadline = _monotonic() + 60.0 * self.cfg.time_limit_minutes
+                # The budget counts from the start of this invocation, opening the data included
+                # (a person budgets wall time; a resume gets a fresh budget).
+                began = _monotonic() if self.budget_start is None else self.budget_start
+                self.deadline = began + 60.0 * self.cfg.time_limit_minutes
             yield self._started()
             if self.run:
                 launch = self.ranks.record_fields(self.run.record, self.step, self.batch_size, self.device)
@@ -371,6 +390,8 @@ class _Trainer:
                     f"loss became {loss} at step {self.step + 1} (epoch {self.epoch + 1}); " + self._diverged_fix()))
             n = self.share.n_global  # positions count global samples (resumable on any number of processes)
             self.step += 1
+            if self.cfg.ema > 0:
+                self._update_ema()
             self.epoch_pos += n
             self.loss_sum += loss * n
             self.loss_count += n
@@ -383,6 +404,28 @@ class _Trainer:
                     yield self._checkpoint(RunStatus.RUNNING)
         self.epoch_seconds = time.perf_counter() - t_epoch
         return None
+
+    def _update_ema(self) -> None:
+        """Move the averaged weights towards the trained ones after a step, exactly as
+        ``training.live.LiveTrainer`` does: the first step copies them, then the decay ramps as
+        ``(1 + n) / (10 + n)`` up to ``cfg.ema``; BatchNorm's statistics are averaged too."""
+        if self.ema_net is None:
+            self.ema_net = copy.deepcopy(self.net).eval().requires_grad_(False)
+            self.ema_updates = 0
+            return
+        self.ema_updates += 1
+        decay = min(self.cfg.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
+        with torch.no_grad():
+            ema, own = self.ema_net.state_dict(), self.net.state_dict()
+            for k, v in own.items():
+                if v.is_floating_point():
+                    ema[k].lerp_(v, 1.0 - decay)
+                else:
+                    ema[k].copy_(v)
+
+    def _published(self) -> nn.Module:
+        """The weights that are validated, previewed and saved: the average once there is one."""
+        return self.ema_net if self.ema_net is not None else self.net
 
     def _loader(self, perm: torch.Tensor) -> Iterator[Any]:
         """Batches of the epoch's permutation from the current position on."""
@@ -476,9 +519,9 @@ class _Trainer:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             if self.selfsup is not SelfSupervised.NONE:
-                return selfsup_validation(self.net, self.data.val, self.selfsup, device=self.device,
+                return selfsup_validation(self._published(), self.data.val, self.selfsup, device=self.device,
                                           batch_size=self.batch_size, seed=self.cfg.seed)
-            return evaluate(self.net, self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
+            return evaluate(self._published(), self.data.val, task=self.task, device=self.device, batch_size=self.batch_size,
                             noise=self.noise, seed=self.cfg.seed, num_classes=getattr(self.data, "num_classes", None),
                             class_names=getattr(self.data, "class_names", None))
 
@@ -509,7 +552,7 @@ class _Trainer:
         self.sampler_epoch_start = self.sampler.get_state()  # a resume from here starts the next epoch
         self.loss_sum, self.loss_count, self.epoch_seconds = 0.0, 0, 0.0
         improved = self._update_best()
-        preview = self.preview.make(self.net, self.device) if self.ranks.is_main else None
+        preview = self.preview.make(self._published(), self.device) if self.ranks.is_main else None
         saved = None
         if self.run:
             self._check_weights()
@@ -528,6 +571,8 @@ class _Trainer:
         else:  # the time budget ran out; run.json says so, so `aestudio info` and the app can tell why
             message = (f"time limit of {self.cfg.time_limit_minutes:.3g} min reached at step {self.step} "
                        f"(epoch {self.epoch + 1}); resume to continue")
+            if self.step == (self.start.step if self.start else 0):  # not one step in this invocation
+                message += " with a longer time limit: opening the data took all of this one"
         self._agree()
         best = False
         if self.selfsup is not SelfSupervised.NONE:
@@ -544,7 +589,8 @@ class _Trainer:
         self.ranks.check_weights_agree(self.net, self.step)
 
     def _check_weights(self) -> None:
-        for name, p in self.net.state_dict().items():
+        nets = [self.net] + ([self.ema_net] if self.ema_net is not None else [])
+        for name, p in ((n, p) for net in nets for n, p in net.state_dict().items()):
             if p.is_floating_point() and not bool(torch.isfinite(p).all()):
                 raise _Finish(FinishReason.DIVERGED, (
                     f"weights became non-finite ({name}) by step {self.step}; the run folder keeps the last good "
@@ -555,7 +601,7 @@ class _Trainer:
 
         assert self.run is not None
         self._check_weights()
-        state = self.net.state_dict()
+        state = self._published().state_dict()  # with cfg.ema the average: what export, eval and the app load
         save_weights(self.run.model_file, state, step=self.step, epoch=self.epoch)
         if best:
             save_weights(self.run.best_file, state, step=self.step, epoch=self.epoch)
@@ -565,7 +611,8 @@ class _Trainer:
             sampler_epoch_start=self.sampler_epoch_start if self.sampler_epoch_start is not None else self.sampler.get_state(),
             numpy_rng=self.np_rng.bit_generator.state,
             cuda_rng=list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-            scaler=self.scaler.state_dict() if self.amp else {}, step=self.step, epoch=self.epoch))
+            scaler=self.scaler.state_dict() if self.amp else {}, step=self.step, epoch=self.epoch,
+            net=self.net.state_dict() if self.ema_net is not None else None, ema_updates=self.ema_updates))
         # run.json last: it is the commit point that names this checkpoint.
         self.run.update(
             epoch=self.epoch, step=self.step, status=status.value, message=message,

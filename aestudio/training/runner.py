@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from aestudio.config import NetConfig, NoiseConfig, SelfSupervised, Task, TrainConfig, to_dict
+from aestudio.data.levels import input_kind
+from aestudio.training import loop
 from aestudio.training.checkpoint import CheckpointError, load_training_state, load_weights
 from aestudio.training.distributed import is_main, main_process_first
 from aestudio.training.events import Event
@@ -138,8 +140,13 @@ def train(
     crop_size: int | None = None,
     init_weights: Path | str | None = None,
     grow_strokes: bool = False,
+    budget_spent_s: float = 0.0,
 ) -> Iterator[Event]:
     """Start a new run in ``run_dir`` (which must not exist or be empty).
+
+    ``cfg.time_limit_minutes`` counts from this call, opening the data included, less the
+    ``budget_spent_s`` seconds already gone before it (the CLI's start-up: a person budgets the
+    command's wall time).
 
     The data decides the net's input channels and image size (``channels`` /
     ``image_size`` ask the data loader to convert); a U-Net gets at least the
@@ -152,6 +159,7 @@ def train(
     from aestudio.nets.registry import build_net, get_spec, net_config_to_dict
     from aestudio.training.device import resolve_device
 
+    budget_start = loop._monotonic() - budget_spent_s
     spec = get_spec(net_name)  # KeyError names the choices
     resolve_device(cfg.device)  # fail before touching the disk
     if net_cfg is None and init_weights is not None:
@@ -182,7 +190,7 @@ def train(
         extra["init_weights"] = {"from": str(init_weights)}
     info = _summary(net)
     if not is_main():  # under torchrun only rank 0 creates and writes the run folder
-        return fit(net, data, cfg, stop, pause=pause, task=spec.task)
+        return fit(net, data, cfg, stop, pause=pause, task=spec.task, budget_start=budget_start)
     run = RunFolder.create(run_dir, {
         "net": net_config_to_dict(net_name, net_cfg),
         "task": spec.task.value,
@@ -194,7 +202,7 @@ def train(
         "bad_files": len(getattr(data, "bad_files", []) or []),
         **extra,
     })
-    return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task)
+    return fit(net, data, cfg, stop, run=run, pause=pause, task=spec.task, budget_start=budget_start)
 
 
 def _check_self_supervised(net_name: str, spec: Any, cfg: TrainConfig, data_spec: str) -> None:
@@ -220,6 +228,9 @@ def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: T
         "class_colors": [list(c) for c in (getattr(data, "class_colors", None) or [])] or None,
         "train_size": len(data.train),
         "val_size": len(data.val),
+        # 8-bit / 16-bit / float files: how a package for other programs must scale its input
+        # (aestudio.export.bioimageio); None when unknown or mixed.
+        "input_kind": input_kind(data.spec),
     }
 
 
@@ -310,6 +321,7 @@ def resume(
     time_limit_minutes: float | None = None,
     lr: float | None = None,
     bf16: bool | None = None,
+    budget_spent_s: float = 0.0,
 ) -> Iterator[Event]:
     """Continue a run exactly where its last checkpoint left it.
 
@@ -321,7 +333,8 @@ def resume(
     run's stored limit is dropped, so resuming a run that ended on
     ``max_steps`` continues to its epoch target. ``time_limit_minutes`` is
     likewise this invocation's own budget (a run stopped by its time limit
-    resumes without one unless given again). ``device`` moves the run to
+    resumes without one unless given again), counted like :func:`train`'s from this call less
+    ``budget_spent_s``, reading the data included. ``device`` moves the run to
     another device (bitwise continuation is only promised on the same device);
     ``bf16`` switches CPU bfloat16 training on or off (None keeps the run's; bitwise
     continuation is only promised at the same precision).
@@ -329,6 +342,7 @@ def resume(
     from aestudio.nets.registry import build_net, get_spec
     from aestudio.training.device import resolve_device
 
+    budget_start = loop._monotonic() - budget_spent_s
     folder = Path(run_dir)
     with main_process_first():  # rank 0 may repair an interrupted write; the others read after it
         info = read_run(folder)
@@ -353,7 +367,8 @@ def resume(
     start = _start_state(folder, info, net, len(data.train))
     if run is not None:
         run.update(train=to_dict(cfg))
-    return fit(net, data, cfg, stop, run=run, pause=pause, start=start, task=get_spec(info.net_name).task)
+    return fit(net, data, cfg, stop, run=run, pause=pause, start=start, task=get_spec(info.net_name).task,
+               budget_start=budget_start)
 
 
 def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> StartState:
@@ -369,8 +384,11 @@ def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> S
     if len(set(steps.values())) != 1:
         raise RunError(f"{folder}: its files come from different checkpoints (steps {steps}); "
                        "the last write was interrupted: restore the folder from a backup or train again")
+    # With TrainConfig.ema the weights file holds the average; training continues from the trained
+    # weights kept in the training state (the average continues from the weights file).
+    trained, average = (state.net, weights) if state.net is not None else (weights, None)
     try:
-        net.load_state_dict(weights, strict=True)
+        net.load_state_dict(trained, strict=True)
     except RuntimeError as exc:
         raise RunError(f"{folder / MODEL_FILE}: weights do not fit the net in run.json ({str(exc).splitlines()[0]})") from None
     pos = info.position
@@ -384,5 +402,6 @@ def _start_state(folder: Path, info: RunInfo, net: nn.Module, n_train: int) -> S
         numpy_rng=state.numpy_rng, cuda_rng=state.cuda_rng, scaler=state.scaler, best=info.best,
         metrics=dict(info.metrics), epoch_loss_sum=float(pos.get("epoch_loss_sum", 0.0)),
         epoch_loss_count=int(pos.get("epoch_loss_count", 0)), epoch_seconds=float(pos.get("epoch_seconds", 0.0)),
+        ema=average, ema_updates=state.ema_updates,
     )
 

@@ -26,9 +26,10 @@ ABOUT = f"""
 **What.** While the Label tab trains its U-Net on a few painted strokes, the prediction over the
 {SIZE} x {SIZE} image on screen is redrawn from the trainer's latest weights (on the panel's
 prediction thread, in ONNX Runtime, as often as the panel's refresh schedule allows: predictions may
-run the share of the wall time ("duty") that keeps the training at 95% of its speed, measured from the
-trainer's step rate while a prediction runs and between them, within 0.05-0.15 and 0.12 until
-measured; at least 2 s apart; the training's steps run on one thread while a prediction runs), and
+run the share of the wall time ("duty") that keeps the training at 90% of its speed, measured from the
+trainer's per-step log (the rate over all recent steps over the rate of the steps no prediction
+overlapped), within 0.05-0.45 and 0.12 until measured; at least 2 s apart; the training's steps run on
+one thread while a prediction runs), and
 the person may keep painting. Three questions: how often does the prediction
 on screen refresh (seconds between consecutive redraws of the whole view; the stroke's-neighbourhood
 refreshes that come first after a stroke are not counted), does the refresh starve the training
@@ -163,7 +164,8 @@ def run(ctx: Context) -> list[Row]:
         Row(f"prediction refresh interval while training, {size}x{size}",
             {"median s": round(median, 2), "p90 s": round(p90, 2), "intervals": res["intervals"],
              "CPU s per prediction": round(res["predict_cpu_s"], 2),
-             "duty (end)": round(res["duty"][-1][0], 2) if res.get("duty") else "–"},
+             "duty (end)": round(res["duty"][-1][0], 2) if res.get("duty") else "–",
+             "kept, in-process (end)": round(res["duty"][-1][1], 2) if res.get("duty") and res["duty"][-1][1] else "–"},
             target=f"median <= {REFRESH_MEDIAN_S:g} s", status=Row.verdict(median <= REFRESH_MEDIAN_S)),
         Row(f"training speed, {size}x{size}, refresh on / off",
             {"crops/s on": round(res["with_refresh_cps"], 2), "crops/s off": round(res["without_refresh_cps"], 2),
@@ -251,7 +253,7 @@ def _probe(argv: list[str]) -> None:
     late: list[float] = []
     refreshes = 0
     blocks: list[dict] = []  # per block: mode, speed, the trainer's thread count at its end, load
-    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured slowdown per block
+    duties: list[tuple[float, float | None]] = []  # the refresh schedule's duty and measured speed kept per block
     shown: list[float] = []  # when each prediction reached the screen (the panel's result callback)
     intervals: list[float] = []  # between consecutive ones within a refreshing block
     cpu: list[float] = []  # each prediction's CPU seconds on its thread
@@ -282,9 +284,14 @@ def _probe(argv: list[str]) -> None:
                 next_stroke += 3.0
         steps = panel.trainer.step - step0
         dt = time.perf_counter() - t0
+        logged = panel.trainer.step_log.steps(since=time.monotonic() - dt)
+        periods = {k: [s.seconds for s in logged if s.shared == k] for k in (False, True)}
+        # the first untouched step after a prediction vs the later ones: an after-effect the measure would miss
+        after = [b.seconds for a, b in zip(logged, logged[1:], strict=False) if a.shared and not b.shared]
+        later = [b.seconds for a, b in zip(logged, logged[1:], strict=False) if not a.shared and not b.shared]
         if refresh:
-            duties.append((panel.schedule.duty, panel.schedule.slowdown))
-            log.info("schedule: busy %s idle %s", list(panel.schedule._busy), list(panel.schedule._idle))
+            duties.append((panel.schedule.duty, panel.schedule.kept))
+            log.info("schedule: duty %.3f kept %s cost %s", panel.schedule.duty, panel.schedule.kept, panel.schedule.cost)
             meter.stop()
             late.extend(meter.late_ms)
             refreshes += panel.predictions_made - made
@@ -296,7 +303,13 @@ def _probe(argv: list[str]) -> None:
         chooser = panel.trainer._threads
         blocks.append({"refresh": refresh, "crops_s": round(speeds[refresh][-1], 2),
                        "threads": chooser.current if chooser is not None else None,
-                       "load": round(os.getloadavg()[0], 1)})
+                       "load": round(os.getloadavg()[0], 1),
+                       # the trainer's own step log: mean period of the steps no prediction touched / of the others
+                       "clean_s": round(float(np.mean(periods[False])), 3) if periods[False] else None,
+                       "shared_s": round(float(np.mean(periods[True])), 3) if periods[True] else None,
+                       "shared_steps": len(periods[True]), "clean_steps": len(periods[False]),
+                       "clean_first_after_s": round(float(np.mean(after)), 3) if after else None,
+                       "clean_later_s": round(float(np.mean(later)), 3) if later else None})
     a = np.asarray(late or [0.0])
     panel.shutdown()
     tasks.shutdown()

@@ -291,6 +291,12 @@ def test_every_panel_fits_a_1366x768_laptop_with_models_images_and_a_mask(window
             shown = panel.shown_line.label.sceneBoundingRect()
             assert vb.contains(shown), "the 'shown' marker's label is cut"
             assert not shown.intersects(panel.threshold_line.label.sceneBoundingRect())
+        if title == "Latent":  # the map's axis names are whole (the left one was cut to "(x0.0")
+            qtbot.waitUntil(lambda p=panel: p.map.stack.currentWidget() is p.map.plot, timeout=60000)
+            for name in ("left", "bottom"):
+                axis = panel.map.plot.getAxis(name)
+                along = axis.size().height() if name == "left" else axis.size().width()
+                assert axis.label.boundingRect().width() <= along, f"Latent map's {name} label is cut"
         window.grab().save(str(Path(tempfile.gettempdir()) / f"aestudio-fit-{title.replace(' ', '-').lower()}.png"))
 
 
@@ -355,3 +361,27 @@ def test_the_label_tab_fits_the_laptop_size_with_its_model_buttons_in_view(windo
     fm = panel.recent_btn.fontMetrics()
     assert panel.recent_btn.width() >= fm.horizontalAdvance("Recent") + 24  # text and menu arrow
     window.grab().save(str(tmp_path.parent / "aestudio-fit-label.png"))
+    # Classes: the list grows with them (it was 3 rows whatever the room), in two columns when
+    # rows run out; the tool column still does not scroll and no row is cut.
+    lst = panel.class_list
+    for total, all_shown in ((5, True), (10, False)):
+        while lst.count() < total:
+            panel.add_class(f"class {lst.count()}")
+        qtbot.wait(100)
+        area = lst.viewport().rect()
+        shown = [i for i in range(lst.count()) if lst.visualItemRect(lst.item(i)).intersects(area)]
+        assert all(area.contains(lst.visualItemRect(lst.item(i))) for i in shown), "a class row is cut"
+        assert not side.verticalScrollBar().isVisible(), f"the tool column scrolls with {total} classes"
+        assert len(shown) == total if all_shown else len(shown) >= 8, (total, shown)
+        window.grab().save(str(tmp_path.parent / f"aestudio-fit-label-{total}-classes.png"))
+
+
+def test_the_data_summary_counts_one_image_in_the_singular() -> None:
+    from aestudio.gui.data_panel import DataSummary, describe
+
+    def text(train: int, val: int) -> str:
+        return describe(DataSummary(spec="folder:x", train_size=train, val_size=val, channels=1, image_size=64,
+                                    kind="images", class_names=[], bad_files=[], files=[], samples=[]))
+
+    assert "<b>1</b> image ·" in text(1, 0)
+    assert "<b>2</b> images ·" in text(1, 1)

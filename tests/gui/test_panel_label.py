@@ -184,25 +184,60 @@ def test_recent_projects_reopen(qtbot, panel, tmp_path, settings_dir) -> None:
     assert panel.project.root == first and panel.class_list.count() == 2
 
 
-def test_the_class_list_shows_whole_rows_and_scrolls(qtbot, panel, tmp_path) -> None:
-    # At 1366 x 768 the list was 64 px high: three rows and half of a fourth.
-    from aestudio.gui.panels.label import CLASS_ROWS
+def _class_view(panel: LabelPanel) -> tuple[list, bool]:
+    """(rows of the class list in view, each a list of class indices; whether every row is whole)."""
+    lst = panel.class_list
+    area = lst.viewport().rect()
+    rects = {i: lst.visualItemRect(lst.item(i)) for i in range(lst.count())}
+    shown = {i: r for i, r in rects.items() if r.intersects(area)}
+    rows: dict[int, list[int]] = {}
+    for i, r in shown.items():
+        rows.setdefault(r.top(), []).append(i)
+    return [rows[k] for k in sorted(rows)], all(area.contains(r) for r in shown.values())
 
-    panel.show()
+
+def _column_scrolls(panel: LabelPanel) -> bool:
+    side = panel._side_scroll
+    return side.widget().sizeHint().height() > side.viewport().height()
+
+
+def test_the_class_list_grows_with_the_classes_up_to_the_room(qtbot, panel, tmp_path) -> None:
+    # The list was 3 rows high whatever the room: 4 classes scrolled beside empty space.
+    panel.resize(1300, 1000)
     assert panel.create_project(tmp_path / "proj")
-    for i in range(4):
-        panel.add_class(f"extra {i}")
     lst = panel.class_list
     row = lst.sizeHintForRow(0)
-    assert lst.viewport().height() == CLASS_ROWS * row
+    qtbot.wait(20)
+    assert [r for r, in _class_view(panel)[0]] == [0, 1] and lst.viewport().height() == 2 * row
+    for i in range(8):
+        panel.add_class(f"extra {i}")
+        qtbot.wait(10)
+        rows, whole = _class_view(panel)
+        assert whole, "a class row is cut"
+        assert sorted(i for r in rows for i in r) == list(range(lst.count())), f"{lst.count()} classes do not all show"
+        assert lst.verticalScrollBar().maximum() == 0 and not _column_scrolls(panel)
+    assert len(_class_view(panel)[0]) == 10, "ten rows in a tall window"
+
+    # Less room (a shorter window): the rows that fit, two columns when the names fit, then a scroll by whole rows.
+    side = panel._side_scroll
+    others = side.widget().sizeHint().height() - lst.height()
+    room_for_4 = others + 4 * row + 2 * lst.frameWidth() + row // 2  # 4 rows and a half: 8 of 10 classes
+    panel.resize(1300, panel.height() - side.viewport().height() + room_for_4)
+    qtbot.waitUntil(lambda: lst.height() < 10 * row, timeout=3000)
+    qtbot.wait(20)
+    rows, whole = _class_view(panel)
+    assert whole and len(rows) == 4 and not _column_scrolls(panel)
+    assert all(len(r) == 2 for r in rows), "two columns rather than a scroll"
     bar = lst.verticalScrollBar()
-    assert bar.maximum() > 0  # six classes in three rows: it scrolls
-    for value in range(bar.minimum(), bar.maximum() + 1):
-        bar.setValue(value)
-        rects = [lst.visualItemRect(lst.item(i)) for i in range(lst.count())]
-        shown = [r for r in rects if r.intersects(lst.viewport().rect())]
-        assert len(shown) == CLASS_ROWS
-        assert all(lst.viewport().rect().contains(r) for r in shown), "a row is cut"
+    if bar.maximum() > 0:  # still more classes than fit: it scrolls, whole rows in view at every step
+        for value in range(bar.minimum(), bar.maximum() + 1):
+            bar.setValue(value)
+            assert _class_view(panel)[1], "a row is cut while scrolling"
+    else:
+        assert sorted(i for r in rows for i in r) == list(range(10))
+    # Keys still pick classes in the grid.
+    panel.select_class(7)
+    assert panel.class_index == 7 and lst.currentRow() == 7
 
 
 def test_images_dropped_on_the_label_tab_are_announced_once(qtbot, window, tmp_path, settings_dir) -> None:
@@ -270,13 +305,13 @@ def test_pretrain_box_is_off_and_says_why_and_what_it_uses(panel) -> None:
 
 def test_refreshes_while_training_follow_the_schedule(qtbot, panel, tmp_path, monkeypatch) -> None:
     """While training, the next refresh waits for the panel's RefreshSchedule (fed with each prediction's
-    start and end and the trainer's step then); a stroke inside that time is refreshed when it ends."""
+    start and end and the trainer's step log); a stroke inside that time is refreshed when it ends."""
     _open_with_image(qtbot, panel, tmp_path)
     _paint_both_classes(qtbot, panel)
     qtbot.mouseClick(panel.train_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: panel.prediction is not None and panel.prediction.step > 0, timeout=WAIT)
     qtbot.waitUntil(lambda: panel.predictions_made >= 3, timeout=WAIT)
-    assert len(panel.schedule._busy) >= 2 and len(panel.schedule._idle) >= 1  # each refresh was measured
+    assert len(panel.schedule._spans) >= 2 and panel.trainer.step_log.steps()  # each refresh and step was logged
     # A schedule that never allows another: once the ones in flight are in, none follows, strokes or not.
     monkeypatch.setattr(panel.schedule, "finished", lambda now, step: now + 3600.0)
     made = panel.predictions_made

@@ -249,6 +249,65 @@ def test_the_current_code_cross_stays_inside_the_plot(make_panel, qtbot):
     assert not panel.map.current_off_map
 
 
+def _folder_of(tmp_path: Path, n: int) -> str:
+    from aestudio.data.io import write_image
+
+    folder = tmp_path / f"{n}-images"
+    folder.mkdir()
+    rng = np.random.default_rng(n)
+    for i in range(n):
+        write_image(folder / f"im{i}.png", (rng.random((16, 16)) * 255).astype(np.uint8))
+    return f"folder:{folder}"
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_a_folder_of_a_few_images_maps_them_all_or_says_why_not(make_panel, qtbot, tmp_path, n):
+    # A folder of 2 images drew a "map" of one code with "0% of variance" axes (the other image
+    # was held out for validation); a map now needs 3 codes, and a small folder gives all of its images.
+    panel = make_panel(data=_folder_of(tmp_path, n))
+    assert len(panel.codes) == n, "a folder too small for a map is mapped whole (train and validation)"
+    if n < 3:
+        assert panel.map.stack.currentWidget() is panel.map.placeholder
+        text = panel.map.placeholder.text()
+        assert "at least 3 codes" in text and f"gave {n}" in text and "Add images" in text
+        assert panel.map.point_count() == 0
+        panel.map.set_current(np.zeros(2))  # the sliders still move and nothing is drawn for them
+        assert panel.map.current_position() is None
+    else:
+        assert panel.map.stack.currentWidget() is panel.map.plot
+        assert panel.map.point_count() == 3
+        left = panel.map.plot.getAxis("left").labelText
+        assert left.startswith("PC2 (") and "0%)" != left[-3:]
+        tsne = panel.map.projection_box.model().item(1)
+        assert not tsne.isEnabled() and "at least 5 codes" in tsne.toolTip()  # offered only where it can run
+    # The sliders work without the map: a move decodes the new code.
+    panel.sliders.row_slider(0).setValue(1.5)
+    settle(qtbot, panel)
+    np.testing.assert_allclose(panel.decoded.array, decode(panel, panel.sliders.code()), atol=1e-6)
+
+
+def test_identical_codes_make_no_map(tmp_path):
+    from aestudio.explore.latent_codes import map_problem
+
+    assert map_problem(np.ones((5, 4), np.float32)).startswith("All 5 codes are the same")
+    assert "at least 3 codes; the data gave 2" in map_problem(np.random.default_rng(0).random((2, 4)))
+    assert map_problem(np.random.default_rng(0).random((3, 4))) is None
+
+
+def test_the_axis_labels_fit_the_smallest_map(make_panel, qtbot):
+    # The left label ("PC2 (12% of variance) (x0.001)") was longer than a short map is tall: cut to "(x0.0".
+    panel = make_panel()
+    plot = panel.map.plot
+    plot.setFixedSize(plot.minimumSize())
+    qtbot.wait(50)
+    plot.grab()  # lays the scene out
+    for name in ("left", "bottom"):
+        axis = plot.getAxis(name)
+        along = axis.size().height() if name == "left" else axis.size().width()
+        assert axis.label.boundingRect().width() <= along, f"{name} label {axis.labelText!r} is cut"
+        assert "(x" not in axis.labelString(), "no scale factor after the axis name"
+
+
 def test_hover_shows_the_items_image(make_panel):
     panel = make_panel()
     item = panel.map.items[0]
@@ -259,6 +318,7 @@ def test_hover_shows_the_items_image(make_panel):
 
 def test_tsne_on_demand_in_the_background(make_panel, qtbot):
     panel = make_panel()
+    assert panel.map.projection_box.model().item(1).isEnabled()
     panel.map.projection_box.setCurrentText("t-SNE")
     assert panel.map.busy.isVisibleTo(panel.map)
     qtbot.waitUntil(lambda: panel.map.projection == "t-SNE", timeout=30000)

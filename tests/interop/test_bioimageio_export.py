@@ -119,6 +119,9 @@ def test_cli_packages_a_training_run_without_writing_into_it(tmp_path, capsys):
 
     side = read_run(run).net_cfg.image_size
     assert pkg.config["net"] == "dense_ae" and pkg.fixed_size == (side, side)
+    # The run recorded what it trained on (8-bit digits), and the package scales its input to match.
+    assert read_run(run).data_info["input_kind"] == "8-bit" and pkg.config["input_kind"] == "8-bit"
+    assert pkg.raw_scale == 255.0 and [op.id for op in pkg.pre][:3] == ["ensure_dtype", "scale_linear", "ensure_dtype"]
     assert sorted(p.name for p in run.iterdir()) == before  # the bundle went to a temp folder
 
 
@@ -136,7 +139,8 @@ def test_shipped_model_package_uses_a_real_sample_and_passes_core(tmp_path):
     pkg = read_package(out)
     x = read_tensor(out, pkg.test_input)
     assert x.shape == (1, 3, 64, 64)  # the 64 px sample at its own scale
-    mask, _ = PackagePredictor(out).segment(x[0].transpose(1, 2, 0))
+    assert x.dtype == np.uint8 and pkg.raw_scale == 255.0  # shapes-seg is 8-bit: so is the package's input
+    mask, _ = PackagePredictor(out).segment(x[0].transpose(1, 2, 0) / 255.0)  # the app's reading of it
     assert len(np.unique(mask)) >= 3  # background and at least two shapes: a cover worth showing
     assert pkg.name == _rdf(out)["name"] and "U-Net" in pkg.name and find_model("shapes-seg-unet")
     with warnings.catch_warnings():
@@ -162,4 +166,70 @@ def test_a_16_bit_micrograph_runs_in_bioimageio_core_as_in_the_app(packages, bun
         got = predict(model=descr, inputs=raw)
     (member,) = got.members.values()
     app = OrtPredictor(bundles("denoising_ae")).predict(read_stretched(path).transpose(2, 0, 1)[None])
+    np.testing.assert_allclose(np.asarray(member.data), np.clip(app, 0, 1), atol=2e-5)
+
+
+def _kind_image(folder, kind: str):
+    """One file of ``kind`` (the way a camera or another program stores it) in ``folder``; its path."""
+    import tifffile
+
+    from aestudio.data.io import write_float_tiff, write_image
+    from tests.data.test_levels_labelling import deep_images
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(5)
+    base = rng.random((40, 48)).astype(np.float32)
+    base[10:30, 12:36] += 1.0
+    base /= base.max()
+    if kind == "8-bit":  # a dim photo, 20-120: a min-max stretch would brighten it
+        return write_image(folder / "dim8.png", (20 + 100 * base)[..., None] / 255.0)
+    if kind == "16-bit":
+        return deep_images(folder)["dim"]
+    if kind == "float":  # within [0, 1]: taken as it is
+        return write_float_tiff(folder / "unit.tif", 0.2 + 0.4 * base)
+    path = folder / "wide.tif"  # float beyond [0, 1]: stretched by its min and max
+    tifffile.imwrite(path, (1000 + 2000 * base).astype(np.float32))
+    return path
+
+
+@pytest.mark.parametrize("kind, dtype, op", [("8-bit", "uint8", "scale_linear"), ("16-bit", "uint16", "scale_range"),
+                                             ("float", "float32", None), ("float-stretched", "float32", "scale_range")])
+def test_the_package_scales_each_input_kind_as_the_app_reads_it(tmp_path, tiny_net, kind, dtype, op):
+    """A package read every input by its own min and max ('scale_range'), where the app reads 8-bit
+    files as /255 and float ones within [0, 1] as they are: a dim 8-bit photo came out of ilastik or
+    bioimageio.core brighter than in the app. The package now scales what the model was trained on
+    (found from its training folder here) as the app does: the raw file through bioimageio.core's
+    preprocessing and the model equals the app's result on the same file."""
+    import tifffile
+    from bioimageio.core import load_model_description, predict, test_model
+    from PIL import Image
+
+    from aestudio.data.levels import input_kind, read_stretched
+    from aestudio.export.bioimageio import write_package
+    from aestudio.export.exporter import export_net
+
+    path = _kind_image(tmp_path / "train", kind)
+    assert input_kind(f"folder:{tmp_path / 'train'}") == kind
+    net, cfg = tiny_net("denoising_ae")
+    bundle = tmp_path / "bundle"
+    export_net(net, "denoising_ae", cfg, bundle, metadata={"training": {"data_spec": f"folder:{tmp_path / 'train'}"}},
+               measure_timings=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        package = write_package(bundle, tmp_path / "den.zip")
+    inp = _rdf(package)["inputs"][0]
+    ops = [p["id"] for p in inp["preprocessing"]]
+    assert inp["data"]["type"] == dtype and ops[0] == "ensure_dtype" and ops[-1] == "ensure_dtype"
+    assert [o for o in ops if o != "ensure_dtype"] == ([op] if op else [])
+    # As another program reads the file: Pillow for PNG, tifffile for TIFF.
+    raw = tifffile.imread(path) if path.suffix == ".tif" else np.asarray(Image.open(path))
+    raw = raw.astype(dtype)[None, None]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        descr = load_model_description(package, perform_io_checks=False)
+        got = predict(model=descr, inputs=raw)
+        summary = test_model(package)  # its own test tensors, in the declared dtype, reproduce
+    assert summary.status == "passed", [(d.name, [e.msg for e in d.errors]) for d in summary.details if d.status != "passed"]
+    (member,) = got.members.values()
+    app = OrtPredictor(bundle).predict(read_stretched(path).transpose(2, 0, 1)[None])
     np.testing.assert_allclose(np.asarray(member.data), np.clip(app, 0, 1), atol=2e-5)

@@ -176,3 +176,70 @@ def test_cli_grow_strokes_is_recorded_and_refused_where_it_cannot_apply(tmp_path
     assert main(["train", "--model", "unet", "--data", spec, "--image-size", "32", "--grow-strokes", "--max-steps", "1",
                  "--no-progress", "--out", str(tmp_path / "run2")]) != 0
     assert "--grow-strokes applies to a unet on pairs:" in capsys.readouterr().err
+
+
+def test_cli_grow_strokes_saves_the_moving_average_and_resumes_exactly(tmp_path, monkeypatch) -> None:
+    """The CLI's sparse-label path trained with the ordinary loop and saved the last step's weights,
+    where the Label tab publishes the moving average (LiveConfig.ema = 0.99, measured better). Now the
+    weights file, the best file and so the export hold that average, computed as the live trainer does
+    from the trained weights; the trained weights ride in the training state, so a resume is exact."""
+    from aestudio.cli import main
+    from aestudio.training import loop
+    from aestudio.training.checkpoint import load_training_state, load_weights
+    from aestudio.training.runs import BEST_FILE, MODEL_FILE, load_net, read_run
+
+    spec = _pairs(tmp_path / "set", n=4)
+    args = ["train", "--model", "unet", "--data", spec, "--epochs", "3", "--batch-size", "2", "--base-channels", "4",
+            "--depth", "2", "--crop-size", "32", "--grow-strokes", "--no-progress"]
+    trained: list[dict[str, torch.Tensor]] = []
+    real_step = loop.train_step
+
+    def recording_step(trainer, *a, **kw):
+        out = real_step(trainer, *a, **kw)
+        trained.append({k: v.detach().clone() for k, v in trainer.net.state_dict().items()})
+        return out
+
+    monkeypatch.setattr(loop, "train_step", recording_step)
+    whole = tmp_path / "whole"
+    assert main([*args, "--out", str(whole)]) == 0
+    monkeypatch.setattr(loop, "train_step", real_step)
+    info = read_run(whole)
+    assert info.train_cfg.ema == LiveConfig.ema == 0.99 and info.step == len(trained) > 3
+
+    # The average as the live trainer makes it: the first step copies, then decay min(0.99, (1+n)/(10+n)).
+    averages = []
+    for n, state in enumerate(trained):
+        if n == 0:
+            ema = {k: v.clone() for k, v in state.items()}
+        else:
+            decay = min(0.99, (1 + n) / (10 + n))
+            for k, v in state.items():
+                ema[k] = ema[k].lerp(v, 1.0 - decay) if v.is_floating_point() else v.clone()
+        averages.append({k: v.clone() for k, v in ema.items()})
+    saved, _ = load_weights(whole / MODEL_FILE)
+    for k in saved:
+        torch.testing.assert_close(saved[k], averages[-1][k], rtol=0, atol=1e-6)
+    state = load_training_state(whole / "optimizer.safetensors")
+    assert state.ema_updates == info.step - 1 and all(torch.equal(state.net[k], trained[-1][k]) for k in state.net)
+    assert any(not torch.equal(saved[k], trained[-1][k]) for k in saved if saved[k].is_floating_point())
+    best_step = info.best["step"]
+    best, _ = load_weights(whole / BEST_FILE)
+    for k in best:
+        torch.testing.assert_close(best[k], averages[best_step - 1][k], rtol=0, atol=1e-6)
+    net, _ = load_net(whole, which="last")  # what `aestudio export` and eval load
+    assert all(torch.equal(net.state_dict()[k], saved[k]) for k in saved)
+
+    # Stopped after 3 steps (mid epoch) and resumed: bitwise the same average and trained weights.
+    part = tmp_path / "part"
+    assert main([*args, "--max-steps", "3", "--out", str(part)]) == 0
+    assert main(["train", "--resume", "--out", str(part), "--no-progress"]) == 0
+    assert read_run(part).step == info.step
+    resumed, _ = load_weights(part / MODEL_FILE)
+    assert all(torch.equal(resumed[k], saved[k]) for k in saved), "the average did not continue exactly"
+    again = load_training_state(part / "optimizer.safetensors")
+    assert all(torch.equal(again.net[k], state.net[k]) for k in state.net), "training did not continue exactly"
+
+    # --ema 0 turns it off: the weights file is the trained weights, as for every other run.
+    off = tmp_path / "off"
+    assert main([*args, "--max-steps", "2", "--ema", "0", "--out", str(off)]) == 0
+    assert read_run(off).train_cfg.ema == 0.0 and load_training_state(off / "optimizer.safetensors").net is None

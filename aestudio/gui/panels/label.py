@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -78,9 +78,9 @@ UNLABELLED = 255
 REFRESH_MS = 2000  # prediction refresh while training ("every few seconds")
 STROKE_REFRESH_MS = 400  # after a stroke: refresh this soon (debounced)
 # While training, how soon the next refresh may start is measured, not assumed: RefreshSchedule
-# (label_schedule.py) watches the trainer's step rate while predictions run and between them, and
-# spaces the refreshes to keep the training at 95% of its speed (a share of the wall time, capped at 0.15 by
-# bench label_live: the in-process measure underrates the cost). The fixed budgets it replaced
+# (label_schedule.py) reads from the trainer's step log (each step's period, and whether a prediction
+# overlapped it) the share of its speed the training keeps, and spaces the refreshes to keep 90% (a
+# share of the wall time, 0.05-0.45). The fixed budgets it replaced
 # (a share of the process's CPU time: 12% refreshed every 6.1 s on a quiet machine with the training
 # at 1.07 of its speed, every 10.6 s at load 4 with 0.93; 20% 8.5 s with 0.85 at load 3-5) were either
 # too careful or too greedy depending on the machine's load (bench label_live).
@@ -104,7 +104,20 @@ UNPAINTED_MAX_IMAGES = 400  # unpainted images the trainer's pseudo-labels learn
 UNPAINTED_MAX_PIXELS = 32 * 2**20  # ~200 MB as float16 RGB; bench label_quality's 200 unpainted images are 3.3 M pixels
 RECENT_KEY = "labels/recent"  # QSettings: the label projects opened last, newest first
 RECENT_MAX = 8
-CLASS_ROWS = 3  # class rows in view in the Classes box (more scroll): the tool column fits 1366 x 768
+CLASS_ROWS = 3  # class rows always in view in the Classes box; more when the tool column has room (more scroll)
+
+
+class _Refit(QObject):
+    """Calls ``fit`` when the watched widget is resized or asks for a new layout."""
+
+    def __init__(self, fit, parent: QObject) -> None:  # noqa: ANN001 - a callable
+        super().__init__(parent)
+        self._fit = fit
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if event.type() in (QEvent.Type.Resize, QEvent.Type.LayoutRequest):
+            self._fit()
+        return False
 
 
 def _swatch(color: tuple[int, int, int]) -> QIcon:
@@ -149,6 +162,7 @@ class LabelPanel(ExplorePanel):
         self._next_refresh = 0.0  # monotonic time before which a training-time refresh waits
         self.schedule = RefreshSchedule()  # spaces the refreshes while training (measured cost)
         self._inflight_key = ""  # the image of the prediction submitted last
+        self._accept_pending: tuple[str, int | None] | None = None  # (image, class) an Accept waits to take
         self._graph_asked = False  # the prediction's graph was asked for (exported ahead of the first Train)
         self.live_config: LiveConfig | None = None  # an override (tests, benches)
         self.pretrain_seconds = PRETRAIN_SECONDS
@@ -199,10 +213,9 @@ class LabelPanel(ExplorePanel):
         classes = QGroupBox("Classes (keys 1-9)")
         cl = QVBoxLayout(classes)
         self.class_list = QListWidget()
-        # Whole rows only (a half-cut 4th row read as a bug at 1366 x 768): CLASS_ROWS rows high,
-        # scrolling a row at a time beyond.
+        # Whole rows only (a half-cut 4th row read as a bug at 1366 x 768): one row per class up
+        # to the room the tool column has (_fit_class_rows), scrolling a row at a time beyond.
         self.class_list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerItem)
-        self._fit_class_rows()
         self.class_list.currentRowChanged.connect(self._class_changed)
         cl.addWidget(self.class_list)
         row = QHBoxLayout()
@@ -319,6 +332,13 @@ class LabelPanel(ExplorePanel):
         side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         side_scroll.setFrameShape(QFrame.Shape.NoFrame)
         side_scroll.setFixedWidth(side_widget.sizeHint().width() + 18)
+        self._side_scroll = side_scroll
+        self._fit_class_rows()
+        # The room for class rows changes with the window's height and with the column's other
+        # contents (a status line that wraps): refit on either.
+        self._refit = _Refit(self._fit_class_rows, self)
+        side_scroll.viewport().installEventFilter(self._refit)
+        side_widget.installEventFilter(self._refit)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.image_list)
@@ -528,6 +548,7 @@ class LabelPanel(ExplorePanel):
         self.current = index
         self.image = image
         self.prediction = None
+        self._accept_pending = None  # an Accept of another image's prediction is not carried over
         self.canvas.set_image(image)
         self.canvas.set_colors(list(project.classes.colors))
         if mask is not None:
@@ -557,14 +578,55 @@ class LabelPanel(ExplorePanel):
     # ================================================================ classes
 
     def _fit_class_rows(self) -> None:
-        """Make the class list exactly CLASS_ROWS rows high (rows measured on an item, once there is one)."""
+        """Make the class list a whole number of rows high: one per class, as many as the tool
+        column has room for without scrolling, but never fewer than CLASS_ROWS (or all the classes
+        when there are fewer); beyond that it scrolls. It was always CLASS_ROWS: 4 classes scrolled
+        beside empty space."""
         lst = self.class_list
         row = lst.sizeHintForRow(0) if lst.count() else 0
         if row <= 0:  # no class yet: measure a stand-in row
             lst.addItem(QListWidgetItem(_swatch((0, 0, 0)), "1  background"))
             row = lst.sizeHintForRow(0)
             lst.takeItem(0)
-        lst.setFixedHeight(CLASS_ROWS * row + 2 * lst.frameWidth())
+        count = lst.count()
+        rows = CLASS_ROWS if not count else min(count, CLASS_ROWS)
+        columns = 1
+        scroll = getattr(self, "_side_scroll", None)
+        if count > rows and scroll is not None and scroll.widget() is not None:
+            others = scroll.widget().sizeHint().height() - lst.minimumHeight()  # the column without the list (fixed height)
+            room = (scroll.viewport().height() - others - 2 * lst.frameWidth()) // row
+            rows = max(rows, min(count, room))
+            if count > rows and self._class_columns_fit(2):
+                # Two columns rather than a scroll (5 classes at 1366 x 768, where 4 rows fit).
+                columns = 2
+                rows = max(min(CLASS_ROWS, count), min(-(-count // 2), room))
+        self._set_class_columns(columns)
+        height = rows * row + 2 * lst.frameWidth()
+        if lst.minimumHeight() != height or lst.maximumHeight() != height:
+            lst.setFixedHeight(height)
+
+    def _class_columns_fit(self, columns: int) -> bool:
+        """Whether every class name fits whole in a column when the list has ``columns``."""
+        lst = self.class_list
+        width = (lst.viewport().width() - lst.verticalScrollBar().sizeHint().width()) // columns
+        return all(lst.sizeHintForIndex(lst.model().index(i, 0)).width() + 8 <= width for i in range(lst.count()))
+
+    def _set_class_columns(self, columns: int) -> None:
+        """One column (a list) or a grid of ``columns``, read left to right (1 2 / 3 4 ...)."""
+        lst = self.class_list
+        if columns == 1:
+            if lst.isWrapping():
+                lst.setWrapping(False)
+                lst.setFlow(QListWidget.Flow.TopToBottom)
+                lst.setGridSize(QSize())
+            return
+        width = (lst.viewport().width() - lst.verticalScrollBar().sizeHint().width()) // columns
+        grid = QSize(width, lst.sizeHintForRow(0))
+        if not lst.isWrapping() or lst.gridSize() != grid:
+            lst.setFlow(QListWidget.Flow.LeftToRight)
+            lst.setWrapping(True)
+            lst.setResizeMode(QListWidget.ResizeMode.Adjust)
+            lst.setGridSize(grid)
 
     def _fill_classes(self) -> None:
         assert self.project is not None
@@ -927,7 +989,7 @@ class LabelPanel(ExplorePanel):
         if self.trainer is None or self.image is None or self.project is None or self.layer_mode == "none":
             return  # a hidden model layer costs nothing: the cores stay with the training
         snapshot = self.trainer.snapshot()
-        region = self.predict_region()
+        region = self.predict_region() if self._accept_pending is None else None  # an Accept waits for the whole
         same = self.prediction if self.prediction is not None and self.prediction.key == self.key else None
         if same is not None and same.step == snapshot[0] and same.covers(region):
             return
@@ -943,7 +1005,7 @@ class LabelPanel(ExplorePanel):
         t = self.trainer
         training = self.worker is not None and self.worker.running
         if training:
-            self.schedule.started(self._predict_t0, t.step)
+            self.schedule.started(self._predict_t0)
         # `sharing` even when nothing trains: a Train pressed while this (all-core) prediction runs then
         # steps on one thread until it ends, instead of 2 OpenMP threads beside 2 ORT threads.
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
@@ -963,7 +1025,7 @@ class LabelPanel(ExplorePanel):
 
     def _predicted(self, prediction: Prediction) -> None:
         if self.worker is not None and self.worker.running and self.trainer is not None:
-            self._next_refresh = self.schedule.finished(time.monotonic(), self.trainer.step)
+            self._next_refresh = self.schedule.finished(time.monotonic(), self.trainer.step_log.steps())
             # Come back as soon as the schedule allows (the 2 s timer alone added up to 2 s to each wait).
             self._stroke_timer.start(_wait_ms(self._next_refresh - time.monotonic()))
         if prediction.key != self.key:
@@ -972,6 +1034,13 @@ class LabelPanel(ExplorePanel):
         self.predictions_made += 1
         self._show_layer()
         self._update_enabled()
+        pending = self._accept_pending
+        if pending is not None and pending[0] == self.key:
+            if prediction.region is None:
+                self._accept_pending = None
+                self._accept(prediction, pending[1])
+            elif not self.runner.busy:  # a part came (it was running when Accept was pressed): now the whole
+                self._predict_whole()
 
     def _layer_changed(self, index: int) -> None:
         self.layer_mode = ("prediction", "uncertainty", "none")[index]
@@ -986,14 +1055,46 @@ class LabelPanel(ExplorePanel):
             self.canvas.set_layer(p.layer_prediction if self.layer_mode == "prediction" else p.layer_uncertainty)
 
     def accept_prediction(self, only_class: int | None) -> None:
+        """Accept all (``only_class`` None) or one class of a prediction of the whole image from one set of
+        weights. When what is shown is partly older (zoomed in, only the view was predicted from the newest
+        weights; after a stroke, its neighbourhood), the whole image is predicted from the current weights
+        first, and that is accepted (and shown) when it arrives."""
         if not self._editable() or self.prediction is None or self.prediction.key != self.key:
             return
-        assert self.project is not None
         self._end_stroke()
-        rect = self.project.accept(self.current, self.prediction.mask, only_class=only_class)
+        if self.prediction.region is None:
+            self._accept(self.prediction, only_class)
+            return
+        self._accept_pending = (self.key, only_class)
+        self.status.setText("Accept: predicting the whole image from the current weights first…")
+        self._predict_whole()
+
+    def _accept(self, prediction: Prediction, only_class: int | None) -> None:
+        assert self.project is not None and prediction.region is None
+        rect = self.project.accept(self.current, prediction.mask, only_class=only_class)
+        what = "all classes" if only_class is None else f"class {self.project.classes.names[only_class]}" \
+            if only_class < len(self.project.classes) else f"class {only_class}"
+        self.status.setText(f"Accepted {what} of the whole image's prediction (step {prediction.step}) into its "
+                            "unpainted pixels.")
         if rect is not None:
             self.canvas.update_labels(self.project.mask(self.current), rect)
             self._after_edit()
+
+    def _predict_whole(self) -> None:
+        """Predict the whole image now, outside the schedule (an Accept waits for it)."""
+        if self.trainer is None or self.image is None or self.project is None:
+            self._accept_pending = None
+            return
+        t = self.trainer
+        training = self.worker is not None and self.worker.running
+        self._predict_t0 = time.monotonic()
+        self._inflight_key = self.key
+        if training:
+            self.schedule.started(self._predict_t0)  # it costs the training as a refresh does: measured as one
+        self.runner.submit(predict_image, self.nets, self.key, self.image, t.snapshot(), t.channels, t.num_classes,
+                           t.cfg, list(self.project.classes.colors), training, None, None, t.sharing,
+                           on_result=self._predicted,
+                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
 
     def rank_images(self) -> None:
         if self.project is None or self.trainer is None or self._ranking:
@@ -1030,7 +1131,7 @@ class LabelPanel(ExplorePanel):
         out = Path(out_dir) if out_dir else project.root / "model" / "bundle"
         self.status.setText(f"Exporting the model to {out}…")
         self.tasks.submit(export_bundle, t.snapshot(), t.channels, t.num_classes, t.cfg, out, project.root.name,
-                          list(project.classes.names), list(project.classes.colors),
+                          list(project.classes.names), list(project.classes.colors), project.data_spec(),
                           on_result=self._exported,
                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Export failed: {exc}", det))
 

@@ -30,9 +30,11 @@ from superqt.utils import qthrottled
 from aestudio.config import Task
 from aestudio.errors import Cancelled
 from aestudio.explore.latent_codes import (
+    MIN_MAP_CODES,
     CodeSet,
     code_ranges,
     compute_codes,
+    map_problem,
     nearest,
     tsne_2d,
 )
@@ -266,6 +268,9 @@ class LatentPanel(LatentSaving, ExplorePanel):
 
         def work() -> CodeSet:
             arrays = engine.data_arrays(spec, split="train", limit=DATA_LIMIT, image_size=size, channels=channels)
+            if len(arrays.images) < MIN_MAP_CODES:  # a folder of 3 images keeps 1 for validation: map all 3
+                arrays = engine.data_arrays(spec, split="all", limit=DATA_LIMIT, image_size=size,
+                                            channels=channels)
             if cancel.is_set():
                 raise Cancelled()
             return compute_codes(predictor, arrays, cancel=cancel,
@@ -288,7 +293,8 @@ class LatentPanel(LatentSaving, ExplorePanel):
         rank = {"KL": "ranked by mean KL (nats)", "variance": "ranked by variance"}.get(codes.ranges.importance_kind, "")
         self.subheader.setText(f"{len(codes)} codes of {codes.spec} ({codes.split}); sliders {rank}, "
                                f"{'prior ±3' if self._gaussian() else 'data mean ±3 std'}")
-        self.map.set_codes(codes)
+        problem = map_problem(codes.codes)
+        self.map.set_codes(None if problem else codes, problem or "")
         if self.drops:
             self.sliders.set_ranges(codes.ranges, code=self.drops[-1].code)
             self._show_code(self.drops[-1].code, f"dropped: {self.drops[-1].path.name}")

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from aestudio.explore.latent_codes import CodeSet, finite_points
+from aestudio.explore.latent_codes import TSNE_MIN_CODES, CodeSet, finite_points
 from aestudio.gui.images import DEFAULT_PALETTE
 from aestudio.gui.panels.common import ImagePane
 from aestudio.gui.plots import pg
@@ -117,6 +117,9 @@ class LatentMap(QWidget):
         for axis in ("left", "bottom"):
             self.plot.getAxis(axis).setStyle(tickLength=-4)
             self.plot.getAxis(axis).setTextPen("#6b717b")
+            # No "(x0.001)" scale after the axis name: it made the left label longer than a short
+            # map is tall, and the cut label read "(x0.0". The ticks carry the numbers.
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)
         self.plot.setMinimumSize(240, 180)  # 180: the Latent tab fits above the sample strip at 1366x768
         self._drop_item = pg.ScatterPlotItem(size=17, symbol="star", pen=pg.mkPen("#111", width=1.2),
                                              brush=pg.mkBrush("#ffd21f"))
@@ -198,6 +201,11 @@ class LatentMap(QWidget):
             self.status.setText("")
             return
         self.stack.setCurrentWidget(self.plot)
+        # t-SNE on 3 or 4 codes failed with a warning after the pick: offer it only when it can run.
+        tsne = self.projection_box.model().item(PROJECTIONS.index("t-SNE"))
+        tsne.setEnabled(len(codes) >= TSNE_MIN_CODES)
+        tsne.setToolTip("" if tsne.isEnabled() else f"t-SNE needs at least {TSNE_MIN_CODES} codes; "
+                        f"this data gave {len(codes)}")
         self.set_positions(PROJECTIONS[0], codes.xy_pca)
 
     def set_positions(self, projection: str, xy: np.ndarray) -> None:
@@ -346,8 +354,11 @@ class LatentMap(QWidget):
     # -------------------------------------------------------------- drawing
 
     def _axis_name(self, k: int) -> str:
+        """The bottom axis says what the percentage is; the left one (as tall as the map, 120 px
+        at the least) only its number, so it always fits."""
         if self.projection == "PCA" and self.codes is not None:
-            return f"PC{k + 1} ({100 * self.codes.pca.explained[k]:.0f}% of variance)"
+            share = f"{100 * self.codes.pca.explained[k]:.0f}%"
+            return f"PC{k + 1} ({share} of variance)" if k == 0 else f"PC{k + 1} ({share})"
         return f"{self.projection} {k + 1}"
 
     def _clear_items(self) -> None:
