@@ -571,6 +571,8 @@ class _Trainer:
         else:  # the time budget ran out; run.json says so, so `aestudio info` and the app can tell why
             message = (f"time limit of {self.cfg.time_limit_minutes:.3g} min reached at step {self.step} "
                        f"(epoch {self.epoch + 1}); resume to continue")
+            if self.step == (self.start.step if self.start else 0):  # not one step in this invocation
+                message += " with a longer time limit: opening the data took all of this one"
         self._agree()
         best = False
         if self.selfsup is not SelfSupervised.NONE:
