@@ -140,3 +140,29 @@ def test_staged_build_and_shipping_from_a_run_part_way(tmp_path: Path, monkeypat
     with pytest.raises(SystemExit, match="would write into the run"):
         zoo_build.build("toy-denoiser", out_root=tmp_path / "zoo3", work=source, from_run=source)
     assert _digest(source) == before
+
+
+def test_copy_of_a_run_caught_mid_checkpoint_is_rolled_back_to_its_committed_step(tmp_path: Path) -> None:
+    """A copy of the long run taken while it writes a checkpoint: the weights and Adam state are already the
+    next step's, run.json (the commit point) is not. The copy is rolled back to run.json's step from the
+    .prev versions, so the settle resumes a whole checkpoint; the source is only read."""
+    import shutil
+
+    from aestudio.training.checkpoint import read_meta
+
+    source = tmp_path / "run"
+    assert main(["train", *TOY_TRAIN, "--max-steps", "2", "--no-progress", "--out", str(source)]) == 0
+    at2 = tmp_path / "at2"
+    shutil.copytree(source, at2)
+    assert main(["train", "--resume", "--out", str(source), "--max-steps", "3", "--no-progress"]) == 0
+    # Mid-checkpoint: the replaced files kept as .prev (step 2), the new ones written (step 3), run.json not yet.
+    shutil.copy(at2 / "run.json", source / "run.json")
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        shutil.copy(at2 / name, source / (name + ".prev"))
+    assert (read_meta(source / "model.safetensors") or {})["step"] == 3
+    before = _digest(source)
+    run = stages.copy_run(source, tmp_path / "copy")
+    assert run["step"] == 2 and _digest(source) == before
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        assert (read_meta(tmp_path / "copy" / name) or {})["step"] == 2
+    assert main(["train", "--resume", "--out", str(tmp_path / "copy"), "--max-steps", "3", "--no-progress"]) == 0
