@@ -60,10 +60,10 @@ FINDINGS = """
   this benchmark's noise) put it 1.1 / 0.6 / 0.1 dB below BM3D. The long run goes on
   (`zoo-training/photo-denoiser-v2/RESUME.md`); re-ship from its newer state with the command above, in minutes.
 - Speed: the new net costs 1.5x the old one's CPU time per image (its FLOPs: 1.47x) and 1.1-1.2x its wall
-  time on the loaded machine; side by side with BM3D at load 4-5 the ratio scattered 42-69x (the row above
-  is one of those runs), and the CPU-time ratio was 38.7x (the old net's 59x). So issue 14's 50x is not
-  established for this net: measure it on a quiet machine (`python -m bench.probes.photo_denoiser_vs_bm3d
-  --bm3d-repeats 2 photo-denoiser`). Figures and loads: docs/DESIGN-notes.md, "Shipped photo-denoiser vs BM3D".
+  time on the loaded machine; in four side-by-side runs with BM3D at load 3-5.5 the ratio was 36.6-69.3x
+  (the row above is one of them; the old net 44-60x), so issue 14's 50x is not met on this shared machine.
+  Measure it on a quiet one (`python -m bench.probes.photo_denoiser_vs_bm3d --bm3d-repeats 2
+  photo-denoiser`). Figures and loads: docs/DESIGN-notes.md, "Shipped photo-denoiser vs BM3D".
 """
 
 
