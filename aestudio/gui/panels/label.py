@@ -1196,9 +1196,15 @@ def _project_channels(project: LabelProject) -> int:
 
 def _prepare_graph(nets: SnapshotNets, project: LabelProject, live_config: LiveConfig | None) -> None:
     """Have the prediction's ONNX graph for this project's net ready (its export started, or its session
-    made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there)."""
+    made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there). Not
+    where the CPU predicts in bfloat16 (``SnapshotNets.bf16``): that needs no graph."""
+    from aestudio.export.live_session import bf16_supported
     from aestudio.training.live import LiveConfig
 
+    if nets.bf16 is None:
+        nets.bf16 = bf16_supported()
+    if nets.bf16:
+        return
     nets.session(_project_channels(project), max(2, len(project.classes)), live_config or LiveConfig())
 
 
