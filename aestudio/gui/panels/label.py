@@ -1093,8 +1093,12 @@ class LabelPanel(ExplorePanel):
             self.schedule.started(self._predict_t0)  # it costs the training as a refresh does: measured as one
         self.runner.submit(predict_image, self.nets, self.key, self.image, t.snapshot(), t.channels, t.num_classes,
                            t.cfg, list(self.project.classes.colors), training, None, None, t.sharing,
-                           on_result=self._predicted,
-                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
+                           on_result=self._predicted, on_error=self._accept_failed)
+
+    def _accept_failed(self, exc: BaseException, details: str) -> None:
+        self._accept_pending = None  # not taken later, by surprise, from some other prediction
+        self.status.setText("Accept: the whole image could not be predicted; nothing was accepted.")
+        self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", details)
 
     def rank_images(self) -> None:
         if self.project is None or self.trainer is None or self._ranking:
