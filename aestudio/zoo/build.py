@@ -301,7 +301,10 @@ def build(name: str, *, out_root: Path = MODELS, work: Path | None = None, tiny:
         zoo["stage_notes"] = [str(s.get("note", "")) for s in recipe["stages"]]
     if from_run is not None:
         mark = stages.from_run_record(run_dir) or {}
-        zoo["from_run"] = mark
+        source = Path(str(mark.get("source", "")))
+        if source.is_relative_to(ROOT):  # the committed state: name it as in the repository, not this checkout
+            mark = mark | {"source": source.relative_to(ROOT).as_posix()}
+        zoo["from_run"] = {k: v for k, v in mark.items() if k != "data_spec"}  # the spec named a temp folder
         zoo["ship_command"] = f"python -m aestudio.zoo.build {name} --from-run RUN" + (" --tiny" if tiny else "")
         zoo["train_wall_seconds"] = round(train_seconds, 1)  # this build's own training: the stages after the run's step
         zoo["resumed"] = False
