@@ -303,6 +303,29 @@ def test_self_supervised_refuses_other_nets_added_noise_and_non_folders(tmp_path
         assert needle in err and len(err.strip().splitlines()) == 1
 
 
+def test_init_from_takes_the_source_nets_shape_unless_the_net_flags_are_given(tmp_path, capsys) -> None:
+    """The shipped photo-denoiser is not denoising_ae's default shape (48 features x 13 layers, --unshuffle 2):
+    fine-tuning a run or bundle without the net flags (`--init-from`, the Noise lab's "Learn this noise", which
+    gives no net) builds the source's shape; flags that contradict it are refused naming the fix."""
+    from aestudio.training.runner import source_net_config
+
+    base = ["--model", "denoising_ae", "--data", "digits", "--image-size", "8", "--batch-size", "16",
+            "--max-steps", "1", "--no-progress"]
+    src = tmp_path / "src"
+    assert main(["train", *base, "--width", "8", "--layers", "3", "--unshuffle", "2", "--out", str(src)]) == 0
+    bundle = tmp_path / "bundle"
+    assert main(["export", str(src), "-o", str(bundle)]) == 0
+    shape = read_run(src).net_cfg
+    assert source_net_config("denoising_ae", bundle) == shape and source_net_config("conv_ae", bundle) is None
+    for source in (src, bundle):
+        out = tmp_path / f"from-{source.name}"
+        assert main(["train", *base, "--init-from", str(source), "--out", str(out)]) == 0
+        assert read_run(out).net_cfg == shape and read_run(out).extra["init_weights"]["from"] == str(source)
+    capsys.readouterr()
+    assert main(["train", *base, "--init-from", str(bundle), "--width", "16", "--out", str(tmp_path / "x")]) == 2
+    assert "do not fit this net" in capsys.readouterr().err
+
+
 def test_self_supervised_fine_tuning_starts_from_a_bundles_weights(tmp_path, capsys) -> None:
     import numpy as np
     import torch

@@ -103,7 +103,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "(measured, docs/BENCHMARKS.md); crops of --image-size pixels (default 64), never resized")
     t.add_argument("--init-from", type=Path, metavar="RUN_OR_BUNDLE",
                    help="start from the weights of a trained run or bundle of the same net (fine-tuning), "
-                        "e.g. --self-supervised from the shipped photo-denoiser's bundle folder")
+                        "e.g. --self-supervised from the shipped photo-denoiser's bundle folder; its shape (--width, "
+                        "--layers, ...) is taken from there unless given")
     t.add_argument("--classes", type=int, help="unet: number of mask classes (default: from the data)")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     t.add_argument("--seed", type=int)
@@ -373,6 +374,9 @@ def _start(args: argparse.Namespace, stop: threading.Event) -> Iterator[Any]:
         if args.image_size is None:
             args.image_size = _native_size(args.model, args.data, args.channels)
         net_cfg = _net_config(args)
+        shaped = any(getattr(args, f) is not None for f in (*FAMILY_FLAGS, *DENOISER_FLAGS, "classes"))
+        if args.init_from is not None and not shaped:
+            net_cfg = None  # the net the weights come from (its width, depth, ...); train() takes it from there
         native = uses_native_scale(args.model, args.data, args.image_size)
         if args.grow_strokes and not native:
             raise CliError("--grow-strokes applies to a unet on pairs: data without --image-size (sparse masks at "

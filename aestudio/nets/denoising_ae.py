@@ -8,8 +8,8 @@ go straight through (or through tiles, for bounded memory).
 ``unshuffle=2`` makes it FFDNet-style (Zhang et al. 2018): the image is
 pixel-unshuffled to 4 channels at half size, the convs run there (4x fewer
 positions, so a wider, deeper body and a 2x wider view for the same time), and
-the predicted noise is pixel-shuffled back. Odd sides are reflect-padded by one
-pixel and cropped back, so any H x W >= 2 still works.
+the predicted noise is pixel-shuffled back. Odd sides are padded by one pixel
+(the edge pixel repeated) and cropped back, so any H x W works, one pixel wide too.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from aestudio.config import NetConfig, Task, help_text
 from aestudio.nets.base import AutoencoderBase
-from aestudio.nets.blocks import ConvBlock, is_exporting
+from aestudio.nets.blocks import ConvBlock
 from aestudio.nets.registry import NetSpec, register_net
 
 
@@ -59,7 +59,7 @@ class DenoisingAE(AutoencoderBase):
             # He init (as DnCNN and FFDNet): with torch's default (a third of He's variance) a
             # 13-layer body stayed at the noisy input's PSNR for 500 Adam steps at lr 1e-3 (and at
             # 3e-4 it crept up); with He init it learns from the first steps. The full-resolution
-            # net keeps torch's default, so the shipped recipe rebuilds the same weights.
+            # net keeps torch's default, so the old photo-denoiser's recipe rebuilds the same weights.
             for m in self.modules():
                 if isinstance(m, nn.Conv2d):
                     nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
@@ -71,18 +71,17 @@ class DenoisingAE(AutoencoderBase):
         if self.unshuffle == 1:
             return self.noise(self.body(self.head(x)))
         h, w = x.shape[-2], x.shape[-1]
-        # Reflect-pad odd sides by one pixel (amounts from the shape, so they stay dynamic in
-        # an exported graph), run at half size, shuffle back and crop to the input's size.
-        padded = F.pad(x, (0, w % 2, 0, h % 2), mode="reflect")
+        # Pad odd sides by one pixel (amounts from the shape, so they stay dynamic in an exported
+        # graph), run at half size, shuffle back and crop to the input's size. Replicate, not
+        # reflect: a reflect pad needs two pixels, and ONNX Runtime failed on a 1 x N image
+        # (`aestudio denoise` on a folder with a one-pixel-wide image). Training crops are even.
+        padded = F.pad(x, (0, w % 2, 0, h % 2), mode="replicate")
         inner = F.pixel_unshuffle(padded, 2)
         noise = F.pixel_shuffle(self.noise(self.body(self.head(inner))), 2)
         return noise[..., :h, :w]
 
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x, "denoising_ae")
-        if self.unshuffle > 1 and not is_exporting() and min(x.shape[-2:]) < 2:
-            raise ValueError(f"denoising_ae with unshuffle=2 needs images of at least 2x2 pixels, "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
         clean = x - self.predict_noise(x)
         if self.training:
             # Straight-through clamp: values are clamped, but gradients pass as if

@@ -162,6 +162,8 @@ def train(
     budget_start = loop._monotonic() - budget_spent_s
     spec = get_spec(net_name)  # KeyError names the choices
     resolve_device(cfg.device)  # fail before touching the disk
+    if net_cfg is None and init_weights is not None:
+        net_cfg = source_net_config(net_name, Path(init_weights))
     net_cfg = net_cfg or spec.config_cls()
     selfsup = cfg.self_supervised is not SelfSupervised.NONE
     if selfsup:
@@ -230,6 +232,28 @@ def _data_record(data: Any, image_size: int | None, channels: int | None, cfg: T
         # (aestudio.export.bioimageio); None when unknown or mixed.
         "input_kind": input_kind(data.spec),
     }
+
+
+def source_net_config(net_name: str, source: Path) -> NetConfig | None:
+    """The architecture of a run's or bundle's net (width, depth, dilations, ...) when it is of family ``net_name``.
+
+    Fine-tuning starts from it unless the net is given: the shipped photo-denoiser is not the family's
+    default shape, and "Learn this noise" or ``--init-from`` without the net flags must still fit its weights.
+    None when the source is unreadable or of another family (``_init_weights`` then names the problem).
+    """
+    from aestudio.inference.bundle import BundleError, is_bundle, read_bundle
+    from aestudio.nets.registry import net_config_from_dict
+
+    folder = Path(source)
+    try:
+        if is_bundle(folder):
+            name, cfg = net_config_from_dict(read_bundle(folder).net_config)
+        else:
+            info = read_run(folder)
+            name, cfg = info.net_name, info.net_cfg
+    except (BundleError, RunError, KeyError, TypeError, ValueError):
+        return None
+    return cfg if name == net_name else None
 
 
 def _init_weights(net: nn.Module, source: Path) -> None:

@@ -25,7 +25,8 @@ REFRESH_MEDIAN_S = 4.0  # "every few seconds"
 ABOUT = f"""
 **What.** While the Label tab trains its U-Net on a few painted strokes, the prediction over the
 {SIZE} x {SIZE} image on screen is redrawn from the trainer's latest weights (on the panel's
-prediction thread, in ONNX Runtime, as often as the panel's refresh schedule allows: predictions may
+prediction thread, in torch bfloat16 where the CPU has it natively (this one), else ONNX Runtime, as
+often as the panel's refresh schedule allows: predictions may
 run the share of the wall time ("duty") that keeps the training at 90% of its speed, measured from the
 trainer's per-step log (the rate over all recent steps over the rate of the steps no prediction
 overlapped), within 0.05-0.45 and 0.12 until measured; at least 2 s apart; the training's steps run on
@@ -50,8 +51,55 @@ GUI timer p99 lateness under {STALL_P99_MS:g} ms. All three from the same run, s
 """
 
 FINDINGS = """
+- 2026-12-07 16:19-16:22 UTC, **the repeat** (the machine was busy in the run below), same command and
+  method, load 3.2 before and **6.5 after** (another engineer's work started during it): median refresh
+  **7.3 s (FAIL)** (p90 12.2 s, 9 intervals), 0.61 CPU-s a prediction, training **0.85** of its speed (10.80
+  vs 12.70 crops/s, at the floor), GUI p99 9.5 ms (max 76 ms); the table above is this run's. As the load
+  rose the steps a prediction touched took 1.09 and 0.85 s against 0.66 for the others (0.67-0.73 in the
+  run below) and the first step after a prediction 0.85 / 0.77 s against 0.64, so the trainer's log read
+  0.86 / 0.89 kept and the schedule held the duty at 0.15-0.24 (the bench agreed: 0.85): it spent the
+  refresh rate to keep the training's speed, as it should. So **4 s is met at load ~4-5 (3.4 s, below) and
+  not at 5.6-6.5 (7.3 s)**: a 1024^2 refresh still costs 0.6 CPU-s of the process's share of 2 shared
+  cores, and at that load a refresh every 4 s would cost the training more than 15%.
+- 2026-12-07 16:13-16:16 UTC, **shared machine** (load 4.2 before, 5.2 after: other engineers' niced
+  trainings and zoo builds beside it), `python -m bench --only label_live -v`, this round's method (below):
+  median refresh **3.38 s** (p90 7.6 s, 17 intervals), 0.60 CPU-s a 1024^2 prediction, the duty at its 0.45
+  cap in both refreshing blocks, training **0.92** of its speed (9.80 vs 10.70 crops/s), GUI p99 10.0 ms
+  (max 62 ms): **all three targets met** (the table of that run; the repeat above replaced it). Block by block the refreshing blocks ran 10.0 and
+  9.6 crops/s beside hidden-layer blocks of 10.4 and 11.0 (0.96 / 0.87 against the block before), while the
+  trainer's own log read 0.96 / 0.96: in the second refreshing block the steps no prediction touched were
+  ~8-12% slower than in the hidden-layer block before it at the same load (0.81 vs 0.72 s; the first one
+  after a prediction 0.90 s), a cost outside the predictions' own steps that the in-process measure does
+  not see. Hence its target of 0.9 for the bench's 0.85.
+  What changed. (1) **A refresh costs 0.60 CPU-s instead of 1.08.** Profile of the old path (1024^2, one
+  thread, quiet): ONNX Runtime's runs 0.88 CPU-s (3 x 3 tiles of 368 at 97 ms; the U-Net's ~35 k
+  multiply-adds per pixel ran at ~93 GFLOP/s, the core's float32 peak, so no session option had anything
+  left to give: graph optimisation is already ORT_ENABLE_ALL, NCHWc, arena on), tiling and softmax ~0.08,
+  the snapshot's load (fold, weight write, session) ~0.03, argmax and entropy ~0.01, the two layers ~0.05
+  (RGBA then premultiplied). Now: the layers from lookup tables (~4 ms); 2 x 2 tiles of 528 (1.11 M pixels
+  instead of 1.22 M: ORT 0.95 -> 0.84 CPU-s); and, on this CPU (AVX512-BF16), the snapshot's folded net in
+  torch bfloat16 channels-last (`live_session.Bf16Snapshot`): 0.55-0.6 CPU-s for the probabilities, 0.61
+  vs 1.02 CPU-s for the whole `predict_image` side by side at load 3.5 (torch float32 channels-last 1.1,
+  contiguous 1.5); 99.99% of the pixels' classes as float32's, probabilities within 0.004 (a U-Net trained
+  60 steps on strokes). (2) **The slowdown measured per step**: the trainer logs each step's period and
+  whether a prediction overlapped it (`training/steptimes.py`); kept = the rate over the last 30 s of steps
+  over the rate of the steps neither touched by a prediction nor right after one; cost per unit of duty =
+  (1 - kept) / the share of the steps' time predictions ran; duty for 0.9, 0.05-0.45, rising x1.25 per
+  refresh. Runs on the way (30 s blocks x 2 per mode unless full; load 3.5-7.7 throughout, never quiet):
+  ORT, cap 0.35: median 10.3 s, ratio 0.80, in-process 0.94 / 0.86 (load 5.4 -> 7.7) and 7.3 s, 0.86,
+  in-process 0.91 / 0.95; bfloat16, cap 0.35: 7.2 s, **0.70** (14.7 / 10.4 / 14.1 / 9.9 crops/s, off / on
+  alternating, load 3.5 -> 5.4) where the in-process measure said 0.95 / 0.92, not explained; 6.3 s, 0.81
+  (load drifting 4.7 -> 6.1; 0.86 / 0.88 against the block before), in-process 0.93 / 0.88; 4.6 s, 1.03,
+  in-process 0.99 / 0.89; the full bench, 4.50 s (FAIL), 0.90, in-process 0.92 / 1.00 with the duty at the
+  cap, so the cap went to 0.45; a Stop and Train between blocks read as cost then (the duty fell 0.32 ->
+  0.16 at kept 0.95 in a probe): busy is now the share of the steps' own time; cap 0.45: 3.8 s, 1.13, then
+  the full run above. Reading: the refresh meets 4 s here at load 4-5 because a refresh got cheaper (0.6
+  CPU-s) and the duty may rise where the training keeps its speed; the bench's own ratio swings by +-0.15
+  between such runs (one of these eight read 0.70), so the 0.85 floor is met in this run, not with a wide margin.
+  The zoomed-in view's fixes (its edge faded into the older prediction; Accept of the whole image) are not
+  exercised here (the whole image is in view).
 - 2026-12-07 14:37-14:40 UTC, **quiet machine** (load 1.8 before, 3.0 after; only the niced photo-denoiser
-  run beside it), the schedule as it ships: median refresh **7.6 s** (p90 11.3 s, 9 intervals), 1.08
+  run beside it), the schedule as it shipped then (ONNX Runtime, duty capped at 0.15): median refresh **7.6 s** (p90 11.3 s, 9 intervals), 1.08
   CPU-s a 1024^2 prediction, the duty at its 0.15 cap, training **0.94** of its speed (16.3 vs 17.4
   crops/s), GUI p99 4.8 ms. So on a quiet machine too the cap, not the training's speed, holds the
   refresh above 4 s: at 0.94 the training has room for a duty near 0.3 (~4 s) here, but under load 7

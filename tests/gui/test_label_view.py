@@ -106,6 +106,7 @@ def test_the_graph_export_starts_when_an_image_is_shown_before_any_training(qtbo
     from aestudio.training.live import live_net_config
 
     panel.nets.cache = tmp_path / "graphs"
+    panel.nets.bf16 = False  # a CPU without native bfloat16 (with it, no graph is needed: none is exported)
     _open(qtbot, panel, tmp_path, 48, 64)
     assert panel.trainer is None
     shape = live_net_config(3, 2, panel.live_config)
@@ -114,6 +115,14 @@ def test_the_graph_export_starts_when_an_image_is_shown_before_any_training(qtbo
     assert str(graph_path(shape, panel.nets.cache)) in child.args
     panel.nets.close()  # the test needs no graph: stop the child
     child.wait(10)
+
+
+def test_no_graph_is_exported_where_the_prediction_runs_in_bfloat16(qtbot, panel, tmp_path) -> None:
+    panel.nets.cache = tmp_path / "graphs"
+    panel.nets.bf16 = True  # as on a CPU with native bfloat16
+    _open(qtbot, panel, tmp_path, 48, 64)
+    qtbot.waitUntil(lambda: panel._graph_asked and not panel.runner.busy, timeout=WAIT)
+    assert not panel.nets._exports and not (tmp_path / "graphs").exists()
 
 
 def test_a_stroke_while_training_has_its_neighbourhood_predicted_first(qtbot, panel, tmp_path) -> None:

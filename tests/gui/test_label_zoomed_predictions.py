@@ -142,3 +142,26 @@ def test_accept_class_waits_for_the_whole_image_too_and_keeps_painted_pixels(qtb
     mask = panel.project.mask(0)
     # class 1 everywhere the person had not painted, also outside the view (the current weights say 1 there)
     assert (mask[230:, :200] == 1).all() and mask[200, 300] == 0
+
+
+def test_a_failed_whole_image_prediction_accepts_nothing_later(qtbot, panel, tmp_path, monkeypatch) -> None:
+    from aestudio.training.live import LiveTrainer
+
+    _open(qtbot, panel, tmp_path)
+    trainer = panel.trainer = LiveTrainer(3, 2, panel.live_config)
+    _zoom_and_predict(qtbot, panel, trainer, noise=0.3)
+    real = panel.nets.probs
+
+    def broken(*args, **kwargs):
+        raise MemoryError("no room for the whole image")
+
+    monkeypatch.setattr(panel.nets, "probs", broken)
+    errors: list[str] = []
+    panel.notify.connect(lambda level, text, details: errors.append(text))
+    panel.accept_btn.click()
+    qtbot.waitUntil(lambda: bool(errors), timeout=WAIT)
+    assert "no room" in errors[0] and "nothing was accepted" in panel.status.text()
+    monkeypatch.setattr(panel.nets, "probs", real)
+    panel.canvas.fit()  # the next whole-image prediction comes, and is only shown
+    qtbot.waitUntil(lambda: panel.prediction.region is None, timeout=WAIT)
+    assert (panel.project.mask(0) == 255).all()

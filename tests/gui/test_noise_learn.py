@@ -111,7 +111,7 @@ def test_noise_estimate_and_warnings_outside_the_trained_range(qtbot, tmp_path) 
         qtbot.waitUntil(lambda: panel.result is not None and panel.result.get("sigma") is not None, timeout=30000)
         assert abs(panel.result["sigma"] - 0.05) < 0.015
         text = panel.noise_level_label.text()
-        assert "sigma ≈ 0.05" in text and "gaussian noise, strength 0-0.196" in text
+        assert "sigma ≈ 0.05" in text and "gaussian noise, strength 0-0.216" in text
         assert "beyond it" not in panel.state_label.text()
         previous = panel.result
         panel.add_images(paths[1:])

@@ -221,10 +221,20 @@ def test_ffdnet_style_body_starts_at_he_scale_and_the_full_resolution_net_keeps_
         assert float(w.var() * w[0].numel()) == pytest.approx(expected, rel=0.1)
 
 
-def test_ffdnet_style_denoiser_refuses_one_pixel_images() -> None:
-    net = _build("denoising_ae", unshuffle=2).eval()
-    with pytest.raises(ValueError, match="at least 2x2"):
-        net(torch.rand(1, 1, 1, 5))
+def test_ffdnet_style_denoiser_takes_one_pixel_wide_images() -> None:
+    """Odd sides are padded with the edge pixel (a reflect pad needs two pixels: a 1 x N image failed in
+    ONNX Runtime); the padding only adds context, so the result is the input's size and is denoised."""
+    net = _build("denoising_ae", unshuffle=2)
+    perturb(net)
+    net.eval()
+    with torch.no_grad():
+        for h, w in ((1, 5), (5, 1), (1, 1), (3, 1)):
+            x = torch.rand(2, 1, h, w)
+            out = net(x)
+            assert out.shape == x.shape and torch.isfinite(out).all()
+            # The same pixels inside a larger even image see more context, but a 1-pixel image is not refused
+            # and its result depends on its own pixels.
+            assert not torch.equal(net(x + 0.1), out)
 
 
 def test_old_denoiser_configs_load_as_full_resolution_nets() -> None:

@@ -102,5 +102,9 @@ def test_steps_run_on_one_thread_while_a_prediction_shares_the_cores(monkeypatch
                 stop.set()
         assert seen[:6] == [2, 2, 1, 1, 2, 2]
         assert torch.get_num_threads() == 2  # the run leaves the thread as it found it
+        # Its step log (what the Label tab's refresh schedule reads): each step after the first, and which
+        # ones the prediction overlapped (it began inside step 2 and ended inside step 4).
+        logged = trainer.step_log.steps()
+        assert [x.shared for x in logged] == [True, True, True, False, False] and all(x.seconds > 0 for x in logged)
     finally:
         torch.set_num_threads(before)

@@ -26,11 +26,13 @@ def test_every_recipe_has_a_shipped_bundle_with_a_card() -> None:
 
 def test_zoo_is_small() -> None:
     total = sum(p.stat().st_size for p in (ROOT / "models").rglob("*") if p.is_file())
-    # Every conv model is trained at base width 8 (--base-channels 8): 4.2 MiB in all, the largest
-    # graph 0.6 MiB. The limits leave a little room, not another model's worth.
-    assert total < 5 * 2**20, f"models/ holds {total / 2**20:.1f} MiB; keep the zoo small"
+    # Every conv model is trained at base width 8 (--base-channels 8); the photo denoiser (274k parameters,
+    # 1.05 MiB of float32 weights) ships them three times: its graph, its torch weights (fine-tuning) and the
+    # colour graph. 6.9 MiB in all, the largest graph 1.13 MiB. The limits leave a little room, not another
+    # model's worth.
+    assert total < 7.5 * 2**20, f"models/ holds {total / 2**20:.1f} MiB; keep the zoo small"
     for onnx in (ROOT / "models").rglob("*.onnx"):
-        assert onnx.stat().st_size < 2**20, f"{onnx} is {onnx.stat().st_size / 2**20:.1f} MiB"
+        assert onnx.stat().st_size < 1.25 * 2**20, f"{onnx} is {onnx.stat().st_size / 2**20:.2f} MiB"
 
 
 def test_default_and_task_models_are_shipped() -> None:

@@ -1100,8 +1100,12 @@ class LabelPanel(ExplorePanel):
             self.schedule.started(self._predict_t0)  # it costs the training as a refresh does: measured as one
         self.runner.submit(predict_image, self.nets, self.key, self.image, t.snapshot(), t.channels, t.num_classes,
                            t.cfg, list(self.project.classes.colors), training, None, None, t.sharing,
-                           on_result=self._predicted,
-                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
+                           on_result=self._predicted, on_error=self._accept_failed)
+
+    def _accept_failed(self, exc: BaseException, details: str) -> None:
+        self._accept_pending = None  # not taken later, by surprise, from some other prediction
+        self.status.setText("Accept: the whole image could not be predicted; nothing was accepted.")
+        self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", details)
 
     def rank_images(self) -> None:
         if self.project is None or self.trainer is None or self._ranking:
@@ -1203,9 +1207,15 @@ def _project_channels(project: LabelProject) -> int:
 
 def _prepare_graph(nets: SnapshotNets, project: LabelProject, live_config: LiveConfig | None) -> None:
     """Have the prediction's ONNX graph for this project's net ready (its export started, or its session
-    made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there)."""
+    made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there). Not
+    where the CPU predicts in bfloat16 (``SnapshotNets.bf16``): that needs no graph."""
+    from aestudio.export.live_session import bf16_supported
     from aestudio.training.live import LiveConfig
 
+    if nets.bf16 is None:
+        nets.bf16 = bf16_supported()
+    if nets.bf16:
+        return
     nets.session(_project_channels(project), max(2, len(project.classes)), live_config or LiveConfig())
 
 
