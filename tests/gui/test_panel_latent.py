@@ -270,12 +270,12 @@ def test_a_folder_of_a_few_images_maps_them_all_or_says_why_not(make_panel, qtbo
         assert panel.map.stack.currentWidget() is panel.map.placeholder
         text = panel.map.placeholder.text()
         assert "at least 3 codes" in text and f"gave {n}" in text and "Add images" in text
-        assert panel.map.point_count() == 0
+        assert panel.map.point_count() == 0 and not panel.map.preview.isVisible()  # nothing to hover
         panel.map.set_current(np.zeros(2))  # the sliders still move and nothing is drawn for them
         assert panel.map.current_position() is None
     else:
         assert panel.map.stack.currentWidget() is panel.map.plot
-        assert panel.map.point_count() == 3
+        assert panel.map.point_count() == 3 and panel.map.preview.isVisible()
         left = panel.map.plot.getAxis("left").labelText
         assert left.startswith("PC2 (") and "0%)" != left[-3:]
         tsne = panel.map.projection_box.model().item(1)

@@ -190,6 +190,7 @@ class LatentMap(QWidget):
         visible = self.colour_box.count() > 1 or (codes is not None and self.colour_box.currentText() != NO_COLOUR)
         self.colour_box.setVisible(visible)
         self.colour_label.setVisible(visible)
+        self.preview.setVisible(codes is not None)  # no dots to point at: the message gets the width
         if codes is None:
             self.xy = None
             self.placeholder.setText(placeholder)
