@@ -32,6 +32,7 @@ from torch import nn
 from aestudio import __version__
 from aestudio._fs import make_temp_dir
 from aestudio.config import NetConfig, to_dict
+from aestudio.data.levels import input_kind
 from aestudio.errors import AestudioError
 from aestudio.export.graph_rewrites import optimise_for_ort
 from aestudio.export.target import (
@@ -485,7 +486,9 @@ def export_run(
         "training": {
             "run": run_dir.name,
             "data_spec": run.data_spec,
-            "input_kind": data_info.get("input_kind"),  # 8-bit / 16-bit / float: a package's input scaling
+            # 8-bit / 16-bit / float: a package's input scaling. A run from before it was recorded (the long
+            # photo-denoiser run) is probed now, while its data folder is still there.
+            "input_kind": data_info.get("input_kind") or input_kind(run.data_spec),
             "weights": which,
             "epochs": run.epoch,
             "steps": run.step,

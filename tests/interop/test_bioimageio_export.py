@@ -233,3 +233,33 @@ def test_the_package_scales_each_input_kind_as_the_app_reads_it(tmp_path, tiny_n
     (member,) = got.members.values()
     app = OrtPredictor(bundle).predict(read_stretched(path).transpose(2, 0, 1)[None])
     np.testing.assert_allclose(np.asarray(member.data), np.clip(app, 0, 1), atol=2e-5)
+
+
+def test_a_run_from_before_the_input_kind_was_recorded_gets_it_from_its_data_at_export(tmp_path):
+    """The long photo-denoiser run began before runs recorded their input kind: the export probes the run's
+    data folder (still there during a zoo build), so the bundle, and a package made from it, read 8-bit as
+    the app does instead of stretching it."""
+    import json
+
+    import numpy as np
+
+    from aestudio.config import TrainConfig
+    from aestudio.data.io import write_image
+    from aestudio.export.exporter import export_run
+    from aestudio.inference.bundle import read_bundle
+    from aestudio.training import train
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        write_image(data / f"{i}.png", (rng.random((24, 24, 1)) * 255).astype(np.uint8))
+    run = tmp_path / "run"
+    for _ in train("denoising_ae", None, f"folder:{data}", TrainConfig(epochs=1, max_steps=1, batch_size=2), run,
+                   image_size=16):
+        pass
+    meta = json.loads((run / "run.json").read_text())
+    meta["data"].pop("input_kind")  # as a run.json written before the field existed
+    (run / "run.json").write_text(json.dumps(meta))
+    export_run(run, tmp_path / "bundle", which="last")
+    assert read_bundle(tmp_path / "bundle").training["input_kind"] == "8-bit"
