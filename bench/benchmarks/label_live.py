@@ -6,6 +6,7 @@ opens the real Label tab offscreen and prints one JSON line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import sys
@@ -47,7 +48,9 @@ the refresh after strokes is included and the strokes' own cost falls on both si
 
 **Target (issue 13).** The prediction refreshes "every few seconds": median interval at most
 {REFRESH_MEDIAN_S:g} s; training at least {SPEED_TARGET:.0%} of its speed without the refresh;
-GUI timer p99 lateness under {STALL_P99_MS:g} ms. All three from the same run, side by side.
+GUI timer p99 lateness under {STALL_P99_MS:g} ms. All three from the same run, side by side. Where this CPU
+predicts in bfloat16, the bench runs a second time with the prediction forced to ONNX Runtime float32
+(`--fp32`; rows prefixed so): what a CPU without native bfloat16, most laptops, gets.
 """
 
 FINDINGS = """
@@ -205,6 +208,19 @@ def run(ctx: Context) -> list[Row]:
     res = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds)],
                     env={"QT_QPA_PLATFORM": "offscreen"}, timeout=int(seconds * 4 + 300))
     log.info("label_live: %s", res)
+    rows = _rows(ctx, res, size, "")
+    if res.get("bf16"):  # this CPU predicts in bfloat16: also measure the path of CPUs without it (most laptops)
+        fp32 = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds), "--fp32"],
+                         env={"QT_QPA_PLATFORM": "offscreen"}, timeout=int(seconds * 4 + 300))
+        log.info("label_live --fp32: %s", fp32)
+        rows += _rows(ctx, fp32, size, FP32_PREFIX)
+    return rows
+
+
+FP32_PREFIX = "ONNX Runtime float32 (CPUs without native bfloat16): "
+
+
+def _rows(ctx: Context, res: dict, size: int, prefix: str) -> list[Row]:
     ratio = res["with_refresh_cps"] / max(res["without_refresh_cps"], 1e-9)
     stall = res["stall"]
     median, p90 = res["interval_median_s"], res["interval_p90_s"]
@@ -224,9 +240,11 @@ def run(ctx: Context) -> list[Row]:
              "max ms": round(stall["max_ms"], 1)},
             target=f"p99 < {STALL_P99_MS:g} ms", status=Row.verdict(stall["p99_ms"] < STALL_P99_MS)),
     ]
-    ctx.note(f"Machine load (1-minute average) {res['load_before']:.1f} before and {res['load_after']:.1f} after, "
-             f"on {res['cores']} cores; torch threads {res['threads']}.")
-    return rows + ([Row("note", {}, target="", status=Status.INFO, note=res["note"])] if res.get("note") else [])
+    rows = [dataclasses.replace(r, case=prefix + r.case) for r in rows]
+    path = "ONNX Runtime float32 (forced, --fp32)" if prefix else ("bfloat16" if res.get("bf16") else "ONNX Runtime float32")
+    ctx.note(f"{path}: machine load (1-minute average) {res['load_before']:.1f} before and {res['load_after']:.1f} "
+             f"after, on {res['cores']} cores; torch threads {res['threads']}.")
+    return rows + ([Row(prefix + "note", {}, target="", status=Status.INFO, note=res["note"])] if res.get("note") else [])
 
 
 # ---------------------------------------------------------------- the probe (subprocess)
@@ -247,6 +265,7 @@ def _probe(argv: list[str]) -> None:
     ap.add_argument("--size", type=int, default=SIZE)
     ap.add_argument("--seconds", type=float, default=SECONDS)
     ap.add_argument("--blocks", type=int, default=2, help="alternating blocks per mode")
+    ap.add_argument("--fp32", action="store_true", help="predict with ONNX Runtime float32, as a CPU without bf16")
     args = ap.parse_args(argv)
 
     from aestudio.data.io import write_image
@@ -268,6 +287,8 @@ def _probe(argv: list[str]) -> None:
     write_image(tmp / "scene.png", np.clip(img, 0, 1).astype(np.float32))
     tasks = TaskRunner()
     panel = LabelPanel(tasks)
+    if args.fp32:
+        panel.nets.bf16 = False
     panel.resize(1280, 800)
     panel.show()
     panel.create_project(tmp / "project")
@@ -370,7 +391,7 @@ def _probe(argv: list[str]) -> None:
         "stall": {"ticks": len(late), "p50_ms": float(np.percentile(a, 50)), "p99_ms": float(np.percentile(a, 99)),
                   "max_ms": float(a.max())},
         "load_before": load_before, "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(), "duty": duties, "blocks": blocks,
+        "threads": torch.get_num_threads(), "duty": duties, "blocks": blocks, "bf16": bool(panel.nets.bf16),
     }))
 
 
