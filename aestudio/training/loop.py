@@ -183,6 +183,10 @@ class _Trainer:
         if self.bf16:
             net = net.to(memory_format=torch.channels_last)
         self.net = net = ranks.prepare(net.to(device), device)
+        # cfg.freeze_norm (self-supervised fine-tuning): BatchNorm normalises with the starting weights'
+        # running statistics and keeps them; its scale and shift still learn.
+        self.frozen_norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)] \
+            if cfg.freeze_norm else []
         self.share: Share | None = None  # this rank's part of the current global batch
         self.stop_agreed = False  # a stop every rank saw in the last step's reduction (see _stop_requested)
         self.data = data
@@ -455,6 +459,8 @@ class _Trainer:
 
     def step_once(self, x_in: torch.Tensor, target: torch.Tensor, kl_weight: float) -> tuple[float, dict[str, float]]:
         self.net.train()
+        for norm in self.frozen_norms:
+            norm.eval()
         self.optimizer.zero_grad(set_to_none=True)
         if self.selfsup is not SelfSupervised.NONE:
             with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.amp or self.bf16):
