@@ -121,7 +121,13 @@ def write_markdown(path: Path, machine: dict[str, str], command: str, new: list[
     """Rewrite ``path``: fresh header, fresh sections for ``new``, earlier ones kept."""
     old: dict[str, str] = {}
     if path.exists():
-        old = {m["name"]: m["body"] for m in _SECTION.finditer(path.read_text(encoding="utf-8"))}
+        current = path.read_text(encoding="utf-8")
+        old = {m["name"]: m["body"] for m in _SECTION.finditer(current)}
+        # A section whose end marker a hand edit lost would be dropped whole by the rewrite: refuse instead.
+        unclosed = sorted(set(re.findall(r"<!-- bench:([\w-]+) -->", current)) - set(old))
+        if unclosed:
+            raise ValueError(f"{path}: section(s) {', '.join(unclosed)} lack their '<!-- /bench:NAME -->' end marker; "
+                             "add it after the section's last line, then run again (nothing was written)")
     fresh = {s.name: f'<a id="{s.name}"></a>\n\n' + markdown_section(s) for s in new}
     merged = {name: fresh.get(name, old.get(name)) for name in order + sorted(set(old) - set(order))}
     sections = {k: v for k, v in merged.items() if v}
