@@ -165,3 +165,25 @@ def wait_until_running(run_dir: Path, proc=None, timeout: float = 120.0) -> None
         except (OSError, ValueError):  # not written yet, or being replaced
             pass
         time.sleep(0.2)
+
+
+@pytest.fixture
+def data_opens_in_10s(monkeypatch):
+    """A fake clock for the training's time limit: opening the data takes 10 "seconds", each step 1."""
+    from aestudio.training import loop, runner
+
+    now = [1000.0]
+    real_open, real_step = runner._open, loop.train_step
+
+    def open_slowly(*args, **kw):
+        now[0] += 10.0
+        return real_open(*args, **kw)
+
+    def timed_step(*args, **kw):
+        now[0] += 1.0
+        return real_step(*args, **kw)
+
+    monkeypatch.setattr(loop, "_monotonic", lambda: now[0])
+    monkeypatch.setattr(runner, "_open", open_slowly)
+    monkeypatch.setattr(loop, "train_step", timed_step)
+    return now

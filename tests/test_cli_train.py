@@ -185,26 +185,11 @@ def test_time_limit_stops_with_a_checkpoint_saying_why_and_resumes(tmp_path, cap
     assert "--time-limit must be > 0" in capsys.readouterr().err
 
 
-def test_the_time_limit_counts_from_the_commands_start_data_loading_included(tmp_path, capsys, monkeypatch) -> None:
+def test_the_time_limit_counts_from_the_commands_start_data_loading_included(tmp_path, capsys, monkeypatch,
+                                                                                  data_opens_in_10s) -> None:
     # A person budgets wall time: --time-limit counted from the first step, so a slow data load
     # (a big folder) came on top of it. The clock here is fake: opening the data takes 10 "seconds",
     # each step 1; a 0.1-minute (6 s) budget is spent before the first step.
-    from aestudio.training import loop, runner
-
-    now = [1000.0]
-    slow_open, real_step = runner._open, loop.train_step
-
-    def open_slowly(*args, **kw):
-        now[0] += 10.0
-        return slow_open(*args, **kw)
-
-    def timed_step(*args, **kw):
-        now[0] += 1.0
-        return real_step(*args, **kw)
-
-    monkeypatch.setattr(loop, "_monotonic", lambda: now[0])
-    monkeypatch.setattr(runner, "_open", open_slowly)
-    monkeypatch.setattr(loop, "train_step", timed_step)
     out = tmp_path / "run"
     assert main(["train", "--model", "dense_ae", *TINY, "--epochs", "3", "--time-limit", "0.1", "--out", str(out)]) == 0
     text = capsys.readouterr().out
@@ -216,7 +201,7 @@ def test_the_time_limit_counts_from_the_commands_start_data_loading_included(tmp
     # Still a clean, resumable stop; a resume's budget counts its own data loading too (12 s: 2 steps).
     assert main(["train", "--resume", "--out", str(out), "--time-limit", "0.2", "--no-progress"]) == 0
     assert read_run(out).step == info.step + 2
-    monkeypatch.setattr(runner, "_open", slow_open)
+    monkeypatch.undo()  # the real clock and data opening again
     assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
     done = read_run(out)
     assert done.status.value == "done" and done.epoch == 3

@@ -65,3 +65,16 @@ def label_panel(qtbot):
     yield p
     p.shutdown()
     tasks.shutdown()
+
+
+def open_scene(qtbot, panel, tmp_path: Path, h: int = 240, w: int = 320, wait_ms: int = 30_000) -> None:
+    """A new project in ``panel`` (a Label panel) with one noisy h x w colour image holding a bright block."""
+    from aestudio.data.io import write_image
+
+    rng = np.random.default_rng(0)
+    img = rng.random((h, w, 3)).astype(np.float32) * 0.3
+    img[60:180, 80:240] += 0.6
+    write_image(tmp_path / "a.png", np.clip(img, 0, 1))
+    assert panel.create_project(tmp_path / "proj")
+    panel.on_images([tmp_path / "a.png"])
+    qtbot.waitUntil(lambda: panel.image is not None, timeout=wait_ms)

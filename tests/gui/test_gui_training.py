@@ -204,28 +204,12 @@ def test_the_time_limit_field_stops_the_run_and_says_why(window, qtbot) -> None:
     assert any("time limit" in t for t in message_texts(window))
 
 
-def test_the_time_limit_field_counts_opening_the_data(window, qtbot, monkeypatch) -> None:
+def test_the_time_limit_field_counts_opening_the_data(window, qtbot, data_opens_in_10s) -> None:
     # The budget counted from the first step: a slow data set came on top of it. A fake clock:
     # opening the data takes 10 "seconds", a step 1; a 0.1-minute (6 s) budget is gone before step 1.
-    from aestudio.training import loop, runner
-
     _wait_for_data(window, qtbot)
     panel = window.train_panel
     _tiny_settings(panel)
-    now = [1000.0]
-    real_open, real_step = runner._open, loop.train_step
-
-    def open_slowly(*args, **kw):
-        now[0] += 10.0
-        return real_open(*args, **kw)
-
-    def timed_step(*args, **kw):
-        now[0] += 1.0
-        return real_step(*args, **kw)
-
-    monkeypatch.setattr(loop, "_monotonic", lambda: now[0])
-    monkeypatch.setattr(runner, "_open", open_slowly)
-    monkeypatch.setattr(loop, "train_step", timed_step)
     panel.train_form.editor("time_limit_minutes").setText("0.1")
     finished = []
     panel.run_finished.connect(finished.append)

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
-from aestudio.data.io import write_image
 from aestudio.gui.panels import label_jobs
 from aestudio.gui.panels.label_jobs import SnapshotNets, predict_image
 
@@ -24,13 +23,9 @@ def panel(qtbot):
 
 
 def _open(qtbot, panel, tmp_path: Path, h: int = 240, w: int = 320) -> None:
-    rng = np.random.default_rng(0)
-    img = rng.random((h, w, 3)).astype(np.float32) * 0.3
-    img[60:180, 80:240] += 0.6
-    write_image(tmp_path / "a.png", np.clip(img, 0, 1))
-    assert panel.create_project(tmp_path / "proj")
-    panel.on_images([tmp_path / "a.png"])
-    qtbot.waitUntil(lambda: panel.image is not None, timeout=WAIT)
+    from tests.gui.guitools import open_scene
+
+    open_scene(qtbot, panel, tmp_path, h, w, WAIT)
 
 
 def _publish(trainer, *, noise: float = 0.0, only_class: int | None = None) -> None:
