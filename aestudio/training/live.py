@@ -43,6 +43,7 @@ import torch
 from aestudio.config import FinishReason
 from aestudio.data.base import UNLABELLED
 from aestudio.data.crops import crop_window, pad_collate
+from aestudio.training.ema import update_average
 from aestudio.training.events import Event, RunStarted, StepEnded, TrainFinished
 from aestudio.training.losses import soft_dice_loss
 from aestudio.training.steptimes import Sharing, StepLog
@@ -256,14 +257,7 @@ class LiveTrainer:
             self._ema_updates = 0
             return
         self._ema_updates += 1
-        decay = min(self.cfg.ema, (1 + self._ema_updates) / (10 + self._ema_updates))
-        with torch.no_grad():
-            ema, own = self._ema.state_dict(), self.net.state_dict()
-            for k, v in own.items():
-                if v.is_floating_point():
-                    ema[k].lerp_(v, 1.0 - decay)
-                else:
-                    ema[k].copy_(v)
+        update_average(self._ema, self.net, self._ema_updates, self.cfg.ema)
 
     def snapshot(self) -> tuple[int, dict[str, torch.Tensor]]:
         """(step, CPU weights) last published; safe to call from any thread."""

@@ -38,6 +38,7 @@ from aestudio.config import FinishReason, SelfSupervised, Task, TrainConfig
 from aestudio.data.base import DataKind
 from aestudio.training.device import device_name, resolve_device
 from aestudio.training.distributed import Dist, Share, Solo, for_this_process, split_batches
+from aestudio.training.ema import update_average
 from aestudio.training.events import (
     BatchSizeReduced,
     CheckpointSaved,
@@ -418,14 +419,7 @@ class _Trainer:
             self.ema_updates = 0
             return
         self.ema_updates += 1
-        decay = min(self.cfg.ema, (1 + self.ema_updates) / (10 + self.ema_updates))
-        with torch.no_grad():
-            ema, own = self.ema_net.state_dict(), self.net.state_dict()
-            for k, v in own.items():
-                if v.is_floating_point():
-                    ema[k].lerp_(v, 1.0 - decay)
-                else:
-                    ema[k].copy_(v)
+        update_average(self.ema_net, self.net, self.ema_updates, self.cfg.ema)
 
     def _published(self) -> nn.Module:
         """The weights that are validated, previewed and saved: the average once there is one."""

@@ -185,19 +185,26 @@ def test_bad_form_values_name_the_field(window, qtbot) -> None:
     assert any("Learning rate" in t and "fast" in t for t in message_texts(window))
 
 
-def test_the_time_limit_field_stops_the_run_and_says_why(window, qtbot) -> None:
+def _run_with_time_limit(window, qtbot, minutes: str, **values):
+    """Start a tiny run from the Train tab with the Time limit field at ``minutes``; its finish event."""
     _wait_for_data(window, qtbot)
     panel = window.train_panel
     _tiny_settings(panel)
-    panel.train_form.set_values({"epochs": 50})
-    editor = panel.train_form.editor("time_limit_minutes")
-    assert panel.train_form._layout.labelForField(editor).text() == "Time limit (minutes)"
-    editor.setText("0.001")  # 60 ms: stops after the first step or two
+    if values:
+        panel.train_form.set_values(values)
+    panel.train_form.editor("time_limit_minutes").setText(minutes)
     finished = []
     panel.run_finished.connect(finished.append)
     panel.start()
     qtbot.waitUntil(lambda: bool(finished), timeout=60000)
-    ev = finished[0]
+    return finished[0]
+
+
+def test_the_time_limit_field_stops_the_run_and_says_why(window, qtbot) -> None:
+    panel = window.train_panel
+    ev = _run_with_time_limit(window, qtbot, "0.001", epochs=50)  # 60 ms: stops after the first step or two
+    editor = panel.train_form.editor("time_limit_minutes")
+    assert panel.train_form._layout.labelForField(editor).text() == "Time limit (minutes)"
     assert ev.reason is FinishReason.STOPPED and "time limit of 0.001 min" in ev.message
     assert "time limit" in panel.stats_label.text() and panel.resume_button.isEnabled()
     assert engine.read_run(ev.run_dir).train_cfg.time_limit_minutes == 0.001
@@ -207,15 +214,8 @@ def test_the_time_limit_field_stops_the_run_and_says_why(window, qtbot) -> None:
 def test_the_time_limit_field_counts_opening_the_data(window, qtbot, data_opens_in_10s) -> None:
     # The budget counted from the first step: a slow data set came on top of it. A fake clock:
     # opening the data takes 10 "seconds", a step 1; a 0.1-minute (6 s) budget is gone before step 1.
-    _wait_for_data(window, qtbot)
     panel = window.train_panel
-    _tiny_settings(panel)
-    panel.train_form.editor("time_limit_minutes").setText("0.1")
-    finished = []
-    panel.run_finished.connect(finished.append)
-    panel.start()
-    qtbot.waitUntil(lambda: bool(finished), timeout=60000)
-    ev = finished[0]
+    ev = _run_with_time_limit(window, qtbot, "0.1")
     assert ev.reason is FinishReason.STOPPED and "time limit of 0.1 min" in ev.message
     assert ev.step == 0, f"{ev.step} steps: the limit was counted from the first step, not from Start"
     assert "opening the data took all of this one" in ev.message and "opening the data" in panel.stats_label.text()

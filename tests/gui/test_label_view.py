@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from PySide6.QtCore import QPointF
 
 from aestudio.gui.panels import label as label_mod
 from aestudio.gui.panels.label_jobs import SnapshotNets, predict_image
+from tests.gui.guitools import open_scene
 
 WAIT = 30_000
 
@@ -20,12 +20,6 @@ def panel(qtbot):
     from tests.gui.guitools import label_panel
 
     yield from label_panel(qtbot)
-
-
-def _open(qtbot, panel, tmp_path: Path, h: int = 240, w: int = 320) -> None:
-    from tests.gui.guitools import open_scene
-
-    open_scene(qtbot, panel, tmp_path, h, w, WAIT)
 
 
 def _new_weights(trainer) -> None:
@@ -42,7 +36,7 @@ def _new_weights(trainer) -> None:
 def test_zoomed_in_only_the_view_is_predicted_and_the_overlay_is_placed_right(qtbot, panel, tmp_path) -> None:
     from aestudio.training.live import LiveTrainer
 
-    _open(qtbot, panel, tmp_path)
+    open_scene(qtbot, panel, tmp_path)
     trainer = panel.trainer = LiveTrainer(3, 2, panel.live_config)
     panel.refresh_prediction()
     qtbot.waitUntil(lambda: panel.prediction is not None, timeout=WAIT)
@@ -102,7 +96,7 @@ def test_the_graph_export_starts_when_an_image_is_shown_before_any_training(qtbo
 
     panel.nets.cache = tmp_path / "graphs"
     panel.nets.bf16 = False  # a CPU without native bfloat16 (with it, no graph is needed: none is exported)
-    _open(qtbot, panel, tmp_path, 48, 64)
+    open_scene(qtbot, panel, tmp_path, 48, 64)
     assert panel.trainer is None
     shape = live_net_config(3, 2, panel.live_config)
     qtbot.waitUntil(lambda: shape in panel.nets._exports, timeout=WAIT)  # the child is exporting it
@@ -115,7 +109,7 @@ def test_the_graph_export_starts_when_an_image_is_shown_before_any_training(qtbo
 def test_no_graph_is_exported_where_the_prediction_runs_in_bfloat16(qtbot, panel, tmp_path) -> None:
     panel.nets.cache = tmp_path / "graphs"
     panel.nets.bf16 = True  # as on a CPU with native bfloat16
-    _open(qtbot, panel, tmp_path, 48, 64)
+    open_scene(qtbot, panel, tmp_path, 48, 64)
     qtbot.waitUntil(lambda: panel._graph_asked and not panel.runner.busy, timeout=WAIT)
     assert not panel.nets._exports and not (tmp_path / "graphs").exists()
 
@@ -125,7 +119,7 @@ def test_a_stroke_while_training_has_its_neighbourhood_predicted_first(qtbot, pa
 
     from tests.gui.test_panel_label import _drag
 
-    _open(qtbot, panel, tmp_path)
+    open_scene(qtbot, panel, tmp_path)
     panel.size_slider.setValue(4)
     qtbot.keyClick(panel.canvas, Qt.Key.Key_2)
     _drag(qtbot, panel, [(100, 120), (110, 200)])  # inside the object

@@ -3,14 +3,13 @@ it, and Accept takes a prediction of the whole image from one set of weights, no
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
 from aestudio.gui.panels import label_jobs
 from aestudio.gui.panels.label_jobs import SnapshotNets, predict_image
+from tests.gui.guitools import open_scene
 
 WAIT = 30_000
 
@@ -20,12 +19,6 @@ def panel(qtbot):
     from tests.gui.guitools import label_panel
 
     yield from label_panel(qtbot)
-
-
-def _open(qtbot, panel, tmp_path: Path, h: int = 240, w: int = 320) -> None:
-    from tests.gui.guitools import open_scene
-
-    open_scene(qtbot, panel, tmp_path, h, w, WAIT)
 
 
 def _publish(trainer, *, noise: float = 0.0, only_class: int | None = None) -> None:
@@ -61,7 +54,7 @@ def _zoom_and_predict(qtbot, panel, trainer, **publish):
 def test_the_view_part_fades_into_the_older_prediction_without_a_seam(qtbot, panel, tmp_path) -> None:
     from aestudio.training.live import LiveTrainer
 
-    _open(qtbot, panel, tmp_path)
+    open_scene(qtbot, panel, tmp_path)
     trainer = panel.trainer = LiveTrainer(3, 2, panel.live_config)
     _publish(trainer, only_class=0)  # the older prediction: class 0 everywhere
     whole, part = _zoom_and_predict(qtbot, panel, trainer, only_class=1)  # the newer: class 1 everywhere
@@ -100,7 +93,7 @@ def test_blend_weights_fade_in_from_inner_edges_only() -> None:
 def test_accept_all_zoomed_in_accepts_a_whole_image_prediction_from_the_current_weights(qtbot, panel, tmp_path) -> None:
     from aestudio.training.live import LiveTrainer
 
-    _open(qtbot, panel, tmp_path)
+    open_scene(qtbot, panel, tmp_path)
     trainer = panel.trainer = LiveTrainer(3, 2, panel.live_config)
     whole, part = _zoom_and_predict(qtbot, panel, trainer, noise=0.3)
     snapshot = trainer.snapshot()
@@ -124,7 +117,7 @@ def test_accept_all_zoomed_in_accepts_a_whole_image_prediction_from_the_current_
 def test_accept_class_waits_for_the_whole_image_too_and_keeps_painted_pixels(qtbot, panel, tmp_path) -> None:
     from aestudio.training.live import LiveTrainer
 
-    _open(qtbot, panel, tmp_path)
+    open_scene(qtbot, panel, tmp_path)
     trainer = panel.trainer = LiveTrainer(3, 2, panel.live_config)
     _publish(trainer, only_class=0)
     _zoom_and_predict(qtbot, panel, trainer, only_class=1)  # the view says 1, the rest (older) says 0
@@ -142,7 +135,7 @@ def test_accept_class_waits_for_the_whole_image_too_and_keeps_painted_pixels(qtb
 def test_a_failed_whole_image_prediction_accepts_nothing_later(qtbot, panel, tmp_path, monkeypatch) -> None:
     from aestudio.training.live import LiveTrainer
 
-    _open(qtbot, panel, tmp_path)
+    open_scene(qtbot, panel, tmp_path)
     trainer = panel.trainer = LiveTrainer(3, 2, panel.live_config)
     _zoom_and_predict(qtbot, panel, trainer, noise=0.3)
     real = panel.nets.probs

@@ -1007,6 +1007,13 @@ class LabelPanel(ExplorePanel):
             if wait_s > 0:  # keep the cores for training: come back when the duty cycle allows
                 self._stroke_timer.start(_wait_ms(wait_s))
                 return
+        self._submit_prediction(snapshot, region, same,
+                                lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
+
+    def _submit_prediction(self, snapshot, region, base, on_error) -> None:  # noqa: ANN001 - as predict_image
+        """Run ``predict_image`` on the prediction thread; while training it counts as a refresh (the schedule
+        measures its cost)."""
+        assert self.trainer is not None and self.image is not None and self.project is not None
         self._predict_t0 = time.monotonic()
         self._inflight_key = self.key
         t = self.trainer
@@ -1016,9 +1023,8 @@ class LabelPanel(ExplorePanel):
         # `sharing` even when nothing trains: a Train pressed while this (all-core) prediction runs then
         # steps on one thread until it ends, instead of 2 OpenMP threads beside 2 ORT threads.
         self.runner.submit(predict_image, self.nets, self.key, self.image, snapshot, t.channels, t.num_classes, t.cfg,
-                           list(self.project.classes.colors), training, region, same, t.sharing,
-                           on_result=self._predicted,
-                           on_error=lambda exc, det: self.notify.emit(Level.ERROR, f"Prediction failed: {exc}", det))
+                           list(self.project.classes.colors), training, region, base, t.sharing,
+                           on_result=self._predicted, on_error=on_error)
 
     def predict_region(self) -> tuple[int, int, int, int] | None:
         """What to predict: the view and a margin when that is a small part of the image, else None (all of it)."""
@@ -1092,15 +1098,7 @@ class LabelPanel(ExplorePanel):
         if self.trainer is None or self.image is None or self.project is None:
             self._accept_pending = None
             return
-        t = self.trainer
-        training = self.worker is not None and self.worker.running
-        self._predict_t0 = time.monotonic()
-        self._inflight_key = self.key
-        if training:
-            self.schedule.started(self._predict_t0)  # it costs the training as a refresh does: measured as one
-        self.runner.submit(predict_image, self.nets, self.key, self.image, t.snapshot(), t.channels, t.num_classes,
-                           t.cfg, list(self.project.classes.colors), training, None, None, t.sharing,
-                           on_result=self._predicted, on_error=self._accept_failed)
+        self._submit_prediction(self.trainer.snapshot(), None, None, self._accept_failed)
 
     def _accept_failed(self, exc: BaseException, details: str) -> None:
         self._accept_pending = None  # not taken later, by surprise, from some other prediction
@@ -1209,12 +1207,9 @@ def _prepare_graph(nets: SnapshotNets, project: LabelProject, live_config: LiveC
     """Have the prediction's ONNX graph for this project's net ready (its export started, or its session
     made) before the first Train. Runs on the prediction thread (torch and ONNX Runtime load there). Not
     where the CPU predicts in bfloat16 (``SnapshotNets.bf16``): that needs no graph."""
-    from aestudio.export.live_session import bf16_supported
     from aestudio.training.live import LiveConfig
 
-    if nets.bf16 is None:
-        nets.bf16 = bf16_supported()
-    if nets.bf16:
+    if nets.uses_bf16():
         return
     nets.session(_project_channels(project), max(2, len(project.classes)), live_config or LiveConfig())
 

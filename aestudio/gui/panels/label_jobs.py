@@ -79,6 +79,14 @@ class SnapshotNets:
         self.bf16: bool | None = None  # None: where the CPU has it natively
         self._bf16: dict[UNetConfig, Bf16Snapshot] = {}
 
+    def uses_bf16(self) -> bool:
+        """Whether predictions run in bfloat16 (``bf16``; None is decided here, once, by the CPU)."""
+        if self.bf16 is None:
+            from aestudio.export.live_session import bf16_supported
+
+            self.bf16 = bf16_supported()
+        return self.bf16
+
     def use_threads(self, one: bool) -> None:
         """One thread while a training run shares the cores, else the process default (every core).
 
@@ -151,11 +159,7 @@ class SnapshotNets:
         from aestudio.training.live import predict_probs
 
         step, state = snapshot
-        if self.bf16 is None:
-            from aestudio.export.live_session import bf16_supported
-
-            self.bf16 = bf16_supported()
-        if self.bf16:
+        if self.uses_bf16():
             from aestudio.export.live_session import Bf16Snapshot
             from aestudio.training.live import live_net_config
 
