@@ -343,3 +343,15 @@ def test_already_noisy_greys_the_noise_controls_and_says_why(qtbot, panel, tmp_p
     panel.already_noisy.setChecked(False)
     assert panel.strength.isEnabled() and "already noisy" not in panel.strength.toolTip()
     assert panel.kind_box.toolTip().startswith("The corruption added")  # its own tip is back
+
+
+def test_an_int8_denoiser_runs_in_the_lab_and_says_it_is_int8(qtbot, panel, int8_bundles, tmp_path):
+    """`aestudio export --int8` bundles load like any other; the runtime line names the int8 graph."""
+    model = engine.load_model(int8_bundles("denoising_ae"))
+    assert model.runtime.endswith(", int8)") and model.info.precision == "int8"
+    panel.set_model(model)
+    panel.set_noise("gaussian", 0.1)
+    panel.add_images([photo(tmp_path / "p.png")])
+    result = wait_result(qtbot, panel, strength=0.1)
+    np.testing.assert_allclose(result["denoised"], model.predictor.run_image(result["noisy"]), atol=1e-6)
+    assert not np.allclose(result["denoised"], result["noisy"])
