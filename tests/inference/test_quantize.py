@@ -130,3 +130,28 @@ def test_int8_bundle_packages_for_the_bioimage_model_zoo(int8_bundles, tmp_path:
     # agrees to 2e-5, tests/interop): close on the whole, a few pixels one activation step apart.
     diff = np.abs(got - want)
     assert diff.mean() < 1e-3 and diff.max() < 0.02, (diff.mean(), diff.max())
+
+
+def test_calibration_inputs_are_the_runs_training_inputs_with_its_noise(tmp_path: Path) -> None:
+    """A denoiser is calibrated on what it saw in training: its data with its noise, clipped to [0, 1]."""
+    from aestudio.config import NoiseConfig, TrainConfig
+    from aestudio.export.quantize import calibration_inputs
+    from aestudio.nets import default_config
+    from aestudio.training import train
+
+    def run(name: str, noise: NoiseConfig) -> list[np.ndarray]:
+        cfg = default_config("denoising_ae", channels=4, image_size=8)
+        for _ in train("denoising_ae", cfg, "digits", TrainConfig(epochs=1, max_steps=1, batch_size=16, noise=noise),
+                       tmp_path / name):
+            pass
+        return calibration_inputs(tmp_path / name, 12)
+
+    def on_digit_levels(xs: list[np.ndarray]) -> float:  # scikit-learn's digits take 17 grey levels
+        v = np.concatenate([x.ravel() for x in xs]) * 16
+        return float(np.mean(np.abs(v - np.round(v)) < 1e-4))
+
+    clean, noisy = run("clean", NoiseConfig("gaussian", 0.0)), run("noisy", NoiseConfig("gaussian", 0.2))
+    assert len(noisy) == 12 and all(x.shape == (1, 1, 8, 8) and x.dtype == np.float32 for x in noisy)
+    assert on_digit_levels(clean) == 1.0
+    assert on_digit_levels(noisy) < 0.7  # zeros and ones from the clip stay on the levels, the rest does not
+    assert min(float(x.min()) for x in noisy) >= 0 and max(float(x.max()) for x in noisy) <= 1
