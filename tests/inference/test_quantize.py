@@ -15,6 +15,7 @@ import pytest
 from aestudio.cli import main
 from aestudio.inference.bundle import BundleError, ModelInfo, read_bundle
 from aestudio.inference.ort import OrtPredictor
+from aestudio.nets import list_nets
 from tests.conftest import calibration_images
 
 
@@ -155,3 +156,16 @@ def test_calibration_inputs_are_the_runs_training_inputs_with_its_noise(tmp_path
     assert on_digit_levels(clean) == 1.0
     assert on_digit_levels(noisy) < 0.7  # zeros and ones from the clip stay on the levels, the rest does not
     assert min(float(x.min()) for x in noisy) >= 0 and max(float(x.max()) for x in noisy) <= 1
+
+
+@pytest.mark.parametrize("name", list_nets())
+def test_every_family_quantizes_and_runs(name: str, int8_bundles) -> None:
+    """Where --int8 fits: every registered family's graph quantizes, runs, and records its error."""
+    q = int8_bundles(name)
+    info = read_bundle(q)
+    assert info.precision == "int8" and info.quantization["quantized_nodes"] > 0
+    size = info.fixed_size or 32
+    out = OrtPredictor(q).predict(np.concatenate(calibration_images(info.in_channels, n=2, size=size, seed=3)))
+    assert np.all(np.isfinite(out)) and out.shape[0] == 2
+    err = info.quantization["error_vs_float32"]
+    assert ("mask_agreement" in err) == (info.task.value == "segment") and err["rmse"] > 0
