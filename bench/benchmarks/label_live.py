@@ -206,12 +206,15 @@ def run(ctx: Context) -> list[Row]:
         raise SkipBenchmark(f"the GUI cannot be imported here: {exc}") from exc
     size = ctx.pick(SIZE, 256)
     seconds = ctx.pick(SECONDS, 6)
-    res = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds)],
+    dump = os.environ.get("LABEL_LIVE_DUMP")  # a path stem: each probe's blocks, steps and spans (see --dump)
+    res = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds),
+                                                    *(["--dump", f"{dump}-main.json"] if dump else [])],
                     env={"QT_QPA_PLATFORM": "offscreen"}, timeout=int(seconds * 4 + 300))
     log.info("label_live: %s", res)
     rows = _rows(ctx, res, size, "")
     if res.get("bf16"):  # this CPU predicts in bfloat16: also measure the path of CPUs without it (most laptops)
-        fp32 = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds), "--fp32"],
+        fp32 = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds), "--fp32",
+                                                         *(["--dump", f"{dump}-fp32.json"] if dump else [])],
                          env={"QT_QPA_PLATFORM": "offscreen"}, timeout=int(seconds * 4 + 300))
         log.info("label_live --fp32: %s", fp32)
         rows += _rows(ctx, fp32, size, FP32_PREFIX)
