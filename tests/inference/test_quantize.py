@@ -15,6 +15,7 @@ import pytest
 from aestudio.cli import main
 from aestudio.inference.bundle import BundleError, ModelInfo, read_bundle
 from aestudio.inference.ort import OrtPredictor
+from aestudio.nets import list_nets
 from tests.conftest import calibration_images
 
 
@@ -130,3 +131,41 @@ def test_int8_bundle_packages_for_the_bioimage_model_zoo(int8_bundles, tmp_path:
     # agrees to 2e-5, tests/interop): close on the whole, a few pixels one activation step apart.
     diff = np.abs(got - want)
     assert diff.mean() < 1e-3 and diff.max() < 0.02, (diff.mean(), diff.max())
+
+
+def test_calibration_inputs_are_the_runs_training_inputs_with_its_noise(tmp_path: Path) -> None:
+    """A denoiser is calibrated on what it saw in training: its data with its noise, clipped to [0, 1]."""
+    from aestudio.config import NoiseConfig, TrainConfig
+    from aestudio.export.quantize import calibration_inputs
+    from aestudio.nets import default_config
+    from aestudio.training import train
+
+    def run(name: str, noise: NoiseConfig) -> list[np.ndarray]:
+        cfg = default_config("denoising_ae", channels=4, image_size=8)
+        for _ in train("denoising_ae", cfg, "digits", TrainConfig(epochs=1, max_steps=1, batch_size=16, noise=noise),
+                       tmp_path / name):
+            pass
+        return calibration_inputs(tmp_path / name, 12)
+
+    def on_digit_levels(xs: list[np.ndarray]) -> float:  # scikit-learn's digits take 17 grey levels
+        v = np.concatenate([x.ravel() for x in xs]) * 16
+        return float(np.mean(np.abs(v - np.round(v)) < 1e-4))
+
+    clean, noisy = run("clean", NoiseConfig("gaussian", 0.0)), run("noisy", NoiseConfig("gaussian", 0.2))
+    assert len(noisy) == 12 and all(x.shape == (1, 1, 8, 8) and x.dtype == np.float32 for x in noisy)
+    assert on_digit_levels(clean) == 1.0
+    assert on_digit_levels(noisy) < 0.7  # zeros and ones from the clip stay on the levels, the rest does not
+    assert min(float(x.min()) for x in noisy) >= 0 and max(float(x.max()) for x in noisy) <= 1
+
+
+@pytest.mark.parametrize("name", list_nets())
+def test_every_family_quantizes_and_runs(name: str, int8_bundles) -> None:
+    """Where --int8 fits: every registered family's graph quantizes, runs, and records its error."""
+    q = int8_bundles(name)
+    info = read_bundle(q)
+    assert info.precision == "int8" and info.quantization["quantized_nodes"] > 0
+    size = info.fixed_size or 32
+    out = OrtPredictor(q).predict(np.concatenate(calibration_images(info.in_channels, n=2, size=size, seed=3)))
+    assert np.all(np.isfinite(out)) and out.shape[0] == 2
+    err = info.quantization["error_vs_float32"]
+    assert ("mask_agreement" in err) == (info.task.value == "segment") and err["rmse"] > 0
