@@ -82,6 +82,41 @@ def bundles(tmp_path_factory: pytest.TempPathFactory):
     return get
 
 
+def calibration_images(channels: int, n: int = 24, size: int = 32, *, noise: float = 0.1, seed: int = 0) -> list:
+    """Smooth random images with Gaussian noise, [1, C, size, size] in [0, 1]: a tiny net's calibration set."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = []
+    for _ in range(n):
+        f = rng.uniform(1, 6, size=(channels, 2))
+        base = 0.5 + 0.4 * np.sin(f[:, :1, None] * 3 * xx + rng.uniform(0, 6)) * np.cos(f[:, 1:, None] * 3 * yy)
+        out.append(np.clip(base + rng.normal(0, noise, base.shape), 0, 1).astype(np.float32)[None])
+    return out
+
+
+@pytest.fixture(scope="session")
+def int8_bundles(bundles, tmp_path_factory: pytest.TempPathFactory):
+    """``int8_bundles(name) -> Path``: the tiny ``name`` bundle quantized to int8 once per session."""
+    from aestudio.export.quantize import quantize_bundle
+    from aestudio.inference.bundle import read_bundle
+
+    root = tmp_path_factory.mktemp("int8")
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            src = bundles(name)
+            info = read_bundle(src)
+            size = info.fixed_size or 32
+            quantize_bundle(src, root / name, calibration_images(info.in_channels, size=size), source="tests")
+            cache[name] = root / name
+        return cache[name]
+
+    return get
+
+
 @pytest.fixture(scope="session")
 def packages(bundles, tmp_path_factory: pytest.TempPathFactory):
     """``packages(name) -> Path``: the tiny ``name`` bundle as a BioImage Model Zoo package, once per session."""

@@ -41,6 +41,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("bundle", "bioimageio"), default="bundle",
                    help="bundle: an aestudio bundle folder (default); bioimageio: a BioImage Model Zoo package "
                    "(-o MODEL.zip; RUN_DIR may also be a bundle or a shipped model's name)")
+    p.add_argument("--int8", action="store_true",
+                   help="bundle: quantize model.onnx to int8 (ONNX Runtime QDQ, calibrated on the run's own training "
+                   "inputs): faster on CPUs, less exact; model.json records its error against float32 and both speeds. "
+                   "The weights stay float32 for fine-tuning")
     p.add_argument("--author", action="append", default=[], metavar="NAME", help="bioimageio: an author (repeatable; default: your user name)")
     p.add_argument("--license", default=None, metavar="SPDX", help="bioimageio: the licence, an SPDX id (default CC-BY-4.0)")
     p.set_defaults(func=cmd_export)
@@ -137,9 +141,14 @@ def _open_model(args: argparse.Namespace, task: str | None) -> Any:
         lo, hi = args.value_range
         desc = ForeignModelDescription(task=task or "reconstruct", value_range=(lo, hi), channels=args.channels)
     try:
-        return OrtPredictor(args.model, profile=SessionProfile.BATCH, description=desc)
+        pred = OrtPredictor(args.model, profile=SessionProfile.BATCH, description=desc)
     except ValueError as exc:  # BundleError is a ValueError too; both are one-line user errors
         raise CliError(str(exc)) from None
+    if pred.info.precision != "float32":  # say so: its results differ a little from the float32 graph's
+        err = pred.info.quantization.get("error_vs_float32", {})
+        note = f" (output {err['psnr_vs_float32_db']} dB PSNR against float32's)" if "psnr_vs_float32_db" in err else ""
+        print(f"aestudio: {args.model} runs an {pred.info.precision} graph{note}", file=sys.stderr)
+    return pred
 
 
 def _collect(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:
@@ -193,16 +202,39 @@ def _run_folder(args: argparse.Namespace, work: FolderWork) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     if args.format == "bioimageio":
+        if args.int8:
+            raise CliError("--int8 writes a bundle; export it first (`aestudio export RUN --int8 -o BUNDLE`), "
+                           "then package that bundle (`aestudio export BUNDLE --format bioimageio -o MODEL.zip`)")
         return _export_bioimageio(args)
+    from aestudio.inference.bundle import read_bundle
+
+    if args.int8:
+        from aestudio.export.quantize import QuantizeError, export_run_int8
+
+        try:
+            path = export_run_int8(args.run_dir, args.out, which=args.which)
+        except QuantizeError as exc:
+            raise CliError(str(exc)) from None
+        print(int8_summary(path, read_bundle(path)))
+        return 0
     from aestudio.export.exporter import export_run
 
     path = export_run(args.run_dir, args.out, which=args.which)
-    from aestudio.inference.bundle import read_bundle
-
     info = read_bundle(path)
     speed = ", ".join(f"{k} {v['speedup']}x" for k, v in info.timings.items() if isinstance(v, dict) and "speedup" in v)
     print(f"bundle written to {path} (parity {info.parity_error.get('max', 0):.2g}; ORT vs torch at batch 1: {speed})")
     return 0
+
+
+def int8_summary(path: Path, info: Any) -> str:
+    """One line on an int8 bundle: what it gains and what it costs, from its model.json."""
+    q = info.quantization
+    err, t = q.get("error_vs_float32", {}), q.get("timings", {})
+    cost = (f"{err['mask_agreement']:.2%} of pixels keep float32's class" if "mask_agreement" in err
+            else f"output {err.get('psnr_vs_float32_db', '?')} dB PSNR against float32's")
+    return (f"int8 bundle written to {path}: {t.get('speedup', '?')}x the float32 graph's speed here "
+            f"({t.get('int8_ms', '?')} vs {t.get('float32_ms', '?')} ms at {t.get('input', '?')}); {cost}, "
+            f"max difference {err.get('max_abs', '?')}")
 
 
 def _export_bioimageio(args: argparse.Namespace) -> int:

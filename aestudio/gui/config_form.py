@@ -47,7 +47,7 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 def label_for(name: str) -> str:
     text = name.replace("_", " ")
     for short, long in (("lr", "learning rate"), ("kl", "KL"), ("amp", "mixed precision (AMP)"),
-                        ("bf16", "bfloat16 on the CPU")):
+                        ("bf16", "bfloat16 on the CPU"), ("ema", "EMA decay")):
         text = re.sub(rf"\b{short}\b", long, text)
     text = re.sub(r" minutes$", " (minutes)", text)  # time_limit_minutes -> "Time limit (minutes)"
     return text[:1].upper() + text[1:]

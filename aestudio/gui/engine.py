@@ -251,6 +251,8 @@ def load_model(path: Path, *, closing: threading.Event | None = None) -> LoadedM
     # thread forever: each call ends with ModelCallCancelled after this long, reported like any error.
     predictor.time_limit_s = MODEL_CALL_LIMIT_S
     provider = predictor.provider
+    if predictor.info.precision != "float32":  # an int8 graph (`aestudio export --int8`): results differ a little
+        kind += f", {predictor.info.precision}"
     return LoadedModel(path=path, info=predictor.info, predictor=predictor,
                        runtime=f"ONNX Runtime ({provider}{kind})", source=source)
 

@@ -154,6 +154,9 @@ class MainWindow(QMainWindow):
         # Opened paths chose the tab (a project -> Label, images -> the panel they went to): the first
         # run's switch to the default model's tab must not move the window away from them later.
         self._paths_chose_tab = False
+        # `aestudio IMAGE...` on a first start: the images open in the Noise lab (its shipped denoiser takes
+        # any photo), not in the default digits model's Reconstruct tab, which shrank a photo to 8 x 8.
+        self._launch_images_panel: str | None = None
         self._load_seq = 0  # the newest model load request; an older one finishing later is dropped
         self._restoring: Path | None = None  # the last session's model, while it loads (no tab offers meanwhile)
         self._build_layout()
@@ -527,6 +530,10 @@ class MainWindow(QMainWindow):
         if groups[DropKind.IMAGE] or any(is_project(i.path) for i in groups[DropKind.FOLDER]):
             self._paths_chose_tab = True
             self._show_tab_for_model = False
+            only_images = not any(groups[k] for k in DropKind if k not in (DropKind.IMAGE, DropKind.MISSING,
+                                                                             DropKind.UNSUPPORTED))
+            if at_launch and self.first_run and only_images:
+                self._launch_images_panel = "NoiseLabPanel"
         elif at_launch and any(groups[k] for k in (DropKind.RUN, DropKind.BUNDLE, DropKind.ONNX, DropKind.PACKAGE)):
             self._show_tab_for_model = True
         for item in groups[DropKind.MISSING] + groups[DropKind.UNSUPPORTED]:
@@ -563,7 +570,11 @@ class MainWindow(QMainWindow):
         if not good:
             return
         panel = self.current_explore_panel()
-        if panel is None:  # images dropped on the Train tab go to the first exploration panel
+        landing, self._launch_images_panel = self._launch_images_panel, None
+        if landing is not None:
+            panel = next(self._panel(i) for i, e in enumerate(PANELS) if e.class_name == landing)
+            self.show_panel(panel)
+        elif panel is None:  # images dropped on the Train tab go to the first exploration panel
             panel = self._panel(0)
             self.show_panel(panel)
         panel.add_images(good)
@@ -647,7 +658,7 @@ class MainWindow(QMainWindow):
             panel.set_model(model)
         self.runtime_label.setText(f"Runtime: {model.runtime}")
         task = Task(model.info.task).value
-        self.model_label.setText(f"Model: {model.name}" + (f" ({task})" if task else ""))
+        self.model_label.setText(f"Model: {model.name}" + (f" · {task}" if task else ""))  # a name may hold "(grey)"
         add_recent(self.settings, requested or model.path)
         self.settings.setValue(Key.MODEL, str(requested or model.path))
         self._restoring = None

@@ -93,6 +93,8 @@ def bundle_tooltip(path: Path) -> str:
     except Exception as exc:  # noqa: BLE001
         return f"unreadable: {exc}"
     parts = [info.name or path.name, info.net or "", info.task.value]
+    if info.precision != "float32":
+        parts.append(f"{info.precision} graph")
     return " · ".join(p for p in parts if p) + f"\n{path}"
 
 

@@ -62,7 +62,7 @@ logger = logging.getLogger(__name__)
 # resize the data to it (the training engine decides, see aestudio.training.runner).
 NET_HIDDEN = ("in_channels",)
 TRAIN_MAIN = ("epochs", "batch_size", "lr", "recon_loss", "noise", "kl_warmup_epochs", "time_limit_minutes")
-TRAIN_ADVANCED = ("self_supervised", "weight_decay", "val_fraction", "seed", "max_steps", "amp", "bf16",
+TRAIN_ADVANCED = ("self_supervised", "weight_decay", "val_fraction", "seed", "max_steps", "amp", "bf16", "ema",
                   "checkpoint_every_steps", "preview_count", "max_oom_retries", "num_workers")
 
 

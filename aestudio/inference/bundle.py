@@ -59,6 +59,8 @@ class BundleFile(str, enum.Enum):
     WEIGHTS = "weights"
 
 
+QUANTIZED_DTYPES = ("int8",)  # what `quantization.dtype` may say (ONNX Runtime runs the QDQ graph as it is)
+
 DEFAULT_FILES = {
     BundleFile.MODEL.value: "model.onnx",
     BundleFile.ENCODER.value: "encoder.onnx",
@@ -90,6 +92,10 @@ class ModelInfo:
     files: dict[str, str] = field(default_factory=dict)  # BundleFile key -> file name in the folder
     exporter: str = ""  # which torch ONNX exporter wrote the graphs, and the opset
     created: str = ""  # ISO 8601 UTC
+    # Empty for float32 graphs (and then left out of model.json, so older readers still open it); for an
+    # int8 model.onnx (`aestudio export --int8`, aestudio.export.quantize): dtype "int8", how it was
+    # quantized and calibrated, its error against the float32 graph and both graphs' speed.
+    quantization: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -111,6 +117,11 @@ class ModelInfo:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def precision(self) -> str:
+        """The main graph's number type, as the app and the CLI show it: "float32" or "int8"."""
+        return str(self.quantization.get("dtype", "float32")) if self.quantization else "float32"
+
     # ------------------------------------------------------------- JSON
 
     def to_json(self) -> str:
@@ -118,6 +129,8 @@ class ModelInfo:
         data["task"] = self.task.value
         data["latent_kind"] = self.latent_kind.value if self.latent_kind else None
         data["value_range"] = list(self.value_range)
+        if not self.quantization:
+            del data["quantization"]
         # Put the identifying keys first so a person reading the file sees them.
         head = ("format", "format_version", "name", "net", "task")
         ordered = {k: data[k] for k in head} | {k: v for k, v in data.items() if k not in head}
@@ -213,6 +226,12 @@ class ModelInfo:
                 raise bad(f"file name {name!r} must be a plain name inside the bundle folder")
         if BundleFile.MODEL.value not in self.files:
             raise bad("'files' has no 'model' entry")
+        if self.quantization:
+            if self.quantization.get("dtype") not in QUANTIZED_DTYPES:
+                raise bad(f"'quantization' dtype {self.quantization.get('dtype')!r} is not one of {list(QUANTIZED_DTYPES)}")
+            qfiles = self.quantization.get("files", [BundleFile.MODEL.value])
+            if not isinstance(qfiles, list) or not all(isinstance(f, str) and f in self.files for f in qfiles):
+                raise bad(f"'quantization' files {qfiles!r} must be entries of 'files'")
         if self.has_latent:
             missing = [k for k in (BundleFile.ENCODER.value, BundleFile.DECODER.value) if k not in self.files]
             if missing:
@@ -222,7 +241,7 @@ class ModelInfo:
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "net": (str,), "task": (str,), "latent_kind": (str,), "value_range": (list,),
     "class_names": (list,), "class_colors": (list,), "metrics": (dict,), "parity_error": (dict,), "timings": (dict,),
-    "training": (dict,), "net_config": (dict,), "files": (dict,), "exporter": (str,), "created": (str,),
+    "training": (dict,), "net_config": (dict,), "files": (dict,), "quantization": (dict,), "exporter": (str,), "created": (str,),
     "in_channels": (int,), "size_multiple": (int,), "latent_dim": (int,), "image_size": (int, str),
 }
 

@@ -1,6 +1,7 @@
 """Probe: issue 14's second target for any denoiser bundle or training run, side by side with BM3D.
 
-``python -m bench.probes.photo_denoiser_vs_bm3d [--bm3d-cache FILE] [--no-timing] BUNDLE_OR_RUN ...``
+``python -m bench.probes.photo_denoiser_vs_bm3d [--bm3d-cache FILE] [--no-timing] [--threads 1,2]
+[--int8-calibration TILES [--int8-float-nodes 6,7]] BUNDLE_OR_RUN ...``
 
 For each argument (a bundle folder, a zoo name such as ``photo-denoiser``, or a run folder, which is
 exported first with ``aestudio export RUN -o TMP``, its best checkpoint, or with ``--which last`` its last), prints the mean PSNR (dB, peak 1)
@@ -10,7 +11,12 @@ The noise is bench ``zoo_quality``'s: ``aestudio.data.noise.gaussian`` with one 
 sigma drawn over the photos in order, so sigma 25 is that benchmark's figure. BM3D's PSNRs are the
 same every time and cached in ``--bm3d-cache`` (JSON). Timing: the ``camera`` photo (512 x 512) in ONNX
 Runtime (``OrtPredictor``, batch profile, median of 5) and BM3D once, in the same process, so the ratio
-holds on a shared machine better than either time. Figures: docs/DESIGN-notes.md ("Shipped
+holds on a shared machine better than either time. An int8 bundle (``aestudio export --int8``) is a
+bundle like any other here; ``--int8-calibration TILES`` also makes an int8 copy of every float32 model
+(``aestudio.export.quantize``, the CLI's settings) calibrated on 64 of the training tiles in TILES with the
+model's own training noise (never the held-out photos) and scores it beside its source, ``NAME int8``;
+``--threads 1,2`` times each model with one ORT thread (the interactive profile) and with all cores (the
+batch profile; 2 here), interleaved. Figures: docs/DESIGN-notes.md ("Shipped
 photo-denoiser vs BM3D").
 """
 
@@ -56,6 +62,43 @@ def _bundle(arg: str, tmp: Path, which: str = "best") -> Path:
     return resolve_model(arg)
 
 
+def int8_copy(bundle: Path, tiles: Path, out: Path, float_nodes: tuple[int, ...] = ()) -> Path:
+    """``bundle`` quantized like ``aestudio export --int8``, calibrated on training tiles with its training noise."""
+    from aestudio.config import NoiseConfig
+    from aestudio.data.io import read_image
+    from aestudio.data.noise import apply_noise
+    from aestudio.export.quantize import (
+        CALIBRATION_IMAGES,
+        CHECK_IMAGES,
+        Int8Options,
+        quantize_bundle,
+    )
+    from aestudio.inference.bundle import read_bundle
+
+    info = read_bundle(bundle)
+    noise = NoiseConfig(**{k: v for k, v in (info.training.get("noise") or {}).items() if k in NoiseConfig.__dataclass_fields__})
+    files = sorted(p for p in tiles.iterdir() if p.suffix.lower() in (".png", ".jpg", ".tif", ".tiff"))
+    rng = np.random.default_rng(SEED)
+    images = []
+    for i in rng.choice(len(files), CALIBRATION_IMAGES + CHECK_IMAGES, replace=False):
+        x = read_image(files[int(i)]).mean(axis=2, keepdims=True).transpose(2, 0, 1)[None].astype(np.float32)
+        images.append(np.asarray(apply_noise(x, noise, rng), np.float32))
+    quantize_bundle(bundle, out, images[:CALIBRATION_IMAGES], check=images[CALIBRATION_IMAGES:],
+                    options=Int8Options(float_nodes=float_nodes), source=f"{CALIBRATION_IMAGES} tiles of {tiles}")
+    return out
+
+
+def _threads(pred: object, n: int) -> object:
+    """``pred`` on ``n`` intra-op threads: 1 = the interactive profile, the machine's cores = the batch profile."""
+    from aestudio.inference.ort import SessionProfile, available_cores
+
+    if n == 1:
+        return pred.with_profile(SessionProfile.INTERACTIVE)  # type: ignore[attr-defined]
+    if n != available_cores():
+        raise SystemExit(f"--threads {n}: this probe times 1 thread and this machine's {available_cores()} cores")
+    return pred.with_profile(SessionProfile.BATCH)  # type: ignore[attr-defined]
+
+
 def main(argv: list[str] | None = None) -> None:
     import bm3d
 
@@ -70,6 +113,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="BM3D timings (median), between the nets' rounds (default 1: ~10-25 s each)")
     parser.add_argument("--which", choices=("best", "last"), default="best",
                         help="a run's checkpoint to export: its best (default) or its last weights")
+    parser.add_argument("--int8-calibration", type=Path, default=None, metavar="TILES",
+                        help="also score an int8 copy of each float32 model, calibrated on these training tiles")
+    parser.add_argument("--int8-float-nodes", default="", metavar="I,J",
+                        help="with --int8-calibration: Conv nodes (graph order) left in float32, e.g. 6,7,8")
+    parser.add_argument("--threads", default="", metavar="1,2",
+                        help="also time each model at these ORT intra-op thread counts")
     args = parser.parse_args(argv)
     photos = held_out_gray(512)
     noisy = noisy_sets(photos)
@@ -84,6 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     print("BM3D          " + "  ".join(f"sigma {s}: {bm3d_mean[s]:.2f}" for s in SIGMAS), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         preds = {arg: OrtPredictor(_bundle(arg, Path(tmp), args.which), profile="batch") for arg in args.models}
+        if args.int8_calibration is not None:
+            nodes = tuple(int(v) for v in args.int8_float_nodes.split(",") if v.strip())
+            for arg, pred in list(preds.items()):
+                if pred.info.precision == "float32":
+                    out = int8_copy(pred.path, args.int8_calibration, Path(tmp) / f"int8-{len(preds)}", nodes)
+                    preds[f"{arg} int8"] = OrtPredictor(out, profile="batch")
         for arg, pred in preds.items():
             means = {}
             for s in SIGMAS:
@@ -118,6 +173,21 @@ def main(argv: list[str] | None = None) -> None:
             ms, cpu_ms = float(np.median(times[arg])) * 1e3, float(np.median(cpus[arg])) * 1e3
             print(f"{arg}: {ms:.1f} ms per 512x512, BM3D {bm3d_s * 1e3:.0f} ms: {bm3d_s * 1e3 / ms:.1f}x faster; "
                   f"CPU {cpu_ms:.1f} ms vs BM3D {bm3d_c * 1e3:.0f} ms: {bm3d_c * 1e3 / cpu_ms:.1f}x less", flush=True)
+        counts = [int(v) for v in args.threads.split(",") if v.strip()]
+        if counts:
+            by = {(arg, n): _threads(pred, n) for arg, pred in preds.items() for n in counts}
+            per: dict[tuple[str, int], list[float]] = {key: [] for key in by}
+            for p in by.values():
+                p.run_image(x)  # type: ignore[attr-defined]
+            for _ in range(5):
+                for key, p in by.items():
+                    t0 = time.perf_counter()
+                    p.run_image(x)  # type: ignore[attr-defined]
+                    per[key].append(time.perf_counter() - t0)
+            for (arg, n), ts in per.items():
+                ms = float(np.median(ts)) * 1e3
+                print(f"{arg}: {n} thread{'s' if n > 1 else ''} {ms:.1f} ms per 512x512 "
+                      f"({bm3d_s * 1e3 / ms:.1f}x BM3D's wall time above)", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,10 @@ def test_the_train_tabs_advanced_form_switches_cpu_bfloat16(qtbot) -> None:
     assert label_for("bf16") == "Bfloat16 on the CPU"
     box.setChecked(True)
     assert TrainConfig(**form.values()).bf16 is True
+    # --ema's field (it was CLI-only): off by default, typed like the CLI's DECAY
+    assert label_for("ema") == "EMA decay" and form.values()["ema"] == 0.0
+    form.editor("ema").setText("0.99")
+    assert TrainConfig(**form.values()).ema == 0.99
 
 
 def test_field_help_metadata_becomes_tooltips(qtbot) -> None:

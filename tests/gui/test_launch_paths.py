@@ -50,8 +50,8 @@ def test_an_image_on_the_command_line_stays_in_the_panel_it_went_to(qtbot, setti
     from aestudio.gui.main_window import MainWindow
 
     monkeypatch.setenv("AESTUDIO_FIRST_RUN", "1")
-    # The Reconstruct tab's own offer (a conv autoencoder) raced the default VAE: whichever loaded last
-    # decided the tab. Without the offer the VAE always loads, and its tab (Latent) must not be shown.
+    # The tab's own offer (a denoiser) raced the default VAE: whichever loaded last decided the tab.
+    # Without the offer the VAE always loads, and its tab (Latent) must not be shown.
     monkeypatch.setattr(MainWindow, "_offer_model_for_tab", lambda self: None)
     image = write_png(tmp_path / "noisy.png", size=32)
     w = _launch(qtbot, [image])
@@ -59,8 +59,34 @@ def test_an_image_on_the_command_line_stays_in_the_panel_it_went_to(qtbot, setti
                     timeout=WAIT)
     _settle(qtbot, w)
     assert w.active_model.info.task.value == "generate"  # the model whose tab used to win
-    assert w.tabs.tabText(w.tabs.currentIndex()) == "Reconstruct"  # where a drop on Train sends an image
+    assert w.tabs.tabText(w.tabs.currentIndex()) == "Noise lab"  # a first start's images land there
     assert image in w.current_explore_panel().images
+    _close(w)
+
+
+def test_a_noisy_photo_on_a_first_start_opens_in_the_noise_lab_with_the_photo_denoiser(
+        qtbot, settings_dir, tmp_path, monkeypatch) -> None:
+    """`aestudio noisy.png` on a first start: the Noise lab, its shipped denoiser, and a hint that the photo
+    is noisy already. It opened on Reconstruct with the 8 x 8 digits model, which shrank the photo to a blob."""
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("AESTUDIO_FIRST_RUN", "1")
+    yy, xx = np.mgrid[0:96, 0:128]
+    clean = 0.5 + 0.3 * np.sin(xx / 9.0) * np.cos(yy / 7.0)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 25 / 255, clean.shape), 0, 1)
+    image = tmp_path / "noisy.png"
+    Image.fromarray((noisy * 255).round().astype(np.uint8)).save(image)
+    w = _launch(qtbot, [image])
+    qtbot.waitUntil(lambda: w.active_model is not None and w.active_model.path.name == "photo-denoiser", timeout=WAIT)
+    lab = w.current_explore_panel()
+    assert w.tabs.tabText(w.tabs.currentIndex()) == "Noise lab" and image in lab.images
+    qtbot.waitUntil(lambda: lab.result is not None and lab.result.get("denoised") is not None, timeout=WAIT)
+    qtbot.waitUntil(lambda: "looks noisy already" in lab.state_label.text(), timeout=WAIT)
+    assert "noisy.png" in lab.state_label.text() and "Input is already noisy" in lab.state_label.text()
+    lab.already_noisy.setChecked(True)  # the hint's advice: the photo is denoised as it is, and the hint goes
+    qtbot.waitUntil(lambda: lab.result is not None and lab.result["noise"] is None, timeout=WAIT)
+    assert "looks noisy already" not in lab.state_label.text()
     _close(w)
 
 

@@ -176,6 +176,21 @@ def test_already_noisy_input_shows_noisy_and_denoised_only(qtbot, panel, denoise
     assert panel.clean_pane.isVisible() and panel.metrics_row.isVisible()
 
 
+def test_a_noisy_file_gets_a_hint_a_clean_one_does_not(qtbot, panel, tmp_path):
+    clean = photo(tmp_path / "clean.png", 64, 64)
+    noisy_pixels = np.asarray(Image.open(clean), dtype=np.float64) + np.random.default_rng(1).normal(0, 20, (64, 64))
+    noisy = tmp_path / "noisy.png"
+    Image.fromarray(np.clip(noisy_pixels, 0, 255).astype(np.uint8)).save(noisy)
+    panel.add_images([clean, noisy])
+    r = wait_result(qtbot, panel)
+    assert r["path"] == clean and r["file_sigma"] < 0.03
+    assert "looks noisy already" not in panel.state_label.text()
+    panel.browse.next_button.click()
+    r = wait_result(qtbot, panel, r)
+    assert r["path"] == noisy and r["file_sigma"] > 0.05  # sigma 20/255 = 0.078
+    assert "noisy.png looks noisy already" in panel.state_label.text()
+
+
 def test_fixed_size_autoencoder_and_no_model(qtbot, panel, conv_model, tmp_path):
     path = photo(tmp_path / "f.png", 30, 40)
     panel.add_images([path])
@@ -328,3 +343,15 @@ def test_already_noisy_greys_the_noise_controls_and_says_why(qtbot, panel, tmp_p
     panel.already_noisy.setChecked(False)
     assert panel.strength.isEnabled() and "already noisy" not in panel.strength.toolTip()
     assert panel.kind_box.toolTip().startswith("The corruption added")  # its own tip is back
+
+
+def test_an_int8_denoiser_runs_in_the_lab_and_says_it_is_int8(qtbot, panel, int8_bundles, tmp_path):
+    """`aestudio export --int8` bundles load like any other; the runtime line names the int8 graph."""
+    model = engine.load_model(int8_bundles("denoising_ae"))
+    assert model.runtime.endswith(", int8)") and model.info.precision == "int8"
+    panel.set_model(model)
+    panel.set_noise("gaussian", 0.1)
+    panel.add_images([photo(tmp_path / "p.png")])
+    result = wait_result(qtbot, panel, strength=0.1)
+    np.testing.assert_allclose(result["denoised"], model.predictor.run_image(result["noisy"]), atol=1e-6)
+    assert not np.allclose(result["denoised"], result["noisy"])

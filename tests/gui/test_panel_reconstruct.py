@@ -182,7 +182,7 @@ def test_anomaly_histogram_covers_the_data_set_and_threshold_filters_the_list(qt
     assert panel.browse.index() == row
     np.testing.assert_allclose(r["original"][:, :, 0], images[row, 0], atol=1e-7)
     assert r["metrics"]["mse"] == pytest.approx(panel.errors[row], rel=1e-4)
-    assert "#" in panel.item_label.text() and "2 of 360 by error" in panel.item_label.text()
+    assert "#" in panel.item_label.text() and "error rank 2/360, 1 = worst" in panel.item_label.text()
 
 
 def test_browsing_the_data_set_with_next(qtbot, panel, conv_model):

@@ -530,7 +530,7 @@ class ReconstructPanel(BrowsedImagePanel):
             text = f"{self.arrays.spec} {self.arrays.split} #{idx}"
             if self.errors is not None:
                 rank = int(np.where(self.order == i)[0][0]) + 1
-                text += f"  ·  {rank} of {len(self.errors)} by error (1 = worst)"
+                text += f" · error rank {rank}/{len(self.errors)}, 1 = worst"  # the long form was elided at 1366 px
                 self.shown_line.label.setFormat("shown")
                 self.shown_line.setValue(float(self.errors[i]))
             self.shown_line.setVisible(self.errors is not None)
