@@ -124,6 +124,7 @@ class TrainConfig:
     ema: float = field(default=0.0, metadata=help_text('> 0: checkpoints and exports hold an exponential moving average of the weights with this decay (e.g. 0.99, the Label tab\'s); training and resume continue from the trained weights'))
     checkpoint_every_steps: int | None = field(default=None, metadata=help_text('extra mid-epoch checkpoints for long epochs'))
     freeze_norm: bool = field(default=False, metadata=help_text("keep BatchNorm's running statistics as the starting weights had them; on by itself for self-supervised fine-tuning (--init-from with --self-supervised, the Noise lab's Learn this noise)"))
+    anchor_clipped: bool = field(default=False, metadata=help_text("self-supervised fine-tuning: where clipping at 0 or 1 biases the noisy pixels the objective predicts, the starting weights' output is the target instead; on by itself with freeze_norm"))
     preview_count: int = field(default=8, metadata=help_text('images in the per-epoch preview batch'))
     max_oom_retries: int = field(default=3, metadata=help_text('CUDA OOM: halve the batch size at most this many times'))
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from aestudio._malloc import keep_freed_memory
 from aestudio.config import FinishReason
 from aestudio.data.base import UNLABELLED
 from aestudio.data.crops import crop_window, pad_collate
@@ -281,6 +282,7 @@ class LiveTrainer:
 
     def events(self, stop: threading.Event, pause: threading.Event | None = None) -> Iterator[Event]:
         """Train until ``stop`` (or ``cfg.max_steps`` steps); the generator a TrainWorker runs."""
+        keep_freed_memory()  # else each step faults ~50 MB in afresh (and a refresh beside it hid that cost)
         start_step = self.step
         n_images = sum(1 for ex in self._examples.values() if ex.labelled)
         yield RunStarted(run_dir=None, device="cpu", device_name=f"CPU ({torch.get_num_threads()} threads)",
@@ -318,7 +320,7 @@ class LiveTrainer:
                     reason, message = FinishReason.DIVERGED, f"loss became {loss}; lower the learning rate"
                     break
                 self.step += 1
-                self.step_log.record(self.sharing)
+                self.step_log.record(self.sharing, threads=want)
                 dt = time.perf_counter() - t0
                 chooser.record(want, dt, t0 + dt, sharing or self.sharing.is_set())
                 rate = batch[0].shape[0] / max(dt, 1e-9)

@@ -91,6 +91,7 @@ class StartState:
     epoch_seconds: float = 0.0
     ema: dict[str, torch.Tensor] | None = None  # the moving average of the weights (TrainConfig.ema), if any
     ema_updates: int = 0
+    anchor: dict[str, torch.Tensor] | None = None  # a fine-tuning run's starting weights (TrainConfig.anchor_clipped)
 
 
 class _Finish(Exception):
@@ -183,6 +184,13 @@ class _Trainer:
         self.bf16 = cfg.bf16 and device.type == "cpu"
         if self.bf16:
             net = net.to(memory_format=torch.channels_last)
+        # cfg.anchor_clipped (self-supervised fine-tuning): a frozen copy of the starting weights gives the target
+        # where clipping biases the noisy one (selfsup.anchored_ne2ne_loss); a resume reloads them from the run.
+        self.anchor: nn.Module | None = None
+        if cfg.anchor_clipped and cfg.self_supervised is not SelfSupervised.NONE:
+            self.anchor = copy.deepcopy(net).to(device).eval().requires_grad_(False)
+            if start is not None and start.anchor is not None:
+                self.anchor.load_state_dict(start.anchor, strict=True)
         self.net = net = ranks.prepare(net.to(device), device)
         # cfg.freeze_norm (self-supervised fine-tuning): BatchNorm normalises with the starting weights'
         # running statistics and keeps them; its scale and shift still learn.
@@ -458,7 +466,7 @@ class _Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if self.selfsup is not SelfSupervised.NONE:
             with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.amp or self.bf16):
-                loss, terms = selfsup_objective(self._forward, x_in, self.selfsup)
+                loss, terms = selfsup_objective(self._forward, x_in, self.selfsup, anchor=self.anchor)
         else:
             with torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype, enabled=self.amp or self.bf16):
                 out = self.ranks.forward_train(x_in, self.share.weight)

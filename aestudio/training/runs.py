@@ -53,6 +53,7 @@ RUN_JSON = "run.json"
 MODEL_FILE = "model.safetensors"
 BEST_FILE = "best.safetensors"
 STATE_FILE = "optimizer.safetensors"
+START_FILE = "start.safetensors"  # a fine-tuning run's starting weights (TrainConfig.anchor_clipped): its anchor on resume
 METRICS_FILE = "metrics.jsonl"
 
 
@@ -304,7 +305,7 @@ def lock_run(folder: Path) -> Any:
     return fh
 
 
-_UNTRAINED_FILES = (RUN_JSON, METRICS_FILE, LOCK_FILE)
+_UNTRAINED_FILES = (RUN_JSON, METRICS_FILE, LOCK_FILE, START_FILE)
 
 
 def _never_trained(folder: Path) -> bool:

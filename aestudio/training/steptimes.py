@@ -27,6 +27,7 @@ class StepTime:
     end: float  # time.monotonic() at the step's end
     seconds: float  # since the previous step's end in the same run
     shared: bool  # a prediction ran during some of it
+    threads: int = 0  # the torch threads it ran on (0: not told)
 
 
 class Sharing(threading.Event):
@@ -54,8 +55,8 @@ class StepLog:
         """A run starts or resumes from a pause: the next step's period would span the start-up, not timed."""
         self._prev = None
 
-    def record(self, sharing: Sharing, now: float | None = None) -> None:
-        """A step just ended."""
+    def record(self, sharing: Sharing, now: float | None = None, threads: int = 0) -> None:
+        """A step just ended (on ``threads`` torch threads)."""
         now = time.monotonic() if now is None else now
         state = (now, sharing.sets, sharing.is_set())
         prev, self._prev = self._prev, state
@@ -63,7 +64,7 @@ class StepLog:
             return
         shared = prev[2] or state[2] or state[1] != prev[1]
         with self._lock:
-            self._steps.append(StepTime(now, now - prev[0], shared))
+            self._steps.append(StepTime(now, now - prev[0], shared, threads))
 
     def steps(self, since: float = float("-inf")) -> list[StepTime]:
         """The steps that began at or after ``since`` (monotonic time)."""

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import sys
+from pathlib import Path
 
 from bench.harness import Context, Row, SkipBenchmark, Status, run_probe
 
@@ -205,12 +206,15 @@ def run(ctx: Context) -> list[Row]:
         raise SkipBenchmark(f"the GUI cannot be imported here: {exc}") from exc
     size = ctx.pick(SIZE, 256)
     seconds = ctx.pick(SECONDS, 6)
-    res = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds)],
+    dump = os.environ.get("LABEL_LIVE_DUMP")  # a path stem: each probe's blocks, steps and spans (see --dump)
+    res = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds),
+                                                    *(["--dump", f"{dump}-main.json"] if dump else [])],
                     env={"QT_QPA_PLATFORM": "offscreen"}, timeout=int(seconds * 4 + 300))
     log.info("label_live: %s", res)
     rows = _rows(ctx, res, size, "")
     if res.get("bf16"):  # this CPU predicts in bfloat16: also measure the path of CPUs without it (most laptops)
-        fp32 = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds), "--fp32"],
+        fp32 = run_probe("bench.benchmarks.label_live", ["--size", str(size), "--seconds", str(seconds), "--fp32",
+                                                         *(["--dump", f"{dump}-fp32.json"] if dump else [])],
                          env={"QT_QPA_PLATFORM": "offscreen"}, timeout=int(seconds * 4 + 300))
         log.info("label_live --fp32: %s", fp32)
         rows += _rows(ctx, fp32, size, FP32_PREFIX)
@@ -255,7 +259,6 @@ def _probe(argv: list[str]) -> None:
     import json
     import tempfile
     import time
-    from pathlib import Path
 
     import numpy as np
     import torch
@@ -266,6 +269,9 @@ def _probe(argv: list[str]) -> None:
     ap.add_argument("--seconds", type=float, default=SECONDS)
     ap.add_argument("--blocks", type=int, default=2, help="alternating blocks per mode")
     ap.add_argument("--fp32", action="store_true", help="predict with ONNX Runtime float32, as a CPU without bf16")
+    ap.add_argument("--dump", type=Path, default=None,
+                    help="write each block's step log, prediction spans and strokes here (JSON), to check the "
+                         "in-process measure against the blocks")
     args = ap.parse_args(argv)
 
     from aestudio.data.io import write_image
@@ -305,7 +311,27 @@ def _probe(argv: list[str]) -> None:
     inside = np.argwhere(blobs)
     outside = np.argwhere(~blobs)
 
+    strokes: list[float] = []  # when each scripted stroke was painted (time.monotonic, as the step log)
+    shares: list[tuple[str, float]] = []  # ("set" | "clear", time.monotonic()) of the trainer's sharing flag
+
+    def hook_sharing() -> None:  # every prediction (scheduled or not) sets it while it runs
+        flag = panel.trainer.sharing
+        if getattr(flag, "_bench_hooked", False):
+            return
+        set_, clear = flag.set, flag.clear
+
+        def logged_set() -> None:
+            shares.append(("set", time.monotonic()))
+            set_()
+
+        def logged_clear() -> None:
+            shares.append(("clear", time.monotonic()))
+            clear()
+
+        flag.set, flag.clear, flag._bench_hooked = logged_set, logged_clear, True
+
     def paint(k: int) -> None:
+        strokes.append(time.monotonic())
         for value, pts in ((1, inside), (0, outside)):
             y, x = pts[(k * 7919 + value * 104729) % len(pts)]
             stroke = project.stroke(0, value)
@@ -334,13 +360,24 @@ def _probe(argv: list[str]) -> None:
         on_result(prediction)
 
     panel._predicted = predicted
+    dumps: list[dict] = []
+    decisions: list[list] = []  # after each refresh: (time, duty, kept, cost) as the schedule decided
+    finished = panel.schedule.finished
+
+    def decided(now, *rest):  # noqa: ANN001, ANN202 - as RefreshSchedule.finished
+        out = finished(now, *rest)
+        decisions.append([now, panel.schedule.duty, panel.schedule.kept, panel.schedule.cost])
+        return out
+
+    panel.schedule.finished = decided
     for block in range(2 * args.blocks):
         refresh = block % 2 == 1
         panel.layer_box.setCurrentIndex(0 if refresh else 2)  # "Hide model layer" computes no prediction
         made = panel.predictions_made
         panel.start_training()
         wait(lambda: panel.trainer is not None and panel.trainer.step >= 2, 120)  # past the start-up
-        step0, t0 = panel.trainer.step, time.perf_counter()
+        hook_sharing()
+        step0, t0, m0 = panel.trainer.step, time.perf_counter(), time.monotonic()
         first_shown = len(shown)
         if refresh:
             meter.start()
@@ -353,7 +390,16 @@ def _probe(argv: list[str]) -> None:
                 next_stroke += 3.0
         steps = panel.trainer.step - step0
         dt = time.perf_counter() - t0
-        logged = panel.trainer.step_log.steps(since=time.monotonic() - dt)
+        m1 = time.monotonic()
+        logged = panel.trainer.step_log.steps(since=m1 - dt)
+        if args.dump is not None:
+            dumps.append({"refresh": refresh, "t0": m0, "t1": m1, "steps_counted": steps,
+                          "steps": [[s.end - s.seconds, s.end, s.shared, s.threads] for s in logged],
+                          "spans": _spans(shares, m0, m1), "scheduled": [list(x) for x in panel.schedule._spans
+                                                                         if x[1] >= m0],
+                          "strokes": [t for t in strokes if m0 <= t <= m1],
+                          "duty": panel.schedule.duty, "kept": panel.schedule.kept,
+                          "decisions": [d for d in decisions if m0 <= d[0] <= m1]})
         periods = {k: [s.seconds for s in logged if s.shared == k] for k in (False, True)}
         # the first untouched step after a prediction vs the later ones: an after-effect the measure would miss
         after = [b.seconds for a, b in zip(logged, logged[1:], strict=False) if a.shared and not b.shared]
@@ -379,6 +425,8 @@ def _probe(argv: list[str]) -> None:
                        "shared_steps": len(periods[True]), "clean_steps": len(periods[False]),
                        "clean_first_after_s": round(float(np.mean(after)), 3) if after else None,
                        "clean_later_s": round(float(np.mean(later)), 3) if later else None})
+    if args.dump is not None:
+        args.dump.write_text(json.dumps(dumps))
     a = np.asarray(late or [0.0])
     panel.shutdown()
     tasks.shutdown()
@@ -393,6 +441,20 @@ def _probe(argv: list[str]) -> None:
         "load_before": load_before, "load_after": os.getloadavg()[0], "cores": os.cpu_count(),
         "threads": torch.get_num_threads(), "duty": duties, "blocks": blocks, "bf16": bool(panel.nets.bf16),
     }))
+
+
+def _spans(marks: list[tuple[str, float]], t0: float, t1: float) -> list[list[float]]:
+    """The (start, end) of each prediction from the sharing flag's set / clear marks, clipped to [t0, t1]."""
+    out: list[list[float]] = []
+    start: float | None = None
+    for kind, t in list(marks):
+        if kind == "set":
+            start = t
+        elif start is not None:
+            if t >= t0 and start <= t1:
+                out.append([max(start, t0), min(t, t1)])
+            start = None
+    return out
 
 
 if __name__ == "__main__":

@@ -81,6 +81,8 @@ def test_onnx_session_predicts_what_the_torch_net_does_for_every_snapshot(monkey
         session.load(step + 1000 * n, state, threads=1)
         expected = predict_probs(net_from_snapshot(3, 3, state, cfg), image)
         np.testing.assert_allclose(session.predict_probs(image), expected, atol=1e-4)
+        # Each snapshot's session draws on the one process-wide arena (not ~250 MB paged in afresh per refresh).
+        assert session._session.get_session_options().get_session_config_entry("session.use_env_allocators") == "1"
     assert fewest_tiles(1024, 8) == 528 and fewest_tiles(500, 8) == 500  # 2 x 2 tiles of 528, not 3 x 3 of 368
     monkeypatch.setattr(live_session, "MAX_TILE", 40)  # tiles of 40 px over the 45 x 70 image
     np.testing.assert_allclose(session.predict_probs(image), expected, atol=2e-2)

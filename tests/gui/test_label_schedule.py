@@ -99,11 +99,12 @@ def test_the_trainer_logs_which_steps_a_prediction_overlapped() -> None:
     log.record(sharing, now=4.5)
     sharing.clear()
     log.record(sharing, now=5.0)  # began while one ran
-    log.record(sharing, now=6.0)
+    log.record(sharing, now=6.0, threads=2)  # the torch threads it ran on, as the trainer tells it
     log.restart()  # paused or restarted: the gap is not a step
     log.record(sharing, now=60.0)
     assert [(x.end, x.seconds, x.shared) for x in log.steps()] == [
         (1.0, 1.0, False), (2.0, 1.0, True), (3.0, 1.0, True), (4.5, 1.5, True), (5.0, 0.5, True), (6.0, 1.0, False)]
+    assert [x.threads for x in log.steps()] == [0, 0, 0, 0, 0, 2]
     assert [x.end for x in log.steps(since=4.0)] == [5.0, 6.0]
 
 

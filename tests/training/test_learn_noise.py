@@ -72,3 +72,67 @@ def test_self_supervised_fine_tuning_keeps_the_starting_batchnorm_statistics(tmp
     supervised = run("supervised", init_weights=start)
     assert not read_run(supervised).train_cfg.freeze_norm
     assert any(not torch.equal(a, b) for a, b in zip(stats(start), stats(supervised), strict=True))
+
+
+def test_anchored_objective_targets_the_start_where_clipped_and_the_neighbours_elsewhere() -> None:
+    """Fine-tuning self-supervised: where clipping at 0 or 1 biases the noisy neighbour (its mean is not the clean
+    value), the starting net's output is the target; elsewhere the Neighbor2Neighbor terms, unchanged."""
+    import torch
+
+    from aestudio.training import selfsup
+
+    g = torch.Generator().manual_seed(0)
+    mid = (0.5 + 0.05 * torch.randn(2, 1, 32, 32, generator=g)).clamp(0, 1)  # no pixel near 0 or 1
+    first, second = selfsup.neighbour_indices((2, 32, 32), generator=g)
+    net = torch.nn.Conv2d(1, 1, 3, padding=1)
+    anchor = torch.nn.Conv2d(1, 1, 3, padding=1)
+    plain, _ = selfsup.ne2ne_loss(net, mid, first, second)
+    anchored, terms = selfsup.anchored_ne2ne_loss(net, anchor, mid, first, second)
+    assert torch.allclose(plain, anchored) and float(terms["anchor"].detach()) == 0.0
+    # Half the image clipped to black (noise below 0 cut off): there only the anchor counts.
+    clipped = mid.clone()
+    clipped[..., :16] = (0.05 * torch.randn(2, 1, 32, 16, generator=g)).clamp(min=0)
+    keep = selfsup.unclipped(selfsup.subsample(clipped, first), selfsup.noise_model(clipped))
+    assert float(keep[..., :5].mean()) < 0.05 and float(keep[..., 11:].mean()) > 0.95  # (the border between: mixed)
+    _, terms = selfsup.anchored_ne2ne_loss(net, anchor, clipped, first, second)
+    assert float(terms["anchor"].detach()) > 0
+    # The starting net itself has nothing to learn from the anchor term: the gradient through it is zero.
+    _, same = selfsup.anchored_ne2ne_loss(anchor, anchor, clipped, first, second)
+    assert float(same["anchor"].detach()) == 0.0
+
+
+def test_self_supervised_fine_tuning_keeps_its_anchor_across_a_resume(tmp_path) -> None:
+    """The anchor is the weights the fine-tuning started from (start.safetensors), not the resumed checkpoint's:
+    3 + 3 steps give the weights 6 straight steps give. Without the file a resume names it."""
+    import torch
+
+    from aestudio.config import SelfSupervised, TrainConfig
+    from aestudio.training import resume, train
+    from aestudio.training.runs import RunError, load_net, read_run
+
+    rng = np.random.default_rng(0)
+    noisy = tmp_path / "noisy"
+    noisy.mkdir()
+    for i in range(4):  # dark images: a good share of the pixels is clipped at 0
+        write_image(noisy / f"{i}.png", np.clip(0.15 + 0.2 * rng.standard_normal((32, 32, 1)), 0, 1).astype(np.float32))
+
+    def run(name: str, steps: int, **kw) -> object:
+        cfg = TrainConfig(epochs=50, max_steps=steps, batch_size=4, lr=1e-3, **kw.pop("cfg", {}))
+        for _ in train("denoising_ae", None, f"folder:{noisy}", cfg, tmp_path / name, image_size=16, **kw):
+            pass
+        return tmp_path / name
+
+    start = run("start", 2)
+    ss = {"self_supervised": SelfSupervised.NE2NE}
+    straight = run("straight", 6, cfg=ss, init_weights=start)
+    assert read_run(straight).train_cfg.anchor_clipped and (straight / "start.safetensors").is_file()
+    assert not read_run(run("scratch", 1, cfg=ss)).train_cfg.anchor_clipped  # from scratch there is no anchor
+    split = run("split", 3, cfg=ss, init_weights=start)
+    for _ in resume(split, max_steps=6):
+        pass
+    a, _ = load_net(straight, which="last")
+    b, _ = load_net(split, which="last")
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    (split / "start.safetensors").unlink()
+    with pytest.raises(RunError, match="start.safetensors"):
+        list(resume(split, max_steps=9))

@@ -106,5 +106,6 @@ def test_steps_run_on_one_thread_while_a_prediction_shares_the_cores(monkeypatch
         # ones the prediction overlapped (it began inside step 2 and ended inside step 4).
         logged = trainer.step_log.steps()
         assert [x.shared for x in logged] == [True, True, True, False, False] and all(x.seconds > 0 for x in logged)
+        assert [x.threads for x in logged] == seen[1:6]  # and the threads each ran on
     finally:
         torch.set_num_threads(before)
