@@ -55,6 +55,31 @@ predicts in bfloat16, the bench runs a second time with the prediction forced to
 """
 
 FINDINGS = """
+- FINAL_RUN_PLACEHOLDER
+- 2026-12-07 18:19-18:37 UTC, **why the trainer's log read ~0.04-0.1 under the blocks on a quiet machine** (issue
+  13's fifth round): three float32 probes with the new `--dump` (each block's steps, their thread counts, the
+  predictions' spans from the trainer's sharing flag, the strokes, the schedule's decisions), `flock
+  /work/bench.lock python -m bench.benchmarks.label_live --size 1024 --seconds 40 --fp32 --dump F`, load 1.7-3.5
+  (another engineer working, the niced photo-denoiser run on): per refreshing block the bench's ratio against the
+  hidden-layer blocks beside it / the in-process measure: 0.66 / 0.92 (load rising 1.7 -> 3.5), 1.01 / 0.91,
+  1.005 / 0.89, 0.99 / 0.92, 0.99 / 0.93, 0.915 / 0.87 (that block ran at duty ~0.4). Where the load held, 5 of 5
+  read low by 0.06-0.1. Not the measure: the steps a prediction touched were 1.3-1.6x slower than the others
+  (0.48-0.56 s vs 0.35-0.40), and a local reading (each touched step against the median of the 3-6 clean steps just
+  before it) gave 0.90-0.95 too; the time-weighted share of steps outside the predictions (+0-0.8 s after each)
+  0.91-0.95. What differed was the hidden-layer blocks: their steps took 0.40-0.45 s where the refreshing blocks'
+  clean steps took 0.35-0.40, so the training beside the refreshes made up what the refreshes cost it. The cause:
+  glibc's malloc. The trainer alone took 11-16 thousand minor page faults a step (its large blocks mapped afresh
+  and unmapped again; ~50 MB zeroed by the kernel a step) and 1.60-1.87 steps/s; with 8-12 MB arrays freed beside
+  it every second, as a prediction's are (they raise glibc's dynamic mmap threshold), 7 thousand and 1.79-1.86; with
+  the thresholds fixed (environment variables), 16 a step and 1.93-2.00 (one process each, 15 s windows, load
+  ~3.5; speeds under load 4 later swung too much to compare). `aestudio/_malloc.keep_freed_memory` now sets them
+  when the live trainer starts (mmap 32 MB, trim 128 MB, top pad 64 MB: set while running, the thresholds alone
+  left 6-9 thousand faults, the pad 0-23). Also measured on the way: each snapshot's ONNX Runtime session now draws
+  on one process-wide arena (0.89 vs 0.96 CPU-s a 1024^2 float32 prediction, alternating in one process; the
+  bench's CPU per prediction 1.06-1.10 -> 0.88-0.91); one 1024^2 tile instead of 2 x 2 of 528 was slower (1.13 vs
+  1.02 CPU-s); the per-tile ORT runs are ~0.22 CPU-s each, at the core's float32 peak, so float32 has little else to
+  give. With the arena (before the malloc fix), the float32 probes' medians were 5.85 s (load rising to 3.5), 4.83 s
+  and 3.04 s.
 - 2026-12-07 16:19-16:22 UTC, **the repeat** (the machine was busy in the run below), same command and
   method, load 3.2 before and **6.5 after** (another engineer's work started during it): median refresh
   **7.3 s (FAIL)** (p90 12.2 s, 9 intervals), 0.61 CPU-s a prediction, training **0.85** of its speed (10.80
