@@ -75,9 +75,6 @@ class _Reader:
         x = next(self._it, None)
         return None if x is None else {self._name: np.ascontiguousarray(x, dtype=np.float32)}
 
-    def rewind(self) -> None:  # part of the protocol; quantize_static reads once
-        raise NotImplementedError
-
 
 def _as_batches(images: Sequence[np.ndarray], channels: int) -> list[np.ndarray]:
     out = []
