@@ -172,7 +172,7 @@ def quantize_bundle(
     """
     from aestudio._fs import make_temp_dir
     from aestudio.export.exporter import _check_target, _fsync_tree, _publish, median_ms
-    from aestudio.export.target import temp_prefix
+    from aestudio.export.target import clean_stale, temp_prefix
     from aestudio.inference.ort import OrtPredictor, SessionProfile
 
     src, out = Path(bundle), Path(out_dir)
@@ -188,6 +188,7 @@ def quantize_bundle(
         raise QuantizeError(f"{src}: int8 needs at least a few calibration images (got {len(images)}); give it the training inputs")
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale(out)  # temp folders of int8 exports killed earlier (their process is gone)
     tmp = make_temp_dir(out.parent, prefix=temp_prefix(out))
     try:
         for name in info.files.values():
@@ -265,16 +266,23 @@ def export_run_int8(run_dir: str | os.PathLike[str], out_dir: str | os.PathLike[
                     which: str = "best", options: Int8Options = Int8Options()) -> Path:
     """``aestudio export RUN --int8``: the run's float32 bundle (checked against torch), then its int8 copy
     calibrated on the run's own training inputs, at ``out_dir`` (default ``RUN_DIR/bundle``)."""
+    from aestudio._fs import make_temp_dir
     from aestudio.export.exporter import _check_target, export_run
+    from aestudio.export.target import temp_prefix
 
     run_dir = Path(run_dir)
     target = Path(out_dir) if out_dir is not None else run_dir / "bundle"
     _check_target(target)
     inputs = calibration_inputs(run_dir)  # before the slow export: missing data fails early
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".aestudio-f32-", dir=target.parent) as tmp:
-        float_bundle = export_run(run_dir, Path(tmp) / "bundle", which=which)
+    # The float32 bundle is staged under the export's own temp name, so a killed export's is cleaned like
+    # any other (export.target.clean_stale, on the next export to the same folder).
+    tmp = make_temp_dir(target.parent, prefix=temp_prefix(target))
+    try:
+        float_bundle = export_run(run_dir, tmp / "bundle", which=which)
         held = CHECK_IMAGES
         quantize_bundle(float_bundle, target, inputs[:-held], check=inputs[-held:], options=options,
                         source=f"{len(inputs) - held} training inputs of {run_dir.name} ({read_bundle(float_bundle).training.get('data_spec')})")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return target

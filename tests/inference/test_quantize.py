@@ -92,13 +92,16 @@ def test_export_int8_flag_calibrates_on_the_run_and_denoise_runs_it(tmp_path: Pa
                                                               noise=NoiseConfig("gaussian", 0.1)), run):
         pass
     out = tmp_path / "int8"
+    killed = tmp_path / ".int8.export-999999999-0a1b2c3d"  # what an int8 export killed mid-way leaves behind
+    (killed / "bundle").mkdir(parents=True)
     assert main(["export", str(run), "--int8", "-o", str(out)]) == 0
+    assert not killed.exists()  # cleaned: its process is gone
     said = capsys.readouterr().out
     assert "int8 bundle written" in said and "dB PSNR against float32" in said
     info = read_bundle(out)
     assert info.precision == "int8" and "run" in info.quantization["calibration"]["source"]
     assert info.training["data_spec"] == "digits" and info.parity_error["max"] < 1e-4  # the float32 export's check
-    assert not any(p.name.startswith(".aestudio-f32-") for p in tmp_path.iterdir())  # its temp bundle is gone
+    assert not any(p.name.startswith(".int8.") for p in tmp_path.iterdir())  # its temp bundles are gone
     images = tmp_path / "in"
     images.mkdir()
     io.write_image(images / "a.png", np.random.default_rng(0).random((20, 24)))
