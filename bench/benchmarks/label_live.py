@@ -55,6 +55,20 @@ predicts in bfloat16, the bench runs a second time with the prediction forced to
 """
 
 FINDINGS = """
+- 2026-12-07 19:40-19:46 UTC, **the repeat, busier** (load 3.3 before, 4.2 after; the other engineer's work
+  beside it; the training ran 14-17 crops/s alone where the run below had 20-21), same code, `LABEL_LIVE_DUMP=F
+  flock /work/bench.lock python -m bench --only label_live -v --no-write` (not written to the table): **bfloat16
+  3.60 s (pass)**, p90 5.3 s, 0.56 CPU-s, training **0.89** (14.1 vs 15.9), GUI p99 7.3 ms; **float32 8.73 s
+  (FAIL)**, p90 13.1 s, 8 intervals, 0.87 CPU-s a prediction but 1.6-2.2 s of wall time each (the process no longer
+  had a core to spare), duty 0.13-0.24, training **0.88** (14.7 vs 16.7), GUI p99 5.5 ms. Here the trainer's log
+  read high (0.91 over each block, 0.94-0.95 at the ends, against the blocks' 0.86-0.89), as the earlier rounds
+  saw under load. So float32 meets 4 s on a quiet-ish machine (load ~3) and not at load ~4: its refresh costs 0.87
+  CPU-s, and under load that is ~2 s of wall time, which at the duty the training allows is 8-9 s between
+  refreshes. Seen in the dumps, not fixed: each refreshing block starts with the log's window still holding the
+  hidden-layer block's steps, where predictions ran a small share of the time, so its first cost estimates are
+  noisy (the duty fell 0.24 -> 0.13 at the start of one block while the log read 0.955 kept): a floor on that share
+  before the cost is re-estimated would steady it; with few refreshes a block (5 here) the duty, rising x1.5 per
+  refresh, does not climb back within the block.
 - 2026-12-07 19:31-19:37 UTC, **the full run after this round's changes** (another engineer's benchmark had
   held the lock until 19:31; load 2.8 before, 3.1 after; the niced photo-denoiser run on), `LABEL_LIVE_DUMP=F
   flock /work/bench.lock python -m bench --only label_live -v`: **bfloat16 median refresh 2.11 s** (p90 3.13 s, 30
