@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from aestudio._malloc import keep_freed_memory
 from aestudio.config import FinishReason, SelfSupervised, Task, TrainConfig
 from aestudio.data.base import DataKind
 from aestudio.training.device import device_name, resolve_device
@@ -254,6 +255,9 @@ class _Trainer:
 
     def events(self) -> Iterator[Event]:
         reason, message, details = FinishReason.DONE, "", ""
+        # glibc otherwise maps and zeroes each step's large blocks afresh: the photo-denoiser's recipe step took
+        # 9-17 thousand minor page faults and 2-3 % longer (0.379 -> 0.370, 0.410 -> 0.403 s, one thread, bf16).
+        keep_freed_memory()
         try:
             self._seed()
             if self.cfg.time_limit_minutes is not None:
