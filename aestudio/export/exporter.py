@@ -12,6 +12,7 @@ recorded in ``model.json``; above :data:`PARITY_TOLERANCE` the export fails.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
@@ -19,7 +20,7 @@ import shutil
 import statistics
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,26 @@ def _publish(tmp: Path, out_dir: Path) -> None:
         os.replace(tmp, out_dir)
 
 
+@contextlib.contextmanager
+def staged_bundle(out_dir: Path) -> Iterator[Path]:
+    """A new folder beside ``out_dir`` to write a bundle into (temp folders of exports killed earlier are
+    cleaned first), removed if anything fails; :func:`publish_bundle` moves it into place."""
+    clean_stale(out_dir)  # their process is gone
+    tmp = make_temp_dir(out_dir.parent, prefix=temp_prefix(out_dir))  # 0o777 - umask, as mkdir
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def publish_bundle(tmp: Path, out_dir: Path, info: ModelInfo) -> None:
+    """Write ``info`` as the staged bundle's model.json, flush it to disk and move it into place."""
+    write_model_json(tmp, info)
+    _fsync_tree(tmp)
+    _publish(tmp, out_dir)
+
+
 def export_net(
     net: nn.Module,
     net_name: str,
@@ -284,9 +305,7 @@ def export_net(
         check_finite(net.state_dict(), f"{net_name} ({info.name})")
     except ExportTargetError as exc:
         raise ExportError(str(exc)) from None
-    clean_stale(out_dir)  # temp folders of exports killed earlier (their process is gone)
-    tmp = make_temp_dir(out_dir.parent, prefix=temp_prefix(out_dir))  # 0o777 - umask, as mkdir
-    try:
+    with staged_bundle(out_dir) as tmp:
         graphs = _graphs(net, info)
         files = {g.file.value: DEFAULT_FILES[g.file.value] for g in graphs}
         used = _export_all(graphs, info, tmp, Exporter(exporter))
@@ -309,12 +328,7 @@ def export_net(
         write_model_json(tmp, info)  # provisional, so OrtPredictor can open the folder for the checks
         parity, timings = _verify(net, info, tmp, graphs, real, measure_timings)
         info = replace(info, parity_error=parity, timings=timings)
-        write_model_json(tmp, info)
-        _fsync_tree(tmp)
-        _publish(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        publish_bundle(tmp, out_dir, info)
     log.info("exported %s to %s (parity %.2g)", net_name, out_dir, parity["max"])
     return info
 

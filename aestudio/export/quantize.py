@@ -170,9 +170,7 @@ def quantize_bundle(
     The copy is written beside ``out_dir`` and renamed into place (an existing bundle there is replaced;
     any other existing folder refused).
     """
-    from aestudio._fs import make_temp_dir
-    from aestudio.export.exporter import _check_target, _fsync_tree, _publish, median_ms
-    from aestudio.export.target import clean_stale, temp_prefix
+    from aestudio.export.exporter import _check_target, median_ms, publish_bundle, staged_bundle
     from aestudio.inference.ort import OrtPredictor, SessionProfile
 
     src, out = Path(bundle), Path(out_dir)
@@ -188,9 +186,7 @@ def quantize_bundle(
         raise QuantizeError(f"{src}: int8 needs at least a few calibration images (got {len(images)}); give it the training inputs")
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(out)  # temp folders of int8 exports killed earlier (their process is gone)
-    tmp = make_temp_dir(out.parent, prefix=temp_prefix(out))
-    try:
+    with staged_bundle(out) as tmp:
         for name in info.files.values():
             shutil.copy2(src / name, tmp / name)
         model = tmp / info.files[BundleFile.MODEL.value]
@@ -213,12 +209,7 @@ def quantize_bundle(
                             "speedup": round(ms["float32"] / ms["int8"], 2), "input": list(x1.shape),
                             "ort_profile": SessionProfile.INTERACTIVE.value}
         info = replace(info, quantization=facts)
-        write_model_json(tmp, info)
-        _fsync_tree(tmp)
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        publish_bundle(tmp, out, info)
     err = facts["error_vs_float32"]
     log.info("int8 bundle %s: %.2fx float32's speed, output RMSE %.3g vs float32", out, facts["timings"]["speedup"], err["rmse"])
     return info
