@@ -42,7 +42,14 @@ def test_a_project_on_the_command_line_opens_on_label_on_a_first_start(qtbot, se
     w = _launch(qtbot, [project.root])
     _settle(qtbot, w)
     assert w.tabs.tabText(w.tabs.currentIndex()) == "Label"
-    assert w.current_explore_panel().project.root == project.root
+    label = w.current_explore_panel()
+    assert label.project.root == project.root
+    # The keys work at once: the canvas has the focus (they went to the tab bar until a first click).
+    qtbot.waitUntil(lambda: label.image is not None, timeout=WAIT)
+    assert w.focusWidget() is label.canvas
+    size = label.size_slider.value()
+    qtbot.keyClick(w.focusWidget(), "]")
+    assert label.size_slider.value() > size
     _close(w)
 
 

@@ -553,6 +553,10 @@ class LabelPanel(ExplorePanel):
         self._accept_pending = None  # an Accept of another image's prediction is not carried over
         self.canvas.set_image(image)
         self.canvas.set_colors(list(project.classes.colors))
+        focus = self.window().focusWidget()
+        if self.isVisible() and (focus is None or not self.isAncestorOf(focus)):
+            # After a drop or an open the keys (1-9, [ ], B E F A, Ctrl+Z) went to the tab bar until a first click.
+            self.canvas.setFocus(Qt.FocusReason.OtherFocusReason)
         if mask is not None:
             self.canvas.set_labels(mask)
         if self.image_list.currentRow() != index:
