@@ -28,6 +28,16 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
 
 
+@pytest.fixture(autouse=True)
+def _no_batch_runtime_left_behind():
+    """A main window installs the app's batch runtime choice (bfloat16 where allowed) process-wide; a test
+    that made one must not change how the next test's batch work runs."""
+    yield
+    from aestudio.explore.sessions import set_batch_runtime
+
+    set_batch_runtime(None)
+
+
 # ---------------------------------------------------------------- tiny nets and bundles (torch imported lazily)
 
 # Small configs keep export and parity fast; the fields exist in each family's config.

@@ -1,7 +1,9 @@
 """Inference subcommands: ``export``, ``import-pt``, ``denoise``, ``segment``, ``reconstruct``, ``sample``, ``interpolate``.
 
 Everything but ``export`` runs through ONNX Runtime (no torch import), on a
-bundle folder or a foreign .onnx file. The folder commands (``denoise``,
+bundle folder or a foreign .onnx file; the one exception is ``--precision``'s
+bfloat16 runtime for a denoiser or segmenter whose model.json allows it, on a
+CPU with native bfloat16 (:mod:`aestudio.export.bf16_runtime`). The folder commands (``denoise``,
 ``segment``, ``reconstruct``) run the one folder job of the app
 (:func:`aestudio.explore.folder_job.run_folder`): they read files and folders
 (recursively), show a progress bar, write into OUT_DIR only (mirroring
@@ -23,6 +25,7 @@ import numpy as np
 
 from aestudio.cli.common import CliError, bounded_int, noise_spec, value_range
 from aestudio.config import Task
+from aestudio.inference.precision import PRECISIONS
 from aestudio.limits import MAX_SAMPLES, MAX_SEED, MAX_STEPS
 
 if TYPE_CHECKING:
@@ -69,6 +72,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         q.add_argument("-o", "--out", type=Path, required=True, metavar="OUT_DIR", help="folder for the results")
         q.add_argument("--overwrite", action="store_true",
                        help="replace results already in OUT_DIR (by default they are kept and the image is skipped)")
+        q.add_argument("--precision", choices=PRECISIONS, default="auto",
+                       help="auto (default): a denoiser or segmenter runs in bfloat16 (torch) on a CPU with native "
+                       "bfloat16 (AVX512-BF16 or AMX) when its model.json shows bfloat16 within 45 dB PSNR of "
+                       "float32, else the float32 ONNX graph; float32: always the ONNX graph; bfloat16: insist")
         q.set_defaults(func=func)
         return q
 
@@ -144,11 +151,35 @@ def _open_model(args: argparse.Namespace, task: str | None) -> Any:
         pred = OrtPredictor(args.model, profile=SessionProfile.BATCH, description=desc)
     except ValueError as exc:  # BundleError is a ValueError too; both are one-line user errors
         raise CliError(str(exc)) from None
+    pred = _choose_precision(args, pred)
     if pred.info.precision != "float32":  # say so: its results differ a little from the float32 graph's
         err = pred.info.quantization.get("error_vs_float32", {})
         note = f" (output {err['psnr_vs_float32_db']} dB PSNR against float32's)" if "psnr_vs_float32_db" in err else ""
         print(f"aestudio: {args.model} runs an {pred.info.precision} graph{note}", file=sys.stderr)
     return pred
+
+
+def _choose_precision(args: argparse.Namespace, pred: Any) -> Any:
+    """``--precision``: the bundle's bfloat16 twin (aestudio.export.bf16_runtime) where allowed; torch is
+    imported only when the bundle's own record allows bfloat16, so other models start as fast as before."""
+    from aestudio.inference.precision import record_ok
+
+    precision = getattr(args, "precision", "float32")
+    if precision == "float32" or (precision == "auto" and (not args.model.is_dir() or record_ok(pred.info))):
+        return pred
+    try:
+        from aestudio.export.bf16_runtime import choose_bf16
+    except ImportError:  # the torch-free runtime: no bfloat16 path
+        if precision == "bfloat16":
+            raise CliError(f"{args.model}: --precision bfloat16 needs torch, which is not installed; use --precision float32") from None
+        return pred
+    try:
+        twin, why = choose_bf16(pred, precision)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if twin is not pred:
+        print(f"aestudio: {args.model} runs in {why}", file=sys.stderr)
+    return twin
 
 
 def _collect(inputs: list[Path], out_dir: Path) -> list[tuple[Path, Path]]:

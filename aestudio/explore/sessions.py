@@ -10,6 +10,7 @@ slider move), not a scan of the process's threads.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 P = TypeVar("P", bound=Any)  # a predictor (OrtPredictor, or a test double with the same methods)
@@ -43,10 +44,24 @@ def profile_for(*, heavy: bool) -> Profile:
     return "batch" if heavy and not training_active() else "interactive"
 
 
+_batch_runtime: Callable[[Any], Any] | None = None  # a front end's choice for batch work (see set_batch_runtime)
+
+
+def set_batch_runtime(choose: Callable[[Any], Any] | None) -> None:
+    """Let a front end pick the runtime of batch work: ``choose(batch_predictor)`` returns it or a twin
+    (the app: the bundle's bfloat16 twin, ``aestudio.export.bf16_runtime``, which imports torch, so the
+    choice is injected here rather than imported). None: the ONNX Runtime batch predictor as it is."""
+    global _batch_runtime
+    _batch_runtime = choose
+
+
 def for_work(predictor: P, *, heavy: bool) -> P:
-    """``predictor`` or its twin on the profile :func:`profile_for` picks (same model, own sessions)."""
+    """``predictor`` or its twin on the profile :func:`profile_for` picks (same model, own sessions);
+    batch work goes through the front end's runtime choice (:func:`set_batch_runtime`)."""
     if profile_for(heavy=heavy) == "batch" and hasattr(predictor, "with_profile"):
-        return predictor.with_profile("batch")
+        batch = predictor.with_profile("batch")
+        choose = _batch_runtime
+        return choose(batch) if choose is not None else batch
     return predictor
 
 

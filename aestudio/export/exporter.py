@@ -327,10 +327,24 @@ def export_net(
         )
         write_model_json(tmp, info)  # provisional, so OrtPredictor can open the folder for the checks
         parity, timings = _verify(net, info, tmp, graphs, real, measure_timings)
-        info = replace(info, parity_error=parity, timings=timings)
+        info = replace(info, parity_error=parity, timings=timings, bfloat16=_bf16_check(net, info, real))
         publish_bundle(tmp, out_dir, info)
     log.info("exported %s to %s (parity %.2g)", net_name, out_dir, parity["max"])
     return info
+
+
+def _bf16_check(net: nn.Module, info: ModelInfo, real: torch.Tensor | None) -> dict[str, Any]:
+    """``model.json``'s ``bfloat16`` record: the model graph in bfloat16 against float32, on the run's real
+    images when there are any, else on random ones (which make a denoiser's output move the most)."""
+    from aestudio.export.bf16_runtime import TASKS, bf16_record
+
+    if info.task not in TASKS:
+        return {}
+    if real is not None:
+        return bf16_record(net, info, [real], f"{real.shape[0]} real image(s) {real.shape[2]}x{real.shape[3]}")
+    h, w = _parity_sizes(info)[-1]
+    x = torch.rand(2, info.in_channels, h, w, generator=torch.Generator().manual_seed(0))
+    return bf16_record(net, info, [x], f"2 random images {h}x{w}")
 
 
 def _export_all(graphs: list[_Graph], info: ModelInfo, folder: Path, exporter: Exporter) -> Exporter:

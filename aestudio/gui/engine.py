@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -253,8 +253,57 @@ def load_model(path: Path, *, closing: threading.Event | None = None) -> LoadedM
     provider = predictor.provider
     if predictor.info.precision != "float32":  # an int8 graph (`aestudio export --int8`): results differ a little
         kind += f", {predictor.info.precision}"
-    return LoadedModel(path=path, info=predictor.info, predictor=predictor,
-                       runtime=f"ONNX Runtime ({provider}{kind})", source=source)
+    runtime = f"ONNX Runtime ({provider}{kind})"
+    if _batch_precision == "auto" and path.is_dir() and _bf16_allowed(predictor.info):
+        runtime += "; whole images and folders in bfloat16"
+    return LoadedModel(path=path, info=predictor.info, predictor=predictor, runtime=runtime, source=source)
+
+
+# ---------------------------------------------------------------- bfloat16 for batch work
+
+_batch_precision = "float32"  # what install_batch_runtime set: "auto" or "float32"
+
+
+def install_batch_runtime(precision: str) -> None:
+    """Batch work (a whole image while nothing trains, a folder) of a denoiser or segmenter whose model.json
+    allows it runs in bfloat16 on a CPU with native bfloat16 (``aestudio.export.bf16_runtime``) when
+    ``precision`` is "auto"; "float32" keeps the ONNX graph. Sliders and previews always keep it."""
+    from aestudio.explore.sessions import set_batch_runtime
+
+    global _batch_precision
+    _batch_precision = "auto" if precision == "auto" else "float32"
+    set_batch_runtime(_bf16_twin if _batch_precision == "auto" else None)
+
+
+def _bf16_allowed(info: ModelInfo) -> bool:
+    """The bundle's record allows bfloat16 and this CPU runs it natively (imports torch: a worker only)."""
+    from aestudio.inference.precision import record_ok
+
+    if record_ok(info) is not None:
+        return False
+    try:
+        from aestudio.export.bf16_runtime import bf16_native
+    except ImportError:
+        return False
+    return bf16_native()
+
+
+def _bf16_twin(predictor: Any) -> Any:
+    """The batch runtime choice installed by :func:`install_batch_runtime` (runs in workers)."""
+    from aestudio.inference.precision import record_ok
+
+    path = getattr(predictor, "path", None)
+    if path is None or not Path(path).is_dir() or record_ok(predictor.info) is not None:
+        return predictor
+    try:
+        from aestudio.export.bf16_runtime import choose_bf16
+
+        twin, why = choose_bf16(predictor, "auto")
+    except Exception as exc:  # noqa: BLE001 - a broken torch must not stop a folder job: float32 runs it
+        logger.warning("%s: bfloat16 runtime unavailable (%s); using ONNX Runtime", path, exc)
+        return predictor
+    logger.info("%s: %s", path, why)
+    return twin
 
 
 def is_package(path: Path) -> bool:

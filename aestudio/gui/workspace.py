@@ -37,6 +37,7 @@ class Key:
     DATA_SPEC = "train/data_spec"
     NET = "train/net"
     DEVICE = "train/device"
+    PRECISION = "inference/precision"  # "auto" (bfloat16 for batch work where allowed) or "float32"
     MODEL = "session/model"  # the active model's path (bundle, run or .onnx), reopened at launch
 
 

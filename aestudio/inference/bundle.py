@@ -96,6 +96,10 @@ class ModelInfo:
     # int8 model.onnx (`aestudio export --int8`, aestudio.export.quantize): dtype "int8", how it was
     # quantized and calibrated, its error against the float32 graph and both graphs' speed.
     quantization: dict[str, Any] = field(default_factory=dict)
+    # The model graph run in bfloat16 (torch, aestudio.export.bf16_runtime) against float32, measured at export
+    # on its parity inputs: psnr_vs_float32_db, max_abs_error, class_agreement (segmenters), checked_on. Empty
+    # (and left out of model.json) when not measured; the bfloat16 runtime is then never chosen by itself.
+    bfloat16: dict[str, Any] = field(default_factory=dict)
     format: str = FORMAT_NAME
     format_version: int = FORMAT_VERSION
 
@@ -131,6 +135,8 @@ class ModelInfo:
         data["value_range"] = list(self.value_range)
         if not self.quantization:
             del data["quantization"]
+        if not self.bfloat16:
+            del data["bfloat16"]
         # Put the identifying keys first so a person reading the file sees them.
         head = ("format", "format_version", "name", "net", "task")
         ordered = {k: data[k] for k in head} | {k: v for k, v in data.items() if k not in head}
@@ -241,7 +247,7 @@ class ModelInfo:
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "name": (str,), "net": (str,), "task": (str,), "latent_kind": (str,), "value_range": (list,),
     "class_names": (list,), "class_colors": (list,), "metrics": (dict,), "parity_error": (dict,), "timings": (dict,),
-    "training": (dict,), "net_config": (dict,), "files": (dict,), "quantization": (dict,), "exporter": (str,), "created": (str,),
+    "training": (dict,), "net_config": (dict,), "files": (dict,), "quantization": (dict,), "bfloat16": (dict,), "exporter": (str,), "created": (str,),
     "in_channels": (int,), "size_multiple": (int,), "latent_dim": (int,), "image_size": (int, str),
 }
 

@@ -184,7 +184,7 @@ def derive(name: str, recipe: dict[str, Any], out_root: Path) -> Path:
     torch_gray = TorchPredictor.from_bundle(source)
     expect = torch_gray.predict(x.reshape(6, 1, 48, 40)).reshape(2, 3, 48, 40)
     info = replace(gray, name=recipe["title"], in_channels=3, files={"model": "model.onnx"},
-                   timings={}, metrics={})
+                   timings={}, metrics={}, bfloat16={})  # a graph only: no torch weights to run in bfloat16
     write_model_json(tmp, info)
     got = OrtPredictor(tmp).predict(x)
     parity = float(np.abs(got - expect).max())

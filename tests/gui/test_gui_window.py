@@ -172,3 +172,23 @@ def test_the_window_fits_a_laptop_screen_on_every_tab(window, qtbot) -> None:
         hint = window.minimumSizeHint()
         assert hint.width() <= 1366 and hint.height() <= 768, (window.tabs.tabText(i), hint)
         assert window.width() <= 1366 and window.height() <= 768, window.tabs.tabText(i)
+
+
+def test_bfloat16_setting_is_a_persisted_menu_choice_the_runtime_line_reports(window, qtbot, bundles) -> None:
+    """File > "Whole images and folders in bfloat16 where faster": on by default; the runtime line says when the
+    active model's batch work takes bfloat16; off keeps the ONNX graph and is remembered."""
+    from aestudio.explore import sessions
+    from aestudio.export.bf16_runtime import bf16_native
+
+    action = window.actions["bf16"]
+    assert action.isCheckable() and action.isChecked()
+    window.load_model(bundles("denoising_ae"))
+    qtbot.waitUntil(lambda: window.active_model is not None, timeout=30000)
+    said = "whole images and folders in bfloat16" in window.runtime_label.text()
+    assert said == bf16_native()  # a CPU without native bfloat16 keeps float32, and says nothing
+    action.trigger()  # off
+    assert make_settings().value("inference/precision", type=str) == "float32"
+    assert sessions._batch_runtime is None
+    qtbot.waitUntil(lambda: "bfloat16" not in window.runtime_label.text(), timeout=30000)
+    action.trigger()  # on again
+    assert make_settings().value("inference/precision", type=str) == "auto" and sessions._batch_runtime is not None

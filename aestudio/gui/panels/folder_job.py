@@ -79,7 +79,10 @@ class FolderJob(QObject):
         t0 = time.perf_counter()
         try:
             report.profile = profile_for(heavy=True)
-            job = work(for_work(predictor, heavy=True))  # the batch session is made on first use, here
+            chosen = for_work(predictor, heavy=True)  # the batch session (or bfloat16 twin) is made here
+            if chosen.provider.startswith("torch bfloat16"):
+                report.profile += ", bfloat16"
+            job = work(chosen)
             report.verb, report.noun = job.verb, job.noun
             pairs = plan_outputs([report.in_dir], report.out_dir)
             report.total = len(pairs)

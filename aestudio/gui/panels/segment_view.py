@@ -106,6 +106,8 @@ class DropPredictors:
         model = self.model
         how = profile_for(heavy=True)  # a drop runs on every core unless a run trains here
         base = for_work(model.predictor, heavy=True)
+        if base.provider.startswith("torch bfloat16"):  # the app's batch runtime chose the bfloat16 twin
+            how += ", bfloat16"
         tiling = getattr(base, "tiling", None)
         if tiling is None:
             return base, how
