@@ -32,7 +32,7 @@ from torch import nn
 
 from aestudio import __version__
 from aestudio._fs import make_temp_dir
-from aestudio.config import NetConfig, to_dict
+from aestudio.config import NetConfig, Task, to_dict
 from aestudio.data.levels import input_kind
 from aestudio.errors import AestudioError
 from aestudio.export.graph_rewrites import optimise_for_ort
@@ -340,11 +340,18 @@ def _bf16_check(net: nn.Module, info: ModelInfo, real: torch.Tensor | None) -> d
 
     if info.task not in TASKS:
         return {}
-    if real is not None:
-        return bf16_record(net, info, [real], f"{real.shape[0]} real image(s) {real.shape[2]}x{real.shape[3]}")
-    h, w = _parity_sizes(info)[-1]
-    x = torch.rand(2, info.in_channels, h, w, generator=torch.Generator().manual_seed(0))
-    return bf16_record(net, info, [x], f"2 random images {h}x{w}")
+    gen = torch.Generator().manual_seed(0)
+    if real is None:
+        h, w = _parity_sizes(info)[-1]
+        return bf16_record(net, info, [torch.rand(2, info.in_channels, h, w, generator=gen)], f"2 random images {h}x{w}")
+    where = f"{real.shape[0]} real image(s) {real.shape[2]}x{real.shape[3]}"
+    inputs = [real]
+    if info.task is Task.DENOISE:
+        # A denoiser's real images are its clean targets, on which its output hardly moves; what it is for
+        # is noisy input, so the check includes the same images with Gaussian noise (sigma 0.1).
+        inputs.append((real + 0.1 * torch.randn(real.shape, generator=gen)).clamp(0, 1))
+        where += ", clean and with Gaussian noise sigma 0.1"
+    return bf16_record(net, info, inputs, where)
 
 
 def _export_all(graphs: list[_Graph], info: ModelInfo, folder: Path, exporter: Exporter) -> Exporter:

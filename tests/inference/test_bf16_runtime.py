@@ -123,3 +123,15 @@ def test_app_batch_work_takes_the_twin_only_while_nothing_trains(bundles, monkey
     finally:
         engine.install_batch_runtime("float32")
     assert len(calls) == 1
+
+
+def test_a_denoisers_check_on_real_images_includes_them_noisy(tmp_path: Path) -> None:
+    """The real images of a supervised denoiser's run are its clean targets, where its output hardly moves."""
+    from aestudio.export.exporter import export_net
+    from tests.conftest import calibration_images, tiny_net
+
+    net, cfg = tiny_net("denoising_ae")
+    real = np.concatenate(calibration_images(1, n=3, size=40, noise=0.0))
+    rec = export_net(net, "denoising_ae", cfg, tmp_path / "b", sample_inputs=real, measure_timings=False).bfloat16
+    assert rec["checked_on"] == "3 real image(s) 40x40, clean and with Gaussian noise sigma 0.1"
+    assert MIN_PSNR_DB < rec["psnr_vs_float32_db"] < 99
