@@ -135,3 +135,11 @@ def test_a_denoisers_check_on_real_images_includes_them_noisy(tmp_path: Path) ->
     rec = export_net(net, "denoising_ae", cfg, tmp_path / "b", sample_inputs=real, measure_timings=False).bfloat16
     assert rec["checked_on"] == "3 real image(s) 40x40, clean and with Gaussian noise sigma 0.1"
     assert MIN_PSNR_DB < rec["psnr_vs_float32_db"] < 99
+
+
+def test_models_panel_tooltip_says_when_bfloat16_is_allowed(bundles) -> None:
+    from aestudio.gui.models_panel import bundle_tooltip
+
+    den = bundle_tooltip(bundles("denoising_ae"))
+    assert "bfloat16 allowed" in den and f"{read_bundle(bundles('denoising_ae')).bfloat16['psnr_vs_float32_db']} dB" in den
+    assert "bfloat16" not in bundle_tooltip(bundles("vae"))
