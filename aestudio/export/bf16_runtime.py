@@ -18,7 +18,8 @@ image, which bfloat16 would round to 8 bits of mantissa) lost 0.019-0.024 dB for
 residual ``x - noise`` is computed in float32 either way (autocast promotes the sum). Folding the
 BatchNorms into the convolutions first lost more (0.022-0.038 dB): folded weights round worse.
 
-Only the ``model`` graph (denoise, segment, reconstruct); encoders and decoders stay in ONNX Runtime.
+Only the ``model`` graph of denoisers and segmenters (``precision.TASKS``); encoders, decoders and the small
+fixed-size autoencoders stay in ONNX Runtime.
 Imports torch, so it lives with the exporter; the front ends (CLI, app) choose it.
 """
 
@@ -36,20 +37,14 @@ import torch
 from torch import nn
 
 from aestudio.config import Task
+from aestudio.export.live_session import (
+    bf16_supported as bf16_native,  # the Label tab's check, shared
+)
 from aestudio.inference.bundle import BundleFile, ModelInfo
 from aestudio.inference.precision import PRECISIONS, TASKS, Precision, record_ok
 from aestudio.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
-
-
-
-def bf16_native() -> bool:
-    """Whether this CPU runs torch's bfloat16 convolutions natively (oneDNN: AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 _BF16_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)

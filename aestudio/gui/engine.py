@@ -214,6 +214,7 @@ class LoadedModel:
     predictor: OrtPredictor  # predict / encode / decode / run_image / segment
     runtime: str  # e.g. "ONNX Runtime (CPUExecutionProvider)"
     source: Path | None = None  # the run folder it came from, if any
+    bf16_ok: bool = False  # its batch work may run in bfloat16 (record and CPU allow it; see runtime_line)
 
     @property
     def name(self) -> str:
@@ -253,10 +254,15 @@ def load_model(path: Path, *, closing: threading.Event | None = None) -> LoadedM
     provider = predictor.provider
     if predictor.info.precision != "float32":  # an int8 graph (`aestudio export --int8`): results differ a little
         kind += f", {predictor.info.precision}"
-    runtime = f"ONNX Runtime ({provider}{kind})"
-    if _batch_precision == "auto" and path.is_dir() and _bf16_allowed(predictor.info):
-        runtime += "; whole images and folders in bfloat16"
-    return LoadedModel(path=path, info=predictor.info, predictor=predictor, runtime=runtime, source=source)
+    return LoadedModel(path=path, info=predictor.info, predictor=predictor, runtime=f"ONNX Runtime ({provider}{kind})",
+                       source=source, bf16_ok=path.is_dir() and _bf16_allowed(predictor.info))
+
+
+def runtime_line(model: LoadedModel) -> str:
+    """The status bar's runtime text: the ONNX Runtime session, and whether batch work takes bfloat16 now."""
+    if model.bf16_ok and _batch_precision == "auto":
+        return model.runtime + "; whole images and folders in bfloat16"
+    return model.runtime
 
 
 # ---------------------------------------------------------------- bfloat16 for batch work

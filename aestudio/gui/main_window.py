@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue(Key.PRECISION, precision)
         engine.install_batch_runtime(precision)
         if self.active_model is not None:  # the runtime line says which runtime batch work takes
-            self.load_model(self.active_model.path)
+            self.runtime_label.setText(f"Runtime: {engine.runtime_line(self.active_model)}")
 
     def _connect(self) -> None:
         for source in (self.data_panel, self.models_panel, self.train_panel):  # (panels: in _panel)
@@ -670,7 +670,7 @@ class MainWindow(QMainWindow):
         self.statusBar().clearMessage()  # "Loading …" is over
         for panel in self._built_panels():  # (a panel built later gets it in _panel)
             panel.set_model(model)
-        self.runtime_label.setText(f"Runtime: {model.runtime}")
+        self.runtime_label.setText(f"Runtime: {engine.runtime_line(model)}")
         task = Task(model.info.task).value
         self.model_label.setText(f"Model: {model.name}" + (f" · {task}" if task else ""))  # a name may hold "(grey)"
         add_recent(self.settings, requested or model.path)
@@ -678,7 +678,7 @@ class MainWindow(QMainWindow):
         self._restoring = None
         self.models_panel.protected = {p for p in (model.path, model.source) if p is not None}
         self.models_panel.set_recent(recent_items(self.settings))
-        self.notify(Level.INFO, f"Active model: {model.name} ({model.runtime}).", topic=TOPIC_MODEL)
+        self.notify(Level.INFO, f"Active model: {model.name} ({engine.runtime_line(model)}).", topic=TOPIC_MODEL)
         self._open_data_of_shipped(model)
         if self._show_tab_for_model:
             self._show_tab_for_model = False
